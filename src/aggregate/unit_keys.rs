@@ -1,0 +1,165 @@
+//! Interning of unit ids: each distinct id gets a dense `u32` index, so everything downstream
+//! works on integers and arrays instead of strings and hash maps.
+//!
+//! Text ids live in one byte arena (no allocation per id); the table stores `(hash, index)`
+//! so growing it never rehashes a string and a lookup compares hashes before bytes.
+
+use hashbrown::HashTable;
+
+use super::columns::UnitKey;
+
+/// Whether unit ids are text or integers (one job's data must use one kind throughout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitIdKind {
+    Text,
+    Int,
+}
+
+/// The distinct unit ids seen in the exposure log.
+pub struct UnitKeys {
+    kind: Option<UnitIdKind>,
+    table: HashTable<(u64, u32)>,
+    arena: Vec<u8>,
+    /// `offsets[i]..offsets[i + 1]` is text id `i` in `arena`.
+    offsets: Vec<u64>,
+    ints: Vec<i64>,
+    hasher: ahash::RandomState,
+}
+
+impl Default for UnitKeys {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            table: HashTable::new(),
+            arena: Vec::new(),
+            offsets: vec![0],
+            ints: Vec::new(),
+            // Fixed seeds: the order of nothing depends on them, and runs stay reproducible.
+            hasher: ahash::RandomState::with_seeds(0x5eed, 0xab, 0x7e57, 0x42),
+        }
+    }
+}
+
+impl UnitKeys {
+    pub fn kind(&self) -> Option<UnitIdKind> {
+        self.kind
+    }
+
+    /// Fixes the id kind on first use; `false` when `kind` contradicts what was seen before.
+    pub fn accept_kind(&mut self, kind: UnitIdKind) -> bool {
+        *self.kind.get_or_insert(kind) == kind
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    #[inline]
+    pub fn hash(&self, key: UnitKey<'_>) -> u64 {
+        match key {
+            UnitKey::Text(text) => self.hasher.hash_one(text.as_bytes()),
+            UnitKey::Int(int) => self.hasher.hash_one(int),
+        }
+    }
+
+    #[inline]
+    fn matches(&self, index: u32, key: UnitKey<'_>) -> bool {
+        match key {
+            UnitKey::Text(text) => self.text(index) == text.as_bytes(),
+            UnitKey::Int(int) => self.ints[index as usize] == int,
+        }
+    }
+
+    fn text(&self, index: u32) -> &[u8] {
+        let i = index as usize;
+        &self.arena[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+
+    /// The index of `key` (with its precomputed `hash`), if it was seen.
+    #[inline]
+    pub fn get(&self, hash: u64, key: UnitKey<'_>) -> Option<u32> {
+        self.table
+            .find(hash, |&(h, index)| h == hash && self.matches(index, key))
+            .map(|&(_, index)| index)
+    }
+
+    /// The index of `key`, adding it when new.
+    #[inline]
+    pub fn intern(&mut self, hash: u64, key: UnitKey<'_>) -> u32 {
+        if let Some(index) = self.get(hash, key) {
+            return index;
+        }
+        let index = self.table.len() as u32;
+        match key {
+            UnitKey::Text(text) => {
+                self.arena.extend_from_slice(text.as_bytes());
+                self.offsets.push(self.arena.len() as u64);
+            }
+            UnitKey::Int(int) => self.ints.push(int),
+        }
+        self.table.insert_unique(hash, (hash, index), |&(h, _)| h);
+        index
+    }
+
+    /// The original id of `index`, for exports.
+    pub fn key(&self, index: u32) -> UnitKey<'_> {
+        match self.kind {
+            Some(UnitIdKind::Int) => UnitKey::Int(self.ints[index as usize]),
+            // Text ids were copied from `&str`, so they are valid UTF-8.
+            _ => UnitKey::Text(std::str::from_utf8(self.text(index)).unwrap_or("")),
+        }
+    }
+
+    /// Approximate heap bytes held, for the run log.
+    pub fn heap_bytes(&self) -> usize {
+        self.table.capacity() * 16
+            + self.arena.capacity()
+            + self.offsets.capacity() * 8
+            + self.ints.capacity() * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_is_dense_and_stable() {
+        let mut keys = UnitKeys::default();
+        let ids = ["u1", "u2", "u1", "u3", "u2"];
+        let indices: Vec<u32> = ids
+            .iter()
+            .map(|id| keys.intern(keys.hash(UnitKey::Text(id)), UnitKey::Text(id)))
+            .collect();
+        assert_eq!(indices, vec![0, 1, 0, 2, 1]);
+        assert_eq!(keys.len(), 3);
+        keys.accept_kind(UnitIdKind::Text);
+        assert_eq!(keys.key(2), UnitKey::Text("u3"));
+        assert_eq!(
+            keys.get(keys.hash(UnitKey::Text("u4")), UnitKey::Text("u4")),
+            None
+        );
+    }
+
+    #[test]
+    fn many_keys_survive_table_growth() {
+        let mut keys = UnitKeys::default();
+        for i in 0..10_000i64 {
+            assert_eq!(
+                keys.intern(keys.hash(UnitKey::Int(i * 7)), UnitKey::Int(i * 7)),
+                i as u32
+            );
+        }
+        assert!(keys.accept_kind(UnitIdKind::Int));
+        assert!(!keys.accept_kind(UnitIdKind::Text));
+        assert_eq!(
+            keys.get(keys.hash(UnitKey::Int(7 * 9_999)), UnitKey::Int(7 * 9_999)),
+            Some(9_999)
+        );
+        assert_eq!(keys.key(5), UnitKey::Int(35));
+    }
+}

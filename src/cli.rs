@@ -1,0 +1,118 @@
+//! Command-line types. Their doc comments are `--help`.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::generate::UnitIdStyle;
+
+/// Daily A/B experiment reports: reads exposure and event Parquet partitions, computes
+/// per-variant KPIs and significance, and recommends promote, roll back, keep running, pause
+/// or inconclusive — with reasons.
+#[derive(Debug, Parser)]
+#[command(name = "abreport", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ABREPORT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one job now (an ad hoc run) and write its reports and exports.
+    Run(RunArgs),
+    /// Check job files and their data sources without side effects.
+    Validate(ValidateArgs),
+    /// Make a sample dataset and report on it: local files, no services.
+    Demo(DemoArgs),
+    /// Generate a synthetic dataset and a matching job file.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job file.
+    #[arg(long)]
+    pub job: PathBuf,
+    /// Report date (UTC partition date); default: yesterday in the job's time zone.
+    #[arg(long)]
+    pub date: Option<NaiveDate>,
+    /// Only this experiment of the job.
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// Write the outputs under this folder (`<out>/<experiment>/…`).
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// Do not deliver to the job's destinations (email, upload, dir).
+    #[arg(long)]
+    pub no_deliver: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// A job file, or a folder of them.
+    pub path: PathBuf,
+    /// Report date whose window to check; default: yesterday in each job's time zone.
+    #[arg(long)]
+    pub date: Option<NaiveDate>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the sample data, job file and reports.
+    #[arg(long, default_value = "abreport-demo")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Output folder: `<out>/data/{exposures,events}/date=…/part-NNN.parquet` and `<out>/job.toml`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of units (users).
+    #[arg(long, default_value_t = 20_000)]
+    pub units: u64,
+    /// Number of days of data.
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+    /// Last day of data; default: yesterday (UTC).
+    #[arg(long)]
+    pub end_date: Option<NaiveDate>,
+    /// Parquet files per day and dataset.
+    #[arg(long, default_value_t = 2)]
+    pub files_per_day: u32,
+    /// Number of experiments (`exp-1` … `exp-N`), when no `--experiment` is given.
+    #[arg(long, default_value_t = 1)]
+    pub experiments: usize,
+    /// True relative effect on conversion of every generated experiment's treatment.
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    pub effect: f64,
+    /// An experiment as `id[,key=value…]`, keys: coverage, effect, revenue_effect,
+    /// error_effect, treatment_share (SRM when not 0.5), multi_variant_rate. Repeatable.
+    #[arg(long = "experiment", value_name = "SPEC")]
+    pub experiment_specs: Vec<String>,
+    /// Share of purchase values written as NaN or infinity.
+    #[arg(long, default_value_t = 0.0)]
+    pub nan_rate: f64,
+    /// Leave out a partition: `exposures:YYYY-MM-DD` or `events:YYYY-MM-DD`.
+    #[arg(long)]
+    pub missing_partition: Option<String>,
+    /// Mean page views per active day (scales the event volume).
+    #[arg(long, default_value_t = 4.0)]
+    pub page_views_per_day: f64,
+    /// Unit id type.
+    #[arg(long, value_enum, default_value_t = UnitIdStyle::String)]
+    pub unit_ids: UnitIdStyle,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}

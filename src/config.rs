@@ -1,0 +1,334 @@
+//! Job files: TOML in, a checked [`Job`] out.
+//!
+//! [`raw`] mirrors the file; [`job`] checks it and collects *all* problems, each with the file
+//! and line, so a user fixes a job file in one pass. The rest of the program only sees [`Job`].
+//! This module reads the job file and nothing else.
+
+mod job;
+pub mod raw;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+
+pub use job::{check, safe_path_component};
+
+/// A checked job: everything a run needs to know from the job file.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Job name from the file.
+    pub name: String,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Cron expression with seconds, when the job is scheduled.
+    pub schedule: Option<String>,
+    /// Time zone of the schedule and of the default report date.
+    pub timezone: Tz,
+    /// Deadline for one whole run.
+    pub sla: Duration,
+    /// Where the data is.
+    pub source: SourceConfig,
+    /// Every metric defined in the file, in file order.
+    pub metrics: Vec<Metric>,
+    /// Every experiment of the job, in file order.
+    pub experiments: Vec<Experiment>,
+    /// Where outputs go.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// `[source]`, resolved.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Absolute URL of the dataset root (relative paths resolved against the job file's folder).
+    pub url: String,
+    /// Column names in the files.
+    pub columns: ColumnNames,
+}
+
+/// The physical column names of both datasets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnNames {
+    pub experiment_id: String,
+    pub variant: String,
+    pub unit_id: String,
+    pub exposure_ts: String,
+    pub event: String,
+    pub value: String,
+    pub event_ts: String,
+}
+
+impl Default for ColumnNames {
+    fn default() -> Self {
+        Self {
+            experiment_id: "experiment_id".into(),
+            variant: "variant".into(),
+            unit_id: "unit_id".into(),
+            exposure_ts: "ts".into(),
+            event: "event".into(),
+            value: "value".into(),
+            event_ts: "ts".into(),
+        }
+    }
+}
+
+/// A metric definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub name: String,
+    pub kind: MetricKind,
+    pub higher_is_better: bool,
+    pub description: Option<String>,
+}
+
+/// How a metric's per-unit value is made from events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricKind {
+    /// 1 when the unit has at least one matching event, else 0.
+    Proportion { event: String },
+    /// Per-unit aggregate of `value`; units without events count as 0.
+    Mean(EventAggregate),
+    /// Sum of per-unit numerators over sum of per-unit denominators (delta method).
+    Ratio {
+        numerator: EventAggregate,
+        denominator: EventAggregate,
+    },
+}
+
+impl MetricKind {
+    /// The contract's name of the kind: `proportion`, `mean` or `ratio`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MetricKind::Proportion { .. } => "proportion",
+            MetricKind::Mean(_) => "mean",
+            MetricKind::Ratio { .. } => "ratio",
+        }
+    }
+}
+
+/// One event's per-unit aggregate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventAggregate {
+    pub event: String,
+    pub aggregate: Aggregate,
+}
+
+/// Per-unit aggregate of event values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Aggregate {
+    /// Sum of finite values.
+    Sum,
+    /// Number of events (missing values included).
+    Count,
+    /// Largest finite value; 0 when there is none.
+    Max,
+}
+
+impl Aggregate {
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregate::Sum => "sum",
+            Aggregate::Count => "count",
+            Aggregate::Max => "max",
+        }
+    }
+}
+
+/// The role of a metric in one experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Secondary,
+    Guardrail,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Secondary => "secondary",
+            Role::Guardrail => "guardrail",
+        }
+    }
+}
+
+/// Multiple-comparison correction across the comparisons of one experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Correction {
+    Holm,
+    BenjaminiHochberg,
+    None,
+}
+
+impl Correction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Correction::Holm => "holm",
+            Correction::BenjaminiHochberg => "bh",
+            Correction::None => "none",
+        }
+    }
+}
+
+/// Statistical settings of one experiment (job defaults with its overrides applied).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatsSettings {
+    pub alpha: f64,
+    pub power: f64,
+    pub correction: Correction,
+    pub srm_p_value: f64,
+    /// Minimum detectable effect, relative.
+    pub mde: f64,
+}
+
+impl Default for StatsSettings {
+    fn default() -> Self {
+        Self {
+            alpha: 0.05,
+            power: 0.8,
+            correction: Correction::Holm,
+            srm_p_value: 0.001,
+            mde: 0.05,
+        }
+    }
+}
+
+/// A metric as used by one experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentMetric {
+    /// Index into [`Job::metrics`].
+    pub metric: usize,
+    pub role: Role,
+}
+
+/// A checked experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    pub id: String,
+    /// A file-system- and URL-safe name for the experiment's output folder.
+    pub output_dir: String,
+    pub description: Option<String>,
+    /// Configured variants with their expected weights, control first.
+    pub variants: Vec<VariantSpec>,
+    pub start: NaiveDate,
+    /// Primary first, then secondary, then guardrail metrics.
+    pub metrics: Vec<ExperimentMetric>,
+    pub stats: StatsSettings,
+}
+
+impl Experiment {
+    /// The control variant (always first).
+    pub fn control(&self) -> &VariantSpec {
+        &self.variants[0]
+    }
+}
+
+/// A configured variant and its expected share of units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantSpec {
+    pub name: String,
+    pub weight: f64,
+}
+
+/// A `[[deliver]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Email { to: Vec<String> },
+    Upload { url: String },
+    Dir { path: PathBuf },
+}
+
+/// Why a job file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read job file `{}`: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", Problems(file, problems))]
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
+    #[error("job folder `{}` holds no *.toml job files", dir.display())]
+    NoJobs { dir: PathBuf },
+}
+
+/// One problem in a job file, with the line it is on (1-based) when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+struct Problems<'a>(&'a Path, &'a [Problem]);
+
+impl fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.0.display().to_string();
+        match self.1 {
+            [one] => write_problem(f, &file, one),
+            many => {
+                write!(f, "{file}: {} problems", many.len())?;
+                for problem in many {
+                    write!(f, "\n  ")?;
+                    write_problem(f, &file, problem)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn write_problem(
+    f: &mut fmt::Formatter<'_>,
+    file: impl fmt::Display,
+    problem: &Problem,
+) -> fmt::Result {
+    match problem.line {
+        Some(line) => write!(f, "{file}:{line}: {}", problem.message),
+        None => write!(f, "{file}: {}", problem.message),
+    }
+}
+
+/// Reads and checks one job file.
+pub fn load(file: &Path) -> Result<Job, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    check(&text, file)
+}
+
+/// Reads every `*.toml` file of a folder (or the one file given), in name order.
+/// Each entry is the file and its outcome, so one bad file does not hide the others.
+pub fn load_all(path: &Path) -> Result<Vec<(PathBuf, Result<Job, ConfigError>)>, ConfigError> {
+    if path.is_file() {
+        return Ok(vec![(path.to_path_buf(), load(path))]);
+    }
+    let entries = std::fs::read_dir(path).map_err(|source| ConfigError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|ext| ext == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(ConfigError::NoJobs {
+            dir: path.to_path_buf(),
+        });
+    }
+    Ok(files
+        .into_iter()
+        .map(|f| {
+            let job = load(&f);
+            (f, job)
+        })
+        .collect())
+}

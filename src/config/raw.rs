@@ -1,0 +1,178 @@
+//! The job file exactly as written: serde types that mirror the TOML.
+//!
+//! Nothing here is checked beyond TOML syntax and field names (`deny_unknown_fields`);
+//! [`super::job`] turns a [`RawJob`] into a checked [`super::Job`], collecting every problem
+//! with its line.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// One job file: a source, metric definitions, experiments and deliveries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJob {
+    /// Job name; used in reports, upload paths and the run ledger.
+    pub name: Spanned<String>,
+    /// Cron expression with a seconds field (`sec min hour day month weekday [year]`).
+    pub schedule: Option<Spanned<String>>,
+    /// IANA time zone of the schedule and of the default report date. Default `UTC`.
+    pub timezone: Option<Spanned<String>>,
+    /// Deadline for a whole run, in seconds. Default 60.
+    pub sla_seconds: Option<Spanned<f64>>,
+    /// Where the exposure and event partitions live.
+    pub source: RawSource,
+    /// Statistical settings shared by all experiments of the job.
+    #[serde(default)]
+    pub stats: RawStats,
+    /// Metric definitions, referenced by name from experiments.
+    #[serde(default)]
+    pub metrics: Vec<Spanned<RawMetric>>,
+    /// Experiments analysed by this job.
+    #[serde(default)]
+    pub experiments: Vec<Spanned<RawExperiment>>,
+    /// Where the outputs go after a run.
+    #[serde(default)]
+    pub deliver: Vec<Spanned<RawDelivery>>,
+}
+
+/// `[source]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// Root URL: `file:///…`, `s3://bucket/prefix`, `gs://…`, `az://…`, or a path relative
+    /// to the job file's folder.
+    pub url: Spanned<String>,
+    /// Column names in the files, when they differ from the contract's names.
+    #[serde(default)]
+    pub columns: RawColumns,
+}
+
+/// `[source.columns]`: each key names the column in the files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawColumns {
+    /// Exposure column holding the experiment id. Default `experiment_id`.
+    pub experiment_id: Option<String>,
+    /// Exposure column holding the variant name. Default `variant`.
+    pub variant: Option<String>,
+    /// Unit id column, in both datasets. Default `unit_id`.
+    pub unit_id: Option<String>,
+    /// Exposure timestamp column. Default `ts`.
+    pub exposure_ts: Option<String>,
+    /// Event name column. Default `event`.
+    pub event: Option<String>,
+    /// Event value column. Default `value`.
+    pub value: Option<String>,
+    /// Event timestamp column. Default `ts`.
+    pub event_ts: Option<String>,
+}
+
+/// `[stats]`, and the per-experiment overrides of the same names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStats {
+    /// Significance level, two-sided. Default 0.05.
+    pub alpha: Option<Spanned<f64>>,
+    /// Power used for sample-size estimates. Default 0.8.
+    pub power: Option<Spanned<f64>>,
+    /// Multiple-comparison correction: `holm`, `bh` or `none`. Default `holm`.
+    pub correction: Option<Spanned<String>>,
+    /// p-value below which the SRM check fails. Default 0.001.
+    pub srm_p_value: Option<Spanned<f64>>,
+    /// Minimum detectable effect, relative (0.05 = 5%). Default 0.05.
+    pub mde: Option<Spanned<f64>>,
+}
+
+/// `[[metrics]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetric {
+    /// Name experiments refer to.
+    pub name: Spanned<String>,
+    /// `proportion`, `mean` or `ratio`.
+    pub kind: Spanned<String>,
+    /// Event name (`proportion`, `mean`).
+    pub event: Option<Spanned<String>>,
+    /// Per-unit aggregate of `value` for `mean`: `sum`, `count` or `max`. Default `sum`.
+    pub aggregate: Option<Spanned<String>>,
+    /// Numerator of a `ratio` metric.
+    pub numerator: Option<Spanned<RawEventAggregate>>,
+    /// Denominator of a `ratio` metric.
+    pub denominator: Option<Spanned<RawEventAggregate>>,
+    /// Whether an increase is good. Default true.
+    pub higher_is_better: Option<bool>,
+    /// Free text shown in reports.
+    pub description: Option<String>,
+}
+
+/// `{ event = "purchase", aggregate = "sum" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEventAggregate {
+    /// Event name.
+    pub event: Spanned<String>,
+    /// `sum`, `count` or `max`. Default `sum`.
+    pub aggregate: Option<Spanned<String>>,
+}
+
+/// `[[experiments]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExperiment {
+    /// Experiment id as it appears in the exposure log.
+    pub id: Spanned<String>,
+    /// Name of the control variant.
+    pub control: Spanned<String>,
+    /// Expected split, `{ control = 0.5, treatment = 0.5 }`, in display order.
+    pub variants: Spanned<toml::Table>,
+    /// First day of the analysis window (a TOML date or a `YYYY-MM-DD` string).
+    pub start: Spanned<toml::Value>,
+    /// Primary (success) metric.
+    pub primary: Spanned<String>,
+    /// Secondary metrics.
+    #[serde(default)]
+    pub secondary: Vec<Spanned<String>>,
+    /// Guardrail metrics.
+    #[serde(default)]
+    pub guardrails: Vec<Spanned<String>>,
+    /// Free text shown in reports.
+    pub description: Option<String>,
+    /// Override of `[stats] alpha`.
+    pub alpha: Option<Spanned<f64>>,
+    /// Override of `[stats] power`.
+    pub power: Option<Spanned<f64>>,
+    /// Override of `[stats] correction`.
+    pub correction: Option<Spanned<String>>,
+    /// Override of `[stats] srm_p_value`.
+    pub srm_p_value: Option<Spanned<f64>>,
+    /// Override of `[stats] mde`.
+    pub mde: Option<Spanned<f64>>,
+}
+
+impl RawExperiment {
+    /// The per-experiment overrides, in the shape of `[stats]`.
+    pub fn stats_overrides(&self) -> RawStats {
+        RawStats {
+            alpha: self.alpha.clone(),
+            power: self.power.clone(),
+            correction: self.correction.clone(),
+            srm_p_value: self.srm_p_value.clone(),
+            mde: self.mde.clone(),
+        }
+    }
+}
+
+/// `[[deliver]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelivery {
+    /// `email`, `upload` or `dir`.
+    pub kind: Spanned<String>,
+    /// Recipients (`email`).
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Destination URL (`upload`): `s3://bucket/prefix`, `gs://…`, `az://…`, `file:///…`.
+    pub url: Option<Spanned<String>>,
+    /// Destination folder (`dir`), relative to the job file's folder.
+    pub path: Option<Spanned<String>>,
+}

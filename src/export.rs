@@ -1,0 +1,437 @@
+//! Results -> the data exports, as bytes: `results.json`, `results.parquet`,
+//! `allocation.parquet`, `units.parquet`, `run.log.jsonl`, and the `manifest.json` that lists
+//! every file with its size and sha256.
+//!
+//! Encoding is pure (no IO); [`write_dir`] is the one writer, and it publishes atomically:
+//! each file goes to a temporary name and is renamed into place, the previous manifest is
+//! removed first and the new one written last, so a reader that sees a manifest sees a
+//! complete, matching set.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray, UInt32Array, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::aggregate::{Allocation, ExperimentAllocation, MetricValues, UnitIdKind, UnitKey};
+use crate::results::{ExperimentResult, ResultsFile};
+
+pub const MANIFEST: &str = "manifest.json";
+
+/// One output file, in memory.
+#[derive(Debug, Clone)]
+pub struct OutputFile {
+    pub name: String,
+    pub bytes: Arc<[u8]>,
+}
+
+impl OutputFile {
+    fn new(name: &str, bytes: Vec<u8>) -> Self {
+        Self {
+            name: name.to_string(),
+            bytes: bytes.into(),
+        }
+    }
+}
+
+/// Every output of one experiment; `files` in publishing order, manifest last.
+#[derive(Debug, Clone)]
+pub struct ExperimentOutputs {
+    pub experiment_id: String,
+    /// The sanitized folder name (`config::safe_path_component`).
+    pub dir_name: String,
+    pub files: Vec<OutputFile>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot encode `{file}`: {message}")]
+    Encode { file: &'static str, message: String },
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn encode_error(file: &'static str) -> impl Fn(String) -> ExportError {
+    move |message| ExportError::Encode { file, message }
+}
+
+/// `manifest.json`: what a complete output set holds.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub job: String,
+    pub experiment: String,
+    pub report_date: String,
+    pub status: String,
+    pub recommendation: String,
+    pub files: Vec<ManifestEntry>,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct ManifestEntry {
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Adds the manifest (last) to a set of encoded files.
+pub fn with_manifest(
+    results: &ResultsFile,
+    result: &ExperimentResult,
+    dir_name: &str,
+    mut files: Vec<OutputFile>,
+) -> Result<ExperimentOutputs, ExportError> {
+    let manifest = Manifest {
+        schema_version: 1,
+        job: results.job.clone(),
+        experiment: result.id.clone(),
+        report_date: results.report_date.to_string(),
+        status: if result.error.is_some() {
+            "failed".into()
+        } else {
+            "ok".into()
+        },
+        recommendation: result.decision.recommendation.name().into(),
+        files: files
+            .iter()
+            .map(|f| ManifestEntry {
+                name: f.name.clone(),
+                bytes: f.bytes.len() as u64,
+                sha256: sha256_hex(&f.bytes),
+            })
+            .collect(),
+    };
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| encode_error("manifest.json")(e.to_string()))?;
+    files.push(OutputFile::new(MANIFEST, json));
+    Ok(ExperimentOutputs {
+        experiment_id: result.id.clone(),
+        dir_name: dir_name.to_string(),
+        files,
+    })
+}
+
+/// `results.json` for one experiment (the contract's shape, with one entry in `experiments`).
+pub fn results_json(results: &ResultsFile) -> Result<OutputFile, ExportError> {
+    let mut json = serde_json::to_vec_pretty(results)
+        .map_err(|e| encode_error("results.json")(e.to_string()))?;
+    json.push(b'\n');
+    Ok(OutputFile::new("results.json", json))
+}
+
+pub fn text_file(name: &str, text: String) -> OutputFile {
+    OutputFile::new(name, text.into_bytes())
+}
+
+fn parquet_bytes(file: &'static str, batch: &RecordBatch) -> Result<Vec<u8>, ExportError> {
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).map_err(|e| encode_error(file)(e.to_string()))?,
+        ))
+        .build();
+    let mut buffer = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(properties))
+        .map_err(|e| encode_error(file)(e.to_string()))?;
+    writer
+        .write(batch)
+        .map_err(|e| encode_error(file)(e.to_string()))?;
+    writer
+        .close()
+        .map_err(|e| encode_error(file)(e.to_string()))?;
+    Ok(buffer)
+}
+
+fn batch<S: AsRef<str>>(
+    file: &'static str,
+    columns: Vec<(S, ArrayRef)>,
+) -> Result<RecordBatch, ExportError> {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, array)| Field::new(name.as_ref(), array.data_type().clone(), true))
+        .collect();
+    RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .map_err(|e| encode_error(file)(e.to_string()))
+}
+
+/// `results.parquet`: one row per metric × variant with the numbers of `results.json`.
+pub fn results_parquet(
+    report_date: &str,
+    result: &ExperimentResult,
+) -> Result<OutputFile, ExportError> {
+    let mut rows = ResultRows::default();
+    for metric in &result.metrics {
+        for v in &metric.variants {
+            let c = metric.comparisons.iter().find(|c| c.variant == v.variant);
+            rows.experiment_id.push(result.id.clone());
+            rows.report_date.push(report_date.to_string());
+            rows.metric.push(metric.name.clone());
+            rows.kind.push(metric.kind.clone());
+            rows.role.push(metric.role.clone());
+            rows.variant.push(v.variant.clone());
+            rows.baseline.push(c.map(|c| c.baseline.clone()));
+            rows.units.push(v.units);
+            rows.mean.push(v.mean);
+            rows.variance.push(v.variance);
+            rows.absolute_effect.push(c.and_then(|c| c.absolute_effect));
+            rows.relative_effect.push(c.and_then(|c| c.relative_effect));
+            rows.ci_absolute_low
+                .push(c.and_then(|c| c.ci_absolute.map(|ci| ci[0])));
+            rows.ci_absolute_high
+                .push(c.and_then(|c| c.ci_absolute.map(|ci| ci[1])));
+            rows.ci_relative_low
+                .push(c.and_then(|c| c.ci_relative.map(|ci| ci[0])));
+            rows.ci_relative_high
+                .push(c.and_then(|c| c.ci_relative.map(|ci| ci[1])));
+            rows.p_value.push(c.and_then(|c| c.p_value));
+            rows.p_value_adjusted
+                .push(c.and_then(|c| c.p_value_adjusted));
+            rows.significant.push(c.map(|c| c.significant));
+        }
+    }
+    let f = |v: Vec<Option<f64>>| Arc::new(Float64Array::from(v)) as ArrayRef;
+    let s = |v: Vec<String>| Arc::new(StringArray::from(v)) as ArrayRef;
+    let batch = batch(
+        "results.parquet",
+        vec![
+            ("experiment_id", s(rows.experiment_id)),
+            ("report_date", s(rows.report_date)),
+            ("metric", s(rows.metric)),
+            ("kind", s(rows.kind)),
+            ("role", s(rows.role)),
+            ("variant", s(rows.variant)),
+            (
+                "baseline",
+                Arc::new(StringArray::from(rows.baseline)) as ArrayRef,
+            ),
+            ("units", Arc::new(UInt64Array::from(rows.units)) as ArrayRef),
+            ("mean", f(rows.mean)),
+            ("variance", f(rows.variance)),
+            ("absolute_effect", f(rows.absolute_effect)),
+            ("relative_effect", f(rows.relative_effect)),
+            ("ci_absolute_low", f(rows.ci_absolute_low)),
+            ("ci_absolute_high", f(rows.ci_absolute_high)),
+            ("ci_relative_low", f(rows.ci_relative_low)),
+            ("ci_relative_high", f(rows.ci_relative_high)),
+            ("p_value", f(rows.p_value)),
+            ("p_value_adjusted", f(rows.p_value_adjusted)),
+            (
+                "significant",
+                Arc::new(BooleanArray::from(rows.significant)) as ArrayRef,
+            ),
+        ],
+    )?;
+    Ok(OutputFile::new(
+        "results.parquet",
+        parquet_bytes("results.parquet", &batch)?,
+    ))
+}
+
+#[derive(Default)]
+struct ResultRows {
+    experiment_id: Vec<String>,
+    report_date: Vec<String>,
+    metric: Vec<String>,
+    kind: Vec<String>,
+    role: Vec<String>,
+    variant: Vec<String>,
+    baseline: Vec<Option<String>>,
+    units: Vec<u64>,
+    mean: Vec<Option<f64>>,
+    variance: Vec<Option<f64>>,
+    absolute_effect: Vec<Option<f64>>,
+    relative_effect: Vec<Option<f64>>,
+    ci_absolute_low: Vec<Option<f64>>,
+    ci_absolute_high: Vec<Option<f64>>,
+    ci_relative_low: Vec<Option<f64>>,
+    ci_relative_high: Vec<Option<f64>>,
+    p_value: Vec<Option<f64>>,
+    p_value_adjusted: Vec<Option<f64>>,
+    significant: Vec<Option<bool>>,
+}
+
+/// The unit ids of `units`, as the type they had in the source.
+fn unit_id_column<'a>(
+    allocation: &Allocation,
+    units: impl Iterator<Item = &'a crate::aggregate::AllocatedUnit>,
+) -> ArrayRef {
+    let keys = &allocation.keys;
+    if keys.kind() == Some(UnitIdKind::Int) {
+        Arc::new(Int64Array::from_iter_values(units.map(
+            |u| match keys.key(u.unit) {
+                UnitKey::Int(i) => i,
+                UnitKey::Text(_) => 0,
+            },
+        )))
+    } else {
+        Arc::new(StringArray::from_iter_values(units.map(
+            |u| match keys.key(u.unit) {
+                UnitKey::Text(t) => t.to_string(),
+                UnitKey::Int(i) => i.to_string(),
+            },
+        )))
+    }
+}
+
+fn timestamps(values: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from_iter_values(values).with_timezone("UTC"))
+}
+
+/// `allocation.parquet`: every unit exposed in the window — `unit_id, variant,
+/// first_exposure_ts, exposures, status` (`ok`, `multi_variant`, `unknown_variant`; excluded
+/// units list all their variants, `|`-joined).
+pub fn allocation_parquet(
+    allocation: &Allocation,
+    experiment: &ExperimentAllocation,
+) -> Result<OutputFile, ExportError> {
+    let units = &experiment.units;
+    let variant: ArrayRef = Arc::new(StringArray::from_iter_values(units.iter().map(|u| {
+        if u.status == crate::aggregate::UnitStatus::Ok {
+            experiment.variants[u.variant as usize].clone()
+        } else {
+            experiment.variant_names(u)
+        }
+    })));
+    let batch = batch(
+        "allocation.parquet",
+        vec![
+            ("unit_id", unit_id_column(allocation, units.iter())),
+            ("variant", variant),
+            (
+                "first_exposure_ts",
+                timestamps(units.iter().map(|u| u.first_micros)),
+            ),
+            (
+                "exposures",
+                Arc::new(UInt32Array::from_iter_values(
+                    units.iter().map(|u| u.exposures),
+                )) as ArrayRef,
+            ),
+            (
+                "status",
+                Arc::new(StringArray::from_iter_values(
+                    units.iter().map(|u| u.status.name()),
+                )) as ArrayRef,
+            ),
+        ],
+    )?;
+    Ok(OutputFile::new(
+        "allocation.parquet",
+        parquet_bytes("allocation.parquet", &batch)?,
+    ))
+}
+
+/// `units.parquet`: the per-unit values the statistics were computed from — `unit_id,
+/// variant, first_exposure_ts`, then one column per metric (ratio metrics:
+/// `<metric>_numerator` and `<metric>_denominator`).
+pub fn units_parquet(
+    allocation: &Allocation,
+    experiment: &ExperimentAllocation,
+    metric_names: &[&str],
+    values: &[MetricValues],
+) -> Result<OutputFile, ExportError> {
+    let analyzable: Vec<&crate::aggregate::AllocatedUnit> = experiment.analyzable().collect();
+    let mut columns: Vec<(String, ArrayRef)> = vec![
+        (
+            "unit_id".into(),
+            unit_id_column(allocation, analyzable.iter().copied()),
+        ),
+        (
+            "variant".into(),
+            Arc::new(StringArray::from_iter_values(
+                analyzable
+                    .iter()
+                    .map(|u| experiment.variants[u.variant as usize].as_str()),
+            )) as ArrayRef,
+        ),
+        (
+            "first_exposure_ts".into(),
+            timestamps(analyzable.iter().map(|u| u.first_micros)),
+        ),
+    ];
+    for (name, values) in metric_names.iter().zip(values) {
+        match values {
+            MetricValues::Single(v) => columns.push((
+                name.to_string(),
+                Arc::new(Float64Array::from(v.clone())) as ArrayRef,
+            )),
+            MetricValues::Ratio {
+                numerator,
+                denominator,
+            } => {
+                columns.push((
+                    format!("{name}_numerator"),
+                    Arc::new(Float64Array::from(numerator.clone())) as ArrayRef,
+                ));
+                columns.push((
+                    format!("{name}_denominator"),
+                    Arc::new(Float64Array::from(denominator.clone())) as ArrayRef,
+                ));
+            }
+        }
+    }
+    let batch = batch("units.parquet", columns)?;
+    Ok(OutputFile::new(
+        "units.parquet",
+        parquet_bytes("units.parquet", &batch)?,
+    ))
+}
+
+/// The data type of `first_exposure_ts` columns (for readers and tests).
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// Writes `outputs` under `root/<dir_name>/`, atomically per file, manifest last. Returns the
+/// experiment's folder.
+pub fn write_dir(root: &Path, outputs: &ExperimentOutputs) -> Result<PathBuf, ExportError> {
+    let dir = root.join(&outputs.dir_name);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ExportError::Write { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    // An old manifest would vouch for files about to be replaced: remove it first.
+    let manifest = dir.join(MANIFEST);
+    match std::fs::remove_file(&manifest) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&manifest)(e)),
+    }
+    for file in &outputs.files {
+        let target = dir.join(&file.name);
+        let temporary = dir.join(format!(".{}.tmp-{}", file.name, std::process::id()));
+        let result = (|| {
+            let mut handle = std::fs::File::create(&temporary)?;
+            handle.write_all(&file.bytes)?;
+            handle.sync_all()?;
+            std::fs::rename(&temporary, &target)
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(io(&target)(e));
+        }
+    }
+    Ok(dir)
+}

@@ -1,0 +1,615 @@
+//! Synthetic experiment data: exposure and event partitions plus a matching job file, with
+//! true effects and switches for the abnormal cases (SRM, NaN values, multi-variant units, a
+//! missing partition). Used by `abreport demo`, the tests and the benchmark.
+//!
+//! Deterministic: the same spec and seed give the same files, on any machine. Each (unit, day)
+//! draws from its own seeded stream, so days are generated in parallel and in any order.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use chrono::NaiveDate;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::aggregate::day_start_micros;
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// One experiment of a generated dataset.
+#[derive(Debug, Clone)]
+pub struct GenExperiment {
+    pub id: String,
+    /// Share of units enrolled.
+    pub coverage: f64,
+    /// True relative effect of `treatment` on the chance of a purchase per active day.
+    pub conversion_effect: f64,
+    /// True relative effect on purchase amounts.
+    pub revenue_effect: f64,
+    /// True relative effect on the chance of an error (a guardrail; lower is better).
+    pub error_effect: f64,
+    /// Share of enrolled units actually assigned to `treatment` (0.5 = as configured).
+    pub treatment_share: f64,
+    /// Share of enrolled units later also exposed to the other variant.
+    pub multi_variant_rate: f64,
+}
+
+impl GenExperiment {
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.to_string(),
+            coverage: 1.0,
+            conversion_effect: 0.0,
+            revenue_effect: 0.0,
+            error_effect: 0.0,
+            treatment_share: 0.5,
+            multi_variant_rate: 0.0,
+        }
+    }
+}
+
+/// Unit ids as strings or integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnitIdStyle {
+    String,
+    Int,
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenSpec {
+    pub units: u64,
+    pub days: u32,
+    /// Last day of data (the report date to use).
+    pub end_date: NaiveDate,
+    pub files_per_day: u32,
+    pub seed: u64,
+    pub unit_ids: UnitIdStyle,
+    /// Mean page views per active day.
+    pub page_views_per_day: f64,
+    /// Share of purchase values written as NaN or infinity.
+    pub nan_rate: f64,
+    /// A partition to leave out.
+    pub missing_partition: Option<(crate::source::Dataset, NaiveDate)>,
+    pub experiments: Vec<GenExperiment>,
+}
+
+impl GenSpec {
+    pub fn start_date(&self) -> NaiveDate {
+        self.end_date - chrono::Days::new(u64::from(self.days.saturating_sub(1)))
+    }
+}
+
+/// What was generated.
+#[derive(Debug, Clone, Default)]
+pub struct Generated {
+    pub job_file: PathBuf,
+    pub data_dir: PathBuf,
+    pub exposure_rows: u64,
+    pub event_rows: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("cannot write `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot encode `{}`: {message}", path.display())]
+    Encode { path: PathBuf, message: String },
+    #[error("{0}")]
+    Spec(String),
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): tiny, fast and good enough for simulation; its own
+/// code, so generated data never changes with a dependency's version.
+#[derive(Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn for_stream(seed: u64, a: u64, b: u64) -> Self {
+        let mut rng = Rng(seed
+            ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
+        rng.next_u64();
+        rng
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.uniform() < p
+    }
+
+    /// Standard normal (Box–Muller).
+    fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(f64::MIN_POSITIVE);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    /// Poisson (Knuth's product method; fine for the small means used here).
+    fn poisson(&mut self, mean: f64) -> u32 {
+        let limit = (-mean).exp();
+        let mut k = 0;
+        let mut p = self.uniform();
+        while p > limit && k < 1000 {
+            k += 1;
+            p *= self.uniform();
+        }
+        k
+    }
+}
+
+/// A unit's fixed traits.
+struct UnitTraits {
+    arrival_day: u32,
+    arrival_offset: i64,
+    propensity: f64,
+    /// Per experiment: enrolled, treatment, exposed to both.
+    assignment: Vec<Option<(bool, bool)>>,
+}
+
+fn traits(spec: &GenSpec, unit: u64) -> UnitTraits {
+    let mut rng = Rng::for_stream(spec.seed, unit, u64::MAX);
+    let arrival_day = (rng.uniform() * spec.days as f64) as u32;
+    let arrival_offset = (rng.uniform() * 0.9 * DAY_MICROS as f64) as i64;
+    let propensity = (0.6 * rng.normal() - 0.18).exp();
+    let assignment = spec
+        .experiments
+        .iter()
+        .map(|e| {
+            rng.chance(e.coverage).then(|| {
+                let treatment = rng.chance(e.treatment_share);
+                (treatment, rng.chance(e.multi_variant_rate))
+            })
+        })
+        .collect();
+    UnitTraits {
+        arrival_day,
+        arrival_offset,
+        propensity,
+        assignment,
+    }
+}
+
+fn unit_id(spec: &GenSpec, unit: u64, text: &mut String) {
+    text.clear();
+    let _ = write!(text, "u{unit:010}");
+    let _ = spec;
+}
+
+struct DayRows {
+    exp_experiment: StringBuilder,
+    exp_variant: StringBuilder,
+    exp_unit_text: StringBuilder,
+    exp_unit_int: Int64Builder,
+    exp_ts: TimestampMicrosecondBuilder,
+    ev_unit_text: StringBuilder,
+    ev_unit_int: Int64Builder,
+    ev_event: StringBuilder,
+    ev_value: Float64Builder,
+    ev_ts: TimestampMicrosecondBuilder,
+    exposures: u64,
+    events: u64,
+}
+
+impl DayRows {
+    fn new() -> Self {
+        Self {
+            exp_experiment: StringBuilder::new(),
+            exp_variant: StringBuilder::new(),
+            exp_unit_text: StringBuilder::new(),
+            exp_unit_int: Int64Builder::new(),
+            exp_ts: TimestampMicrosecondBuilder::new(),
+            ev_unit_text: StringBuilder::new(),
+            ev_unit_int: Int64Builder::new(),
+            ev_event: StringBuilder::new(),
+            ev_value: Float64Builder::new(),
+            ev_ts: TimestampMicrosecondBuilder::new(),
+            exposures: 0,
+            events: 0,
+        }
+    }
+
+    fn unit(
+        text: &mut StringBuilder,
+        int: &mut Int64Builder,
+        style: UnitIdStyle,
+        id: &str,
+        unit: u64,
+    ) {
+        match style {
+            UnitIdStyle::String => text.append_value(id),
+            UnitIdStyle::Int => int.append_value(unit as i64),
+        }
+    }
+}
+
+/// Rows of one day for units `range`.
+fn generate_rows(spec: &GenSpec, day: u32, range: std::ops::Range<u64>) -> DayRows {
+    let mut rows = DayRows::new();
+    let day_start = day_start_micros(spec.start_date() + chrono::Days::new(u64::from(day)));
+    let mut id = String::new();
+    for unit in range {
+        let traits = traits(spec, unit);
+        if traits.arrival_day > day {
+            continue;
+        }
+        let mut rng = Rng::for_stream(spec.seed, unit, u64::from(day));
+        let arrival = traits.arrival_day == day;
+        if !arrival && !rng.chance(0.5) {
+            continue; // not active today
+        }
+        unit_id(spec, unit, &mut id);
+        let session_start = if arrival {
+            day_start + traits.arrival_offset
+        } else {
+            day_start + (rng.uniform() * 0.9 * DAY_MICROS as f64) as i64
+        };
+        let mut conversion = 0.04 * traits.propensity;
+        let mut error_rate = 0.02;
+        let mut revenue = 1.0;
+        for (e, assignment) in spec.experiments.iter().zip(&traits.assignment) {
+            let Some((treatment, multi)) = *assignment else {
+                continue;
+            };
+            // Exposure at session start; a multi-variant unit sees the other variant on a later day.
+            let switched = multi && !arrival;
+            let shown = treatment != switched;
+            rows.exp_experiment.append_value(&e.id);
+            rows.exp_variant
+                .append_value(if shown { "treatment" } else { "control" });
+            DayRows::unit(
+                &mut rows.exp_unit_text,
+                &mut rows.exp_unit_int,
+                spec.unit_ids,
+                &id,
+                unit,
+            );
+            rows.exp_ts
+                .append_value(session_start + (rng.uniform() * 1e6) as i64);
+            rows.exposures += 1;
+            if treatment {
+                conversion *= 1.0 + e.conversion_effect;
+                error_rate *= 1.0 + e.error_effect;
+                revenue *= 1.0 + e.revenue_effect;
+            }
+        }
+        // Events of the session; a few land just before the exposure (pre-exposure events).
+        let session_from = session_start - 10 * 60_000_000;
+        let day_end = day_start + DAY_MICROS;
+        let event = |rows: &mut DayRows, rng: &mut Rng, name: &str, value: Option<f64>| {
+            let ts = session_from + (rng.uniform() * (day_end - session_from) as f64) as i64;
+            DayRows::unit(
+                &mut rows.ev_unit_text,
+                &mut rows.ev_unit_int,
+                spec.unit_ids,
+                &id,
+                unit,
+            );
+            rows.ev_event.append_value(name);
+            rows.ev_value.append_option(value);
+            rows.ev_ts.append_value(ts.min(day_end - 1));
+            rows.events += 1;
+        };
+        for _ in 0..1 + rng.poisson((spec.page_views_per_day - 1.0).max(0.0)) {
+            event(&mut rows, &mut rng, "page_view", None);
+        }
+        if rng.chance(conversion.min(1.0)) {
+            let amount = (3.6 + 0.7 * rng.normal()).exp() * revenue;
+            let value = if rng.chance(spec.nan_rate) {
+                if rng.chance(0.5) {
+                    f64::NAN
+                } else {
+                    f64::INFINITY
+                }
+            } else {
+                (amount * 100.0).round() / 100.0
+            };
+            event(&mut rows, &mut rng, "purchase", Some(value));
+        }
+        if rng.chance(error_rate.min(1.0)) {
+            event(&mut rows, &mut rng, "error", None);
+        }
+    }
+    rows
+}
+
+fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<u64, GenerateError> {
+    let io = |source| GenerateError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    let encode = |e: &dyn std::fmt::Display| GenerateError::Encode {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .map_err(|e| encode(&e))?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).map_err(|e| encode(&e))?,
+        ))
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .build();
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut writer =
+        ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(|e| encode(&e))?;
+    writer.write(&batch).map_err(|e| encode(&e))?;
+    writer.close().map_err(|e| encode(&e))?;
+    Ok(std::fs::metadata(path).map_err(io)?.len())
+}
+
+/// Writes the dataset under `out/data` and a job file `out/job.toml`.
+pub fn generate(spec: &GenSpec, out: &Path) -> Result<Generated, GenerateError> {
+    if spec.units == 0 || spec.days == 0 || spec.files_per_day == 0 {
+        return Err(GenerateError::Spec(
+            "units, days and files per day must be positive".into(),
+        ));
+    }
+    if spec.experiments.is_empty() {
+        return Err(GenerateError::Spec(
+            "at least one experiment is needed".into(),
+        ));
+    }
+    let data_dir = out.join("data");
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let tasks: Vec<(u32, u32)> = (0..spec.days)
+        .flat_map(|d| (0..spec.files_per_day).map(move |f| (d, f)))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<Generated, GenerateError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut total = Generated::default();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&(day, file)) = tasks.get(i) else {
+                            break;
+                        };
+                        let per_file = spec.units.div_ceil(u64::from(spec.files_per_day));
+                        let range = u64::from(file) * per_file
+                            ..(u64::from(file + 1) * per_file).min(spec.units);
+                        let date = spec.start_date() + chrono::Days::new(u64::from(day));
+                        let mut rows = generate_rows(spec, day, range);
+                        let name = format!("part-{file:03}.parquet");
+                        let partition = |dataset: crate::source::Dataset| {
+                            data_dir
+                                .join(dataset.folder())
+                                .join(format!("date={date}"))
+                                .join(&name)
+                        };
+                        let skip = |dataset| spec.missing_partition == Some((dataset, date));
+                        let unit_column =
+                            |text: &mut StringBuilder, int: &mut Int64Builder| -> ArrayRef {
+                                match spec.unit_ids {
+                                    UnitIdStyle::String => Arc::new(text.finish()),
+                                    UnitIdStyle::Int => Arc::new(int.finish()),
+                                }
+                            };
+                        let ts = |b: &mut TimestampMicrosecondBuilder| -> ArrayRef {
+                            Arc::new(b.finish())
+                        };
+                        if !skip(crate::source::Dataset::Exposures) {
+                            let columns = vec![
+                                (
+                                    "experiment_id",
+                                    Arc::new(rows.exp_experiment.finish()) as ArrayRef,
+                                ),
+                                ("variant", Arc::new(rows.exp_variant.finish()) as ArrayRef),
+                                (
+                                    "unit_id",
+                                    unit_column(&mut rows.exp_unit_text, &mut rows.exp_unit_int),
+                                ),
+                                ("ts", ts(&mut rows.exp_ts)),
+                            ];
+                            match write_parquet(
+                                &partition(crate::source::Dataset::Exposures),
+                                columns,
+                            ) {
+                                Ok(bytes) => {
+                                    total.bytes += bytes;
+                                    total.files += 1;
+                                    total.exposure_rows += rows.exposures;
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        if !skip(crate::source::Dataset::Events) {
+                            let columns = vec![
+                                (
+                                    "unit_id",
+                                    unit_column(&mut rows.ev_unit_text, &mut rows.ev_unit_int),
+                                ),
+                                ("event", Arc::new(rows.ev_event.finish()) as ArrayRef),
+                                ("value", Arc::new(rows.ev_value.finish()) as ArrayRef),
+                                ("ts", ts(&mut rows.ev_ts)),
+                            ];
+                            match write_parquet(&partition(crate::source::Dataset::Events), columns)
+                            {
+                                Ok(bytes) => {
+                                    total.bytes += bytes;
+                                    total.files += 1;
+                                    total.event_rows += rows.events;
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                    }
+                    Ok(total)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(GenerateError::Spec("a generator thread panicked".into()))
+                })
+            })
+            .collect()
+    });
+    let mut generated = Generated {
+        data_dir: data_dir.clone(),
+        job_file: out.join("job.toml"),
+        ..Generated::default()
+    };
+    for result in results {
+        let part = result?;
+        generated.exposure_rows += part.exposure_rows;
+        generated.event_rows += part.event_rows;
+        generated.files += part.files;
+        generated.bytes += part.bytes;
+    }
+    std::fs::write(&generated.job_file, job_toml(spec)).map_err(|source| GenerateError::Io {
+        path: generated.job_file.clone(),
+        source,
+    })?;
+    Ok(generated)
+}
+
+/// A job file for the generated data (data in `data/` beside it).
+pub fn job_toml(spec: &GenSpec) -> String {
+    let mut toml = String::from(
+        r#"# Generated by `abreport generate`: a job for the synthetic dataset in ./data.
+name = "generated"
+schedule = "0 0 6 * * *"
+timezone = "UTC"
+sla_seconds = 60
+
+[source]
+url = "data"
+
+[stats]
+alpha = 0.05
+power = 0.8
+correction = "holm"
+srm_p_value = 0.001
+
+[[metrics]]
+name = "conversion"
+kind = "proportion"
+event = "purchase"
+description = "Share of units with at least one purchase"
+
+[[metrics]]
+name = "revenue"
+kind = "mean"
+event = "purchase"
+aggregate = "sum"
+description = "Revenue per unit"
+
+[[metrics]]
+name = "order_value"
+kind = "ratio"
+numerator = { event = "purchase", aggregate = "sum" }
+denominator = { event = "purchase", aggregate = "count" }
+description = "Average order value"
+
+[[metrics]]
+name = "page_views"
+kind = "mean"
+event = "page_view"
+aggregate = "count"
+
+[[metrics]]
+name = "error_rate"
+kind = "proportion"
+event = "error"
+higher_is_better = false
+description = "Share of units that hit an error"
+"#,
+    );
+    for e in &spec.experiments {
+        let _ = write!(
+            toml,
+            r#"
+[[experiments]]
+id = "{}"
+control = "control"
+variants = {{ control = 0.5, treatment = 0.5 }}
+start = {}
+primary = "conversion"
+secondary = ["revenue", "order_value", "page_views"]
+guardrails = ["error_rate"]
+"#,
+            e.id.replace('\\', "\\\\").replace('"', "\\\""),
+            spec.start_date()
+        );
+    }
+    toml
+}
+
+/// The demo's dataset: a winner, a loser, an undecided experiment and one with an SRM problem.
+pub fn demo_spec(end_date: NaiveDate) -> GenSpec {
+    GenSpec {
+        units: 40_000,
+        days: 14,
+        end_date,
+        files_per_day: 2,
+        seed: 20261126,
+        unit_ids: UnitIdStyle::String,
+        page_views_per_day: 4.0,
+        nan_rate: 0.0,
+        missing_partition: None,
+        experiments: vec![
+            GenExperiment {
+                conversion_effect: 0.25,
+                revenue_effect: 0.02,
+                ..GenExperiment::new("checkout-redesign")
+            },
+            GenExperiment {
+                conversion_effect: -0.05,
+                error_effect: 0.8,
+                ..GenExperiment::new("new-recommendations")
+            },
+            GenExperiment {
+                coverage: 0.1,
+                conversion_effect: 0.03,
+                ..GenExperiment::new("search-ranking-v2")
+            },
+            GenExperiment {
+                treatment_share: 0.53,
+                conversion_effect: 0.05,
+                ..GenExperiment::new("pricing-page")
+            },
+        ],
+    }
+}
+
+/// The Arrow type of generated timestamps (for tests).
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, None)
+}

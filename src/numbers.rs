@@ -1,0 +1,89 @@
+//! Numbers in words: the formatting shared by decision reasons and reports, so a figure reads
+//! the same everywhere.
+
+/// `0.0412` -> `+4.12%` with `decimals` after the point, signed.
+pub fn signed_percent(x: f64, decimals: usize) -> String {
+    let text = format!("{:+.*}%", decimals, x * 100.0);
+    text.replace('-', "−")
+}
+
+/// `0.0412` -> `4.1%` (one decimal by default in tables).
+pub fn percent(x: f64, decimals: usize) -> String {
+    format!("{:.*}%", decimals, x * 100.0)
+}
+
+/// 12345 -> `12,345`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A p-value: four significant digits, scientific below 0.0001.
+pub fn pvalue(p: f64) -> String {
+    if p < 1e-4 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.4}")
+    }
+}
+
+/// A metric value with about four significant digits.
+pub fn value(x: f64) -> String {
+    let magnitude = x.abs();
+    let decimals = if magnitude == 0.0 || magnitude >= 1000.0 {
+        0
+    } else if magnitude >= 100.0 {
+        1
+    } else if magnitude >= 1.0 {
+        2
+    } else {
+        (4.0 - magnitude.log10().floor() - 1.0).clamp(2.0, 8.0) as usize
+    };
+    let text = format!("{x:.decimals$}");
+    text.replace('-', "−")
+}
+
+/// An interval of relative effects: `[−1.2%, +3.4%]`.
+pub fn percent_interval(ci: [f64; 2], decimals: usize) -> String {
+    format!(
+        "[{}, {}]",
+        signed_percent(ci[0], decimals),
+        signed_percent(ci[1], decimals)
+    )
+}
+
+/// Days, rounded up to a whole number for plans: `about 6 days`.
+pub fn days(d: f64) -> String {
+    let whole = d.ceil().max(1.0) as u64;
+    if whole == 1 {
+        "about 1 day".into()
+    } else {
+        format!("about {whole} days")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(signed_percent(0.0412, 1), "+4.1%");
+        assert_eq!(signed_percent(-0.0412, 1), "−4.1%");
+        assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(count(999), "999");
+        assert_eq!(pvalue(0.0312), "0.0312");
+        assert_eq!(pvalue(0.0000012), "1.2e-6");
+        assert_eq!(value(0.10234), "0.1023");
+        assert_eq!(value(52.345), "52.34");
+        assert_eq!(value(-3.0), "−3.00");
+        assert_eq!(days(5.2), "about 6 days");
+    }
+}

@@ -1,0 +1,505 @@
+//! Report model -> HTML and Markdown, through the tera templates in `templates/`.
+//!
+//! Every number is formatted here (with [`crate::numbers`]) so the templates only lay out
+//! text, and both reports say exactly the same. Autoescaping is on for both templates; the
+//! escape function makes text safe for HTML and inert in Markdown, so an experiment named
+//! `<script>alert(1)</script>` stays text everywhere.
+//!
+//! Pure: no IO, not async (templates are compiled into the binary).
+
+pub mod chart;
+
+use serde::Serialize;
+use tera::{Context, Tera};
+
+use crate::numbers::{count, percent, percent_interval, pvalue, signed_percent, value};
+use crate::results::*;
+use crate::runlog::StageTiming;
+
+const HTML_TEMPLATE: &str = include_str!("../templates/report.html");
+const MARKDOWN_TEMPLATE: &str = include_str!("../templates/report.md");
+
+/// Facts about the run that the report shows beside the results.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunFacts {
+    pub job: String,
+    pub report_date: String,
+    pub generated_at: String,
+    /// The source URL without credentials or query.
+    pub source: String,
+    pub files_read: usize,
+    pub bytes_read: u64,
+    pub rows_read: u64,
+    pub timings: Vec<StageTiming>,
+    pub elapsed_seconds: f64,
+    pub sla_seconds: f64,
+}
+
+/// Why a report could not be rendered (a template bug: the templates ship in the binary).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render `{template}`: {message}")]
+pub struct RenderError {
+    template: &'static str,
+    message: String,
+}
+
+/// Compiled templates.
+pub struct Renderer {
+    tera: Tera,
+}
+
+/// Escapes for HTML and Markdown at once: HTML's five characters plus the characters
+/// Markdown gives meaning to, all as numeric character references (which both render as the
+/// plain character).
+pub fn escape_html_and_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '`' | '*' | '_' | '[' | ']' | '|' | '\\' | '#' | '~' => {
+                out.push_str(&format!("&#{};", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl Renderer {
+    pub fn new() -> Result<Self, RenderError> {
+        let mut tera = Tera::default();
+        tera.add_raw_templates(vec![
+            ("report.html", HTML_TEMPLATE),
+            ("report.md", MARKDOWN_TEMPLATE),
+        ])
+        .map_err(|e| RenderError {
+            template: "report",
+            message: error_chain(&e),
+        })?;
+        tera.autoescape_on(vec![".html", ".md"]);
+        tera.set_escape_fn(escape_html_and_markdown);
+        tera.register_filter("code_spans", code_spans_filter);
+        Ok(Self { tera })
+    }
+
+    /// Renders both reports of one experiment: `(html, markdown)`.
+    pub fn report(
+        &self,
+        result: &ExperimentResult,
+        facts: &RunFacts,
+    ) -> Result<(String, String), RenderError> {
+        let model = ReportModel::new(result, facts);
+        let context = Context::from_serialize(&model).map_err(|e| RenderError {
+            template: "report",
+            message: error_chain(&e),
+        })?;
+        let html = self
+            .tera
+            .render("report.html", &context)
+            .map_err(|e| RenderError {
+                template: "report.html",
+                message: error_chain(&e),
+            })?;
+        let markdown = self
+            .tera
+            .render("report.md", &context)
+            .map_err(|e| RenderError {
+                template: "report.md",
+                message: error_chain(&e),
+            })?;
+        Ok((html, markdown))
+    }
+}
+
+/// Escapes text, then turns `` `name` `` spans into `<code>` elements (HTML only). The input
+/// is escaped first, so nothing in it can become markup.
+pub fn code_spans(text: &str) -> String {
+    let escaped = escape_html_and_markdown(text);
+    let mut out = String::with_capacity(escaped.len());
+    let mut parts = escaped.split("&#96;");
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    let rest: Vec<&str> = parts.collect();
+    let mut i = 0;
+    while i < rest.len() {
+        if i + 1 < rest.len() {
+            out.push_str("<code>");
+            out.push_str(rest[i]);
+            out.push_str("</code>");
+            out.push_str(rest[i + 1]);
+            i += 2;
+        } else {
+            // An unpaired backtick stays a backtick.
+            out.push_str("&#96;");
+            out.push_str(rest[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn code_spans_filter(
+    value: &tera::Value,
+    _: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| tera::Error::msg("code_spans takes a string"))?;
+    Ok(tera::Value::String(code_spans(text)))
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Everything the templates show, already formatted.
+#[derive(Debug, Serialize)]
+struct ReportModel {
+    title: String,
+    experiment: String,
+    description: Option<String>,
+    failed: bool,
+    error: Option<String>,
+    recommendation: String,
+    recommendation_class: &'static str,
+    verdict: String,
+    reasons: Vec<String>,
+    checks: Vec<CheckRow>,
+    variants: Vec<VariantRow>,
+    metrics: Vec<MetricTable>,
+    preliminary: bool,
+    key_metrics: Vec<KeyMetric>,
+    chart_svg: Option<String>,
+    level: String,
+    settings: String,
+    window: String,
+    data: Vec<(String, String)>,
+    timings: Vec<TimingRow>,
+    run: RunFacts,
+}
+
+#[derive(Debug, Serialize)]
+struct CheckRow {
+    name: String,
+    status: &'static str,
+    p_value: String,
+    detail: String,
+}
+
+#[derive(Debug, Serialize)]
+struct VariantRow {
+    name: String,
+    units: String,
+    expected: String,
+    observed: String,
+}
+
+#[derive(Debug, Serialize)]
+struct MetricTable {
+    name: String,
+    role: String,
+    kind: String,
+    better: &'static str,
+    rows: Vec<MetricRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct MetricRow {
+    variant: String,
+    is_control: bool,
+    units: String,
+    mean: String,
+    relative: String,
+    ci_relative: String,
+    absolute: String,
+    ci_absolute: String,
+    p_value: String,
+    p_adjusted: String,
+    significant: bool,
+    direction: &'static str,
+    notes: String,
+}
+
+#[derive(Debug, Serialize)]
+struct KeyMetric {
+    name: String,
+    role: String,
+    summary: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TimingRow {
+    stage: String,
+    seconds: String,
+    share: String,
+}
+
+fn direction_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Better => "better",
+        Direction::Worse => "worse",
+        Direction::Neutral => "neutral",
+    }
+}
+
+fn dash() -> String {
+    "–".into()
+}
+
+impl ReportModel {
+    fn new(result: &ExperimentResult, facts: &RunFacts) -> Self {
+        let level = percent(1.0 - result.settings.alpha, 0);
+        let rec = result.decision.recommendation;
+        let verdict = match (&result.decision.variant, rec) {
+            (Some(v), Recommendation::Promote) => format!("Promote {v}"),
+            (Some(v), Recommendation::Rollback) => format!("Roll back {v}"),
+            (_, Recommendation::Continue) => "Keep running".into(),
+            (_, Recommendation::Pause) => "Pause the rollout".into(),
+            (_, _) if result.status == Status::Failed => "Failed: no report".into(),
+            _ => "Inconclusive".into(),
+        };
+        let checks = result
+            .checks
+            .iter()
+            .map(|c| CheckRow {
+                name: c.name.clone(),
+                status: match c.status {
+                    CheckStatus::Pass => "pass",
+                    CheckStatus::Warn => "warn",
+                    CheckStatus::Fail => "fail",
+                },
+                p_value: c.p_value.map(pvalue).unwrap_or_else(dash),
+                detail: c.detail.clone(),
+            })
+            .collect();
+        let variants = result
+            .variants
+            .iter()
+            .map(|v| VariantRow {
+                name: v.name.clone(),
+                units: count(v.units),
+                expected: percent(v.expected_weight, 1),
+                observed: v.observed_share.map(|s| percent(s, 1)).unwrap_or_else(dash),
+            })
+            .collect();
+        let metrics: Vec<MetricTable> = result.metrics.iter().map(metric_table).collect();
+        let any_significant = result
+            .metrics
+            .iter()
+            .any(|m| m.comparisons.iter().any(|c| c.significant));
+        let key_metrics = result
+            .metrics
+            .iter()
+            .take(4)
+            .map(|m| KeyMetric {
+                name: m.name.clone(),
+                role: m.role.clone(),
+                summary: m
+                    .comparisons
+                    .iter()
+                    .map(|c| match (c.relative_effect, c.ci_relative) {
+                        (Some(r), Some(ci)) => format!(
+                            "{} {} {}",
+                            c.variant,
+                            signed_percent(r, 1),
+                            percent_interval(ci, 1)
+                        ),
+                        (Some(r), None) => format!("{} {}", c.variant, signed_percent(r, 1)),
+                        _ => format!("{} not computable", c.variant),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })
+            .collect();
+        let elapsed = facts.elapsed_seconds.max(1e-9);
+        let timings = facts
+            .timings
+            .iter()
+            .map(|t| TimingRow {
+                stage: t.stage.clone(),
+                seconds: format!("{:.2} s", t.seconds),
+                share: percent(t.seconds / facts.sla_seconds, 1),
+            })
+            .collect();
+        let data = vec![
+            (
+                "Files read".to_string(),
+                format!(
+                    "{} ({})",
+                    count(facts.files_read as u64),
+                    bytes(facts.bytes_read)
+                ),
+            ),
+            ("Rows read".to_string(), count(facts.rows_read)),
+            (
+                "Exposure rows for this experiment".to_string(),
+                count(result.traffic.exposure_rows),
+            ),
+            (
+                "Events counted toward metrics".to_string(),
+                count(result.traffic.counted_events),
+            ),
+            (
+                "Units excluded (several or unknown variants)".to_string(),
+                count(result.traffic.excluded_units),
+            ),
+            (
+                "New units per variant per day".to_string(),
+                result
+                    .traffic
+                    .units_per_variant_per_day
+                    .map(|d| count(d.round() as u64))
+                    .unwrap_or_else(dash),
+            ),
+            (
+                "Run time".to_string(),
+                format!(
+                    "{elapsed:.2} s of the {:.0} s SLA ({})",
+                    facts.sla_seconds,
+                    percent(elapsed / facts.sla_seconds, 1)
+                ),
+            ),
+        ];
+        ReportModel {
+            title: format!("{}: {} — {}", result.id, verdict, facts.report_date),
+            experiment: result.id.clone(),
+            description: None,
+            failed: result.status == Status::Failed,
+            error: result.error.clone(),
+            recommendation: rec.name().to_uppercase(),
+            recommendation_class: rec.name(),
+            verdict,
+            reasons: result.decision.reasons.clone(),
+            checks,
+            variants,
+            metrics,
+            preliminary: !any_significant && result.status == Status::Ok,
+            key_metrics,
+            chart_svg: chart::relative_effects_svg(result),
+            settings: format!(
+                "alpha {} ({} correction), power {}, minimum detectable effect {}",
+                result.settings.alpha,
+                result.settings.correction,
+                percent(result.settings.power, 0),
+                percent(result.settings.mde, 1)
+            ),
+            level,
+            window: format!(
+                "{} to {} ({} days, UTC)",
+                result.window.start, result.window.end, result.window.days
+            ),
+            data,
+            timings,
+            run: facts.clone(),
+        }
+    }
+}
+
+fn metric_table(m: &MetricResult) -> MetricTable {
+    let control = m
+        .variants
+        .first()
+        .map(|v| v.variant.clone())
+        .unwrap_or_default();
+    let rows = m
+        .variants
+        .iter()
+        .map(|v| {
+            let comparison = m.comparisons.iter().find(|c| c.variant == v.variant);
+            let text = |f: &dyn Fn(&ComparisonResult) -> Option<String>| {
+                comparison.and_then(f).unwrap_or_else(dash)
+            };
+            MetricRow {
+                variant: v.variant.clone(),
+                is_control: v.variant == control,
+                units: count(v.units),
+                mean: v.mean.map(value).unwrap_or_else(dash),
+                relative: text(&|c| c.relative_effect.map(|r| signed_percent(r, 2))),
+                ci_relative: text(&|c| c.ci_relative.map(|ci| percent_interval(ci, 2))),
+                absolute: text(&|c| c.absolute_effect.map(value)),
+                ci_absolute: text(&|c| {
+                    c.ci_absolute
+                        .map(|ci| format!("[{}, {}]", value(ci[0]), value(ci[1])))
+                }),
+                p_value: text(&|c| c.p_value.map(pvalue)),
+                p_adjusted: text(&|c| c.p_value_adjusted.map(pvalue)),
+                significant: comparison.is_some_and(|c| c.significant),
+                direction: comparison
+                    .map(|c| direction_name(c.direction))
+                    .unwrap_or("control"),
+                notes: comparison.map(|c| c.notes.join("; ")).unwrap_or_default(),
+            }
+        })
+        .collect();
+    MetricTable {
+        name: m.name.clone(),
+        role: m.role.clone(),
+        kind: m.kind.clone(),
+        better: if m.higher_is_better {
+            "higher is better"
+        } else {
+            "lower is better"
+        },
+        rows,
+    }
+}
+
+/// 1234567 -> `1.2 MB`.
+pub fn bytes(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut size = n as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit < units.len() - 1 {
+        size /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{size:.1} {}", units[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_neutralises_html_and_markdown() {
+        assert_eq!(
+            escape_html_and_markdown("<script>alert(1)</script>"),
+            "&lt;script&gt;alert(1)&lt;/script&gt;"
+        );
+        assert_eq!(
+            escape_html_and_markdown("a|b*c_[d]"),
+            "a&#124;b&#42;c&#95;&#91;d&#93;"
+        );
+    }
+
+    #[test]
+    fn code_spans_are_escaped_first() {
+        assert_eq!(
+            code_spans("`a<b>` is +1%"),
+            "<code>a&lt;b&gt;</code> is +1%"
+        );
+        assert_eq!(code_spans("odd ` tick"), "odd &#96; tick");
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(1_234_567), "1.2 MB");
+    }
+}

@@ -1,0 +1,470 @@
+//! The only module that reads storage: lists the date partitions of a window and streams
+//! projected Parquet record batches to a caller-supplied sink.
+//!
+//! Every file is read once, by one task; up to `concurrency` files are decoded at the same time
+//! on the runtime's worker threads, and each decoded batch goes straight to the sink, so memory
+//! holds a few batches per task, never a table. Column types are checked against the file's
+//! schema before any data is read, so a mistyped column fails fast with the file's name.
+
+mod reader;
+mod store;
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::{DataType, Schema};
+use chrono::NaiveDate;
+use futures::{StreamExt, TryStreamExt};
+use indicatif::ProgressBar;
+use object_store::ObjectStore;
+use object_store::path::Path;
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::errors::ParquetError;
+use tokio::task::JoinSet;
+
+use reader::ObjectReader;
+
+/// Rows per decoded batch: large enough to amortise per-batch work, small enough that a few
+/// in flight per task stay in the CPU cache's neighbourhood.
+const BATCH_ROWS: usize = 16 * 1024;
+
+/// The two datasets under a source root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataset {
+    Exposures,
+    Events,
+}
+
+impl Dataset {
+    pub fn folder(self) -> &'static str {
+        match self {
+            Dataset::Exposures => "exposures",
+            Dataset::Events => "events",
+        }
+    }
+}
+
+impl fmt::Display for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.folder())
+    }
+}
+
+/// One Parquet file of one date partition.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    pub dataset: Dataset,
+    pub date: NaiveDate,
+    pub path: Path,
+    pub size: u64,
+}
+
+/// What a window's partitions hold.
+#[derive(Debug, Clone, Default)]
+pub struct ScanPlan {
+    pub files: Vec<DataFile>,
+    /// Dates of the window with no file in a dataset.
+    pub missing: Vec<(Dataset, NaiveDate)>,
+}
+
+impl ScanPlan {
+    pub fn files_of(&self, dataset: Dataset) -> impl Iterator<Item = &DataFile> {
+        self.files.iter().filter(move |f| f.dataset == dataset)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// What a column must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Utf8, LargeUtf8, Utf8View or a dictionary of those.
+    Text,
+    /// Text or a signed integer.
+    UnitId,
+    /// A timestamp of any unit, with or without a time zone.
+    Timestamp,
+    /// Any float or integer type (read as f64).
+    Number,
+}
+
+impl Expect {
+    fn accepts(self, data_type: &DataType) -> bool {
+        match self {
+            Expect::Text => is_text(data_type),
+            Expect::UnitId => {
+                is_text(data_type) || matches!(data_type, DataType::Int64 | DataType::Int32)
+            }
+            Expect::Timestamp => matches!(data_type, DataType::Timestamp(_, _)),
+            Expect::Number => data_type.is_numeric(),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Expect::Text => "a string (Utf8, LargeUtf8, Utf8View or Dictionary)",
+            Expect::UnitId => "a string or Int64",
+            Expect::Timestamp => "a timestamp",
+            Expect::Number => "Float64 (or another numeric type)",
+        }
+    }
+}
+
+fn is_text(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, value) => is_text(value),
+        _ => false,
+    }
+}
+
+/// A column to read: its name in the files and what it must hold.
+#[derive(Debug, Clone)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub expect: Expect,
+}
+
+/// How a read went.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ScanStats {
+    pub files: usize,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// Why the source could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("data source `{url}` is unavailable: {cause}")]
+    Unavailable { url: String, cause: String },
+    #[error("cannot read `{file}`: not a readable Parquet file (truncated or corrupt?): {cause}")]
+    Corrupt { file: String, cause: String },
+    #[error(
+        "`{file}` has no column `{column}` (columns: {available}); map it with [source.columns] in the job file"
+    )]
+    MissingColumn {
+        file: String,
+        column: String,
+        available: String,
+    },
+    #[error("`{file}`: column `{column}` is {found}, expected {expected}")]
+    ColumnType {
+        file: String,
+        column: String,
+        found: String,
+        expected: &'static str,
+    },
+    #[error("`{file}`: {cause}")]
+    Batch {
+        file: String,
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl SourceError {
+    /// True when retrying later could help (network, throttling, a store that is down); false
+    /// for problems in the data itself.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SourceError::Unavailable { .. })
+    }
+}
+
+/// A dataset root: an object store and the prefix the two datasets live under.
+#[derive(Clone)]
+pub struct Source {
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    url: String,
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source").field("url", &self.url).finish()
+    }
+}
+
+impl Source {
+    /// Opens the root at `url` (no request is made for cloud stores; a local folder must exist).
+    pub fn open(url: &str) -> Result<Self, SourceError> {
+        let (store, root) = store::open(url).map_err(|cause| SourceError::Unavailable {
+            url: url.to_string(),
+            cause,
+        })?;
+        Ok(Self {
+            store,
+            root,
+            url: url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The full URL of a file, for messages.
+    pub fn display(&self, path: &Path) -> String {
+        let relative = path
+            .as_ref()
+            .strip_prefix(self.root.as_ref())
+            .unwrap_or(path.as_ref());
+        format!("{}/{}", self.url, relative.trim_start_matches('/'))
+    }
+
+    fn partition(&self, dataset: Dataset, date: NaiveDate) -> Path {
+        self.root
+            .clone()
+            .join(dataset.folder())
+            .join(format!("date={}", date.format("%Y-%m-%d")))
+    }
+
+    /// Lists the Parquet files of `dataset` for each date (all dates concurrently).
+    pub async fn plan(
+        &self,
+        datasets: &[(Dataset, Vec<NaiveDate>)],
+    ) -> Result<ScanPlan, SourceError> {
+        let listings = datasets
+            .iter()
+            .flat_map(|(dataset, dates)| dates.iter().map(move |date| (*dataset, *date)))
+            .map(|(dataset, date)| async move {
+                let prefix = self.partition(dataset, date);
+                let metas: Vec<object_store::ObjectMeta> =
+                    self.store.list(Some(&prefix)).try_collect().await.or_else(
+                        |err| match err {
+                            // A local store reports a missing partition folder as NotFound.
+                            object_store::Error::NotFound { .. } => Ok(Vec::new()),
+                            err => Err(self.unavailable(&err)),
+                        },
+                    )?;
+                let mut files: Vec<DataFile> = metas
+                    .into_iter()
+                    .filter(|meta| is_data_file(&meta.location))
+                    .map(|meta| DataFile {
+                        dataset,
+                        date,
+                        path: meta.location,
+                        size: meta.size,
+                    })
+                    .collect();
+                files.sort_by(|a, b| a.path.cmp(&b.path));
+                Ok::<_, SourceError>((dataset, date, files))
+            });
+        let results: Vec<_> = futures::stream::iter(listings)
+            .buffered(16)
+            .try_collect()
+            .await?;
+        let mut plan = ScanPlan::default();
+        for (dataset, date, files) in results {
+            if files.is_empty() {
+                plan.missing.push((dataset, date));
+            }
+            plan.files.extend(files);
+        }
+        Ok(plan)
+    }
+
+    fn unavailable(&self, err: &object_store::Error) -> SourceError {
+        SourceError::Unavailable {
+            url: self.url.clone(),
+            cause: describe_store_error(err),
+        }
+    }
+
+    /// Checks that `file` has `columns` with acceptable types, reading only its footer.
+    pub async fn probe(&self, file: &DataFile, columns: &[ColumnSpec]) -> Result<(), SourceError> {
+        let reader = ObjectReader::new(self.store.clone(), file.path.clone(), file.size);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(|e| self.parquet_error(file, e))?;
+        self.resolve(file, builder.schema(), columns).map(|_| ())
+    }
+
+    /// Finds `columns` in a file's schema: their root indices, in the order asked.
+    fn resolve(
+        &self,
+        file: &DataFile,
+        schema: &Schema,
+        columns: &[ColumnSpec],
+    ) -> Result<Vec<usize>, SourceError> {
+        columns
+            .iter()
+            .map(|spec| {
+                let Some((index, field)) = schema.column_with_name(&spec.name) else {
+                    let available: Vec<&str> =
+                        schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    return Err(SourceError::MissingColumn {
+                        file: self.display(&file.path),
+                        column: spec.name.clone(),
+                        available: available.join(", "),
+                    });
+                };
+                if !spec.expect.accepts(field.data_type()) {
+                    return Err(SourceError::ColumnType {
+                        file: self.display(&file.path),
+                        column: spec.name.clone(),
+                        found: field.data_type().to_string(),
+                        expected: spec.expect.describe(),
+                    });
+                }
+                Ok(index)
+            })
+            .collect()
+    }
+
+    fn parquet_error(&self, file: &DataFile, err: ParquetError) -> SourceError {
+        match err {
+            ParquetError::External(inner) => match inner.downcast::<object_store::Error>() {
+                Ok(store_err) => self.unavailable(&store_err),
+                Err(other) => SourceError::Corrupt {
+                    file: self.display(&file.path),
+                    cause: other.to_string(),
+                },
+            },
+            other => SourceError::Corrupt {
+                file: self.display(&file.path),
+                cause: other.to_string(),
+            },
+        }
+    }
+
+    /// Reads `columns` of every file, calling `sink` with each batch's columns in the order
+    /// asked. Up to `concurrency` files are read at once; the first error stops the scan.
+    pub async fn scan<F, E>(
+        &self,
+        files: Vec<DataFile>,
+        columns: Arc<[ColumnSpec]>,
+        concurrency: usize,
+        progress: &ProgressBar,
+        sink: Arc<F>,
+    ) -> Result<ScanStats, SourceError>
+    where
+        F: Fn(&DataFile, &[ArrayRef]) -> Result<(), E> + Send + Sync + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let mut stats = ScanStats::default();
+        let mut tasks = JoinSet::new();
+        let mut pending = files.into_iter();
+        let mut launch = |tasks: &mut JoinSet<_>| {
+            let Some(file) = pending.next() else {
+                return false;
+            };
+            let this = self.clone();
+            let (columns, sink) = (columns.clone(), sink.clone());
+            tasks.spawn(async move { this.read_file(file, &columns, sink.as_ref()).await });
+            true
+        };
+        for _ in 0..concurrency.max(1) {
+            if !launch(&mut tasks) {
+                break;
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let file_stats = match joined {
+                Ok(Ok(file_stats)) => file_stats,
+                Ok(Err(err)) => {
+                    tasks.abort_all();
+                    return Err(err);
+                }
+                Err(join_err) => {
+                    tasks.abort_all();
+                    return Err(SourceError::Unavailable {
+                        url: self.url.clone(),
+                        cause: format!("reader task failed: {join_err}"),
+                    });
+                }
+            };
+            stats.files += 1;
+            stats.bytes += file_stats.bytes;
+            stats.rows += file_stats.rows;
+            progress.inc(file_stats.bytes);
+            launch(&mut tasks);
+        }
+        Ok(stats)
+    }
+
+    async fn read_file<F, E>(
+        &self,
+        file: DataFile,
+        columns: &[ColumnSpec],
+        sink: &F,
+    ) -> Result<ScanStats, SourceError>
+    where
+        F: Fn(&DataFile, &[ArrayRef]) -> Result<(), E>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let reader = ObjectReader::new(self.store.clone(), file.path.clone(), file.size);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(|e| self.parquet_error(&file, e))?;
+        let indices = self.resolve(&file, builder.schema(), columns)?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
+        let mut stream = builder
+            .with_projection(mask)
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(|e| self.parquet_error(&file, e))?;
+        let mut rows = 0u64;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| self.parquet_error(&file, e))?;
+            // The projected batch keeps the file's column order; hand columns over in ours.
+            let ordered: Vec<ArrayRef> = columns
+                .iter()
+                .map(|spec| batch.column_by_name(&spec.name).cloned())
+                .collect::<Option<_>>()
+                .ok_or_else(|| SourceError::Corrupt {
+                    file: self.display(&file.path),
+                    cause: "a projected column is missing from a decoded batch".into(),
+                })?;
+            rows += batch.num_rows() as u64;
+            sink(&file, &ordered).map_err(|cause| SourceError::Batch {
+                file: self.display(&file.path),
+                cause: Box::new(cause),
+            })?;
+        }
+        Ok(ScanStats {
+            files: 1,
+            bytes: file.size,
+            rows,
+        })
+    }
+}
+
+/// Opens any store URL (for writers such as uploads): the store and the prefix inside it.
+pub fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), String> {
+    store::open(url)
+}
+
+/// Data files are `*.parquet` objects that are not hidden (`.` or `_` prefix, as Spark and
+/// Hive use for temporary and marker files).
+fn is_data_file(path: &Path) -> bool {
+    path.filename().is_some_and(|name| {
+        name.ends_with(".parquet") && !name.starts_with('.') && !name.starts_with('_')
+    })
+}
+
+/// A store error in words a user can act on, without credentials or signed URLs.
+pub fn describe_store_error(err: &object_store::Error) -> String {
+    match err {
+        object_store::Error::PermissionDenied { .. } => {
+            "access denied (check the credentials' permissions)".into()
+        }
+        object_store::Error::Unauthenticated { .. } => {
+            "not authenticated (check the credentials)".into()
+        }
+        object_store::Error::NotFound { path, .. } => {
+            format!("`{path}` not found (does the bucket or folder exist?)")
+        }
+        other => {
+            let text = other.to_string();
+            // reqwest errors quote the request URL, which for some stores carries a signature.
+            match text.find("?X-Amz-") {
+                Some(pos) => format!("{}…", &text[..pos]),
+                None => text,
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Pure math on numbers: sufficient statistics, Welch tests and intervals, the delta method,
+//! multiple-comparison corrections, the SRM test and sample sizes.
+//!
+//! This module knows nothing of Arrow, files or the job: it takes counts, sums and slices, so
+//! every function is tested with literals against scipy/statsmodels/gbstats references. No
+//! function here returns NaN: undefined quantities are `None` with a reason.
+
+mod correction;
+mod power;
+mod srm;
+mod summary;
+mod welch;
+
+pub use correction::adjust;
+pub use power::{SampleSize, required_units};
+pub use srm::srm_p_value;
+pub use summary::{RatioSummary, Summary};
+pub use welch::{Comparison, compare, t_quantile};
