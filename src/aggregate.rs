@@ -34,11 +34,7 @@ pub enum AggregateError {
     #[error(
         "column `{column}` holds {found} unit ids, but earlier files held {expected} ids; both datasets must use one type"
     )]
-    UnitIdKind {
-        column: String,
-        expected: &'static str,
-        found: &'static str,
-    },
+    UnitIdKind { column: String, expected: &'static str, found: &'static str },
 }
 
 /// Microseconds since the epoch of midnight UTC at the start of `date`.
@@ -127,11 +123,7 @@ impl Spec {
                     let slot = match slots.iter().position(|s| s.event == event) {
                         Some(slot) => slot,
                         None => {
-                            slots.push(Slot {
-                                event,
-                                sum: false,
-                                max: false,
-                            });
+                            slots.push(Slot { event, sum: false, max: false });
                             slots.len() - 1
                         }
                     };
@@ -146,14 +138,11 @@ impl Spec {
                     .metrics
                     .iter()
                     .map(|m| match &job.metrics[m.metric].kind {
-                        MetricKind::Proportion { event } => MetricPlan::Proportion {
-                            slot: slot_value(event, Aggregate::Count).slot,
-                        },
+                        MetricKind::Proportion { event } => {
+                            MetricPlan::Proportion { slot: slot_value(event, Aggregate::Count).slot }
+                        }
                         MetricKind::Mean(e) => MetricPlan::Mean(slot_value(&e.event, e.aggregate)),
-                        MetricKind::Ratio {
-                            numerator,
-                            denominator,
-                        } => MetricPlan::Ratio {
+                        MetricKind::Ratio { numerator, denominator } => MetricPlan::Ratio {
                             numerator: slot_value(&numerator.event, numerator.aggregate),
                             denominator: slot_value(&denominator.event, denominator.aggregate),
                         },
@@ -183,10 +172,6 @@ impl Spec {
     }
 
     pub(crate) fn experiment_index(&self) -> HashMap<String, usize> {
-        self.experiments
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.id.clone(), i))
-            .collect()
+        self.experiments.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect()
     }
 }

@@ -31,11 +31,7 @@ pub struct ExperimentData<'a> {
 /// The analysis window of an experiment on a report date.
 pub fn window(experiment: &Experiment, report_date: NaiveDate) -> Window {
     let days = (report_date - experiment.start).num_days() + 1;
-    Window {
-        start: experiment.start,
-        end: report_date,
-        days: days.max(0) as u32,
-    }
+    Window { start: experiment.start, end: report_date, days: days.max(0) as u32 }
 }
 
 pub fn settings(experiment: &Experiment) -> Settings {
@@ -130,11 +126,7 @@ pub fn analyze(data: &ExperimentData<'_>) -> ExperimentResult {
         id: experiment.id.clone(),
         status: Status::Ok,
         error: None,
-        decision: Decision {
-            recommendation: Recommendation::Inconclusive,
-            variant: None,
-            reasons: vec![],
-        },
+        decision: Decision { recommendation: Recommendation::Inconclusive, variant: None, reasons: vec![] },
         checks,
         variants,
         metrics,
@@ -149,10 +141,7 @@ pub fn analyze(data: &ExperimentData<'_>) -> ExperimentResult {
     }
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site; a struct would only rename the arguments"
-)]
+#[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename the arguments")]
 fn compare_variant(
     control: Option<Summary>,
     treatment: Option<Summary>,
@@ -216,10 +205,7 @@ fn compare_variant(
 /// Adjusts the p-values of all comparisons of one experiment together (those without a
 /// p-value left out), then marks significance and direction.
 fn correct(metrics: &mut [MetricResult], correction: crate::config::Correction, alpha: f64) {
-    let p_values: Vec<f64> = metrics
-        .iter()
-        .flat_map(|m| m.comparisons.iter().filter_map(|c| c.p_value))
-        .collect();
+    let p_values: Vec<f64> = metrics.iter().flat_map(|m| m.comparisons.iter().filter_map(|c| c.p_value)).collect();
     let mut adjusted = stats::adjust(&p_values, correction).into_iter();
     for metric in metrics {
         for c in &mut metric.comparisons {
@@ -239,12 +225,7 @@ fn correct(metrics: &mut [MetricResult], correction: crate::config::Correction, 
 }
 
 fn check(name: &str, status: CheckStatus, p_value: Option<f64>, detail: String) -> Check {
-    Check {
-        name: name.into(),
-        status,
-        p_value,
-        detail,
-    }
+    Check { name: name.into(), status, p_value, detail }
 }
 
 /// The six data-quality checks, always all present.
@@ -255,13 +236,8 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult]) 
 
     let weights: Vec<f64> = experiment.variants.iter().map(|v| v.weight).collect();
     let srm = stats::srm_p_value(units, &weights);
-    let split = |f: &dyn Fn(&VariantResult) -> f64| {
-        variants
-            .iter()
-            .map(|v| percent(f(v), 1))
-            .collect::<Vec<_>>()
-            .join(" / ")
-    };
+    let split =
+        |f: &dyn Fn(&VariantResult) -> f64| variants.iter().map(|v| percent(f(v), 1)).collect::<Vec<_>>().join(" / ");
     out.push(match srm {
         None => check("srm", CheckStatus::Pass, None, "not tested: no units".into()),
         Some(p) => {
@@ -281,19 +257,10 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult]) 
     let all_units = allocation.units.len() as u64;
     let multi = allocation.count(UnitStatus::MultiVariant);
     out.push(if multi == 0 {
-        check(
-            "multi_variant_units",
-            CheckStatus::Pass,
-            None,
-            "no unit was exposed to more than one variant".into(),
-        )
+        check("multi_variant_units", CheckStatus::Pass, None, "no unit was exposed to more than one variant".into())
     } else {
         let share = multi as f64 / all_units as f64;
-        let status = if share >= MULTI_VARIANT_FAIL_SHARE {
-            CheckStatus::Fail
-        } else {
-            CheckStatus::Warn
-        };
+        let status = if share >= MULTI_VARIANT_FAIL_SHARE { CheckStatus::Fail } else { CheckStatus::Warn };
         check(
             "multi_variant_units",
             status,
@@ -333,28 +300,18 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult]) 
             "unknown_variant",
             CheckStatus::Warn,
             None,
-            format!("variants {names} are in the data but not in the job file; {} units only in them are excluded", count(unknown_units)),
+            format!(
+                "variants {names} are in the data but not in the job file; {} units only in them are excluded",
+                count(unknown_units)
+            ),
         )
     });
 
-    let missing: Vec<&str> = variants
-        .iter()
-        .filter(|v| v.units == 0)
-        .map(|v| v.name.as_str())
-        .collect();
+    let missing: Vec<&str> = variants.iter().filter(|v| v.units == 0).map(|v| v.name.as_str()).collect();
     out.push(if missing.is_empty() {
-        check(
-            "missing_variant",
-            CheckStatus::Pass,
-            None,
-            "every configured variant has units".into(),
-        )
+        check("missing_variant", CheckStatus::Pass, None, "every configured variant has units".into())
     } else {
-        let names = missing
-            .iter()
-            .map(|n| format!("`{n}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let names = missing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
         check(
             "missing_variant",
             CheckStatus::Fail,
@@ -371,21 +328,13 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult]) 
         .collect();
     missing_dates.sort();
     out.push(if missing_dates.is_empty() {
-        check(
-            "missing_partitions",
-            CheckStatus::Pass,
-            None,
-            "every date of the window has exposures and events".into(),
-        )
+        check("missing_partitions", CheckStatus::Pass, None, "every date of the window has exposures and events".into())
     } else {
         check(
             "missing_partitions",
             CheckStatus::Warn,
             None,
-            format!(
-                "no partition for {}: figures for those days are missing",
-                missing_dates.join(", ")
-            ),
+            format!("no partition for {}: figures for those days are missing", missing_dates.join(", ")),
         )
     });
     out

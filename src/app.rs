@@ -42,16 +42,10 @@ pub enum Exit {
 }
 
 pub fn init_logging(format: LogFormat) {
-    let default = if format == LogFormat::Json {
-        "info"
-    } else {
-        "warn"
-    };
+    let default = if format == LogFormat::Json { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env(ENV_LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.with_target(false).try_init(),
@@ -60,10 +54,7 @@ pub fn init_logging(format: LogFormat) {
 
 /// Runs a parsed command line.
 pub fn main(cli: Cli) -> Exit {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -82,11 +73,7 @@ pub fn main(cli: Cli) -> Exit {
 
 /// Yesterday in `tz`: the default report date.
 pub fn default_report_date(tz: chrono_tz::Tz) -> NaiveDate {
-    Utc::now()
-        .with_timezone(&tz)
-        .date_naive()
-        .pred_opt()
-        .unwrap_or(NaiveDate::MIN)
+    Utc::now().with_timezone(&tz).date_naive().pred_opt().unwrap_or(NaiveDate::MIN)
 }
 
 fn exit_for(error: &RunError) -> Exit {
@@ -122,10 +109,7 @@ async fn publish(
 ) -> Published {
     if let Err(e) = deadline.check("publish") {
         eprintln!("error: {e}");
-        return Published {
-            dirs: vec![],
-            exit: Exit::SlaExceeded,
-        };
+        return Published { dirs: vec![], exit: Exit::SlaExceeded };
     }
     let mut dirs = Vec::new();
     let mut exit = Exit::Ok;
@@ -139,13 +123,7 @@ async fn publish(
         }
     }
     if deliver && !job.deliveries.is_empty() {
-        match deadline
-            .within(
-                "deliver",
-                deliver::deliver_all(job, report_date, &output.outputs),
-            )
-            .await
-        {
+        match deadline.within("deliver", deliver::deliver_all(job, report_date, &output.outputs)).await {
             Ok(reports) => {
                 for report in reports.iter().filter(|r| !r.ok) {
                     eprintln!(
@@ -158,10 +136,7 @@ async fn publish(
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                return Published {
-                    dirs,
-                    exit: Exit::SlaExceeded,
-                };
+                return Published { dirs, exit: Exit::SlaExceeded };
             }
         }
     }
@@ -181,19 +156,13 @@ fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[
         output.facts.files_read,
         bytes(output.facts.bytes_read)
     );
-    for (result, dir) in output
-        .results
-        .iter()
-        .zip(dirs.iter().map(Some).chain(std::iter::repeat(None)))
-    {
+    for (result, dir) in output.results.iter().zip(dirs.iter().map(Some).chain(std::iter::repeat(None))) {
         let decision = &result.decision;
         let verdict = match &decision.variant {
             Some(v) => format!("{} {v}", decision.recommendation.name().to_uppercase()),
             None => decision.recommendation.name().to_uppercase(),
         };
-        let place = dir
-            .map(|d| d.join("report.html").display().to_string())
-            .unwrap_or_default();
+        let place = dir.map(|d| d.join("report.html").display().to_string()).unwrap_or_default();
         println!("  {:<28} {:<24} {place}", result.id, verdict);
         if let Some(error) = &result.error {
             println!("  {:<28} error: {error}", "");
@@ -207,18 +176,8 @@ async fn run(args: RunArgs) -> Exit {
         Ok(job) => job,
         Err(exit) => return exit,
     };
-    let report_date = args
-        .date
-        .unwrap_or_else(|| default_report_date(job.timezone));
-    run_job(
-        &job,
-        report_date,
-        args.experiment.as_deref(),
-        &args.out,
-        !args.no_deliver,
-        started,
-    )
-    .await
+    let report_date = args.date.unwrap_or_else(|| default_report_date(job.timezone));
+    run_job(&job, report_date, args.experiment.as_deref(), &args.out, !args.no_deliver, started).await
 }
 
 async fn run_job(
@@ -230,13 +189,7 @@ async fn run_job(
     started: Instant,
 ) -> Exit {
     let log = RunLog::new(started);
-    let request = RunRequest {
-        job,
-        report_date,
-        experiment,
-        started,
-        progress: std::io::stderr().is_terminal(),
-    };
+    let request = RunRequest { job, report_date, experiment, started, progress: std::io::stderr().is_terminal() };
     let output = match pipeline::run(&request, &log).await {
         Ok(output) => output,
         Err(e) => {
@@ -270,9 +223,7 @@ async fn validate(args: ValidateArgs) -> Exit {
                 continue;
             }
         };
-        let report_date = args
-            .date
-            .unwrap_or_else(|| default_report_date(job.timezone));
+        let report_date = args.date.unwrap_or_else(|| default_report_date(job.timezone));
         match check_source(&job, report_date).await {
             Ok(summary) => println!("{}: ok — {summary}", file.display()),
             Err(message) => {
@@ -292,25 +243,14 @@ async fn check_source(job: &Job, report_date: NaiveDate) -> Result<String, Strin
     let Some(first) = job.experiments.iter().map(|e| e.start).min() else {
         return Ok("no experiments".into());
     };
-    let dates: Vec<NaiveDate> = first
-        .iter_days()
-        .take_while(|d| *d <= report_date)
-        .collect();
+    let dates: Vec<NaiveDate> = first.iter_days().take_while(|d| *d <= report_date).collect();
     let plan = source
-        .plan(&[
-            (Dataset::Exposures, dates.clone()),
-            (Dataset::Events, dates.clone()),
-        ])
+        .plan(&[(Dataset::Exposures, dates.clone()), (Dataset::Events, dates.clone())])
         .await
         .map_err(|e| e.to_string())?;
     let c = &job.source.columns;
     let spec = |cols: &[(&String, Expect)]| {
-        cols.iter()
-            .map(|(n, e)| ColumnSpec {
-                name: n.to_string(),
-                expect: *e,
-            })
-            .collect::<Vec<_>>()
+        cols.iter().map(|(n, e)| ColumnSpec { name: n.to_string(), expect: *e }).collect::<Vec<_>>()
     };
     let checks = [
         (
@@ -334,10 +274,7 @@ async fn check_source(job: &Job, report_date: NaiveDate) -> Result<String, Strin
     ];
     for (dataset, columns) in &checks {
         match plan.files_of(*dataset).next() {
-            Some(file) => source
-                .probe(file, columns)
-                .await
-                .map_err(|e| e.to_string())?,
+            Some(file) => source.probe(file, columns).await.map_err(|e| e.to_string())?,
             None => {
                 return Err(format!(
                     "no {dataset} files under {} for {first} to {report_date}",
@@ -351,11 +288,7 @@ async fn check_source(job: &Job, report_date: NaiveDate) -> Result<String, Strin
     } else {
         format!(
             "; missing partitions: {}",
-            plan.missing
-                .iter()
-                .map(|(d, date)| format!("{d} {date}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            plan.missing.iter().map(|(d, date)| format!("{d} {date}")).collect::<Vec<_>>().join(", ")
         )
     };
     Ok(format!(
@@ -390,15 +323,7 @@ async fn demo(args: DemoArgs) -> Exit {
         Ok(job) => job,
         Err(exit) => return exit,
     };
-    let exit = run_job(
-        &job,
-        end_date,
-        None,
-        &args.out.join("reports"),
-        false,
-        started,
-    )
-    .await;
+    let exit = run_job(&job, end_date, None, &args.out.join("reports"), false, started).await;
     println!(
         "job file: {}  (re-run with: abreport run --job {} --date {end_date})",
         generated.job_file.display(),
@@ -410,21 +335,11 @@ async fn demo(args: DemoArgs) -> Exit {
 /// `id[,key=value…]` -> an experiment of a generated dataset.
 fn parse_experiment(text: &str, effect: f64) -> Result<GenExperiment, String> {
     let mut parts = text.split(',');
-    let id = parts
-        .next()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| format!("`{text}`: the experiment needs an id"))?;
-    let mut experiment = GenExperiment {
-        conversion_effect: effect,
-        ..GenExperiment::new(id)
-    };
+    let id = parts.next().filter(|s| !s.is_empty()).ok_or_else(|| format!("`{text}`: the experiment needs an id"))?;
+    let mut experiment = GenExperiment { conversion_effect: effect, ..GenExperiment::new(id) };
     for part in parts {
-        let (key, value) = part
-            .split_once('=')
-            .ok_or_else(|| format!("`{part}` is not key=value"))?;
-        let value: f64 = value
-            .parse()
-            .map_err(|_| format!("`{part}`: `{value}` is not a number"))?;
+        let (key, value) = part.split_once('=').ok_or_else(|| format!("`{part}` is not key=value"))?;
+        let value: f64 = value.parse().map_err(|_| format!("`{part}`: `{value}` is not a number"))?;
         match key {
             "coverage" => experiment.coverage = value,
             "effect" => experiment.conversion_effect = value,
@@ -441,16 +356,10 @@ fn parse_experiment(text: &str, effect: f64) -> Result<GenExperiment, String> {
 fn generate_command(args: GenerateArgs) -> Exit {
     let experiments: Result<Vec<GenExperiment>, String> = if args.experiment_specs.is_empty() {
         Ok((1..=args.experiments)
-            .map(|i| GenExperiment {
-                conversion_effect: args.effect,
-                ..GenExperiment::new(&format!("exp-{i}"))
-            })
+            .map(|i| GenExperiment { conversion_effect: args.effect, ..GenExperiment::new(&format!("exp-{i}")) })
             .collect())
     } else {
-        args.experiment_specs
-            .iter()
-            .map(|s| parse_experiment(s, args.effect))
-            .collect()
+        args.experiment_specs.iter().map(|s| parse_experiment(s, args.effect)).collect()
     };
     let missing_partition = match args.missing_partition.as_deref().map(|m| {
         let (dataset, date) = m.split_once(':').ok_or("expected dataset:YYYY-MM-DD")?;
@@ -459,9 +368,7 @@ fn generate_command(args: GenerateArgs) -> Exit {
             "events" => Dataset::Events,
             _ => return Err("the dataset is `exposures` or `events`"),
         };
-        let date = date
-            .parse::<NaiveDate>()
-            .map_err(|_| "the date is YYYY-MM-DD")?;
+        let date = date.parse::<NaiveDate>().map_err(|_| "the date is YYYY-MM-DD")?;
         Ok((dataset, date))
     }) {
         None => None,
@@ -481,9 +388,7 @@ fn generate_command(args: GenerateArgs) -> Exit {
     let spec = GenSpec {
         units: args.units,
         days: args.days,
-        end_date: args
-            .end_date
-            .unwrap_or_else(|| Utc::now().date_naive().pred_opt().unwrap_or(NaiveDate::MIN)),
+        end_date: args.end_date.unwrap_or_else(|| Utc::now().date_naive().pred_opt().unwrap_or(NaiveDate::MIN)),
         files_per_day: args.files_per_day,
         seed: args.seed,
         unit_ids: args.unit_ids,

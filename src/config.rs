@@ -91,10 +91,7 @@ pub enum MetricKind {
     /// Per-unit aggregate of `value`; units without events count as 0.
     Mean(EventAggregate),
     /// Sum of per-unit numerators over sum of per-unit denominators (delta method).
-    Ratio {
-        numerator: EventAggregate,
-        denominator: EventAggregate,
-    },
+    Ratio { numerator: EventAggregate, denominator: EventAggregate },
 }
 
 impl MetricKind {
@@ -186,13 +183,7 @@ pub struct StatsSettings {
 
 impl Default for StatsSettings {
     fn default() -> Self {
-        Self {
-            alpha: 0.05,
-            power: 0.8,
-            correction: Correction::Holm,
-            srm_p_value: 0.001,
-            mde: 0.05,
-        }
+        Self { alpha: 0.05, power: 0.8, correction: Correction::Holm, srm_p_value: 0.001, mde: 0.05 }
     }
 }
 
@@ -245,15 +236,9 @@ pub enum Delivery {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read job file `{}`: {source}", file.display())]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
+    Read { file: PathBuf, source: std::io::Error },
     #[error("{}", Problems(file, problems))]
-    Invalid {
-        file: PathBuf,
-        problems: Vec<Problem>,
-    },
+    Invalid { file: PathBuf, problems: Vec<Problem> },
     #[error("job folder `{}` holds no *.toml job files", dir.display())]
     NoJobs { dir: PathBuf },
 }
@@ -284,11 +269,7 @@ impl fmt::Display for Problems<'_> {
     }
 }
 
-fn write_problem(
-    f: &mut fmt::Formatter<'_>,
-    file: impl fmt::Display,
-    problem: &Problem,
-) -> fmt::Result {
+fn write_problem(f: &mut fmt::Formatter<'_>, file: impl fmt::Display, problem: &Problem) -> fmt::Result {
     match problem.line {
         Some(line) => write!(f, "{file}:{line}: {}", problem.message),
         None => write!(f, "{file}: {}", problem.message),
@@ -297,10 +278,8 @@ fn write_problem(
 
 /// Reads and checks one job file.
 pub fn load(file: &Path) -> Result<Job, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
-        file: file.to_path_buf(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(file).map_err(|source| ConfigError::Read { file: file.to_path_buf(), source })?;
     check(&text, file)
 }
 
@@ -310,19 +289,14 @@ pub fn load_all(path: &Path) -> Result<Vec<(PathBuf, Result<Job, ConfigError>)>,
     if path.is_file() {
         return Ok(vec![(path.to_path_buf(), load(path))]);
     }
-    let entries = std::fs::read_dir(path).map_err(|source| ConfigError::Read {
-        file: path.to_path_buf(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|ext| ext == "toml") && p.is_file())
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(ConfigError::NoJobs {
-            dir: path.to_path_buf(),
-        });
+        return Err(ConfigError::NoJobs { dir: path.to_path_buf() });
     }
     Ok(files
         .into_iter()

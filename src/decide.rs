@@ -19,31 +19,18 @@ pub fn recommend(result: &ExperimentResult) -> Decision {
     let mut decision = core(result);
     for check in &result.checks {
         if check.status == CheckStatus::Warn {
-            decision
-                .reasons
-                .push(format!("Caveat ({}): {}.", check.name, check.detail));
+            decision.reasons.push(format!("Caveat ({}): {}.", check.name, check.detail));
         }
     }
     decision
 }
 
-fn decision(
-    recommendation: Recommendation,
-    variant: Option<&str>,
-    reasons: Vec<String>,
-) -> Decision {
-    Decision {
-        recommendation,
-        variant: variant.map(str::to_string),
-        reasons,
-    }
+fn decision(recommendation: Recommendation, variant: Option<&str>, reasons: Vec<String>) -> Decision {
+    Decision { recommendation, variant: variant.map(str::to_string), reasons }
 }
 
 fn core(result: &ExperimentResult) -> Decision {
-    if let Some(check) = result
-        .check("missing_variant")
-        .filter(|c| c.status == CheckStatus::Fail)
-    {
+    if let Some(check) = result.check("missing_variant").filter(|c| c.status == CheckStatus::Fail) {
         return decision(
             Recommendation::Inconclusive,
             None,
@@ -55,11 +42,7 @@ fn core(result: &ExperimentResult) -> Decision {
     }
     for name in ["srm", "multi_variant_units"] {
         if let Some(check) = result.check(name).filter(|c| c.status == CheckStatus::Fail) {
-            let what = if name == "srm" {
-                "Sample ratio mismatch"
-            } else {
-                "Units in several variants"
-            };
+            let what = if name == "srm" { "Sample ratio mismatch" } else { "Units in several variants" };
             return decision(
                 Recommendation::Pause,
                 None,
@@ -73,26 +56,14 @@ fn core(result: &ExperimentResult) -> Decision {
     let level = percent(1.0 - result.settings.alpha, 0);
     let level = level.as_str();
     let Some(primary) = result.metrics.iter().find(|m| m.role == "primary") else {
-        return decision(
-            Recommendation::Inconclusive,
-            None,
-            vec!["The experiment has no primary metric.".into()],
-        );
+        return decision(Recommendation::Inconclusive, None, vec!["The experiment has no primary metric.".into()]);
     };
     if primary.comparisons.iter().all(|c| c.p_value.is_none()) {
-        let notes: Vec<&str> = primary
-            .comparisons
-            .iter()
-            .flat_map(|c| c.notes.iter().map(String::as_str))
-            .collect();
+        let notes: Vec<&str> = primary.comparisons.iter().flat_map(|c| c.notes.iter().map(String::as_str)).collect();
         return decision(
             Recommendation::Inconclusive,
             None,
-            vec![format!(
-                "The primary metric `{}` cannot be tested: {}.",
-                primary.name,
-                notes.join("; ")
-            )],
+            vec![format!("The primary metric `{}` cannot be tested: {}.", primary.name, notes.join("; "))],
         );
     }
 
@@ -110,23 +81,13 @@ fn core(result: &ExperimentResult) -> Decision {
     let mut winners: Vec<&ComparisonResult> = primary
         .comparisons
         .iter()
-        .filter(|c| {
-            c.direction == Direction::Better
-                && worse_in(&c.variant, &["guardrail", "secondary"]).is_empty()
-        })
+        .filter(|c| c.direction == Direction::Better && worse_in(&c.variant, &["guardrail", "secondary"]).is_empty())
         .collect();
     winners.sort_by(|a, b| effect_size(b).total_cmp(&effect_size(a)));
     if let Some(best) = winners.first() {
-        let mut reasons = vec![format!(
-            "{} The data quality checks pass.",
-            effect_sentence(primary, best, level)
-        )];
+        let mut reasons = vec![format!("{} The data quality checks pass.", effect_sentence(primary, best, level))];
         for guardrail in result.metrics.iter().filter(|m| m.role == "guardrail") {
-            if let Some(c) = guardrail
-                .comparisons
-                .iter()
-                .find(|c| c.variant == best.variant)
-            {
+            if let Some(c) = guardrail.comparisons.iter().find(|c| c.variant == best.variant) {
                 reasons.push(format!(
                     "Guardrail `{}` is not significantly worse ({}).",
                     guardrail.name,
@@ -138,11 +99,8 @@ fn core(result: &ExperimentResult) -> Decision {
     }
 
     // Losers: worse on the primary or on a guardrail.
-    let mut losers: Vec<(&MetricResult, &ComparisonResult)> = primary
-        .comparisons
-        .iter()
-        .flat_map(|c| worse_in(&c.variant, &["primary", "guardrail"]))
-        .collect();
+    let mut losers: Vec<(&MetricResult, &ComparisonResult)> =
+        primary.comparisons.iter().flat_map(|c| worse_in(&c.variant, &["primary", "guardrail"])).collect();
     losers.sort_by(|a, b| effect_size(a.1).total_cmp(&effect_size(b.1)));
     if let Some((_, worst)) = losers.first() {
         let variant = worst.variant.clone();
@@ -153,19 +111,12 @@ fn core(result: &ExperimentResult) -> Decision {
                 format!(
                     "{} {}",
                     effect_sentence(m, c, level),
-                    if m.role == "guardrail" {
-                        "This is a guardrail."
-                    } else {
-                        ""
-                    }
+                    if m.role == "guardrail" { "This is a guardrail." } else { "" }
                 )
                 .trim_end()
                 .to_string()
             })
-            .chain(std::iter::once(format!(
-                "Roll `{variant}` back to `{}`.",
-                worst.baseline
-            )))
+            .chain(std::iter::once(format!("Roll `{variant}` back to `{}`.", worst.baseline)))
             .collect();
         return decision(Recommendation::Rollback, Some(&variant), reasons);
     }
@@ -179,12 +130,7 @@ fn core(result: &ExperimentResult) -> Decision {
             let win = effect_sentence(primary, c, level);
             worse_in(&c.variant, &["secondary"])
                 .into_iter()
-                .map(move |(m, w)| {
-                    format!(
-                        "{win} But {}",
-                        lowercase_first(&effect_sentence(m, w, level))
-                    )
-                })
+                .map(move |(m, w)| format!("{win} But {}", lowercase_first(&effect_sentence(m, w, level))))
         })
         .collect();
     if !tradeoffs.is_empty() {
@@ -197,10 +143,7 @@ fn core(result: &ExperimentResult) -> Decision {
     let mut reasons = Vec::new();
     let mut enough_everywhere = true;
     for c in &primary.comparisons {
-        reasons.push(format!(
-            "{} Not significant yet.",
-            effect_sentence(primary, c, level)
-        ));
+        reasons.push(format!("{} Not significant yet.", effect_sentence(primary, c, level)));
         match &c.sample_size {
             Some(s) if s.additional_units == 0 => reasons.push(format!(
                 "`{}` already has the {} units per variant needed to detect a {} change with {} power, and found none that large.",
@@ -254,16 +197,11 @@ fn lowercase_first(s: &str) -> String {
 /// `+4.1% (95% CI [+1.2%, +7.0%], adjusted p = 0.006)` or, without a relative effect, the
 /// absolute difference.
 fn short_effect(c: &ComparisonResult) -> String {
-    let p = c
-        .p_value_adjusted
-        .map(|p| format!(", adjusted p = {}", pvalue(p)))
-        .unwrap_or_default();
+    let p = c.p_value_adjusted.map(|p| format!(", adjusted p = {}", pvalue(p))).unwrap_or_default();
     match (c.relative_effect, c.ci_relative, c.absolute_effect) {
-        (Some(r), Some(ci), _) => format!(
-            "{} [{}]{p}",
-            signed_percent(r, 1),
-            percent_interval(ci, 1).trim_matches(['[', ']'])
-        ),
+        (Some(r), Some(ci), _) => {
+            format!("{} [{}]{p}", signed_percent(r, 1), percent_interval(ci, 1).trim_matches(['[', ']']))
+        }
         (Some(r), None, _) => format!("{}{p}", signed_percent(r, 1)),
         (None, _, Some(d)) => format!("{} absolute{p}", value(d)),
         _ => "not computable".into(),
@@ -272,21 +210,12 @@ fn short_effect(c: &ComparisonResult) -> String {
 
 /// `` `conversion` is +4.1% for `treatment` vs `control` (95% CI [+1.2%, +7.0%], adjusted p = 0.006; 0.1023 vs 0.0983). ``
 fn effect_sentence(metric: &MetricResult, c: &ComparisonResult, level: &str) -> String {
-    let means = |name: &str| {
-        metric
-            .variants
-            .iter()
-            .find(|v| v.variant == name)
-            .and_then(|v| v.mean)
-    };
+    let means = |name: &str| metric.variants.iter().find(|v| v.variant == name).and_then(|v| v.mean);
     let means_text = match (means(&c.variant), means(&c.baseline)) {
         (Some(t), Some(b)) => format!("; {} vs {}", value(t), value(b)),
         _ => String::new(),
     };
-    let p = c
-        .p_value_adjusted
-        .map(|p| format!(", adjusted p = {}", pvalue(p)))
-        .unwrap_or_default();
+    let p = c.p_value_adjusted.map(|p| format!(", adjusted p = {}", pvalue(p))).unwrap_or_default();
     match (c.relative_effect, c.ci_relative) {
         (Some(r), Some(ci)) => format!(
             "`{}` is {} for `{}` vs `{}` ({level} CI {}{p}{means_text}).",
@@ -306,12 +235,7 @@ fn effect_sentence(metric: &MetricResult, c: &ComparisonResult, level: &str) -> 
                 value(ci[0]),
                 value(ci[1])
             ),
-            _ => format!(
-                "`{}` cannot be compared for `{}`: {}.",
-                metric.name,
-                c.variant,
-                c.notes.join("; ")
-            ),
+            _ => format!("`{}` cannot be compared for `{}`: {}.", metric.name, c.variant, c.notes.join("; ")),
         },
     }
 }
@@ -357,12 +281,7 @@ mod tests {
     }
 
     fn check(name: &str, status: CheckStatus) -> Check {
-        Check {
-            name: name.into(),
-            status,
-            p_value: None,
-            detail: format!("{name} detail"),
-        }
+        Check { name: name.into(), status, p_value: None, detail: format!("{name} detail") }
     }
 
     fn result(metrics: Vec<MetricResult>, checks: Vec<Check>) -> ExperimentResult {
@@ -371,107 +290,53 @@ mod tests {
             id: "x".into(),
             status: Status::Ok,
             error: None,
-            decision: Decision {
-                recommendation: Recommendation::Inconclusive,
-                variant: None,
-                reasons: vec![],
-            },
+            decision: Decision { recommendation: Recommendation::Inconclusive, variant: None, reasons: vec![] },
             checks,
             variants: vec![],
             metrics,
-            window: Window {
-                start: date,
-                end: date,
-                days: 1,
-            },
-            settings: Settings {
-                alpha: 0.05,
-                power: 0.8,
-                correction: "holm".into(),
-                srm_p_value: 0.001,
-                mde: 0.05,
-            },
-            traffic: Traffic {
-                units_per_variant_per_day: Some(1000.0),
-                ..Traffic::default()
-            },
+            window: Window { start: date, end: date, days: 1 },
+            settings: Settings { alpha: 0.05, power: 0.8, correction: "holm".into(), srm_p_value: 0.001, mde: 0.05 },
+            traffic: Traffic { units_per_variant_per_day: Some(1000.0), ..Traffic::default() },
         }
     }
 
     fn passing() -> Vec<Check> {
-        [
-            "srm",
-            "multi_variant_units",
-            "invalid_values",
-            "unknown_variant",
-            "missing_variant",
-            "missing_partitions",
-        ]
-        .into_iter()
-        .map(|n| check(n, CheckStatus::Pass))
-        .collect()
+        ["srm", "multi_variant_units", "invalid_values", "unknown_variant", "missing_variant", "missing_partitions"]
+            .into_iter()
+            .map(|n| check(n, CheckStatus::Pass))
+            .collect()
     }
 
     #[test]
     fn significant_primary_win_promotes_with_numbers() {
-        let r = result(
-            vec![metric(
-                "conversion",
-                "primary",
-                comparison(0.041, 0.006, Direction::Better, None),
-            )],
-            passing(),
-        );
+        let r =
+            result(vec![metric("conversion", "primary", comparison(0.041, 0.006, Direction::Better, None))], passing());
         let d = recommend(&r);
         assert_eq!(d.recommendation, Recommendation::Promote);
         assert_eq!(d.variant.as_deref(), Some("treatment"));
-        assert!(
-            d.reasons[0].contains("+4.1%") && d.reasons[0].contains("adjusted p = 0.0060"),
-            "{:?}",
-            d.reasons
-        );
+        assert!(d.reasons[0].contains("+4.1%") && d.reasons[0].contains("adjusted p = 0.0060"), "{:?}", d.reasons);
     }
 
     #[test]
     fn guardrail_worse_rolls_back_even_with_a_primary_win() {
         let r = result(
             vec![
-                metric(
-                    "conversion",
-                    "primary",
-                    comparison(0.041, 0.006, Direction::Better, None),
-                ),
-                metric(
-                    "errors",
-                    "guardrail",
-                    comparison(0.2, 0.001, Direction::Worse, None),
-                ),
+                metric("conversion", "primary", comparison(0.041, 0.006, Direction::Better, None)),
+                metric("errors", "guardrail", comparison(0.2, 0.001, Direction::Worse, None)),
             ],
             passing(),
         );
         let d = recommend(&r);
         assert_eq!(d.recommendation, Recommendation::Rollback);
-        assert!(
-            d.reasons
-                .iter()
-                .any(|r| r.contains("`errors`") && r.contains("guardrail")),
-            "{:?}",
-            d.reasons
-        );
+        assert!(d.reasons.iter().any(|r| r.contains("`errors`") && r.contains("guardrail")), "{:?}", d.reasons);
     }
 
     #[test]
     fn srm_failure_pauses_before_anything_else() {
         let mut checks = passing();
         checks[0].status = CheckStatus::Fail;
-        let r = result(
-            vec![metric(
-                "conversion",
-                "primary",
-                comparison(0.041, 0.006, Direction::Better, None),
-            )],
-            checks,
-        );
+        let r =
+            result(vec![metric("conversion", "primary", comparison(0.041, 0.006, Direction::Better, None))], checks);
         assert_eq!(recommend(&r).recommendation, Recommendation::Pause);
     }
 
@@ -480,14 +345,7 @@ mod tests {
         let mut checks = passing();
         checks[4].status = CheckStatus::Fail;
         checks[0].status = CheckStatus::Fail;
-        let r = result(
-            vec![metric(
-                "conversion",
-                "primary",
-                comparison(0.0, 1.0, Direction::Neutral, None),
-            )],
-            checks,
-        );
+        let r = result(vec![metric("conversion", "primary", comparison(0.0, 1.0, Direction::Neutral, None))], checks);
         assert_eq!(recommend(&r).recommendation, Recommendation::Inconclusive);
     }
 
@@ -502,39 +360,22 @@ mod tests {
             additional_days: Some(6.512),
         };
         let r = result(
-            vec![metric(
-                "conversion",
-                "primary",
-                comparison(0.01, 0.4, Direction::Neutral, Some(sample)),
-            )],
+            vec![metric("conversion", "primary", comparison(0.01, 0.4, Direction::Neutral, Some(sample)))],
             passing(),
         );
         let d = recommend(&r);
         assert_eq!(d.recommendation, Recommendation::Continue);
         let plan = &d.reasons[1];
-        assert!(
-            plan.contains("56,512") && plan.contains("6,512 more") && plan.contains("about 7 days"),
-            "{plan}"
-        );
+        assert!(plan.contains("56,512") && plan.contains("6,512 more") && plan.contains("about 7 days"), "{plan}");
     }
 
     #[test]
     fn warnings_become_caveats() {
         let mut checks = passing();
         checks[2].status = CheckStatus::Warn;
-        let r = result(
-            vec![metric(
-                "conversion",
-                "primary",
-                comparison(0.041, 0.006, Direction::Better, None),
-            )],
-            checks,
-        );
+        let r =
+            result(vec![metric("conversion", "primary", comparison(0.041, 0.006, Direction::Better, None))], checks);
         let d = recommend(&r);
-        assert!(
-            d.reasons
-                .last()
-                .is_some_and(|r| r.starts_with("Caveat (invalid_values)"))
-        );
+        assert!(d.reasons.last().is_some_and(|r| r.starts_with("Caveat (invalid_values)")));
     }
 }

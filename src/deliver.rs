@@ -28,23 +28,15 @@ pub fn run_prefix(job: &str, report_date: NaiveDate) -> String {
 }
 
 /// Delivers `outputs` to every destination of `job`.
-pub async fn deliver_all(
-    job: &Job,
-    report_date: NaiveDate,
-    outputs: &[ExperimentOutputs],
-) -> Vec<DeliveryReport> {
+pub async fn deliver_all(job: &Job, report_date: NaiveDate, outputs: &[ExperimentOutputs]) -> Vec<DeliveryReport> {
     let prefix = run_prefix(&job.name, report_date);
     let mut reports = Vec::new();
     for delivery in &job.deliveries {
         let (destination, result) = match delivery {
-            Delivery::Dir { path } => (
-                format!("dir {}", path.display()),
-                deliver_dir(path, &prefix, outputs),
-            ),
-            Delivery::Upload { url } => (
-                format!("upload {}", crate::pipeline::display_url(url)),
-                upload::upload(url, &prefix, outputs).await,
-            ),
+            Delivery::Dir { path } => (format!("dir {}", path.display()), deliver_dir(path, &prefix, outputs)),
+            Delivery::Upload { url } => {
+                (format!("upload {}", crate::pipeline::display_url(url)), upload::upload(url, &prefix, outputs).await)
+            }
             Delivery::Email { to } => (
                 format!("email to {}", to.join(", ")),
                 Err("email delivery is not available in this build yet".to_string()),
@@ -54,11 +46,7 @@ pub async fn deliver_all(
             Ok(()) => tracing::info!(destination, "delivered"),
             Err(error) => tracing::error!(destination, error, "delivery failed"),
         }
-        reports.push(DeliveryReport {
-            destination,
-            ok: result.is_ok(),
-            error: result.err(),
-        });
+        reports.push(DeliveryReport { destination, ok: result.is_ok(), error: result.err() });
     }
     reports
 }

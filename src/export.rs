@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray, UInt32Array, UInt64Array,
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
+    UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
@@ -36,10 +36,7 @@ pub struct OutputFile {
 
 impl OutputFile {
     fn new(name: &str, bytes: Vec<u8>) -> Self {
-        Self {
-            name: name.to_string(),
-            bytes: bytes.into(),
-        }
+        Self { name: name.to_string(), bytes: bytes.into() }
     }
 }
 
@@ -57,10 +54,7 @@ pub enum ExportError {
     #[error("cannot encode `{file}`: {message}")]
     Encode { file: &'static str, message: String },
     #[error("cannot write `{}`: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 fn encode_error(file: &'static str) -> impl Fn(String) -> ExportError {
@@ -87,10 +81,7 @@ pub struct ManifestEntry {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Adds the manifest (last) to a set of encoded files.
@@ -105,35 +96,21 @@ pub fn with_manifest(
         job: results.job.clone(),
         experiment: result.id.clone(),
         report_date: results.report_date.to_string(),
-        status: if result.error.is_some() {
-            "failed".into()
-        } else {
-            "ok".into()
-        },
+        status: if result.error.is_some() { "failed".into() } else { "ok".into() },
         recommendation: result.decision.recommendation.name().into(),
         files: files
             .iter()
-            .map(|f| ManifestEntry {
-                name: f.name.clone(),
-                bytes: f.bytes.len() as u64,
-                sha256: sha256_hex(&f.bytes),
-            })
+            .map(|f| ManifestEntry { name: f.name.clone(), bytes: f.bytes.len() as u64, sha256: sha256_hex(&f.bytes) })
             .collect(),
     };
-    let json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| encode_error("manifest.json")(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| encode_error("manifest.json")(e.to_string()))?;
     files.push(OutputFile::new(MANIFEST, json));
-    Ok(ExperimentOutputs {
-        experiment_id: result.id.clone(),
-        dir_name: dir_name.to_string(),
-        files,
-    })
+    Ok(ExperimentOutputs { experiment_id: result.id.clone(), dir_name: dir_name.to_string(), files })
 }
 
 /// `results.json` for one experiment (the contract's shape, with one entry in `experiments`).
 pub fn results_json(results: &ResultsFile) -> Result<OutputFile, ExportError> {
-    let mut json = serde_json::to_vec_pretty(results)
-        .map_err(|e| encode_error("results.json")(e.to_string()))?;
+    let mut json = serde_json::to_vec_pretty(results).map_err(|e| encode_error("results.json")(e.to_string()))?;
     json.push(b'\n');
     Ok(OutputFile::new("results.json", json))
 }
@@ -144,42 +121,25 @@ pub fn text_file(name: &str, text: String) -> OutputFile {
 
 fn parquet_bytes(file: &'static str, batch: &RecordBatch) -> Result<Vec<u8>, ExportError> {
     let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).map_err(|e| encode_error(file)(e.to_string()))?,
-        ))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| encode_error(file)(e.to_string()))?))
         .build();
     let mut buffer = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(properties))
         .map_err(|e| encode_error(file)(e.to_string()))?;
-    writer
-        .write(batch)
-        .map_err(|e| encode_error(file)(e.to_string()))?;
-    writer
-        .close()
-        .map_err(|e| encode_error(file)(e.to_string()))?;
+    writer.write(batch).map_err(|e| encode_error(file)(e.to_string()))?;
+    writer.close().map_err(|e| encode_error(file)(e.to_string()))?;
     Ok(buffer)
 }
 
-fn batch<S: AsRef<str>>(
-    file: &'static str,
-    columns: Vec<(S, ArrayRef)>,
-) -> Result<RecordBatch, ExportError> {
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(name, array)| Field::new(name.as_ref(), array.data_type().clone(), true))
-        .collect();
-    RecordBatch::try_new(
-        Arc::new(Schema::new(fields)),
-        columns.into_iter().map(|(_, a)| a).collect(),
-    )
-    .map_err(|e| encode_error(file)(e.to_string()))
+fn batch<S: AsRef<str>>(file: &'static str, columns: Vec<(S, ArrayRef)>) -> Result<RecordBatch, ExportError> {
+    let fields: Vec<Field> =
+        columns.iter().map(|(name, array)| Field::new(name.as_ref(), array.data_type().clone(), true)).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, a)| a).collect())
+        .map_err(|e| encode_error(file)(e.to_string()))
 }
 
 /// `results.parquet`: one row per metric × variant with the numbers of `results.json`.
-pub fn results_parquet(
-    report_date: &str,
-    result: &ExperimentResult,
-) -> Result<OutputFile, ExportError> {
+pub fn results_parquet(report_date: &str, result: &ExperimentResult) -> Result<OutputFile, ExportError> {
     let mut rows = ResultRows::default();
     for metric in &result.metrics {
         for v in &metric.variants {
@@ -196,17 +156,12 @@ pub fn results_parquet(
             rows.variance.push(v.variance);
             rows.absolute_effect.push(c.and_then(|c| c.absolute_effect));
             rows.relative_effect.push(c.and_then(|c| c.relative_effect));
-            rows.ci_absolute_low
-                .push(c.and_then(|c| c.ci_absolute.map(|ci| ci[0])));
-            rows.ci_absolute_high
-                .push(c.and_then(|c| c.ci_absolute.map(|ci| ci[1])));
-            rows.ci_relative_low
-                .push(c.and_then(|c| c.ci_relative.map(|ci| ci[0])));
-            rows.ci_relative_high
-                .push(c.and_then(|c| c.ci_relative.map(|ci| ci[1])));
+            rows.ci_absolute_low.push(c.and_then(|c| c.ci_absolute.map(|ci| ci[0])));
+            rows.ci_absolute_high.push(c.and_then(|c| c.ci_absolute.map(|ci| ci[1])));
+            rows.ci_relative_low.push(c.and_then(|c| c.ci_relative.map(|ci| ci[0])));
+            rows.ci_relative_high.push(c.and_then(|c| c.ci_relative.map(|ci| ci[1])));
             rows.p_value.push(c.and_then(|c| c.p_value));
-            rows.p_value_adjusted
-                .push(c.and_then(|c| c.p_value_adjusted));
+            rows.p_value_adjusted.push(c.and_then(|c| c.p_value_adjusted));
             rows.significant.push(c.map(|c| c.significant));
         }
     }
@@ -221,10 +176,7 @@ pub fn results_parquet(
             ("kind", s(rows.kind)),
             ("role", s(rows.role)),
             ("variant", s(rows.variant)),
-            (
-                "baseline",
-                Arc::new(StringArray::from(rows.baseline)) as ArrayRef,
-            ),
+            ("baseline", Arc::new(StringArray::from(rows.baseline)) as ArrayRef),
             ("units", Arc::new(UInt64Array::from(rows.units)) as ArrayRef),
             ("mean", f(rows.mean)),
             ("variance", f(rows.variance)),
@@ -236,16 +188,10 @@ pub fn results_parquet(
             ("ci_relative_high", f(rows.ci_relative_high)),
             ("p_value", f(rows.p_value)),
             ("p_value_adjusted", f(rows.p_value_adjusted)),
-            (
-                "significant",
-                Arc::new(BooleanArray::from(rows.significant)) as ArrayRef,
-            ),
+            ("significant", Arc::new(BooleanArray::from(rows.significant)) as ArrayRef),
         ],
     )?;
-    Ok(OutputFile::new(
-        "results.parquet",
-        parquet_bytes("results.parquet", &batch)?,
-    ))
+    Ok(OutputFile::new("results.parquet", parquet_bytes("results.parquet", &batch)?))
 }
 
 #[derive(Default)]
@@ -278,19 +224,15 @@ fn unit_id_column<'a>(
 ) -> ArrayRef {
     let keys = &allocation.keys;
     if keys.kind() == Some(UnitIdKind::Int) {
-        Arc::new(Int64Array::from_iter_values(units.map(
-            |u| match keys.key(u.unit) {
-                UnitKey::Int(i) => i,
-                UnitKey::Text(_) => 0,
-            },
-        )))
+        Arc::new(Int64Array::from_iter_values(units.map(|u| match keys.key(u.unit) {
+            UnitKey::Int(i) => i,
+            UnitKey::Text(_) => 0,
+        })))
     } else {
-        Arc::new(StringArray::from_iter_values(units.map(
-            |u| match keys.key(u.unit) {
-                UnitKey::Text(t) => t.to_string(),
-                UnitKey::Int(i) => i.to_string(),
-            },
-        )))
+        Arc::new(StringArray::from_iter_values(units.map(|u| match keys.key(u.unit) {
+            UnitKey::Text(t) => t.to_string(),
+            UnitKey::Int(i) => i.to_string(),
+        })))
     }
 }
 
@@ -318,28 +260,12 @@ pub fn allocation_parquet(
         vec![
             ("unit_id", unit_id_column(allocation, units.iter())),
             ("variant", variant),
-            (
-                "first_exposure_ts",
-                timestamps(units.iter().map(|u| u.first_micros)),
-            ),
-            (
-                "exposures",
-                Arc::new(UInt32Array::from_iter_values(
-                    units.iter().map(|u| u.exposures),
-                )) as ArrayRef,
-            ),
-            (
-                "status",
-                Arc::new(StringArray::from_iter_values(
-                    units.iter().map(|u| u.status.name()),
-                )) as ArrayRef,
-            ),
+            ("first_exposure_ts", timestamps(units.iter().map(|u| u.first_micros))),
+            ("exposures", Arc::new(UInt32Array::from_iter_values(units.iter().map(|u| u.exposures))) as ArrayRef),
+            ("status", Arc::new(StringArray::from_iter_values(units.iter().map(|u| u.status.name()))) as ArrayRef),
         ],
     )?;
-    Ok(OutputFile::new(
-        "allocation.parquet",
-        parquet_bytes("allocation.parquet", &batch)?,
-    ))
+    Ok(OutputFile::new("allocation.parquet", parquet_bytes("allocation.parquet", &batch)?))
 }
 
 /// `units.parquet`: the per-unit values the statistics were computed from — `unit_id,
@@ -353,37 +279,23 @@ pub fn units_parquet(
 ) -> Result<OutputFile, ExportError> {
     let analyzable: Vec<&crate::aggregate::AllocatedUnit> = experiment.analyzable().collect();
     let mut columns: Vec<(String, ArrayRef)> = vec![
-        (
-            "unit_id".into(),
-            unit_id_column(allocation, analyzable.iter().copied()),
-        ),
+        ("unit_id".into(), unit_id_column(allocation, analyzable.iter().copied())),
         (
             "variant".into(),
             Arc::new(StringArray::from_iter_values(
-                analyzable
-                    .iter()
-                    .map(|u| experiment.variants[u.variant as usize].as_str()),
+                analyzable.iter().map(|u| experiment.variants[u.variant as usize].as_str()),
             )) as ArrayRef,
         ),
-        (
-            "first_exposure_ts".into(),
-            timestamps(analyzable.iter().map(|u| u.first_micros)),
-        ),
+        ("first_exposure_ts".into(), timestamps(analyzable.iter().map(|u| u.first_micros))),
     ];
     for (name, values) in metric_names.iter().zip(values) {
         match values {
-            MetricValues::Single(v) => columns.push((
-                name.to_string(),
-                Arc::new(Float64Array::from(v.clone())) as ArrayRef,
-            )),
-            MetricValues::Ratio {
-                numerator,
-                denominator,
-            } => {
-                columns.push((
-                    format!("{name}_numerator"),
-                    Arc::new(Float64Array::from(numerator.clone())) as ArrayRef,
-                ));
+            MetricValues::Single(v) => {
+                columns.push((name.to_string(), Arc::new(Float64Array::from(v.clone())) as ArrayRef))
+            }
+            MetricValues::Ratio { numerator, denominator } => {
+                columns
+                    .push((format!("{name}_numerator"), Arc::new(Float64Array::from(numerator.clone())) as ArrayRef));
                 columns.push((
                     format!("{name}_denominator"),
                     Arc::new(Float64Array::from(denominator.clone())) as ArrayRef,
@@ -392,10 +304,7 @@ pub fn units_parquet(
         }
     }
     let batch = batch("units.parquet", columns)?;
-    Ok(OutputFile::new(
-        "units.parquet",
-        parquet_bytes("units.parquet", &batch)?,
-    ))
+    Ok(OutputFile::new("units.parquet", parquet_bytes("units.parquet", &batch)?))
 }
 
 /// The data type of `first_exposure_ts` columns (for readers and tests).

@@ -9,9 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
-};
+use arrow::array::{ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use chrono::NaiveDate;
 use parquet::arrow::ArrowWriter;
@@ -100,10 +98,7 @@ pub struct Generated {
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     #[error("cannot write `{}`: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("cannot encode `{}`: {message}", path.display())]
     Encode { path: PathBuf, message: String },
     #[error("{0}")]
@@ -117,9 +112,7 @@ struct Rng(u64);
 
 impl Rng {
     fn for_stream(seed: u64, a: u64, b: u64) -> Self {
-        let mut rng = Rng(seed
-            ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
+        let mut rng = Rng(seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
         rng.next_u64();
         rng
     }
@@ -185,12 +178,7 @@ fn traits(spec: &GenSpec, unit: u64) -> UnitTraits {
             })
         })
         .collect();
-    UnitTraits {
-        arrival_day,
-        arrival_offset,
-        propensity,
-        assignment,
-    }
+    UnitTraits { arrival_day, arrival_offset, propensity, assignment }
 }
 
 fn unit_id(spec: &GenSpec, unit: u64, text: &mut String) {
@@ -232,13 +220,7 @@ impl DayRows {
         }
     }
 
-    fn unit(
-        text: &mut StringBuilder,
-        int: &mut Int64Builder,
-        style: UnitIdStyle,
-        id: &str,
-        unit: u64,
-    ) {
+    fn unit(text: &mut StringBuilder, int: &mut Int64Builder, style: UnitIdStyle, id: &str, unit: u64) {
         match style {
             UnitIdStyle::String => text.append_value(id),
             UnitIdStyle::Int => int.append_value(unit as i64),
@@ -278,17 +260,9 @@ fn generate_rows(spec: &GenSpec, day: u32, range: std::ops::Range<u64>) -> DayRo
             let switched = multi && !arrival;
             let shown = treatment != switched;
             rows.exp_experiment.append_value(&e.id);
-            rows.exp_variant
-                .append_value(if shown { "treatment" } else { "control" });
-            DayRows::unit(
-                &mut rows.exp_unit_text,
-                &mut rows.exp_unit_int,
-                spec.unit_ids,
-                &id,
-                unit,
-            );
-            rows.exp_ts
-                .append_value(session_start + (rng.uniform() * 1e6) as i64);
+            rows.exp_variant.append_value(if shown { "treatment" } else { "control" });
+            DayRows::unit(&mut rows.exp_unit_text, &mut rows.exp_unit_int, spec.unit_ids, &id, unit);
+            rows.exp_ts.append_value(session_start + (rng.uniform() * 1e6) as i64);
             rows.exposures += 1;
             if treatment {
                 conversion *= 1.0 + e.conversion_effect;
@@ -301,13 +275,7 @@ fn generate_rows(spec: &GenSpec, day: u32, range: std::ops::Range<u64>) -> DayRo
         let day_end = day_start + DAY_MICROS;
         let event = |rows: &mut DayRows, rng: &mut Rng, name: &str, value: Option<f64>| {
             let ts = session_from + (rng.uniform() * (day_end - session_from) as f64) as i64;
-            DayRows::unit(
-                &mut rows.ev_unit_text,
-                &mut rows.ev_unit_int,
-                spec.unit_ids,
-                &id,
-                unit,
-            );
+            DayRows::unit(&mut rows.ev_unit_text, &mut rows.ev_unit_int, spec.unit_ids, &id, unit);
             rows.ev_event.append_value(name);
             rows.ev_value.append_option(value);
             rows.ev_ts.append_value(ts.min(day_end - 1));
@@ -319,11 +287,7 @@ fn generate_rows(spec: &GenSpec, day: u32, range: std::ops::Range<u64>) -> DayRo
         if rng.chance(conversion.min(1.0)) {
             let amount = (3.6 + 0.7 * rng.normal()).exp() * revenue;
             let value = if rng.chance(spec.nan_rate) {
-                if rng.chance(0.5) {
-                    f64::NAN
-                } else {
-                    f64::INFINITY
-                }
+                if rng.chance(0.5) { f64::NAN } else { f64::INFINITY }
             } else {
                 (amount * 100.0).round() / 100.0
             };
@@ -337,35 +301,20 @@ fn generate_rows(spec: &GenSpec, day: u32, range: std::ops::Range<u64>) -> DayRo
 }
 
 fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<u64, GenerateError> {
-    let io = |source| GenerateError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| GenerateError::Io { path: path.to_path_buf(), source };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
-        .collect();
-    let encode = |e: &dyn std::fmt::Display| GenerateError::Encode {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let batch = RecordBatch::try_new(
-        Arc::new(Schema::new(fields)),
-        columns.into_iter().map(|(_, a)| a).collect(),
-    )
-    .map_err(|e| encode(&e))?;
+    let fields: Vec<Field> = columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect();
+    let encode = |e: &dyn std::fmt::Display| GenerateError::Encode { path: path.to_path_buf(), message: e.to_string() };
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, a)| a).collect())
+        .map_err(|e| encode(&e))?;
     let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).map_err(|e| encode(&e))?,
-        ))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| encode(&e))?))
         .set_max_row_group_row_count(Some(256 * 1024))
         .build();
     let file = std::fs::File::create(path).map_err(io)?;
-    let mut writer =
-        ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(|e| encode(&e))?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(|e| encode(&e))?;
     writer.write(&batch).map_err(|e| encode(&e))?;
     writer.close().map_err(|e| encode(&e))?;
     Ok(std::fs::metadata(path).map_err(io)?.len())
@@ -374,20 +323,14 @@ fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<u64, Gen
 /// Writes the dataset under `out/data` and a job file `out/job.toml`.
 pub fn generate(spec: &GenSpec, out: &Path) -> Result<Generated, GenerateError> {
     if spec.units == 0 || spec.days == 0 || spec.files_per_day == 0 {
-        return Err(GenerateError::Spec(
-            "units, days and files per day must be positive".into(),
-        ));
+        return Err(GenerateError::Spec("units, days and files per day must be positive".into()));
     }
     if spec.experiments.is_empty() {
-        return Err(GenerateError::Spec(
-            "at least one experiment is needed".into(),
-        ));
+        return Err(GenerateError::Spec("at least one experiment is needed".into()));
     }
     let data_dir = out.join("data");
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let tasks: Vec<(u32, u32)> = (0..spec.days)
-        .flat_map(|d| (0..spec.files_per_day).map(move |f| (d, f)))
-        .collect();
+    let tasks: Vec<(u32, u32)> = (0..spec.days).flat_map(|d| (0..spec.files_per_day).map(move |f| (d, f))).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Result<Generated, GenerateError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -400,45 +343,29 @@ pub fn generate(spec: &GenSpec, out: &Path) -> Result<Generated, GenerateError> 
                             break;
                         };
                         let per_file = spec.units.div_ceil(u64::from(spec.files_per_day));
-                        let range = u64::from(file) * per_file
-                            ..(u64::from(file + 1) * per_file).min(spec.units);
+                        let range = u64::from(file) * per_file..(u64::from(file + 1) * per_file).min(spec.units);
                         let date = spec.start_date() + chrono::Days::new(u64::from(day));
                         let mut rows = generate_rows(spec, day, range);
                         let name = format!("part-{file:03}.parquet");
                         let partition = |dataset: crate::source::Dataset| {
-                            data_dir
-                                .join(dataset.folder())
-                                .join(format!("date={date}"))
-                                .join(&name)
+                            data_dir.join(dataset.folder()).join(format!("date={date}")).join(&name)
                         };
                         let skip = |dataset| spec.missing_partition == Some((dataset, date));
-                        let unit_column =
-                            |text: &mut StringBuilder, int: &mut Int64Builder| -> ArrayRef {
-                                match spec.unit_ids {
-                                    UnitIdStyle::String => Arc::new(text.finish()),
-                                    UnitIdStyle::Int => Arc::new(int.finish()),
-                                }
-                            };
-                        let ts = |b: &mut TimestampMicrosecondBuilder| -> ArrayRef {
-                            Arc::new(b.finish())
+                        let unit_column = |text: &mut StringBuilder, int: &mut Int64Builder| -> ArrayRef {
+                            match spec.unit_ids {
+                                UnitIdStyle::String => Arc::new(text.finish()),
+                                UnitIdStyle::Int => Arc::new(int.finish()),
+                            }
                         };
+                        let ts = |b: &mut TimestampMicrosecondBuilder| -> ArrayRef { Arc::new(b.finish()) };
                         if !skip(crate::source::Dataset::Exposures) {
                             let columns = vec![
-                                (
-                                    "experiment_id",
-                                    Arc::new(rows.exp_experiment.finish()) as ArrayRef,
-                                ),
+                                ("experiment_id", Arc::new(rows.exp_experiment.finish()) as ArrayRef),
                                 ("variant", Arc::new(rows.exp_variant.finish()) as ArrayRef),
-                                (
-                                    "unit_id",
-                                    unit_column(&mut rows.exp_unit_text, &mut rows.exp_unit_int),
-                                ),
+                                ("unit_id", unit_column(&mut rows.exp_unit_text, &mut rows.exp_unit_int)),
                                 ("ts", ts(&mut rows.exp_ts)),
                             ];
-                            match write_parquet(
-                                &partition(crate::source::Dataset::Exposures),
-                                columns,
-                            ) {
+                            match write_parquet(&partition(crate::source::Dataset::Exposures), columns) {
                                 Ok(bytes) => {
                                     total.bytes += bytes;
                                     total.files += 1;
@@ -449,16 +376,12 @@ pub fn generate(spec: &GenSpec, out: &Path) -> Result<Generated, GenerateError> 
                         }
                         if !skip(crate::source::Dataset::Events) {
                             let columns = vec![
-                                (
-                                    "unit_id",
-                                    unit_column(&mut rows.ev_unit_text, &mut rows.ev_unit_int),
-                                ),
+                                ("unit_id", unit_column(&mut rows.ev_unit_text, &mut rows.ev_unit_int)),
                                 ("event", Arc::new(rows.ev_event.finish()) as ArrayRef),
                                 ("value", Arc::new(rows.ev_value.finish()) as ArrayRef),
                                 ("ts", ts(&mut rows.ev_ts)),
                             ];
-                            match write_parquet(&partition(crate::source::Dataset::Events), columns)
-                            {
+                            match write_parquet(&partition(crate::source::Dataset::Events), columns) {
                                 Ok(bytes) => {
                                     total.bytes += bytes;
                                     total.files += 1;
@@ -474,18 +397,11 @@ pub fn generate(spec: &GenSpec, out: &Path) -> Result<Generated, GenerateError> 
             .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(GenerateError::Spec("a generator thread panicked".into()))
-                })
-            })
+            .map(|h| h.join().unwrap_or_else(|_| Err(GenerateError::Spec("a generator thread panicked".into()))))
             .collect()
     });
-    let mut generated = Generated {
-        data_dir: data_dir.clone(),
-        job_file: out.join("job.toml"),
-        ..Generated::default()
-    };
+    let mut generated =
+        Generated { data_dir: data_dir.clone(), job_file: out.join("job.toml"), ..Generated::default() };
     for result in results {
         let part = result?;
         generated.exposure_rows += part.exposure_rows;
@@ -493,10 +409,8 @@ pub fn generate(spec: &GenSpec, out: &Path) -> Result<Generated, GenerateError> 
         generated.files += part.files;
         generated.bytes += part.bytes;
     }
-    std::fs::write(&generated.job_file, job_toml(spec)).map_err(|source| GenerateError::Io {
-        path: generated.job_file.clone(),
-        source,
-    })?;
+    std::fs::write(&generated.job_file, job_toml(spec))
+        .map_err(|source| GenerateError::Io { path: generated.job_file.clone(), source })?;
     Ok(generated)
 }
 
@@ -585,26 +499,10 @@ pub fn demo_spec(end_date: NaiveDate) -> GenSpec {
         nan_rate: 0.0,
         missing_partition: None,
         experiments: vec![
-            GenExperiment {
-                conversion_effect: 0.25,
-                revenue_effect: 0.02,
-                ..GenExperiment::new("checkout-redesign")
-            },
-            GenExperiment {
-                conversion_effect: -0.05,
-                error_effect: 0.8,
-                ..GenExperiment::new("new-recommendations")
-            },
-            GenExperiment {
-                coverage: 0.1,
-                conversion_effect: 0.03,
-                ..GenExperiment::new("search-ranking-v2")
-            },
-            GenExperiment {
-                treatment_share: 0.53,
-                conversion_effect: 0.05,
-                ..GenExperiment::new("pricing-page")
-            },
+            GenExperiment { conversion_effect: 0.25, revenue_effect: 0.02, ..GenExperiment::new("checkout-redesign") },
+            GenExperiment { conversion_effect: -0.05, error_effect: 0.8, ..GenExperiment::new("new-recommendations") },
+            GenExperiment { coverage: 0.1, conversion_effect: 0.03, ..GenExperiment::new("search-ranking-v2") },
+            GenExperiment { treatment_share: 0.53, conversion_effect: 0.05, ..GenExperiment::new("pricing-page") },
         ],
     }
 }

@@ -27,11 +27,7 @@ pub fn count(n: u64) -> String {
 
 /// A p-value: four significant digits, scientific below 0.0001.
 pub fn pvalue(p: f64) -> String {
-    if p < 1e-4 {
-        format!("{p:.1e}")
-    } else {
-        format!("{p:.4}")
-    }
+    if p < 1e-4 { format!("{p:.1e}") } else { format!("{p:.4}") }
 }
 
 /// A metric value with about four significant digits.
@@ -52,21 +48,13 @@ pub fn value(x: f64) -> String {
 
 /// An interval of relative effects: `[−1.2%, +3.4%]`.
 pub fn percent_interval(ci: [f64; 2], decimals: usize) -> String {
-    format!(
-        "[{}, {}]",
-        signed_percent(ci[0], decimals),
-        signed_percent(ci[1], decimals)
-    )
+    format!("[{}, {}]", signed_percent(ci[0], decimals), signed_percent(ci[1], decimals))
 }
 
 /// Days, rounded up to a whole number for plans: `about 6 days`.
 pub fn days(d: f64) -> String {
     let whole = d.ceil().max(1.0) as u64;
-    if whole == 1 {
-        "about 1 day".into()
-    } else {
-        format!("about {whole} days")
-    }
+    if whole == 1 { "about 1 day".into() } else { format!("about {whole} days") }
 }
 
 #[cfg(test)]

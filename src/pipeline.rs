@@ -23,13 +23,9 @@ use crate::config::{Experiment, Job};
 use crate::decide;
 use crate::export::{self, ExperimentOutputs};
 use crate::render::{RenderError, Renderer, RunFacts};
-use crate::results::{
-    Decision, ExperimentResult, Recommendation, ResultsFile, SCHEMA_VERSION, Status,
-};
+use crate::results::{Decision, ExperimentResult, Recommendation, ResultsFile, SCHEMA_VERSION, Status};
 use crate::runlog::{Deadline, RunLog, SlaExceeded};
-use crate::source::{
-    ColumnSpec, DataFile, Dataset, Expect, ScanPlan, ScanStats, Source, SourceError,
-};
+use crate::source::{ColumnSpec, DataFile, Dataset, Expect, ScanPlan, ScanStats, Source, SourceError};
 
 /// What to run.
 pub struct RunRequest<'a> {
@@ -60,11 +56,7 @@ impl RunOutput {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("job `{job}` has no experiment `{id}` (experiments: {available})")]
-    UnknownExperiment {
-        job: String,
-        id: String,
-        available: String,
-    },
+    UnknownExperiment { job: String, id: String, available: String },
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
@@ -83,12 +75,7 @@ fn select<'a>(job: &'a Job, only: Option<&str>) -> Result<Vec<&'a Experiment>, R
             None => Err(RunError::UnknownExperiment {
                 job: job.name.clone(),
                 id: id.to_string(),
-                available: job
-                    .experiments
-                    .iter()
-                    .map(|e| e.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                available: job.experiments.iter().map(|e| e.id.as_str()).collect::<Vec<_>>().join(", "),
             }),
         },
     }
@@ -99,9 +86,7 @@ fn progress_bar(enabled: bool, total: u64, message: &'static str) -> ProgressBar
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>16} [{bar:30}] {bytes}/{total_bytes} {elapsed}")
-    {
+    if let Ok(style) = ProgressStyle::with_template("{msg:>16} [{bar:30}] {bytes}/{total_bytes} {elapsed}") {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(message);
@@ -109,13 +94,7 @@ fn progress_bar(enabled: bool, total: u64, message: &'static str) -> ProgressBar
 }
 
 fn columns(specs: &[(&str, Expect)]) -> Arc<[ColumnSpec]> {
-    specs
-        .iter()
-        .map(|(name, expect)| ColumnSpec {
-            name: name.to_string(),
-            expect: *expect,
-        })
-        .collect()
+    specs.iter().map(|(name, expect)| ColumnSpec { name: name.to_string(), expect: *expect }).collect()
 }
 
 /// Reads files of one dataset through `fold`, timed and under the deadline.
@@ -127,10 +106,7 @@ async fn read(
     request: &RunRequest<'_>,
     deadline: &Deadline,
     log: &RunLog,
-    fold: impl Fn(&DataFile, &[ArrayRef]) -> Result<(), aggregate::AggregateError>
-    + Send
-    + Sync
-    + 'static,
+    fold: impl Fn(&DataFile, &[ArrayRef]) -> Result<(), aggregate::AggregateError> + Send + Sync + 'static,
 ) -> Result<ScanStats, RunError> {
     let stage = match dataset {
         Dataset::Exposures => "read exposures",
@@ -139,22 +115,11 @@ async fn read(
     let files: Vec<DataFile> = plan.files_of(dataset).cloned().collect();
     let total: u64 = files.iter().map(|f| f.size).sum();
     let bar = progress_bar(request.progress, total, stage);
-    let concurrency = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .max(2);
+    let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
     let started = Instant::now();
-    let stats = deadline
-        .within(
-            stage,
-            source.scan(files, columns, concurrency, &bar, Arc::new(fold)),
-        )
-        .await??;
+    let stats = deadline.within(stage, source.scan(files, columns, concurrency, &bar, Arc::new(fold))).await??;
     bar.finish_and_clear();
-    log.stage_done(
-        stage,
-        started.elapsed(),
-        json!({ "files": stats.files, "bytes": stats.bytes, "rows": stats.rows }),
-    );
+    log.stage_done(stage, started.elapsed(), json!({ "files": stats.files, "bytes": stats.bytes, "rows": stats.rows }));
     Ok(stats)
 }
 
@@ -179,23 +144,18 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     let source = Source::open(&job.source.url)?;
     let plan = match spec.first_date() {
         Some(first) => {
-            let dates: Vec<NaiveDate> = first
-                .iter_days()
-                .take_while(|d| *d <= report_date)
-                .collect();
+            let dates: Vec<NaiveDate> = first.iter_days().take_while(|d| *d <= report_date).collect();
             deadline
-                .within(
-                    "list",
-                    source.plan(&[
-                        (Dataset::Exposures, dates.clone()),
-                        (Dataset::Events, dates),
-                    ]),
-                )
+                .within("list", source.plan(&[(Dataset::Exposures, dates.clone()), (Dataset::Events, dates)]))
                 .await??
         }
         None => ScanPlan::default(),
     };
-    log.stage_done("list", started.elapsed(), json!({ "files": plan.files.len(), "bytes": plan.bytes(), "missing_partitions": plan.missing.len() }));
+    log.stage_done(
+        "list",
+        started.elapsed(),
+        json!({ "files": plan.files.len(), "bytes": plan.bytes(), "missing_partitions": plan.missing.len() }),
+    );
     for (dataset, date) in &plan.missing {
         log.warn(
             "list",
@@ -214,17 +174,11 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         (&names.exposure_ts, Expect::Timestamp),
     ]);
     let fold = exposure_fold.clone();
-    let exposure_stats = read(
-        &source,
-        &plan,
-        Dataset::Exposures,
-        exposure_columns,
-        request,
-        &deadline,
-        log,
-        move |file, columns| fold.fold(file.date, columns),
-    )
-    .await?;
+    let exposure_stats =
+        read(&source, &plan, Dataset::Exposures, exposure_columns, request, &deadline, log, move |file, columns| {
+            fold.fold(file.date, columns)
+        })
+        .await?;
     let allocation = Arc::new(exposure_fold.finish());
     log.info(
         "allocate",
@@ -241,17 +195,11 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     ]);
     let event_fold = Arc::new(EventFold::new(spec.clone(), allocation.clone()));
     let fold = event_fold.clone();
-    let event_stats = read(
-        &source,
-        &plan,
-        Dataset::Events,
-        event_columns,
-        request,
-        &deadline,
-        log,
-        move |_, columns| fold.fold(columns),
-    )
-    .await?;
+    let event_stats =
+        read(&source, &plan, Dataset::Events, event_columns, request, &deadline, log, move |_, columns| {
+            fold.fold(columns)
+        })
+        .await?;
     let mut totals = event_fold.finish();
     drop(event_fold);
 
@@ -272,17 +220,10 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
 
     let mut results = Vec::new();
     let mut outputs = Vec::new();
-    let empty_allocation = ExperimentAllocation {
-        variants: Vec::new(),
-        n_configured: 0,
-        units: Vec::new(),
-        exposure_rows: 0,
-    };
-    let experiments = in_window
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (*e, Some(i)))
-        .chain(not_started.iter().map(|e| (*e, None)));
+    let empty_allocation =
+        ExperimentAllocation { variants: Vec::new(), n_configured: 0, units: Vec::new(), exposure_rows: 0 };
+    let experiments =
+        in_window.iter().enumerate().map(|(i, e)| (*e, Some(i))).chain(not_started.iter().map(|e| (*e, None)));
     for (experiment, index) in experiments {
         let started = Instant::now();
         // Each experiment's accumulators are taken (and freed) as soon as it is done.
@@ -290,21 +231,12 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
             Some(i) => (&allocation.experiments[i], std::mem::take(&mut totals[i])),
             None => (&empty_allocation, EventTotals::default()),
         };
-        let plans = index
-            .map(|i| spec.experiments[i].metrics.clone())
-            .unwrap_or_default();
-        let values: Vec<aggregate::MetricValues> = plans
-            .iter()
-            .map(|p| aggregate::metric_values(p, &experiment_totals))
-            .collect();
-        let variant_of: Vec<u8> = experiment_allocation
-            .analyzable()
-            .map(|u| u.variant)
-            .collect();
-        let summaries: Vec<aggregate::VariantSummaries> = values
-            .iter()
-            .map(|v| aggregate::summarize(v, &variant_of, experiment.variants.len()))
-            .collect();
+        let plans = index.map(|i| spec.experiments[i].metrics.clone()).unwrap_or_default();
+        let values: Vec<aggregate::MetricValues> =
+            plans.iter().map(|p| aggregate::metric_values(p, &experiment_totals)).collect();
+        let variant_of: Vec<u8> = experiment_allocation.analyzable().map(|u| u.variant).collect();
+        let summaries: Vec<aggregate::VariantSummaries> =
+            values.iter().map(|v| aggregate::summarize(v, &variant_of, experiment.variants.len())).collect();
         let data = ExperimentData {
             job,
             experiment,
@@ -344,11 +276,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         log.info(
             "analyze",
             Some(&experiment.id),
-            format!(
-                "{}: {}",
-                experiment.id,
-                result.decision.recommendation.name()
-            ),
+            format!("{}: {}", experiment.id, result.decision.recommendation.name()),
             json!({
                 "units": result.variants.iter().map(|v| v.units).sum::<u64>(),
                 "recommendation": result.decision.recommendation.name(),
@@ -370,11 +298,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
             abreport_version: env!("CARGO_PKG_VERSION").to_string(),
             experiments: vec![result.clone()],
         };
-        let metric_names: Vec<&str> = experiment
-            .metrics
-            .iter()
-            .map(|m| job.metrics[m.metric].name.as_str())
-            .collect();
+        let metric_names: Vec<&str> = experiment.metrics.iter().map(|m| job.metrics[m.metric].name.as_str()).collect();
         let mut files = vec![
             export::text_file("report.html", html),
             export::text_file("report.md", markdown),
@@ -389,26 +313,14 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
             "reports and exports encoded",
             json!({ "seconds": encode_started.elapsed().as_secs_f64() }),
         );
-        files.push(export::text_file(
-            "run.log.jsonl",
-            log.jsonl_for(&experiment.id),
-        ));
-        outputs.push(export::with_manifest(
-            &results_file,
-            &result,
-            &experiment.output_dir,
-            files,
-        )?);
+        files.push(export::text_file("run.log.jsonl", log.jsonl_for(&experiment.id)));
+        outputs.push(export::with_manifest(&results_file, &result, &experiment.output_dir, files)?);
         results.push(result);
         deadline.check("render and export")?;
     }
     facts.timings = log.timings();
     facts.elapsed_seconds = request.started.elapsed().as_secs_f64();
-    Ok(RunOutput {
-        results,
-        outputs,
-        facts,
-    })
+    Ok(RunOutput { results, outputs, facts })
 }
 
 /// A URL for reports and messages: no credentials, no query string.

@@ -1,9 +1,9 @@
 //! Report model -> HTML and Markdown, through the tera templates in `templates/`.
 //!
 //! Every number is formatted here (with [`crate::numbers`]) so the templates only lay out
-//! text, and both reports say exactly the same. Autoescaping is on for both templates; the
-//! escape function makes text safe for HTML and inert in Markdown, so an experiment named
-//! `<script>alert(1)</script>` stays text everywhere.
+//! text, and both reports say exactly the same. Autoescaping is on for both templates, each
+//! with its format's escaping, so an experiment named `<script>alert(1)</script>` stays text
+//! everywhere.
 //!
 //! Pure: no IO, not async (templates are compiled into the binary).
 
@@ -43,15 +43,14 @@ pub struct RenderError {
     message: String,
 }
 
-/// Compiled templates.
+/// Compiled templates: one tera instance per output format, each with its own escaping.
 pub struct Renderer {
-    tera: Tera,
+    html: Tera,
+    markdown: Tera,
 }
 
-/// Escapes for HTML and Markdown at once: HTML's five characters plus the characters
-/// Markdown gives meaning to, all as numeric character references (which both render as the
-/// plain character).
-pub fn escape_html_and_markdown(text: &str) -> String {
+/// HTML escaping: the five significant characters as entities.
+pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
@@ -60,10 +59,46 @@ pub fn escape_html_and_markdown(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            '`' | '*' | '_' | '[' | ']' | '|' | '\\' | '#' | '~' => {
-                out.push_str(&format!("&#{};", c as u32));
-            }
             c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Markdown escaping that keeps `` `name` `` spans as code: outside them, the characters
+/// Markdown gives meaning to are backslash-escaped and `& < >` become entities (so no raw HTML
+/// survives); inside them, text is literal by CommonMark's rules, except `|`, which GFM
+/// tables need escaped even there. Line breaks become spaces so a value cannot end a table row.
+pub fn escape_markdown(text: &str) -> String {
+    fn plain(out: &mut String, text: &str) {
+        for c in text.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '\\' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                '\n' | '\r' => out.push(' '),
+                c => out.push(c),
+            }
+        }
+    }
+    let segments: Vec<&str> = text.split('`').collect();
+    let paired = segments.len() % 2 == 1;
+    let mut out = String::with_capacity(text.len() + 8);
+    for (i, segment) in segments.iter().enumerate() {
+        let inside = i % 2 == 1;
+        if inside && (paired || i + 1 < segments.len()) && !segment.is_empty() {
+            out.push('`');
+            out.push_str(&segment.replace('|', "\\|").replace(['\n', '\r'], " "));
+            out.push('`');
+        } else {
+            if inside {
+                out.push_str("\\`");
+            }
+            plain(&mut out, segment);
         }
     }
     out
@@ -71,46 +106,33 @@ pub fn escape_html_and_markdown(text: &str) -> String {
 
 impl Renderer {
     pub fn new() -> Result<Self, RenderError> {
-        let mut tera = Tera::default();
-        tera.add_raw_templates(vec![
-            ("report.html", HTML_TEMPLATE),
-            ("report.md", MARKDOWN_TEMPLATE),
-        ])
-        .map_err(|e| RenderError {
-            template: "report",
-            message: error_chain(&e),
-        })?;
-        tera.autoescape_on(vec![".html", ".md"]);
-        tera.set_escape_fn(escape_html_and_markdown);
-        tera.register_filter("code_spans", code_spans_filter);
-        Ok(Self { tera })
+        let compile = |name: &'static str, source: &str, escape: fn(&str) -> String| {
+            let mut tera = Tera::default();
+            tera.add_raw_template(name, source).map_err(|e| RenderError { template: name, message: error_chain(&e) })?;
+            tera.autoescape_on(vec![name]);
+            tera.set_escape_fn(escape);
+            tera.register_filter("code_spans", code_spans_filter);
+            Ok::<_, RenderError>(tera)
+        };
+        Ok(Self {
+            html: compile("report.html", HTML_TEMPLATE, escape_html)?,
+            markdown: compile("report.md", MARKDOWN_TEMPLATE, escape_markdown)?,
+        })
     }
 
     /// Renders both reports of one experiment: `(html, markdown)`.
-    pub fn report(
-        &self,
-        result: &ExperimentResult,
-        facts: &RunFacts,
-    ) -> Result<(String, String), RenderError> {
+    pub fn report(&self, result: &ExperimentResult, facts: &RunFacts) -> Result<(String, String), RenderError> {
         let model = ReportModel::new(result, facts);
-        let context = Context::from_serialize(&model).map_err(|e| RenderError {
-            template: "report",
-            message: error_chain(&e),
-        })?;
+        let context = Context::from_serialize(&model)
+            .map_err(|e| RenderError { template: "report", message: error_chain(&e) })?;
         let html = self
-            .tera
+            .html
             .render("report.html", &context)
-            .map_err(|e| RenderError {
-                template: "report.html",
-                message: error_chain(&e),
-            })?;
+            .map_err(|e| RenderError { template: "report.html", message: error_chain(&e) })?;
         let markdown = self
-            .tera
+            .markdown
             .render("report.md", &context)
-            .map_err(|e| RenderError {
-                template: "report.md",
-                message: error_chain(&e),
-            })?;
+            .map_err(|e| RenderError { template: "report.md", message: error_chain(&e) })?;
         Ok((html, markdown))
     }
 }
@@ -118,9 +140,9 @@ impl Renderer {
 /// Escapes text, then turns `` `name` `` spans into `<code>` elements (HTML only). The input
 /// is escaped first, so nothing in it can become markup.
 pub fn code_spans(text: &str) -> String {
-    let escaped = escape_html_and_markdown(text);
+    let escaped = escape_html(&text.replace('`', "\u{1}"));
     let mut out = String::with_capacity(escaped.len());
-    let mut parts = escaped.split("&#96;");
+    let mut parts = escaped.split('\u{1}');
     if let Some(first) = parts.next() {
         out.push_str(first);
     }
@@ -135,7 +157,7 @@ pub fn code_spans(text: &str) -> String {
             i += 2;
         } else {
             // An unpaired backtick stays a backtick.
-            out.push_str("&#96;");
+            out.push('`');
             out.push_str(rest[i]);
             i += 1;
         }
@@ -147,9 +169,7 @@ fn code_spans_filter(
     value: &tera::Value,
     _: &std::collections::HashMap<String, tera::Value>,
 ) -> tera::Result<tera::Value> {
-    let text = value
-        .as_str()
-        .ok_or_else(|| tera::Error::msg("code_spans takes a string"))?;
+    let text = value.as_str().ok_or_else(|| tera::Error::msg("code_spans takes a string"))?;
     Ok(tera::Value::String(code_spans(text)))
 }
 
@@ -295,10 +315,7 @@ impl ReportModel {
             })
             .collect();
         let metrics: Vec<MetricTable> = result.metrics.iter().map(metric_table).collect();
-        let any_significant = result
-            .metrics
-            .iter()
-            .any(|m| m.comparisons.iter().any(|c| c.significant));
+        let any_significant = result.metrics.iter().any(|m| m.comparisons.iter().any(|c| c.significant));
         let key_metrics = result
             .metrics
             .iter()
@@ -310,12 +327,9 @@ impl ReportModel {
                     .comparisons
                     .iter()
                     .map(|c| match (c.relative_effect, c.ci_relative) {
-                        (Some(r), Some(ci)) => format!(
-                            "{} {} {}",
-                            c.variant,
-                            signed_percent(r, 1),
-                            percent_interval(ci, 1)
-                        ),
+                        (Some(r), Some(ci)) => {
+                            format!("{} {} {}", c.variant, signed_percent(r, 1), percent_interval(ci, 1))
+                        }
                         (Some(r), None) => format!("{} {}", c.variant, signed_percent(r, 1)),
                         _ => format!("{} not computable", c.variant),
                     })
@@ -334,34 +348,14 @@ impl ReportModel {
             })
             .collect();
         let data = vec![
-            (
-                "Files read".to_string(),
-                format!(
-                    "{} ({})",
-                    count(facts.files_read as u64),
-                    bytes(facts.bytes_read)
-                ),
-            ),
+            ("Files read".to_string(), format!("{} ({})", count(facts.files_read as u64), bytes(facts.bytes_read))),
             ("Rows read".to_string(), count(facts.rows_read)),
-            (
-                "Exposure rows for this experiment".to_string(),
-                count(result.traffic.exposure_rows),
-            ),
-            (
-                "Events counted toward metrics".to_string(),
-                count(result.traffic.counted_events),
-            ),
-            (
-                "Units excluded (several or unknown variants)".to_string(),
-                count(result.traffic.excluded_units),
-            ),
+            ("Exposure rows for this experiment".to_string(), count(result.traffic.exposure_rows)),
+            ("Events counted toward metrics".to_string(), count(result.traffic.counted_events)),
+            ("Units excluded (several or unknown variants)".to_string(), count(result.traffic.excluded_units)),
             (
                 "New units per variant per day".to_string(),
-                result
-                    .traffic
-                    .units_per_variant_per_day
-                    .map(|d| count(d.round() as u64))
-                    .unwrap_or_else(dash),
+                result.traffic.units_per_variant_per_day.map(|d| count(d.round() as u64)).unwrap_or_else(dash),
             ),
             (
                 "Run time".to_string(),
@@ -396,10 +390,7 @@ impl ReportModel {
                 percent(result.settings.mde, 1)
             ),
             level,
-            window: format!(
-                "{} to {} ({} days, UTC)",
-                result.window.start, result.window.end, result.window.days
-            ),
+            window: format!("{} to {} ({} days, UTC)", result.window.start, result.window.end, result.window.days),
             data,
             timings,
             run: facts.clone(),
@@ -408,19 +399,13 @@ impl ReportModel {
 }
 
 fn metric_table(m: &MetricResult) -> MetricTable {
-    let control = m
-        .variants
-        .first()
-        .map(|v| v.variant.clone())
-        .unwrap_or_default();
+    let control = m.variants.first().map(|v| v.variant.clone()).unwrap_or_default();
     let rows = m
         .variants
         .iter()
         .map(|v| {
             let comparison = m.comparisons.iter().find(|c| c.variant == v.variant);
-            let text = |f: &dyn Fn(&ComparisonResult) -> Option<String>| {
-                comparison.and_then(f).unwrap_or_else(dash)
-            };
+            let text = |f: &dyn Fn(&ComparisonResult) -> Option<String>| comparison.and_then(f).unwrap_or_else(dash);
             MetricRow {
                 variant: v.variant.clone(),
                 is_control: v.variant == control,
@@ -429,16 +414,11 @@ fn metric_table(m: &MetricResult) -> MetricTable {
                 relative: text(&|c| c.relative_effect.map(|r| signed_percent(r, 2))),
                 ci_relative: text(&|c| c.ci_relative.map(|ci| percent_interval(ci, 2))),
                 absolute: text(&|c| c.absolute_effect.map(value)),
-                ci_absolute: text(&|c| {
-                    c.ci_absolute
-                        .map(|ci| format!("[{}, {}]", value(ci[0]), value(ci[1])))
-                }),
+                ci_absolute: text(&|c| c.ci_absolute.map(|ci| format!("[{}, {}]", value(ci[0]), value(ci[1])))),
                 p_value: text(&|c| c.p_value.map(pvalue)),
                 p_adjusted: text(&|c| c.p_value_adjusted.map(pvalue)),
                 significant: comparison.is_some_and(|c| c.significant),
-                direction: comparison
-                    .map(|c| direction_name(c.direction))
-                    .unwrap_or("control"),
+                direction: comparison.map(|c| direction_name(c.direction)).unwrap_or("control"),
                 notes: comparison.map(|c| c.notes.join("; ")).unwrap_or_default(),
             }
         })
@@ -447,11 +427,7 @@ fn metric_table(m: &MetricResult) -> MetricTable {
         name: m.name.clone(),
         role: m.role.clone(),
         kind: m.kind.clone(),
-        better: if m.higher_is_better {
-            "higher is better"
-        } else {
-            "lower is better"
-        },
+        better: if m.higher_is_better { "higher is better" } else { "lower is better" },
         rows,
     }
 }
@@ -465,11 +441,7 @@ pub fn bytes(n: u64) -> String {
         size /= 1000.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{size:.1} {}", units[unit])
-    }
+    if unit == 0 { format!("{n} B") } else { format!("{size:.1} {}", units[unit]) }
 }
 
 #[cfg(test)]
@@ -477,24 +449,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escaping_neutralises_html_and_markdown() {
-        assert_eq!(
-            escape_html_and_markdown("<script>alert(1)</script>"),
-            "&lt;script&gt;alert(1)&lt;/script&gt;"
-        );
-        assert_eq!(
-            escape_html_and_markdown("a|b*c_[d]"),
-            "a&#124;b&#42;c&#95;&#91;d&#93;"
-        );
+    fn html_escaping_neutralises_markup() {
+        assert_eq!(escape_html("<script>alert(1)</script>"), "&lt;script&gt;alert(1)&lt;/script&gt;");
+        assert_eq!(escape_html("a \"b\" & 'c'"), "a &quot;b&quot; &amp; &#39;c&#39;");
+    }
+
+    #[test]
+    fn markdown_escaping_keeps_code_spans_and_neutralises_the_rest() {
+        assert_eq!(escape_markdown("<script>alert(1)</script>"), "&lt;script&gt;alert(1)&lt;/script&gt;");
+        assert_eq!(escape_markdown("order_value|x*"), r"order\_value\|x\*");
+        assert_eq!(escape_markdown("`order_value` is up"), "`order_value` is up");
+        assert_eq!(escape_markdown("`a|b` and `c"), r"`a\|b` and \`c");
+        assert_eq!(escape_markdown("line\nbreak"), "line break");
     }
 
     #[test]
     fn code_spans_are_escaped_first() {
-        assert_eq!(
-            code_spans("`a<b>` is +1%"),
-            "<code>a&lt;b&gt;</code> is +1%"
-        );
-        assert_eq!(code_spans("odd ` tick"), "odd &#96; tick");
+        assert_eq!(code_spans("`a<b>` is +1%"), "<code>a&lt;b&gt;</code> is +1%");
+        assert_eq!(code_spans("odd ` tick"), "odd ` tick");
     }
 
     #[test]

@@ -44,10 +44,7 @@ impl Default for RunLog {
 
 impl RunLog {
     pub fn new(started: Instant) -> Self {
-        Self {
-            started,
-            entries: Mutex::new(Vec::new()),
-        }
+        Self { started, entries: Mutex::new(Vec::new()) }
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -82,49 +79,25 @@ impl RunLog {
             message,
             fields,
         };
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(entry);
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
     }
 
-    pub fn info(
-        &self,
-        stage: &str,
-        experiment: Option<&str>,
-        message: impl Into<String>,
-        fields: Value,
-    ) {
+    pub fn info(&self, stage: &str, experiment: Option<&str>, message: impl Into<String>, fields: Value) {
         self.push("info", stage, experiment, message.into(), object(fields));
     }
 
-    pub fn warn(
-        &self,
-        stage: &str,
-        experiment: Option<&str>,
-        message: impl Into<String>,
-        fields: Value,
-    ) {
+    pub fn warn(&self, stage: &str, experiment: Option<&str>, message: impl Into<String>, fields: Value) {
         self.push("warn", stage, experiment, message.into(), object(fields));
     }
 
-    pub fn error(
-        &self,
-        stage: &str,
-        experiment: Option<&str>,
-        message: impl Into<String>,
-        fields: Value,
-    ) {
+    pub fn error(&self, stage: &str, experiment: Option<&str>, message: impl Into<String>, fields: Value) {
         self.push("error", stage, experiment, message.into(), object(fields));
     }
 
     /// Records that `stage` finished after `took`.
     pub fn stage_done(&self, stage: &str, took: Duration, fields: Value) {
         let mut fields = object(fields);
-        fields.insert(
-            "seconds".into(),
-            Value::from((took.as_secs_f64() * 1e4).round() / 1e4),
-        );
+        fields.insert("seconds".into(), Value::from((took.as_secs_f64() * 1e4).round() / 1e4));
         self.push("info", stage, None, format!("{stage} done"), fields);
     }
 
@@ -135,12 +108,7 @@ impl RunLog {
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|e| e.experiment.is_none())
-            .filter_map(|e| {
-                Some(StageTiming {
-                    stage: e.stage.clone(),
-                    seconds: e.fields.get("seconds")?.as_f64()?,
-                })
-            })
+            .filter_map(|e| Some(StageTiming { stage: e.stage.clone(), seconds: e.fields.get("seconds")?.as_f64()? }))
             .collect()
     }
 
@@ -148,10 +116,7 @@ impl RunLog {
     pub fn jsonl_for(&self, experiment: &str) -> String {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
-        for e in entries
-            .iter()
-            .filter(|e| e.experiment.as_deref().is_none_or(|x| x == experiment))
-        {
+        for e in entries.iter().filter(|e| e.experiment.as_deref().is_none_or(|x| x == experiment)) {
             out.push_str(&serde_json::to_string(e).expect("log entries serialize"));
             out.push('\n');
         }
@@ -160,13 +125,7 @@ impl RunLog {
 
     /// Entries at warn level or above.
     pub fn warnings(&self) -> Vec<Entry> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|e| e.level != "info")
-            .cloned()
-            .collect()
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|e| e.level != "info").cloned().collect()
     }
 }
 
@@ -210,30 +169,16 @@ impl Deadline {
     }
 
     fn exceeded(&self, stage: &str) -> SlaExceeded {
-        SlaExceeded {
-            stage: stage.to_string(),
-            elapsed: self.started.elapsed(),
-            budget: self.budget,
-        }
+        SlaExceeded { stage: stage.to_string(), elapsed: self.started.elapsed(), budget: self.budget }
     }
 
     /// Fails when the deadline has passed (for synchronous stages, checked after them).
     pub fn check(&self, stage: &str) -> Result<(), SlaExceeded> {
-        if self.started.elapsed() > self.budget {
-            Err(self.exceeded(stage))
-        } else {
-            Ok(())
-        }
+        if self.started.elapsed() > self.budget { Err(self.exceeded(stage)) } else { Ok(()) }
     }
 
     /// Runs `future`, abandoning it when the deadline passes.
-    pub async fn within<T>(
-        &self,
-        stage: &str,
-        future: impl std::future::Future<Output = T>,
-    ) -> Result<T, SlaExceeded> {
-        tokio::time::timeout(self.remaining(), future)
-            .await
-            .map_err(|_| self.exceeded(stage))
+    pub async fn within<T>(&self, stage: &str, future: impl std::future::Future<Output = T>) -> Result<T, SlaExceeded> {
+        tokio::time::timeout(self.remaining(), future).await.map_err(|_| self.exceeded(stage))
     }
 }

@@ -96,9 +96,7 @@ impl Expect {
     fn accepts(self, data_type: &DataType) -> bool {
         match self {
             Expect::Text => is_text(data_type),
-            Expect::UnitId => {
-                is_text(data_type) || matches!(data_type, DataType::Int64 | DataType::Int32)
-            }
+            Expect::UnitId => is_text(data_type) || matches!(data_type, DataType::Int64 | DataType::Int32),
             Expect::Timestamp => matches!(data_type, DataType::Timestamp(_, _)),
             Expect::Number => data_type.is_numeric(),
         }
@@ -144,26 +142,12 @@ pub enum SourceError {
     Unavailable { url: String, cause: String },
     #[error("cannot read `{file}`: not a readable Parquet file (truncated or corrupt?): {cause}")]
     Corrupt { file: String, cause: String },
-    #[error(
-        "`{file}` has no column `{column}` (columns: {available}); map it with [source.columns] in the job file"
-    )]
-    MissingColumn {
-        file: String,
-        column: String,
-        available: String,
-    },
+    #[error("`{file}` has no column `{column}` (columns: {available}); map it with [source.columns] in the job file")]
+    MissingColumn { file: String, column: String, available: String },
     #[error("`{file}`: column `{column}` is {found}, expected {expected}")]
-    ColumnType {
-        file: String,
-        column: String,
-        found: String,
-        expected: &'static str,
-    },
+    ColumnType { file: String, column: String, found: String, expected: &'static str },
     #[error("`{file}`: {cause}")]
-    Batch {
-        file: String,
-        cause: Box<dyn std::error::Error + Send + Sync>,
-    },
+    Batch { file: String, cause: Box<dyn std::error::Error + Send + Sync> },
 }
 
 impl SourceError {
@@ -191,15 +175,9 @@ impl fmt::Debug for Source {
 impl Source {
     /// Opens the root at `url` (no request is made for cloud stores; a local folder must exist).
     pub fn open(url: &str) -> Result<Self, SourceError> {
-        let (store, root) = store::open(url).map_err(|cause| SourceError::Unavailable {
-            url: url.to_string(),
-            cause,
-        })?;
-        Ok(Self {
-            store,
-            root,
-            url: url.trim_end_matches('/').to_string(),
-        })
+        let (store, root) =
+            store::open(url).map_err(|cause| SourceError::Unavailable { url: url.to_string(), cause })?;
+        Ok(Self { store, root, url: url.trim_end_matches('/').to_string() })
     }
 
     pub fn url(&self) -> &str {
@@ -208,55 +186,36 @@ impl Source {
 
     /// The full URL of a file, for messages.
     pub fn display(&self, path: &Path) -> String {
-        let relative = path
-            .as_ref()
-            .strip_prefix(self.root.as_ref())
-            .unwrap_or(path.as_ref());
+        let relative = path.as_ref().strip_prefix(self.root.as_ref()).unwrap_or(path.as_ref());
         format!("{}/{}", self.url, relative.trim_start_matches('/'))
     }
 
     fn partition(&self, dataset: Dataset, date: NaiveDate) -> Path {
-        self.root
-            .clone()
-            .join(dataset.folder())
-            .join(format!("date={}", date.format("%Y-%m-%d")))
+        self.root.clone().join(dataset.folder()).join(format!("date={}", date.format("%Y-%m-%d")))
     }
 
     /// Lists the Parquet files of `dataset` for each date (all dates concurrently).
-    pub async fn plan(
-        &self,
-        datasets: &[(Dataset, Vec<NaiveDate>)],
-    ) -> Result<ScanPlan, SourceError> {
+    pub async fn plan(&self, datasets: &[(Dataset, Vec<NaiveDate>)]) -> Result<ScanPlan, SourceError> {
         let listings = datasets
             .iter()
             .flat_map(|(dataset, dates)| dates.iter().map(move |date| (*dataset, *date)))
             .map(|(dataset, date)| async move {
                 let prefix = self.partition(dataset, date);
                 let metas: Vec<object_store::ObjectMeta> =
-                    self.store.list(Some(&prefix)).try_collect().await.or_else(
-                        |err| match err {
-                            // A local store reports a missing partition folder as NotFound.
-                            object_store::Error::NotFound { .. } => Ok(Vec::new()),
-                            err => Err(self.unavailable(&err)),
-                        },
-                    )?;
+                    self.store.list(Some(&prefix)).try_collect().await.or_else(|err| match err {
+                        // A local store reports a missing partition folder as NotFound.
+                        object_store::Error::NotFound { .. } => Ok(Vec::new()),
+                        err => Err(self.unavailable(&err)),
+                    })?;
                 let mut files: Vec<DataFile> = metas
                     .into_iter()
                     .filter(|meta| is_data_file(&meta.location))
-                    .map(|meta| DataFile {
-                        dataset,
-                        date,
-                        path: meta.location,
-                        size: meta.size,
-                    })
+                    .map(|meta| DataFile { dataset, date, path: meta.location, size: meta.size })
                     .collect();
                 files.sort_by(|a, b| a.path.cmp(&b.path));
                 Ok::<_, SourceError>((dataset, date, files))
             });
-        let results: Vec<_> = futures::stream::iter(listings)
-            .buffered(16)
-            .try_collect()
-            .await?;
+        let results: Vec<_> = futures::stream::iter(listings).buffered(16).try_collect().await?;
         let mut plan = ScanPlan::default();
         for (dataset, date, files) in results {
             if files.is_empty() {
@@ -268,34 +227,23 @@ impl Source {
     }
 
     fn unavailable(&self, err: &object_store::Error) -> SourceError {
-        SourceError::Unavailable {
-            url: self.url.clone(),
-            cause: describe_store_error(err),
-        }
+        SourceError::Unavailable { url: self.url.clone(), cause: describe_store_error(err) }
     }
 
     /// Checks that `file` has `columns` with acceptable types, reading only its footer.
     pub async fn probe(&self, file: &DataFile, columns: &[ColumnSpec]) -> Result<(), SourceError> {
         let reader = ObjectReader::new(self.store.clone(), file.path.clone(), file.size);
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
-            .await
-            .map_err(|e| self.parquet_error(file, e))?;
+        let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| self.parquet_error(file, e))?;
         self.resolve(file, builder.schema(), columns).map(|_| ())
     }
 
     /// Finds `columns` in a file's schema: their root indices, in the order asked.
-    fn resolve(
-        &self,
-        file: &DataFile,
-        schema: &Schema,
-        columns: &[ColumnSpec],
-    ) -> Result<Vec<usize>, SourceError> {
+    fn resolve(&self, file: &DataFile, schema: &Schema, columns: &[ColumnSpec]) -> Result<Vec<usize>, SourceError> {
         columns
             .iter()
             .map(|spec| {
                 let Some((index, field)) = schema.column_with_name(&spec.name) else {
-                    let available: Vec<&str> =
-                        schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    let available: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
                     return Err(SourceError::MissingColumn {
                         file: self.display(&file.path),
                         column: spec.name.clone(),
@@ -319,15 +267,9 @@ impl Source {
         match err {
             ParquetError::External(inner) => match inner.downcast::<object_store::Error>() {
                 Ok(store_err) => self.unavailable(&store_err),
-                Err(other) => SourceError::Corrupt {
-                    file: self.display(&file.path),
-                    cause: other.to_string(),
-                },
+                Err(other) => SourceError::Corrupt { file: self.display(&file.path), cause: other.to_string() },
             },
-            other => SourceError::Corrupt {
-                file: self.display(&file.path),
-                cause: other.to_string(),
-            },
+            other => SourceError::Corrupt { file: self.display(&file.path), cause: other.to_string() },
         }
     }
 
@@ -386,20 +328,13 @@ impl Source {
         Ok(stats)
     }
 
-    async fn read_file<F, E>(
-        &self,
-        file: DataFile,
-        columns: &[ColumnSpec],
-        sink: &F,
-    ) -> Result<ScanStats, SourceError>
+    async fn read_file<F, E>(&self, file: DataFile, columns: &[ColumnSpec], sink: &F) -> Result<ScanStats, SourceError>
     where
         F: Fn(&DataFile, &[ArrayRef]) -> Result<(), E>,
         E: std::error::Error + Send + Sync + 'static,
     {
         let reader = ObjectReader::new(self.store.clone(), file.path.clone(), file.size);
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
-            .await
-            .map_err(|e| self.parquet_error(&file, e))?;
+        let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| self.parquet_error(&file, e))?;
         let indices = self.resolve(&file, builder.schema(), columns)?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
         let mut stream = builder
@@ -420,16 +355,10 @@ impl Source {
                     cause: "a projected column is missing from a decoded batch".into(),
                 })?;
             rows += batch.num_rows() as u64;
-            sink(&file, &ordered).map_err(|cause| SourceError::Batch {
-                file: self.display(&file.path),
-                cause: Box::new(cause),
-            })?;
+            sink(&file, &ordered)
+                .map_err(|cause| SourceError::Batch { file: self.display(&file.path), cause: Box::new(cause) })?;
         }
-        Ok(ScanStats {
-            files: 1,
-            bytes: file.size,
-            rows,
-        })
+        Ok(ScanStats { files: 1, bytes: file.size, rows })
     }
 }
 
@@ -441,20 +370,14 @@ pub fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), String> {
 /// Data files are `*.parquet` objects that are not hidden (`.` or `_` prefix, as Spark and
 /// Hive use for temporary and marker files).
 fn is_data_file(path: &Path) -> bool {
-    path.filename().is_some_and(|name| {
-        name.ends_with(".parquet") && !name.starts_with('.') && !name.starts_with('_')
-    })
+    path.filename().is_some_and(|name| name.ends_with(".parquet") && !name.starts_with('.') && !name.starts_with('_'))
 }
 
 /// A store error in words a user can act on, without credentials or signed URLs.
 pub fn describe_store_error(err: &object_store::Error) -> String {
     match err {
-        object_store::Error::PermissionDenied { .. } => {
-            "access denied (check the credentials' permissions)".into()
-        }
-        object_store::Error::Unauthenticated { .. } => {
-            "not authenticated (check the credentials)".into()
-        }
+        object_store::Error::PermissionDenied { .. } => "access denied (check the credentials' permissions)".into(),
+        object_store::Error::Unauthenticated { .. } => "not authenticated (check the credentials)".into(),
         object_store::Error::NotFound { path, .. } => {
             format!("`{path}` not found (does the bucket or folder exist?)")
         }

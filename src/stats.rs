@@ -8,6 +8,7 @@
 mod correction;
 mod power;
 mod srm;
+mod student_t;
 mod summary;
 mod welch;
 
@@ -15,4 +16,4 @@ pub use correction::adjust;
 pub use power::{SampleSize, required_units};
 pub use srm::srm_p_value;
 pub use summary::{RatioSummary, Summary};
-pub use welch::{Comparison, compare, t_quantile};
+pub use welch::{Comparison, compare};

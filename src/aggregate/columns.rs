@@ -4,8 +4,8 @@
 
 use arrow::array::{Array, AsArray, GenericStringArray, StringViewArray};
 use arrow::datatypes::{
-    DataType, Float64Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    DataType, Float64Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
 };
 
 use super::AggregateError;
@@ -55,26 +55,15 @@ pub fn text_codes<T: Copy>(
     mut code: impl FnMut(&str) -> Option<T>,
 ) -> Result<Vec<Option<T>>, AggregateError> {
     if let Some(dictionary) = array.as_any_dictionary_opt() {
-        let values =
-            Text::plain(dictionary.values().as_ref()).ok_or_else(|| unexpected(column, array))?;
-        let value_codes: Vec<Option<T>> = (0..values.len())
-            .map(|i| values.get(i).and_then(&mut code))
-            .collect();
+        let values = Text::plain(dictionary.values().as_ref()).ok_or_else(|| unexpected(column, array))?;
+        let value_codes: Vec<Option<T>> = (0..values.len()).map(|i| values.get(i).and_then(&mut code)).collect();
         let keys = dictionary.normalized_keys();
         return Ok((0..array.len())
-            .map(|row| {
-                if array.is_valid(row) {
-                    value_codes.get(keys[row]).copied().flatten()
-                } else {
-                    None
-                }
-            })
+            .map(|row| if array.is_valid(row) { value_codes.get(keys[row]).copied().flatten() } else { None })
             .collect());
     }
     let text = Text::plain(array).ok_or_else(|| unexpected(column, array))?;
-    Ok((0..text.len())
-        .map(|row| text.get(row).and_then(&mut code))
-        .collect())
+    Ok((0..text.len()).map(|row| text.get(row).and_then(&mut code)).collect())
 }
 
 /// A unit id: text or integer, borrowed from the batch.
@@ -100,20 +89,13 @@ pub enum UnitIds<'a> {
 impl<'a> UnitIds<'a> {
     pub fn new(column: &str, array: &'a dyn Array) -> Result<Self, AggregateError> {
         if let Some(dictionary) = array.as_any_dictionary_opt() {
-            let values = Text::plain(dictionary.values().as_ref())
-                .ok_or_else(|| unexpected(column, array))?;
-            return Ok(UnitIds::DictText {
-                keys: dictionary.normalized_keys(),
-                values,
-                array,
-            });
+            let values = Text::plain(dictionary.values().as_ref()).ok_or_else(|| unexpected(column, array))?;
+            return Ok(UnitIds::DictText { keys: dictionary.normalized_keys(), values, array });
         }
         match array.data_type() {
             DataType::Int64 => Ok(UnitIds::Int64(array.as_primitive::<Int64Type>())),
             DataType::Int32 => Ok(UnitIds::Int32(array.as_primitive::<Int32Type>())),
-            _ => Text::plain(array)
-                .map(UnitIds::Text)
-                .ok_or_else(|| unexpected(column, array)),
+            _ => Text::plain(array).map(UnitIds::Text).ok_or_else(|| unexpected(column, array)),
         }
     }
 
@@ -125,11 +107,7 @@ impl<'a> UnitIds<'a> {
     pub fn get(&self, row: usize) -> Option<UnitKey<'a>> {
         match self {
             UnitIds::Text(text) => text.get(row).map(UnitKey::Text),
-            UnitIds::DictText {
-                keys,
-                values,
-                array,
-            } => {
+            UnitIds::DictText { keys, values, array } => {
                 if array.is_valid(row) {
                     values.get(keys[row]).map(UnitKey::Text)
                 } else {
@@ -144,36 +122,23 @@ impl<'a> UnitIds<'a> {
 
 /// Microseconds since the Unix epoch for each row (`None` when null). Time-zone-aware and naive
 /// timestamps are both stored as UTC instants by Arrow, so the zone needs no handling here.
-pub fn timestamps_micros(
-    column: &str,
-    array: &dyn Array,
-) -> Result<Vec<Option<i64>>, AggregateError> {
+pub fn timestamps_micros(column: &str, array: &dyn Array) -> Result<Vec<Option<i64>>, AggregateError> {
     fn scaled<T: arrow::datatypes::ArrowPrimitiveType<Native = i64>>(
         array: &dyn Array,
         to_micros: impl Fn(i64) -> i64,
     ) -> Vec<Option<i64>> {
-        array
-            .as_primitive::<T>()
-            .iter()
-            .map(|v| v.map(&to_micros))
-            .collect()
+        array.as_primitive::<T>().iter().map(|v| v.map(&to_micros)).collect()
     }
     match array.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => Ok(scaled::<TimestampSecondType>(array, |s| {
-            s.saturating_mul(1_000_000)
-        })),
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            Ok(scaled::<TimestampSecondType>(array, |s| s.saturating_mul(1_000_000)))
+        }
         DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            Ok(scaled::<TimestampMillisecondType>(array, |ms| {
-                ms.saturating_mul(1_000)
-            }))
+            Ok(scaled::<TimestampMillisecondType>(array, |ms| ms.saturating_mul(1_000)))
         }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            Ok(scaled::<TimestampMicrosecondType>(array, |us| us))
-        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => Ok(scaled::<TimestampMicrosecondType>(array, |us| us)),
         DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-            Ok(scaled::<TimestampNanosecondType>(array, |ns| {
-                ns.div_euclid(1_000)
-            }))
+            Ok(scaled::<TimestampNanosecondType>(array, |ns| ns.div_euclid(1_000)))
         }
         _ => Err(unexpected(column, array)),
     }
@@ -187,14 +152,10 @@ pub fn numbers(column: &str, array: &dyn Array) -> Result<Vec<Option<f64>>, Aggr
     if !array.data_type().is_numeric() {
         return Err(unexpected(column, array));
     }
-    let cast =
-        arrow::compute::cast(array, &DataType::Float64).map_err(|_| unexpected(column, array))?;
+    let cast = arrow::compute::cast(array, &DataType::Float64).map_err(|_| unexpected(column, array))?;
     Ok(cast.as_primitive::<Float64Type>().iter().collect())
 }
 
 fn unexpected(column: &str, array: &dyn Array) -> AggregateError {
-    AggregateError::ColumnType {
-        column: column.to_string(),
-        found: array.data_type().to_string(),
-    }
+    AggregateError::ColumnType { column: column.to_string(), found: array.data_type().to_string() }
 }

@@ -85,31 +85,14 @@ impl EventFold {
             offsets[i + 1] += offsets[i];
         }
         let mut fill = offsets.clone();
-        let empty = Member {
-            experiment: 0,
-            position: 0,
-            first_micros: 0,
-        };
+        let empty = Member { experiment: 0, position: 0, first_micros: 0 };
         let mut members = vec![empty; offsets[n_units] as usize];
         let mut totals = Vec::new();
-        for (e, (experiment, experiment_spec)) in allocation
-            .experiments
-            .iter()
-            .zip(&spec.experiments)
-            .enumerate()
-        {
+        for (e, (experiment, experiment_spec)) in allocation.experiments.iter().zip(&spec.experiments).enumerate() {
             let mut n = 0u32;
-            for unit in experiment
-                .units
-                .iter()
-                .filter(|u| u.status == UnitStatus::Ok)
-            {
+            for unit in experiment.units.iter().filter(|u| u.status == UnitStatus::Ok) {
                 let at = &mut fill[unit.unit as usize];
-                members[*at as usize] = Member {
-                    experiment: e as u32,
-                    position: n,
-                    first_micros: unit.first_micros,
-                };
+                members[*at as usize] = Member { experiment: e as u32, position: n, first_micros: unit.first_micros };
                 *at += 1;
                 n += 1;
             }
@@ -120,17 +103,10 @@ impl EventFold {
                 .map(|slot| SlotTotals {
                     count: vec![0; n],
                     sum: if slot.sum { vec![0.0; n] } else { Vec::new() },
-                    max: if slot.max {
-                        vec![f64::NEG_INFINITY; n]
-                    } else {
-                        Vec::new()
-                    },
+                    max: if slot.max { vec![f64::NEG_INFINITY; n] } else { Vec::new() },
                 })
                 .collect();
-            totals.push(EventTotals {
-                slots,
-                ..Default::default()
-            });
+            totals.push(EventTotals { slots, ..Default::default() });
         }
         let slot_of = spec
             .experiments
@@ -143,21 +119,8 @@ impl EventFold {
                 slot_of
             })
             .collect();
-        let event_index = spec
-            .events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.clone(), i as u16))
-            .collect();
-        Self {
-            spec,
-            allocation,
-            event_index,
-            offsets,
-            members,
-            slot_of,
-            totals: Mutex::new(totals),
-        }
+        let event_index = spec.events.iter().enumerate().map(|(i, e)| (e.clone(), i as u16)).collect();
+        Self { spec, allocation, event_index, offsets, members, slot_of, totals: Mutex::new(totals) }
     }
 
     /// Folds one batch of `[unit_id, event, value, ts]`.
@@ -166,15 +129,9 @@ impl EventFold {
         let [unit_col, event_col, value_col, ts_col] = columns else {
             unreachable!("the event scan asks for four columns");
         };
-        let events = text_codes(&names.event, event_col.as_ref(), |name| {
-            self.event_index.get(name).copied()
-        })?;
+        let events = text_codes(&names.event, event_col.as_ref(), |name| self.event_index.get(name).copied())?;
         let units = UnitIds::new(&names.unit_id, unit_col.as_ref())?;
-        let kind = if units.is_text() {
-            UnitIdKind::Text
-        } else {
-            UnitIdKind::Int
-        };
+        let kind = if units.is_text() { UnitIdKind::Text } else { UnitIdKind::Int };
         let keys = &self.allocation.keys;
         if keys.kind().is_some_and(|k| k != kind) {
             return Err(unit_kind_error(&names.unit_id, kind));
@@ -197,27 +154,17 @@ impl EventFold {
                 Some(v) if v.is_finite() => Value::Finite(v),
                 Some(_) => Value::Invalid,
             };
-            candidates.push(Candidate {
-                unit,
-                event,
-                micros,
-                value,
-            });
+            candidates.push(Candidate { unit, event, micros, value });
         }
         if candidates.is_empty() {
             return Ok(());
         }
 
         let end = self.spec.end_micros;
-        let mut totals = self
-            .totals
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut totals = self.totals.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for c in &candidates {
             let unit = c.unit as usize;
-            for member in
-                &self.members[self.offsets[unit] as usize..self.offsets[unit + 1] as usize]
-            {
+            for member in &self.members[self.offsets[unit] as usize..self.offsets[unit + 1] as usize] {
                 let experiment = member.experiment as usize;
                 let Some(slot) = self.slot_of[experiment][c.event as usize] else {
                     continue;
@@ -254,11 +201,6 @@ impl EventFold {
     /// Each experiment's totals, in spec order. Takes them out, so it is called once, after
     /// the scan.
     pub fn finish(&self) -> Vec<EventTotals> {
-        std::mem::take(
-            &mut *self
-                .totals
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        )
+        std::mem::take(&mut *self.totals.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 }

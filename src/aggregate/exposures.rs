@@ -50,19 +50,12 @@ impl ExposureFold {
         let experiments = spec
             .experiments
             .iter()
-            .map(|e| ExperimentExposures {
-                variants: e.variants.clone(),
-                ..Default::default()
-            })
+            .map(|e| ExperimentExposures { variants: e.variants.clone(), ..Default::default() })
             .collect();
         Self {
             experiment_index: spec.experiment_index(),
             spec,
-            state: Mutex::new(ExposureState {
-                keys: UnitKeys::default(),
-                experiments,
-                rows_without_key: 0,
-            }),
+            state: Mutex::new(ExposureState { keys: UnitKeys::default(), experiments, rows_without_key: 0 }),
         }
     }
 
@@ -75,10 +68,7 @@ impl ExposureFold {
         let report_date = self.spec.report_date;
         // Rows of experiments not in this run, or outside their window, are dropped here.
         let experiments = text_codes(&names.experiment_id, experiment_col.as_ref(), |id| {
-            self.experiment_index
-                .get(id)
-                .copied()
-                .filter(|&e| self.spec.experiments[e].contains(date, report_date))
+            self.experiment_index.get(id).copied().filter(|&e| self.spec.experiments[e].contains(date, report_date))
         })?;
         // Variant names get batch-local codes; they become per-experiment indices under the lock.
         let mut batch_variants: Vec<String> = Vec::new();
@@ -95,15 +85,8 @@ impl ExposureFold {
         let units = UnitIds::new(&names.unit_id, unit_col.as_ref())?;
         let times = timestamps_micros(&names.exposure_ts, ts_col.as_ref())?;
 
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let kind = if units.is_text() {
-            UnitIdKind::Text
-        } else {
-            UnitIdKind::Int
-        };
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let kind = if units.is_text() { UnitIdKind::Text } else { UnitIdKind::Int };
         if !state.keys.accept_kind(kind) {
             return Err(unit_kind_error(&names.unit_id, kind));
         }
@@ -113,26 +96,22 @@ impl ExposureFold {
             let Some(experiment) = experiments[row] else {
                 continue;
             };
-            let (Some(variant), Some(unit), Some(micros)) =
-                (variants[row], units.get(row), times[row])
-            else {
+            let (Some(variant), Some(unit), Some(micros)) = (variants[row], units.get(row), times[row]) else {
                 state.rows_without_key += 1;
                 continue;
             };
             let exposures = &mut state.experiments[experiment];
-            let variant = *variant_index
-                .entry((experiment, variant))
-                .or_insert_with(|| {
-                    let name = &batch_variants[variant as usize];
-                    match exposures.variants.iter().position(|v| v == name) {
-                        Some(i) => i,
-                        None if exposures.variants.len() < MAX_VARIANTS => {
-                            exposures.variants.push(name.clone());
-                            exposures.variants.len() - 1
-                        }
-                        None => MAX_VARIANTS - 1,
+            let variant = *variant_index.entry((experiment, variant)).or_insert_with(|| {
+                let name = &batch_variants[variant as usize];
+                match exposures.variants.iter().position(|v| v == name) {
+                    Some(i) => i,
+                    None if exposures.variants.len() < MAX_VARIANTS => {
+                        exposures.variants.push(name.clone());
+                        exposures.variants.len() - 1
                     }
-                });
+                    None => MAX_VARIANTS - 1,
+                }
+            });
             let hash = state.keys.hash(unit);
             let unit = state.keys.intern(hash, unit);
             exposures.rows += 1;
@@ -144,11 +123,7 @@ impl ExposureFold {
                     u.mask |= 1 << variant;
                     u.exposures += 1;
                 })
-                .or_insert(UnitExposure {
-                    first_micros: micros,
-                    mask: 1 << variant,
-                    exposures: 1,
-                });
+                .or_insert(UnitExposure { first_micros: micros, mask: 1 << variant, exposures: 1 });
         }
         Ok(())
     }
@@ -158,17 +133,10 @@ impl ExposureFold {
     pub fn finish(&self) -> Allocation {
         let spec = &self.spec;
         let state = {
-            let mut guard = self
-                .state
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut guard = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             std::mem::replace(
                 &mut *guard,
-                ExposureState {
-                    keys: UnitKeys::default(),
-                    experiments: Vec::new(),
-                    rows_without_key: 0,
-                },
+                ExposureState { keys: UnitKeys::default(), experiments: Vec::new(), rows_without_key: 0 },
             )
         };
         let experiments = state
@@ -208,32 +176,16 @@ impl ExposureFold {
                 }
             })
             .collect();
-        Allocation {
-            keys: state.keys,
-            experiments,
-            rows_without_key: state.rows_without_key,
-        }
+        Allocation { keys: state.keys, experiments, rows_without_key: state.rows_without_key }
     }
 }
 
 pub(super) fn unit_kind_error(column: &str, found: UnitIdKind) -> AggregateError {
     let name = |k: UnitIdKind| {
-        if k == UnitIdKind::Text {
-            "string"
-        } else {
-            "integer"
-        }
+        if k == UnitIdKind::Text { "string" } else { "integer" }
     };
-    let expected = if found == UnitIdKind::Text {
-        UnitIdKind::Int
-    } else {
-        UnitIdKind::Text
-    };
-    AggregateError::UnitIdKind {
-        column: column.to_string(),
-        expected: name(expected),
-        found: name(found),
-    }
+    let expected = if found == UnitIdKind::Text { UnitIdKind::Int } else { UnitIdKind::Text };
+    AggregateError::UnitIdKind { column: column.to_string(), expected: name(expected), found: name(found) }
 }
 
 /// Whether a unit's exposures make it usable for an experiment's metrics.

@@ -82,9 +82,7 @@ impl UnitKeys {
     /// The index of `key` (with its precomputed `hash`), if it was seen.
     #[inline]
     pub fn get(&self, hash: u64, key: UnitKey<'_>) -> Option<u32> {
-        self.table
-            .find(hash, |&(h, index)| h == hash && self.matches(index, key))
-            .map(|&(_, index)| index)
+        self.table.find(hash, |&(h, index)| h == hash && self.matches(index, key)).map(|&(_, index)| index)
     }
 
     /// The index of `key`, adding it when new.
@@ -116,10 +114,7 @@ impl UnitKeys {
 
     /// Approximate heap bytes held, for the run log.
     pub fn heap_bytes(&self) -> usize {
-        self.table.capacity() * 16
-            + self.arena.capacity()
-            + self.offsets.capacity() * 8
-            + self.ints.capacity() * 8
+        self.table.capacity() * 16 + self.arena.capacity() + self.offsets.capacity() * 8 + self.ints.capacity() * 8
     }
 }
 
@@ -131,35 +126,24 @@ mod tests {
     fn interning_is_dense_and_stable() {
         let mut keys = UnitKeys::default();
         let ids = ["u1", "u2", "u1", "u3", "u2"];
-        let indices: Vec<u32> = ids
-            .iter()
-            .map(|id| keys.intern(keys.hash(UnitKey::Text(id)), UnitKey::Text(id)))
-            .collect();
+        let indices: Vec<u32> =
+            ids.iter().map(|id| keys.intern(keys.hash(UnitKey::Text(id)), UnitKey::Text(id))).collect();
         assert_eq!(indices, vec![0, 1, 0, 2, 1]);
         assert_eq!(keys.len(), 3);
         keys.accept_kind(UnitIdKind::Text);
         assert_eq!(keys.key(2), UnitKey::Text("u3"));
-        assert_eq!(
-            keys.get(keys.hash(UnitKey::Text("u4")), UnitKey::Text("u4")),
-            None
-        );
+        assert_eq!(keys.get(keys.hash(UnitKey::Text("u4")), UnitKey::Text("u4")), None);
     }
 
     #[test]
     fn many_keys_survive_table_growth() {
         let mut keys = UnitKeys::default();
         for i in 0..10_000i64 {
-            assert_eq!(
-                keys.intern(keys.hash(UnitKey::Int(i * 7)), UnitKey::Int(i * 7)),
-                i as u32
-            );
+            assert_eq!(keys.intern(keys.hash(UnitKey::Int(i * 7)), UnitKey::Int(i * 7)), i as u32);
         }
         assert!(keys.accept_kind(UnitIdKind::Int));
         assert!(!keys.accept_kind(UnitIdKind::Text));
-        assert_eq!(
-            keys.get(keys.hash(UnitKey::Int(7 * 9_999)), UnitKey::Int(7 * 9_999)),
-            Some(9_999)
-        );
+        assert_eq!(keys.get(keys.hash(UnitKey::Int(7 * 9_999)), UnitKey::Int(7 * 9_999)), Some(9_999));
         assert_eq!(keys.key(5), UnitKey::Int(35));
     }
 }

@@ -9,10 +9,7 @@ use crate::stats::{RatioSummary, Summary};
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetricValues {
     Single(Vec<f64>),
-    Ratio {
-        numerator: Vec<f64>,
-        denominator: Vec<f64>,
-    },
+    Ratio { numerator: Vec<f64>, denominator: Vec<f64> },
 }
 
 /// A metric's sufficient statistics for each configured variant.
@@ -46,29 +43,18 @@ fn slot_values(value: SlotValue, totals: &EventTotals) -> Vec<f64> {
         Aggregate::Count => slot.count.iter().map(|&c| c as f64).collect(),
         Aggregate::Sum => slot.sum.clone(),
         // A unit without a finite value has no maximum; the contract makes it 0.
-        Aggregate::Max => slot
-            .max
-            .iter()
-            .map(|&m| if m == f64::NEG_INFINITY { 0.0 } else { m })
-            .collect(),
+        Aggregate::Max => slot.max.iter().map(|&m| if m == f64::NEG_INFINITY { 0.0 } else { m }).collect(),
     }
 }
 
 /// The per-unit values of one metric.
 pub fn metric_values(plan: &MetricPlan, totals: &EventTotals) -> MetricValues {
     match *plan {
-        MetricPlan::Proportion { slot } => MetricValues::Single(
-            totals.slots[slot]
-                .count
-                .iter()
-                .map(|&c| if c > 0 { 1.0 } else { 0.0 })
-                .collect(),
-        ),
+        MetricPlan::Proportion { slot } => {
+            MetricValues::Single(totals.slots[slot].count.iter().map(|&c| if c > 0 { 1.0 } else { 0.0 }).collect())
+        }
         MetricPlan::Mean(value) => MetricValues::Single(slot_values(value, totals)),
-        MetricPlan::Ratio {
-            numerator,
-            denominator,
-        } => MetricValues::Ratio {
+        MetricPlan::Ratio { numerator, denominator } => MetricValues::Ratio {
             numerator: slot_values(numerator, totals),
             denominator: slot_values(denominator, totals),
         },
@@ -87,10 +73,7 @@ pub fn summarize(values: &MetricValues, variant_of: &[u8], n_variants: usize) ->
         for (x, &v) in xs.iter().zip(variant_of) {
             sums[v as usize] += x;
         }
-        sums.iter()
-            .zip(&n)
-            .map(|(s, &k)| if k > 0 { s / k as f64 } else { 0.0 })
-            .collect::<Vec<f64>>()
+        sums.iter().zip(&n).map(|(s, &k)| if k > 0 { s / k as f64 } else { 0.0 }).collect::<Vec<f64>>()
     };
     let dof = |k: u64| if k > 1 { (k - 1) as f64 } else { f64::INFINITY };
     match values {
@@ -102,25 +85,12 @@ pub fn summarize(values: &MetricValues, variant_of: &[u8], n_variants: usize) ->
                 m2[v as usize] += d * d;
             }
             VariantSummaries::Single(
-                (0..n_variants)
-                    .map(|v| Summary {
-                        n: n[v],
-                        mean: mean[v],
-                        variance: m2[v] / dof(n[v]),
-                    })
-                    .collect(),
+                (0..n_variants).map(|v| Summary { n: n[v], mean: mean[v], variance: m2[v] / dof(n[v]) }).collect(),
             )
         }
-        MetricValues::Ratio {
-            numerator,
-            denominator,
-        } => {
+        MetricValues::Ratio { numerator, denominator } => {
             let (mean_n, mean_d) = (means(numerator), means(denominator));
-            let (mut s_nn, mut s_dd, mut s_nd) = (
-                vec![0.0; n_variants],
-                vec![0.0; n_variants],
-                vec![0.0; n_variants],
-            );
+            let (mut s_nn, mut s_dd, mut s_nd) = (vec![0.0; n_variants], vec![0.0; n_variants], vec![0.0; n_variants]);
             for ((x, y), &v) in numerator.iter().zip(denominator).zip(variant_of) {
                 let v = v as usize;
                 let (dx, dy) = (x - mean_n[v], y - mean_d[v]);
@@ -152,9 +122,7 @@ mod tests {
     fn grouped_summaries_equal_per_variant_summaries() {
         let xs = [1.0, 5.0, 2.0, 7.0, 4.0, 10.0];
         let variant_of = [0u8, 1, 0, 1, 0, 1];
-        let VariantSummaries::Single(s) =
-            summarize(&MetricValues::Single(xs.to_vec()), &variant_of, 2)
-        else {
+        let VariantSummaries::Single(s) = summarize(&MetricValues::Single(xs.to_vec()), &variant_of, 2) else {
             panic!("single metric")
         };
         assert_eq!(s[0], Summary::from_values(&[1.0, 2.0, 4.0]));
@@ -165,22 +133,14 @@ mod tests {
     fn grouped_ratio_summaries_equal_per_variant_ones() {
         let (num, den) = ([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 2.0, 1.0]);
         let variant_of = [0u8, 0, 1, 1];
-        let values = MetricValues::Ratio {
-            numerator: num.to_vec(),
-            denominator: den.to_vec(),
-        };
-        let VariantSummaries::Ratio(r) = summarize(&values, &variant_of, 2) else {
-            panic!("ratio metric")
-        };
+        let values = MetricValues::Ratio { numerator: num.to_vec(), denominator: den.to_vec() };
+        let VariantSummaries::Ratio(r) = summarize(&values, &variant_of, 2) else { panic!("ratio metric") };
         assert_eq!(r[1], RatioSummary::from_values(&num[2..], &den[2..]));
     }
 
     #[test]
     fn empty_variant_has_zero_units_and_no_nan() {
-        let VariantSummaries::Single(s) = summarize(&MetricValues::Single(vec![1.0]), &[0], 2)
-        else {
-            panic!()
-        };
+        let VariantSummaries::Single(s) = summarize(&MetricValues::Single(vec![1.0]), &[0], 2) else { panic!() };
         assert_eq!(s[1], Summary::default());
         assert_eq!(s[0].variance, 0.0);
     }

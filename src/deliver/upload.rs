@@ -12,10 +12,7 @@ pub async fn upload(url: &str, prefix: &str, outputs: &[ExperimentOutputs]) -> R
         // Files are listed manifest last; uploading in order keeps the manifest the last key.
         for file in &output.files {
             let mut location: Path = base.clone();
-            for part in prefix
-                .split('/')
-                .chain([output.dir_name.as_str(), file.name.as_str()])
-            {
+            for part in prefix.split('/').chain([output.dir_name.as_str(), file.name.as_str()]) {
                 location = location.join(part);
             }
             let payload = PutPayload::from_bytes(bytes::Bytes::copy_from_slice(&file.bytes));

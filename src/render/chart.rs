@@ -50,11 +50,7 @@ struct Row {
 fn tick_step(span: f64, target: f64) -> f64 {
     let raw = span / target;
     let power = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * power)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * power)
+    [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * power).find(|s| *s >= raw).unwrap_or(10.0 * power)
 }
 
 /// The chart as an SVG document, or `None` when no relative effect has an interval.
@@ -66,29 +62,15 @@ pub fn relative_effects_svg(result: &ExperimentResult) -> Option<String> {
             let many = m.comparisons.len() > 1;
             m.comparisons.iter().filter_map(move |c| {
                 let (estimate, ci) = (c.relative_effect?, c.ci_relative?);
-                let label = if many {
-                    format!("{} · {}", m.name, c.variant)
-                } else {
-                    m.name.clone()
-                };
-                Some(Row {
-                    label,
-                    estimate,
-                    ci,
-                    direction: c.direction,
-                })
+                let label = if many { format!("{} · {}", m.name, c.variant) } else { m.name.clone() };
+                Some(Row { label, estimate, ci, direction: c.direction })
             })
         })
         .collect();
     if rows.is_empty() {
         return None;
     }
-    let extent = rows
-        .iter()
-        .flat_map(|r| [r.ci[0].abs(), r.ci[1].abs()])
-        .fold(0.0f64, f64::max)
-        .max(0.005)
-        * 1.1;
+    let extent = rows.iter().flat_map(|r| [r.ci[0].abs(), r.ci[1].abs()]).fold(0.0f64, f64::max).max(0.005) * 1.1;
     let step = tick_step(2.0 * extent, 6.0);
     let extent = (extent / step).ceil() * step;
     let plot_left = LABEL_WIDTH;
@@ -101,10 +83,7 @@ pub fn relative_effects_svg(result: &ExperimentResult) -> Option<String> {
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12" role="img" aria-label="Relative effect of each variant against the control, with confidence intervals">"#
     );
-    let _ = write!(
-        svg,
-        r##"<rect width="{WIDTH}" height="{height}" fill="#ffffff"/>"##
-    );
+    let _ = write!(svg, r##"<rect width="{WIDTH}" height="{height}" fill="#ffffff"/>"##);
     let _ = write!(
         svg,
         r##"<text x="{plot_left}" y="18" font-size="13" font-weight="bold" fill="#1f2328">Relative effect vs control ({} CI)</text>"##,

@@ -24,19 +24,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn open(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), String> {
     let parsed = Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))?;
     let (scheme, prefix) = ObjectStoreScheme::parse(&parsed).map_err(|e| e.to_string())?;
-    let client = ClientOptions::new()
-        .with_timeout(REQUEST_TIMEOUT)
-        .with_connect_timeout(CONNECT_TIMEOUT);
-    let retry = RetryConfig {
-        max_retries: 3,
-        retry_timeout: Duration::from_secs(30),
-        ..RetryConfig::default()
-    };
+    let client = ClientOptions::new().with_timeout(REQUEST_TIMEOUT).with_connect_timeout(CONNECT_TIMEOUT);
+    let retry = RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(30), ..RetryConfig::default() };
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::Local => {
-            let dir = parsed
-                .to_file_path()
-                .map_err(|()| "not a local path".to_string())?;
+            let dir = parsed.to_file_path().map_err(|()| "not a local path".to_string())?;
             if !dir.is_dir() {
                 return Err(format!("folder `{}` does not exist", dir.display()));
             }
@@ -68,9 +60,7 @@ pub fn open(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), String> {
                 .map_err(|e| e.to_string())?,
         ),
         other => {
-            return Err(format!(
-                "unsupported store {other:?}; use file://, s3://, gs:// or az://"
-            ));
+            return Err(format!("unsupported store {other:?}; use file://, s3://, gs:// or az://"));
         }
     };
     Ok((store, prefix))

@@ -39,10 +39,7 @@ mod tests {
     fn check(correction: Correction, expected: [f64; 5]) {
         let got = adjust(&P, correction);
         for (g, e) in got.iter().zip(expected) {
-            assert!(
-                (g - e).abs() <= 1e-12 * e,
-                "{correction:?}: {got:?} vs {expected:?}"
-            );
+            assert!((g - e).abs() <= 1e-12 * e, "{correction:?}: {got:?} vs {expected:?}");
         }
     }
 
@@ -55,10 +52,7 @@ mod tests {
     #[test]
     fn bh_matches_statsmodels() {
         // statsmodels.stats.multitest.multipletests(P, method="fdr_bh")[1]
-        check(
-            Correction::BenjaminiHochberg,
-            [0.025, 0.05, 0.05, 0.025, 0.2],
-        );
+        check(Correction::BenjaminiHochberg, [0.025, 0.05, 0.05, 0.025, 0.2]);
     }
 
     #[test]

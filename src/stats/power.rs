@@ -65,21 +65,10 @@ pub fn required_units(
             break;
         }
     }
-    let current_se = if n_c > 0 && n_t > 0 {
-        (var_c / n_c as f64 + var_t / n_t as f64).sqrt()
-    } else {
-        f64::INFINITY
-    };
-    let power_at_current_n = if current_se.is_finite() && current_se > 0.0 {
-        power(delta, current_se, alpha)
-    } else {
-        0.0
-    };
-    Some(SampleSize {
-        mde_absolute: delta,
-        required_per_variant: hi.ceil() as u64,
-        power_at_current_n,
-    })
+    let current_se = if n_c > 0 && n_t > 0 { (var_c / n_c as f64 + var_t / n_t as f64).sqrt() } else { f64::INFINITY };
+    let power_at_current_n =
+        if current_se.is_finite() && current_se > 0.0 { power(delta, current_se, alpha) } else { 0.0 };
+    Some(SampleSize { mde_absolute: delta, required_per_variant: hi.ceil() as u64, power_at_current_n })
 }
 
 /// The exact (unrounded) solution, for tests against statsmodels.
@@ -90,11 +79,7 @@ fn required_exact(mean_c: f64, var: f64, mde: f64, alpha: f64, target_power: f64
     let (mut lo, mut hi) = (1e-6, 1e12);
     for _ in 0..400 {
         let mid = 0.5 * (lo + hi);
-        if power_at(mid) < target_power {
-            lo = mid
-        } else {
-            hi = mid
-        }
+        if power_at(mid) < target_power { lo = mid } else { hi = mid }
     }
     hi
 }
@@ -107,16 +92,8 @@ mod tests {
     fn bisection_agrees_with_the_bounded_search() {
         let exact = required_exact(0.1, 0.09, 0.05, 0.05, 0.8);
         let got = required_units(
-            &Summary {
-                n: 0,
-                mean: 0.1,
-                variance: 0.09,
-            },
-            &Summary {
-                n: 0,
-                mean: 0.1,
-                variance: 0.09,
-            },
+            &Summary { n: 0, mean: 0.1, variance: 0.09 },
+            &Summary { n: 0, mean: 0.1, variance: 0.09 },
             0.05,
             0.05,
             0.8,
@@ -134,15 +111,8 @@ mod tests {
         //   NormalIndPower().power(effect_size=d, nobs1=20000, alpha=0.05, ratio=1)
         //     = 0.3847910235713455
         let exact = required_exact(0.1, 0.09, 0.05, 0.05, 0.8);
-        assert!(
-            (exact - 56511.79566715043).abs() <= 1e-9 * 56511.79566715043,
-            "{exact}"
-        );
-        let s = Summary {
-            n: 20_000,
-            mean: 0.1,
-            variance: 0.09,
-        };
+        assert!((exact - 56511.79566715043).abs() <= 1e-9 * 56511.79566715043, "{exact}");
+        let s = Summary { n: 20_000, mean: 0.1, variance: 0.09 };
         let got = required_units(&s, &s, 0.05, 0.05, 0.8).expect("defined");
         assert_eq!(got.required_per_variant, 56_512);
         assert!((got.power_at_current_n - 0.3847910235713455).abs() <= 1e-9 * 0.3847910235713455);
@@ -150,20 +120,9 @@ mod tests {
 
     #[test]
     fn no_effect_or_no_variance_has_no_sample_size() {
-        let zero_mean = Summary {
-            n: 10,
-            mean: 0.0,
-            variance: 1.0,
-        };
-        let constant = Summary {
-            n: 10,
-            mean: 1.0,
-            variance: 0.0,
-        };
-        assert_eq!(
-            required_units(&zero_mean, &zero_mean, 0.05, 0.05, 0.8),
-            None
-        );
+        let zero_mean = Summary { n: 10, mean: 0.0, variance: 1.0 };
+        let constant = Summary { n: 10, mean: 1.0, variance: 0.0 };
+        assert_eq!(required_units(&zero_mean, &zero_mean, 0.05, 0.05, 0.8), None);
         assert_eq!(required_units(&constant, &constant, 0.05, 0.05, 0.8), None);
     }
 }

@@ -44,10 +44,7 @@ mod tests {
             (&[300, 330, 370], &[0.3, 0.3, 0.4], 0.07243975703425146),
         ] {
             let p = srm_p_value(units, weights).expect("tested");
-            assert!(
-                (p - expected).abs() <= 1e-9 * expected,
-                "{units:?}: {p} vs {expected}"
-            );
+            assert!((p - expected).abs() <= 1e-9 * expected, "{units:?}: {p} vs {expected}");
         }
     }
 

@@ -18,16 +18,9 @@ impl Summary {
             return Self::default();
         }
         let mean = values.iter().sum::<f64>() / n as f64;
-        let variance = if n < 2 {
-            0.0
-        } else {
-            values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64
-        };
-        Self {
-            n: n as u64,
-            mean,
-            variance,
-        }
+        let variance =
+            if n < 2 { 0.0 } else { values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64 };
+        Self { n: n as u64, mean, variance }
     }
 }
 
@@ -54,12 +47,7 @@ impl RatioSummary {
         let mean_numerator = numerators.iter().sum::<f64>() / n as f64;
         let mean_denominator = denominators.iter().sum::<f64>() / n as f64;
         if n < 2 {
-            return Self {
-                n: 1,
-                mean_numerator,
-                mean_denominator,
-                ..Self::default()
-            };
+            return Self { n: 1, mean_numerator, mean_denominator, ..Self::default() };
         }
         let (mut s_nn, mut s_dd, mut s_nd) = (0.0, 0.0, 0.0);
         for (x, y) in numerators.iter().zip(denominators) {
@@ -89,15 +77,10 @@ impl RatioSummary {
             return None;
         }
         let r = self.mean_numerator / self.mean_denominator;
-        let variance = (self.var_numerator - 2.0 * r * self.covariance
-            + r * r * self.var_denominator)
+        let variance = (self.var_numerator - 2.0 * r * self.covariance + r * r * self.var_denominator)
             / (self.mean_denominator * self.mean_denominator);
         // Rounding can take an exactly-zero variance a hair below zero.
-        Some(Summary {
-            n: self.n,
-            mean: r,
-            variance: variance.max(0.0),
-        })
+        Some(Summary { n: self.n, mean: r, variance: variance.max(0.0) })
     }
 }
 
@@ -144,9 +127,6 @@ mod tests {
 
     #[test]
     fn ratio_with_zero_denominator_is_undefined() {
-        assert_eq!(
-            RatioSummary::from_values(&[1.0, 2.0], &[0.0, 0.0]).to_summary(),
-            None
-        );
+        assert_eq!(RatioSummary::from_values(&[1.0, 2.0], &[0.0, 0.0]).to_summary(), None);
     }
 }
