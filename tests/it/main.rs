@@ -1,0 +1,12 @@
+//! Integration tests: the built `abreport` binary run as a user runs it, on real Parquet files.
+//!
+//! One test binary; each module reads like a transcript of a user session.
+
+mod bad_input;
+mod checks;
+mod encodings;
+mod outputs;
+mod recommendations;
+mod reference;
+mod sla;
+mod support;

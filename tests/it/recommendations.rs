@@ -1,0 +1,110 @@
+//! Each recommendation, from generated data with known true effects.
+
+use std::sync::OnceLock;
+
+use crate::support::*;
+
+/// One dataset, one run, five experiments with different truths. Units take part in all of
+/// them; assignment is independent, so one experiment's effect does not bias another's.
+fn five_truths() -> &'static Scenario {
+    static SCENARIO: OnceLock<Scenario> = OnceLock::new();
+    SCENARIO.get_or_init(|| {
+        let scenario = Scenario::generate(&[
+            "--units", "20000", "--days", "7", "--seed", "7",
+            "--experiment", "win,effect=0.3",
+            "--experiment", "lose,effect=-0.3",
+            "--experiment", "guard,error_effect=1.5",
+            "--experiment", "flat,coverage=0.05",
+            "--experiment", "srm,treatment_share=0.56",
+        ]);
+        scenario.run(&[]).assert_code(0);
+        scenario
+    })
+}
+
+#[test]
+fn a_clear_primary_win_is_promoted_with_its_numbers() {
+    let s = five_truths();
+    let result = s.result("win");
+    assert_eq!(recommendation(&result), "promote");
+    assert_eq!(result["decision"]["variant"], "treatment");
+    let reason = result["decision"]["reasons"][0].as_str().expect("reason");
+    assert!(reason.contains("`conversion` is +") && reason.contains("95% CI") && reason.contains("adjusted p"), "{reason}");
+    let comparison = &metric(&result, "conversion")["comparisons"][0];
+    assert_eq!(comparison["significant"], true);
+    let relative = comparison["relative_effect"].as_f64().expect("number");
+    assert!((0.15..0.45).contains(&relative), "true effect 0.3, estimated {relative}");
+}
+
+#[test]
+fn a_primary_loss_is_rolled_back() {
+    let result = five_truths().result("lose");
+    assert_eq!(recommendation(&result), "rollback");
+    assert_eq!(result["decision"]["variant"], "treatment");
+    assert!(result["decision"]["reasons"].to_string().contains("Roll `treatment` back to `control`"));
+}
+
+#[test]
+fn a_guardrail_breach_is_rolled_back_even_without_a_primary_effect() {
+    let result = five_truths().result("guard");
+    assert_eq!(recommendation(&result), "rollback");
+    let reasons = result["decision"]["reasons"].to_string();
+    assert!(reasons.contains("`error_rate`") && reasons.contains("guardrail"), "{reasons}");
+    assert_eq!(metric(&result, "error_rate")["comparisons"][0]["direction"], "worse");
+}
+
+#[test]
+fn an_underpowered_test_continues_with_units_and_days_needed() {
+    let result = five_truths().result("flat");
+    assert_eq!(recommendation(&result), "continue");
+    let sample = &metric(&result, "conversion")["comparisons"][0]["sample_size"];
+    let additional = sample["additional_units"].as_u64().expect("additional units");
+    assert!(additional > 0);
+    assert!(sample["additional_days"].as_f64().expect("days") > 0.0);
+    let reasons = result["decision"]["reasons"].to_string();
+    assert!(reasons.contains("units per variant") && reasons.contains("more") && reasons.contains("days"), "{reasons}");
+    // A preliminary summary is shown when nothing is significant.
+    let report = std::fs::read_to_string(five_truths().out("flat").join("report.md")).expect("report");
+    assert!(report.contains("## Preliminary summary"));
+}
+
+#[test]
+fn a_sample_ratio_mismatch_pauses_the_rollout() {
+    let result = five_truths().result("srm");
+    assert_eq!(recommendation(&result), "pause");
+    let srm = check(&result, "srm");
+    assert_eq!(srm["status"], "fail");
+    assert!(srm["p_value"].as_f64().expect("p") < 0.001);
+    assert!(result["decision"]["reasons"].to_string().contains("hold the rollout"));
+}
+
+#[test]
+fn balanced_experiments_pass_the_srm_check() {
+    let result = five_truths().result("win");
+    assert_eq!(check(&result, "srm")["status"], "pass");
+}
+
+#[test]
+fn a_configured_variant_without_units_is_inconclusive() {
+    let s = Scenario::generate(&["--units", "3000", "--days", "3", "--experiment", "three-way"]);
+    s.edit_job(|job| job.replace("variants = { control = 0.5, treatment = 0.5 }", "variants = { control = 0.4, treatment = 0.3, treatment_b = 0.3 }"));
+    s.run(&[]).assert_code(0);
+    let result = s.result("three-way");
+    assert_eq!(recommendation(&result), "inconclusive");
+    let missing = check(&result, "missing_variant");
+    assert_eq!(missing["status"], "fail");
+    assert!(missing["detail"].as_str().expect("detail").contains("`treatment_b`"));
+    // No NaN anywhere: the empty variant's mean is null and its comparison has notes.
+    let conversion = metric(&result, "conversion");
+    let empty = conversion["variants"].as_array().expect("variants").iter().find(|v| v["variant"] == "treatment_b").expect("row");
+    assert_eq!(empty["units"], 0);
+    assert!(empty["mean"].is_null());
+    // Where a number exists it is a number (JSON has no NaN: a NaN would come out as null).
+    for m in result["metrics"].as_array().expect("metrics") {
+        for v in m["variants"].as_array().expect("rows").iter().filter(|v| v["units"].as_u64() > Some(0)) {
+            assert!(v["mean"].is_f64() && v["variance"].is_f64(), "{m}");
+        }
+        let to_b = m["comparisons"].as_array().expect("comparisons").iter().find(|c| c["variant"] == "treatment_b").expect("b");
+        assert!(to_b["absolute_effect"].is_null() && to_b["notes"].to_string().contains("no units"), "{to_b}");
+    }
+}
