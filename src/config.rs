@@ -283,9 +283,12 @@ pub fn load(file: &Path) -> Result<Job, ConfigError> {
     check(&text, file)
 }
 
+/// Job files of a folder, each with its outcome.
+pub type JobFiles = Vec<(PathBuf, Result<Job, ConfigError>)>;
+
 /// Reads every `*.toml` file of a folder (or the one file given), in name order.
 /// Each entry is the file and its outcome, so one bad file does not hide the others.
-pub fn load_all(path: &Path) -> Result<Vec<(PathBuf, Result<Job, ConfigError>)>, ConfigError> {
+pub fn load_all(path: &Path) -> Result<JobFiles, ConfigError> {
     if path.is_file() {
         return Ok(vec![(path.to_path_buf(), load(path))]);
     }

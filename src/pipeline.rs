@@ -97,30 +97,42 @@ fn columns(specs: &[(&str, Expect)]) -> Arc<[ColumnSpec]> {
     specs.iter().map(|(name, expect)| ColumnSpec { name: name.to_string(), expect: *expect }).collect()
 }
 
-/// Reads files of one dataset through `fold`, timed and under the deadline.
-async fn read(
-    source: &Source,
-    plan: &ScanPlan,
-    dataset: Dataset,
-    columns: Arc<[ColumnSpec]>,
-    request: &RunRequest<'_>,
-    deadline: &Deadline,
-    log: &RunLog,
-    fold: impl Fn(&DataFile, &[ArrayRef]) -> Result<(), aggregate::AggregateError> + Send + Sync + 'static,
-) -> Result<ScanStats, RunError> {
-    let stage = match dataset {
-        Dataset::Exposures => "read exposures",
-        Dataset::Events => "read events",
-    };
-    let files: Vec<DataFile> = plan.files_of(dataset).cloned().collect();
-    let total: u64 = files.iter().map(|f| f.size).sum();
-    let bar = progress_bar(request.progress, total, stage);
-    let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
-    let started = Instant::now();
-    let stats = deadline.within(stage, source.scan(files, columns, concurrency, &bar, Arc::new(fold))).await??;
-    bar.finish_and_clear();
-    log.stage_done(stage, started.elapsed(), json!({ "files": stats.files, "bytes": stats.bytes, "rows": stats.rows }));
-    Ok(stats)
+/// What every read of a run shares: where, which files, the clock and the log.
+struct Reader<'a> {
+    source: &'a Source,
+    plan: &'a ScanPlan,
+    progress: bool,
+    deadline: &'a Deadline,
+    log: &'a RunLog,
+}
+
+impl Reader<'_> {
+    /// Reads the files of one dataset through `fold`, timed and under the deadline.
+    async fn read(
+        &self,
+        dataset: Dataset,
+        columns: Arc<[ColumnSpec]>,
+        fold: impl Fn(&DataFile, &[ArrayRef]) -> Result<(), aggregate::AggregateError> + Send + Sync + 'static,
+    ) -> Result<ScanStats, RunError> {
+        let stage = match dataset {
+            Dataset::Exposures => "read exposures",
+            Dataset::Events => "read events",
+        };
+        let files: Vec<DataFile> = self.plan.files_of(dataset).cloned().collect();
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        let bar = progress_bar(self.progress, total, stage);
+        let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+        let started = Instant::now();
+        let scan = self.source.scan(files, columns, concurrency, &bar, Arc::new(fold));
+        let stats = self.deadline.within(stage, scan).await??;
+        bar.finish_and_clear();
+        self.log.stage_done(
+            stage,
+            started.elapsed(),
+            json!({ "files": stats.files, "bytes": stats.bytes, "rows": stats.rows }),
+        );
+        Ok(stats)
+    }
 }
 
 /// Runs the pipeline. See the module docs.
@@ -165,6 +177,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         );
     }
 
+    let reader = Reader { source: &source, plan: &plan, progress: request.progress, deadline: &deadline, log };
     let exposure_fold = Arc::new(ExposureFold::new(spec.clone()));
     let names = &job.source.columns;
     let exposure_columns = columns(&[
@@ -175,10 +188,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     ]);
     let fold = exposure_fold.clone();
     let exposure_stats =
-        read(&source, &plan, Dataset::Exposures, exposure_columns, request, &deadline, log, move |file, columns| {
-            fold.fold(file.date, columns)
-        })
-        .await?;
+        reader.read(Dataset::Exposures, exposure_columns, move |file, columns| fold.fold(file.date, columns)).await?;
     let allocation = Arc::new(exposure_fold.finish());
     log.info(
         "allocate",
@@ -195,11 +205,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     ]);
     let event_fold = Arc::new(EventFold::new(spec.clone(), allocation.clone()));
     let fold = event_fold.clone();
-    let event_stats =
-        read(&source, &plan, Dataset::Events, event_columns, request, &deadline, log, move |_, columns| {
-            fold.fold(columns)
-        })
-        .await?;
+    let event_stats = reader.read(Dataset::Events, event_columns, move |_, columns| fold.fold(columns)).await?;
     let mut totals = event_fold.finish();
     drop(event_fold);
 

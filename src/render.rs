@@ -108,7 +108,8 @@ impl Renderer {
     pub fn new() -> Result<Self, RenderError> {
         let compile = |name: &'static str, source: &str, escape: fn(&str) -> String| {
             let mut tera = Tera::default();
-            tera.add_raw_template(name, source).map_err(|e| RenderError { template: name, message: error_chain(&e) })?;
+            tera.add_raw_template(name, source)
+                .map_err(|e| RenderError { template: name, message: error_chain(&e) })?;
             tera.autoescape_on(vec![name]);
             tera.set_escape_fn(escape);
             tera.register_filter("code_spans", code_spans_filter);

@@ -514,6 +514,16 @@ alpha = 0.01
     }
 
     #[test]
+    fn the_example_jobs_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+        let jobs = crate::config::load_all(&dir).expect("jobs folder");
+        assert!(!jobs.is_empty());
+        for (file, job) in jobs {
+            job.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        }
+    }
+
+    #[test]
     fn safe_path_component_keeps_plain_ids_and_hashes_changed_ones() {
         assert_eq!(safe_path_component("checkout-redesign_2"), "checkout-redesign_2");
         let script = safe_path_component("<script>alert(1)</script>");

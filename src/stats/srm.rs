@@ -8,7 +8,7 @@ use statrs::distribution::{ChiSquared, ContinuousCDF};
 pub fn srm_p_value(units: &[u64], weights: &[f64]) -> Option<f64> {
     let total: u64 = units.iter().sum();
     let weight_sum: f64 = weights.iter().sum();
-    if total == 0 || units.len() < 2 || units.len() != weights.len() || !(weight_sum > 0.0) {
+    if total == 0 || units.len() < 2 || units.len() != weights.len() || weight_sum.is_nan() || weight_sum <= 0.0 {
         return None;
     }
     let statistic: f64 = units

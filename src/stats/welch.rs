@@ -52,7 +52,7 @@ pub fn compare(control: &Summary, treatment: &Summary, alpha: f64) -> Comparison
     let (nc, nt) = (control.n as f64, treatment.n as f64);
     let (vc, vt) = (control.variance / nc, treatment.variance / nt);
     let se2 = vc + vt;
-    if !(se2 > 0.0) {
+    if se2.is_nan() || se2 <= 0.0 {
         out.notes.push("the metric does not vary within either variant, so a t-test is undefined");
         return out;
     }

@@ -55,7 +55,11 @@ fn a_missing_column_names_the_file_and_the_column() {
     );
     let run = s.run(&[]);
     run.assert_code(SOURCE);
-    assert!(run.stderr.contains("exposures/date=2026-11-20/part-000.parquet` has no column `variant`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("exposures/date=2026-11-20/part-000.parquet` has no column `variant`"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("[source.columns]"), "the message says how to fix it: {}", run.stderr);
 }
 
@@ -115,7 +119,11 @@ fn a_window_with_no_data_fails_the_experiment_by_name_and_window() {
     s.edit_job(|job| job.replace("start = 2026-11-18", "start = 2026-12-01"));
     let run = abreport(s.path(), &["run", "--job", "job.toml", "--date", "2026-12-05", "--out", "out"]);
     run.assert_code(NO_DATA);
-    assert!(run.stdout.contains("experiment `exp` has no exposures in its window 2026-12-01 to 2026-12-05"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("experiment `exp` has no exposures in its window 2026-12-01 to 2026-12-05"),
+        "{}",
+        run.stdout
+    );
     let result = s.result("exp");
     assert_eq!(result["status"], "failed");
     assert!(result["error"].as_str().expect("error").contains("no exposures"));
@@ -178,7 +186,11 @@ fn validate_reports_every_job_and_fails_on_the_bad_one() {
     std::fs::write(jobs.join("b-bad.toml"), good.replace("kind = \"ratio\"", "kind = \"median\"")).expect("bad");
     let run = abreport(s.path(), &["validate", "jobs", "--date", REPORT_DATE]);
     run.assert_code(CONFIG);
-    assert!(run.stdout.contains("a-good.toml: ok — 1 experiment(s), window 2026-11-18 to 2026-11-20 (3 days): 6 files"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("a-good.toml: ok — 1 experiment(s), window 2026-11-18 to 2026-11-20 (3 days): 6 files"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stderr.contains("b-bad.toml:") && run.stderr.contains("unknown kind `median`"), "{}", run.stderr);
     assert!(!s.path().join("out").exists(), "validate has no side effects");
 }

@@ -9,11 +9,20 @@ fn abnormal() -> &'static Scenario {
     static SCENARIO: OnceLock<Scenario> = OnceLock::new();
     SCENARIO.get_or_init(|| {
         let scenario = Scenario::generate(&[
-            "--units", "8000", "--days", "5", "--seed", "11",
-            "--nan-rate", "0.05",
-            "--missing-partition", "events:2026-11-18",
-            "--experiment", "few-switchers,multi_variant_rate=0.002",
-            "--experiment", "many-switchers,multi_variant_rate=0.05",
+            "--units",
+            "8000",
+            "--days",
+            "5",
+            "--seed",
+            "11",
+            "--nan-rate",
+            "0.05",
+            "--missing-partition",
+            "events:2026-11-18",
+            "--experiment",
+            "few-switchers,multi_variant_rate=0.002",
+            "--experiment",
+            "many-switchers,multi_variant_rate=0.05",
         ]);
         scenario.run(&[]).assert_code(0);
         scenario
@@ -23,8 +32,12 @@ fn abnormal() -> &'static Scenario {
 #[test]
 fn all_six_checks_are_always_present() {
     let result = abnormal().result("few-switchers");
-    let names: Vec<&str> = result["checks"].as_array().expect("checks").iter().map(|c| c["name"].as_str().expect("name")).collect();
-    assert_eq!(names, ["srm", "multi_variant_units", "invalid_values", "unknown_variant", "missing_variant", "missing_partitions"]);
+    let names: Vec<&str> =
+        result["checks"].as_array().expect("checks").iter().map(|c| c["name"].as_str().expect("name")).collect();
+    assert_eq!(
+        names,
+        ["srm", "multi_variant_units", "invalid_values", "unknown_variant", "missing_variant", "missing_partitions"]
+    );
 }
 
 #[test]
@@ -55,7 +68,8 @@ fn a_few_multi_variant_units_warn_and_are_excluded() {
     assert_eq!(multi["status"], "warn");
     let excluded = result["traffic"]["excluded_units"].as_u64().expect("count");
     assert!(excluded > 0);
-    let units: u64 = result["variants"].as_array().expect("variants").iter().map(|v| v["units"].as_u64().expect("n")).sum();
+    let units: u64 =
+        result["variants"].as_array().expect("variants").iter().map(|v| v["units"].as_u64().expect("n")).sum();
     let allocation = std::fs::metadata(s.out("few-switchers").join("allocation.parquet")).expect("allocation export");
     assert!(allocation.len() > 0);
     assert!(units > 0);
@@ -71,7 +85,9 @@ fn many_multi_variant_units_fail_the_check_and_pause() {
 #[test]
 fn a_variant_missing_from_the_job_is_an_unknown_variant() {
     let s = Scenario::generate(&["--units", "3000", "--days", "3", "--experiment", "renamed"]);
-    s.edit_job(|job| job.replace("variants = { control = 0.5, treatment = 0.5 }", "variants = { control = 0.5, treatment_v2 = 0.5 }"));
+    s.edit_job(|job| {
+        job.replace("variants = { control = 0.5, treatment = 0.5 }", "variants = { control = 0.5, treatment_v2 = 0.5 }")
+    });
     s.run(&[]).assert_code(0);
     let result = s.result("renamed");
     let unknown = check(&result, "unknown_variant");

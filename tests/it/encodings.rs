@@ -4,8 +4,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, DictionaryArray, Float64Array, Int64Array, LargeStringArray, StringArray, StringViewArray};
-use arrow::array::{TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray};
+use arrow::array::{
+    Array, ArrayRef, DictionaryArray, Float64Array, Int64Array, LargeStringArray, StringArray, StringViewArray,
+};
+use arrow::array::{
+    TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
+};
 use arrow::datatypes::Int32Type;
 use chrono::NaiveDateTime;
 
@@ -38,7 +42,9 @@ fn text(values: &[&str], encoding: Encoding) -> ArrayRef {
 
 fn unit_ids(values: &[&str], encoding: Encoding) -> ArrayRef {
     match encoding {
-        Encoding::Dictionary => Arc::new(Int64Array::from_iter_values(values.iter().map(|u| u[1..].parse::<i64>().expect("u<n>")))),
+        Encoding::Dictionary => {
+            Arc::new(Int64Array::from_iter_values(values.iter().map(|u| u[1..].parse::<i64>().expect("u<n>"))))
+        }
         other => text(values, other),
     }
 }
@@ -47,9 +53,16 @@ fn timestamps(values: &[&str], encoding: Encoding) -> ArrayRef {
     let us: Vec<i64> = values.iter().map(|v| micros(v)).collect();
     match encoding {
         Encoding::Plain => Arc::new(TimestampMicrosecondArray::from(us)),
-        Encoding::Large => Arc::new(TimestampMillisecondArray::from(us.iter().map(|u| u / 1000).collect::<Vec<_>>()).with_timezone("UTC")),
-        Encoding::View => Arc::new(TimestampNanosecondArray::from(us.iter().map(|u| u * 1000).collect::<Vec<_>>()).with_timezone("Asia/Bangkok")),
-        Encoding::Dictionary => Arc::new(TimestampSecondArray::from(us.iter().map(|u| u / 1_000_000).collect::<Vec<_>>())),
+        Encoding::Large => Arc::new(
+            TimestampMillisecondArray::from(us.iter().map(|u| u / 1000).collect::<Vec<_>>()).with_timezone("UTC"),
+        ),
+        Encoding::View => Arc::new(
+            TimestampNanosecondArray::from(us.iter().map(|u| u * 1000).collect::<Vec<_>>())
+                .with_timezone("Asia/Bangkok"),
+        ),
+        Encoding::Dictionary => {
+            Arc::new(TimestampSecondArray::from(us.iter().map(|u| u / 1_000_000).collect::<Vec<_>>()))
+        }
     }
 }
 
@@ -186,7 +199,12 @@ fn write_dataset(root: &std::path::Path, encoding: Encoding) {
 }
 
 fn means(result: &serde_json::Value, name: &str) -> Vec<f64> {
-    metric(result, name)["variants"].as_array().expect("rows").iter().map(|v| v["mean"].as_f64().expect("mean")).collect()
+    metric(result, name)["variants"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|v| v["mean"].as_f64().expect("mean"))
+        .collect()
 }
 
 fn check_encoding(encoding: Encoding) {
@@ -202,7 +220,10 @@ fn check_encoding(encoding: Encoding) {
     assert_eq!(means(&result, "order_value"), [29.0 / 4.0, 7.5 / 2.0], "{encoding:?}");
     assert_eq!(means(&result, "largest_order"), [(20.0 + 4.0) / 3.0, 2.5], "{encoding:?}");
     assert_eq!(means(&result, "page_views"), [0.0, 0.0], "{encoding:?}");
-    assert!(check(&result, "invalid_values")["detail"].as_str().expect("detail").starts_with("1 of 6 counted events"), "{encoding:?}");
+    assert!(
+        check(&result, "invalid_values")["detail"].as_str().expect("detail").starts_with("1 of 6 counted events"),
+        "{encoding:?}"
+    );
     assert_eq!(check(&result, "multi_variant_units")["status"], "fail");
     assert!(check(&result, "unknown_variant")["detail"].as_str().expect("detail").contains("`ghost`"));
     assert_eq!(check(&result, "missing_partitions")["status"], "pass");
@@ -218,13 +239,26 @@ fn check_encoding(encoding: Encoding) {
     let names: Vec<String> = units.schema().fields().iter().map(|f| f.name().clone()).collect();
     assert_eq!(
         names,
-        ["unit_id", "variant", "first_exposure_ts", "conversion", "revenue", "order_value_numerator", "order_value_denominator", "largest_order", "page_views"]
+        [
+            "unit_id",
+            "variant",
+            "first_exposure_ts",
+            "conversion",
+            "revenue",
+            "order_value_numerator",
+            "order_value_denominator",
+            "largest_order",
+            "page_views"
+        ]
     );
 }
 
 fn read_parquet(path: &std::path::Path) -> arrow::array::RecordBatch {
     let file = std::fs::File::open(path).expect("parquet file");
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet").build().expect("reader");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
     let batches: Vec<_> = reader.collect::<Result<_, _>>().expect("batches");
     arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("one batch")
 }

@@ -16,12 +16,16 @@ const FILES: [&str; 8] = [
 ];
 
 fn assert_complete_set(dir: &std::path::Path) {
-    let mut names: Vec<String> = std::fs::read_dir(dir).expect("dir").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     let mut expected: Vec<String> = FILES.iter().map(|s| s.to_string()).collect();
     expected.sort();
     assert_eq!(names, expected, "exactly the contract's files, no temporaries left");
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest")).expect("json");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest")).expect("json");
     let listed = manifest["files"].as_array().expect("files");
     assert_eq!(listed.len(), FILES.len() - 1);
     for entry in listed {
@@ -43,7 +47,11 @@ fn the_demo_makes_a_realistic_report_set_on_a_fresh_folder() {
         ("search-ranking-v2", "CONTINUE"),
         ("pricing-page", "PAUSE"),
     ] {
-        let line = run.stdout.lines().find(|l| l.trim_start().starts_with(experiment)).unwrap_or_else(|| panic!("{}", run.stdout));
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(experiment))
+            .unwrap_or_else(|| panic!("{}", run.stdout));
         assert!(line.contains(verdict), "{line}");
         assert!(line.contains(&format!("demo/reports/{experiment}/report.html")), "{line}");
         assert_complete_set(&s.path().join("demo/reports").join(experiment));
@@ -54,7 +62,8 @@ fn the_demo_makes_a_realistic_report_set_on_a_fresh_folder() {
 fn results_json_has_every_contract_field() {
     let s = Scenario::generate(&["--units", "2000", "--days", "3", "--experiment", "fields,effect=0.2"]);
     s.run(&[]).assert_code(0);
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(s.out("fields").join("results.json")).expect("json")).expect("parses");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.out("fields").join("results.json")).expect("json")).expect("parses");
     assert_eq!(json["schema_version"], 1);
     assert_eq!(json["job"], "generated");
     assert_eq!(json["report_date"], REPORT_DATE);
@@ -76,7 +85,17 @@ fn results_json_has_every_contract_field() {
         assert!(m["variants"][0].get(key).is_some(), "metric variant field {key}");
     }
     let c = &m["comparisons"][0];
-    for key in ["variant", "baseline", "absolute_effect", "relative_effect", "ci_absolute", "ci_relative", "p_value", "p_value_adjusted", "significant"] {
+    for key in [
+        "variant",
+        "baseline",
+        "absolute_effect",
+        "relative_effect",
+        "ci_absolute",
+        "ci_relative",
+        "p_value",
+        "p_value_adjusted",
+        "significant",
+    ] {
         assert!(c.get(key).is_some(), "comparison field {key}");
     }
     assert_eq!(c["ci_absolute"].as_array().map(Vec::len), Some(2));
@@ -88,12 +107,21 @@ fn results_parquet_holds_the_same_numbers_as_results_json() {
     s.run(&[]).assert_code(0);
     let result = s.result("same");
     let file = std::fs::File::open(s.out("same").join("results.parquet")).expect("file");
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet").build().expect("reader");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
     let batch = reader.into_iter().next().expect("a batch").expect("readable");
     let metrics = result["metrics"].as_array().expect("metrics");
     assert_eq!(batch.num_rows(), metrics.len() * 2, "one row per metric x variant");
     let column = |name: &str| {
-        batch.column_by_name(name).unwrap_or_else(|| panic!("column {name}")).as_any().downcast_ref::<arrow::array::Float64Array>().expect("f64").clone()
+        batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("column {name}"))
+            .as_any()
+            .downcast_ref::<arrow::array::Float64Array>()
+            .expect("f64")
+            .clone()
     };
     let (mean, p) = (column("mean"), column("p_value"));
     for (i, m) in metrics.iter().enumerate() {
@@ -109,7 +137,10 @@ fn results_parquet_holds_the_same_numbers_as_results_json() {
 fn a_hostile_experiment_name_is_escaped_in_reports_and_sanitized_on_disk() {
     let s = Scenario::generate(&["--units", "1000", "--days", "2", "--experiment", "<script>alert(1)</script>"]);
     s.run(&[]).assert_code(0);
-    let dirs: Vec<String> = std::fs::read_dir(s.path().join("out")).expect("out").map(|e| e.expect("e").file_name().to_string_lossy().into_owned()).collect();
+    let dirs: Vec<String> = std::fs::read_dir(s.path().join("out"))
+        .expect("out")
+        .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(dirs.len(), 1);
     assert!(dirs[0].starts_with("_script_alert_1___script_-") && !dirs[0].contains('<'), "{dirs:?}");
     let dir = s.path().join("out").join(&dirs[0]);
@@ -159,7 +190,10 @@ fn the_run_log_records_stages_with_timings() {
     let log = std::fs::read_to_string(s.out("logged").join("run.log.jsonl")).expect("log");
     let entries: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     for stage in ["list", "read exposures", "read events"] {
-        let entry = entries.iter().find(|e| e["stage"] == stage && e["fields"]["seconds"].is_number()).unwrap_or_else(|| panic!("{stage}"));
+        let entry = entries
+            .iter()
+            .find(|e| e["stage"] == stage && e["fields"]["seconds"].is_number())
+            .unwrap_or_else(|| panic!("{stage}"));
         assert!(entry["elapsed_ms"].as_f64().expect("ms") >= 0.0);
     }
     assert!(entries.iter().any(|e| e["stage"] == "analyze" && e["experiment"] == "logged"));

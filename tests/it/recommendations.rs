@@ -10,12 +10,22 @@ fn five_truths() -> &'static Scenario {
     static SCENARIO: OnceLock<Scenario> = OnceLock::new();
     SCENARIO.get_or_init(|| {
         let scenario = Scenario::generate(&[
-            "--units", "20000", "--days", "7", "--seed", "7",
-            "--experiment", "win,effect=0.3",
-            "--experiment", "lose,effect=-0.3",
-            "--experiment", "guard,error_effect=1.5",
-            "--experiment", "flat,coverage=0.05",
-            "--experiment", "srm,treatment_share=0.56",
+            "--units",
+            "20000",
+            "--days",
+            "7",
+            "--seed",
+            "7",
+            "--experiment",
+            "win,effect=0.3",
+            "--experiment",
+            "lose,effect=-0.3",
+            "--experiment",
+            "guard,error_effect=1.5",
+            "--experiment",
+            "flat,coverage=0.05",
+            "--experiment",
+            "srm,treatment_share=0.56",
         ]);
         scenario.run(&[]).assert_code(0);
         scenario
@@ -29,7 +39,10 @@ fn a_clear_primary_win_is_promoted_with_its_numbers() {
     assert_eq!(recommendation(&result), "promote");
     assert_eq!(result["decision"]["variant"], "treatment");
     let reason = result["decision"]["reasons"][0].as_str().expect("reason");
-    assert!(reason.contains("`conversion` is +") && reason.contains("95% CI") && reason.contains("adjusted p"), "{reason}");
+    assert!(
+        reason.contains("`conversion` is +") && reason.contains("95% CI") && reason.contains("adjusted p"),
+        "{reason}"
+    );
     let comparison = &metric(&result, "conversion")["comparisons"][0];
     assert_eq!(comparison["significant"], true);
     let relative = comparison["relative_effect"].as_f64().expect("number");
@@ -87,7 +100,12 @@ fn balanced_experiments_pass_the_srm_check() {
 #[test]
 fn a_configured_variant_without_units_is_inconclusive() {
     let s = Scenario::generate(&["--units", "3000", "--days", "3", "--experiment", "three-way"]);
-    s.edit_job(|job| job.replace("variants = { control = 0.5, treatment = 0.5 }", "variants = { control = 0.4, treatment = 0.3, treatment_b = 0.3 }"));
+    s.edit_job(|job| {
+        job.replace(
+            "variants = { control = 0.5, treatment = 0.5 }",
+            "variants = { control = 0.4, treatment = 0.3, treatment_b = 0.3 }",
+        )
+    });
     s.run(&[]).assert_code(0);
     let result = s.result("three-way");
     assert_eq!(recommendation(&result), "inconclusive");
@@ -96,7 +114,12 @@ fn a_configured_variant_without_units_is_inconclusive() {
     assert!(missing["detail"].as_str().expect("detail").contains("`treatment_b`"));
     // No NaN anywhere: the empty variant's mean is null and its comparison has notes.
     let conversion = metric(&result, "conversion");
-    let empty = conversion["variants"].as_array().expect("variants").iter().find(|v| v["variant"] == "treatment_b").expect("row");
+    let empty = conversion["variants"]
+        .as_array()
+        .expect("variants")
+        .iter()
+        .find(|v| v["variant"] == "treatment_b")
+        .expect("row");
     assert_eq!(empty["units"], 0);
     assert!(empty["mean"].is_null());
     // Where a number exists it is a number (JSON has no NaN: a NaN would come out as null).
@@ -104,7 +127,12 @@ fn a_configured_variant_without_units_is_inconclusive() {
         for v in m["variants"].as_array().expect("rows").iter().filter(|v| v["units"].as_u64() > Some(0)) {
             assert!(v["mean"].is_f64() && v["variance"].is_f64(), "{m}");
         }
-        let to_b = m["comparisons"].as_array().expect("comparisons").iter().find(|c| c["variant"] == "treatment_b").expect("b");
+        let to_b = m["comparisons"]
+            .as_array()
+            .expect("comparisons")
+            .iter()
+            .find(|c| c["variant"] == "treatment_b")
+            .expect("b");
         assert!(to_b["absolute_effect"].is_null() && to_b["notes"].to_string().contains("no units"), "{to_b}");
     }
 }

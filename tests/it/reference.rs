@@ -21,10 +21,20 @@ fn reference_check(s: &Scenario, experiment: &str) {
 #[test]
 fn generated_experiments_match_scipy_statsmodels_and_gbstats() {
     let s = Scenario::generate(&[
-        "--units", "12000", "--days", "6", "--seed", "3", "--nan-rate", "0.01",
-        "--experiment", "strong,effect=0.2,revenue_effect=0.1",
-        "--experiment", "switchers,multi_variant_rate=0.003,coverage=0.6",
-        "--experiment", "skewed,treatment_share=0.47",
+        "--units",
+        "12000",
+        "--days",
+        "6",
+        "--seed",
+        "3",
+        "--nan-rate",
+        "0.01",
+        "--experiment",
+        "strong,effect=0.2,revenue_effect=0.1",
+        "--experiment",
+        "switchers,multi_variant_rate=0.003,coverage=0.6",
+        "--experiment",
+        "skewed,treatment_share=0.47",
     ]);
     s.run(&[]).assert_code(0);
     for experiment in ["strong", "switchers", "skewed"] {
@@ -35,7 +45,9 @@ fn generated_experiments_match_scipy_statsmodels_and_gbstats() {
 #[test]
 fn per_experiment_overrides_and_bh_correction_match_statsmodels() {
     let s = Scenario::generate(&["--units", "6000", "--days", "4", "--seed", "5", "--experiment", "tuned,effect=0.1"]);
-    s.edit_job(|job| job.replace("guardrails = [\"error_rate\"]", "guardrails = [\"error_rate\"]\nalpha = 0.1\ncorrection = \"bh\""));
+    s.edit_job(|job| {
+        job.replace("guardrails = [\"error_rate\"]", "guardrails = [\"error_rate\"]\nalpha = 0.1\ncorrection = \"bh\"")
+    });
     s.run(&[]).assert_code(0);
     let result = s.result("tuned");
     assert_eq!(result["settings"]["correction"], "bh");

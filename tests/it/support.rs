@@ -103,7 +103,10 @@ impl Scenario {
 
 /// A check of an experiment result by name.
 pub fn check<'a>(result: &'a Value, name: &str) -> &'a Value {
-    result["checks"].as_array().and_then(|c| c.iter().find(|c| c["name"] == name)).unwrap_or_else(|| panic!("check {name} missing"))
+    result["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("check {name} missing"))
 }
 
 pub fn recommendation(result: &Value) -> &str {
@@ -111,7 +114,10 @@ pub fn recommendation(result: &Value) -> &str {
 }
 
 pub fn metric<'a>(result: &'a Value, name: &str) -> &'a Value {
-    result["metrics"].as_array().and_then(|m| m.iter().find(|m| m["name"] == name)).unwrap_or_else(|| panic!("metric {name} missing"))
+    result["metrics"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == name))
+        .unwrap_or_else(|| panic!("metric {name} missing"))
 }
 
 /// Writes one Parquet file with the given columns.
