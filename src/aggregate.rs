@@ -1,16 +1,17 @@
 //! Record batches -> per-unit values -> per-variant sufficient statistics.
 //!
-//! Two folds run over the scan, one per dataset: [`ExposureFold`] builds each experiment's
-//! allocation (a unit's variant, first exposure, exposure count, status) and [`EventFold`]
-//! accumulates, per experiment and unit, the events the contract's attribution rule counts.
-//! Both are called from the reader tasks with one batch at a time; the work that needs no
-//! shared state (decoding keys, hashing unit ids) happens before the lock is taken.
+//! One [`Aggregator`] folds the scan: exposure batches build each experiment's allocation (a
+//! unit's variant, first exposure, exposure count, status), then event batches accumulate,
+//! per experiment and unit, the events the contract's attribution rule counts. It is called
+//! from the reader tasks with one batch at a time; state is sharded by unit so both cores fold
+//! at once. `values` then turns the accumulators into per-unit metric values and per-variant
+//! sufficient statistics.
 //!
 //! This module does no IO, is not async and knows nothing of files beyond the partition date.
 
+mod allocation;
 mod columns;
-mod events;
-mod exposures;
+mod fold;
 mod unit_keys;
 mod values;
 
@@ -20,9 +21,9 @@ use chrono::{NaiveDate, NaiveTime};
 
 use crate::config::{Aggregate, ColumnNames, Experiment, Job, MetricKind};
 
+pub use allocation::{AllocatedUnit, Allocation, ExperimentAllocation, UnitIndex, UnitStatus};
 pub use columns::UnitKey;
-pub use events::{EventFold, EventTotals};
-pub use exposures::{AllocatedUnit, Allocation, ExperimentAllocation, ExposureFold, UnitStatus};
+pub use fold::{Aggregator, EventTotals, SlotTotals};
 pub use unit_keys::{UnitIdKind, UnitKeys};
 pub use values::{MetricValues, VariantSummaries, metric_values, summarize};
 
@@ -35,6 +36,8 @@ pub enum AggregateError {
         "column `{column}` holds {found} unit ids, but earlier files held {expected} ids; both datasets must use one type"
     )]
     UnitIdKind { column: String, expected: &'static str, found: &'static str },
+    #[error("expected {expected} columns in a batch, got {found}")]
+    Columns { expected: usize, found: usize },
 }
 
 /// Microseconds since the epoch of midnight UTC at the start of `date`.

@@ -17,7 +17,7 @@ use chrono::NaiveDate;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use crate::aggregate::{self, EventFold, EventTotals, ExperimentAllocation, ExposureFold, Spec};
+use crate::aggregate::{self, Aggregator, EventTotals, ExperimentAllocation, Spec};
 use crate::analyze::{self, ExperimentData};
 use crate::config::{Experiment, Job};
 use crate::decide;
@@ -178,7 +178,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     }
 
     let reader = Reader { source: &source, plan: &plan, progress: request.progress, deadline: &deadline, log };
-    let exposure_fold = Arc::new(ExposureFold::new(spec.clone()));
+    let aggregator = Arc::new(Aggregator::new(spec.clone()));
     let names = &job.source.columns;
     let exposure_columns = columns(&[
         (&names.experiment_id, Expect::Text),
@@ -186,16 +186,10 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         (&names.unit_id, Expect::UnitId),
         (&names.exposure_ts, Expect::Timestamp),
     ]);
-    let fold = exposure_fold.clone();
-    let exposure_stats =
-        reader.read(Dataset::Exposures, exposure_columns, move |file, columns| fold.fold(file.date, columns)).await?;
-    let allocation = Arc::new(exposure_fold.finish());
-    log.info(
-        "allocate",
-        None,
-        "allocation built",
-        json!({ "distinct_units": allocation.keys.len(), "unit_index_bytes": allocation.keys.heap_bytes(), "rows_without_key": allocation.rows_without_key }),
-    );
+    let fold = aggregator.clone();
+    let exposure_stats = reader
+        .read(Dataset::Exposures, exposure_columns, move |file, columns| fold.fold_exposures(file.date, columns))
+        .await?;
 
     let event_columns = columns(&[
         (&names.unit_id, Expect::UnitId),
@@ -203,11 +197,20 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         (&names.value, Expect::Number),
         (&names.event_ts, Expect::Timestamp),
     ]);
-    let event_fold = Arc::new(EventFold::new(spec.clone(), allocation.clone()));
-    let fold = event_fold.clone();
-    let event_stats = reader.read(Dataset::Events, event_columns, move |_, columns| fold.fold(columns)).await?;
-    let mut totals = event_fold.finish();
-    drop(event_fold);
+    let fold = aggregator.clone();
+    let event_stats = reader.read(Dataset::Events, event_columns, move |_, columns| fold.fold_events(columns)).await?;
+    let started = Instant::now();
+    let (allocation, mut totals) = aggregator.finish();
+    drop(aggregator);
+    log.stage_done(
+        "allocate",
+        started.elapsed(),
+        json!({
+            "distinct_units": allocation.keys.len(),
+            "unit_index_bytes": allocation.keys.heap_bytes(),
+            "rows_without_key": allocation.rows_without_key,
+        }),
+    );
 
     let renderer = Renderer::new()?;
     let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

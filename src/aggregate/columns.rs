@@ -67,7 +67,7 @@ pub fn text_codes<T: Copy>(
 }
 
 /// A unit id: text or integer, borrowed from the batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UnitKey<'a> {
     Text(&'a str),
     Int(i64),

@@ -8,6 +8,20 @@ use hashbrown::HashTable;
 
 use super::columns::UnitKey;
 
+/// The hasher of unit ids: fixed seeds, so the same id hashes the same in every shard, thread
+/// and run (nothing's order depends on it, but reproducible runs are easier to debug).
+static UNIT_HASHER: std::sync::LazyLock<ahash::RandomState> =
+    std::sync::LazyLock::new(|| ahash::RandomState::with_seeds(0x5eed, 0xab, 0x7e57, 0x42));
+
+/// The hash of a unit id.
+#[inline]
+pub fn hash_unit(key: UnitKey<'_>) -> u64 {
+    match key {
+        UnitKey::Text(text) => UNIT_HASHER.hash_one(text.as_bytes()),
+        UnitKey::Int(int) => UNIT_HASHER.hash_one(int),
+    }
+}
+
 /// Whether unit ids are text or integers (one job's data must use one kind throughout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnitIdKind {
@@ -23,31 +37,17 @@ pub struct UnitKeys {
     /// `offsets[i]..offsets[i + 1]` is text id `i` in `arena`.
     offsets: Vec<u64>,
     ints: Vec<i64>,
-    hasher: ahash::RandomState,
 }
 
 impl Default for UnitKeys {
     fn default() -> Self {
-        Self {
-            kind: None,
-            table: HashTable::new(),
-            arena: Vec::new(),
-            offsets: vec![0],
-            ints: Vec::new(),
-            // Fixed seeds: the order of nothing depends on them, and runs stay reproducible.
-            hasher: ahash::RandomState::with_seeds(0x5eed, 0xab, 0x7e57, 0x42),
-        }
+        Self { kind: None, table: HashTable::new(), arena: Vec::new(), offsets: vec![0], ints: Vec::new() }
     }
 }
 
 impl UnitKeys {
     pub fn kind(&self) -> Option<UnitIdKind> {
         self.kind
-    }
-
-    /// Fixes the id kind on first use; `false` when `kind` contradicts what was seen before.
-    pub fn accept_kind(&mut self, kind: UnitIdKind) -> bool {
-        *self.kind.get_or_insert(kind) == kind
     }
 
     pub fn len(&self) -> usize {
@@ -60,10 +60,7 @@ impl UnitKeys {
 
     #[inline]
     pub fn hash(&self, key: UnitKey<'_>) -> u64 {
-        match key {
-            UnitKey::Text(text) => self.hasher.hash_one(text.as_bytes()),
-            UnitKey::Int(int) => self.hasher.hash_one(int),
-        }
+        hash_unit(key)
     }
 
     #[inline]
@@ -92,6 +89,10 @@ impl UnitKeys {
             return index;
         }
         let index = self.table.len() as u32;
+        self.kind.get_or_insert(match key {
+            UnitKey::Text(_) => UnitIdKind::Text,
+            UnitKey::Int(_) => UnitIdKind::Int,
+        });
         match key {
             UnitKey::Text(text) => {
                 self.arena.extend_from_slice(text.as_bytes());
@@ -130,7 +131,7 @@ mod tests {
             ids.iter().map(|id| keys.intern(keys.hash(UnitKey::Text(id)), UnitKey::Text(id))).collect();
         assert_eq!(indices, vec![0, 1, 0, 2, 1]);
         assert_eq!(keys.len(), 3);
-        keys.accept_kind(UnitIdKind::Text);
+        assert_eq!(keys.kind(), Some(UnitIdKind::Text));
         assert_eq!(keys.key(2), UnitKey::Text("u3"));
         assert_eq!(keys.get(keys.hash(UnitKey::Text("u4")), UnitKey::Text("u4")), None);
     }
@@ -141,8 +142,7 @@ mod tests {
         for i in 0..10_000i64 {
             assert_eq!(keys.intern(keys.hash(UnitKey::Int(i * 7)), UnitKey::Int(i * 7)), i as u32);
         }
-        assert!(keys.accept_kind(UnitIdKind::Int));
-        assert!(!keys.accept_kind(UnitIdKind::Text));
+        assert_eq!(keys.kind(), Some(UnitIdKind::Int));
         assert_eq!(keys.get(keys.hash(UnitKey::Int(7 * 9_999)), UnitKey::Int(7 * 9_999)), Some(9_999));
         assert_eq!(keys.key(5), UnitKey::Int(35));
     }

@@ -1,6 +1,6 @@
 //! Event accumulators -> per-unit metric values -> per-variant sufficient statistics.
 
-use super::events::EventTotals;
+use super::fold::EventTotals;
 use super::{MetricPlan, SlotValue};
 use crate::config::Aggregate;
 use crate::stats::{RatioSummary, Summary};

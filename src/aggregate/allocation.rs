@@ -1,0 +1,153 @@
+//! The allocation of units to variants, per experiment: the result of the exposure fold.
+
+use super::columns::UnitKey;
+use super::unit_keys::{UnitIdKind, UnitKeys};
+
+/// Whether a unit's exposures make it usable for an experiment's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitStatus {
+    /// Exactly one configured variant: counted.
+    Ok,
+    /// Two or more variants: excluded.
+    MultiVariant,
+    /// One variant that the job file does not configure: excluded.
+    UnknownVariant,
+}
+
+impl UnitStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            UnitStatus::Ok => "ok",
+            UnitStatus::MultiVariant => "multi_variant",
+            UnitStatus::UnknownVariant => "unknown_variant",
+        }
+    }
+
+    /// The status of a unit exposed to the variants in `mask` (bit i = variant i), of which
+    /// the first `n_configured` are configured.
+    pub fn of(mask: u64, n_configured: usize) -> Self {
+        if mask.count_ones() > 1 {
+            UnitStatus::MultiVariant
+        } else if mask.trailing_zeros() as usize >= n_configured {
+            UnitStatus::UnknownVariant
+        } else {
+            UnitStatus::Ok
+        }
+    }
+}
+
+/// One unit of one experiment.
+#[derive(Debug, Clone, Copy)]
+pub struct AllocatedUnit {
+    /// Index into [`Allocation::keys`].
+    pub unit: u32,
+    pub first_micros: i64,
+    pub exposures: u32,
+    /// Bit `i` set when exposed to variant `i` of [`ExperimentAllocation::variants`].
+    pub mask: u64,
+    /// The unit's variant when [`UnitStatus::Ok`] (the lowest one otherwise).
+    pub variant: u8,
+    pub status: UnitStatus,
+}
+
+/// The unit ids of a run: per-shard key stores behind one dense index.
+#[derive(Default)]
+pub struct UnitIndex {
+    shards: Vec<UnitKeys>,
+    /// `bases[s]` is the global index of shard `s`'s first unit.
+    bases: Vec<u32>,
+    kind: Option<UnitIdKind>,
+}
+
+impl UnitIndex {
+    pub(super) fn new(shards: Vec<UnitKeys>) -> Self {
+        let mut bases = Vec::with_capacity(shards.len());
+        let mut next = 0u32;
+        for shard in &shards {
+            bases.push(next);
+            next += shard.len() as u32;
+        }
+        let kind = shards.iter().find_map(UnitKeys::kind);
+        Self { shards, bases, kind }
+    }
+
+    pub(super) fn global(&self, shard: usize, local: u32) -> u32 {
+        self.bases[shard] + local
+    }
+
+    pub fn kind(&self) -> Option<UnitIdKind> {
+        self.kind
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(UnitKeys::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The original id of a unit.
+    pub fn key(&self, unit: u32) -> UnitKey<'_> {
+        let shard = self.bases.partition_point(|&base| base <= unit) - 1;
+        self.shards[shard].key(unit - self.bases[shard])
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.shards.iter().map(UnitKeys::heap_bytes).sum()
+    }
+}
+
+/// All experiments' allocations and the unit ids they refer to.
+pub struct Allocation {
+    pub keys: UnitIndex,
+    pub experiments: Vec<ExperimentAllocation>,
+    /// Exposure rows of an experiment in the run that lacked a variant, unit id or timestamp.
+    pub rows_without_key: u64,
+}
+
+/// One experiment's units.
+#[derive(Default)]
+pub struct ExperimentAllocation {
+    /// Configured variants (control first), then unknown ones seen in the data.
+    pub variants: Vec<String>,
+    pub n_configured: usize,
+    /// Every unit exposed in the window, in first-exposure order (ties by unit id).
+    pub units: Vec<AllocatedUnit>,
+    pub exposure_rows: u64,
+}
+
+impl ExperimentAllocation {
+    /// Units with exactly one configured variant: the ones the statistics use.
+    pub fn analyzable(&self) -> impl Iterator<Item = &AllocatedUnit> {
+        self.units.iter().filter(|u| u.status == UnitStatus::Ok)
+    }
+
+    /// Analyzable units per configured variant.
+    pub fn units_per_variant(&self) -> Vec<u64> {
+        let mut counts = vec![0u64; self.n_configured];
+        for unit in self.analyzable() {
+            counts[unit.variant as usize] += 1;
+        }
+        counts
+    }
+
+    pub fn count(&self, status: UnitStatus) -> u64 {
+        self.units.iter().filter(|u| u.status == status).count() as u64
+    }
+
+    /// Names of the variants of a unit, `|`-joined (for exports of excluded units).
+    pub fn variant_names(&self, unit: &AllocatedUnit) -> String {
+        (0..self.variants.len())
+            .filter(|&i| unit.mask & (1 << i) != 0)
+            .map(|i| self.variants[i].as_str())
+            .collect::<Vec<_>>()
+            .join("|")
+    }
+
+    /// Names of variants seen in the data that the job does not configure.
+    pub fn unknown_variants(&self) -> &[String] {
+        &self.variants[self.n_configured.min(self.variants.len())..]
+    }
+}

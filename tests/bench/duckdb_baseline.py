@@ -1,0 +1,57 @@
+"""The peer baseline for the benchmark: DuckDB computing only the per-unit and per-variant
+aggregates abreport computes (allocation with first exposure and multi-variant exclusion,
+attributed event counts and sums per unit, then per-variant mean and variance of each metric)
+on the same Parquet files, with 2 threads.
+
+Usage: duckdb_baseline.py DATA_DIR REPORT_DATE
+"""
+import sys
+import time
+
+import duckdb
+
+data, report_date = sys.argv[1], sys.argv[2]
+started = time.perf_counter()
+con = duckdb.connect()
+con.execute("SET threads = 2")
+rows = con.execute(
+    f"""
+    WITH exposures AS (
+        SELECT experiment_id, unit_id, min(ts) AS first_ts, count(DISTINCT variant) AS n_variants,
+               any_value(variant) AS variant
+        FROM read_parquet('{data}/exposures/*/*.parquet')
+        GROUP BY experiment_id, unit_id
+    ),
+    allocated AS (SELECT * FROM exposures WHERE n_variants = 1),
+    counted AS (
+        SELECT a.experiment_id, a.unit_id,
+               count(*) FILTER (WHERE e.event = 'purchase') AS purchases,
+               coalesce(sum(e.value) FILTER (WHERE e.event = 'purchase' AND isfinite(e.value)), 0) AS revenue,
+               count(*) FILTER (WHERE e.event = 'page_view') AS page_views,
+               count(*) FILTER (WHERE e.event = 'error') AS errors
+        FROM allocated a
+        JOIN read_parquet('{data}/events/*/*.parquet') e
+          ON e.unit_id = a.unit_id AND e.ts >= a.first_ts AND e.ts < DATE '{report_date}' + INTERVAL 1 DAY
+        WHERE e.event IN ('purchase', 'page_view', 'error')
+        GROUP BY a.experiment_id, a.unit_id
+    ),
+    units AS (
+        SELECT a.experiment_id, a.variant,
+               CASE WHEN coalesce(c.purchases, 0) > 0 THEN 1.0 ELSE 0.0 END AS conversion,
+               coalesce(c.revenue, 0) AS revenue,
+               coalesce(c.purchases, 0) AS orders,
+               coalesce(c.page_views, 0) AS page_views,
+               CASE WHEN coalesce(c.errors, 0) > 0 THEN 1.0 ELSE 0.0 END AS error_rate
+        FROM allocated a LEFT JOIN counted c USING (experiment_id, unit_id)
+    )
+    SELECT experiment_id, variant, count(*) AS units,
+           avg(conversion), var_samp(conversion), avg(revenue), var_samp(revenue),
+           sum(revenue) / sum(orders), covar_samp(revenue, orders), var_samp(orders),
+           avg(page_views), var_samp(page_views), avg(error_rate), var_samp(error_rate)
+    FROM units GROUP BY experiment_id, variant ORDER BY experiment_id, variant
+    """
+).fetchall()
+elapsed = time.perf_counter() - started
+print(f"duckdb {duckdb.__version__}: {len(rows)} experiment x variant rows in {elapsed:.3f} s", file=sys.stderr)
+for row in rows[:2]:
+    print(row[:5], file=sys.stderr)
