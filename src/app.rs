@@ -84,7 +84,7 @@ fn exit_for(error: &RunError) -> Exit {
         RunError::UnknownExperiment { .. } => Exit::Config,
         RunError::Source(_) => Exit::SourceUnavailable,
         RunError::Sla(_) => Exit::SlaExceeded,
-        RunError::Render(_) | RunError::Export(_) => Exit::Internal,
+        RunError::Render(_) | RunError::Export(_) | RunError::Incomplete { .. } => Exit::Internal,
     }
 }
 

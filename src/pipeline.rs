@@ -65,6 +65,8 @@ pub enum RunError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Export(#[from] export::ExportError),
+    #[error("internal error: {got} of {expected} experiments were processed (a worker failed); nothing was published")]
+    Incomplete { expected: usize, got: usize },
 }
 
 fn select<'a>(job: &'a Job, only: Option<&str>) -> Result<Vec<&'a Experiment>, RunError> {
@@ -227,22 +229,104 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         sla_seconds: job.sla.as_secs_f64(),
     };
 
-    let mut results = Vec::new();
-    let mut outputs = Vec::new();
-    let empty_allocation =
-        ExperimentAllocation { variants: Vec::new(), n_configured: 0, units: Vec::new(), exposure_rows: 0 };
-    let experiments =
-        in_window.iter().enumerate().map(|(i, e)| (*e, Some(i))).chain(not_started.iter().map(|e| (*e, None)));
-    for (experiment, index) in experiments {
+    // Each experiment is analysed, rendered and encoded on its own; both cores take turns
+    // from the queue. Accumulators are moved into their experiment's work and freed with it.
+    let mut work: Vec<(usize, &Experiment, Option<usize>, EventTotals)> = Vec::new();
+    for (i, experiment) in in_window.iter().enumerate() {
+        work.push((work.len(), experiment, Some(i), std::mem::take(&mut totals[i])));
+    }
+    for experiment in &not_started {
+        work.push((work.len(), experiment, None, EventTotals::default()));
+    }
+    facts.timings = log.timings();
+    let context = ExperimentContext {
+        job,
+        report_date,
+        spec: &spec,
+        allocation: &allocation,
+        missing_partitions: &plan.missing,
+        renderer: &renderer,
+        facts: &facts,
+        generated_at: &generated_at,
+        started: request.started,
+        deadline: &deadline,
+        log,
+    };
+    let n_work = work.len();
+    let queue = std::sync::Mutex::new(work);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(n_work.max(1));
+    let done: Vec<(usize, Result<(ExperimentResult, ExperimentOutputs), RunError>)> = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                            let Some((position, experiment, index, totals)) = next else { break };
+                            let outcome = context.experiment(experiment, index, totals);
+                            let failed = outcome.is_err();
+                            done.push((position, outcome));
+                            if failed {
+                                break;
+                            }
+                        }
+                        done
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+        })
+    });
+    let mut done = done;
+    done.sort_by_key(|(position, _)| *position);
+    let mut results = Vec::with_capacity(n_work);
+    let mut outputs = Vec::with_capacity(n_work);
+    for (_, outcome) in done {
+        let (result, output) = outcome?;
+        results.push(result);
+        outputs.push(output);
+    }
+    if results.len() != n_work {
+        // A worker thread panicked: its experiments are missing. Say so rather than publish
+        // a partial run as complete.
+        return Err(RunError::Incomplete { expected: n_work, got: results.len() });
+    }
+    facts.timings = log.timings();
+    facts.elapsed_seconds = request.started.elapsed().as_secs_f64();
+    Ok(RunOutput { results, outputs, facts })
+}
+
+/// What every experiment's analysis, rendering and encoding share.
+struct ExperimentContext<'a> {
+    job: &'a Job,
+    report_date: NaiveDate,
+    spec: &'a Spec,
+    allocation: &'a aggregate::Allocation,
+    missing_partitions: &'a [(Dataset, NaiveDate)],
+    renderer: &'a Renderer,
+    facts: &'a RunFacts,
+    generated_at: &'a str,
+    started: Instant,
+    deadline: &'a Deadline,
+    log: &'a RunLog,
+}
+
+impl ExperimentContext<'_> {
+    /// Values -> summaries -> analyze -> decide -> render -> encode, for one experiment.
+    /// `index` is its position in the spec (`None`: it starts after the report date).
+    fn experiment(
+        &self,
+        experiment: &Experiment,
+        index: Option<usize>,
+        totals: EventTotals,
+    ) -> Result<(ExperimentResult, ExperimentOutputs), RunError> {
+        let (job, report_date, log) = (self.job, self.report_date, self.log);
         let started = Instant::now();
-        // Each experiment's accumulators are taken (and freed) as soon as it is done.
-        let (experiment_allocation, experiment_totals) = match index {
-            Some(i) => (&allocation.experiments[i], std::mem::take(&mut totals[i])),
-            None => (&empty_allocation, EventTotals::default()),
-        };
-        let plans = index.map(|i| spec.experiments[i].metrics.clone()).unwrap_or_default();
-        let values: Vec<aggregate::MetricValues> =
-            plans.iter().map(|p| aggregate::metric_values(p, &experiment_totals)).collect();
+        let empty = ExperimentAllocation::default();
+        let experiment_allocation = index.map_or(&empty, |i| &self.allocation.experiments[i]);
+        let plans = index.map(|i| self.spec.experiments[i].metrics.clone()).unwrap_or_default();
+        let values: Vec<aggregate::MetricValues> = plans.iter().map(|p| aggregate::metric_values(p, &totals)).collect();
         let variant_of: Vec<u8> = experiment_allocation.analyzable().map(|u| u.variant).collect();
         let summaries: Vec<aggregate::VariantSummaries> =
             values.iter().map(|v| aggregate::summarize(v, &variant_of, experiment.variants.len())).collect();
@@ -251,9 +335,9 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
             experiment,
             report_date,
             allocation: experiment_allocation,
-            totals: &experiment_totals,
+            totals: &totals,
             summaries: &summaries,
-            missing_partitions: &plan.missing,
+            missing_partitions: self.missing_partitions,
         };
         let mut result = analyze::analyze(&data);
         let failure = match index {
@@ -273,11 +357,8 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
             Some(error) => {
                 log.error("analyze", Some(&experiment.id), error.clone(), json!({}));
                 result.status = Status::Failed;
-                result.decision = Decision {
-                    recommendation: Recommendation::Inconclusive,
-                    variant: None,
-                    reasons: vec![error.clone()],
-                };
+                result.decision =
+                    Decision { recommendation: Recommendation::Inconclusive, variant: None, reasons: vec![error.clone()] };
                 result.error = Some(error);
             }
             None => result.decision = decide::recommend(&result),
@@ -293,17 +374,16 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
                 "seconds": started.elapsed().as_secs_f64(),
             }),
         );
-        deadline.check("analyze")?;
+        self.deadline.check("analyze")?;
 
         let encode_started = Instant::now();
-        facts.timings = log.timings();
-        facts.elapsed_seconds = request.started.elapsed().as_secs_f64();
-        let (html, markdown) = renderer.report(&result, &facts)?;
+        let facts = RunFacts { elapsed_seconds: self.started.elapsed().as_secs_f64(), ..self.facts.clone() };
+        let (html, markdown) = self.renderer.report(&result, &facts)?;
         let results_file = ResultsFile {
             schema_version: SCHEMA_VERSION,
             job: job.name.clone(),
             report_date,
-            generated_at: generated_at.clone(),
+            generated_at: self.generated_at.to_string(),
             abreport_version: env!("CARGO_PKG_VERSION").to_string(),
             experiments: vec![result.clone()],
         };
@@ -313,8 +393,8 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
             export::text_file("report.md", markdown),
             export::results_json(&results_file)?,
             export::results_parquet(&report_date.to_string(), &result)?,
-            export::allocation_parquet(&allocation, experiment_allocation)?,
-            export::units_parquet(&allocation, experiment_allocation, &metric_names, &values)?,
+            export::allocation_parquet(self.allocation, experiment_allocation)?,
+            export::units_parquet(self.allocation, experiment_allocation, &metric_names, &values)?,
         ];
         log.info(
             "export",
@@ -323,13 +403,10 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
             json!({ "seconds": encode_started.elapsed().as_secs_f64() }),
         );
         files.push(export::text_file("run.log.jsonl", log.jsonl_for(&experiment.id)));
-        outputs.push(export::with_manifest(&results_file, &result, &experiment.output_dir, files)?);
-        results.push(result);
-        deadline.check("render and export")?;
+        let outputs = export::with_manifest(&results_file, &result, &experiment.output_dir, files)?;
+        self.deadline.check("render and export")?;
+        Ok((result, outputs))
     }
-    facts.timings = log.timings();
-    facts.elapsed_seconds = request.started.elapsed().as_secs_f64();
-    Ok(RunOutput { results, outputs, facts })
 }
 
 /// A URL for reports and messages: no credentials, no query string.

@@ -13,12 +13,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::ArrayRef;
-use arrow::datatypes::{DataType, Schema};
+use arrow::datatypes::{DataType, Field, Schema};
 use chrono::NaiveDate;
 use futures::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
 use object_store::ObjectStore;
 use object_store::path::Path;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::errors::ParquetError;
 use tokio::task::JoinSet;
@@ -273,6 +274,38 @@ impl Source {
         }
     }
 
+    /// Asks the decoder for dictionary arrays for [`Expect::Text`] columns (experiment,
+    /// variant, event: a handful of distinct values). Parquet stores them dictionary-encoded,
+    /// so the decoder then hands over small integer keys instead of materializing a string per
+    /// row, and the fold maps each distinct value once per batch.
+    fn with_dictionary_hints(
+        &self,
+        file: &DataFile,
+        metadata: ArrowReaderMetadata,
+        columns: &[ColumnSpec],
+    ) -> Result<ArrowReaderMetadata, SourceError> {
+        let schema = metadata.schema();
+        let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let mut changed = false;
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let hint = columns.iter().any(|c| c.expect == Expect::Text && &c.name == field.name())
+                    && !matches!(field.data_type(), DataType::Dictionary(..));
+                changed |= hint;
+                let field = field.as_ref().clone();
+                if hint { field.with_data_type(dictionary.clone()) } else { field }
+            })
+            .collect();
+        if !changed {
+            return Ok(metadata);
+        }
+        let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+        ArrowReaderMetadata::try_new(metadata.metadata().clone(), ArrowReaderOptions::new().with_schema(hinted))
+            .map_err(|e| self.parquet_error(file, e))
+    }
+
     /// Reads `columns` of every file, calling `sink` with each batch's columns in the order
     /// asked. Up to `concurrency` files are read at once; the first error stops the scan.
     pub async fn scan<F, E>(
@@ -333,9 +366,13 @@ impl Source {
         F: Fn(&DataFile, &[ArrayRef]) -> Result<(), E>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let reader = ObjectReader::new(self.store.clone(), file.path.clone(), file.size);
-        let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| self.parquet_error(&file, e))?;
-        let indices = self.resolve(&file, builder.schema(), columns)?;
+        let mut reader = ObjectReader::new(self.store.clone(), file.path.clone(), file.size);
+        let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+            .await
+            .map_err(|e| self.parquet_error(&file, e))?;
+        let indices = self.resolve(&file, metadata.schema(), columns)?;
+        let metadata = self.with_dictionary_hints(&file, metadata, columns)?;
+        let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata);
         let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
         let mut stream = builder
             .with_projection(mask)
