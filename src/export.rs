@@ -233,8 +233,9 @@ fn unit_id_column<'a>(
         })))
     } else {
         Arc::new(StringArray::from_iter_values(units.map(|u| match keys.key(u.unit) {
-            UnitKey::Text(t) => t.to_string(),
-            UnitKey::Int(i) => i.to_string(),
+            UnitKey::Text(t) => t,
+            // Unreachable for one run's data (one id kind throughout); kept total.
+            UnitKey::Int(_) => "",
         })))
     }
 }
@@ -253,9 +254,9 @@ pub fn allocation_parquet(
     let units = &experiment.units;
     let variant: ArrayRef = Arc::new(StringArray::from_iter_values(units.iter().map(|u| {
         if u.status == crate::aggregate::UnitStatus::Ok {
-            experiment.variants[u.variant as usize].clone()
+            std::borrow::Cow::Borrowed(experiment.variants[u.variant as usize].as_str())
         } else {
-            experiment.variant_names(u)
+            std::borrow::Cow::Owned(experiment.variant_names(u))
         }
     })));
     let batch = batch(
@@ -278,7 +279,7 @@ pub fn units_parquet(
     allocation: &Allocation,
     experiment: &ExperimentAllocation,
     metric_names: &[&str],
-    values: &[MetricValues],
+    values: Vec<MetricValues>,
 ) -> Result<OutputFile, ExportError> {
     let analyzable: Vec<&crate::aggregate::AllocatedUnit> = experiment.analyzable().collect();
     let mut columns: Vec<(String, ArrayRef)> = vec![
@@ -293,16 +294,10 @@ pub fn units_parquet(
     ];
     for (name, values) in metric_names.iter().zip(values) {
         match values {
-            MetricValues::Single(v) => {
-                columns.push((name.to_string(), Arc::new(Float64Array::from(v.clone())) as ArrayRef))
-            }
+            MetricValues::Single(v) => columns.push((name.to_string(), Arc::new(Float64Array::from(v)) as ArrayRef)),
             MetricValues::Ratio { numerator, denominator } => {
-                columns
-                    .push((format!("{name}_numerator"), Arc::new(Float64Array::from(numerator.clone())) as ArrayRef));
-                columns.push((
-                    format!("{name}_denominator"),
-                    Arc::new(Float64Array::from(denominator.clone())) as ArrayRef,
-                ));
+                columns.push((format!("{name}_numerator"), Arc::new(Float64Array::from(numerator)) as ArrayRef));
+                columns.push((format!("{name}_denominator"), Arc::new(Float64Array::from(denominator)) as ArrayRef));
             }
         }
     }

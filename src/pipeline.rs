@@ -255,29 +255,30 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     let n_work = work.len();
     let queue = std::sync::Mutex::new(work);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(n_work.max(1));
-    let done: Vec<(usize, Result<(ExperimentResult, ExperimentOutputs), RunError>)> = tokio::task::block_in_place(|| {
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                            let Some((position, experiment, index, totals)) = next else { break };
-                            let outcome = context.experiment(experiment, index, totals);
-                            let failed = outcome.is_err();
-                            done.push((position, outcome));
-                            if failed {
-                                break;
+    let done: Vec<(usize, Result<(ExperimentResult, ExperimentOutputs), RunError>)> =
+        tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..threads)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut done = Vec::new();
+                            loop {
+                                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                                let Some((position, experiment, index, totals)) = next else { break };
+                                let outcome = context.experiment(experiment, index, totals);
+                                let failed = outcome.is_err();
+                                done.push((position, outcome));
+                                if failed {
+                                    break;
+                                }
                             }
-                        }
-                        done
+                            done
+                        })
                     })
-                })
-                .collect();
-            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
-        })
-    });
+                    .collect();
+                workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+            })
+        });
     let mut done = done;
     done.sort_by_key(|(position, _)| *position);
     let mut results = Vec::with_capacity(n_work);
@@ -357,8 +358,11 @@ impl ExperimentContext<'_> {
             Some(error) => {
                 log.error("analyze", Some(&experiment.id), error.clone(), json!({}));
                 result.status = Status::Failed;
-                result.decision =
-                    Decision { recommendation: Recommendation::Inconclusive, variant: None, reasons: vec![error.clone()] };
+                result.decision = Decision {
+                    recommendation: Recommendation::Inconclusive,
+                    variant: None,
+                    reasons: vec![error.clone()],
+                };
                 result.error = Some(error);
             }
             None => result.decision = decide::recommend(&result),
@@ -394,7 +398,7 @@ impl ExperimentContext<'_> {
             export::results_json(&results_file)?,
             export::results_parquet(&report_date.to_string(), &result)?,
             export::allocation_parquet(self.allocation, experiment_allocation)?,
-            export::units_parquet(self.allocation, experiment_allocation, &metric_names, &values)?,
+            export::units_parquet(self.allocation, experiment_allocation, &metric_names, values)?,
         ];
         log.info(
             "export",

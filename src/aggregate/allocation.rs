@@ -88,10 +88,16 @@ impl UnitIndex {
         self.len() == 0
     }
 
+    /// The shard and shard-local index of a unit.
+    pub(super) fn locate(&self, unit: u32) -> (usize, u32) {
+        let shard = self.bases.partition_point(|&base| base <= unit) - 1;
+        (shard, unit - self.bases[shard])
+    }
+
     /// The original id of a unit.
     pub fn key(&self, unit: u32) -> UnitKey<'_> {
-        let shard = self.bases.partition_point(|&base| base <= unit) - 1;
-        self.shards[shard].key(unit - self.bases[shard])
+        let (shard, local) = self.locate(unit);
+        self.shards[shard].key(local)
     }
 
     pub fn heap_bytes(&self) -> usize {

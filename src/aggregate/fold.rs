@@ -46,16 +46,6 @@ pub struct SlotTotals {
     pub max: Vec<f64>,
 }
 
-impl SlotTotals {
-    fn new(len: usize, sum: bool, max: bool) -> Self {
-        Self {
-            count: vec![0; len],
-            sum: if sum { vec![0.0; len] } else { Vec::new() },
-            max: if max { vec![f64::NEG_INFINITY; len] } else { Vec::new() },
-        }
-    }
-}
-
 /// One experiment's event accumulators and data-quality counts.
 #[derive(Debug, Clone, Default)]
 pub struct EventTotals {
@@ -68,49 +58,107 @@ pub struct EventTotals {
     pub pre_exposure_events: u64,
 }
 
-/// One experiment's per-unit arrays within a shard, indexed by the shard-local unit index.
-#[derive(Default)]
-struct ShardExperiment {
-    /// `i64::MAX` when the unit has no exposure in this experiment.
-    first_micros: Vec<i64>,
+/// One unit's exposure state in one experiment.
+#[derive(Debug, Clone, Copy)]
+struct Exposure {
+    /// `i64::MAX` while the unit has no exposure in the experiment.
+    first_micros: i64,
     /// Bit `i` set when exposed to variant `i`.
-    mask: Vec<u64>,
-    exposures: Vec<u32>,
+    mask: u64,
+    exposures: u32,
+}
+
+const UNEXPOSED: Exposure = Exposure { first_micros: i64::MAX, mask: 0, exposures: 0 };
+
+/// Where an experiment's slot lives in a unit's accumulator row.
+#[derive(Debug, Clone, Copy)]
+struct SlotIndex {
+    count: usize,
+    sum: Option<usize>,
+    max: Option<usize>,
+}
+
+/// How every experiment's accumulators are laid out in a unit's row: one row per unit holds
+/// all experiments' counts (and sums, maxima), so one event touches one or two cache lines
+/// whatever the number of experiments.
+struct Layout {
+    slots: Vec<Vec<SlotIndex>>,
+    counts: usize,
+    sums: usize,
+    maxes: usize,
+    /// For each event id, the (experiment, slot) pairs it feeds.
+    targets: Vec<Vec<(usize, SlotIndex)>>,
+}
+
+impl Layout {
+    fn new(spec: &Spec) -> Self {
+        let (mut counts, mut sums, mut maxes) = (0, 0, 0);
+        let mut targets = vec![Vec::new(); spec.events.len()];
+        let slots = spec
+            .experiments
+            .iter()
+            .enumerate()
+            .map(|(e, experiment)| {
+                experiment
+                    .slots
+                    .iter()
+                    .map(|slot| {
+                        let index =
+                            SlotIndex { count: counts, sum: slot.sum.then_some(sums), max: slot.max.then_some(maxes) };
+                        counts += 1;
+                        sums += usize::from(slot.sum);
+                        maxes += usize::from(slot.max);
+                        targets[slot.event].push((e, index));
+                        index
+                    })
+                    .collect()
+            })
+            .collect();
+        Self { slots, counts, sums, maxes, targets }
+    }
+}
+
+/// Per-experiment event counts within a shard.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
     rows: u64,
-    /// Allocated when the first event batch arrives (the unit count is final by then).
-    slots: Vec<SlotTotals>,
     counted: u64,
     invalid: u64,
     pre_exposure: u64,
 }
 
+/// One shard: its unit ids and, per unit, a row of exposure states (one per experiment) and,
+/// once events arrive, a row of accumulators.
 #[derive(Default)]
 struct Shard {
     keys: UnitKeys,
-    experiments: Vec<ShardExperiment>,
+    /// `exposure[local * n_experiments + e]`.
+    exposure: Vec<Exposure>,
+    /// `counts[local * layout.counts + slot.count]`, likewise `sums` and `maxes`; allocated
+    /// when the first event batch arrives (the unit count is final by then).
+    counts: Vec<u32>,
+    sums: Vec<f64>,
+    maxes: Vec<f64>,
+    counters: Vec<Counters>,
     rows_without_key: u64,
 }
 
 impl Shard {
-    fn intern(&mut self, hash: u64, key: UnitKey<'_>) -> usize {
+    fn intern(&mut self, hash: u64, key: UnitKey<'_>, n_experiments: usize) -> usize {
         let before = self.keys.len();
         let local = self.keys.intern(hash, key) as usize;
         if local == before {
-            for experiment in &mut self.experiments {
-                experiment.first_micros.push(i64::MAX);
-                experiment.mask.push(0);
-                experiment.exposures.push(0);
-            }
+            self.exposure.extend(std::iter::repeat_n(UNEXPOSED, n_experiments));
         }
         local
     }
 
-    fn ensure_slots(&mut self, spec: &Spec) {
-        let len = self.keys.len();
-        for (experiment, experiment_spec) in self.experiments.iter_mut().zip(&spec.experiments) {
-            if experiment.slots.len() != experiment_spec.slots.len() {
-                experiment.slots = experiment_spec.slots.iter().map(|s| SlotTotals::new(len, s.sum, s.max)).collect();
-            }
+    fn ensure_accumulators(&mut self, layout: &Layout) {
+        let units = self.keys.len();
+        if self.counts.len() != units * layout.counts {
+            self.counts = vec![0; units * layout.counts];
+            self.sums = vec![0.0; units * layout.sums];
+            self.maxes = vec![f64::NEG_INFINITY; units * layout.maxes];
         }
     }
 }
@@ -132,10 +180,9 @@ const KIND_INT: u8 = 2;
 /// [`Aggregator::finish`] once.
 pub struct Aggregator {
     spec: std::sync::Arc<Spec>,
+    layout: Layout,
     experiment_index: HashMap<String, usize>,
     event_index: HashMap<String, u16>,
-    /// Per experiment, the slot of each event id.
-    slot_of: Vec<Vec<Option<u16>>>,
     shards: Vec<Mutex<Shard>>,
     /// Per experiment: configured variants (control first), then unknown ones as seen.
     variants: Mutex<Vec<Vec<String>>>,
@@ -177,30 +224,24 @@ impl Buckets {
     }
 }
 
+/// Whether a unit with exposure state `x` counts for an experiment with `n_configured`
+/// variants: exactly one variant, and a configured one.
+#[inline]
+fn analyzable(x: &Exposure, n_configured: usize) -> bool {
+    let mask = x.mask;
+    mask != 0 && mask & (mask - 1) == 0 && (mask.trailing_zeros() as usize) < n_configured
+}
+
 impl Aggregator {
     pub fn new(spec: std::sync::Arc<Spec>) -> Self {
         let n_experiments = spec.experiments.len();
         let shards = (0..SHARDS)
-            .map(|_| {
-                let experiments = (0..n_experiments).map(|_| ShardExperiment::default()).collect();
-                Mutex::new(Shard { experiments, ..Shard::default() })
-            })
-            .collect();
-        let slot_of = spec
-            .experiments
-            .iter()
-            .map(|e| {
-                let mut slot_of = vec![None; spec.events.len()];
-                for (s, slot) in e.slots.iter().enumerate() {
-                    slot_of[slot.event] = Some(s as u16);
-                }
-                slot_of
-            })
+            .map(|_| Mutex::new(Shard { counters: vec![Counters::default(); n_experiments], ..Shard::default() }))
             .collect();
         Self {
+            layout: Layout::new(&spec),
             experiment_index: spec.experiment_index(),
             event_index: spec.events.iter().enumerate().map(|(i, e)| (e.clone(), i as u16)).collect(),
-            slot_of,
             shards,
             variants: Mutex::new(spec.experiments.iter().map(|e| e.variants.clone()).collect()),
             unit_kind: AtomicU8::new(KIND_UNSET),
@@ -253,7 +294,8 @@ impl Aggregator {
 
         // Resolve (experiment, batch variant) pairs to experiment variant indices at once.
         let n_experiments = self.spec.experiments.len();
-        let mut variant_index = vec![u8::MAX; n_experiments * batch_variants.len()];
+        let width = batch_variants.len();
+        let mut variant_index = vec![u8::MAX; n_experiments * width];
         let mut rows_without_key = 0u64;
         let mut hashed: Vec<(u32, u8)> = Vec::with_capacity(experiments.len());
         let mut hashes: Vec<u64> = vec![0; experiments.len()];
@@ -263,7 +305,7 @@ impl Aggregator {
                 rows_without_key += 1;
                 continue;
             };
-            variant_index[experiment * batch_variants.len() + variant as usize] = 0;
+            variant_index[experiment * width + variant as usize] = 0;
             let hash = hash_unit(unit);
             hashes[row] = hash;
             hashed.push((row as u32, shard_of(hash) as u8));
@@ -274,9 +316,8 @@ impl Aggregator {
                 if *index == u8::MAX {
                     continue;
                 }
-                let (experiment, code) = (pair / batch_variants.len(), pair % batch_variants.len());
-                let known = &mut registry[experiment];
-                let name = &batch_variants[code];
+                let known = &mut registry[pair / width];
+                let name = &batch_variants[pair % width];
                 *index = match known.iter().position(|v| v == name) {
                     Some(i) => i as u8,
                     None if known.len() < MAX_VARIANTS => {
@@ -291,13 +332,10 @@ impl Aggregator {
         let buckets = Buckets::new(&hashed);
         for s in 0..SHARDS {
             let rows = buckets.of(s);
-            if rows.is_empty() && !(s == 0 && rows_without_key > 0) {
+            if rows.is_empty() {
                 continue;
             }
             let mut shard = lock(&self.shards[s]);
-            if s == 0 {
-                shard.rows_without_key += rows_without_key;
-            }
             for &row in rows {
                 let row = row as usize;
                 let (Some(experiment), Some(variant), Some(unit), Some(micros)) =
@@ -305,14 +343,17 @@ impl Aggregator {
                 else {
                     continue;
                 };
-                let local = shard.intern(hashes[row], unit);
-                let variant = variant_index[experiment * batch_variants.len() + variant as usize];
-                let e = &mut shard.experiments[experiment];
-                e.rows += 1;
-                e.first_micros[local] = e.first_micros[local].min(micros);
-                e.mask[local] |= 1u64 << variant;
-                e.exposures[local] += 1;
+                let local = shard.intern(hashes[row], unit, n_experiments);
+                let variant = variant_index[experiment * width + variant as usize];
+                shard.counters[experiment].rows += 1;
+                let x = &mut shard.exposure[local * n_experiments + experiment];
+                x.first_micros = x.first_micros.min(micros);
+                x.mask |= 1u64 << variant;
+                x.exposures += 1;
             }
+        }
+        if rows_without_key > 0 {
+            lock(&self.shards[0]).rows_without_key += rows_without_key;
         }
         Ok(())
     }
@@ -330,7 +371,7 @@ impl Aggregator {
         let times = timestamps_micros(&names.event_ts, ts_col.as_ref())?;
 
         // Outside the locks: drop unneeded events, hash the rest and bucket them by shard.
-        let mut hashed: Vec<(u32, u8)> = Vec::with_capacity(events.len() / 2);
+        let mut hashed: Vec<(u32, u8)> = Vec::with_capacity(events.len());
         let mut hashes: Vec<u64> = vec![0; events.len()];
         for row in 0..events.len() {
             if events[row].is_none() || times[row].is_none() {
@@ -343,15 +384,17 @@ impl Aggregator {
         }
         let buckets = Buckets::new(&hashed);
         let end = self.spec.end_micros;
+        let layout = &self.layout;
+        let n_experiments = self.spec.experiments.len();
         let n_configured: Vec<usize> = self.spec.experiments.iter().map(|e| e.variants.len()).collect();
         for s in 0..SHARDS {
             let rows = buckets.of(s);
             if rows.is_empty() {
                 continue;
             }
-            let mut shard = lock(&self.shards[s]);
-            shard.ensure_slots(&self.spec);
-            let shard = &mut *shard;
+            let mut guard = lock(&self.shards[s]);
+            guard.ensure_accumulators(layout);
+            let shard = &mut *guard;
             for &row in rows {
                 let row = row as usize;
                 let (Some(event), Some(unit), Some(micros)) = (events[row], units.get(row), times[row]) else {
@@ -364,33 +407,33 @@ impl Aggregator {
                     Some(v) if v.is_finite() => Value::Finite(v),
                     Some(_) => Value::Invalid,
                 };
-                for (e, experiment) in shard.experiments.iter_mut().enumerate() {
-                    let Some(slot) = self.slot_of[e][event as usize] else { continue };
-                    let mask = experiment.mask[local];
-                    // Analyzable: exactly one variant, and a configured one.
-                    if mask == 0 || mask & (mask - 1) != 0 || mask.trailing_zeros() as usize >= n_configured[e] {
+                let exposure = &shard.exposure[local * n_experiments..(local + 1) * n_experiments];
+                for &(e, slot) in &layout.targets[event as usize] {
+                    let x = &exposure[e];
+                    if !analyzable(x, n_configured[e]) {
                         continue;
                     }
-                    if micros < experiment.first_micros[local] {
-                        experiment.pre_exposure += 1;
+                    let counters = &mut shard.counters[e];
+                    if micros < x.first_micros {
+                        counters.pre_exposure += 1;
                         continue;
                     }
                     if micros >= end {
                         continue;
                     }
-                    experiment.counted += 1;
-                    let slot = &mut experiment.slots[slot as usize];
-                    slot.count[local] += 1;
+                    counters.counted += 1;
+                    shard.counts[local * layout.counts + slot.count] += 1;
                     match value {
                         Value::Finite(v) => {
-                            if let Some(sum) = slot.sum.get_mut(local) {
-                                *sum += v;
+                            if let Some(i) = slot.sum {
+                                shard.sums[local * layout.sums + i] += v;
                             }
-                            if let Some(max) = slot.max.get_mut(local) {
+                            if let Some(i) = slot.max {
+                                let max = &mut shard.maxes[local * layout.maxes + i];
                                 *max = max.max(v);
                             }
                         }
-                        Value::Invalid => experiment.invalid += 1,
+                        Value::Invalid => counters.invalid += 1,
                         Value::Missing => {}
                     }
                 }
@@ -403,79 +446,77 @@ impl Aggregator {
     /// outputs do not depend on thread timing) and each experiment's event totals in the order
     /// of its analyzable units. Takes the state out: call once, after both scans.
     pub fn finish(&self) -> (Allocation, Vec<EventTotals>) {
+        let layout = &self.layout;
+        let n_experiments = self.spec.experiments.len();
         let mut shards: Vec<Shard> = self.shards.iter().map(|s| std::mem::take(&mut *lock(s))).collect();
         for shard in &mut shards {
-            shard.ensure_slots(&self.spec);
+            shard.ensure_accumulators(layout);
         }
         let keys = UnitIndex::new(shards.iter_mut().map(|s| std::mem::take(&mut s.keys)).collect());
         let registry = std::mem::take(&mut *lock(&self.variants));
         let rows_without_key = shards.iter().map(|s| s.rows_without_key).sum();
-        let mut experiments = Vec::with_capacity(self.spec.experiments.len());
-        let mut totals = Vec::with_capacity(self.spec.experiments.len());
+        let mut experiments = Vec::with_capacity(n_experiments);
+        let mut totals = Vec::with_capacity(n_experiments);
         for (e, (experiment_spec, variants)) in self.spec.experiments.iter().zip(registry).enumerate() {
             let n_configured = experiment_spec.variants.len();
-            // (unit, shard, local) of every unit exposed in this experiment.
-            let mut members: Vec<(AllocatedUnit, u32, u32)> = Vec::new();
+            // (first exposure, unit) of every unit exposed in this experiment, sorted compactly.
+            let mut order: Vec<(i64, u32)> = Vec::new();
             for (s, shard) in shards.iter().enumerate() {
-                let x = &shard.experiments[e];
-                for (local, &mask) in x.mask.iter().enumerate() {
-                    if mask == 0 {
-                        continue;
+                for (local, x) in shard.exposure.iter().skip(e).step_by(n_experiments.max(1)).enumerate() {
+                    if x.mask != 0 {
+                        order.push((x.first_micros, keys.global(s, local as u32)));
                     }
-                    let unit = AllocatedUnit {
-                        unit: keys.global(s, local as u32),
-                        first_micros: x.first_micros[local],
-                        exposures: x.exposures[local],
-                        mask,
-                        variant: mask.trailing_zeros() as u8,
-                        status: UnitStatus::of(mask, n_configured),
-                    };
-                    members.push((unit, s as u32, local as u32));
                 }
             }
-            members.sort_unstable_by(|(a, ..), (b, ..)| {
-                a.first_micros.cmp(&b.first_micros).then_with(|| keys.key(a.unit).cmp(&keys.key(b.unit)))
-            });
-            let analyzable: Vec<(u32, u32)> =
-                members.iter().filter(|(u, ..)| u.status == UnitStatus::Ok).map(|&(_, s, l)| (s, l)).collect();
-            let slots = experiment_spec
-                .slots
-                .iter()
-                .enumerate()
-                .map(|(k, slot)| {
-                    let pick = |f: &dyn Fn(&SlotTotals, usize) -> f64| -> Vec<f64> {
-                        analyzable
-                            .iter()
-                            .map(|&(s, l)| f(&shards[s as usize].experiments[e].slots[k], l as usize))
-                            .collect()
-                    };
-                    SlotTotals {
-                        count: analyzable
-                            .iter()
-                            .map(|&(s, l)| shards[s as usize].experiments[e].slots[k].count[l as usize])
-                            .collect(),
-                        sum: if slot.sum { pick(&|t, l| t.sum[l]) } else { Vec::new() },
-                        max: if slot.max { pick(&|t, l| t.max[l]) } else { Vec::new() },
+            order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| keys.key(a.1).cmp(&keys.key(b.1))));
+            let mut analyzable_units: Vec<(usize, usize)> = Vec::new();
+            let members: Vec<AllocatedUnit> = order
+                .into_iter()
+                .map(|(first_micros, unit)| {
+                    let (s, local) = keys.locate(unit);
+                    let x = shards[s].exposure[local as usize * n_experiments + e];
+                    let status = UnitStatus::of(x.mask, n_configured);
+                    if status == UnitStatus::Ok {
+                        analyzable_units.push((s, local as usize));
+                    }
+                    AllocatedUnit {
+                        unit,
+                        first_micros,
+                        exposures: x.exposures,
+                        mask: x.mask,
+                        variant: x.mask.trailing_zeros() as u8,
+                        status,
                     }
                 })
                 .collect();
-            let sum = |f: fn(&ShardExperiment) -> u64| shards.iter().map(|s| f(&s.experiments[e])).sum::<u64>();
+            let slots = layout.slots[e]
+                .iter()
+                .map(|slot| SlotTotals {
+                    count: analyzable_units
+                        .iter()
+                        .map(|&(s, l)| shards[s].counts[l * layout.counts + slot.count])
+                        .collect(),
+                    sum: slot.sum.map_or_else(Vec::new, |i| {
+                        analyzable_units.iter().map(|&(s, l)| shards[s].sums[l * layout.sums + i]).collect()
+                    }),
+                    max: slot.max.map_or_else(Vec::new, |i| {
+                        analyzable_units.iter().map(|&(s, l)| shards[s].maxes[l * layout.maxes + i]).collect()
+                    }),
+                })
+                .collect();
+            let sum = |f: fn(&Counters) -> u64| shards.iter().map(|s| f(&s.counters[e])).sum::<u64>();
             totals.push(EventTotals {
                 slots,
-                counted_events: sum(|x| x.counted),
-                invalid_values: sum(|x| x.invalid),
-                pre_exposure_events: sum(|x| x.pre_exposure),
+                counted_events: sum(|c| c.counted),
+                invalid_values: sum(|c| c.invalid),
+                pre_exposure_events: sum(|c| c.pre_exposure),
             });
             experiments.push(ExperimentAllocation {
                 variants,
                 n_configured,
-                units: members.into_iter().map(|(u, ..)| u).collect(),
-                exposure_rows: sum(|x| x.rows),
+                units: members,
+                exposure_rows: sum(|c| c.rows),
             });
-            // This experiment's shard arrays are no longer needed.
-            for shard in &mut shards {
-                shard.experiments[e] = ShardExperiment::default();
-            }
         }
         (Allocation { keys, experiments, rows_without_key }, totals)
     }

@@ -1,7 +1,7 @@
 //! Interning of unit ids: each distinct id gets a dense `u32` index, so everything downstream
 //! works on integers and arrays instead of strings and hash maps.
 //!
-//! Text ids live in one byte arena (no allocation per id); the table stores `(hash, index)`
+//! Text ids live in one string arena (no allocation per id, no re-validation when read back); the table stores `(hash, index)`
 //! so growing it never rehashes a string and a lookup compares hashes before bytes.
 
 use hashbrown::HashTable;
@@ -33,7 +33,7 @@ pub enum UnitIdKind {
 pub struct UnitKeys {
     kind: Option<UnitIdKind>,
     table: HashTable<(u64, u32)>,
-    arena: Vec<u8>,
+    arena: String,
     /// `offsets[i]..offsets[i + 1]` is text id `i` in `arena`.
     offsets: Vec<u64>,
     ints: Vec<i64>,
@@ -41,7 +41,7 @@ pub struct UnitKeys {
 
 impl Default for UnitKeys {
     fn default() -> Self {
-        Self { kind: None, table: HashTable::new(), arena: Vec::new(), offsets: vec![0], ints: Vec::new() }
+        Self { kind: None, table: HashTable::new(), arena: String::new(), offsets: vec![0], ints: Vec::new() }
     }
 }
 
@@ -66,12 +66,12 @@ impl UnitKeys {
     #[inline]
     fn matches(&self, index: u32, key: UnitKey<'_>) -> bool {
         match key {
-            UnitKey::Text(text) => self.text(index) == text.as_bytes(),
+            UnitKey::Text(text) => self.text(index) == text,
             UnitKey::Int(int) => self.ints[index as usize] == int,
         }
     }
 
-    fn text(&self, index: u32) -> &[u8] {
+    fn text(&self, index: u32) -> &str {
         let i = index as usize;
         &self.arena[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
@@ -95,7 +95,7 @@ impl UnitKeys {
         });
         match key {
             UnitKey::Text(text) => {
-                self.arena.extend_from_slice(text.as_bytes());
+                self.arena.push_str(text);
                 self.offsets.push(self.arena.len() as u64);
             }
             UnitKey::Int(int) => self.ints.push(int),
@@ -108,8 +108,7 @@ impl UnitKeys {
     pub fn key(&self, index: u32) -> UnitKey<'_> {
         match self.kind {
             Some(UnitIdKind::Int) => UnitKey::Int(self.ints[index as usize]),
-            // Text ids were copied from `&str`, so they are valid UTF-8.
-            _ => UnitKey::Text(std::str::from_utf8(self.text(index)).unwrap_or("")),
+            _ => UnitKey::Text(self.text(index)),
         }
     }
 
