@@ -202,7 +202,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     let fold = aggregator.clone();
     let event_stats = reader.read(Dataset::Events, event_columns, move |_, columns| fold.fold_events(columns)).await?;
     let started = Instant::now();
-    let (allocation, mut totals) = aggregator.finish();
+    let (allocation, mut totals) = tokio::task::block_in_place(|| aggregator.finish());
     drop(aggregator);
     log.stage_done(
         "allocate",

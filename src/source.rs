@@ -274,10 +274,12 @@ impl Source {
         }
     }
 
-    /// Asks the decoder for dictionary arrays for [`Expect::Text`] columns (experiment,
-    /// variant, event: a handful of distinct values). Parquet stores them dictionary-encoded,
-    /// so the decoder then hands over small integer keys instead of materializing a string per
-    /// row, and the fold maps each distinct value once per batch.
+    /// Decoding hints. [`Expect::Text`] columns (experiment, variant, event: a handful of
+    /// distinct values) are asked for as dictionary arrays: Parquet stores them
+    /// dictionary-encoded, so the decoder hands over small integer keys instead of a string
+    /// per row, and the fold maps each distinct value once per batch. Text unit ids (nearly all
+    /// distinct) are asked for as `Utf8View`, which points into the decoded pages instead of
+    /// copying every id.
     fn with_dictionary_hints(
         &self,
         file: &DataFile,
@@ -291,11 +293,20 @@ impl Source {
             .fields()
             .iter()
             .map(|field| {
-                let hint = columns.iter().any(|c| c.expect == Expect::Text && &c.name == field.name())
-                    && !matches!(field.data_type(), DataType::Dictionary(..));
-                changed |= hint;
+                let expect = columns.iter().find(|c| &c.name == field.name()).map(|c| c.expect);
+                let hint = match (expect, field.data_type()) {
+                    (Some(Expect::Text), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
+                        Some(dictionary.clone())
+                    }
+                    (Some(Expect::UnitId), DataType::Utf8 | DataType::LargeUtf8) => Some(DataType::Utf8View),
+                    _ => None,
+                };
+                changed |= hint.is_some();
                 let field = field.as_ref().clone();
-                if hint { field.with_data_type(dictionary.clone()) } else { field }
+                match hint {
+                    Some(data_type) => field.with_data_type(data_type),
+                    None => field,
+                }
             })
             .collect();
         if !changed {

@@ -72,6 +72,10 @@ impl UnitIndex {
         Self { shards, bases, kind }
     }
 
+    pub(super) fn shard(&self, shard: usize) -> &UnitKeys {
+        &self.shards[shard]
+    }
+
     pub(super) fn global(&self, shard: usize, local: u32) -> u32 {
         self.bases[shard] + local
     }
@@ -119,7 +123,7 @@ pub struct ExperimentAllocation {
     /// Configured variants (control first), then unknown ones seen in the data.
     pub variants: Vec<String>,
     pub n_configured: usize,
-    /// Every unit exposed in the window, in first-exposure order (ties by unit id).
+    /// Every unit exposed in the window: by unit-id shard, then first exposure, then id.
     pub units: Vec<AllocatedUnit>,
     pub exposure_rows: u64,
 }

@@ -442,12 +442,13 @@ impl Aggregator {
         Ok(())
     }
 
-    /// The allocation of every experiment (units in first-exposure order, ties by unit id, so
-    /// outputs do not depend on thread timing) and each experiment's event totals in the order
-    /// of its analyzable units. Takes the state out: call once, after both scans.
+    /// The allocation of every experiment and each experiment's event totals in the order of
+    /// its analyzable units. Units are ordered by shard, then first exposure, then id: the
+    /// shard is a fixed function of the id, so the order never depends on thread timing, and
+    /// gathering walks each shard's memory in place. Experiments are gathered on all cores.
+    /// Takes the state out: call once, after both scans.
     pub fn finish(&self) -> (Allocation, Vec<EventTotals>) {
         let layout = &self.layout;
-        let n_experiments = self.spec.experiments.len();
         let mut shards: Vec<Shard> = self.shards.iter().map(|s| std::mem::take(&mut *lock(s))).collect();
         for shard in &mut shards {
             shard.ensure_accumulators(layout);
@@ -455,69 +456,98 @@ impl Aggregator {
         let keys = UnitIndex::new(shards.iter_mut().map(|s| std::mem::take(&mut s.keys)).collect());
         let registry = std::mem::take(&mut *lock(&self.variants));
         let rows_without_key = shards.iter().map(|s| s.rows_without_key).sum();
-        let mut experiments = Vec::with_capacity(n_experiments);
-        let mut totals = Vec::with_capacity(n_experiments);
-        for (e, (experiment_spec, variants)) in self.spec.experiments.iter().zip(registry).enumerate() {
-            let n_configured = experiment_spec.variants.len();
-            // (first exposure, unit) of every unit exposed in this experiment, sorted compactly.
-            let mut order: Vec<(i64, u32)> = Vec::new();
-            for (s, shard) in shards.iter().enumerate() {
-                for (local, x) in shard.exposure.iter().skip(e).step_by(n_experiments.max(1)).enumerate() {
-                    if x.mask != 0 {
-                        order.push((x.first_micros, keys.global(s, local as u32)));
-                    }
-                }
-            }
-            order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| keys.key(a.1).cmp(&keys.key(b.1))));
-            let mut analyzable_units: Vec<(usize, usize)> = Vec::new();
-            let members: Vec<AllocatedUnit> = order
+
+        let work: Mutex<Vec<(usize, Vec<String>)>> = Mutex::new(registry.into_iter().enumerate().rev().collect());
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut gathered: Vec<(usize, ExperimentAllocation, EventTotals)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        while let Some((e, variants)) = lock(&work).pop() {
+                            let (allocation, totals) = self.gather(e, variants, &shards, &keys);
+                            done.push((e, allocation, totals));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            // A gather cannot fail; a panicking one is re-raised here rather than lost.
+            workers
                 .into_iter()
-                .map(|(first_micros, unit)| {
-                    let (s, local) = keys.locate(unit);
-                    let x = shards[s].exposure[local as usize * n_experiments + e];
-                    let status = UnitStatus::of(x.mask, n_configured);
-                    if status == UnitStatus::Ok {
-                        analyzable_units.push((s, local as usize));
-                    }
-                    AllocatedUnit {
-                        unit,
-                        first_micros,
-                        exposures: x.exposures,
-                        mask: x.mask,
-                        variant: x.mask.trailing_zeros() as u8,
-                        status,
-                    }
-                })
-                .collect();
-            let slots = layout.slots[e]
-                .iter()
-                .map(|slot| SlotTotals {
-                    count: analyzable_units
-                        .iter()
-                        .map(|&(s, l)| shards[s].counts[l * layout.counts + slot.count])
-                        .collect(),
-                    sum: slot.sum.map_or_else(Vec::new, |i| {
-                        analyzable_units.iter().map(|&(s, l)| shards[s].sums[l * layout.sums + i]).collect()
-                    }),
-                    max: slot.max.map_or_else(Vec::new, |i| {
-                        analyzable_units.iter().map(|&(s, l)| shards[s].maxes[l * layout.maxes + i]).collect()
-                    }),
-                })
-                .collect();
-            let sum = |f: fn(&Counters) -> u64| shards.iter().map(|s| f(&s.counters[e])).sum::<u64>();
-            totals.push(EventTotals {
-                slots,
-                counted_events: sum(|c| c.counted),
-                invalid_values: sum(|c| c.invalid),
-                pre_exposure_events: sum(|c| c.pre_exposure),
-            });
-            experiments.push(ExperimentAllocation {
-                variants,
-                n_configured,
-                units: members,
-                exposure_rows: sum(|c| c.rows),
-            });
-        }
+                .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .collect()
+        });
+        gathered.sort_by_key(|(e, ..)| *e);
+        let (experiments, totals) = gathered.into_iter().map(|(_, a, t)| (a, t)).unzip();
         (Allocation { keys, experiments, rows_without_key }, totals)
+    }
+
+    /// One experiment's allocation and event totals, from all shards.
+    fn gather(
+        &self,
+        e: usize,
+        variants: Vec<String>,
+        shards: &[Shard],
+        keys: &UnitIndex,
+    ) -> (ExperimentAllocation, EventTotals) {
+        let layout = &self.layout;
+        let n_experiments = self.spec.experiments.len();
+        let n_configured = self.spec.experiments[e].variants.len();
+        let mut members: Vec<AllocatedUnit> = Vec::new();
+        let mut analyzable_units: Vec<(usize, usize)> = Vec::new();
+        for (s, shard) in shards.iter().enumerate() {
+            let shard_keys = keys.shard(s);
+            let mut order: Vec<(i64, u32)> = shard
+                .exposure
+                .iter()
+                .skip(e)
+                .step_by(n_experiments)
+                .enumerate()
+                .filter(|(_, x)| x.mask != 0)
+                .map(|(local, x)| (x.first_micros, local as u32))
+                .collect();
+            order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| shard_keys.key(a.1).cmp(&shard_keys.key(b.1))));
+            for (first_micros, local) in order {
+                let x = shard.exposure[local as usize * n_experiments + e];
+                let status = UnitStatus::of(x.mask, n_configured);
+                if status == UnitStatus::Ok {
+                    analyzable_units.push((s, local as usize));
+                }
+                members.push(AllocatedUnit {
+                    unit: keys.global(s, local),
+                    first_micros,
+                    exposures: x.exposures,
+                    mask: x.mask,
+                    variant: x.mask.trailing_zeros() as u8,
+                    status,
+                });
+            }
+        }
+        let slots = layout.slots[e]
+            .iter()
+            .map(|slot| SlotTotals {
+                count: analyzable_units
+                    .iter()
+                    .map(|&(s, l)| shards[s].counts[l * layout.counts + slot.count])
+                    .collect(),
+                sum: slot.sum.map_or_else(Vec::new, |i| {
+                    analyzable_units.iter().map(|&(s, l)| shards[s].sums[l * layout.sums + i]).collect()
+                }),
+                max: slot.max.map_or_else(Vec::new, |i| {
+                    analyzable_units.iter().map(|&(s, l)| shards[s].maxes[l * layout.maxes + i]).collect()
+                }),
+            })
+            .collect();
+        let sum = |f: fn(&Counters) -> u64| shards.iter().map(|s| f(&s.counters[e])).sum::<u64>();
+        let totals = EventTotals {
+            slots,
+            counted_events: sum(|c| c.counted),
+            invalid_values: sum(|c| c.invalid),
+            pre_exposure_events: sum(|c| c.pre_exposure),
+        };
+        let allocation =
+            ExperimentAllocation { variants, n_configured, units: members, exposure_rows: sum(|c| c.rows) };
+        (allocation, totals)
     }
 }

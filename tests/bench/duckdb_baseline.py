@@ -1,21 +1,42 @@
-"""The peer baseline for the benchmark: DuckDB computing only the per-unit and per-variant
-aggregates abreport computes (allocation with first exposure and multi-variant exclusion,
-attributed event counts and sums per unit, then per-variant mean and variance of each metric)
-on the same Parquet files, with 2 threads.
+"""The peer baseline for the benchmark: DuckDB on the same Parquet files with 2 threads.
 
-Usage: duckdb_baseline.py DATA_DIR REPORT_DATE
+Two queries:
+  aggregates  only the per-unit and per-variant aggregates: event counts and sums per unit
+              (one pass over events, no attribution) and units per experiment and variant;
+  attributed  the same numbers abreport computes: allocation with first exposure and
+              multi-variant exclusion, events counted from the first exposure to the end of the
+              report date, then per-variant mean and variance of each metric.
+
+Usage: duckdb_baseline.py DATA_DIR REPORT_DATE aggregates|attributed
 """
 import sys
 import time
 
 import duckdb
 
-data, report_date = sys.argv[1], sys.argv[2]
+data, report_date, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 started = time.perf_counter()
 con = duckdb.connect()
 con.execute("SET threads = 2")
-rows = con.execute(
-    f"""
+AGGREGATES = f"""
+    WITH per_unit AS (
+        SELECT unit_id,
+               count(*) FILTER (WHERE event = 'purchase') AS purchases,
+               sum(value) FILTER (WHERE event = 'purchase' AND isfinite(value)) AS revenue,
+               count(*) FILTER (WHERE event = 'page_view') AS page_views,
+               count(*) FILTER (WHERE event = 'error') AS errors
+        FROM read_parquet('{data}/events/*/*.parquet')
+        GROUP BY unit_id
+    ),
+    per_variant AS (
+        SELECT experiment_id, variant, count(DISTINCT unit_id) AS units
+        FROM read_parquet('{data}/exposures/*/*.parquet')
+        GROUP BY experiment_id, variant
+    )
+    SELECT (SELECT count(*) FROM per_unit), (SELECT sum(purchases) FROM per_unit), experiment_id, variant, units
+    FROM per_variant ORDER BY experiment_id, variant
+"""
+ATTRIBUTED = f"""
     WITH exposures AS (
         SELECT experiment_id, unit_id, min(ts) AS first_ts, count(DISTINCT variant) AS n_variants,
                any_value(variant) AS variant
@@ -49,9 +70,9 @@ rows = con.execute(
            sum(revenue) / sum(orders), covar_samp(revenue, orders), var_samp(orders),
            avg(page_views), var_samp(page_views), avg(error_rate), var_samp(error_rate)
     FROM units GROUP BY experiment_id, variant ORDER BY experiment_id, variant
-    """
-).fetchall()
+"""
+rows = con.execute(AGGREGATES if mode == "aggregates" else ATTRIBUTED).fetchall()
 elapsed = time.perf_counter() - started
-print(f"duckdb {duckdb.__version__}: {len(rows)} experiment x variant rows in {elapsed:.3f} s", file=sys.stderr)
+print(f"duckdb {duckdb.__version__} ({mode}): {len(rows)} rows in {elapsed:.3f} s", file=sys.stderr)
 for row in rows[:2]:
     print(row[:5], file=sys.stderr)
