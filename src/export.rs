@@ -123,8 +123,11 @@ pub fn text_file(name: &str, text: String) -> OutputFile {
 fn parquet_bytes(file: &'static str, batch: &RecordBatch) -> Result<Vec<u8>, ExportError> {
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| encode_error(file)(e.to_string()))?))
-        // Unit ids are (nearly) all distinct: a dictionary only costs time before it falls back.
-        .set_column_dictionary_enabled(ColumnPath::from("unit_id"), false)
+        // Dictionaries only for the few low-cardinality text columns: for ids, timestamps and
+        // values the writer would build one per page only to fall back to plain encoding.
+        .set_dictionary_enabled(false)
+        .set_column_dictionary_enabled(ColumnPath::from("variant"), true)
+        .set_column_dictionary_enabled(ColumnPath::from("status"), true)
         .build();
     let mut buffer = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(properties))

@@ -202,8 +202,9 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     let fold = aggregator.clone();
     let event_stats = reader.read(Dataset::Events, event_columns, move |_, columns| fold.fold_events(columns)).await?;
     let started = Instant::now();
+    // The readers' clones of the aggregator are gone once both scans have returned.
+    let aggregator = Arc::try_unwrap(aggregator).map_err(|_| RunError::Incomplete { expected: 1, got: 0 })?;
     let (allocation, mut totals) = tokio::task::block_in_place(|| aggregator.finish());
-    drop(aggregator);
     log.stage_done(
         "allocate",
         started.elapsed(),

@@ -131,7 +131,11 @@ struct Counters {
 /// once events arrive, a row of accumulators.
 #[derive(Default)]
 struct Shard {
+    /// The shard's unit ids while exposures are folded; moved to [`Aggregator::frozen`] when
+    /// the first event batch arrives.
     keys: UnitKeys,
+    /// Units in the shard (the length of `keys` before it moved).
+    units: usize,
     /// `exposure[local * n_experiments + e]`.
     exposure: Vec<Exposure>,
     /// `counts[local * layout.counts + slot.count]`, likewise `sums` and `maxes`; allocated
@@ -145,16 +149,16 @@ struct Shard {
 
 impl Shard {
     fn intern(&mut self, hash: u64, key: UnitKey<'_>, n_experiments: usize) -> usize {
-        let before = self.keys.len();
         let local = self.keys.intern(hash, key) as usize;
-        if local == before {
+        if local == self.units {
+            self.units += 1;
             self.exposure.extend(std::iter::repeat_n(UNEXPOSED, n_experiments));
         }
         local
     }
 
     fn ensure_accumulators(&mut self, layout: &Layout) {
-        let units = self.keys.len();
+        let units = self.units;
         if self.counts.len() != units * layout.counts {
             self.counts = vec![0; units * layout.counts];
             self.sums = vec![0.0; units * layout.sums];
@@ -184,6 +188,8 @@ pub struct Aggregator {
     experiment_index: HashMap<String, usize>,
     event_index: HashMap<String, u16>,
     shards: Vec<Mutex<Shard>>,
+    /// Every shard's unit ids, frozen when the event phase starts: lookups need no lock then.
+    frozen: std::sync::OnceLock<UnitIndex>,
     /// Per experiment: configured variants (control first), then unknown ones as seen.
     variants: Mutex<Vec<Vec<String>>>,
     unit_kind: AtomicU8,
@@ -243,6 +249,7 @@ impl Aggregator {
             experiment_index: spec.experiment_index(),
             event_index: spec.events.iter().enumerate().map(|(i, e)| (e.clone(), i as u16)).collect(),
             shards,
+            frozen: std::sync::OnceLock::new(),
             variants: Mutex::new(spec.experiments.iter().map(|e| e.variants.clone()).collect()),
             unit_kind: AtomicU8::new(KIND_UNSET),
             spec,
@@ -358,7 +365,15 @@ impl Aggregator {
         Ok(())
     }
 
-    /// Folds one batch of `[unit_id, event, value, ts]`.
+    /// The unit ids, frozen: taken out of the shards on first use (all exposures are folded
+    /// by then).
+    fn keys(&self) -> &UnitIndex {
+        self.frozen
+            .get_or_init(|| UnitIndex::new(self.shards.iter().map(|s| std::mem::take(&mut lock(s).keys)).collect()))
+    }
+
+    /// Folds one batch of `[unit_id, event, value, ts]`. All exposure batches must have been
+    /// folded before the first call.
     pub fn fold_events(&self, columns: &[ArrayRef]) -> Result<(), AggregateError> {
         let names = &self.spec.columns;
         let [unit_col, event_col, value_col, ts_col] = columns else {
@@ -370,17 +385,22 @@ impl Aggregator {
         let values = numbers(&names.value, value_col.as_ref())?;
         let times = timestamps_micros(&names.event_ts, ts_col.as_ref())?;
 
-        // Outside the locks: drop unneeded events, hash the rest and bucket them by shard.
+        // Outside the locks: drop unneeded events and unknown units, find each unit's shard and
+        // local index (a tight loop, so the CPU overlaps the table's cache misses), and bucket
+        // the rows by shard.
+        let keys = self.keys();
         let mut hashed: Vec<(u32, u8)> = Vec::with_capacity(events.len());
-        let mut hashes: Vec<u64> = vec![0; events.len()];
+        let mut locals: Vec<u32> = vec![0; events.len()];
         for row in 0..events.len() {
             if events[row].is_none() || times[row].is_none() {
                 continue;
             }
             let Some(unit) = units.get(row) else { continue };
             let hash = hash_unit(unit);
-            hashes[row] = hash;
-            hashed.push((row as u32, shard_of(hash) as u8));
+            let shard = shard_of(hash);
+            let Some(local) = keys.shard(shard).get(hash, unit) else { continue };
+            locals[row] = local;
+            hashed.push((row as u32, shard as u8));
         }
         let buckets = Buckets::new(&hashed);
         let end = self.spec.end_micros;
@@ -397,11 +417,8 @@ impl Aggregator {
             let shard = &mut *guard;
             for &row in rows {
                 let row = row as usize;
-                let (Some(event), Some(unit), Some(micros)) = (events[row], units.get(row), times[row]) else {
-                    continue;
-                };
-                let Some(local) = shard.keys.get(hashes[row], unit) else { continue };
-                let local = local as usize;
+                let (Some(event), Some(micros)) = (events[row], times[row]) else { continue };
+                let local = locals[row] as usize;
                 let value = match values[row] {
                     None => Value::Missing,
                     Some(v) if v.is_finite() => Value::Finite(v),
@@ -447,14 +464,17 @@ impl Aggregator {
     /// shard is a fixed function of the id, so the order never depends on thread timing, and
     /// gathering walks each shard's memory in place. Experiments are gathered on all cores.
     /// Takes the state out: call once, after both scans.
-    pub fn finish(&self) -> (Allocation, Vec<EventTotals>) {
-        let layout = &self.layout;
-        let mut shards: Vec<Shard> = self.shards.iter().map(|s| std::mem::take(&mut *lock(s))).collect();
+    pub fn finish(self) -> (Allocation, Vec<EventTotals>) {
+        // Freeze the keys now if no event batch did (a run without events).
+        self.keys();
+        let Aggregator { spec, layout, shards, frozen, variants, .. } = self;
+        let keys = frozen.into_inner().unwrap_or_default();
+        let mut shards: Vec<Shard> =
+            shards.into_iter().map(|s| s.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())).collect();
         for shard in &mut shards {
-            shard.ensure_accumulators(layout);
+            shard.ensure_accumulators(&layout);
         }
-        let keys = UnitIndex::new(shards.iter_mut().map(|s| std::mem::take(&mut s.keys)).collect());
-        let registry = std::mem::take(&mut *lock(&self.variants));
+        let registry = variants.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         let rows_without_key = shards.iter().map(|s| s.rows_without_key).sum();
 
         let work: Mutex<Vec<(usize, Vec<String>)>> = Mutex::new(registry.into_iter().enumerate().rev().collect());
@@ -465,7 +485,7 @@ impl Aggregator {
                     scope.spawn(|| {
                         let mut done = Vec::new();
                         while let Some((e, variants)) = lock(&work).pop() {
-                            let (allocation, totals) = self.gather(e, variants, &shards, &keys);
+                            let (allocation, totals) = gather(&spec, &layout, e, variants, &shards, &keys);
                             done.push((e, allocation, totals));
                         }
                         done
@@ -482,72 +502,68 @@ impl Aggregator {
         let (experiments, totals) = gathered.into_iter().map(|(_, a, t)| (a, t)).unzip();
         (Allocation { keys, experiments, rows_without_key }, totals)
     }
+}
 
-    /// One experiment's allocation and event totals, from all shards.
-    fn gather(
-        &self,
-        e: usize,
-        variants: Vec<String>,
-        shards: &[Shard],
-        keys: &UnitIndex,
-    ) -> (ExperimentAllocation, EventTotals) {
-        let layout = &self.layout;
-        let n_experiments = self.spec.experiments.len();
-        let n_configured = self.spec.experiments[e].variants.len();
-        let mut members: Vec<AllocatedUnit> = Vec::new();
-        let mut analyzable_units: Vec<(usize, usize)> = Vec::new();
-        for (s, shard) in shards.iter().enumerate() {
-            let shard_keys = keys.shard(s);
-            let mut order: Vec<(i64, u32)> = shard
-                .exposure
-                .iter()
-                .skip(e)
-                .step_by(n_experiments)
-                .enumerate()
-                .filter(|(_, x)| x.mask != 0)
-                .map(|(local, x)| (x.first_micros, local as u32))
-                .collect();
-            order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| shard_keys.key(a.1).cmp(&shard_keys.key(b.1))));
-            for (first_micros, local) in order {
-                let x = shard.exposure[local as usize * n_experiments + e];
-                let status = UnitStatus::of(x.mask, n_configured);
-                if status == UnitStatus::Ok {
-                    analyzable_units.push((s, local as usize));
-                }
-                members.push(AllocatedUnit {
-                    unit: keys.global(s, local),
-                    first_micros,
-                    exposures: x.exposures,
-                    mask: x.mask,
-                    variant: x.mask.trailing_zeros() as u8,
-                    status,
-                });
-            }
-        }
-        let slots = layout.slots[e]
+/// One experiment's allocation and event totals, from all shards.
+fn gather(
+    spec: &Spec,
+    layout: &Layout,
+    e: usize,
+    variants: Vec<String>,
+    shards: &[Shard],
+    keys: &UnitIndex,
+) -> (ExperimentAllocation, EventTotals) {
+    let n_experiments = spec.experiments.len();
+    let n_configured = spec.experiments[e].variants.len();
+    let mut members: Vec<AllocatedUnit> = Vec::new();
+    let mut analyzable_units: Vec<(usize, usize)> = Vec::new();
+    for (s, shard) in shards.iter().enumerate() {
+        let shard_keys = keys.shard(s);
+        let mut order: Vec<(i64, u32)> = shard
+            .exposure
             .iter()
-            .map(|slot| SlotTotals {
-                count: analyzable_units
-                    .iter()
-                    .map(|&(s, l)| shards[s].counts[l * layout.counts + slot.count])
-                    .collect(),
-                sum: slot.sum.map_or_else(Vec::new, |i| {
-                    analyzable_units.iter().map(|&(s, l)| shards[s].sums[l * layout.sums + i]).collect()
-                }),
-                max: slot.max.map_or_else(Vec::new, |i| {
-                    analyzable_units.iter().map(|&(s, l)| shards[s].maxes[l * layout.maxes + i]).collect()
-                }),
-            })
+            .skip(e)
+            .step_by(n_experiments)
+            .enumerate()
+            .filter(|(_, x)| x.mask != 0)
+            .map(|(local, x)| (x.first_micros, local as u32))
             .collect();
-        let sum = |f: fn(&Counters) -> u64| shards.iter().map(|s| f(&s.counters[e])).sum::<u64>();
-        let totals = EventTotals {
-            slots,
-            counted_events: sum(|c| c.counted),
-            invalid_values: sum(|c| c.invalid),
-            pre_exposure_events: sum(|c| c.pre_exposure),
-        };
-        let allocation =
-            ExperimentAllocation { variants, n_configured, units: members, exposure_rows: sum(|c| c.rows) };
-        (allocation, totals)
+        order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| shard_keys.key(a.1).cmp(&shard_keys.key(b.1))));
+        for (first_micros, local) in order {
+            let x = shard.exposure[local as usize * n_experiments + e];
+            let status = UnitStatus::of(x.mask, n_configured);
+            if status == UnitStatus::Ok {
+                analyzable_units.push((s, local as usize));
+            }
+            members.push(AllocatedUnit {
+                unit: keys.global(s, local),
+                first_micros,
+                exposures: x.exposures,
+                mask: x.mask,
+                variant: x.mask.trailing_zeros() as u8,
+                status,
+            });
+        }
     }
+    let slots = layout.slots[e]
+        .iter()
+        .map(|slot| SlotTotals {
+            count: analyzable_units.iter().map(|&(s, l)| shards[s].counts[l * layout.counts + slot.count]).collect(),
+            sum: slot.sum.map_or_else(Vec::new, |i| {
+                analyzable_units.iter().map(|&(s, l)| shards[s].sums[l * layout.sums + i]).collect()
+            }),
+            max: slot.max.map_or_else(Vec::new, |i| {
+                analyzable_units.iter().map(|&(s, l)| shards[s].maxes[l * layout.maxes + i]).collect()
+            }),
+        })
+        .collect();
+    let sum = |f: fn(&Counters) -> u64| shards.iter().map(|s| f(&s.counters[e])).sum::<u64>();
+    let totals = EventTotals {
+        slots,
+        counted_events: sum(|c| c.counted),
+        invalid_values: sum(|c| c.invalid),
+        pre_exposure_events: sum(|c| c.pre_exposure),
+    };
+    let allocation = ExperimentAllocation { variants, n_configured, units: members, exposure_rows: sum(|c| c.rows) };
+    (allocation, totals)
 }

@@ -66,9 +66,15 @@ impl UnitKeys {
     #[inline]
     fn matches(&self, index: u32, key: UnitKey<'_>) -> bool {
         match key {
-            UnitKey::Text(text) => self.text(index) == text,
+            // Bytes, not `str`: slicing a `str` would check char boundaries on every probe.
+            UnitKey::Text(text) => self.text_bytes(index) == text.as_bytes(),
             UnitKey::Int(int) => self.ints[index as usize] == int,
         }
+    }
+
+    fn text_bytes(&self, index: u32) -> &[u8] {
+        let i = index as usize;
+        &self.arena.as_bytes()[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
 
     fn text(&self, index: u32) -> &str {
