@@ -309,6 +309,17 @@ fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<u64, Gen
     let encode = |e: &dyn std::fmt::Display| GenerateError::Encode { path: path.to_path_buf(), message: e.to_string() };
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, a)| a).collect())
         .map_err(|e| encode(&e))?;
+    // Logs arrive in time order: rows are generated unit by unit, then sorted by `ts`, so
+    // readers see the interleaving of units a real log has (not cache-friendly runs per unit).
+    let order = batch
+        .column_by_name("ts")
+        .map(|ts| arrow::compute::sort_to_indices(ts, None, None))
+        .transpose()
+        .map_err(|e| encode(&e))?;
+    let batch = match order {
+        Some(indices) => arrow::compute::take_record_batch(&batch, &indices).map_err(|e| encode(&e))?,
+        None => batch,
+    };
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| encode(&e))?))
         .set_max_row_group_row_count(Some(256 * 1024))

@@ -29,10 +29,43 @@ pub enum UnitIdKind {
     Int,
 }
 
+/// Ids up to this many bytes are kept inside their table entry.
+const INLINE: usize = 19;
+
+/// A table entry: the id's hash and index, and the id itself when it is short (integer ids
+/// always are), so that a lookup touches one cache line instead of two.
+#[derive(Clone, Copy)]
+struct Entry {
+    hash: u64,
+    index: u32,
+    /// The inline id's length; `u8::MAX` when the id lives only in the arena.
+    len: u8,
+    inline: [u8; INLINE],
+}
+
+impl Entry {
+    fn new(hash: u64, index: u32, key: UnitKey<'_>) -> Self {
+        let mut entry = Entry { hash, index, len: u8::MAX, inline: [0; INLINE] };
+        let int_bytes;
+        let bytes: &[u8] = match key {
+            UnitKey::Text(text) => text.as_bytes(),
+            UnitKey::Int(int) => {
+                int_bytes = int.to_le_bytes();
+                &int_bytes
+            }
+        };
+        if bytes.len() <= INLINE {
+            entry.len = bytes.len() as u8;
+            entry.inline[..bytes.len()].copy_from_slice(bytes);
+        }
+        entry
+    }
+}
+
 /// The distinct unit ids seen in the exposure log.
 pub struct UnitKeys {
     kind: Option<UnitIdKind>,
-    table: HashTable<(u64, u32)>,
+    table: HashTable<Entry>,
     arena: String,
     /// `offsets[i]..offsets[i + 1]` is text id `i` in `arena`.
     offsets: Vec<u64>,
@@ -64,11 +97,15 @@ impl UnitKeys {
     }
 
     #[inline]
-    fn matches(&self, index: u32, key: UnitKey<'_>) -> bool {
+    fn matches(&self, entry: &Entry, hash: u64, key: UnitKey<'_>) -> bool {
+        if entry.hash != hash {
+            return false;
+        }
         match key {
+            UnitKey::Text(text) if entry.len != u8::MAX => &entry.inline[..entry.len as usize] == text.as_bytes(),
             // Bytes, not `str`: slicing a `str` would check char boundaries on every probe.
-            UnitKey::Text(text) => self.text_bytes(index) == text.as_bytes(),
-            UnitKey::Int(int) => self.ints[index as usize] == int,
+            UnitKey::Text(text) => self.text_bytes(entry.index) == text.as_bytes(),
+            UnitKey::Int(int) => entry.inline[..8] == int.to_le_bytes(),
         }
     }
 
@@ -85,7 +122,7 @@ impl UnitKeys {
     /// The index of `key` (with its precomputed `hash`), if it was seen.
     #[inline]
     pub fn get(&self, hash: u64, key: UnitKey<'_>) -> Option<u32> {
-        self.table.find(hash, |&(h, index)| h == hash && self.matches(index, key)).map(|&(_, index)| index)
+        self.table.find(hash, |entry| self.matches(entry, hash, key)).map(|entry| entry.index)
     }
 
     /// The index of `key`, adding it when new.
@@ -106,7 +143,7 @@ impl UnitKeys {
             }
             UnitKey::Int(int) => self.ints.push(int),
         }
-        self.table.insert_unique(hash, (hash, index), |&(h, _)| h);
+        self.table.insert_unique(hash, Entry::new(hash, index, key), |entry| entry.hash);
         index
     }
 
@@ -120,7 +157,10 @@ impl UnitKeys {
 
     /// Approximate heap bytes held, for the run log.
     pub fn heap_bytes(&self) -> usize {
-        self.table.capacity() * 16 + self.arena.capacity() + self.offsets.capacity() * 8 + self.ints.capacity() * 8
+        self.table.capacity() * std::mem::size_of::<Entry>()
+            + self.arena.capacity()
+            + self.offsets.capacity() * 8
+            + self.ints.capacity() * 8
     }
 }
 
@@ -139,6 +179,29 @@ mod tests {
         assert_eq!(keys.kind(), Some(UnitIdKind::Text));
         assert_eq!(keys.key(2), UnitKey::Text("u3"));
         assert_eq!(keys.get(keys.hash(UnitKey::Text("u4")), UnitKey::Text("u4")), None);
+    }
+
+    #[test]
+    fn long_and_short_ids_are_told_apart() {
+        let mut keys = UnitKeys::default();
+        let ids = [
+            "a",
+            "user-0000000000000000001",
+            "user-0000000000000000002",
+            "0123456789012345678",
+            "01234567890123456789",
+        ];
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(keys.intern(keys.hash(UnitKey::Text(id)), UnitKey::Text(id)), i as u32);
+        }
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(keys.get(keys.hash(UnitKey::Text(id)), UnitKey::Text(id)), Some(i as u32));
+            assert_eq!(keys.key(i as u32), UnitKey::Text(id));
+        }
+        assert_eq!(
+            keys.get(keys.hash(UnitKey::Text("user-0000000000000000003")), UnitKey::Text("user-0000000000000000003")),
+            None
+        );
     }
 
     #[test]
