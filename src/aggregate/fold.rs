@@ -70,29 +70,41 @@ struct Exposure {
 
 const UNEXPOSED: Exposure = Exposure { first_micros: i64::MAX, mask: 0, exposures: 0 };
 
-/// Where an experiment's slot lives in a unit's accumulator row.
+/// Where an experiment's slot lives in a unit's accumulator row (word indices).
 #[derive(Debug, Clone, Copy)]
 struct SlotIndex {
-    count: usize,
+    /// Counts are `u32` halves of a word: `(row[word] >> shift) as u32`.
+    count_word: usize,
+    count_shift: u32,
     sum: Option<usize>,
     max: Option<usize>,
 }
 
-/// How every experiment's accumulators are laid out in a unit's row: one row per unit holds
-/// all experiments' counts (and sums, maxima), so one event touches one or two cache lines
-/// whatever the number of experiments.
+/// The event phase keeps one row of `u64` words per unit: for each experiment the time from
+/// which its events count (the first exposure, or `i64::MAX` when the unit is not analyzable),
+/// then every slot's count (two per word), sum and maximum (`f64` bits). One event touches one
+/// contiguous row, a cache line or two, whatever the number of experiments.
 struct Layout {
+    experiments: usize,
     slots: Vec<Vec<SlotIndex>>,
-    counts: usize,
-    sums: usize,
-    maxes: usize,
+    /// Words per unit row.
+    width: usize,
+    /// Words `maxes.0..maxes.1` start at `-inf`; all others at 0.
+    maxes: (usize, usize),
     /// For each event id, the (experiment, slot) pairs it feeds.
     targets: Vec<Vec<(usize, SlotIndex)>>,
 }
 
 impl Layout {
     fn new(spec: &Spec) -> Self {
-        let (mut counts, mut sums, mut maxes) = (0, 0, 0);
+        let experiments = spec.experiments.len();
+        let all_slots = || spec.experiments.iter().flat_map(|e| e.slots.iter());
+        let n_counts = all_slots().count();
+        let n_sums = all_slots().filter(|s| s.sum).count();
+        let n_maxes = all_slots().filter(|s| s.max).count();
+        let sums_at = experiments + n_counts.div_ceil(2);
+        let maxes_at = sums_at + n_sums;
+        let (mut count, mut sum, mut max) = (0, 0, 0);
         let mut targets = vec![Vec::new(); spec.events.len()];
         let slots = spec
             .experiments
@@ -103,18 +115,31 @@ impl Layout {
                     .slots
                     .iter()
                     .map(|slot| {
-                        let index =
-                            SlotIndex { count: counts, sum: slot.sum.then_some(sums), max: slot.max.then_some(maxes) };
-                        counts += 1;
-                        sums += usize::from(slot.sum);
-                        maxes += usize::from(slot.max);
+                        let index = SlotIndex {
+                            count_word: experiments + count / 2,
+                            count_shift: 32 * (count % 2) as u32,
+                            sum: slot.sum.then_some(sums_at + sum),
+                            max: slot.max.then_some(maxes_at + max),
+                        };
+                        count += 1;
+                        sum += usize::from(slot.sum);
+                        max += usize::from(slot.max);
                         targets[slot.event].push((e, index));
                         index
                     })
                     .collect()
             })
             .collect();
-        Self { slots, counts, sums, maxes, targets }
+        Self { experiments, slots, width: maxes_at + n_maxes, maxes: (maxes_at, maxes_at + n_maxes), targets }
+    }
+
+    /// A unit's fresh row, given its exposure state in each experiment.
+    fn row(&self, exposure: &[Exposure], n_configured: &[usize], row: &mut [u64]) {
+        for (e, x) in exposure.iter().enumerate() {
+            row[e] = if analyzable(x, n_configured[e]) { x.first_micros } else { i64::MAX } as u64;
+        }
+        row[self.experiments..].fill(0);
+        row[self.maxes.0..self.maxes.1].fill(f64::NEG_INFINITY.to_bits());
     }
 }
 
@@ -138,11 +163,9 @@ struct Shard {
     units: usize,
     /// `exposure[local * n_experiments + e]`.
     exposure: Vec<Exposure>,
-    /// `counts[local * layout.counts + slot.count]`, likewise `sums` and `maxes`; allocated
-    /// when the first event batch arrives (the unit count is final by then).
-    counts: Vec<u32>,
-    sums: Vec<f64>,
-    maxes: Vec<f64>,
+    /// `rows[local * layout.width..][..layout.width]`: the unit's event-phase row (see
+    /// [`Layout`]); built when the first event batch arrives (the unit count is final then).
+    rows: Vec<u64>,
     counters: Vec<Counters>,
     rows_without_key: u64,
 }
@@ -157,12 +180,17 @@ impl Shard {
         local
     }
 
-    fn ensure_accumulators(&mut self, layout: &Layout) {
-        let units = self.units;
-        if self.counts.len() != units * layout.counts {
-            self.counts = vec![0; units * layout.counts];
-            self.sums = vec![0.0; units * layout.sums];
-            self.maxes = vec![f64::NEG_INFINITY; units * layout.maxes];
+    fn ensure_accumulators(&mut self, layout: &Layout, n_configured: &[usize]) {
+        if self.rows.len() == self.units * layout.width {
+            return;
+        }
+        self.rows = vec![0; self.units * layout.width];
+        if layout.width == 0 {
+            return;
+        }
+        let n = layout.experiments;
+        for (local, row) in self.rows.chunks_exact_mut(layout.width).enumerate() {
+            layout.row(&self.exposure[local * n..(local + 1) * n], n_configured, row);
         }
     }
 }
@@ -405,7 +433,6 @@ impl Aggregator {
         let buckets = Buckets::new(&hashed);
         let end = self.spec.end_micros;
         let layout = &self.layout;
-        let n_experiments = self.spec.experiments.len();
         let n_configured: Vec<usize> = self.spec.experiments.iter().map(|e| e.variants.len()).collect();
         for s in 0..SHARDS {
             let rows = buckets.of(s);
@@ -413,7 +440,7 @@ impl Aggregator {
                 continue;
             }
             let mut guard = lock(&self.shards[s]);
-            guard.ensure_accumulators(layout);
+            guard.ensure_accumulators(layout, &n_configured);
             let shard = &mut *guard;
             for &row in rows {
                 let row = row as usize;
@@ -424,14 +451,14 @@ impl Aggregator {
                     Some(v) if v.is_finite() => Value::Finite(v),
                     Some(_) => Value::Invalid,
                 };
-                let exposure = &shard.exposure[local * n_experiments..(local + 1) * n_experiments];
+                let row = &mut shard.rows[local * layout.width..(local + 1) * layout.width];
                 for &(e, slot) in &layout.targets[event as usize] {
-                    let x = &exposure[e];
-                    if !analyzable(x, n_configured[e]) {
-                        continue;
+                    let from = row[e] as i64;
+                    if from == i64::MAX {
+                        continue; // not analyzable in this experiment
                     }
                     let counters = &mut shard.counters[e];
-                    if micros < x.first_micros {
+                    if micros < from {
                         counters.pre_exposure += 1;
                         continue;
                     }
@@ -439,15 +466,14 @@ impl Aggregator {
                         continue;
                     }
                     counters.counted += 1;
-                    shard.counts[local * layout.counts + slot.count] += 1;
+                    row[slot.count_word] += 1 << slot.count_shift;
                     match value {
                         Value::Finite(v) => {
                             if let Some(i) = slot.sum {
-                                shard.sums[local * layout.sums + i] += v;
+                                row[i] = (f64::from_bits(row[i]) + v).to_bits();
                             }
                             if let Some(i) = slot.max {
-                                let max = &mut shard.maxes[local * layout.maxes + i];
-                                *max = max.max(v);
+                                row[i] = f64::from_bits(row[i]).max(v).to_bits();
                             }
                         }
                         Value::Invalid => counters.invalid += 1,
@@ -471,8 +497,9 @@ impl Aggregator {
         let keys = frozen.into_inner().unwrap_or_default();
         let mut shards: Vec<Shard> =
             shards.into_iter().map(|s| s.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())).collect();
+        let n_configured: Vec<usize> = spec.experiments.iter().map(|e| e.variants.len()).collect();
         for shard in &mut shards {
-            shard.ensure_accumulators(&layout);
+            shard.ensure_accumulators(&layout, &n_configured);
         }
         let registry = variants.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         let rows_without_key = shards.iter().map(|s| s.rows_without_key).sum();
@@ -548,12 +575,15 @@ fn gather(
     let slots = layout.slots[e]
         .iter()
         .map(|slot| SlotTotals {
-            count: analyzable_units.iter().map(|&(s, l)| shards[s].counts[l * layout.counts + slot.count]).collect(),
+            count: analyzable_units
+                .iter()
+                .map(|&(s, l)| (shards[s].rows[l * layout.width + slot.count_word] >> slot.count_shift) as u32)
+                .collect(),
             sum: slot.sum.map_or_else(Vec::new, |i| {
-                analyzable_units.iter().map(|&(s, l)| shards[s].sums[l * layout.sums + i]).collect()
+                analyzable_units.iter().map(|&(s, l)| f64::from_bits(shards[s].rows[l * layout.width + i])).collect()
             }),
             max: slot.max.map_or_else(Vec::new, |i| {
-                analyzable_units.iter().map(|&(s, l)| shards[s].maxes[l * layout.maxes + i]).collect()
+                analyzable_units.iter().map(|&(s, l)| f64::from_bits(shards[s].rows[l * layout.width + i])).collect()
             }),
         })
         .collect();
