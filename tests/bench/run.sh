@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark: a full `abreport run` (release build) on 1M units / ~20M events over 7 days and
-# 5 experiments (string unit ids, zstd Parquet, 4 files per day), beside DuckDB computing only
-# the per-unit and per-variant aggregates on the same files with 2 threads.
-# Prints the median wall time and peak RSS of each, and the ratio.
+# Benchmark: a full `abreport run` (release build: read, attribute, test, decide, render,
+# encode and write every export) on 1M units / ~20M events over 7 days and 5 experiments
+# (string unit ids, zstd Parquet, 4 files per day, rows in time order), beside DuckDB on the
+# same files with 2 threads computing (a) only per-unit and per-variant aggregates and (b) the
+# same attributed per-variant numbers abreport computes.
+# Prints the median wall time and peak RSS of each, and the ratios.
 #
 #   tests/bench/run.sh                 # defaults: UNITS=1000000 RUNS=5
 #   UNITS=200000 RUNS=3 tests/bench/run.sh
@@ -23,9 +25,11 @@ if [ ! -f "$data/.complete" ]; then
 fi
 
 venv=target/bench-venv
-if [ ! -x "$venv/bin/python" ]; then
+if [ ! -f "$venv/.installed-duckdb-2.0.1" ]; then
+  rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check duckdb==2.0.1
+  touch "$venv/.installed-duckdb-2.0.1"
 fi
 
 measure() { # label, command...: one line "seconds peak_kib" per run
@@ -40,18 +44,19 @@ measure() { # label, command...: one line "seconds peak_kib" per run
 median() { sed -n "$(( (runs + 1) / 2 ))p" "$1"; }
 
 # Warm the page cache once, so both tools read from memory.
-cat "$data"/exposures/*/*.parquet "$data"/events/*/*.parquet > /dev/null
+cat "$data"/data/exposures/*/*.parquet "$data"/data/events/*/*.parquet > /dev/null
 
 measure abreport target/release/abreport run --job "$data/job.toml" --date "$date" --out target/bench-out --no-deliver
-measure duckdb "$venv/bin/python" tests/bench/duckdb_baseline.py "$data" "$date"
+measure duckdb-aggregates "$venv/bin/python" tests/bench/duckdb_baseline.py "$data/data" "$date" aggregates
+measure duckdb-attributed "$venv/bin/python" tests/bench/duckdb_baseline.py "$data/data" "$date" attributed
 
-read -r a_s a_kib < <(median target/bench-abreport.txt)
-read -r d_s d_kib < <(median target/bench-duckdb.txt)
-peak_a=$(sort -k2 -n target/bench-abreport.txt | tail -1 | cut -d' ' -f2)
-peak_d=$(sort -k2 -n target/bench-duckdb.txt | tail -1 | cut -d' ' -f2)
-events=$(target/release/abreport run --job "$data/job.toml" --date "$date" --out target/bench-out --no-deliver | head -1)
-echo "dataset: $units units, $(du -sh "$data" | cut -f1) on disk; $events"
-echo "machine: $(nproc) cores, $(uname -m)"
-printf 'abreport run: median %.2f s over %d runs, peak RSS %d MiB\n' "$a_s" "$runs" $((peak_a / 1024))
-printf 'duckdb (2 threads, aggregates only): median %.2f s, peak RSS %d MiB\n' "$d_s" $((peak_d / 1024))
-awk -v a="$a_s" -v d="$d_s" 'BEGIN { printf "ratio abreport/duckdb: %.2f (below 1 means abreport is faster)\n", a / d }'
+summary=$(target/release/abreport run --job "$data/job.toml" --date "$date" --out target/bench-out --no-deliver | head -1)
+echo "dataset: $units units, $(du -sh "$data/data" | cut -f1) of Parquet; $summary"
+echo "machine: $(nproc) cores, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+read -r a_s _ < <(median target/bench-abreport.txt)
+for label in abreport duckdb-aggregates duckdb-attributed; do
+  read -r s _ < <(median "target/bench-$label.txt")
+  peak=$(sort -k2 -n "target/bench-$label.txt" | tail -1 | cut -d' ' -f2)
+  awk -v l="$label" -v s="$s" -v p="$peak" -v a="$a_s" -v n="$runs" \
+    'BEGIN { printf "%-18s median %6.2f s over %d runs, peak RSS %5d MiB, abreport/this %.2f\n", l, s, n, p / 1024, a / s }'
+done
