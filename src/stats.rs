@@ -5,15 +5,24 @@
 //! every function is tested with literals against scipy/statsmodels/gbstats references. No
 //! function here returns NaN: undefined quantities are `None` with a reason.
 
+mod bayesian;
 mod correction;
+mod cuped;
+mod noninferiority;
+mod normal;
 mod power;
+mod sequential;
 mod srm;
 mod student_t;
 mod summary;
 mod welch;
 
+pub use bayesian::{BayesianComparison, GaussianPrior, compare_bayesian};
 pub use correction::adjust;
+pub use cuped::{CovariateSummary, Cuped, compare_cuped, cuped};
+pub use noninferiority::{NonInferiority, NonInferiorityUnits, noninferiority, noninferiority_units};
 pub use power::{SampleSize, required_units};
+pub use sequential::{DEFAULT_TUNING, SequentialComparison, compare_sequential};
 pub use srm::srm_p_value;
 pub use summary::{RatioSummary, Summary};
 pub use welch::{Comparison, compare};
