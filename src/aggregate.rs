@@ -23,9 +23,9 @@ use crate::config::{Aggregate, ColumnNames, Experiment, Job, MetricKind};
 
 pub use allocation::{AllocatedUnit, Allocation, ExperimentAllocation, UnitIndex, UnitStatus};
 pub use columns::UnitKey;
-pub use fold::{Aggregator, EventTotals, SlotTotals};
+pub use fold::{Aggregator, EventTotals, NO_DIMENSION, SlotTotals};
 pub use unit_keys::{UnitIdKind, UnitKeys};
-pub use values::{MetricValues, VariantSummaries, metric_values, summarize};
+pub use values::{MetricValues, VariantSummaries, covariate_values, metric_values, summarize};
 
 /// Why a batch could not be folded.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,8 @@ pub struct Spec {
     /// Exclusive end of the analysis window: midnight UTC after the report date.
     pub end_micros: i64,
     pub columns: ColumnNames,
+    /// Exposure-log columns whose value at a unit's first exposure is kept (breakdowns).
+    pub dimensions: Vec<String>,
     pub experiments: Vec<ExperimentSpec>,
     /// Distinct event names any experiment needs; an event id is an index here.
     pub events: Vec<String>,
@@ -68,6 +70,10 @@ pub struct ExperimentSpec {
     pub slots: Vec<Slot>,
     /// How each of its metrics (in the experiment's metric order) is made from slots.
     pub metrics: Vec<MetricPlan>,
+    /// Per metric: whether its pre-exposure value (over `lookback_micros`) is a CUPED covariate.
+    pub cuped: Vec<bool>,
+    /// How far before a unit's first exposure its events form covariates.
+    pub lookback_micros: i64,
 }
 
 impl ExperimentSpec {
@@ -83,6 +89,8 @@ pub struct Slot {
     pub event: usize,
     pub sum: bool,
     pub max: bool,
+    /// Also accumulate the unit's pre-exposure events (a CUPED covariate needs them).
+    pub pre: bool,
 }
 
 /// A per-unit value: an aggregate of one slot.
@@ -126,7 +134,7 @@ impl Spec {
                     let slot = match slots.iter().position(|s| s.event == event) {
                         Some(slot) => slot,
                         None => {
-                            slots.push(Slot { event, sum: false, max: false });
+                            slots.push(Slot { event, sum: false, max: false, pre: false });
                             slots.len() - 1
                         }
                     };
@@ -150,13 +158,23 @@ impl Spec {
                             denominator: slot_value(&denominator.event, denominator.aggregate),
                         },
                     })
-                    .collect();
+                    .collect::<Vec<MetricPlan>>();
+                let cuped: Vec<bool> = experiment.metrics.iter().map(|m| job.metrics[m.metric].cuped).collect();
+                for (plan, _) in metrics.iter().zip(&cuped).filter(|(_, cuped)| **cuped) {
+                    match plan {
+                        MetricPlan::Proportion { slot } => slots[*slot].pre = true,
+                        MetricPlan::Mean(value) => slots[value.slot].pre = true,
+                        MetricPlan::Ratio { .. } => {}
+                    }
+                }
                 ExperimentSpec {
                     id: experiment.id.clone(),
                     start: experiment.start,
                     variants: experiment.variants.iter().map(|v| v.name.clone()).collect(),
                     slots,
                     metrics,
+                    cuped,
+                    lookback_micros: i64::from(experiment.stats.cuped_lookback_days) * 86_400_000_000,
                 }
             })
             .collect();
@@ -164,9 +182,22 @@ impl Spec {
             report_date,
             end_micros: day_start_micros(report_date + chrono::Days::new(1)),
             columns: job.source.columns.clone(),
+            dimensions: job.dimensions.clone(),
             experiments,
             events,
         }
+    }
+
+    /// The first event partition to read: the earliest start, moved back by the CUPED
+    /// lookback of experiments that need covariates.
+    pub fn first_event_date(&self) -> Option<NaiveDate> {
+        self.experiments
+            .iter()
+            .map(|e| {
+                let days = if e.cuped.iter().any(|c| *c) { e.lookback_micros / 86_400_000_000 } else { 0 };
+                e.start - chrono::Days::new(days as u64)
+            })
+            .min()
     }
 
     /// The earliest start of the spec's experiments.

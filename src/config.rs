@@ -37,6 +37,8 @@ pub struct Job {
     pub experiments: Vec<Experiment>,
     /// Where outputs go.
     pub deliveries: Vec<Delivery>,
+    /// Exposure-log columns to break the primary metric down by (exploratory).
+    pub dimensions: Vec<String>,
 }
 
 /// `[source]`, resolved.
@@ -81,6 +83,19 @@ pub struct Metric {
     pub kind: MetricKind,
     pub higher_is_better: bool,
     pub description: Option<String>,
+    /// Use the metric's own pre-exposure value as a CUPED covariate.
+    pub cuped: bool,
+    /// Outlier capping of per-unit values.
+    pub cap: Option<Cap>,
+}
+
+/// Outlier capping of a metric's per-unit values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cap {
+    /// Values above this are set to it.
+    Absolute(f64),
+    /// Values above this quantile of the experiment's units are set to it.
+    Percentile(f64),
 }
 
 /// How a metric's per-unit value is made from events.
@@ -179,11 +194,35 @@ pub struct StatsSettings {
     pub srm_p_value: f64,
     /// Minimum detectable effect, relative.
     pub mde: f64,
+    /// Always-valid inference (and decisions from it).
+    pub sequential: bool,
+    /// Days of pre-exposure events that form CUPED covariates.
+    pub cuped_lookback_days: u32,
+    /// Proper normal prior N(0, sd²) on the relative effect; `None` is a flat prior.
+    pub prior_stddev: Option<f64>,
+    /// Smallest relative deviation from the expected split that fails the SRM check.
+    pub srm_min_deviation: f64,
+    /// Non-inferiority margin of guardrails given by name only.
+    pub guardrail_margin: f64,
 }
+
+/// Default of `[stats] guardrail_margin`: a guardrail may not get more than 1% worse.
+pub const DEFAULT_GUARDRAIL_MARGIN: f64 = 0.01;
 
 impl Default for StatsSettings {
     fn default() -> Self {
-        Self { alpha: 0.05, power: 0.8, correction: Correction::Holm, srm_p_value: 0.001, mde: 0.05 }
+        Self {
+            alpha: 0.05,
+            power: 0.8,
+            correction: Correction::Holm,
+            srm_p_value: 0.001,
+            mde: 0.05,
+            sequential: false,
+            cuped_lookback_days: 14,
+            prior_stddev: None,
+            srm_min_deviation: 0.005,
+            guardrail_margin: DEFAULT_GUARDRAIL_MARGIN,
+        }
     }
 }
 
@@ -193,6 +232,8 @@ pub struct ExperimentMetric {
     /// Index into [`Job::metrics`].
     pub metric: usize,
     pub role: Role,
+    /// Guardrails: the relative non-inferiority margin.
+    pub margin: Option<f64>,
 }
 
 /// A checked experiment.
@@ -208,6 +249,8 @@ pub struct Experiment {
     /// Primary first, then secondary, then guardrail metrics.
     pub metrics: Vec<ExperimentMetric>,
     pub stats: StatsSettings,
+    /// Planned total units, when known (tunes the sequential intervals).
+    pub planned_units: Option<u64>,
 }
 
 impl Experiment {

@@ -158,10 +158,12 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     let source = Source::open(&job.source.url)?;
     let plan = match spec.first_date() {
         Some(first) => {
-            let dates: Vec<NaiveDate> = first.iter_days().take_while(|d| *d <= report_date).collect();
-            deadline
-                .within("list", source.plan(&[(Dataset::Exposures, dates.clone()), (Dataset::Events, dates)]))
-                .await??
+            let dates =
+                |from: NaiveDate| -> Vec<NaiveDate> { from.iter_days().take_while(|d| *d <= report_date).collect() };
+            // Events also come from the CUPED lookback days before the earliest start.
+            let event_dates = dates(spec.first_event_date().unwrap_or(first));
+            let datasets = [(Dataset::Exposures, dates(first)), (Dataset::Events, event_dates)];
+            deadline.within("list", source.plan(&datasets)).await??
         }
         None => ScanPlan::default(),
     };
@@ -182,12 +184,14 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     let reader = Reader { source: &source, plan: &plan, progress: request.progress, deadline: &deadline, log };
     let aggregator = Arc::new(Aggregator::new(spec.clone()));
     let names = &job.source.columns;
-    let exposure_columns = columns(&[
+    let mut exposure_specs: Vec<(&str, Expect)> = vec![
         (&names.experiment_id, Expect::Text),
         (&names.variant, Expect::Text),
         (&names.unit_id, Expect::UnitId),
         (&names.exposure_ts, Expect::Timestamp),
-    ]);
+    ];
+    exposure_specs.extend(job.dimensions.iter().map(|d| (d.as_str(), Expect::Text)));
+    let exposure_columns = columns(&exposure_specs);
     let fold = aggregator.clone();
     let exposure_stats = reader
         .read(Dataset::Exposures, exposure_columns, move |file, columns| fold.fold_exposures(file.date, columns))

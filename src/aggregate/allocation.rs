@@ -126,6 +126,11 @@ pub struct ExperimentAllocation {
     /// Every unit exposed in the window: by unit-id shard, then first exposure, then id.
     pub units: Vec<AllocatedUnit>,
     pub exposure_rows: u64,
+    /// Per dimension of the spec, each unit's value code at its first exposure (parallel to
+    /// `units`; `NO_DIMENSION` when null).
+    pub dimensions: Vec<Vec<u16>>,
+    /// Per dimension, the names of the codes.
+    pub dimension_values: Vec<Vec<String>>,
 }
 
 impl ExperimentAllocation {

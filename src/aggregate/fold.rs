@@ -50,6 +50,8 @@ pub struct SlotTotals {
 #[derive(Debug, Clone, Default)]
 pub struct EventTotals {
     pub slots: Vec<SlotTotals>,
+    /// Per slot, the lookback window's accumulators when a CUPED covariate needs them.
+    pub pre_slots: Vec<Option<SlotTotals>>,
     /// Events that counted toward a metric.
     pub counted_events: u64,
     /// Counted events whose value was NaN or infinite (treated as missing).
@@ -70,9 +72,37 @@ struct Exposure {
 
 const UNEXPOSED: Exposure = Exposure { first_micros: i64::MAX, mask: 0, exposures: 0 };
 
-/// Where an experiment's slot lives in a unit's accumulator row (word indices).
+/// A dimension code for a missing (null) value.
+pub const NO_DIMENSION: u16 = u16::MAX;
+/// Distinct values kept per dimension; further values share the last code.
+const MAX_DIMENSION_VALUES: usize = u16::MAX as usize - 1;
+
+/// The distinct values seen in each dimension column, and their codes.
+#[derive(Default)]
+struct DimensionRegistry {
+    values: Vec<Vec<String>>,
+    codes: Vec<HashMap<String, u16>>,
+}
+
+impl DimensionRegistry {
+    fn code(&mut self, dimension: usize, value: &str) -> u16 {
+        if let Some(&code) = self.codes[dimension].get(value) {
+            return code;
+        }
+        let values = &mut self.values[dimension];
+        if values.len() >= MAX_DIMENSION_VALUES {
+            return (MAX_DIMENSION_VALUES - 1) as u16;
+        }
+        values.push(value.to_string());
+        let code = (values.len() - 1) as u16;
+        self.codes[dimension].insert(value.to_string(), code);
+        code
+    }
+}
+
+/// One set of accumulators in a unit's row (word indices).
 #[derive(Debug, Clone, Copy)]
-struct SlotIndex {
+struct Accumulators {
     /// Counts are `u32` halves of a word: `(row[word] >> shift) as u32`.
     count_word: usize,
     count_shift: u32,
@@ -80,10 +110,42 @@ struct SlotIndex {
     max: Option<usize>,
 }
 
+impl Accumulators {
+    #[inline]
+    fn add(&self, row: &mut [u64], value: Value) {
+        row[self.count_word] += 1 << self.count_shift;
+        if let Value::Finite(v) = value {
+            if let Some(i) = self.sum {
+                row[i] = (f64::from_bits(row[i]) + v).to_bits();
+            }
+            if let Some(i) = self.max {
+                row[i] = f64::from_bits(row[i]).max(v).to_bits();
+            }
+        }
+    }
+
+    /// This accumulator's totals for the given rows.
+    fn totals<'a>(&self, rows: impl Iterator<Item = &'a [u64]> + Clone) -> SlotTotals {
+        SlotTotals {
+            count: rows.clone().map(|row| (row[self.count_word] >> self.count_shift) as u32).collect(),
+            sum: self.sum.map_or_else(Vec::new, |i| rows.clone().map(|row| f64::from_bits(row[i])).collect()),
+            max: self.max.map_or_else(Vec::new, |i| rows.map(|row| f64::from_bits(row[i])).collect()),
+        }
+    }
+}
+
+/// Where an experiment's slot lives in a unit's row: the counted events' accumulators, and for
+/// CUPED covariates those of the events in the lookback window before the first exposure.
+#[derive(Debug, Clone, Copy)]
+struct SlotIndex {
+    post: Accumulators,
+    pre: Option<Accumulators>,
+}
+
 /// The event phase keeps one row of `u64` words per unit: for each experiment the time from
 /// which its events count (the first exposure, or `i64::MAX` when the unit is not analyzable),
-/// then every slot's count (two per word), sum and maximum (`f64` bits). One event touches one
-/// contiguous row, a cache line or two, whatever the number of experiments.
+/// then every accumulator's count (two per word), sum and maximum (`f64` bits). One event
+/// touches one contiguous row, a cache line or two, whatever the number of experiments.
 struct Layout {
     experiments: usize,
     slots: Vec<Vec<SlotIndex>>,
@@ -93,18 +155,36 @@ struct Layout {
     maxes: (usize, usize),
     /// For each event id, the (experiment, slot) pairs it feeds.
     targets: Vec<Vec<(usize, SlotIndex)>>,
+    /// Per experiment, the CUPED lookback.
+    lookback_micros: Vec<i64>,
 }
 
 impl Layout {
     fn new(spec: &Spec) -> Self {
         let experiments = spec.experiments.len();
-        let all_slots = || spec.experiments.iter().flat_map(|e| e.slots.iter());
-        let n_counts = all_slots().count();
-        let n_sums = all_slots().filter(|s| s.sum).count();
-        let n_maxes = all_slots().filter(|s| s.max).count();
-        let sums_at = experiments + n_counts.div_ceil(2);
-        let maxes_at = sums_at + n_sums;
+        // (sum, max) of every accumulator set, in slot order, pre after post.
+        let sets: Vec<(bool, bool)> = spec
+            .experiments
+            .iter()
+            .flat_map(|e| e.slots.iter())
+            .flat_map(|s| std::iter::once((s.sum, s.max)).chain(s.pre.then_some((s.sum, s.max))))
+            .collect();
+        let sums_at = experiments + sets.len().div_ceil(2);
+        let maxes_at = sums_at + sets.iter().filter(|s| s.0).count();
+        let width = maxes_at + sets.iter().filter(|s| s.1).count();
         let (mut count, mut sum, mut max) = (0, 0, 0);
+        let mut next = |with_sum: bool, with_max: bool| {
+            let set = Accumulators {
+                count_word: experiments + count / 2,
+                count_shift: 32 * (count % 2) as u32,
+                sum: with_sum.then_some(sums_at + sum),
+                max: with_max.then_some(maxes_at + max),
+            };
+            count += 1;
+            sum += usize::from(with_sum);
+            max += usize::from(with_max);
+            set
+        };
         let mut targets = vec![Vec::new(); spec.events.len()];
         let slots = spec
             .experiments
@@ -115,22 +195,17 @@ impl Layout {
                     .slots
                     .iter()
                     .map(|slot| {
-                        let index = SlotIndex {
-                            count_word: experiments + count / 2,
-                            count_shift: 32 * (count % 2) as u32,
-                            sum: slot.sum.then_some(sums_at + sum),
-                            max: slot.max.then_some(maxes_at + max),
-                        };
-                        count += 1;
-                        sum += usize::from(slot.sum);
-                        max += usize::from(slot.max);
+                        let post = next(slot.sum, slot.max);
+                        let pre = slot.pre.then(|| next(slot.sum, slot.max));
+                        let index = SlotIndex { post, pre };
                         targets[slot.event].push((e, index));
                         index
                     })
                     .collect()
             })
             .collect();
-        Self { experiments, slots, width: maxes_at + n_maxes, maxes: (maxes_at, maxes_at + n_maxes), targets }
+        let lookback_micros = spec.experiments.iter().map(|e| e.lookback_micros).collect();
+        Self { experiments, slots, width, maxes: (maxes_at, width), targets, lookback_micros }
     }
 
     /// A unit's fresh row, given its exposure state in each experiment.
@@ -161,6 +236,9 @@ struct Shard {
     keys: UnitKeys,
     /// Units in the shard (the length of `keys` before it moved).
     units: usize,
+    /// `dimensions[(local * n_experiments + e) * n_dimensions + d]`: the unit's value code of
+    /// dimension `d` at its first exposure in experiment `e`.
+    dimensions: Vec<u16>,
     /// `exposure[local * n_experiments + e]`.
     exposure: Vec<Exposure>,
     /// `rows[local * layout.width..][..layout.width]`: the unit's event-phase row (see
@@ -171,11 +249,12 @@ struct Shard {
 }
 
 impl Shard {
-    fn intern(&mut self, hash: u64, key: UnitKey<'_>, n_experiments: usize) -> usize {
+    fn intern(&mut self, hash: u64, key: UnitKey<'_>, n_experiments: usize, n_dimensions: usize) -> usize {
         let local = self.keys.intern(hash, key) as usize;
         if local == self.units {
             self.units += 1;
             self.exposure.extend(std::iter::repeat_n(UNEXPOSED, n_experiments));
+            self.dimensions.extend(std::iter::repeat_n(NO_DIMENSION, n_experiments * n_dimensions));
         }
         local
     }
@@ -220,6 +299,7 @@ pub struct Aggregator {
     frozen: std::sync::OnceLock<UnitIndex>,
     /// Per experiment: configured variants (control first), then unknown ones as seen.
     variants: Mutex<Vec<Vec<String>>>,
+    dimensions: Mutex<DimensionRegistry>,
     unit_kind: AtomicU8,
 }
 
@@ -279,6 +359,10 @@ impl Aggregator {
             shards,
             frozen: std::sync::OnceLock::new(),
             variants: Mutex::new(spec.experiments.iter().map(|e| e.variants.clone()).collect()),
+            dimensions: Mutex::new(DimensionRegistry {
+                values: vec![Vec::new(); spec.dimensions.len()],
+                codes: vec![HashMap::new(); spec.dimensions.len()],
+            }),
             unit_kind: AtomicU8::new(KIND_UNSET),
             spec,
         }
@@ -301,12 +385,35 @@ impl Aggregator {
         }
     }
 
-    /// Folds one batch of `[experiment_id, variant, unit_id, ts]` from the partition of `date`.
+    /// Folds one batch of `[experiment_id, variant, unit_id, ts, dimensions…]` from the
+    /// partition of `date`.
     pub fn fold_exposures(&self, date: NaiveDate, columns: &[ArrayRef]) -> Result<(), AggregateError> {
         let names = &self.spec.columns;
-        let [experiment_col, variant_col, unit_col, ts_col] = columns else {
-            return Err(AggregateError::Columns { expected: 4, found: columns.len() });
+        let n_dimensions = self.spec.dimensions.len();
+        let [experiment_col, variant_col, unit_col, ts_col, dimension_cols @ ..] = columns else {
+            return Err(AggregateError::Columns { expected: 4 + n_dimensions, found: columns.len() });
         };
+        if dimension_cols.len() != n_dimensions {
+            return Err(AggregateError::Columns { expected: 4 + n_dimensions, found: columns.len() });
+        }
+        // Dimension values get batch-local codes, mapped to run-wide codes under one lock.
+        let mut dimension_codes: Vec<Vec<Option<u16>>> = Vec::with_capacity(n_dimensions);
+        let mut dimension_maps: Vec<Vec<u16>> = Vec::with_capacity(n_dimensions);
+        for (d, column) in dimension_cols.iter().enumerate() {
+            let mut batch_values: Vec<String> = Vec::new();
+            let mut batch_index: HashMap<String, u16> = HashMap::new();
+            dimension_codes.push(text_codes(&self.spec.dimensions[d], column.as_ref(), |value| {
+                if let Some(&code) = batch_index.get(value) {
+                    return Some(code);
+                }
+                let code = u16::try_from(batch_values.len()).ok()?;
+                batch_values.push(value.to_string());
+                batch_index.insert(value.to_string(), code);
+                Some(code)
+            })?);
+            let mut registry = lock(&self.dimensions);
+            dimension_maps.push(batch_values.iter().map(|v| registry.code(d, v)).collect());
+        }
         let report_date = self.spec.report_date;
         // Rows of experiments not in this run, or outside their window, are dropped here.
         let experiments = text_codes(&names.experiment_id, experiment_col.as_ref(), |id| {
@@ -378,13 +485,21 @@ impl Aggregator {
                 else {
                     continue;
                 };
-                let local = shard.intern(hashes[row], unit, n_experiments);
+                let local = shard.intern(hashes[row], unit, n_experiments, n_dimensions);
                 let variant = variant_index[experiment * width + variant as usize];
                 shard.counters[experiment].rows += 1;
                 let x = &mut shard.exposure[local * n_experiments + experiment];
+                let first = micros < x.first_micros;
                 x.first_micros = x.first_micros.min(micros);
                 x.mask |= 1u64 << variant;
                 x.exposures += 1;
+                if first && n_dimensions > 0 {
+                    let at = (local * n_experiments + experiment) * n_dimensions;
+                    for d in 0..n_dimensions {
+                        shard.dimensions[at + d] =
+                            dimension_codes[d][row].map_or(NO_DIMENSION, |code| dimension_maps[d][code as usize]);
+                    }
+                }
             }
         }
         if rows_without_key > 0 {
@@ -460,25 +575,21 @@ impl Aggregator {
                     let counters = &mut shard.counters[e];
                     if micros < from {
                         counters.pre_exposure += 1;
+                        if let Some(pre) = &slot.pre
+                            && micros >= from.saturating_sub(layout.lookback_micros[e])
+                        {
+                            pre.add(row, value);
+                        }
                         continue;
                     }
                     if micros >= end {
                         continue;
                     }
                     counters.counted += 1;
-                    row[slot.count_word] += 1 << slot.count_shift;
-                    match value {
-                        Value::Finite(v) => {
-                            if let Some(i) = slot.sum {
-                                row[i] = (f64::from_bits(row[i]) + v).to_bits();
-                            }
-                            if let Some(i) = slot.max {
-                                row[i] = f64::from_bits(row[i]).max(v).to_bits();
-                            }
-                        }
-                        Value::Invalid => counters.invalid += 1,
-                        Value::Missing => {}
+                    if let Value::Invalid = value {
+                        counters.invalid += 1;
                     }
+                    slot.post.add(row, value);
                 }
             }
         }
@@ -493,7 +604,8 @@ impl Aggregator {
     pub fn finish(self) -> (Allocation, Vec<EventTotals>) {
         // Freeze the keys now if no event batch did (a run without events).
         self.keys();
-        let Aggregator { spec, layout, shards, frozen, variants, .. } = self;
+        let Aggregator { spec, layout, shards, frozen, variants, dimensions, .. } = self;
+        let dimension_values = dimensions.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()).values;
         let keys = frozen.into_inner().unwrap_or_default();
         let mut shards: Vec<Shard> =
             shards.into_iter().map(|s| s.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())).collect();
@@ -512,7 +624,8 @@ impl Aggregator {
                     scope.spawn(|| {
                         let mut done = Vec::new();
                         while let Some((e, variants)) = lock(&work).pop() {
-                            let (allocation, totals) = gather(&spec, &layout, e, variants, &shards, &keys);
+                            let (allocation, totals) =
+                                gather(&spec, &layout, e, variants, &shards, &keys, &dimension_values);
                             done.push((e, allocation, totals));
                         }
                         done
@@ -539,10 +652,13 @@ fn gather(
     variants: Vec<String>,
     shards: &[Shard],
     keys: &UnitIndex,
+    dimension_values: &[Vec<String>],
 ) -> (ExperimentAllocation, EventTotals) {
     let n_experiments = spec.experiments.len();
+    let n_dimensions = spec.dimensions.len();
     let n_configured = spec.experiments[e].variants.len();
     let mut members: Vec<AllocatedUnit> = Vec::new();
+    let mut dimensions: Vec<Vec<u16>> = vec![Vec::new(); n_dimensions];
     let mut analyzable_units: Vec<(usize, usize)> = Vec::new();
     for (s, shard) in shards.iter().enumerate() {
         let shard_keys = keys.shard(s);
@@ -562,6 +678,9 @@ fn gather(
             if status == UnitStatus::Ok {
                 analyzable_units.push((s, local as usize));
             }
+            for (d, codes) in dimensions.iter_mut().enumerate() {
+                codes.push(shard.dimensions[(local as usize * n_experiments + e) * n_dimensions + d]);
+            }
             members.push(AllocatedUnit {
                 unit: keys.global(s, local),
                 first_micros,
@@ -572,28 +691,24 @@ fn gather(
             });
         }
     }
-    let slots = layout.slots[e]
-        .iter()
-        .map(|slot| SlotTotals {
-            count: analyzable_units
-                .iter()
-                .map(|&(s, l)| (shards[s].rows[l * layout.width + slot.count_word] >> slot.count_shift) as u32)
-                .collect(),
-            sum: slot.sum.map_or_else(Vec::new, |i| {
-                analyzable_units.iter().map(|&(s, l)| f64::from_bits(shards[s].rows[l * layout.width + i])).collect()
-            }),
-            max: slot.max.map_or_else(Vec::new, |i| {
-                analyzable_units.iter().map(|&(s, l)| f64::from_bits(shards[s].rows[l * layout.width + i])).collect()
-            }),
-        })
-        .collect();
+    let rows = analyzable_units.iter().map(|&(s, l)| &shards[s].rows[l * layout.width..(l + 1) * layout.width]);
+    let slots = layout.slots[e].iter().map(|slot| slot.post.totals(rows.clone())).collect();
+    let pre_slots = layout.slots[e].iter().map(|slot| slot.pre.map(|pre| pre.totals(rows.clone()))).collect();
     let sum = |f: fn(&Counters) -> u64| shards.iter().map(|s| f(&s.counters[e])).sum::<u64>();
     let totals = EventTotals {
         slots,
+        pre_slots,
         counted_events: sum(|c| c.counted),
         invalid_values: sum(|c| c.invalid),
         pre_exposure_events: sum(|c| c.pre_exposure),
     };
-    let allocation = ExperimentAllocation { variants, n_configured, units: members, exposure_rows: sum(|c| c.rows) };
+    let allocation = ExperimentAllocation {
+        variants,
+        n_configured,
+        units: members,
+        exposure_rows: sum(|c| c.rows),
+        dimensions,
+        dimension_values: dimension_values.to_vec(),
+    };
     (allocation, totals)
 }

@@ -38,8 +38,11 @@ impl VariantSummaries {
 }
 
 fn slot_values(value: SlotValue, totals: &EventTotals) -> Vec<f64> {
-    let slot = &totals.slots[value.slot];
-    match value.aggregate {
+    aggregate_values(value.aggregate, &totals.slots[value.slot])
+}
+
+fn aggregate_values(aggregate: Aggregate, slot: &super::SlotTotals) -> Vec<f64> {
+    match aggregate {
         Aggregate::Count => slot.count.iter().map(|&c| c as f64).collect(),
         Aggregate::Sum => slot.sum.clone(),
         // A unit without a finite value has no maximum; the contract makes it 0.
@@ -58,6 +61,23 @@ pub fn metric_values(plan: &MetricPlan, totals: &EventTotals) -> MetricValues {
             numerator: slot_values(numerator, totals),
             denominator: slot_values(denominator, totals),
         },
+    }
+}
+
+/// The CUPED covariate of a metric: the same per-unit value computed over the unit's
+/// lookback window before its first exposure. `None` when the metric has none (not `cuped`, or
+/// a ratio metric).
+pub fn covariate_values(plan: &MetricPlan, totals: &EventTotals) -> Option<Vec<f64>> {
+    match *plan {
+        MetricPlan::Proportion { slot } => {
+            let pre = totals.pre_slots.get(slot)?.as_ref()?;
+            Some(pre.count.iter().map(|&c| if c > 0 { 1.0 } else { 0.0 }).collect())
+        }
+        MetricPlan::Mean(value) => {
+            let pre = totals.pre_slots.get(value.slot)?.as_ref()?;
+            Some(aggregate_values(value.aggregate, pre))
+        }
+        MetricPlan::Ratio { .. } => None,
     }
 }
 

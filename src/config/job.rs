@@ -45,7 +45,11 @@ impl Checker<'_> {
     }
 
     fn problem<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
-        let line = Some(self.line(&at.span()));
+        self.problem_at(at.span(), message);
+    }
+
+    fn problem_at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let line = Some(self.line(&span));
         self.problems.push(Problem { line, message: message.into() });
     }
 
@@ -100,7 +104,9 @@ impl Checker<'_> {
             value: c.value.unwrap_or(defaults.value),
             event_ts: c.event_ts.unwrap_or(defaults.event_ts),
         };
-        let job_stats = self.stats(&raw.stats, StatsSettings::default());
+        // Scheduled jobs are read every day: always-valid inference is their default.
+        let defaults = StatsSettings { sequential: raw.schedule.is_some(), ..StatsSettings::default() };
+        let job_stats = self.stats(&raw.stats, defaults);
 
         let mut metrics = Vec::new();
         let mut metric_spans = Vec::new();
@@ -153,8 +159,21 @@ impl Checker<'_> {
             }
         }
 
+        let dimensions = raw
+            .dimensions
+            .iter()
+            .filter_map(|d| {
+                let name = d.get_ref().trim();
+                if name.is_empty() {
+                    self.problem(d, "a dimension must name a column of the exposure log");
+                    return None;
+                }
+                Some(name.to_string())
+            })
+            .collect();
         Some(Job {
             name,
+            dimensions,
             file: file.to_path_buf(),
             schedule: raw.schedule.map(Spanned::into_inner),
             timezone,
@@ -214,6 +233,36 @@ impl Checker<'_> {
                 stats.mde = x;
             } else {
                 self.problem(mde, format!("`mde` must be a positive relative effect such as 0.05, got {x}"));
+            }
+        }
+        if let Some(sequential) = &raw.sequential {
+            stats.sequential = *sequential.get_ref();
+        }
+        if let Some(days) = &raw.cuped_lookback_days {
+            match u32::try_from(*days.get_ref()) {
+                Ok(d) if (1..=366).contains(&d) => stats.cuped_lookback_days = d,
+                _ => self.problem(days, format!("`cuped_lookback_days` must be 1 to 366, got {}", days.get_ref())),
+            }
+        }
+        if let Some(sd) = &raw.prior_stddev {
+            let x = *sd.get_ref();
+            if x > 0.0 && x.is_finite() {
+                stats.prior_stddev = Some(x);
+            } else {
+                self.problem(sd, format!("`prior_stddev` must be positive (e.g. 0.3 for ±30% lifts), got {x}"));
+            }
+        }
+        for (value, name, target) in [
+            (&raw.srm_min_deviation, "srm_min_deviation", &mut stats.srm_min_deviation),
+            (&raw.guardrail_margin, "guardrail_margin", &mut stats.guardrail_margin),
+        ] {
+            if let Some(v) = value {
+                let x = *v.get_ref();
+                if (0.0..1.0).contains(&x) {
+                    *target = x;
+                } else {
+                    self.problem(v, format!("`{name}` must be a relative amount from 0 to 1, got {x}"));
+                }
             }
         }
         if let Some(correction) = &raw.correction {
@@ -292,11 +341,34 @@ impl Checker<'_> {
                 return None;
             }
         };
+        let cuped = raw.cuped.unwrap_or(false);
+        if cuped && matches!(kind, MetricKind::Ratio { .. }) {
+            self.problem(&raw.kind, format!("metric `{name}`: `cuped` is supported for proportion and mean metrics"));
+        }
+        let cap = raw.cap.as_ref().and_then(|cap| {
+            let c = cap.get_ref();
+            match (c.absolute, c.percentile, &kind) {
+                (_, _, MetricKind::Proportion { .. } | MetricKind::Ratio { .. }) => {
+                    self.problem(cap, format!("metric `{name}`: `cap` applies to mean metrics only"));
+                    None
+                }
+                (Some(x), None, _) if x.is_finite() => Some(Cap::Absolute(x)),
+                (None, Some(p), _) if p > 0.0 && p < 1.0 => Some(Cap::Percentile(p)),
+                _ => {
+                    self.problem(cap, format!(
+                        "metric `{name}`: `cap` takes one of `absolute = <number>` or `percentile = <between 0 and 1>`"
+                    ));
+                    None
+                }
+            }
+        });
         Some(Metric {
             name,
             kind,
             higher_is_better: raw.higher_is_better.unwrap_or(true),
             description: raw.description.clone(),
+            cuped,
+            cap,
         })
     }
 
@@ -344,29 +416,63 @@ impl Checker<'_> {
             self.problem(&raw.start, format!("experiment `{id}`: `start` must be a date such as 2026-11-01"));
         }
 
+        let stats = self.stats(&raw.stats_overrides(), job_stats);
+        // (where, metric name, role, non-inferiority margin)
+        let mut roles: Vec<(Range<usize>, String, Role, Option<f64>)> =
+            vec![(raw.primary.span(), raw.primary.get_ref().clone(), Role::Primary, None)];
+        roles.extend(raw.secondary.iter().map(|m| (m.span(), m.get_ref().clone(), Role::Secondary, None)));
+        for guardrail in &raw.guardrails {
+            match guardrail.get_ref() {
+                toml::Value::String(name) => {
+                    roles.push((guardrail.span(), name.clone(), Role::Guardrail, Some(stats.guardrail_margin)));
+                }
+                toml::Value::Table(table) => {
+                    let metric = table.get("metric").and_then(toml::Value::as_str);
+                    let margin = match table.get("margin") {
+                        None => Some(stats.guardrail_margin),
+                        Some(toml::Value::Float(x)) if (0.0..1.0).contains(x) => Some(*x),
+                        Some(toml::Value::Integer(0)) => Some(0.0),
+                        Some(_) => None,
+                    };
+                    let unknown: Vec<&String> = table.keys().filter(|k| *k != "metric" && *k != "margin").collect();
+                    match (metric, margin) {
+                        (Some(metric), Some(margin)) if unknown.is_empty() => {
+                            roles.push((guardrail.span(), metric.to_string(), Role::Guardrail, Some(margin)));
+                        }
+                        _ => self.problem(
+                            guardrail,
+                            format!("experiment `{id}`: a guardrail is a metric name or `{{ metric = \"name\", margin = 0.02 }}` (margin: relative, 0 to 1)"),
+                        ),
+                    }
+                }
+                _ => self.problem(guardrail, format!("experiment `{id}`: a guardrail is a metric name or a table")),
+            }
+        }
         let mut used = Vec::new();
         let mut seen = HashSet::new();
-        let roles = std::iter::once((&raw.primary, Role::Primary))
-            .chain(raw.secondary.iter().map(|m| (m, Role::Secondary)))
-            .chain(raw.guardrails.iter().map(|m| (m, Role::Guardrail)));
-        for (name, role) in roles {
-            match metrics.iter().position(|m| &m.name == name.get_ref()) {
-                Some(metric) if seen.insert(metric) => used.push(ExperimentMetric { metric, role }),
-                Some(_) => self.problem(name, format!("experiment `{id}` uses metric `{}` twice", name.get_ref())),
+        for (span, name, role, margin) in roles {
+            match metrics.iter().position(|m| m.name == name) {
+                Some(metric) if seen.insert(metric) => used.push(ExperimentMetric { metric, role, margin }),
+                Some(_) => self.problem_at(span, format!("experiment `{id}` uses metric `{name}` twice")),
                 None => {
                     let known: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
-                    self.problem(
-                        name,
+                    self.problem_at(
+                        span,
                         format!(
-                            "experiment `{id}` uses unknown metric `{}` (defined metrics: {})",
-                            name.get_ref(),
+                            "experiment `{id}` uses unknown metric `{name}` (defined metrics: {})",
                             if known.is_empty() { "none".to_string() } else { known.join(", ") }
                         ),
                     );
                 }
             }
         }
-        let stats = self.stats(&raw.stats_overrides(), job_stats);
+        let planned_units = raw.planned_units.as_ref().and_then(|p| match u64::try_from(*p.get_ref()) {
+            Ok(n) if n >= 2 => Some(n),
+            _ => {
+                self.problem(p, format!("experiment `{id}`: `planned_units` must be at least 2"));
+                None
+            }
+        });
         Some(Experiment {
             output_dir: safe_path_component(&id),
             id,
@@ -375,6 +481,7 @@ impl Checker<'_> {
             start: start?,
             metrics: used,
             stats,
+            planned_units,
         })
     }
 }

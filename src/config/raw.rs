@@ -33,6 +33,10 @@ pub struct RawJob {
     /// Where the outputs go after a run.
     #[serde(default)]
     pub deliver: Vec<Spanned<RawDelivery>>,
+    /// Extra string columns of the exposure log to break the primary metric down by
+    /// (exploratory; never used for the recommendation).
+    #[serde(default)]
+    pub dimensions: Vec<Spanned<String>>,
 }
 
 /// `[source]`
@@ -81,6 +85,18 @@ pub struct RawStats {
     pub srm_p_value: Option<Spanned<f64>>,
     /// Minimum detectable effect, relative (0.05 = 5%). Default 0.05.
     pub mde: Option<Spanned<f64>>,
+    /// Always-valid (sequential) inference, safe to read daily. Default: on for scheduled jobs.
+    pub sequential: Option<Spanned<bool>>,
+    /// Days before a unit's first exposure whose events form the CUPED covariate. Default 14.
+    pub cuped_lookback_days: Option<Spanned<i64>>,
+    /// Standard deviation of a proper normal prior N(0, sd²) on the relative effect for the
+    /// Bayesian view. Default: none (flat prior).
+    pub prior_stddev: Option<Spanned<f64>>,
+    /// Smallest relative deviation of a variant's share from its expected weight for the SRM
+    /// check to fail (besides p < srm_p_value). Default 0.005.
+    pub srm_min_deviation: Option<Spanned<f64>>,
+    /// Non-inferiority margin (relative) of guardrails listed by name only. Default 0.01.
+    pub guardrail_margin: Option<Spanned<f64>>,
 }
 
 /// `[[metrics]]`
@@ -101,8 +117,23 @@ pub struct RawMetric {
     pub denominator: Option<Spanned<RawEventAggregate>>,
     /// Whether an increase is good. Default true.
     pub higher_is_better: Option<bool>,
+    /// Variance reduction with the metric's own pre-exposure value as covariate (CUPED).
+    pub cuped: Option<bool>,
+    /// Outlier capping of per-unit values (`mean` metrics): `{ absolute = 500.0 }` or
+    /// `{ percentile = 0.99 }`.
+    pub cap: Option<Spanned<RawCap>>,
     /// Free text shown in reports.
     pub description: Option<String>,
+}
+
+/// `cap = { absolute = X }` or `cap = { percentile = 0.99 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCap {
+    /// Cap every per-unit value at this number.
+    pub absolute: Option<f64>,
+    /// Cap at this quantile of the experiment's per-unit values (computed in the run).
+    pub percentile: Option<f64>,
 }
 
 /// `{ event = "purchase", aggregate = "sum" }`
@@ -132,9 +163,12 @@ pub struct RawExperiment {
     /// Secondary metrics.
     #[serde(default)]
     pub secondary: Vec<Spanned<String>>,
-    /// Guardrail metrics.
+    /// Guardrail metrics: names, or `{ metric = "latency", margin = 0.02 }` with a relative
+    /// non-inferiority margin.
     #[serde(default)]
-    pub guardrails: Vec<Spanned<String>>,
+    pub guardrails: Vec<Spanned<toml::Value>>,
+    /// Planned total units (all variants): tunes the sequential intervals to be narrowest there.
+    pub planned_units: Option<Spanned<i64>>,
     /// Free text shown in reports.
     pub description: Option<String>,
     /// Override of `[stats] alpha`.
@@ -158,6 +192,7 @@ impl RawExperiment {
             correction: self.correction.clone(),
             srm_p_value: self.srm_p_value.clone(),
             mde: self.mde.clone(),
+            ..RawStats::default()
         }
     }
 }
