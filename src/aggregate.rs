@@ -25,7 +25,10 @@ pub use allocation::{AllocatedUnit, Allocation, ExperimentAllocation, UnitIndex,
 pub use columns::UnitKey;
 pub use fold::{Aggregator, EventTotals, NO_DIMENSION, SlotTotals};
 pub use unit_keys::{UnitIdKind, UnitKeys};
-pub use values::{MetricValues, VariantSummaries, covariate_values, metric_values, summarize};
+pub use values::{
+    MetricValues, VariantSummaries, apply_cap, covariate_values, metric_values, quantile, summarize,
+    summarize_covariate,
+};
 
 /// Why a batch could not be folded.
 #[derive(Debug, thiserror::Error)]

@@ -206,8 +206,8 @@ pub struct StatsSettings {
     pub guardrail_margin: f64,
 }
 
-/// Default of `[stats] guardrail_margin`: a guardrail may not get more than 1% worse.
-pub const DEFAULT_GUARDRAIL_MARGIN: f64 = 0.01;
+/// Default of `[stats] guardrail_margin`: a guardrail may not get more than 5% worse (relative).
+pub const DEFAULT_GUARDRAIL_MARGIN: f64 = 0.05;
 
 impl Default for StatsSettings {
     fn default() -> Self {

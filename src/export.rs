@@ -283,6 +283,7 @@ pub fn units_parquet(
     experiment: &ExperimentAllocation,
     metric_names: &[&str],
     values: Vec<MetricValues>,
+    covariates: Vec<Option<Vec<f64>>>,
 ) -> Result<OutputFile, ExportError> {
     let analyzable: Vec<&crate::aggregate::AllocatedUnit> = experiment.analyzable().collect();
     let mut columns: Vec<(String, ArrayRef)> = vec![
@@ -295,13 +296,18 @@ pub fn units_parquet(
         ),
         ("first_exposure_ts".into(), timestamps(analyzable.iter().map(|u| u.first_micros))),
     ];
+    let mut covariates = covariates.into_iter();
     for (name, values) in metric_names.iter().zip(values) {
+        let covariate = covariates.next().flatten();
         match values {
             MetricValues::Single(v) => columns.push((name.to_string(), Arc::new(Float64Array::from(v)) as ArrayRef)),
             MetricValues::Ratio { numerator, denominator } => {
                 columns.push((format!("{name}_numerator"), Arc::new(Float64Array::from(numerator)) as ArrayRef));
                 columns.push((format!("{name}_denominator"), Arc::new(Float64Array::from(denominator)) as ArrayRef));
             }
+        }
+        if let Some(covariate) = covariate {
+            columns.push((format!("{name}_pre"), Arc::new(Float64Array::from(covariate)) as ArrayRef));
         }
     }
     let batch = batch("units.parquet", columns)?;

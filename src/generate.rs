@@ -488,7 +488,7 @@ variants = {{ control = 0.5, treatment = 0.5 }}
 start = {}
 primary = "conversion"
 secondary = ["revenue", "order_value", "page_views"]
-guardrails = ["error_rate"]
+guardrails = [{{ metric = "error_rate", margin = 0.1 }}]
 "#,
             e.id.replace('\\', "\\\\").replace('"', "\\\""),
             spec.start_date()

@@ -25,6 +25,18 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// 12400 -> `12.4k`, 3_200_000 -> `3.2M`, 950 -> `950`.
+pub fn compact(x: f64) -> String {
+    let magnitude = x.abs();
+    if magnitude >= 1e6 {
+        format!("{:.1}M", x / 1e6)
+    } else if magnitude >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
 /// A p-value: four significant digits, scientific below 0.0001.
 pub fn pvalue(p: f64) -> String {
     if p < 1e-4 { format!("{p:.1e}") } else { format!("{p:.4}") }
@@ -73,5 +85,7 @@ mod tests {
         assert_eq!(value(52.345), "52.34");
         assert_eq!(value(-3.0), "−3.00");
         assert_eq!(days(5.2), "about 6 days");
+        assert_eq!(compact(12_400.0), "12.4k");
+        assert_eq!(compact(950.0), "950");
     }
 }

@@ -17,13 +17,14 @@ use chrono::NaiveDate;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
+use crate::aggregate::UnitStatus;
 use crate::aggregate::{self, Aggregator, EventTotals, ExperimentAllocation, Spec};
-use crate::analyze::{self, ExperimentData};
+use crate::analyze::{self, DimensionSlices, ExperimentData, MetricData};
 use crate::config::{Experiment, Job};
 use crate::decide;
 use crate::export::{self, ExperimentOutputs};
 use crate::render::{RenderError, Renderer, RunFacts};
-use crate::results::{Decision, ExperimentResult, Recommendation, ResultsFile, SCHEMA_VERSION, Status};
+use crate::results::{CapInfo, Decision, ExperimentResult, Recommendation, ResultsFile, SCHEMA_VERSION, Status};
 use crate::runlog::{Deadline, RunLog, SlaExceeded};
 use crate::source::{ColumnSpec, DataFile, Dataset, Expect, ScanPlan, ScanStats, Source, SourceError};
 
@@ -331,19 +332,18 @@ impl ExperimentContext<'_> {
         let started = Instant::now();
         let empty = ExperimentAllocation::default();
         let experiment_allocation = index.map_or(&empty, |i| &self.allocation.experiments[i]);
-        let plans = index.map(|i| self.spec.experiments[i].metrics.clone()).unwrap_or_default();
-        let values: Vec<aggregate::MetricValues> = plans.iter().map(|p| aggregate::metric_values(p, &totals)).collect();
-        let variant_of: Vec<u8> = experiment_allocation.analyzable().map(|u| u.variant).collect();
-        let summaries: Vec<aggregate::VariantSummaries> =
-            values.iter().map(|v| aggregate::summarize(v, &variant_of, experiment.variants.len())).collect();
+        let (values, covariates, metrics) =
+            metric_data(job, experiment, index.map(|i| &self.spec.experiments[i]), experiment_allocation, &totals);
+        let breakdowns = breakdowns(job, experiment, experiment_allocation, values.first());
         let data = ExperimentData {
             job,
             experiment,
             report_date,
             allocation: experiment_allocation,
             totals: &totals,
-            summaries: &summaries,
+            metrics: &metrics,
             missing_partitions: self.missing_partitions,
+            breakdowns: &breakdowns,
         };
         let mut result = analyze::analyze(&data);
         let failure = match index {
@@ -367,6 +367,8 @@ impl ExperimentContext<'_> {
                     recommendation: Recommendation::Inconclusive,
                     variant: None,
                     reasons: vec![error.clone()],
+                    reason_codes: vec!["NO_DATA".into()],
+                    rule: "the experiment has no analyzable data".into(),
                 };
                 result.error = Some(error);
             }
@@ -403,7 +405,7 @@ impl ExperimentContext<'_> {
             export::results_json(&results_file)?,
             export::results_parquet(&report_date.to_string(), &result)?,
             export::allocation_parquet(self.allocation, experiment_allocation)?,
-            export::units_parquet(self.allocation, experiment_allocation, &metric_names, values)?,
+            export::units_parquet(self.allocation, experiment_allocation, &metric_names, values, covariates)?,
         ];
         log.info(
             "export",
@@ -416,6 +418,124 @@ impl ExperimentContext<'_> {
         self.deadline.check("render and export")?;
         Ok((result, outputs))
     }
+}
+
+/// Per-unit values (capped), CUPED covariates and per-variant statistics of every metric of one
+/// experiment. `spec` is `None` for an experiment outside the run (no data).
+type Prepared = (Vec<aggregate::MetricValues>, Vec<Option<Vec<f64>>>, Vec<MetricData>);
+
+fn metric_data(
+    job: &Job,
+    experiment: &Experiment,
+    spec: Option<&aggregate::ExperimentSpec>,
+    allocation: &ExperimentAllocation,
+    totals: &EventTotals,
+) -> Prepared {
+    let Some(spec) = spec else {
+        let empty = experiment
+            .metrics
+            .iter()
+            .map(|m| {
+                let summaries = match job.metrics[m.metric].kind {
+                    crate::config::MetricKind::Ratio { .. } => {
+                        aggregate::VariantSummaries::Ratio(vec![Default::default(); experiment.variants.len()])
+                    }
+                    _ => aggregate::VariantSummaries::Single(vec![Default::default(); experiment.variants.len()]),
+                };
+                MetricData { summaries, covariates: None, cap: None }
+            })
+            .collect();
+        return (Vec::new(), Vec::new(), empty);
+    };
+    let variant_of: Vec<u16> = allocation.analyzable().map(|u| u16::from(u.variant)).collect();
+    let n_variants = experiment.variants.len();
+    let mut values = Vec::with_capacity(spec.metrics.len());
+    let mut covariates = Vec::with_capacity(spec.metrics.len());
+    let mut data = Vec::with_capacity(spec.metrics.len());
+    for ((plan, cuped), m) in spec.metrics.iter().zip(&spec.cuped).zip(&experiment.metrics) {
+        let metric = &job.metrics[m.metric];
+        let mut metric_values = aggregate::metric_values(plan, totals);
+        let mut covariate = if *cuped { aggregate::covariate_values(plan, totals) } else { None };
+        let cap = metric.cap.and_then(|cap| {
+            let (value, capped_units) = aggregate::apply_cap(&mut metric_values, covariate.as_mut(), cap)?;
+            let (kind, percentile) = match cap {
+                crate::config::Cap::Absolute(_) => ("absolute", None),
+                crate::config::Cap::Percentile(q) => ("percentile", Some(q)),
+            };
+            Some(CapInfo { kind: kind.into(), percentile, value, capped_units })
+        });
+        let summaries = aggregate::summarize(&metric_values, &variant_of, n_variants);
+        let covariate_summaries = match (&metric_values, &covariate) {
+            (aggregate::MetricValues::Single(ys), Some(xs)) => {
+                Some(aggregate::summarize_covariate(ys, xs, &variant_of, n_variants))
+            }
+            _ => None,
+        };
+        data.push(MetricData { summaries, covariates: covariate_summaries, cap });
+        values.push(metric_values);
+        covariates.push(covariate);
+    }
+    (values, covariates, data)
+}
+
+/// The primary metric's statistics per value of each dimension: the 20 values with the most
+/// units, the rest pooled as `(other)`, nulls as `(missing)`.
+fn breakdowns(
+    job: &Job,
+    experiment: &Experiment,
+    allocation: &ExperimentAllocation,
+    primary: Option<&aggregate::MetricValues>,
+) -> Vec<DimensionSlices> {
+    let Some(primary) = primary else { return Vec::new() };
+    let n_variants = experiment.variants.len();
+    let variant_of: Vec<u16> = allocation.analyzable().map(|u| u16::from(u.variant)).collect();
+    job.dimensions
+        .iter()
+        .enumerate()
+        .filter_map(|(d, dimension)| {
+            let codes = allocation.dimensions.get(d)?;
+            let names = allocation.dimension_values.get(d)?;
+            let codes: Vec<u16> = allocation
+                .units
+                .iter()
+                .zip(codes)
+                .filter(|(u, _)| u.status == UnitStatus::Ok)
+                .map(|(_, &c)| c)
+                .collect();
+            let mut counts: std::collections::HashMap<u16, u64> = std::collections::HashMap::new();
+            for &code in &codes {
+                *counts.entry(code).or_default() += 1;
+            }
+            let mut ranked: Vec<(u16, u64)> = counts.into_iter().collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let top: Vec<u16> = ranked.iter().take(analyze::TOP_SLICES).map(|(c, _)| *c).collect();
+            let other = top.len();
+            let slice_of = |code: u16| top.iter().position(|&c| c == code).unwrap_or(other);
+            let n_slices = other + usize::from(ranked.len() > top.len());
+            let group_of: Vec<u16> =
+                codes.iter().zip(&variant_of).map(|(&code, &v)| (slice_of(code) * n_variants) as u16 + v).collect();
+            let grouped = aggregate::summarize(primary, &group_of, n_slices * n_variants);
+            let slices = (0..n_slices)
+                .map(|s| {
+                    let name = match top.get(s) {
+                        Some(&code) if code == aggregate::NO_DIMENSION => "(missing)".to_string(),
+                        Some(&code) => names.get(usize::from(code)).cloned().unwrap_or_else(|| "(other)".into()),
+                        None => "(other)".to_string(),
+                    };
+                    let part = |range: std::ops::Range<usize>| match &grouped {
+                        aggregate::VariantSummaries::Single(all) => {
+                            aggregate::VariantSummaries::Single(all[range].to_vec())
+                        }
+                        aggregate::VariantSummaries::Ratio(all) => {
+                            aggregate::VariantSummaries::Ratio(all[range].to_vec())
+                        }
+                    };
+                    (name, part(s * n_variants..(s + 1) * n_variants))
+                })
+                .collect();
+            Some(DimensionSlices { dimension: dimension.clone(), slices })
+        })
+        .collect()
 }
 
 /// A URL for reports and messages: no credentials, no query string.

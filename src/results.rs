@@ -40,6 +40,52 @@ pub struct ExperimentResult {
     pub settings: Settings,
     /// Units entering the experiment per day, for "how many more days" estimates.
     pub traffic: Traffic,
+    /// Where the allocation broke, when it did: the split by day and by dimension value.
+    pub srm: SrmDetail,
+    /// Exploratory per-slice results of the primary metric (never used for the decision).
+    pub breakdowns: Vec<Breakdown>,
+}
+
+/// The allocation by day (and dimension value), to localise a sample ratio mismatch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SrmDetail {
+    /// Relative deviation of the most-off variant share from its expected weight.
+    pub max_relative_deviation: Option<f64>,
+    pub by_day: Vec<SrmSlice>,
+    /// The first day whose new units' split fails the SRM test (p and practical deviation).
+    pub first_broken_day: Option<NaiveDate>,
+    /// Dimension values whose split fails the SRM test.
+    pub broken_dimension_values: Vec<SrmSlice>,
+}
+
+/// The split of one slice of units (a day of first exposures, or a dimension value).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SrmSlice {
+    /// `YYYY-MM-DD` for days, `dimension=value` for dimension values.
+    pub slice: String,
+    /// Units per configured variant, in variant order.
+    pub units: Vec<u64>,
+    pub p_value: Option<f64>,
+    pub broken: bool,
+}
+
+/// Exploratory results of one metric by one dimension.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Breakdown {
+    pub dimension: String,
+    pub metric: String,
+    /// Always true: slices are many looks at the same data; not for decisions.
+    pub exploratory: bool,
+    pub slices: Vec<BreakdownSlice>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BreakdownSlice {
+    /// The dimension value, `(other)` for the values beyond the top 20, `(missing)` for nulls.
+    pub value: String,
+    pub units: u64,
+    pub variants: Vec<MetricVariant>,
+    pub comparisons: Vec<ComparisonResult>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +117,12 @@ pub struct Decision {
     pub variant: Option<String>,
     /// Plain-language reasons, most important first.
     pub reasons: Vec<String>,
+    /// Machine-readable reasons, e.g. `PRIMARY_SIGNIFICANT_WIN`, `GUARDRAIL_NON_INFERIOR:latency`.
+    #[serde(default)]
+    pub reason_codes: Vec<String>,
+    /// The rule that fired, in words.
+    #[serde(default)]
+    pub rule: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +163,34 @@ pub struct MetricResult {
     pub higher_is_better: bool,
     pub variants: Vec<MetricVariant>,
     pub comparisons: Vec<ComparisonResult>,
+    /// Guardrails: the relative non-inferiority margin.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub margin: Option<f64>,
+    /// CUPED, when applied: the pooled theta and the variance reduction achieved.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cuped: Option<CupedInfo>,
+    /// Outlier capping, when configured.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cap: Option<CapInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CupedInfo {
+    pub theta: f64,
+    /// `1 - var_adjusted / var_unadjusted`, pooled over variants.
+    pub variance_reduction: Option<f64>,
+    pub lookback_days: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CapInfo {
+    /// `absolute` or `percentile`.
+    pub kind: String,
+    pub percentile: Option<f64>,
+    /// The value per-unit values were capped at.
+    pub value: f64,
+    /// Units whose value was lowered to the cap.
+    pub capped_units: u64,
 }
 
 /// One variant's statistics on one metric.
@@ -147,8 +227,60 @@ pub struct ComparisonResult {
     pub df: Option<f64>,
     /// Why a field is null, in words.
     pub notes: Vec<String>,
-    /// Units per variant needed to detect the experiment's MDE (primary and guardrail metrics).
-    pub sample_size: Option<SampleSizeResult>,
+    /// Units per variant needed to detect the experiment's MDE (primary metric), or to show
+    /// non-inferiority (guardrails).
+    pub power: Option<PowerResult>,
+    /// Always-valid results (when `[stats] sequential` is on), safe to read daily.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sequential: Option<SequentialResult>,
+    /// Bayesian view of the relative effect.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bayesian: Option<BayesianResult>,
+    /// With CUPED: the numbers before adjustment (the main fields are adjusted).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub unadjusted: Option<UnadjustedResult>,
+    /// Guardrails: the one-sided non-inferiority test against the margin.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub non_inferiority: Option<NonInferiorityResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SequentialResult {
+    pub ci_absolute: Option<[f64; 2]>,
+    pub ci_relative: Option<[f64; 2]>,
+    pub p_value: Option<f64>,
+    pub significant: bool,
+    /// The tuning (planned total units) the intervals are narrowest at.
+    pub tuning: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BayesianResult {
+    /// Probability that the variant is better than the baseline.
+    pub chance_to_win: f64,
+    /// Expected relative loss of choosing [baseline, variant].
+    pub risk: [f64; 2],
+    pub ci_relative: [f64; 2],
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnadjustedResult {
+    pub absolute_effect: Option<f64>,
+    pub relative_effect: Option<f64>,
+    pub ci_absolute: Option<[f64; 2]>,
+    pub ci_relative: Option<[f64; 2]>,
+    pub p_value: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NonInferiorityResult {
+    /// Relative margin: the variant may be this much worse.
+    pub margin: f64,
+    /// One-sided p-value of "worse by at least the margin".
+    pub p_value: Option<f64>,
+    /// The worse-side bound of the relative effect used for the decision (one-sided, at alpha).
+    pub bound: Option<f64>,
+    pub non_inferior: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,10 +292,14 @@ pub enum Direction {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SampleSizeResult {
+pub struct PowerResult {
+    /// Relative effect to detect (primary: the MDE; guardrails: the margin).
     pub mde: f64,
     pub mde_absolute: f64,
+    /// Target power for this comparison (guardrails: corrected across guardrails).
+    pub target_power: f64,
     pub power_at_current_n: f64,
+    /// Units per variant needed (under the sequential bounds when sequential is on).
     pub required_units: u64,
     pub additional_units: u64,
     /// At the observed daily traffic per variant; null when there is no traffic to go by.
@@ -184,6 +320,9 @@ pub struct Settings {
     pub correction: String,
     pub srm_p_value: f64,
     pub mde: f64,
+    /// Decisions use always-valid (sequential) inference.
+    #[serde(default)]
+    pub sequential: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

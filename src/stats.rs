@@ -19,9 +19,9 @@ mod welch;
 
 pub use bayesian::{BayesianComparison, GaussianPrior, compare_bayesian};
 pub use correction::adjust;
-pub use cuped::{CovariateSummary, Cuped, compare_cuped, cuped};
+pub use cuped::{CovariateSummary, Cuped, adjust as cuped_adjust, compare_cuped, cuped};
 pub use noninferiority::{NonInferiority, NonInferiorityUnits, noninferiority, noninferiority_units};
-pub use power::{SampleSize, required_units};
+pub use power::{SampleSize, required_units, sequential_required_units};
 pub use sequential::{DEFAULT_TUNING, SequentialComparison, compare_sequential};
 pub use srm::srm_p_value;
 pub use summary::{RatioSummary, Summary};

@@ -2,8 +2,8 @@
 
 use super::fold::EventTotals;
 use super::{MetricPlan, SlotValue};
-use crate::config::Aggregate;
-use crate::stats::{RatioSummary, Summary};
+use crate::config::{Aggregate, Cap};
+use crate::stats::{CovariateSummary, RatioSummary, Summary};
 
 /// One metric's per-unit values, in the order of the experiment's analyzable units.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,17 +81,18 @@ pub fn covariate_values(plan: &MetricPlan, totals: &EventTotals) -> Option<Vec<f
     }
 }
 
-/// Per-variant statistics of `values`, where `variant_of[i]` is unit `i`'s variant.
-/// Two passes over the units (means, then centred moments), no copies.
-pub fn summarize(values: &MetricValues, variant_of: &[u8], n_variants: usize) -> VariantSummaries {
-    let mut n = vec![0u64; n_variants];
-    for &v in variant_of {
-        n[v as usize] += 1;
+/// Per-group statistics of `values`, where `group_of[i]` is unit `i`'s group (its variant,
+/// or a slice × variant combination). Two passes over the units (means, then centred
+/// moments), no copies.
+pub fn summarize(values: &MetricValues, group_of: &[u16], n_groups: usize) -> VariantSummaries {
+    let mut n = vec![0u64; n_groups];
+    for &g in group_of {
+        n[usize::from(g)] += 1;
     }
     let means = |xs: &[f64]| {
-        let mut sums = vec![0.0; n_variants];
-        for (x, &v) in xs.iter().zip(variant_of) {
-            sums[v as usize] += x;
+        let mut sums = vec![0.0; n_groups];
+        for (x, &g) in xs.iter().zip(group_of) {
+            sums[usize::from(g)] += x;
         }
         sums.iter().zip(&n).map(|(s, &k)| if k > 0 { s / k as f64 } else { 0.0 }).collect::<Vec<f64>>()
     };
@@ -99,39 +100,101 @@ pub fn summarize(values: &MetricValues, variant_of: &[u8], n_variants: usize) ->
     match values {
         MetricValues::Single(xs) => {
             let mean = means(xs);
-            let mut m2 = vec![0.0; n_variants];
-            for (x, &v) in xs.iter().zip(variant_of) {
-                let d = x - mean[v as usize];
-                m2[v as usize] += d * d;
+            let mut m2 = vec![0.0; n_groups];
+            for (x, &g) in xs.iter().zip(group_of) {
+                let d = x - mean[usize::from(g)];
+                m2[usize::from(g)] += d * d;
             }
             VariantSummaries::Single(
-                (0..n_variants).map(|v| Summary { n: n[v], mean: mean[v], variance: m2[v] / dof(n[v]) }).collect(),
+                (0..n_groups).map(|g| Summary { n: n[g], mean: mean[g], variance: m2[g] / dof(n[g]) }).collect(),
             )
         }
         MetricValues::Ratio { numerator, denominator } => {
             let (mean_n, mean_d) = (means(numerator), means(denominator));
-            let (mut s_nn, mut s_dd, mut s_nd) = (vec![0.0; n_variants], vec![0.0; n_variants], vec![0.0; n_variants]);
-            for ((x, y), &v) in numerator.iter().zip(denominator).zip(variant_of) {
-                let v = v as usize;
-                let (dx, dy) = (x - mean_n[v], y - mean_d[v]);
-                s_nn[v] += dx * dx;
-                s_dd[v] += dy * dy;
-                s_nd[v] += dx * dy;
+            let (mut s_nn, mut s_dd, mut s_nd) = (vec![0.0; n_groups], vec![0.0; n_groups], vec![0.0; n_groups]);
+            for ((x, y), &g) in numerator.iter().zip(denominator).zip(group_of) {
+                let g = usize::from(g);
+                let (dx, dy) = (x - mean_n[g], y - mean_d[g]);
+                s_nn[g] += dx * dx;
+                s_dd[g] += dy * dy;
+                s_nd[g] += dx * dy;
             }
             VariantSummaries::Ratio(
-                (0..n_variants)
-                    .map(|v| RatioSummary {
-                        n: n[v],
-                        mean_numerator: mean_n[v],
-                        mean_denominator: mean_d[v],
-                        var_numerator: s_nn[v] / dof(n[v]),
-                        var_denominator: s_dd[v] / dof(n[v]),
-                        covariance: s_nd[v] / dof(n[v]),
+                (0..n_groups)
+                    .map(|g| RatioSummary {
+                        n: n[g],
+                        mean_numerator: mean_n[g],
+                        mean_denominator: mean_d[g],
+                        var_numerator: s_nn[g] / dof(n[g]),
+                        var_denominator: s_dd[g] / dof(n[g]),
+                        covariance: s_nd[g] / dof(n[g]),
                     })
                     .collect(),
             )
         }
     }
+}
+
+/// Per-group statistics of a metric and its CUPED covariate: means, unbiased variances and
+/// covariance, two-pass.
+pub fn summarize_covariate(
+    values: &[f64],
+    covariates: &[f64],
+    group_of: &[u16],
+    n_groups: usize,
+) -> Vec<CovariateSummary> {
+    let pair = MetricValues::Ratio { numerator: values.to_vec(), denominator: covariates.to_vec() };
+    let VariantSummaries::Ratio(moments) = summarize(&pair, group_of, n_groups) else {
+        unreachable!("a ratio summary of a ratio input")
+    };
+    moments
+        .into_iter()
+        .map(|m| CovariateSummary {
+            n: m.n,
+            mean: m.mean_numerator,
+            mean_covariate: m.mean_denominator,
+            variance: m.var_numerator,
+            variance_covariate: m.var_denominator,
+            covariance: m.covariance,
+        })
+        .collect()
+}
+
+/// The `q` quantile of `values` with linear interpolation between order statistics (numpy's
+/// default `percentile` method, Hyndman & Fan type 7).
+pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let position = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (lower, upper) = (position.floor() as usize, position.ceil() as usize);
+    Some(sorted[lower] + (sorted[upper] - sorted[lower]) * (position - lower as f64))
+}
+
+/// Caps a mean metric's per-unit values (and its covariate) at `cap`: the value given, or the
+/// quantile of the experiment's per-unit values. Returns the cap value and how many units
+/// were lowered; `None` for ratio metrics.
+pub fn apply_cap(values: &mut MetricValues, covariate: Option<&mut Vec<f64>>, cap: Cap) -> Option<(f64, u64)> {
+    let MetricValues::Single(xs) = values else { return None };
+    let limit = match cap {
+        Cap::Absolute(x) => x,
+        Cap::Percentile(q) => quantile(xs, q)?,
+    };
+    let mut capped = 0u64;
+    for x in xs.iter_mut() {
+        if *x > limit {
+            *x = limit;
+            capped += 1;
+        }
+    }
+    if let Some(covariate) = covariate {
+        for x in covariate.iter_mut() {
+            *x = x.min(limit);
+        }
+    }
+    Some((limit, capped))
 }
 
 #[cfg(test)]
@@ -141,7 +204,7 @@ mod tests {
     #[test]
     fn grouped_summaries_equal_per_variant_summaries() {
         let xs = [1.0, 5.0, 2.0, 7.0, 4.0, 10.0];
-        let variant_of = [0u8, 1, 0, 1, 0, 1];
+        let variant_of = [0u16, 1, 0, 1, 0, 1];
         let VariantSummaries::Single(s) = summarize(&MetricValues::Single(xs.to_vec()), &variant_of, 2) else {
             panic!("single metric")
         };
@@ -152,10 +215,38 @@ mod tests {
     #[test]
     fn grouped_ratio_summaries_equal_per_variant_ones() {
         let (num, den) = ([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 2.0, 1.0]);
-        let variant_of = [0u8, 0, 1, 1];
+        let variant_of = [0u16, 0, 1, 1];
         let values = MetricValues::Ratio { numerator: num.to_vec(), denominator: den.to_vec() };
         let VariantSummaries::Ratio(r) = summarize(&values, &variant_of, 2) else { panic!("ratio metric") };
         assert_eq!(r[1], RatioSummary::from_values(&num[2..], &den[2..]));
+    }
+
+    #[test]
+    fn quantiles_match_numpy() {
+        // numpy.percentile([1, 2, 3, 4, 10], [0, 25, 90, 100]) = [1, 2, 7.6, 10]
+        let xs = [10.0, 1.0, 3.0, 2.0, 4.0];
+        for (q, expected) in [(0.0, 1.0), (0.25, 2.0), (0.9, 7.6), (1.0, 10.0)] {
+            assert!((quantile(&xs, q).expect("values") - expected).abs() < 1e-12, "q={q}");
+        }
+    }
+
+    #[test]
+    fn caps_lower_values_and_covariates_above_the_cap() {
+        let mut values = MetricValues::Single(vec![1.0, 2.0, 50.0, 3.0]);
+        let mut covariate = vec![0.0, 70.0, 1.0, 2.0];
+        let (limit, capped) = apply_cap(&mut values, Some(&mut covariate), Cap::Absolute(10.0)).expect("mean metric");
+        assert_eq!((limit, capped), (10.0, 1));
+        assert_eq!(values, MetricValues::Single(vec![1.0, 2.0, 10.0, 3.0]));
+        assert_eq!(covariate, vec![0.0, 10.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn covariate_summaries_match_per_group_moments() {
+        let (y, x) = ([1.0, 2.0, 4.0, 3.0], [0.5, 1.0, 1.0, 4.0]);
+        let s = summarize_covariate(&y, &x, &[0, 0, 1, 1], 2);
+        // group 0: y = [1, 2], x = [0.5, 1]: cov = ((−0.5)(−0.25) + (0.5)(0.25)) / 1 = 0.25
+        assert_eq!((s[0].n, s[0].mean, s[0].mean_covariate), (2, 1.5, 0.75));
+        assert!((s[0].covariance - 0.25).abs() < 1e-15 && (s[0].variance - 0.5).abs() < 1e-15);
     }
 
     #[test]

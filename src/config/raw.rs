@@ -95,7 +95,7 @@ pub struct RawStats {
     /// Smallest relative deviation of a variant's share from its expected weight for the SRM
     /// check to fail (besides p < srm_p_value). Default 0.005.
     pub srm_min_deviation: Option<Spanned<f64>>,
-    /// Non-inferiority margin (relative) of guardrails listed by name only. Default 0.01.
+    /// Non-inferiority margin (relative) of guardrails listed by name only. Default 0.05.
     pub guardrail_margin: Option<Spanned<f64>>,
 }
 

@@ -92,8 +92,9 @@ pub fn cuped(variants: &[CovariateSummary]) -> Option<Cuped> {
     Some(Cuped { theta, mean_covariate: mean_x, adjusted, variance_reduction })
 }
 
-/// One variant adjusted with `theta` about the covariate centre `centre`.
-fn adjust(v: &CovariateSummary, theta: f64, centre: f64) -> Summary {
+/// One variant adjusted with `theta` about the covariate centre `centre`: mean
+/// `ȳ - θ(x̄ - centre)`, variance `var_y + θ² var_x - 2θ cov`.
+pub fn adjust(v: &CovariateSummary, theta: f64, centre: f64) -> Summary {
     let variance = if v.n < 2 {
         0.0
     } else {

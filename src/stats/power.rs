@@ -71,6 +71,63 @@ pub fn required_units(
     Some(SampleSize { mde_absolute: delta, required_per_variant: hi.ceil() as u64, power_at_current_n })
 }
 
+/// Units per variant (equal allocation) for the always-valid test of
+/// [`compare_sequential`](super::compare_sequential) to detect the relative effect `mde` with
+/// `target_power`, and the power of the current sample sizes — the counterpart of
+/// [`required_units`] that is consistent with the sequential bounds.
+///
+/// The always-valid test rejects when `|d| > h(N)`, the confidence sequence's half-width at the
+/// total sample `N` (Waudby-Smith et al., arXiv:2103.06476, eq. 9, with ρ from the `tuning`). With
+/// a true effect `δ` and `d ~ N(δ, V)`, the power is `Φ((δ - h(N)) / √V)` (the far tail is
+/// negligible). With `n` units per variant, `V = (v_c + v_t)/n` and `N = 2n`; `n` is found by
+/// bisection. Larger than the fixed-horizon `n`: that is the price of reading results daily.
+pub fn sequential_required_units(
+    control: &Summary,
+    treatment: &Summary,
+    mde: f64,
+    alpha: f64,
+    target_power: f64,
+    tuning: f64,
+) -> Option<SampleSize> {
+    let delta = (mde * control.mean).abs();
+    let var_sum = control.variance + treatment.variance;
+    if !(delta > 0.0 && var_sum > 0.0 && delta.is_finite() && var_sum.is_finite() && tuning > 0.0) {
+        return None;
+    }
+    let normal = Normal::standard();
+    let rho2 = super::sequential::rho_squared(alpha, tuning);
+    let power_of = |variance: f64, n_total: f64| {
+        let h = super::sequential::half_width(variance, n_total, alpha, rho2);
+        normal.cdf((delta - h) / variance.sqrt())
+    };
+    let power_at_n = |n: f64| power_of(var_sum / n, 2.0 * n);
+    let (mut lo, mut hi) = (1.0f64, 2.0f64);
+    while power_at_n(hi) < target_power {
+        hi *= 2.0;
+        if hi > 1e15 {
+            return None;
+        }
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if power_at_n(mid) < target_power {
+            lo = mid
+        } else {
+            hi = mid
+        }
+        if hi - lo <= 1e-9 * hi {
+            break;
+        }
+    }
+    let (n_c, n_t) = (control.n as f64, treatment.n as f64);
+    let power_at_current_n = if n_c > 0.0 && n_t > 0.0 {
+        power_of(control.variance / n_c + treatment.variance / n_t, n_c + n_t)
+    } else {
+        0.0
+    };
+    Some(SampleSize { mde_absolute: delta, required_per_variant: hi.ceil() as u64, power_at_current_n })
+}
+
 /// The exact (unrounded) solution, for tests against statsmodels.
 #[cfg(test)]
 fn required_exact(mean_c: f64, var: f64, mde: f64, alpha: f64, target_power: f64) -> f64 {
@@ -116,6 +173,21 @@ mod tests {
         let got = required_units(&s, &s, 0.05, 0.05, 0.8).expect("defined");
         assert_eq!(got.required_per_variant, 56_512);
         assert!((got.power_at_current_n - 0.3847910235713455).abs() <= 1e-9 * 0.3847910235713455);
+    }
+
+    #[test]
+    fn reading_daily_costs_units_but_not_unboundedly() {
+        // The always-valid test needs more units than the fixed-horizon one for the same
+        // effect and power, and its own power at that sample is the target.
+        let s = Summary { n: 10_000, mean: 0.1, variance: 0.09 };
+        let fixed = required_units(&s, &s, 0.05, 0.05, 0.8).expect("defined");
+        let sequential = sequential_required_units(&s, &s, 0.05, 0.05, 0.8, 100_000.0).expect("defined");
+        assert!(sequential.required_per_variant > fixed.required_per_variant);
+        assert!(sequential.required_per_variant < 4 * fixed.required_per_variant, "{sequential:?} vs {fixed:?}");
+        let n = sequential.required_per_variant;
+        let at = Summary { n, ..s };
+        let check = sequential_required_units(&at, &at, 0.05, 0.05, 0.8, 100_000.0).expect("defined");
+        assert!((check.power_at_current_n - 0.8).abs() < 1e-3, "{}", check.power_at_current_n);
     }
 
     #[test]

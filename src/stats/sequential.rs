@@ -33,7 +33,7 @@ pub struct SequentialComparison {
 
 /// The squared tuning `ρ² = (-2 ln α + ln(1 - 2 ln α)) / tuning` (Waudby-Smith et al. eq. 161),
 /// the value that makes the confidence sequence narrowest around a total sample of `tuning`.
-fn rho_squared(alpha: f64, tuning: f64) -> f64 {
+pub(super) fn rho_squared(alpha: f64, tuning: f64) -> f64 {
     let two_log_alpha = -2.0 * alpha.ln();
     (two_log_alpha + two_log_alpha.ln_1p()) / tuning
 }
@@ -41,7 +41,7 @@ fn rho_squared(alpha: f64, tuning: f64) -> f64 {
 /// Half-width of the confidence sequence for an estimate with variance `variance` after
 /// `n_total` units: `sqrt(s²) · sqrt(2(Nρ² + 1) ln(sqrt(Nρ² + 1)/α) / (Nρ)²)` with
 /// `s² = variance · N` (Waudby-Smith et al. eq. 9; gbstats `confidence_interval`).
-fn half_width(variance: f64, n_total: f64, alpha: f64, rho2: f64) -> f64 {
+pub(super) fn half_width(variance: f64, n_total: f64, alpha: f64, rho2: f64) -> f64 {
     let n_rho2 = n_total * rho2;
     let s2 = variance * n_total;
     s2.sqrt() * (2.0 * (n_rho2 + 1.0) * ((n_rho2 + 1.0).sqrt() / alpha).ln() / (n_rho2 * n_total)).sqrt()

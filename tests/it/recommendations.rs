@@ -70,7 +70,7 @@ fn a_guardrail_breach_is_rolled_back_even_without_a_primary_effect() {
 fn an_underpowered_test_continues_with_units_and_days_needed() {
     let result = five_truths().result("flat");
     assert_eq!(recommendation(&result), "continue");
-    let sample = &metric(&result, "conversion")["comparisons"][0]["sample_size"];
+    let sample = &metric(&result, "conversion")["comparisons"][0]["power"];
     let additional = sample["additional_units"].as_u64().expect("additional units");
     assert!(additional > 0);
     assert!(sample["additional_days"].as_f64().expect("days") > 0.0);

@@ -45,9 +45,7 @@ fn generated_experiments_match_scipy_statsmodels_and_gbstats() {
 #[test]
 fn per_experiment_overrides_and_bh_correction_match_statsmodels() {
     let s = Scenario::generate(&["--units", "6000", "--days", "4", "--seed", "5", "--experiment", "tuned,effect=0.1"]);
-    s.edit_job(|job| {
-        job.replace("guardrails = [\"error_rate\"]", "guardrails = [\"error_rate\"]\nalpha = 0.1\ncorrection = \"bh\"")
-    });
+    s.edit_job(|job| job.replace("margin = 0.1 }]", "margin = 0.1 }]\nalpha = 0.1\ncorrection = \"bh\""));
     s.run(&[]).assert_code(0);
     let result = s.result("tuned");
     assert_eq!(result["settings"]["correction"], "bh");
