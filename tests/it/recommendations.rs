@@ -39,12 +39,17 @@ fn a_clear_primary_win_is_promoted_with_its_numbers() {
     assert_eq!(recommendation(&result), "promote");
     assert_eq!(result["decision"]["variant"], "treatment");
     let reason = result["decision"]["reasons"][0].as_str().expect("reason");
-    assert!(
-        reason.contains("`conversion` is +") && reason.contains("95% CI") && reason.contains("adjusted p"),
-        "{reason}"
-    );
+    // The generated job is scheduled, so decisions use always-valid (sequential) inference.
+    assert!(reason.contains("`conversion` is +") && reason.contains("always-valid 95% CI"), "{reason}");
+    assert_eq!(result["settings"]["sequential"], true);
+    assert_eq!(result["decision"]["reason_codes"][0], "PRIMARY_SIGNIFICANT_WIN");
+    assert_eq!(result["decision"]["reason_codes"][1], "GUARDRAIL_NON_INFERIOR:error_rate");
     let comparison = &metric(&result, "conversion")["comparisons"][0];
     assert_eq!(comparison["significant"], true);
+    assert_eq!(comparison["sequential"]["significant"], true);
+    // The always-valid interval is wider than the fixed-horizon one: the price of daily looks.
+    let width = |ci: &serde_json::Value| ci[1].as_f64().expect("hi") - ci[0].as_f64().expect("lo");
+    assert!(width(&comparison["sequential"]["ci_relative"]) > width(&comparison["ci_relative"]));
     let relative = comparison["relative_effect"].as_f64().expect("number");
     assert!((0.15..0.45).contains(&relative), "true effect 0.3, estimated {relative}");
 }
