@@ -255,6 +255,8 @@ fn compare_variant(
     // With CUPED, the main numbers are adjusted; sequential and Bayesian views use the
     // adjusted variants centred on the control's covariate mean, so that relative effects are
     // relative to the control's own mean.
+    // The treatment mean in the relative delta-method variance: unadjusted, as gbstats.
+    let variance_mean_t = adjusted.map_or(t.mean, |(_, tc, _)| tc.mean);
     let (main, unadjusted, c_used, t_used) = match adjusted {
         Some((cc, tc, theta)) => {
             let main = stats::compare_cuped(cc, tc, theta, stats.alpha);
@@ -272,7 +274,7 @@ fn compare_variant(
         None => (stats::compare(&c, &t, stats.alpha), None, c, t),
     };
     let sequential = stats.sequential.then(|| {
-        let s = stats::compare_sequential(&c_used, &t_used, stats.alpha, context.tuning);
+        let s = stats::compare_sequential_with(&c_used, &t_used, variance_mean_t, stats.alpha, context.tuning);
         SequentialResult {
             ci_absolute: s.ci_absolute,
             ci_relative: s.ci_relative,
@@ -281,9 +283,15 @@ fn compare_variant(
             tuning: context.tuning,
         }
     });
-    let bayesian =
-        stats::compare_bayesian(&c_used, &t_used, stats.alpha, context.prior.as_ref(), metric.higher_is_better)
-            .map(|b| BayesianResult { chance_to_win: b.chance_to_win, risk: b.risk, ci_relative: b.ci_relative });
+    let bayesian = stats::compare_bayesian_with(
+        &c_used,
+        &t_used,
+        variance_mean_t,
+        stats.alpha,
+        context.prior.as_ref(),
+        metric.higher_is_better,
+    )
+    .map(|b| BayesianResult { chance_to_win: b.chance_to_win, risk: b.risk, ci_relative: b.ci_relative });
 
     // Guardrails: one-sided non-inferiority at alpha (an intersection–union test needs no
     // correction across guardrails; Schultzberg et al. 2024, §4). With sequential on, the bound

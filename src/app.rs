@@ -16,6 +16,15 @@ use crate::render::bytes;
 use crate::runlog::{Deadline, RunLog};
 use crate::source::{ColumnSpec, Dataset, Expect, Source};
 
+/// Prints a line on stdout. Unlike `println!`, a closed stdout (`abreport … | head`) is not a
+/// panic: the line is dropped and the run goes on to its real exit code.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Environment variable with a `tracing` filter for the log on stderr (default `warn`, or
 /// `info` with `--log-format json`).
 pub const ENV_LOG: &str = "ABREPORT_LOG";
@@ -150,7 +159,7 @@ async fn publish(
 }
 
 fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[PathBuf]) {
-    println!(
+    say!(
         "abreport: job `{}`, report date {report_date}: {} experiment(s) in {:.2} s (SLA {:.0} s), {} files / {} read",
         job.name,
         output.results.len(),
@@ -166,9 +175,9 @@ fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[
             None => decision.recommendation.name().to_uppercase(),
         };
         let place = dir.map(|d| d.join("report.html").display().to_string()).unwrap_or_default();
-        println!("  {:<28} {:<24} {place}", result.id, verdict);
+        say!("  {:<28} {:<24} {place}", result.id, verdict);
         if let Some(error) = &result.error {
-            println!("  {:<28} error: {error}", "");
+            say!("  {:<28} error: {error}", "");
         }
     }
 }
@@ -228,7 +237,7 @@ async fn validate(args: ValidateArgs) -> Exit {
         };
         let report_date = args.date.unwrap_or_else(|| default_report_date(job.timezone));
         match check_source(&job, report_date).await {
-            Ok(summary) => println!("{}: ok — {summary}", file.display()),
+            Ok(summary) => say!("{}: ok — {summary}", file.display()),
             Err(message) => {
                 eprintln!("error: {}: {message}", file.display());
                 if exit == Exit::Ok {
@@ -314,7 +323,7 @@ async fn demo(args: DemoArgs) -> Exit {
             return Exit::Internal;
         }
     };
-    println!(
+    say!(
         "abreport demo: generated {} units, {} exposure rows and {} events over {} days in {}",
         spec.units,
         generated.exposure_rows,
@@ -327,7 +336,7 @@ async fn demo(args: DemoArgs) -> Exit {
         Err(exit) => return exit,
     };
     let exit = run_job(&job, end_date, None, &args.out.join("reports"), false, started).await;
-    println!(
+    say!(
         "job file: {}  (re-run with: abreport run --job {} --date {end_date})",
         generated.job_file.display(),
         generated.job_file.display()
@@ -341,9 +350,14 @@ fn parse_experiment(text: &str, effect: f64) -> Result<GenExperiment, String> {
     let id = parts.next().filter(|s| !s.is_empty()).ok_or_else(|| format!("`{text}`: the experiment needs an id"))?;
     let mut experiment = GenExperiment { conversion_effect: effect, ..GenExperiment::new(id) };
     for part in parts {
-        let (key, value) = part.split_once('=').ok_or_else(|| format!("`{part}` is not key=value"))?;
-        let value: f64 = value.parse().map_err(|_| format!("`{part}`: `{value}` is not a number"))?;
+        let (key, text_value) = part.split_once('=').ok_or_else(|| format!("`{part}` is not key=value"))?;
+        if key == "srm_country" {
+            experiment.srm_country = Some(text_value.to_string());
+            continue;
+        }
+        let value: f64 = text_value.parse().map_err(|_| format!("`{part}`: `{text_value}` is not a number"))?;
         match key {
+            "srm_from_day" if value >= 0.0 => experiment.srm_from_day = Some(value as u32),
             "coverage" => experiment.coverage = value,
             "effect" => experiment.conversion_effect = value,
             "revenue_effect" => experiment.revenue_effect = value,
@@ -398,11 +412,12 @@ fn generate_command(args: GenerateArgs) -> Exit {
         page_views_per_day: args.page_views_per_day,
         nan_rate: args.nan_rate,
         missing_partition,
+        history_days: args.history_days,
         experiments,
     };
     match generate::generate(&spec, &args.out) {
         Ok(g) => {
-            println!(
+            say!(
                 "generated {} exposure rows and {} events in {} files ({}) under {}; job file {}; report date {}",
                 g.exposure_rows,
                 g.event_rows,

@@ -97,7 +97,9 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     pub effect: f64,
     /// An experiment as `id[,key=value…]`, keys: coverage, effect, revenue_effect,
-    /// error_effect, treatment_share (SRM when not 0.5), multi_variant_rate. Repeatable.
+    /// error_effect, treatment_share (SRM when not 0.5), srm_from_day (the SRM starts on this
+    /// day of the window), srm_country (the SRM only affects this country), multi_variant_rate.
+    /// Repeatable.
     #[arg(long = "experiment", value_name = "SPEC")]
     pub experiment_specs: Vec<String>,
     /// Share of purchase values written as NaN or infinity.
@@ -106,6 +108,10 @@ pub struct GenerateArgs {
     /// Leave out a partition: `exposures:YYYY-MM-DD` or `events:YYYY-MM-DD`.
     #[arg(long)]
     pub missing_partition: Option<String>,
+    /// Days of event history before the window (for CUPED covariates; the generated job then
+    /// uses CUPED).
+    #[arg(long, default_value_t = 0)]
+    pub history_days: u32,
     /// Mean page views per active day (scales the event volume).
     #[arg(long, default_value_t = 4.0)]
     pub page_views_per_day: f64,

@@ -233,11 +233,21 @@ fn core(result: &ExperimentResult) -> Decision {
         let mut reasons = vec![effect_sentence(primary, held.primary, &level, sequential)];
         let mut codes = vec!["PRIMARY_SIGNIFICANT_WIN".to_string()];
         for (guardrail, c) in &held.guardrails_not_yet {
-            let plan = c
-                .power
-                .as_ref()
-                .map(|p| format!(" {}", more_units_sentence(p, result.traffic.units_per_variant_per_day)))
-                .unwrap_or_default();
+            let plan = match &c.power {
+                Some(p) if p.additional_units > 0 => {
+                    format!(
+                        " Showing it needs {}",
+                        lowercase_first(&more_units_sentence(p, result.traffic.units_per_variant_per_day))
+                    )
+                }
+                // Enough units to show non-inferiority of an unchanged metric: what is observed
+                // is a real (if small) deterioration, or noise the next days will settle.
+                Some(_) => format!(
+                    " The sample would suffice if `{}` were unchanged; the observed change keeps the bound too close.",
+                    guardrail.name
+                ),
+                None => String::new(),
+            };
             reasons.push(format!(
                 "But guardrail `{}` is not yet shown non-inferior ({}).{plan}",
                 guardrail.name,
@@ -278,7 +288,7 @@ fn core(result: &ExperimentResult) -> Decision {
             Some(p) => {
                 enough_everywhere = false;
                 reasons.push(format!(
-                    "To detect a {} change in `{}` with {} power{} the test needs about {} units per variant; `{}` has {}: {}",
+                    "To detect a {} change in `{}` with {} power{} the test needs about {} units per variant; `{}` has {}. {}",
                     percent(p.mde, 1),
                     primary.name,
                     percent(p.target_power, 0),
@@ -315,12 +325,12 @@ fn core(result: &ExperimentResult) -> Decision {
 fn more_units_sentence(p: &PowerResult, per_day: Option<f64>) -> String {
     match (p.additional_days, per_day) {
         (Some(d), Some(per_day)) => format!(
-            "about {} more units per variant, {} more at the current {} new units/day per variant.",
+            "About {} more units per variant, {} more at the current {} new units/day per variant.",
             count(p.additional_units),
             days(d),
             compact(per_day)
         ),
-        _ => format!("about {} more units per variant.", count(p.additional_units)),
+        _ => format!("About {} more units per variant.", count(p.additional_units)),
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::datatypes::{Field, Schema};
 use chrono::NaiveDate;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -36,6 +36,11 @@ pub struct GenExperiment {
     pub treatment_share: f64,
     /// Share of enrolled units later also exposed to the other variant.
     pub multi_variant_rate: f64,
+    /// With `treatment_share` off 0.5: the mismatch starts on this day of the window (units
+    /// arriving earlier are split evenly).
+    pub srm_from_day: Option<u32>,
+    /// With `treatment_share` off 0.5: the mismatch only affects units of this country.
+    pub srm_country: Option<String>,
 }
 
 impl GenExperiment {
@@ -48,6 +53,8 @@ impl GenExperiment {
             error_effect: 0.0,
             treatment_share: 0.5,
             multi_variant_rate: 0.0,
+            srm_from_day: None,
+            srm_country: None,
         }
     }
 }
@@ -75,13 +82,63 @@ pub struct GenSpec {
     pub nan_rate: f64,
     /// A partition to leave out.
     pub missing_partition: Option<(crate::source::Dataset, NaiveDate)>,
+    /// Days of event history before the window (units already active before their first
+    /// exposure): the CUPED covariate's data. With history, the generated job uses CUPED.
+    pub history_days: u32,
     pub experiments: Vec<GenExperiment>,
 }
 
 impl GenSpec {
+    /// The first day of the experiments' window.
     pub fn start_date(&self) -> NaiveDate {
         self.end_date - chrono::Days::new(u64::from(self.days.saturating_sub(1)))
     }
+
+    /// The first day of data (history included).
+    pub fn first_date(&self) -> NaiveDate {
+        self.start_date() - chrono::Days::new(u64::from(self.history_days))
+    }
+}
+
+/// Countries with rough traffic weights: more than 20 values, so breakdowns show `(other)`.
+const COUNTRIES: [(&str, f64); 24] = [
+    ("US", 30.0),
+    ("DE", 10.0),
+    ("BR", 9.0),
+    ("IN", 8.0),
+    ("GB", 6.0),
+    ("FR", 5.0),
+    ("JP", 4.0),
+    ("MX", 3.5),
+    ("CA", 3.0),
+    ("ES", 2.5),
+    ("IT", 2.5),
+    ("NL", 2.0),
+    ("SE", 1.5),
+    ("PL", 1.5),
+    ("TR", 1.5),
+    ("AU", 1.5),
+    ("KR", 1.0),
+    ("TH", 1.0),
+    ("VN", 1.0),
+    ("ID", 1.0),
+    ("AR", 0.8),
+    ("CL", 0.7),
+    ("NO", 0.6),
+    ("FI", 0.5),
+];
+const PLATFORMS: [(&str, f64); 3] = [("android", 45.0), ("ios", 35.0), ("web", 20.0)];
+
+fn pick<'a>(rng: &mut Rng, choices: &[(&'a str, f64)]) -> &'a str {
+    let total: f64 = choices.iter().map(|c| c.1).sum();
+    let mut x = rng.uniform() * total;
+    for (name, weight) in choices {
+        if x < *weight {
+            return name;
+        }
+        x -= weight;
+    }
+    choices[choices.len() - 1].0
 }
 
 /// What was generated.
@@ -159,6 +216,11 @@ struct UnitTraits {
     arrival_day: u32,
     arrival_offset: i64,
     propensity: f64,
+    /// How active the unit is (share of days active, page views per day): persistent, so a
+    /// unit's past predicts its future, as with real users (what CUPED exploits).
+    engagement: f64,
+    country: &'static str,
+    platform: &'static str,
     /// Per experiment: enrolled, treatment, exposed to both.
     assignment: Vec<Option<(bool, bool)>>,
 }
@@ -168,23 +230,28 @@ fn traits(spec: &GenSpec, unit: u64) -> UnitTraits {
     let arrival_day = (rng.uniform() * spec.days as f64) as u32;
     let arrival_offset = (rng.uniform() * 0.9 * DAY_MICROS as f64) as i64;
     let propensity = (0.6 * rng.normal() - 0.18).exp();
+    let engagement = (0.5 * rng.normal() - 0.125).exp();
+    let country = pick(&mut rng, &COUNTRIES);
+    let platform = pick(&mut rng, &PLATFORMS);
     let assignment = spec
         .experiments
         .iter()
         .map(|e| {
             rng.chance(e.coverage).then(|| {
-                let treatment = rng.chance(e.treatment_share);
+                let mismatched = e.srm_from_day.is_none_or(|day| arrival_day >= day)
+                    && e.srm_country.as_deref().is_none_or(|c| c == country);
+                let share = if mismatched { e.treatment_share } else { 0.5 };
+                let treatment = rng.chance(share);
                 (treatment, rng.chance(e.multi_variant_rate))
             })
         })
         .collect();
-    UnitTraits { arrival_day, arrival_offset, propensity, assignment }
+    UnitTraits { arrival_day, arrival_offset, propensity, engagement, country, platform, assignment }
 }
 
-fn unit_id(spec: &GenSpec, unit: u64, text: &mut String) {
+fn unit_id(unit: u64, text: &mut String) {
     text.clear();
     let _ = write!(text, "u{unit:010}");
-    let _ = spec;
 }
 
 struct DayRows {
@@ -193,6 +260,8 @@ struct DayRows {
     exp_unit_text: StringBuilder,
     exp_unit_int: Int64Builder,
     exp_ts: TimestampMicrosecondBuilder,
+    exp_country: StringBuilder,
+    exp_platform: StringBuilder,
     ev_unit_text: StringBuilder,
     ev_unit_int: Int64Builder,
     ev_event: StringBuilder,
@@ -210,6 +279,8 @@ impl DayRows {
             exp_unit_text: StringBuilder::new(),
             exp_unit_int: Int64Builder::new(),
             exp_ts: TimestampMicrosecondBuilder::new(),
+            exp_country: StringBuilder::new(),
+            exp_platform: StringBuilder::new(),
             ev_unit_text: StringBuilder::new(),
             ev_unit_int: Int64Builder::new(),
             ev_event: StringBuilder::new(),
@@ -228,22 +299,26 @@ impl DayRows {
     }
 }
 
-/// Rows of one day for units `range`.
+/// Rows of one day of data (`day` counts from the first history day) for units `range`.
 fn generate_rows(spec: &GenSpec, day: u32, range: std::ops::Range<u64>) -> DayRows {
     let mut rows = DayRows::new();
-    let day_start = day_start_micros(spec.start_date() + chrono::Days::new(u64::from(day)));
+    let day_start = day_start_micros(spec.first_date() + chrono::Days::new(u64::from(day)));
     let mut id = String::new();
     for unit in range {
         let traits = traits(spec, unit);
-        if traits.arrival_day > day {
+        // Days before the unit's first exposure: with history, units are already active
+        // (their events are the CUPED covariate); without, they have not arrived yet.
+        let window_day = day.checked_sub(spec.history_days);
+        let before_arrival = window_day.is_none_or(|d| d < traits.arrival_day);
+        if before_arrival && spec.history_days == 0 {
             continue;
         }
         let mut rng = Rng::for_stream(spec.seed, unit, u64::from(day));
-        let arrival = traits.arrival_day == day;
-        if !arrival && !rng.chance(0.5) {
+        let arrival = window_day == Some(traits.arrival_day);
+        if !arrival && !rng.chance((0.5 * traits.engagement).min(0.95)) {
             continue; // not active today
         }
-        unit_id(spec, unit, &mut id);
+        unit_id(unit, &mut id);
         let session_start = if arrival {
             day_start + traits.arrival_offset
         } else {
@@ -256,6 +331,9 @@ fn generate_rows(spec: &GenSpec, day: u32, range: std::ops::Range<u64>) -> DayRo
             let Some((treatment, multi)) = *assignment else {
                 continue;
             };
+            if before_arrival {
+                continue;
+            }
             // Exposure at session start; a multi-variant unit sees the other variant on a later day.
             let switched = multi && !arrival;
             let shown = treatment != switched;
@@ -263,6 +341,8 @@ fn generate_rows(spec: &GenSpec, day: u32, range: std::ops::Range<u64>) -> DayRo
             rows.exp_variant.append_value(if shown { "treatment" } else { "control" });
             DayRows::unit(&mut rows.exp_unit_text, &mut rows.exp_unit_int, spec.unit_ids, &id, unit);
             rows.exp_ts.append_value(session_start + (rng.uniform() * 1e6) as i64);
+            rows.exp_country.append_value(traits.country);
+            rows.exp_platform.append_value(traits.platform);
             rows.exposures += 1;
             if treatment {
                 conversion *= 1.0 + e.conversion_effect;
@@ -281,7 +361,7 @@ fn generate_rows(spec: &GenSpec, day: u32, range: std::ops::Range<u64>) -> DayRo
             rows.ev_ts.append_value(ts.min(day_end - 1));
             rows.events += 1;
         };
-        for _ in 0..1 + rng.poisson((spec.page_views_per_day - 1.0).max(0.0)) {
+        for _ in 0..1 + rng.poisson(((spec.page_views_per_day - 1.0) * traits.engagement).max(0.0)) {
             event(&mut rows, &mut rng, "page_view", None);
         }
         if rng.chance(conversion.min(1.0)) {
@@ -341,7 +421,8 @@ pub fn generate(spec: &GenSpec, out: &Path) -> Result<Generated, GenerateError> 
     }
     let data_dir = out.join("data");
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let tasks: Vec<(u32, u32)> = (0..spec.days).flat_map(|d| (0..spec.files_per_day).map(move |f| (d, f))).collect();
+    let tasks: Vec<(u32, u32)> =
+        (0..spec.history_days + spec.days).flat_map(|d| (0..spec.files_per_day).map(move |f| (d, f))).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Result<Generated, GenerateError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -355,7 +436,7 @@ pub fn generate(spec: &GenSpec, out: &Path) -> Result<Generated, GenerateError> 
                         };
                         let per_file = spec.units.div_ceil(u64::from(spec.files_per_day));
                         let range = u64::from(file) * per_file..(u64::from(file + 1) * per_file).min(spec.units);
-                        let date = spec.start_date() + chrono::Days::new(u64::from(day));
+                        let date = spec.first_date() + chrono::Days::new(u64::from(day));
                         let mut rows = generate_rows(spec, day, range);
                         let name = format!("part-{file:03}.parquet");
                         let partition = |dataset: crate::source::Dataset| {
@@ -369,12 +450,15 @@ pub fn generate(spec: &GenSpec, out: &Path) -> Result<Generated, GenerateError> 
                             }
                         };
                         let ts = |b: &mut TimestampMicrosecondBuilder| -> ArrayRef { Arc::new(b.finish()) };
-                        if !skip(crate::source::Dataset::Exposures) {
+                        // History days have no exposures: the experiments had not started.
+                        if day >= spec.history_days && !skip(crate::source::Dataset::Exposures) {
                             let columns = vec![
                                 ("experiment_id", Arc::new(rows.exp_experiment.finish()) as ArrayRef),
                                 ("variant", Arc::new(rows.exp_variant.finish()) as ArrayRef),
                                 ("unit_id", unit_column(&mut rows.exp_unit_text, &mut rows.exp_unit_int)),
                                 ("ts", ts(&mut rows.exp_ts)),
+                                ("country", Arc::new(rows.exp_country.finish()) as ArrayRef),
+                                ("platform", Arc::new(rows.exp_platform.finish()) as ArrayRef),
                             ];
                             match write_parquet(&partition(crate::source::Dataset::Exposures), columns) {
                                 Ok(bytes) => {
@@ -425,14 +509,17 @@ pub fn generate(spec: &GenSpec, out: &Path) -> Result<Generated, GenerateError> 
     Ok(generated)
 }
 
-/// A job file for the generated data (data in `data/` beside it).
+/// A job file for the generated data (data in `data/` beside it). With history days, the
+/// metrics that can use it get CUPED.
 pub fn job_toml(spec: &GenSpec) -> String {
-    let mut toml = String::from(
+    let cuped = if spec.history_days > 0 { "\ncuped = true" } else { "" };
+    let mut toml = format!(
         r#"# Generated by `abreport generate`: a job for the synthetic dataset in ./data.
 name = "generated"
 schedule = "0 0 6 * * *"
 timezone = "UTC"
 sla_seconds = 60
+dimensions = ["country", "platform"]
 
 [source]
 url = "data"
@@ -442,32 +529,34 @@ alpha = 0.05
 power = 0.8
 correction = "holm"
 srm_p_value = 0.001
+cuped_lookback_days = {lookback}
 
 [[metrics]]
 name = "conversion"
 kind = "proportion"
 event = "purchase"
-description = "Share of units with at least one purchase"
+description = "Share of units with at least one purchase"{cuped}
 
 [[metrics]]
 name = "revenue"
 kind = "mean"
 event = "purchase"
 aggregate = "sum"
-description = "Revenue per unit"
+description = "Revenue per unit"{cuped}
+cap = {{ percentile = 0.999 }}
 
 [[metrics]]
 name = "order_value"
 kind = "ratio"
-numerator = { event = "purchase", aggregate = "sum" }
-denominator = { event = "purchase", aggregate = "count" }
+numerator = {{ event = "purchase", aggregate = "sum" }}
+denominator = {{ event = "purchase", aggregate = "count" }}
 description = "Average order value"
 
 [[metrics]]
 name = "page_views"
 kind = "mean"
 event = "page_view"
-aggregate = "count"
+aggregate = "count"{cuped}
 
 [[metrics]]
 name = "error_rate"
@@ -476,6 +565,7 @@ event = "error"
 higher_is_better = false
 description = "Share of units that hit an error"
 "#,
+        lookback = spec.history_days.clamp(1, 14),
     );
     for e in &spec.experiments {
         let _ = write!(
@@ -488,10 +578,12 @@ variants = {{ control = 0.5, treatment = 0.5 }}
 start = {}
 primary = "conversion"
 secondary = ["revenue", "order_value", "page_views"]
-guardrails = [{{ metric = "error_rate", margin = 0.1 }}]
+guardrails = [{{ metric = "error_rate", margin = 0.2 }}]
+planned_units = {}
 "#,
             e.id.replace('\\', "\\\\").replace('"', "\\\""),
-            spec.start_date()
+            spec.start_date(),
+            ((spec.units as f64 * e.coverage).round() as u64).max(2)
         );
     }
     toml
@@ -509,16 +601,18 @@ pub fn demo_spec(end_date: NaiveDate) -> GenSpec {
         page_views_per_day: 4.0,
         nan_rate: 0.0,
         missing_partition: None,
+        history_days: 7,
         experiments: vec![
             GenExperiment { conversion_effect: 0.25, revenue_effect: 0.02, ..GenExperiment::new("checkout-redesign") },
             GenExperiment { conversion_effect: -0.05, error_effect: 0.8, ..GenExperiment::new("new-recommendations") },
             GenExperiment { coverage: 0.1, conversion_effect: 0.03, ..GenExperiment::new("search-ranking-v2") },
-            GenExperiment { treatment_share: 0.53, conversion_effect: 0.05, ..GenExperiment::new("pricing-page") },
+            // The allocation breaks on day 6 of 14: the report should name that day.
+            GenExperiment {
+                treatment_share: 0.55,
+                srm_from_day: Some(5),
+                conversion_effect: 0.05,
+                ..GenExperiment::new("pricing-page")
+            },
         ],
     }
-}
-
-/// The Arrow type of generated timestamps (for tests).
-pub fn timestamp_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, None)
 }

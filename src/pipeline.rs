@@ -261,30 +261,29 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     let n_work = work.len();
     let queue = std::sync::Mutex::new(work);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(n_work.max(1));
-    let done: Vec<(usize, Result<(ExperimentResult, ExperimentOutputs), RunError>)> =
-        tokio::task::block_in_place(|| {
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = (0..threads)
-                    .map(|_| {
-                        scope.spawn(|| {
-                            let mut done = Vec::new();
-                            loop {
-                                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                                let Some((position, experiment, index, totals)) = next else { break };
-                                let outcome = context.experiment(experiment, index, totals);
-                                let failed = outcome.is_err();
-                                done.push((position, outcome));
-                                if failed {
-                                    break;
-                                }
+    let done: Vec<(usize, Processed)> = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                            let Some((position, experiment, index, totals)) = next else { break };
+                            let outcome = context.experiment(experiment, index, totals);
+                            let failed = outcome.is_err();
+                            done.push((position, outcome));
+                            if failed {
+                                break;
                             }
-                            done
-                        })
+                        }
+                        done
                     })
-                    .collect();
-                workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
-            })
-        });
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+        })
+    });
     let mut done = done;
     done.sort_by_key(|(position, _)| *position);
     let mut results = Vec::with_capacity(n_work);
@@ -303,6 +302,9 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     facts.elapsed_seconds = request.started.elapsed().as_secs_f64();
     Ok(RunOutput { results, outputs, facts })
 }
+
+/// One experiment's outcome.
+type Processed = Result<(ExperimentResult, ExperimentOutputs), RunError>;
 
 /// What every experiment's analysis, rendering and encoding share.
 struct ExperimentContext<'a> {

@@ -197,9 +197,16 @@ struct ReportModel {
     recommendation_class: &'static str,
     verdict: String,
     reasons: Vec<String>,
+    rule: String,
+    reason_codes: String,
+    /// One sentence on how to read the intervals (always-valid or fixed-horizon).
+    inference_note: String,
     checks: Vec<CheckRow>,
     variants: Vec<VariantRow>,
     metrics: Vec<MetricTable>,
+    /// The allocation by day, shown when the SRM check does not pass.
+    srm_days: Vec<SrmRow>,
+    breakdowns: Vec<BreakdownTable>,
     preliminary: bool,
     key_metrics: Vec<KeyMetric>,
     chart_svg: Option<String>,
@@ -233,7 +240,35 @@ struct MetricTable {
     role: String,
     kind: String,
     better: &'static str,
+    /// Capping, CUPED and guardrail margin, in words.
+    notes: Vec<String>,
     rows: Vec<MetricRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct SrmRow {
+    day: String,
+    units: String,
+    shares: String,
+    p_value: String,
+    broken: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct BreakdownTable {
+    dimension: String,
+    metric: String,
+    rows: Vec<BreakdownRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct BreakdownRow {
+    value: String,
+    units: String,
+    means: String,
+    relative: String,
+    ci_relative: String,
+    p_value: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -251,6 +286,8 @@ struct MetricRow {
     significant: bool,
     direction: &'static str,
     notes: String,
+    /// Always-valid interval, Bayesian view, CUPED, non-inferiority and power, in words.
+    details: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -315,7 +352,71 @@ impl ReportModel {
                 observed: v.observed_share.map(|s| percent(s, 1)).unwrap_or_else(dash),
             })
             .collect();
-        let metrics: Vec<MetricTable> = result.metrics.iter().map(metric_table).collect();
+        let metrics: Vec<MetricTable> = result.metrics.iter().map(|m| metric_table(m, &level)).collect();
+        let srm_failed = result.check("srm").is_some_and(|c| c.status != CheckStatus::Pass);
+        let srm_days = if srm_failed {
+            result
+                .srm
+                .by_day
+                .iter()
+                .map(|d| {
+                    let total: u64 = d.units.iter().sum();
+                    SrmRow {
+                        day: d.slice.clone(),
+                        units: d.units.iter().map(|&n| count(n)).collect::<Vec<_>>().join(" / "),
+                        shares: d
+                            .units
+                            .iter()
+                            .map(|&n| percent(n as f64 / total.max(1) as f64, 1))
+                            .collect::<Vec<_>>()
+                            .join(" / "),
+                        p_value: d.p_value.map(pvalue).unwrap_or_else(dash),
+                        broken: d.broken,
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let breakdowns = result
+            .breakdowns
+            .iter()
+            .map(|b| BreakdownTable {
+                dimension: b.dimension.clone(),
+                metric: b.metric.clone(),
+                rows: b
+                    .slices
+                    .iter()
+                    .map(|slice| {
+                        let c = slice.comparisons.first();
+                        BreakdownRow {
+                            value: slice.value.clone(),
+                            units: count(slice.units),
+                            means: slice
+                                .variants
+                                .iter()
+                                .map(|v| v.mean.map(value).unwrap_or_else(dash))
+                                .collect::<Vec<_>>()
+                                .join(" / "),
+                            relative: c
+                                .and_then(|c| c.relative_effect)
+                                .map(|r| signed_percent(r, 1))
+                                .unwrap_or_else(dash),
+                            ci_relative: c
+                                .and_then(|c| c.ci_relative)
+                                .map(|ci| percent_interval(ci, 1))
+                                .unwrap_or_else(dash),
+                            p_value: c.and_then(|c| c.p_value).map(pvalue).unwrap_or_else(dash),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let inference_note = if result.settings.sequential {
+            "Intervals and p-values marked always-valid are confidence sequences: safe to read daily, and the recommendation is made from them.".to_string()
+        } else {
+            "Intervals are fixed-horizon: read them once, at the planned end of the test (turn on [stats] sequential to read daily).".to_string()
+        };
         let any_significant = result.metrics.iter().any(|m| m.comparisons.iter().any(|c| c.significant));
         let key_metrics = result
             .metrics
@@ -377,6 +478,11 @@ impl ReportModel {
             recommendation_class: rec.name(),
             verdict,
             reasons: result.decision.reasons.clone(),
+            rule: result.decision.rule.clone(),
+            reason_codes: result.decision.reason_codes.join(", "),
+            inference_note,
+            srm_days,
+            breakdowns,
             checks,
             variants,
             metrics,
@@ -399,7 +505,7 @@ impl ReportModel {
     }
 }
 
-fn metric_table(m: &MetricResult) -> MetricTable {
+fn metric_table(m: &MetricResult, level: &str) -> MetricTable {
     let control = m.variants.first().map(|v| v.variant.clone()).unwrap_or_default();
     let rows = m
         .variants
@@ -421,16 +527,84 @@ fn metric_table(m: &MetricResult) -> MetricTable {
                 significant: comparison.is_some_and(|c| c.significant),
                 direction: comparison.map(|c| direction_name(c.direction)).unwrap_or("control"),
                 notes: comparison.map(|c| c.notes.join("; ")).unwrap_or_default(),
+                details: comparison.map(|c| comparison_details(c, level)).unwrap_or_default(),
             }
         })
         .collect();
+    let mut notes = Vec::new();
+    if let Some(margin) = m.margin {
+        notes.push(format!("guardrail: non-inferiority margin {} (relative)", percent(margin, 1)));
+    }
+    if let Some(cap) = &m.cap {
+        let at = match cap.percentile {
+            Some(q) => format!(
+                "the {}th percentile",
+                crate::numbers::value(q * 100.0).trim_end_matches('0').trim_end_matches('.')
+            ),
+            None => "an absolute cap".into(),
+        };
+        notes.push(format!("values capped at {} ({at}; {} units capped)", value(cap.value), count(cap.capped_units)));
+    }
+    if let Some(cuped) = &m.cuped {
+        let reduction = cuped.variance_reduction.map(|r| percent(r, 1)).unwrap_or_else(dash);
+        notes.push(format!(
+            "CUPED with the {}-day pre-exposure value: variance reduced by {reduction} (theta {})",
+            cuped.lookback_days,
+            value(cuped.theta)
+        ));
+    }
     MetricTable {
         name: m.name.clone(),
         role: m.role.clone(),
         kind: m.kind.clone(),
         better: if m.higher_is_better { "higher is better" } else { "lower is better" },
+        notes,
         rows,
     }
+}
+
+/// A comparison's extra views, one short phrase each.
+fn comparison_details(c: &ComparisonResult, level: &str) -> Vec<String> {
+    let mut details = Vec::new();
+    if let Some(s) = &c.sequential {
+        let ci = s.ci_relative.map(|ci| percent_interval(ci, 2)).unwrap_or_else(dash);
+        let p = s.p_value.map(pvalue).unwrap_or_else(dash);
+        details.push(format!("always-valid {level} CI {ci}, p = {p}"));
+    }
+    if let Some(b) = &c.bayesian {
+        details.push(format!(
+            "chance to win {}, risk {} (keep) / {} (ship), {level} credible {}",
+            percent(b.chance_to_win, 1),
+            signed_percent(b.risk[0], 2).trim_start_matches('+'),
+            signed_percent(b.risk[1], 2).trim_start_matches('+'),
+            percent_interval(b.ci_relative, 2)
+        ));
+    }
+    if let Some(u) = &c.unadjusted {
+        let relative = u.relative_effect.map(|r| signed_percent(r, 2)).unwrap_or_else(dash);
+        let ci = u.ci_relative.map(|ci| percent_interval(ci, 2)).unwrap_or_else(dash);
+        details.push(format!("before CUPED {relative} {ci}"));
+    }
+    if let Some(n) = &c.non_inferiority {
+        let bound = n.bound.map(|b| signed_percent(b, 2)).unwrap_or_else(dash);
+        let verdict = if n.non_inferior { "non-inferior" } else { "not yet shown non-inferior" };
+        details.push(format!("worst plausible change {bound} vs margin {}: {verdict}", percent(n.margin, 1)));
+    }
+    if let Some(p) = &c.power {
+        let plan = if p.additional_units == 0 {
+            "enough units".to_string()
+        } else {
+            let days = p.additional_days.map(|d| format!(", {}", crate::numbers::days(d))).unwrap_or_default();
+            format!("{} more units per variant{days}", count(p.additional_units))
+        };
+        details.push(format!(
+            "power {} now for {} (target {}); {plan}",
+            percent(p.power_at_current_n, 0),
+            percent(p.mde, 1),
+            percent(p.target_power, 0)
+        ));
+    }
+    details
 }
 
 /// 1234567 -> `1.2 MB`.

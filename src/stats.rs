@@ -17,12 +17,12 @@ mod student_t;
 mod summary;
 mod welch;
 
-pub use bayesian::{BayesianComparison, GaussianPrior, compare_bayesian};
+pub use bayesian::{BayesianComparison, GaussianPrior, compare_bayesian, compare_bayesian_with};
 pub use correction::adjust;
 pub use cuped::{CovariateSummary, Cuped, adjust as cuped_adjust, compare_cuped, cuped};
 pub use noninferiority::{NonInferiority, NonInferiorityUnits, noninferiority, noninferiority_units};
 pub use power::{SampleSize, required_units, sequential_required_units};
-pub use sequential::{DEFAULT_TUNING, SequentialComparison, compare_sequential};
+pub use sequential::{DEFAULT_TUNING, SequentialComparison, compare_sequential, compare_sequential_with};
 pub use srm::srm_p_value;
 pub use summary::{RatioSummary, Summary};
 pub use welch::{Comparison, compare};

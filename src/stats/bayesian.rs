@@ -64,6 +64,20 @@ pub fn compare_bayesian(
     prior: Option<&GaussianPrior>,
     higher_is_better: bool,
 ) -> Option<BayesianComparison> {
+    compare_bayesian_with(control, treatment, treatment.mean, alpha, prior, higher_is_better)
+}
+
+/// [`compare_bayesian`] for regression-adjusted (CUPED) variants: the likelihood's
+/// delta-method variance uses `variance_mean_t`, the treatment's unadjusted mean, as gbstats
+/// does (see [`compare_sequential_with`](super::sequential::compare_sequential_with)).
+pub fn compare_bayesian_with(
+    control: &Summary,
+    treatment: &Summary,
+    variance_mean_t: f64,
+    alpha: f64,
+    prior: Option<&GaussianPrior>,
+    higher_is_better: bool,
+) -> Option<BayesianComparison> {
     if control.mean == 0.0 || control.n < 2 || treatment.n < 2 {
         return None;
     }
@@ -74,7 +88,7 @@ pub fn compare_bayesian(
     let mc2 = control.mean * control.mean;
     let data_mean = (treatment.mean - control.mean) / control.mean;
     let data_variance =
-        treatment.variance / (mc2 * n_t) + control.variance * treatment.mean * treatment.mean / (mc2 * mc2 * n_c);
+        treatment.variance / (mc2 * n_t) + control.variance * variance_mean_t * variance_mean_t / (mc2 * mc2 * n_c);
     let (mean, precision) = match prior {
         None => (data_mean, 1.0 / data_variance),
         Some(prior) => {

@@ -87,6 +87,20 @@ fn interval(estimate: f64, half_width: f64) -> Option<[f64; 2]> {
 /// a non-positive `tuning`; a control mean of 0 leaves only the relative results undefined
 /// (gbstats then refuses the whole test; the absolute difference is still well defined).
 pub fn compare_sequential(control: &Summary, treatment: &Summary, alpha: f64, tuning: f64) -> SequentialComparison {
+    compare_sequential_with(control, treatment, treatment.mean, alpha, tuning)
+}
+
+/// [`compare_sequential`] for regression-adjusted (CUPED) variants: the relative variance's
+/// delta method uses `variance_mean_t`, the treatment's *unadjusted* mean, as gbstats'
+/// `frequentist_variance` does with `unadjusted_mean` (the control's adjusted mean is its
+/// unadjusted one when the adjustment is centred on the control's covariate mean).
+pub fn compare_sequential_with(
+    control: &Summary,
+    treatment: &Summary,
+    variance_mean_t: f64,
+    alpha: f64,
+    tuning: f64,
+) -> SequentialComparison {
     let mut out = SequentialComparison::default();
     if !(alpha > 0.0 && alpha < 1.0 && tuning > 0.0 && tuning.is_finite()) {
         out.notes.push("alpha must lie in (0, 1) and the sequential tuning must be positive");
@@ -116,7 +130,7 @@ pub fn compare_sequential(control: &Summary, treatment: &Summary, alpha: f64, tu
     let mc2 = control.mean * control.mean;
     let relative = diff / control.mean;
     let var_rel =
-        treatment.variance / (mc2 * n_t) + control.variance * treatment.mean * treatment.mean / (mc2 * mc2 * n_c);
+        treatment.variance / (mc2 * n_t) + control.variance * variance_mean_t * variance_mean_t / (mc2 * mc2 * n_c);
     out.ci_relative = interval(relative, half_width(var_rel, n_total, alpha, rho2));
     out.p_value_relative = finite(p_value(relative, var_rel, n_total, rho2));
     out

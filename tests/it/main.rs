@@ -9,4 +9,5 @@ mod outputs;
 mod recommendations;
 mod reference;
 mod sla;
+mod statistics;
 mod support;

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::support::*;
 
-fn reference_check(s: &Scenario, experiment: &str) {
+pub fn reference_check(s: &Scenario, experiment: &str) {
     let script = repo_root().join("tests/reference/check_run.py");
     let output = Command::new(python())
         .arg(script)
@@ -45,7 +45,7 @@ fn generated_experiments_match_scipy_statsmodels_and_gbstats() {
 #[test]
 fn per_experiment_overrides_and_bh_correction_match_statsmodels() {
     let s = Scenario::generate(&["--units", "6000", "--days", "4", "--seed", "5", "--experiment", "tuned,effect=0.1"]);
-    s.edit_job(|job| job.replace("margin = 0.1 }]", "margin = 0.1 }]\nalpha = 0.1\ncorrection = \"bh\""));
+    s.edit_job(|job| job.replace("margin = 0.2 }]", "margin = 0.2 }]\nalpha = 0.1\ncorrection = \"bh\""));
     s.run(&[]).assert_code(0);
     let result = s.result("tuned");
     assert_eq!(result["settings"]["correction"], "bh");
