@@ -24,5 +24,5 @@ pub use noninferiority::{NonInferiority, NonInferiorityUnits, noninferiority, no
 pub use power::{SampleSize, required_units, sequential_required_units};
 pub use sequential::{DEFAULT_TUNING, SequentialComparison, compare_sequential, compare_sequential_with};
 pub use srm::srm_p_value;
-pub use summary::{RatioSummary, Summary};
+pub use summary::{RatioSummary, Summary, relative_variance};
 pub use welch::{Comparison, compare};

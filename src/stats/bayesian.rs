@@ -84,11 +84,8 @@ pub fn compare_bayesian_with(
     if !(control.variance > 0.0 && treatment.variance > 0.0 && alpha > 0.0 && alpha < 1.0) {
         return None;
     }
-    let (n_c, n_t) = (control.n as f64, treatment.n as f64);
-    let mc2 = control.mean * control.mean;
     let data_mean = (treatment.mean - control.mean) / control.mean;
-    let data_variance =
-        treatment.variance / (mc2 * n_t) + control.variance * variance_mean_t * variance_mean_t / (mc2 * mc2 * n_c);
+    let data_variance = super::relative_variance(control, treatment, variance_mean_t);
     let (mean, precision) = match prior {
         None => (data_mean, 1.0 / data_variance),
         Some(prior) => {

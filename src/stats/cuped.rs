@@ -132,10 +132,7 @@ pub fn compare_cuped(control: &CovariateSummary, treatment: &CovariateSummary, t
     let relative = (adj_t.mean - adj_c.mean) / control.mean;
     out.relative_effect = Some(relative);
     if let Some(df) = out.df {
-        let (n_c, n_t) = (control.n as f64, treatment.n as f64);
-        let mc2 = control.mean * control.mean;
-        let var_rel =
-            adj_t.variance / (n_t * mc2) + treatment.mean * treatment.mean * adj_c.variance / (n_c * mc2 * mc2);
+        let var_rel = super::relative_variance(&Summary { mean: control.mean, ..adj_c }, &adj_t, treatment.mean);
         let half = student_t::quantile(1.0 - alpha / 2.0, df) * var_rel.sqrt();
         out.ci_relative = Some([relative - half, relative + half]);
     }

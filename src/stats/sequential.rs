@@ -127,10 +127,8 @@ pub fn compare_sequential_with(
         out.notes.push("the control mean is 0, so the relative effect is undefined");
         return out;
     }
-    let mc2 = control.mean * control.mean;
     let relative = diff / control.mean;
-    let var_rel =
-        treatment.variance / (mc2 * n_t) + control.variance * variance_mean_t * variance_mean_t / (mc2 * mc2 * n_c);
+    let var_rel = super::relative_variance(control, treatment, variance_mean_t);
     out.ci_relative = interval(relative, half_width(var_rel, n_total, alpha, rho2));
     out.p_value_relative = finite(p_value(relative, var_rel, n_total, rho2));
     out

@@ -24,6 +24,16 @@ impl Summary {
     }
 }
 
+/// The delta-method variance of the relative effect `m_t / m_c - 1`:
+/// `v_t / (n_t m_c²) + m_t² v_c / (n_c m_c⁴)`, with `m_t` given separately so that CUPED can use
+/// the unadjusted treatment mean as gbstats does (gbstats `frequentist_variance`; Deng et al.
+/// 2018, "Applying the Delta Method in Metric Analytics", KDD, §3).
+pub fn relative_variance(control: &Summary, treatment: &Summary, mean_t: f64) -> f64 {
+    let mc2 = control.mean * control.mean;
+    treatment.variance / (treatment.n as f64 * mc2)
+        + mean_t * mean_t * control.variance / (control.n as f64 * mc2 * mc2)
+}
+
 /// Sufficient statistics of a ratio metric's per-unit numerators and denominators.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct RatioSummary {

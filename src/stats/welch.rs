@@ -64,9 +64,7 @@ pub fn compare(control: &Summary, treatment: &Summary, alpha: f64) -> Comparison
     out.p_value = Some((2.0 * student_t::sf((diff / se).abs(), df)).min(1.0));
     out.ci_absolute = Some([diff - q * se, diff + q * se]);
     if let Some(relative) = out.relative_effect {
-        let mc2 = control.mean * control.mean;
-        let var_rel =
-            treatment.variance / (nt * mc2) + treatment.mean * treatment.mean * control.variance / (nc * mc2 * mc2);
+        let var_rel = super::relative_variance(control, treatment, treatment.mean);
         let half = q * var_rel.sqrt();
         out.ci_relative = Some([relative - half, relative + half]);
     }
