@@ -55,13 +55,16 @@ fn tick_step(span: f64, target: f64) -> f64 {
 
 /// The chart as an SVG document, or `None` when no relative effect has an interval.
 pub fn relative_effects_svg(result: &ExperimentResult) -> Option<String> {
+    let sequential = result.settings.sequential;
     let rows: Vec<Row> = result
         .metrics
         .iter()
         .flat_map(|m| {
             let many = m.comparisons.len() > 1;
             m.comparisons.iter().filter_map(move |c| {
-                let (estimate, ci) = (c.relative_effect?, c.ci_relative?);
+                // Draw the interval the decision uses: always-valid when sequential is on.
+                let ci = if sequential { c.sequential.as_ref().and_then(|s| s.ci_relative) } else { c.ci_relative };
+                let (estimate, ci) = (c.relative_effect?, ci?);
                 let label = if many { format!("{} · {}", m.name, c.variant) } else { m.name.clone() };
                 Some(Row { label, estimate, ci, direction: c.direction })
             })
@@ -86,7 +89,8 @@ pub fn relative_effects_svg(result: &ExperimentResult) -> Option<String> {
     let _ = write!(svg, r##"<rect width="{WIDTH}" height="{height}" fill="#ffffff"/>"##);
     let _ = write!(
         svg,
-        r##"<text x="{plot_left}" y="18" font-size="13" font-weight="bold" fill="#1f2328">Relative effect vs control ({} CI)</text>"##,
+        r##"<text x="{plot_left}" y="18" font-size="13" font-weight="bold" fill="#1f2328">Relative effect vs control ({}{} CI)</text>"##,
+        if sequential { "always-valid " } else { "" },
         xml_escape(&crate::numbers::percent(1.0 - result.settings.alpha, 0))
     );
     let axis_y = TOP + ROW_HEIGHT * rows.len() as f64;
