@@ -2,18 +2,24 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::cli::{Cli, Command, DemoArgs, GenerateArgs, LogFormat, RunArgs, ValidateArgs};
+use crate::cli::{Cli, Command, DemoArgs, GenerateArgs, LogFormat, RunArgs, ServeArgs, StatusArgs, ValidateArgs};
 use crate::config::{self, Job};
 use crate::deliver;
 use crate::export;
 use crate::generate::{self, GenExperiment, GenSpec};
 use crate::pipeline::{self, RunError, RunOutput, RunRequest};
 use crate::render::bytes;
+use crate::results::Status;
 use crate::runlog::{Deadline, RunLog};
+use crate::schedule::{
+    self,
+    ledger::{self, DeliveryStatus, ExperimentOutcome, Ledger, RunRecord, RunStatus, Trigger},
+    service::ServeSettings,
+};
 use crate::source::{ColumnSpec, Dataset, Expect, Source};
 
 /// Prints a line on stdout. Unlike `println!`, a closed stdout (`abreport … | head`) is not a
@@ -44,14 +50,16 @@ pub enum Exit {
     SourceUnavailable = 3,
     /// At least one experiment had no analyzable data (the others were still published).
     NoAnalyzableData = 4,
-    /// Writing the outputs or a delivery failed.
+    /// Writing the outputs or the run ledger, or a delivery, failed.
     DeliveryFailed = 5,
     /// The run did not finish within `sla_seconds`; nothing was published.
     SlaExceeded = 6,
 }
 
+/// Sets up the `tracing` subscriber on stderr in `format`.
 pub fn init_logging(format: LogFormat) {
-    let default = if format == LogFormat::Json { "info" } else { "warn" };
+    // tokio-cron-scheduler logs its internals at info; keep them out of the service's log.
+    let default = if format == LogFormat::Json { "info,tokio_cron_scheduler=warn" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env(ENV_LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
@@ -76,6 +84,8 @@ pub fn main(cli: Cli) -> Exit {
     runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => run(args).await,
+            Command::Serve(args) => serve(args).await,
+            Command::Status(args) => status(args).await,
             Command::Validate(args) => validate(args).await,
             Command::Demo(args) => demo(args).await,
             Command::Generate(args) => generate_command(args),
@@ -104,58 +114,266 @@ fn load_job(path: &Path) -> Result<Job, Exit> {
     })
 }
 
+/// How a run is made, beyond the job and the report date. `abreport run`, `demo` and the
+/// scheduler differ only in these settings.
+pub struct RunSettings<'a> {
+    /// Only this experiment of the job.
+    pub experiment: Option<&'a str>,
+    /// Local folder for the outputs (`<out>/<experiment>/…`).
+    pub out: &'a Path,
+    /// Deliver to the job's destinations.
+    pub deliver: bool,
+    /// Run and send even when the ledger says this job and date were delivered.
+    pub force: bool,
+    /// Where the run is recorded (none for the demo).
+    pub ledger: Option<&'a Ledger>,
+    /// What started the run.
+    pub trigger: Trigger,
+    /// The scheduled fire time this run is for.
+    pub fire_time: Option<DateTime<Utc>>,
+    /// Draw a progress bar on a terminal.
+    pub progress: bool,
+    /// Print the per-experiment summary on stdout.
+    pub print_summary: bool,
+    /// Send a failure notice to the job's admin for `source_unavailable`, `sla_missed` and
+    /// `failed` outcomes.
+    pub notify: bool,
+}
+
+/// The end of [`run_recorded`].
+pub enum Ran {
+    /// The ledger says this job and date were delivered already: nothing ran or was sent.
+    AlreadyDelivered(RunRecord),
+    /// The run happened.
+    Finished {
+        exit: Exit,
+        /// The record as written to the ledger.
+        record: RunRecord,
+        /// Every error, in order, each a full sentence.
+        errors: Vec<String>,
+    },
+}
+
+/// Runs `job` for `report_date`, publishes and delivers, and records the run in the ledger:
+/// the one code path of `abreport run` and of every scheduled run.
+///
+/// Without `force`, a job and date the ledger shows as delivered is not run again; a re-run
+/// of a date whose delivery partly failed sends only to the destinations that failed.
+pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSettings<'_>) -> Ran {
+    let started = Instant::now();
+    let mut record = RunRecord::start(&job.name, report_date, settings.trigger, job.sla.as_secs_f64());
+    record.fire_time = settings.fire_time;
+    record.experiment = settings.experiment.map(str::to_string);
+    record.deliver = settings.deliver;
+    record.output_dir = Some(settings.out.display().to_string());
+    let mut errors = Vec::new();
+
+    let previous = match settings.ledger {
+        None => None,
+        Some(ledger) => match ledger.read(&job.name, report_date).await {
+            Ok(previous) => previous,
+            Err(e) => {
+                // Without the ledger there is no knowing whether this date was sent already;
+                // not sending is the safe side.
+                errors.push(format!("{e}; the run was not started"));
+                return finish(job, settings, record, Exit::DeliveryFailed, RunStatus::Failed, errors, started).await;
+            }
+        },
+    };
+    let mut already_delivered = Vec::new();
+    if let Some(previous) = previous {
+        if previous.delivered() && !settings.force {
+            return Ran::AlreadyDelivered(previous);
+        }
+        record.attempt = previous.attempt + 1;
+        if !settings.force && previous.experiment.is_none() {
+            already_delivered = previous.deliveries.into_iter().filter(|d| d.ok).collect();
+        }
+    }
+    if let Some(ledger) = settings.ledger
+        && let Err(e) = ledger.write(&record).await
+    {
+        tracing::warn!(job = %job.name, %report_date, error = %e, "could not record the run's start");
+    }
+
+    let log = RunLog::new(started);
+    let request =
+        RunRequest { job, report_date, experiment: settings.experiment, started, progress: settings.progress };
+    let output = match pipeline::run(&request, &log).await {
+        Ok(output) => output,
+        Err(e) => {
+            record.stages = log.timings();
+            if let RunError::Sla(sla) = &e {
+                record.sla_missed_stage = Some(sla.stage.clone());
+            }
+            let exit = exit_for(&e);
+            let status = status_for(exit, Some(&e));
+            errors.push(e.to_string());
+            return finish(job, settings, record, exit, status, errors, started).await;
+        }
+    };
+    record.source_retries = output.source_retries;
+    record.experiments = output
+        .results
+        .iter()
+        .map(|r| ExperimentOutcome {
+            id: r.id.clone(),
+            status: if r.status == Status::Failed { "failed" } else { "ok" }.to_string(),
+            recommendation: r.decision.recommendation.name().to_string(),
+        })
+        .collect();
+    let deadline = Deadline::new(started, job.sla);
+    let published_at = Instant::now();
+    let published =
+        publish(job, report_date, &output, settings.out, settings.deliver, &already_delivered, &deadline).await;
+    log.stage_done(
+        "publish",
+        published_at.elapsed(),
+        serde_json::json!({ "destinations": published.deliveries.len() }),
+    );
+    record.stages = log.timings();
+    record.deliveries = published.deliveries;
+    record.sla_missed_stage = published.sla_stage;
+    errors.extend(published.errors);
+    if settings.print_summary && published.exit != Exit::SlaExceeded {
+        print_summary(job, report_date, &output, &published.dirs);
+    }
+    let status = status_for(published.exit, None);
+    finish(job, settings, record, published.exit, status, errors, started).await
+}
+
+/// Completes `record`, writes it to the ledger and sends the failure notice it calls for.
+async fn finish(
+    job: &Job,
+    settings: &RunSettings<'_>,
+    mut record: RunRecord,
+    mut exit: Exit,
+    status: RunStatus,
+    mut errors: Vec<String>,
+    started: Instant,
+) -> Ran {
+    record.status = status;
+    record.finished_at = Some(Utc::now());
+    record.duration_seconds = Some((started.elapsed().as_secs_f64() * 1e3).round() / 1e3);
+    if !errors.is_empty() {
+        record.error = Some(errors.join("; "));
+    }
+    record.exit_code = exit as u8;
+    if let Some(ledger) = settings.ledger
+        && let Err(e) = ledger.write(&record).await
+    {
+        // A delivered run that is not recorded would be sent again by catch-up: say so, and
+        // do not report success.
+        errors.push(format!("{e}; a later scheduled run may send this date again"));
+        if exit == Exit::Ok {
+            exit = Exit::DeliveryFailed;
+        }
+    }
+    if settings.notify && record.status.needs_notice() {
+        schedule::notify_failure(job, &record).await;
+    }
+    Ran::Finished { exit, record, errors }
+}
+
+/// The ledger status of an outcome. Source errors about a file's content (corrupt, missing or
+/// mistyped columns) are `failed`; a store that cannot be reached or read is
+/// `source_unavailable`.
+fn status_for(exit: Exit, error: Option<&RunError>) -> RunStatus {
+    match exit {
+        Exit::Ok => RunStatus::Ok,
+        Exit::NoAnalyzableData => RunStatus::NoData,
+        Exit::DeliveryFailed => RunStatus::DeliveryFailed,
+        Exit::SlaExceeded => RunStatus::SlaMissed,
+        Exit::SourceUnavailable => match error {
+            Some(RunError::Source(e)) if !e.is_unavailable() => RunStatus::Failed,
+            _ => RunStatus::SourceUnavailable,
+        },
+        Exit::Internal | Exit::Config => RunStatus::Failed,
+    }
+}
+
 /// Where a run's outputs went, and how the run ends.
 struct Published {
     dirs: Vec<PathBuf>,
     exit: Exit,
+    deliveries: Vec<DeliveryStatus>,
+    errors: Vec<String>,
+    /// The stage during which the SLA passed.
+    sla_stage: Option<String>,
 }
 
-/// Writes `output` under `out`, then delivers, under the deadline; returns the exit code.
+/// Writes `output` under `out`, then delivers to each destination not in `already_delivered`,
+/// each under what is left of the deadline.
 async fn publish(
     job: &Job,
     report_date: NaiveDate,
     output: &RunOutput,
     out: &Path,
     deliver: bool,
+    already_delivered: &[DeliveryStatus],
     deadline: &Deadline,
 ) -> Published {
+    let mut published =
+        Published { dirs: Vec::new(), exit: Exit::Ok, deliveries: Vec::new(), errors: Vec::new(), sla_stage: None };
     if let Err(e) = deadline.check("publish") {
-        eprintln!("error: {e}");
-        return Published { dirs: vec![], exit: Exit::SlaExceeded };
+        published.errors.push(e.to_string());
+        published.sla_stage = Some(e.stage);
+        published.exit = Exit::SlaExceeded;
+        return published;
     }
-    let mut dirs = Vec::new();
-    let mut exit = Exit::Ok;
     for outputs in &output.outputs {
         match export::write_dir(out, outputs) {
-            Ok(dir) => dirs.push(dir),
+            Ok(dir) => published.dirs.push(dir),
             Err(e) => {
-                eprintln!("error: {e}");
-                exit = Exit::DeliveryFailed;
+                published.errors.push(e.to_string());
+                published.exit = Exit::DeliveryFailed;
             }
         }
     }
-    if deliver && !job.deliveries.is_empty() {
-        match deadline.within("deliver", deliver::deliver_all(job, report_date, &output.outputs)).await {
-            Ok(reports) => {
-                for report in reports.iter().filter(|r| !r.ok) {
-                    eprintln!(
-                        "error: delivery to {} failed: {}",
-                        report.destination,
-                        report.error.as_deref().unwrap_or("unknown error")
-                    );
-                    exit = Exit::DeliveryFailed;
+    if deliver {
+        for delivery in &job.deliveries {
+            let key = ledger::delivery_key(delivery);
+            if let Some(earlier) = already_delivered.iter().find(|d| d.key == key) {
+                tracing::info!(destination = %earlier.destination, "already delivered by an earlier attempt; not sent again");
+                published.deliveries.push(DeliveryStatus { skipped: true, ..earlier.clone() });
+                continue;
+            }
+            // One destination at a time, so the ledger knows which configuration each report
+            // is about and a slow destination is cut off at the deadline.
+            let single = Job { deliveries: vec![delivery.clone()], ..job.clone() };
+            match deadline.within("deliver", deliver::deliver_all(&single, report_date, &output.outputs)).await {
+                Ok(reports) => {
+                    for report in reports {
+                        if !report.ok {
+                            published.errors.push(format!(
+                                "delivery to {} failed: {}",
+                                report.destination,
+                                report.error.as_deref().unwrap_or("unknown error")
+                            ));
+                            published.exit = Exit::DeliveryFailed;
+                        }
+                        published.deliveries.push(DeliveryStatus {
+                            destination: report.destination,
+                            key: key.clone(),
+                            ok: report.ok,
+                            error: report.error,
+                            skipped: false,
+                        });
+                    }
+                }
+                Err(e) => {
+                    published.errors.push(e.to_string());
+                    published.sla_stage = Some(e.stage);
+                    published.exit = Exit::SlaExceeded;
+                    return published;
                 }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Published { dirs, exit: Exit::SlaExceeded };
-            }
         }
     }
-    if exit == Exit::Ok && output.failed().next().is_some() {
-        exit = Exit::NoAnalyzableData;
+    if published.exit == Exit::Ok && output.failed().next().is_some() {
+        published.exit = Exit::NoAnalyzableData;
     }
-    Published { dirs, exit }
+    published
 }
 
 fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[PathBuf]) {
@@ -182,39 +400,142 @@ fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[
     }
 }
 
+/// The ledger of `--ledger`, or `<out>/ledger`.
+fn ledger_location(ledger: Option<&str>, out: &Path) -> String {
+    ledger.map_or_else(|| out.join("ledger").to_string_lossy().into_owned(), str::to_string)
+}
+
 async fn run(args: RunArgs) -> Exit {
-    let started = Instant::now();
     let job = match load_job(&args.job) {
         Ok(job) => job,
         Err(exit) => return exit,
     };
     let report_date = args.date.unwrap_or_else(|| default_report_date(job.timezone));
-    run_job(&job, report_date, args.experiment.as_deref(), &args.out, !args.no_deliver, started).await
-}
-
-async fn run_job(
-    job: &Job,
-    report_date: NaiveDate,
-    experiment: Option<&str>,
-    out: &Path,
-    deliver: bool,
-    started: Instant,
-) -> Exit {
-    let log = RunLog::new(started);
-    let request = RunRequest { job, report_date, experiment, started, progress: std::io::stderr().is_terminal() };
-    let output = match pipeline::run(&request, &log).await {
-        Ok(output) => output,
+    let ledger = match Ledger::open(&ledger_location(args.ledger.as_deref(), &args.out)) {
+        Ok(ledger) => ledger,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit_for(&e);
+            return Exit::DeliveryFailed;
         }
     };
-    let deadline = Deadline::new(started, job.sla);
-    let published = publish(job, report_date, &output, out, deliver, &deadline).await;
-    if published.exit != Exit::SlaExceeded {
-        print_summary(job, report_date, &output, &published.dirs);
+    let settings = RunSettings {
+        experiment: args.experiment.as_deref(),
+        out: &args.out,
+        deliver: !args.no_deliver,
+        force: args.force,
+        ledger: Some(&ledger),
+        trigger: Trigger::Manual,
+        fire_time: None,
+        progress: std::io::stderr().is_terminal(),
+        print_summary: true,
+        notify: true,
+    };
+    match run_recorded(&job, report_date, &settings).await {
+        Ran::AlreadyDelivered(previous) => {
+            say!(
+                "abreport: job `{}`, report date {report_date}: already delivered (status {}, finished {}; ledger {}). \
+                 Nothing was run or sent; `--force` runs and sends it again.",
+                job.name,
+                previous.status.name(),
+                previous.finished_at.map_or_else(|| "?".to_string(), |t| t.to_rfc3339()),
+                ledger.location()
+            );
+            Exit::Ok
+        }
+        Ran::Finished { exit, errors, .. } => {
+            for error in errors {
+                eprintln!("error: {error}");
+            }
+            exit
+        }
     }
-    published.exit
+}
+
+async fn status(args: StatusArgs) -> Exit {
+    let location = ledger_location(args.ledger.as_deref(), &args.out);
+    if args.ledger.is_none() && !Path::new(&location).exists() {
+        say!("no runs recorded: `{location}` does not exist (see --ledger, --out)");
+        return Exit::Ok;
+    }
+    let ledger = match Ledger::open(&location) {
+        Ok(ledger) => ledger,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::DeliveryFailed;
+        }
+    };
+    let jobs = match ledger.recent(args.job.as_deref(), args.last).await {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::DeliveryFailed;
+        }
+    };
+    if jobs.is_empty() {
+        say!("no runs recorded in {}", ledger.location());
+        return Exit::Ok;
+    }
+    for (job, records) in jobs {
+        say!("{job}");
+        for record in records {
+            say!("  {}", status_line(&record));
+        }
+    }
+    Exit::Ok
+}
+
+/// One run in `abreport status`: date, status, trigger, attempt, when, how long, and why.
+fn status_line(record: &RunRecord) -> String {
+    let duration = record.duration_seconds.map_or_else(|| "-".to_string(), |s| format!("{s:.1}s"));
+    let delivered = record.deliveries.iter().filter(|d| d.ok).count();
+    let mut line = format!(
+        "{}  {:<18} {:<9} attempt {:<2} started {}  {:>7}  delivered {delivered}/{}",
+        record.report_date,
+        record.status.name(),
+        match record.trigger {
+            Trigger::Manual => "manual",
+            Trigger::Schedule => "schedule",
+            Trigger::CatchUp => "catch-up",
+        },
+        record.attempt,
+        record.started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        duration,
+        record.deliveries.len()
+    );
+    if let Some(stage) = &record.sla_missed_stage {
+        line.push_str(&format!("  SLA missed during `{stage}`"));
+    }
+    if let Some(error) = &record.error {
+        let short: String = error.chars().take(200).collect();
+        line.push_str(&format!("  error: {short}"));
+    }
+    line
+}
+
+async fn serve(args: ServeArgs) -> Exit {
+    let ledger = match Ledger::open(&ledger_location(args.ledger.as_deref(), &args.out)) {
+        Ok(ledger) => ledger,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Config;
+        }
+    };
+    let settings = ServeSettings {
+        jobs: args.jobs,
+        out: args.out,
+        ledger,
+        catch_up_days: args.catch_up_days,
+        metrics_addr: args.metrics_addr,
+        grace: Duration::from_secs_f64(args.grace_seconds.max(0.0)),
+        overlap: args.overlap,
+    };
+    match schedule::service::serve(settings).await {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Exit::Config
+        }
+    }
 }
 
 async fn validate(args: ValidateArgs) -> Exit {
@@ -313,7 +634,6 @@ async fn check_source(job: &Job, report_date: NaiveDate) -> Result<String, Strin
 }
 
 async fn demo(args: DemoArgs) -> Exit {
-    let started = Instant::now();
     let end_date = Utc::now().date_naive().pred_opt().unwrap_or(NaiveDate::MIN);
     let spec = generate::demo_spec(end_date);
     let generated = match generate::generate(&spec, &args.out) {
@@ -335,7 +655,28 @@ async fn demo(args: DemoArgs) -> Exit {
         Ok(job) => job,
         Err(exit) => return exit,
     };
-    let exit = run_job(&job, end_date, None, &args.out.join("reports"), false, started).await;
+    let reports = args.out.join("reports");
+    let settings = RunSettings {
+        experiment: None,
+        out: &reports,
+        deliver: false,
+        force: true,
+        ledger: None,
+        trigger: Trigger::Manual,
+        fire_time: None,
+        progress: std::io::stderr().is_terminal(),
+        print_summary: true,
+        notify: false,
+    };
+    let exit = match run_recorded(&job, end_date, &settings).await {
+        Ran::Finished { exit, errors, .. } => {
+            for error in errors {
+                eprintln!("error: {error}");
+            }
+            exit
+        }
+        Ran::AlreadyDelivered(_) => Exit::Ok,
+    };
     say!(
         "job file: {}  (re-run with: abreport run --job {} --date {end_date})",
         generated.job_file.display(),

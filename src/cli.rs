@@ -1,11 +1,13 @@
 //! Command-line types. Their doc comments are `--help`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::generate::UnitIdStyle;
+use crate::schedule::service::Overlap;
 
 /// Daily A/B experiment reports: reads exposure and event Parquet partitions, computes
 /// per-variant KPIs and significance, and recommends promote, roll back, keep running, pause
@@ -30,6 +32,10 @@ pub enum LogFormat {
 pub enum Command {
     /// Run one job now (an ad hoc run) and write its reports and exports.
     Run(RunArgs),
+    /// Run every job of a folder on its cron schedule, as a long-lived service.
+    Serve(ServeArgs),
+    /// Print the last runs of each job from the run ledger.
+    Status(StatusArgs),
     /// Check job files and their data sources without side effects.
     Validate(ValidateArgs),
     /// Make a sample dataset and report on it: local files, no services.
@@ -55,6 +61,55 @@ pub struct RunArgs {
     /// Do not deliver to the job's destinations (email, upload, dir).
     #[arg(long)]
     pub no_deliver: bool,
+    /// Run and deliver even when the run ledger says this job and date were delivered.
+    #[arg(long)]
+    pub force: bool,
+    /// The run ledger: a folder or an object-store URL; default `<out>/ledger`.
+    #[arg(long, value_name = "DIR_OR_URL")]
+    pub ledger: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Folder of job files (`*.toml`); each job with a `schedule` is run on it.
+    #[arg(long)]
+    pub jobs: PathBuf,
+    /// Local copy of every run's outputs: `<out>/<job>/<report_date>/<experiment>/…`.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// The run ledger: a folder or an object-store URL; default `<out>/ledger`.
+    #[arg(long, value_name = "DIR_OR_URL")]
+    pub ledger: Option<String>,
+    /// On start, run each job's fires of the last N days whose report date was not delivered.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub catch_up_days: u32,
+    /// Serve `GET /healthz` and Prometheus `GET /metrics` on this address (off when absent).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// After SIGTERM or SIGINT, how long running runs may take to finish before the service
+    /// exits anyway.
+    #[arg(long, default_value_t = 90.0, value_name = "SECONDS")]
+    pub grace_seconds: f64,
+    /// What a fire does while the job's previous run is still going: wait for it (at most one
+    /// fire waits), or skip.
+    #[arg(long, value_enum, default_value_t = Overlap::Wait)]
+    pub overlap: Overlap,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output folder of the runs (the ledger is `<out>/ledger` unless `--ledger` is given).
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// The run ledger: a folder or an object-store URL.
+    #[arg(long, value_name = "DIR_OR_URL")]
+    pub ledger: Option<String>,
+    /// Only this job.
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Runs per job, newest report date first.
+    #[arg(long, default_value_t = 7)]
+    pub last: usize,
 }
 
 #[derive(Debug, Args)]

@@ -14,5 +14,6 @@ pub mod pipeline;
 pub mod render;
 pub mod results;
 pub mod runlog;
+pub mod schedule;
 pub mod source;
 pub mod stats;

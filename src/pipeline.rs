@@ -45,6 +45,8 @@ pub struct RunOutput {
     pub results: Vec<ExperimentResult>,
     pub outputs: Vec<ExperimentOutputs>,
     pub facts: RunFacts,
+    /// Requests to the data source that were retried after a transient error.
+    pub source_retries: u32,
 }
 
 impl RunOutput {
@@ -156,7 +158,8 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
 
     // List the partitions of every date any experiment's window covers.
     let started = Instant::now();
-    let source = Source::open(&job.source.url)?;
+    // Every request to the source gets a timeout and retries bounded by the deadline.
+    let source = Source::open_within(&job.source.url, deadline)?;
     let plan = match spec.first_date() {
         Some(first) => {
             let dates =
@@ -206,6 +209,16 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     ]);
     let fold = aggregator.clone();
     let event_stats = reader.read(Dataset::Events, event_columns, move |_, columns| fold.fold_events(columns)).await?;
+    // Logged before the experiments' run logs are cut, so each run.log.jsonl shows it.
+    let source_retries = source.retries();
+    if source_retries > 0 {
+        log.warn(
+            "read",
+            None,
+            format!("{source_retries} request(s) to the data source were retried after transient errors"),
+            json!({ "retries": source_retries }),
+        );
+    }
     let started = Instant::now();
     // The readers' clones of the aggregator are gone once both scans have returned.
     let aggregator = Arc::try_unwrap(aggregator).map_err(|_| RunError::Incomplete { expected: 1, got: 0 })?;
@@ -300,7 +313,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     }
     facts.timings = log.timings();
     facts.elapsed_seconds = request.started.elapsed().as_secs_f64();
-    Ok(RunOutput { results, outputs, facts })
+    Ok(RunOutput { results, outputs, facts, source_retries })
 }
 
 /// One experiment's outcome.

@@ -24,7 +24,7 @@ pub struct Entry {
 }
 
 /// A stage's name and how long it took.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct StageTiming {
     pub stage: String,
     pub seconds: f64,

@@ -5,12 +5,18 @@
 //! on the runtime's worker threads, and each decoded batch goes straight to the sink, so memory
 //! holds a few batches per task, never a table. Column types are checked against the file's
 //! schema before any data is read, so a mistyped column fails fast with the file's name.
+//!
+//! Every request goes through [`retry::Retry`]: transient failures are retried inside the run's
+//! SLA budget, each request has a timeout derived from what is left of it, and permanent ones
+//! (access denied, a missing bucket or prefix, a corrupt file) fail at once.
 
 mod reader;
+pub mod retry;
 mod store;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field, Schema};
@@ -24,7 +30,9 @@ use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::errors::ParquetError;
 use tokio::task::JoinSet;
 
+use crate::runlog::Deadline;
 use reader::ObjectReader;
+use retry::{Failure, Kind, Retry};
 
 /// Rows per decoded batch: large enough to amortise per-batch work, small enough that a few
 /// in flight per task stay in the CPU cache's neighbourhood.
@@ -139,8 +147,19 @@ pub struct ScanStats {
 /// Why the source could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// Transient failures (network, timeouts, 5xx, throttling) that lasted until the budget
+    /// for retrying them ran out.
     #[error("data source `{url}` is unavailable: {cause}")]
     Unavailable { url: String, cause: String },
+    /// Missing, wrong or insufficient credentials.
+    #[error("data source `{url}` refused access: {cause}")]
+    Denied { url: String, cause: String },
+    /// The bucket, prefix or file does not exist.
+    #[error("data source `{url}` is missing: {cause}")]
+    Missing { url: String, cause: String },
+    /// Any other permanent refusal (a malformed URL, an unsupported store, a 4xx answer).
+    #[error("data source `{url}` cannot be read: {cause}")]
+    Refused { url: String, cause: String },
     #[error("cannot read `{file}`: not a readable Parquet file (truncated or corrupt?): {cause}")]
     Corrupt { file: String, cause: String },
     #[error("`{file}` has no column `{column}` (columns: {available}); map it with [source.columns] in the job file")]
@@ -153,9 +172,30 @@ pub enum SourceError {
 
 impl SourceError {
     /// True when retrying later could help (network, throttling, a store that is down); false
-    /// for problems in the data itself.
+    /// for permanent refusals and for problems in the data itself.
     pub fn is_transient(&self) -> bool {
         matches!(self, SourceError::Unavailable { .. })
+    }
+
+    /// True when the store could not be reached or read at all (as opposed to a file in it
+    /// being unusable): a run ending so is `source_unavailable`.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Unavailable { .. }
+                | SourceError::Denied { .. }
+                | SourceError::Missing { .. }
+                | SourceError::Refused { .. }
+        )
+    }
+
+    fn from_failure(url: String, failure: Failure) -> Self {
+        match failure {
+            Failure::Permanent { kind: Kind::Denied, cause } => SourceError::Denied { url, cause },
+            Failure::Permanent { kind: Kind::Missing, cause } => SourceError::Missing { url, cause },
+            Failure::Permanent { cause, .. } => SourceError::Refused { url, cause },
+            gave_up @ Failure::GaveUp { .. } => SourceError::Unavailable { url, cause: gave_up.to_string() },
+        }
     }
 }
 
@@ -165,6 +205,10 @@ pub struct Source {
     store: Arc<dyn ObjectStore>,
     root: Path,
     url: String,
+    /// A local folder: a missing partition folder is reported as NotFound, which then means
+    /// an empty partition rather than a missing bucket.
+    local: bool,
+    retry: Retry,
 }
 
 impl fmt::Debug for Source {
@@ -173,12 +217,29 @@ impl fmt::Debug for Source {
     }
 }
 
+/// The budget of reads made outside a run (`abreport validate`).
+const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
+
 impl Source {
-    /// Opens the root at `url` (no request is made for cloud stores; a local folder must exist).
+    /// Opens the root at `url` (no request is made for cloud stores; a local folder must exist)
+    /// with a budget of 60 seconds from now for its requests and retries.
     pub fn open(url: &str) -> Result<Self, SourceError> {
+        Self::open_within(url, Deadline::new(Instant::now(), DEFAULT_BUDGET))
+    }
+
+    /// Opens the root at `url` for a run that must end by `deadline`: every request's timeout
+    /// and every retry stay inside what is left of it.
+    pub fn open_within(url: &str, deadline: Deadline) -> Result<Self, SourceError> {
+        let limits = store::Limits::within(deadline.remaining());
         let (store, root) =
-            store::open(url).map_err(|cause| SourceError::Unavailable { url: url.to_string(), cause })?;
-        Ok(Self { store, root, url: url.trim_end_matches('/').to_string() })
+            store::open(url, limits).map_err(|cause| SourceError::Refused { url: url.to_string(), cause })?;
+        let local = url.starts_with("file:");
+        Ok(Self { store, root, url: url.trim_end_matches('/').to_string(), local, retry: Retry::new(deadline) })
+    }
+
+    /// How many requests were retried so far.
+    pub fn retries(&self) -> u32 {
+        self.retry.retries()
     }
 
     pub fn url(&self) -> &str {
@@ -197,25 +258,31 @@ impl Source {
 
     /// Lists the Parquet files of `dataset` for each date (all dates concurrently).
     pub async fn plan(&self, datasets: &[(Dataset, Vec<NaiveDate>)]) -> Result<ScanPlan, SourceError> {
-        let listings = datasets
-            .iter()
-            .flat_map(|(dataset, dates)| dates.iter().map(move |date| (*dataset, *date)))
-            .map(|(dataset, date)| async move {
-                let prefix = self.partition(dataset, date);
-                let metas: Vec<object_store::ObjectMeta> =
-                    self.store.list(Some(&prefix)).try_collect().await.or_else(|err| match err {
-                        // A local store reports a missing partition folder as NotFound.
-                        object_store::Error::NotFound { .. } => Ok(Vec::new()),
-                        err => Err(self.unavailable(&err)),
-                    })?;
-                let mut files: Vec<DataFile> = metas
-                    .into_iter()
-                    .filter(|meta| is_data_file(&meta.location))
-                    .map(|meta| DataFile { dataset, date, path: meta.location, size: meta.size })
-                    .collect();
-                files.sort_by(|a, b| a.path.cmp(&b.path));
-                Ok::<_, SourceError>((dataset, date, files))
-            });
+        // Owned pairs: a stream over borrowed ones makes the future's `Send` unprovable for
+        // the compiler (higher-ranked closure lifetimes), and the service spawns runs as tasks.
+        let pairs: Vec<(Dataset, NaiveDate)> =
+            datasets.iter().flat_map(|(dataset, dates)| dates.iter().map(|date| (*dataset, *date))).collect();
+        let listings = pairs.into_iter().map(|(dataset, date)| async move {
+            let prefix = self.partition(dataset, date);
+            let listed = self
+                .retry
+                .run(prefix.as_ref(), || self.store.list(Some(&prefix)).try_collect::<Vec<object_store::ObjectMeta>>())
+                .await;
+            let metas = match listed {
+                Ok(metas) => metas,
+                // A local store reports a missing partition folder as NotFound; a cloud store
+                // lists a missing prefix as empty and only a missing bucket as NotFound.
+                Err(Failure::Permanent { kind: Kind::Missing, .. }) if self.local => Vec::new(),
+                Err(failure) => return Err(SourceError::from_failure(self.url.clone(), failure)),
+            };
+            let mut files: Vec<DataFile> = metas
+                .into_iter()
+                .filter(|meta| is_data_file(&meta.location))
+                .map(|meta| DataFile { dataset, date, path: meta.location, size: meta.size })
+                .collect();
+            files.sort_by(|a, b| a.path.cmp(&b.path));
+            Ok::<_, SourceError>((dataset, date, files))
+        });
         let results: Vec<_> = futures::stream::iter(listings).buffered(16).try_collect().await?;
         let mut plan = ScanPlan::default();
         for (dataset, date, files) in results {
@@ -224,16 +291,32 @@ impl Source {
             }
             plan.files.extend(files);
         }
+        if plan.files.is_empty() && !plan.missing.is_empty() {
+            self.check_root().await?;
+        }
         Ok(plan)
     }
 
-    fn unavailable(&self, err: &object_store::Error) -> SourceError {
-        SourceError::Unavailable { url: self.url.clone(), cause: describe_store_error(err) }
+    /// Fails when nothing at all lives under the root: every partition of a window missing is
+    /// then a wrong bucket or prefix, not a gap in the data.
+    async fn check_root(&self) -> Result<(), SourceError> {
+        let listing = self
+            .retry
+            .run(self.root.as_ref(), || self.store.list_with_delimiter(Some(&self.root)))
+            .await
+            .map_err(|failure| SourceError::from_failure(self.url.clone(), failure))?;
+        if listing.objects.is_empty() && listing.common_prefixes.is_empty() {
+            return Err(SourceError::Missing {
+                url: self.url.clone(),
+                cause: "nothing is stored under it (does the bucket or prefix exist?)".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Checks that `file` has `columns` with acceptable types, reading only its footer.
     pub async fn probe(&self, file: &DataFile, columns: &[ColumnSpec]) -> Result<(), SourceError> {
-        let reader = ObjectReader::new(self.store.clone(), file.path.clone(), file.size);
+        let reader = ObjectReader::new(self.store.clone(), file.path.clone(), file.size, self.retry.clone());
         let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| self.parquet_error(file, e))?;
         self.resolve(file, builder.schema(), columns).map(|_| ())
     }
@@ -266,8 +349,8 @@ impl Source {
 
     fn parquet_error(&self, file: &DataFile, err: ParquetError) -> SourceError {
         match err {
-            ParquetError::External(inner) => match inner.downcast::<object_store::Error>() {
-                Ok(store_err) => self.unavailable(&store_err),
+            ParquetError::External(inner) => match inner.downcast::<Failure>() {
+                Ok(failure) => SourceError::from_failure(self.display(&file.path), *failure),
                 Err(other) => SourceError::Corrupt { file: self.display(&file.path), cause: other.to_string() },
             },
             other => SourceError::Corrupt { file: self.display(&file.path), cause: other.to_string() },
@@ -377,7 +460,7 @@ impl Source {
         F: Fn(&DataFile, &[ArrayRef]) -> Result<(), E>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let mut reader = ObjectReader::new(self.store.clone(), file.path.clone(), file.size);
+        let mut reader = ObjectReader::new(self.store.clone(), file.path.clone(), file.size, self.retry.clone());
         let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
             .await
             .map_err(|e| self.parquet_error(&file, e))?;
@@ -412,7 +495,7 @@ impl Source {
 
 /// Opens any store URL (for writers such as uploads): the store and the prefix inside it.
 pub fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), String> {
-    store::open(url)
+    store::open(url, store::Limits::default())
 }
 
 /// Data files are `*.parquet` objects that are not hidden (`.` or `_` prefix, as Spark and
@@ -434,8 +517,25 @@ pub fn describe_store_error(err: &object_store::Error) -> String {
             // reqwest errors quote the request URL, which for some stores carries a signature.
             match text.find("?X-Amz-") {
                 Some(pos) => format!("{}…", &text[..pos]),
-                None => text,
+                None => tidy_xml_error(&text),
             }
         }
+    }
+}
+
+/// S3-style error bodies are XML; keep their code and message and drop the rest (request and
+/// host ids), so the error fits on a line of a log or a notice.
+fn tidy_xml_error(text: &str) -> String {
+    let between = |open: &str, close: &str| {
+        let start = text.find(open)? + open.len();
+        let end = start + text[start..].find(close)?;
+        Some(&text[start..end])
+    };
+    match (between("<Code>", "</Code>"), between("<Message>", "</Message>")) {
+        (Some(code), Some(message)) => {
+            let head = text.find(": <").map_or(text, |i| &text[..i]);
+            format!("{head}: {code}: {message}")
+        }
+        _ => text.to_string(),
     }
 }

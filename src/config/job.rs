@@ -81,6 +81,9 @@ impl Checker<'_> {
                         schedule.get_ref()
                     ),
                 );
+            } else if let Err(e) = crate::schedule::cron::Schedule::parse(schedule.get_ref(), timezone) {
+                // The parser the scheduler uses, so a job that passes here also schedules.
+                self.problem(schedule, e.to_string());
             }
         }
         let sla = match &raw.sla_seconds {
@@ -598,6 +601,15 @@ alpha = 0.01
         // the experiment's primary metric no longer exists, because its definition was rejected
         assert!(found.iter().any(|p| p.contains("unknown metric `conversion`")));
         assert!(found.iter().any(|p| p.starts_with("27: `alpha` must be between 0 and 1")));
+    }
+
+    #[test]
+    fn a_schedule_the_scheduler_cannot_parse_names_its_line() {
+        let found = problems(&GOOD.replace("0 0 6 * * *", "0 0 25 * * *"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("3: schedule `0 0 25 * * *` is not a cron expression with seconds"), "{found:?}");
+        let found = problems(&GOOD.replace("0 0 6 * * *", "0 6 * * 1"));
+        assert!(found[0].starts_with("3: schedule `0 6 * * 1` has 5 fields"), "{found:?}");
     }
 
     #[test]

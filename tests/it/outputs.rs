@@ -140,6 +140,7 @@ fn a_hostile_experiment_name_is_escaped_in_reports_and_sanitized_on_disk() {
     let dirs: Vec<String> = std::fs::read_dir(s.path().join("out"))
         .expect("out")
         .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "ledger")
         .collect();
     assert_eq!(dirs.len(), 1);
     assert!(dirs[0].starts_with("_script_alert_1___script_-") && !dirs[0].contains('<'), "{dirs:?}");
@@ -179,8 +180,17 @@ fn the_html_report_is_self_contained_and_puts_the_verdict_first() {
 fn a_rerun_replaces_the_set_atomically() {
     let s = Scenario::generate(&["--units", "1500", "--days", "2", "--experiment", "again"]);
     s.run(&[]).assert_code(0);
-    s.run(&[]).assert_code(0);
+    let first = std::fs::read_to_string(s.out("again").join("manifest.json")).expect("manifest");
+    // The ledger knows this date was delivered: a plain re-run does nothing and says so.
+    let again = s.run(&[]);
+    again.assert_code(0);
+    assert!(again.stdout.contains("already delivered"), "{}", again.stdout);
+    assert_eq!(std::fs::read_to_string(s.out("again").join("manifest.json")).expect("manifest"), first);
+    // --force runs and publishes it again.
+    s.run(&["--force"]).assert_code(0);
     assert_complete_set(&s.out("again"));
+    assert_ne!(std::fs::read_to_string(s.out("again").join("manifest.json")).expect("manifest"), first);
+    assert_eq!(ledger_record(s.path(), "generated", REPORT_DATE)["attempt"], 2);
 }
 
 #[test]

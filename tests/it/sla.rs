@@ -11,5 +11,13 @@ fn a_run_over_its_sla_exits_with_the_sla_code_and_publishes_nothing() {
     run.assert_code(6);
     assert!(run.stderr.contains("SLA exceeded"), "{}", run.stderr);
     assert!(run.stderr.contains("during stage `"), "names the stage: {}", run.stderr);
-    assert!(!s.path().join("out").exists(), "nothing was written");
+    assert!(!s.out("slow").exists(), "nothing was published");
+
+    // The ledger beside the outputs records the miss and the stage it happened in.
+    let record = ledger_record(s.path(), "generated", REPORT_DATE);
+    assert_eq!(record["status"], "sla_missed");
+    let stage = record["sla_missed_stage"].as_str().expect("a stage");
+    assert!(run.stderr.contains(&format!("during stage `{stage}`")), "{stage} vs {}", run.stderr);
+    assert_eq!(record["exit_code"], 6);
+    assert!(record["error"].as_str().expect("error").contains("SLA exceeded"));
 }

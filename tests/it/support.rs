@@ -141,6 +141,13 @@ pub fn python() -> String {
     })
 }
 
+/// The run ledger record of `job` and `date` under `<dir>/out/ledger`.
+pub fn ledger_record(dir: &Path, job: &str, date: &str) -> Value {
+    let path = dir.join("out/ledger").join(job).join(format!("{date}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("a ledger record is JSON")
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -1,0 +1,67 @@
+//! The clock around the pipeline: `abreport serve` fires each job on its cron schedule in its
+//! time zone, keeps a run ledger, catches up missed runs, and reports health and metrics.
+//!
+//! - [`cron`]: next fire times in a time zone, DST-correct (pure).
+//! - [`ledger`]: one record per job and report date, in a folder or an object store.
+//! - [`service`]: the loop: tokio-cron-scheduler, one run per job at a time, signals, reload.
+//! - [`metrics`] and [`http`]: Prometheus metrics and `/healthz`.
+//!
+//! A scheduled run is the same `app::run_recorded` call `abreport run` makes; this module adds
+//! only when, for which date, and what to do about the outcome. It reads no data itself.
+
+pub mod cron;
+pub mod http;
+pub mod ledger;
+pub mod metrics;
+pub mod service;
+
+use crate::config::Job;
+use ledger::RunRecord;
+
+/// Tells the job's admin that a run ended badly (`source_unavailable`, `sla_missed`, `failed`).
+///
+/// The one place failure notices go out. Email notices to the job's admin address are not in
+/// this build yet, so the notice is logged at error level with everything it would say; the
+/// service's log collector is where an operator sees it.
+pub async fn notify_failure(job: &Job, record: &RunRecord) {
+    let subject = notice_subject(record);
+    let body = notice_body(record);
+    tracing::error!(
+        job = %job.name,
+        report_date = %record.report_date,
+        status = record.status.name(),
+        subject = %subject,
+        body = %body,
+        "admin notice (not sent: no admin notice channel in this build)"
+    );
+}
+
+/// The subject line of a failure notice.
+pub fn notice_subject(record: &RunRecord) -> String {
+    format!("abreport: job `{}` for {}: {}", record.job, record.report_date, record.status.name())
+}
+
+/// The text of a failure notice: what happened, where it stopped, and what happens next.
+pub fn notice_body(record: &RunRecord) -> String {
+    let mut body = format!(
+        "The run of job `{}` for report date {} ended with status `{}` after {:.1} s (SLA {:.0} s, attempt {}).\n",
+        record.job,
+        record.report_date,
+        record.status.name(),
+        record.duration_seconds.unwrap_or_default(),
+        record.sla_seconds,
+        record.attempt
+    );
+    if let Some(stage) = &record.sla_missed_stage {
+        body.push_str(&format!("The SLA passed during stage `{stage}`; nothing was published as complete.\n"));
+    }
+    if let Some(error) = &record.error {
+        body.push_str(&format!("Error: {error}\n"));
+    }
+    body.push_str(&format!(
+        "The next scheduled run tries the source again. To redo this date now: `abreport run --job <job file> --date {}` \
+         (a restart of `abreport serve` also catches it up while it is within `--catch-up-days`).\n",
+        record.report_date
+    ));
+    body
+}

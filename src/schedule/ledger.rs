@@ -1,0 +1,399 @@
+//! The run ledger: one JSON record per job and report date, `<ledger>/<job>/<report_date>.json`,
+//! in a local folder or under any object-store URL.
+//!
+//! The ledger is what makes the service safe to restart: it says which dates were delivered
+//! (so nothing is sent twice unless asked) and which were missed (so catch-up runs them). A
+//! record is written when a run starts (`running`) and replaced when it ends. Writes are
+//! atomic: object stores publish a PUT whole, and the local store writes a temporary file,
+//! fsyncs it and renames it into place. This module reads and writes its own records and
+//! nothing else.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Delivery, safe_path_component};
+use crate::runlog::StageTiming;
+
+/// Version of the record format.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How a run ended (or that it is still going).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Started and not finished: still going, or the process died (catch-up runs it again).
+    Running,
+    /// Every experiment analysed, published and delivered.
+    Ok,
+    /// Published and delivered, but at least one experiment had no analyzable data.
+    NoData,
+    /// The data source could not be reached or read (after retries, or refused outright).
+    SourceUnavailable,
+    /// The run passed its SLA; nothing was published as complete.
+    SlaMissed,
+    /// Writing the outputs or a delivery failed.
+    DeliveryFailed,
+    /// Anything else: a corrupt file, a bad job, a bug.
+    Failed,
+}
+
+impl RunStatus {
+    /// Every status, for metrics that list them all.
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Running,
+        RunStatus::Ok,
+        RunStatus::NoData,
+        RunStatus::SourceUnavailable,
+        RunStatus::SlaMissed,
+        RunStatus::DeliveryFailed,
+        RunStatus::Failed,
+    ];
+
+    /// The name used in the ledger, metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Ok => "ok",
+            RunStatus::NoData => "no_data",
+            RunStatus::SourceUnavailable => "source_unavailable",
+            RunStatus::SlaMissed => "sla_missed",
+            RunStatus::DeliveryFailed => "delivery_failed",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    /// Statuses the job's admin hears about.
+    pub fn needs_notice(self) -> bool {
+        matches!(self, RunStatus::SourceUnavailable | RunStatus::SlaMissed | RunStatus::Failed)
+    }
+}
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// `abreport run`.
+    Manual,
+    /// A scheduled fire of `abreport serve`.
+    Schedule,
+    /// A fire missed while the service was down, run when it started.
+    CatchUp,
+}
+
+/// How one destination fared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryStatus {
+    /// The destination in words (`dir /srv/reports`, `upload s3://bucket/prefix`).
+    pub destination: String,
+    /// A digest of the destination's configuration: a re-run of the same date sends only to
+    /// destinations whose digest has no successful delivery yet.
+    pub key: String,
+    pub ok: bool,
+    pub error: Option<String>,
+    /// Not sent again in this run: an earlier attempt delivered it.
+    #[serde(default)]
+    pub skipped: bool,
+}
+
+/// The digest identifying a destination's configuration in the ledger.
+pub fn delivery_key(delivery: &Delivery) -> String {
+    let digest = Sha256::digest(format!("{delivery:?}").as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One experiment's outcome, in brief.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentOutcome {
+    pub id: String,
+    /// `ok` or `failed`, as in results.json.
+    pub status: String,
+    pub recommendation: String,
+}
+
+/// One run of one job for one report date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub schema_version: u32,
+    pub job: String,
+    pub report_date: NaiveDate,
+    pub status: RunStatus,
+    pub trigger: Trigger,
+    /// The scheduled fire time this run is for (serve only).
+    pub fire_time: Option<DateTime<Utc>>,
+    /// 1 for the first run of this job and date, then counting re-runs.
+    pub attempt: u32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<f64>,
+    pub sla_seconds: f64,
+    /// The stage that was running when the SLA passed.
+    pub sla_missed_stage: Option<String>,
+    /// Stage timings, in order.
+    pub stages: Vec<StageTiming>,
+    /// Where the outputs were written locally.
+    pub output_dir: Option<String>,
+    /// Only this experiment was run (`abreport run --experiment`).
+    pub experiment: Option<String>,
+    /// Whether the run was to deliver (false with `--no-deliver`).
+    pub deliver: bool,
+    pub experiments: Vec<ExperimentOutcome>,
+    pub deliveries: Vec<DeliveryStatus>,
+    /// Requests to the data source retried after transient errors.
+    pub source_retries: u32,
+    /// What went wrong, in words (no credentials: URLs are shown without them).
+    pub error: Option<String>,
+    /// The exit code `abreport run` returns for this outcome.
+    pub exit_code: u8,
+    pub abreport_version: String,
+}
+
+impl RunRecord {
+    /// A record for a run that starts now.
+    pub fn start(job: &str, report_date: NaiveDate, trigger: Trigger, sla_seconds: f64) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            job: job.to_string(),
+            report_date,
+            status: RunStatus::Running,
+            trigger,
+            fire_time: None,
+            attempt: 1,
+            started_at: Utc::now(),
+            finished_at: None,
+            duration_seconds: None,
+            sla_seconds,
+            sla_missed_stage: None,
+            stages: Vec::new(),
+            output_dir: None,
+            experiment: None,
+            deliver: true,
+            experiments: Vec::new(),
+            deliveries: Vec::new(),
+            source_retries: 0,
+            error: None,
+            exit_code: 0,
+            abreport_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    /// True when this job and date were delivered in full: a scheduled run skips it, and only
+    /// `abreport run --force` sends it again.
+    pub fn delivered(&self) -> bool {
+        matches!(self.status, RunStatus::Ok | RunStatus::NoData) && self.deliver && self.experiment.is_none()
+    }
+
+    /// Keys of the destinations this record delivered to.
+    pub fn delivered_keys(&self) -> Vec<&str> {
+        self.deliveries.iter().filter(|d| d.ok).map(|d| d.key.as_str()).collect()
+    }
+}
+
+/// Why the ledger could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot open the run ledger `{location}`: {cause}")]
+    Open { location: String, cause: String },
+    #[error("cannot read the run ledger record `{key}`: {cause}")]
+    Read { key: String, cause: String },
+    #[error("cannot write the run ledger record `{key}`: {cause}")]
+    Write { key: String, cause: String },
+}
+
+/// The ledger of a service or of `abreport run`.
+#[derive(Clone)]
+pub struct Ledger {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    location: String,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("location", &self.location).finish()
+    }
+}
+
+impl Ledger {
+    /// Opens the ledger at `location`: a folder (created when missing) or an object-store URL
+    /// (`s3://bucket/prefix`, `gs://…`, `az://…`, `file:///…`).
+    pub fn open(location: &str) -> Result<Self, LedgerError> {
+        let open_error = |cause: String| LedgerError::Open { location: location.to_string(), cause };
+        let folder = match url::Url::parse(location) {
+            // A one-letter scheme is a Windows drive, not a URL.
+            Ok(url) if url.scheme().len() > 1 && url.scheme() != "file" => None,
+            Ok(url) if url.scheme() == "file" => {
+                Some(url.to_file_path().map_err(|()| open_error("not a local path".into()))?)
+            }
+            _ => Some(std::path::PathBuf::from(location)),
+        };
+        let Some(folder) = folder else {
+            let (store, prefix) = crate::source::open_store(location).map_err(open_error)?;
+            return Ok(Self { store, prefix, location: crate::pipeline::display_url(location) });
+        };
+        std::fs::create_dir_all(&folder).map_err(|e| open_error(e.to_string()))?;
+        // fsync before the rename: a record that says "delivered" must survive a power cut,
+        // or a restart would send the same reports again.
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&folder)
+            .map_err(|e| open_error(e.to_string()))?
+            .with_fsync(true);
+        Ok(Self { store: Arc::new(store), prefix: Path::default(), location: folder.display().to_string() })
+    }
+
+    /// Where the ledger is, for messages.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn key(&self, job: &str, report_date: NaiveDate) -> Path {
+        self.prefix.clone().join(safe_path_component(job)).join(format!("{report_date}.json"))
+    }
+
+    /// The record of `job` and `report_date`, if any.
+    pub async fn read(&self, job: &str, report_date: NaiveDate) -> Result<Option<RunRecord>, LedgerError> {
+        self.read_key(&self.key(job, report_date)).await
+    }
+
+    async fn read_key(&self, key: &Path) -> Result<Option<RunRecord>, LedgerError> {
+        let read_error = |cause: String| LedgerError::Read { key: key.to_string(), cause };
+        let bytes = match self.store.get(key).await {
+            Ok(result) => result.bytes().await.map_err(|e| read_error(crate::source::describe_store_error(&e)))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(read_error(crate::source::describe_store_error(&e))),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| read_error(format!("not a ledger record: {e}")))
+    }
+
+    /// Writes (or replaces) the record of its job and date.
+    pub async fn write(&self, record: &RunRecord) -> Result<(), LedgerError> {
+        let key = self.key(&record.job, record.report_date);
+        let mut bytes = serde_json::to_vec_pretty(record).expect("ledger records serialize");
+        bytes.push(b'\n');
+        self.store
+            .put(&key, PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| LedgerError::Write { key: key.to_string(), cause: crate::source::describe_store_error(&e) })
+    }
+
+    /// The last `last` records of each job (all jobs, or only `job`), newest report date
+    /// first, jobs in name order.
+    pub async fn recent(&self, job: Option<&str>, last: usize) -> Result<Vec<(String, Vec<RunRecord>)>, LedgerError> {
+        let list_error =
+            |e: object_store::Error| LedgerError::Read { key: self.location.clone(), cause: e.to_string() };
+        let folders: Vec<Path> = match job {
+            Some(job) => vec![self.prefix.clone().join(safe_path_component(job))],
+            None => self.store.list_with_delimiter(Some(&self.prefix)).await.map_err(list_error)?.common_prefixes,
+        };
+        let mut jobs = Vec::new();
+        for folder in folders {
+            let metas: Vec<object_store::ObjectMeta> = match self.store.list(Some(&folder)).try_collect().await {
+                Ok(metas) => metas,
+                Err(object_store::Error::NotFound { .. }) => Vec::new(),
+                Err(e) => return Err(list_error(e)),
+            };
+            let mut keys: Vec<Path> = metas
+                .into_iter()
+                .map(|m| m.location)
+                .filter(|p| p.filename().is_some_and(|name| name.ends_with(".json") && !name.starts_with('.')))
+                .collect();
+            // Keys end in the ISO date, so name order is date order.
+            keys.sort();
+            let mut records = Vec::new();
+            for key in keys.iter().rev().take(last) {
+                if let Some(record) = self.read_key(key).await? {
+                    records.push(record);
+                }
+            }
+            if let Some(first) = records.first() {
+                jobs.push((first.job.clone(), records));
+            }
+        }
+        jobs.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(jobs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(text: &str) -> NaiveDate {
+        text.parse().expect("date")
+    }
+
+    fn record(job: &str, day: &str, status: RunStatus) -> RunRecord {
+        RunRecord { status, ..RunRecord::start(job, date(day), Trigger::Schedule, 60.0) }
+    }
+
+    #[tokio::test]
+    async fn records_round_trip_and_list_newest_first() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ledger = Ledger::open(dir.path().join("ledger").to_str().expect("utf-8")).expect("opens");
+        assert_eq!(ledger.read("daily", date("2026-11-20")).await.expect("reads"), None);
+        for (day, status) in [("2026-11-19", RunStatus::Ok), ("2026-11-20", RunStatus::SourceUnavailable)] {
+            ledger.write(&record("daily", day, status)).await.expect("writes");
+        }
+        ledger.write(&record("hourly job", "2026-11-20", RunStatus::Ok)).await.expect("writes");
+
+        let back = ledger.read("daily", date("2026-11-20")).await.expect("reads").expect("exists");
+        assert_eq!(back, record("daily", "2026-11-20", RunStatus::SourceUnavailable).clone_times_from(&back));
+        assert!(dir.path().join("ledger/daily/2026-11-20.json").is_file(), "one file per job and date");
+
+        let recent = ledger.recent(None, 5).await.expect("lists");
+        let summary: Vec<(String, Vec<String>)> = recent
+            .iter()
+            .map(|(job, records)| (job.clone(), records.iter().map(|r| r.report_date.to_string()).collect()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("daily".to_string(), vec!["2026-11-20".to_string(), "2026-11-19".to_string()]),
+                ("hourly job".to_string(), vec!["2026-11-20".to_string()]),
+            ]
+        );
+        assert_eq!(ledger.recent(Some("daily"), 1).await.expect("lists")[0].1.len(), 1);
+    }
+
+    #[test]
+    fn only_full_delivered_runs_count_as_delivered() {
+        assert!(record("j", "2026-11-20", RunStatus::Ok).delivered());
+        assert!(record("j", "2026-11-20", RunStatus::NoData).delivered());
+        for status in [RunStatus::Running, RunStatus::SourceUnavailable, RunStatus::SlaMissed, RunStatus::Failed] {
+            assert!(!record("j", "2026-11-20", status).delivered(), "{status:?}");
+        }
+        let not_sent = RunRecord { deliver: false, ..record("j", "2026-11-20", RunStatus::Ok) };
+        assert!(!not_sent.delivered(), "a --no-deliver run does not block the scheduled one");
+        let partial = RunRecord { experiment: Some("x".into()), ..record("j", "2026-11-20", RunStatus::Ok) };
+        assert!(!partial.delivered(), "a single-experiment run does not either");
+    }
+
+    #[test]
+    fn statuses_serialize_as_the_documented_names() {
+        for status in RunStatus::ALL {
+            assert_eq!(serde_json::to_value(status).expect("serializes"), status.name());
+        }
+    }
+
+    #[test]
+    fn delivery_keys_follow_the_configuration() {
+        let a = Delivery::Dir { path: "/srv/a".into() };
+        let b = Delivery::Dir { path: "/srv/b".into() };
+        assert_eq!(delivery_key(&a), delivery_key(&a.clone()));
+        assert_ne!(delivery_key(&a), delivery_key(&b));
+        assert_eq!(delivery_key(&a).len(), 16);
+    }
+
+    impl RunRecord {
+        /// `self` with the clock readings of `other` (they differ between two `start` calls).
+        fn clone_times_from(mut self, other: &RunRecord) -> RunRecord {
+            self.started_at = other.started_at;
+            self
+        }
+    }
+}
