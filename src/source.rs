@@ -513,13 +513,30 @@ pub fn describe_store_error(err: &object_store::Error) -> String {
             format!("`{path}` not found (does the bucket or folder exist?)")
         }
         other => {
-            let text = other.to_string();
+            let text = with_root_cause(other);
             // reqwest errors quote the request URL, which for some stores carries a signature.
             match text.find("?X-Amz-") {
                 Some(pos) => format!("{}…", &text[..pos]),
                 None => tidy_xml_error(&text),
             }
         }
+    }
+}
+
+/// The error's text, followed by its innermost cause when the text does not already say it:
+/// a transport error's own message ("error sending request") hides the useful part
+/// ("Connection refused").
+fn with_root_cause(err: &object_store::Error) -> String {
+    let text = err.to_string();
+    let mut root: Option<&(dyn std::error::Error + 'static)> = None;
+    let mut current = std::error::Error::source(err);
+    while let Some(cause) = current {
+        root = Some(cause);
+        current = cause.source();
+    }
+    match root.map(|cause| cause.to_string()) {
+        Some(cause) if !cause.is_empty() && !text.contains(&cause) => format!("{text}: {cause}"),
+        _ => text,
     }
 }
 

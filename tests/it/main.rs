@@ -8,6 +8,8 @@ mod encodings;
 mod outputs;
 mod recommendations;
 mod reference;
+mod serve;
+mod servers;
 mod sla;
 mod statistics;
 mod support;

@@ -35,11 +35,17 @@ impl Run {
 
 /// Runs the built binary in `dir` with `args`.
 pub fn abreport(dir: &Path, args: &[&str]) -> Run {
+    abreport_env(dir, args, &[])
+}
+
+/// Runs the built binary in `dir` with `args` and extra environment variables.
+pub fn abreport_env(dir: &Path, args: &[&str], envs: &[(&str, String)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_abreport"))
         .args(args)
         .current_dir(dir)
         .env_remove("ABREPORT_LOG")
         .env_remove("ABREPORT_LOG_FORMAT")
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("the abreport binary runs");
     Run::from(output)
@@ -144,8 +150,14 @@ pub fn python() -> String {
 /// The run ledger record of `job` and `date` under `<dir>/out/ledger`.
 pub fn ledger_record(dir: &Path, job: &str, date: &str) -> Value {
     let path = dir.join("out/ledger").join(job).join(format!("{date}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("a ledger record is JSON")
+    try_ledger_record(dir, job, date).unwrap_or_else(|| panic!("no ledger record {}", path.display()))
+}
+
+/// The run ledger record of `job` and `date` under `<dir>/out/ledger`, if there is one yet.
+pub fn try_ledger_record(dir: &Path, job: &str, date: &str) -> Option<Value> {
+    let path = dir.join("out/ledger").join(job).join(format!("{date}.json"));
+    let text = std::fs::read_to_string(&path).ok()?;
+    Some(serde_json::from_str(&text).expect("a ledger record is JSON (written atomically)"))
 }
 
 pub fn repo_root() -> PathBuf {
