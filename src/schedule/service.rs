@@ -267,6 +267,7 @@ impl Service {
             self.arm(&name, Utc::now()).await;
         }
         self.shared.metrics.set_jobs(self.entries.len());
+        tracing::info!(reason, jobs = self.entries.len(), "jobs loaded");
     }
 
     /// Schedules the first fire of `name` after `after` as a tokio-cron-scheduler one-shot.

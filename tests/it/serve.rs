@@ -317,3 +317,55 @@ fn sigterm_during_a_run_lets_it_finish_then_exits() {
     assert!(stopping < finished, "the run finished after SIGTERM:\n{log}");
     assert_eq!(service.logged("run finished").len(), 1, "no new run started after SIGTERM:\n{log}");
 }
+
+#[test]
+fn a_missing_bucket_is_not_retried() {
+    let setup = Setup::new();
+    let s3 = S3Server::start("data", &setup.data(), "xp");
+    setup.write_job("s3://no-such-bucket/xp", "0 0 6 * * *", 20.0);
+
+    let started = Instant::now();
+    let run = abreport_env(
+        setup.path(),
+        &["run", "--job", "jobs/daily.toml", "--date", &setup.report_date],
+        &s3_env(s3.port),
+    );
+    run.assert_code(3);
+    assert!(started.elapsed() < Duration::from_secs(3), "failed at once, took {:?}", started.elapsed());
+    let record = setup.record().expect("record");
+    assert_eq!(record["status"], "source_unavailable");
+    assert_eq!(record["source_retries"], 0, "a permanent error is not retried: {record:#}");
+    let error = record["error"].as_str().expect("error");
+    assert!(error.contains("s3://no-such-bucket/xp") && error.contains("NoSuchBucket"), "{error}");
+    assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
+}
+
+#[test]
+fn a_changed_job_file_or_sighup_reloads_the_jobs() {
+    let setup = Setup::new();
+    // Midnight: no fire during the test, and no catch-up.
+    setup.write_job(&setup.local_source(), "0 0 0 * * *", 30.0);
+    let service = ServeProcess::start(setup.path(), &["--jobs", "jobs", "--catch-up-days", "0"], &[]);
+    assert!(wait_until(Duration::from_secs(5), || !service.logged("job scheduled").is_empty()), "{}", service.log());
+    assert!(setup.record().is_none(), "nothing ran yet");
+
+    // Editing the file reschedules the job: it now fires every two seconds.
+    setup.write_job(&setup.local_source(), "*/2 * * * * *", 30.0);
+    let record = setup.wait_for_record(&service, Duration::from_secs(10), "ok", |r| r["status"] == "ok");
+    assert_eq!(record["trigger"], "schedule");
+    let changed = service.logged("job changed");
+    assert_eq!(changed.len(), 1, "{}", service.log());
+    assert_eq!(changed[0]["fields"]["reason"], "a job file changed");
+
+    // SIGHUP reloads too; the unchanged job is not rescheduled.
+    service.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(5), || service
+            .logged("jobs loaded")
+            .iter()
+            .any(|entry| entry["fields"]["reason"] == "SIGHUP")),
+        "{}",
+        service.log()
+    );
+    assert_eq!(service.logged("job changed").len(), 1, "{}", service.log());
+}

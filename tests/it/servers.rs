@@ -256,11 +256,16 @@ impl ServeProcess {
             .collect()
     }
 
+    /// Sends the signal `name` (`TERM`, `HUP`, …).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("kill runs");
+        assert!(sent.success(), "SIG{name} sent");
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the exit.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
-        assert!(sent.success(), "SIGTERM sent");
+        self.signal("TERM");
         let mut status = None;
         assert!(
             wait_until(timeout, || {
