@@ -32,7 +32,7 @@ macro_rules! say {
 }
 
 /// Environment variable with a `tracing` filter for the log on stderr (default `warn`, or
-/// `info` with `--log-format json`).
+/// `info` with `--log-format json` and for `serve`).
 pub const ENV_LOG: &str = "ABREPORT_LOG";
 
 /// Process exit codes. Documented in the README; one place maps outcomes to them.
@@ -56,10 +56,11 @@ pub enum Exit {
     SlaExceeded = 6,
 }
 
-/// Sets up the `tracing` subscriber on stderr in `format`.
-pub fn init_logging(format: LogFormat) {
+/// Sets up the `tracing` subscriber on stderr in `format`. A service (`serve`) and JSON logs
+/// default to `info`; a command at a terminal to `warn`.
+pub fn init_logging(format: LogFormat, service: bool) {
     // tokio-cron-scheduler logs its internals at info; keep them out of the service's log.
-    let default = if format == LogFormat::Json { "info,tokio_cron_scheduler=warn" } else { "warn" };
+    let default = if format == LogFormat::Json || service { "info,tokio_cron_scheduler=warn" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env(ENV_LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()

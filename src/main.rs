@@ -5,7 +5,8 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = abreport::cli::Cli::parse();
-    abreport::app::init_logging(cli.log_format);
+    let service = matches!(cli.command, abreport::cli::Command::Serve(_));
+    abreport::app::init_logging(cli.log_format, service);
     let exit = abreport::app::main(cli);
     std::process::ExitCode::from(exit as u8)
 }
