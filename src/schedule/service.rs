@@ -331,7 +331,9 @@ impl Service {
         }
         entry.pending = None;
         let job = entry.job.clone();
-        self.arm(&fire.job, fire.at).await;
+        // From now, not from the fire: after a stall (a suspended machine) the fires missed in
+        // between are not replayed one after another; catch-up on start is for missed runs.
+        self.arm(&fire.job, Utc::now().max(fire.at)).await;
         let report_date = cron::report_date(fire.at, job.timezone);
         let (shared, gate) = (self.shared.clone(), self.gate(&fire.job));
         self.runs.spawn(async move {
