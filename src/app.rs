@@ -158,8 +158,9 @@ pub enum Ran {
 /// Runs `job` for `report_date`, publishes and delivers, and records the run in the ledger:
 /// the one code path of `abreport run` and of every scheduled run.
 ///
-/// Without `force`, a job and date the ledger shows as delivered is not run again; a re-run
-/// of a date whose delivery partly failed sends only to the destinations that failed.
+/// Without `force`, a job and date the ledger shows as delivered is not run again (by hand:
+/// unless the run sends nothing); a re-run of a date whose delivery partly failed sends only to
+/// the destinations that failed.
 pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSettings<'_>) -> Ran {
     let started = Instant::now();
     let mut record = RunRecord::start(&job.name, report_date, settings.trigger, job.sla.as_secs_f64());
@@ -183,7 +184,12 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
     };
     let mut already_delivered = Vec::new();
     if let Some(previous) = previous {
-        if previous.delivered() && !settings.force {
+        // A scheduled run of a delivered date is skipped. A manual one is skipped when it would
+        // send something again; with no destination (or `--no-deliver`) it only rewrites the
+        // local outputs, which is harmless and how settings are tried out.
+        let would_send = settings.deliver && !job.deliveries.is_empty();
+        let skip = settings.trigger != Trigger::Manual || would_send;
+        if previous.delivered() && !settings.force && skip {
             return Ran::AlreadyDelivered(previous);
         }
         record.attempt = previous.attempt + 1;

@@ -180,17 +180,29 @@ fn the_html_report_is_self_contained_and_puts_the_verdict_first() {
 fn a_rerun_replaces_the_set_atomically() {
     let s = Scenario::generate(&["--units", "1500", "--days", "2", "--experiment", "again"]);
     s.run(&[]).assert_code(0);
-    let first = std::fs::read_to_string(s.out("again").join("manifest.json")).expect("manifest");
-    // The ledger knows this date was delivered: a plain re-run does nothing and says so.
+    s.run(&[]).assert_code(0);
+    assert_complete_set(&s.out("again"));
+    assert_eq!(ledger_record(s.path(), "generated", REPORT_DATE)["attempt"], 2, "both runs are recorded");
+}
+
+#[test]
+fn a_delivered_date_is_not_sent_again_without_force() {
+    let s = Scenario::generate(&["--units", "1000", "--days", "2", "--experiment", "once"]);
+    s.edit_job(|job| format!("{job}\n[[deliver]]\nkind = \"dir\"\npath = \"shared\"\n"));
+    s.run(&[]).assert_code(0);
+    let delivered = s.path().join("shared/generated").join(REPORT_DATE).join("once/manifest.json");
+    let first = std::fs::read_to_string(&delivered).expect("manifest");
+
     let again = s.run(&[]);
     again.assert_code(0);
-    assert!(again.stdout.contains("already delivered"), "{}", again.stdout);
-    assert_eq!(std::fs::read_to_string(s.out("again").join("manifest.json")).expect("manifest"), first);
-    // --force runs and publishes it again.
+    assert!(again.stdout.contains("already delivered") && again.stdout.contains("--force"), "{}", again.stdout);
+    assert_eq!(std::fs::read_to_string(&delivered).expect("manifest"), first, "not sent again");
+
     s.run(&["--force"]).assert_code(0);
-    assert_complete_set(&s.out("again"));
-    assert_ne!(std::fs::read_to_string(s.out("again").join("manifest.json")).expect("manifest"), first);
-    assert_eq!(ledger_record(s.path(), "generated", REPORT_DATE)["attempt"], 2);
+    assert_ne!(std::fs::read_to_string(&delivered).expect("manifest"), first, "sent again when asked");
+    let record = ledger_record(s.path(), "generated", REPORT_DATE);
+    assert_eq!(record["attempt"], 2);
+    assert_eq!(record["deliveries"][0]["ok"], true);
 }
 
 #[test]

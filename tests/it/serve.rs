@@ -279,9 +279,12 @@ fn a_source_stopped_mid_run_ends_source_unavailable_and_a_later_fire_succeeds() 
     let error = failed["error"].as_str().expect("error");
     assert!(error.contains("s3://data/xp"), "names the source: {error}");
     assert!(error.contains("Connection refused") || error.contains("connection"), "names the cause: {error}");
-    let notices = service.logged("admin notice");
+    // The notice follows the ledger record.
     assert!(
-        notices.iter().any(|n| n["fields"]["status"] == "source_unavailable"),
+        wait_until(Duration::from_secs(5), || service
+            .logged("admin notice")
+            .iter()
+            .any(|n| n["fields"]["status"] == "source_unavailable")),
         "the admin is told; log:\n{}",
         service.log()
     );
