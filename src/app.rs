@@ -147,6 +147,7 @@ pub enum Ran {
     AlreadyDelivered(RunRecord),
     /// The run happened.
     Finished {
+        /// The exit code of the outcome.
         exit: Exit,
         /// The record as written to the ledger.
         record: RunRecord,

@@ -37,7 +37,9 @@ pub struct Schedule {
     "schedule `{expr}` is not a cron expression with seconds (`sec min hour day month weekday [year]`, e.g. `0 0 6 * * *`): {cause}"
 )]
 pub struct ScheduleError {
+    /// The expression as written.
     pub expr: String,
+    /// The parser's complaint.
     pub cause: String,
 }
 

@@ -94,7 +94,9 @@ pub struct DeliveryStatus {
     /// A digest of the destination's configuration: a re-run of the same date sends only to
     /// destinations whose digest has no successful delivery yet.
     pub key: String,
+    /// Whether the destination received the complete set.
     pub ok: bool,
+    /// Why it did not.
     pub error: Option<String>,
     /// Not sent again in this run: an earlier attempt delivered it.
     #[serde(default)]
@@ -110,27 +112,38 @@ pub fn delivery_key(delivery: &Delivery) -> String {
 /// One experiment's outcome, in brief.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentOutcome {
+    /// The experiment's id.
     pub id: String,
     /// `ok` or `failed`, as in results.json.
     pub status: String,
+    /// `promote`, `rollback`, `continue`, `pause` or `inconclusive`.
     pub recommendation: String,
 }
 
 /// One run of one job for one report date.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// The job's name.
     pub job: String,
+    /// The date reported on.
     pub report_date: NaiveDate,
+    /// How the run ended, or `running`.
     pub status: RunStatus,
+    /// What started it.
     pub trigger: Trigger,
     /// The scheduled fire time this run is for (serve only).
     pub fire_time: Option<DateTime<Utc>>,
     /// 1 for the first run of this job and date, then counting re-runs.
     pub attempt: u32,
+    /// When the run started.
     pub started_at: DateTime<Utc>,
+    /// When it ended (none while running).
     pub finished_at: Option<DateTime<Utc>>,
+    /// How long it took, from its start to its ledger record.
     pub duration_seconds: Option<f64>,
+    /// The job's SLA.
     pub sla_seconds: f64,
     /// The stage that was running when the SLA passed.
     pub sla_missed_stage: Option<String>,
@@ -142,7 +155,9 @@ pub struct RunRecord {
     pub experiment: Option<String>,
     /// Whether the run was to deliver (false with `--no-deliver`).
     pub deliver: bool,
+    /// Each experiment's outcome, in job order.
     pub experiments: Vec<ExperimentOutcome>,
+    /// Each destination's outcome, in job order.
     pub deliveries: Vec<DeliveryStatus>,
     /// Requests to the data source retried after transient errors.
     pub source_retries: u32,
@@ -150,6 +165,7 @@ pub struct RunRecord {
     pub error: Option<String>,
     /// The exit code `abreport run` returns for this outcome.
     pub exit_code: u8,
+    /// The version that made the run.
     pub abreport_version: String,
 }
 
@@ -197,10 +213,13 @@ impl RunRecord {
 /// Why the ledger could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
+    /// The folder cannot be created or the URL is not a store.
     #[error("cannot open the run ledger `{location}`: {cause}")]
     Open { location: String, cause: String },
+    /// A record or listing could not be read or parsed.
     #[error("cannot read the run ledger record `{key}`: {cause}")]
     Read { key: String, cause: String },
+    /// A record could not be written.
     #[error("cannot write the run ledger record `{key}`: {cause}")]
     Write { key: String, cause: String },
 }
