@@ -20,4 +20,5 @@ fn a_run_over_its_sla_exits_with_the_sla_code_and_publishes_nothing() {
     assert!(run.stderr.contains(&format!("during stage `{stage}`")), "{stage} vs {}", run.stderr);
     assert_eq!(record["exit_code"], 6);
     assert!(record["error"].as_str().expect("error").contains("SLA exceeded"));
+    assert!(run.stderr.contains("admin notice") && run.stderr.contains("sla_missed"), "{}", run.stderr);
 }
