@@ -40,8 +40,8 @@ impl S3Server {
     pub fn start(bucket: &str, dir: &Path, prefix: &str) -> Self {
         let mut child = Command::new(python())
             .arg(repo_root().join("tests/servers/s3_server.py"))
-            .args(["--bucket", bucket, "--upload", dir.to_str().expect("utf-8 path"), "--prefix", prefix])
-            .stdin(Stdio::piped())
+            .args(["--bucket", bucket, "--upload", &format!("{bucket}/{prefix}={}", dir.display())])
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

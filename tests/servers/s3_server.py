@@ -1,49 +1,56 @@
-"""A real S3-protocol server for the integration tests: moto on 127.0.0.1, in memory.
+"""A real S3-protocol server on loopback for abreport's tests (moto's server mode).
 
-    python s3_server.py [--bucket NAME --upload DIR --prefix PREFIX]...
+    python s3_server.py [--port 0] [--bucket NAME ...] [--upload BUCKET/PREFIX=DIR ...]
 
-Starts moto's threaded server on a free loopback port, creates each bucket and uploads every
-file under DIR to s3://NAME/PREFIX/<relative path>, then prints `READY <port>` on stdout and
-serves until stdin is closed (the test drops its handle) or the process is killed.
+Creates the buckets named with --bucket, uploads every file under DIR to
+s3://BUCKET/PREFIX/<relative path> for each --upload, then prints `READY <port>` on stdout.
+Keeps everything in memory; runs until killed.
 """
 
 import argparse
 import os
 import sys
+import threading
+import urllib.parse
+import urllib.request
 
-import boto3
 from moto.server import ThreadedMotoServer
+
+
+def put(port: int, path: str, body: bytes = b"") -> None:
+    # Plain unsigned PUTs: moto's default mode accepts them, and they keep this script free of
+    # any client configuration that could reach beyond loopback.
+    url = f"http://127.0.0.1:{port}/{urllib.parse.quote(path, safe='/=')}"
+    headers = {"Content-Type": "application/octet-stream"}
+    request = urllib.request.Request(url, data=body, method="PUT", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--bucket", action="append", default=[])
-    parser.add_argument("--upload", action="append", default=[])
-    parser.add_argument("--prefix", action="append", default=[])
+    parser.add_argument("--upload", action="append", default=[], metavar="BUCKET/PREFIX=DIR")
     args = parser.parse_args()
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
-    host, port = server.get_host_and_port()
-    client = boto3.client(
-        "s3",
-        endpoint_url=f"http://{host}:{port}",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
-    for bucket, folder, prefix in zip(args.bucket, args.upload, args.prefix):
-        client.create_bucket(Bucket=bucket)
+    _, port = server.get_host_and_port()
+    for bucket in args.bucket:
+        put(port, bucket)
+    for upload in args.upload:
+        target, folder = upload.split("=", 1)
         for root, _dirs, files in os.walk(folder):
             for name in sorted(files):
                 path = os.path.join(root, name)
-                key = "/".join(p for p in [prefix.strip("/"), os.path.relpath(path, folder)] if p)
-                client.upload_file(path, bucket, key)
+                relative = os.path.relpath(path, folder).replace(os.sep, "/")
+                with open(path, "rb") as handle:
+                    put(port, f"{target.strip('/')}/{relative}", handle.read())
     print(f"READY {port}", flush=True)
-    # Serve until the test closes stdin (or kills the process).
-    sys.stdin.read()
-    server.stop()
+    threading.Event().wait()
 
 
 if __name__ == "__main__":
-    main()
+    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+    sys.exit(main())
