@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::cli::{Cli, Command, DemoArgs, GenerateArgs, LogFormat, RunArgs, ServeArgs, StatusArgs, ValidateArgs};
+use crate::cli::{
+    Cli, Command, DeliverArgs, DemoArgs, GenerateArgs, LogFormat, RunArgs, ServeArgs, StatusArgs, ValidateArgs,
+};
 use crate::config::{self, Job};
-use crate::deliver;
+use crate::deliver::{self, DeliveryReport, outbox};
 use crate::export;
 use crate::generate::{self, GenExperiment, GenSpec};
 use crate::pipeline::{self, RunError, RunOutput, RunRequest};
@@ -33,7 +35,7 @@ macro_rules! say {
 
 /// Environment variable with a `tracing` filter for the log on stderr (default `warn`, or
 /// `info` with `--log-format json` and for `serve`).
-pub const ENV_LOG: &str = "ABREPORT_LOG";
+pub use crate::env::LOG as ENV_LOG;
 
 /// Process exit codes. Documented in the README; one place maps outcomes to them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +92,7 @@ pub fn main(cli: Cli) -> Exit {
             Command::Validate(args) => validate(args).await,
             Command::Demo(args) => demo(args).await,
             Command::Generate(args) => generate_command(args),
+            Command::Deliver(args) => deliver_command(args).await,
         }
     })
 }
@@ -339,6 +342,8 @@ async fn publish(
         }
     }
     if deliver {
+        // Destinations an earlier attempt of this date delivered to are not sent again.
+        let mut pending = Vec::new();
         for delivery in &job.deliveries {
             let key = ledger::delivery_key(delivery);
             if let Some(earlier) = already_delivered.iter().find(|d| d.key == key) {
@@ -346,35 +351,40 @@ async fn publish(
                 published.deliveries.push(DeliveryStatus { skipped: true, ..earlier.clone() });
                 continue;
             }
-            // One destination at a time, so the ledger knows which configuration each report
-            // is about and a slow destination is cut off at the deadline.
-            let single = Job { deliveries: vec![delivery.clone()], ..job.clone() };
-            match deadline.within("deliver", deliver::deliver_all(&single, report_date, &output.outputs)).await {
-                Ok(reports) => {
-                    for report in reports {
-                        if !report.ok {
-                            published.errors.push(format!(
-                                "delivery to {} failed: {}",
-                                report.destination,
-                                report.error.as_deref().unwrap_or("unknown error")
-                            ));
-                            published.exit = Exit::DeliveryFailed;
-                        }
-                        published.deliveries.push(DeliveryStatus {
-                            destination: report.destination,
-                            key: key.clone(),
-                            ok: report.ok,
-                            error: report.error,
-                            skipped: false,
-                        });
-                    }
+            pending.push((key, delivery.clone()));
+        }
+        if !pending.is_empty() {
+            // The SLA covers making the outputs. Once they are written, deliveries run to the
+            // end under their own bounds (SMTP and HTTP timeouts, a few retries): cutting one
+            // off half-way would lose track of what was sent, and whatever fails waits in the
+            // outbox with the outputs instead of being lost.
+            let pending_job = Job { deliveries: pending.iter().map(|(_, d)| d.clone()).collect(), ..job.clone() };
+            let reports = deliver::deliver_all(&pending_job, report_date, &output.outputs).await;
+            for (i, report) in reports.iter().enumerate() {
+                // deliver_all reports each destination in order, then possibly the outbox.
+                let key = pending.get(i).map_or_else(|| "outbox".to_string(), |(key, _)| key.clone());
+                if !report.ok {
+                    published.errors.push(format!(
+                        "delivery to {} failed: {}",
+                        report.destination,
+                        report.error.as_deref().unwrap_or("unknown error")
+                    ));
+                    published.exit = Exit::DeliveryFailed;
                 }
-                Err(e) => {
-                    published.errors.push(e.to_string());
-                    published.sla_stage = Some(e.stage);
-                    published.exit = Exit::SlaExceeded;
-                    return published;
-                }
+                published.deliveries.push(DeliveryStatus {
+                    destination: report.destination.clone(),
+                    key,
+                    ok: report.ok,
+                    error: report.error.clone(),
+                    skipped: false,
+                });
+            }
+            if let Some(dir) = reports.iter().filter(|r| !r.ok).find_map(|r| r.outbox.as_ref()) {
+                published.errors.push(format!(
+                    "the outputs wait in the outbox `{}`; send them with `abreport deliver --retry --job {}`",
+                    dir.display(),
+                    job.file.display()
+                ));
             }
         }
     }
@@ -382,6 +392,34 @@ async fn publish(
         published.exit = Exit::NoAnalyzableData;
     }
     published
+}
+
+/// Prints each failed delivery and where its outputs wait; true when any failed.
+fn print_failures(job: &Job, reports: &[DeliveryReport]) -> bool {
+    let mut failed = false;
+    for report in reports.iter().filter(|r| !r.ok) {
+        failed = true;
+        eprintln!(
+            "error: delivery to {} failed: {}",
+            report.destination,
+            report.error.as_deref().unwrap_or("unknown error")
+        );
+    }
+    if let Some(dir) = reports.iter().filter(|r| !r.ok).find_map(|r| r.outbox.as_ref()) {
+        eprintln!(
+            "note: the outputs wait in the outbox `{}`; send them with `abreport deliver --retry --job {}`",
+            dir.display(),
+            job.file.display()
+        );
+    }
+    failed
+}
+
+/// Mails the job's admin (when it has one); a failure to do so is a warning, not a new error.
+async fn notify(job: &Job, subject: &str, body: &str) {
+    if let Err(e) = deliver::notify_admin(job, subject, body).await {
+        eprintln!("warning: {e}");
+    }
 }
 
 fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[PathBuf]) {
@@ -436,7 +474,7 @@ async fn run(args: RunArgs) -> Exit {
         fire_time: None,
         progress: std::io::stderr().is_terminal(),
         print_summary: true,
-        notify: true,
+        notify: !args.no_deliver,
     };
     match run_recorded(&job, report_date, &settings).await {
         Ran::AlreadyDelivered(previous) => {
@@ -546,6 +584,120 @@ async fn serve(args: ServeArgs) -> Exit {
     }
 }
 
+/// Sends what waits in the job's outbox (`deliver::retry_outbox`) and records each late
+/// delivery in the run ledger, so that neither a re-run nor catch-up sends that date to that
+/// destination again. Used by `abreport deliver --retry` and before every scheduled run.
+pub async fn retry_outbox_recorded(job: &Job, ledger: Option<&Ledger>) -> Vec<DeliveryReport> {
+    let reports = deliver::retry_outbox(job).await;
+    let Some(ledger) = ledger else {
+        return reports;
+    };
+    for report in reports.iter().filter(|r| r.ok) {
+        let (Some(key), Some(report_date)) = (&report.key, report.report_date) else {
+            continue;
+        };
+        let recorded = match ledger.read(&job.name, report_date).await {
+            Ok(Some(mut record)) => {
+                if record.record_late_delivery(key) {
+                    ledger.write(&record).await
+                } else {
+                    Ok(())
+                }
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(job = %job.name, %report_date, error = %e, "delivered from the outbox, but the ledger could not record it");
+        }
+    }
+    reports
+}
+
+/// `abreport deliver`: lists, or with `--retry` sends, what waits in each job's outbox.
+async fn deliver_command(args: DeliverArgs) -> Exit {
+    let entries = match config::load_all(&args.job) {
+        Ok(entries) => entries,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Config;
+        }
+    };
+    let mut exit = Exit::Ok;
+    for (_, job) in entries {
+        let job = match job {
+            Ok(job) => job,
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit = Exit::Config;
+                continue;
+            }
+        };
+        if !args.retry {
+            match outbox::list(&job) {
+                Ok(waiting) if waiting.is_empty() => {
+                    println!("{}: nothing waiting in `{}`", job.name, outbox::job_dir(&job).display())
+                }
+                Ok(waiting) => {
+                    for entry in waiting {
+                        let owed: Vec<&str> = entry
+                            .state
+                            .destinations
+                            .iter()
+                            .filter(|d| !d.done)
+                            .map(|d| d.destination.as_str())
+                            .collect();
+                        println!(
+                            "{}: {} waits in `{}` for: {}",
+                            job.name,
+                            entry.state.report_date,
+                            entry.dir.display(),
+                            owed.join("; ")
+                        );
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit = Exit::DeliveryFailed;
+                }
+            }
+            continue;
+        }
+        let ledger = match Ledger::open(&ledger_location(args.ledger.as_deref(), Path::new("out"))) {
+            Ok(ledger) => ledger,
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit = Exit::DeliveryFailed;
+                continue;
+            }
+        };
+        let reports = retry_outbox_recorded(&job, Some(&ledger)).await;
+        if reports.is_empty() {
+            println!("{}: nothing waiting in `{}`", job.name, outbox::job_dir(&job).display());
+        }
+        for report in reports.iter().filter(|r| r.ok) {
+            println!("{}: delivered to {}", job.name, report.destination);
+        }
+        if print_failures(&job, &reports) {
+            if exit == Exit::Ok {
+                exit = Exit::DeliveryFailed;
+            }
+            let subject = format!("[abreport] {}: retrying the outbox failed", job.name);
+            let mut body =
+                format!("abreport could not send everything waiting in the outbox of job `{}`.\n\n", job.name);
+            for report in reports.iter().filter(|r| !r.ok) {
+                body.push_str(&format!(
+                    "- {}: {}\n",
+                    report.destination,
+                    report.error.as_deref().unwrap_or("unknown error")
+                ));
+            }
+            notify(&job, &subject, &body).await;
+        }
+    }
+    exit
+}
+
 async fn validate(args: ValidateArgs) -> Exit {
     let entries = match config::load_all(&args.path) {
         Ok(entries) => entries,
@@ -564,6 +716,17 @@ async fn validate(args: ValidateArgs) -> Exit {
                 continue;
             }
         };
+        // Mail settings are checked without connecting: a missing sender or an unreadable
+        // secrets file or CA file shows up here rather than at the first failed run.
+        let mails = job.admin.is_some() || job.deliveries.iter().any(|d| matches!(d, config::Delivery::Email { .. }));
+        if mails
+            && let Err(e) = deliver::smtp::SmtpSettings::load(job.secrets_file.as_deref())
+                .and_then(|settings| deliver::smtp::Mailer::new(&settings))
+        {
+            eprintln!("error: {}: {e}", file.display());
+            exit = Exit::Config;
+            continue;
+        }
         let report_date = args.date.unwrap_or_else(|| default_report_date(job.timezone));
         match check_source(&job, report_date).await {
             Ok(summary) => say!("{}: ok — {summary}", file.display()),

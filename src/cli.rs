@@ -18,7 +18,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ABREPORT_LOG_FORMAT")]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = crate::env::LOG_FORMAT)]
     pub log_format: LogFormat,
 }
 
@@ -42,6 +42,23 @@ pub enum Command {
     Demo(DemoArgs),
     /// Generate a synthetic dataset and a matching job file.
     Generate(GenerateArgs),
+    /// Show, or with --retry send, the outputs waiting in a job's outbox after a failed
+    /// delivery. Each destination and message is sent at most once.
+    Deliver(DeliverArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeliverArgs {
+    /// A job file, or a folder of them.
+    #[arg(long)]
+    pub job: PathBuf,
+    /// Send what waits in the outbox to the destinations still owed (without it: only list).
+    #[arg(long)]
+    pub retry: bool,
+    /// The run ledger to record late deliveries in (a folder or an object-store URL), as
+    /// given to `abreport run --ledger`; default `out/ledger`, `run`'s default.
+    #[arg(long)]
+    pub ledger: Option<String>,
 }
 
 #[derive(Debug, Args)]

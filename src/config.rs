@@ -39,6 +39,13 @@ pub struct Job {
     pub deliveries: Vec<Delivery>,
     /// Exposure-log columns to break the primary metric down by (exploratory).
     pub dimensions: Vec<String>,
+    /// Who receives a short notice when a delivery or a run fails.
+    pub admin: Option<String>,
+    /// The `KEY=value` file with SMTP settings and credentials, when the job names one.
+    pub secrets_file: Option<PathBuf>,
+    /// Where a run's outputs wait for destinations that failed (`outbox/` next to the job file
+    /// unless the job says otherwise).
+    pub outbox: PathBuf,
 }
 
 /// `[source]`, resolved.
@@ -267,12 +274,35 @@ pub struct VariantSpec {
     pub weight: f64,
 }
 
-/// A `[[deliver]]` entry.
-#[derive(Debug, Clone, PartialEq)]
+/// Default of `attach_max_bytes`: 10 MB of exports per message.
+pub const DEFAULT_ATTACH_MAX_BYTES: u64 = 10_000_000;
+
+/// A `[[deliver]]` entry. Serializable because the outbox records the destinations it still
+/// owes, so a retry does not depend on the job file staying the same.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Delivery {
-    Email { to: Vec<String> },
-    Upload { url: String },
-    Dir { path: PathBuf },
+    /// Mail the reports (HTML with inline PNG charts, plain text) and attach the exports.
+    Email {
+        /// Recipients.
+        to: Vec<String>,
+        /// One message for all experiments instead of one per experiment.
+        digest: bool,
+        /// Exports are attached while their total stays within this many bytes.
+        attach_max_bytes: u64,
+        /// Where the uploaded copies can be opened, for exports too large to attach.
+        link_base_url: Option<String>,
+    },
+    /// Every output file under an object-store URL.
+    Upload {
+        /// `s3://…`, `gs://…`, `az://…` or `file:///…`.
+        url: String,
+    },
+    /// Every output file under a local folder.
+    Dir {
+        /// Absolute, or relative to the working directory (resolved against the job file's folder).
+        path: PathBuf,
+    },
 }
 
 /// Why a job file could not be used.

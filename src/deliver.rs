@@ -1,25 +1,69 @@
 //! Publishing a run's outputs to the job's destinations: a local folder (`dir`), any object
-//! store (`upload`) and email.
+//! store (`upload`) and email; keeping what could not be delivered in the outbox; and the
+//! short failure notice to the job's admin.
 //!
 //! Every destination receives the same set at `<job>/<report_date>/<experiment>/<file>`,
 //! manifest last, so a reader that sees a manifest sees a complete set; re-running a job and
-//! date overwrites the same keys. One failed destination does not stop the others.
+//! date overwrites the same keys. One failed destination does not stop the others. Folders
+//! and uploads go before mail, so a mail's links point at files that are already there.
+//! A destination that fails is retried when that can help (see [`retry`]), then recorded in
+//! the outbox with the run's outputs; [`retry_outbox`] sends what waits there, each message at
+//! most once. Nothing here prints: callers report the [`DeliveryReport`]s.
 
+pub mod email;
+pub mod outbox;
+mod retry;
+pub mod smtp;
 mod upload;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
 use crate::config::{Delivery, Job, safe_path_component};
 use crate::export::{self, ExperimentOutputs};
+use email::{EmailError, EmailSpec};
+use outbox::{Destination, OutboxError};
+use smtp::{Mailer, SmtpError, SmtpSettings};
 
 /// How one destination fared.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeliveryReport {
+    /// The destination in words (`email to pm@example.com`, `upload s3://bucket/prefix`).
     pub destination: String,
+    /// Whether it received everything.
     pub ok: bool,
+    /// What went wrong, naming the destination's server or path and the cause (never a secret).
     pub error: Option<String>,
+    /// Attempts made in this delivery (retries included).
+    pub attempts: u32,
+    /// The outbox entry where the outputs wait for this destination, when it failed.
+    pub outbox: Option<PathBuf>,
+    /// The run ledger's key of the destination (`schedule::ledger::delivery_key`); none for
+    /// the outbox itself.
+    pub key: Option<String>,
+    /// The report date of the outputs, for deliveries from the outbox.
+    pub report_date: Option<NaiveDate>,
+}
+
+/// Why one destination failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    /// SMTP settings, or the server.
+    #[error(transparent)]
+    Smtp(#[from] SmtpError),
+    /// The message could not be built.
+    #[error(transparent)]
+    Email(#[from] EmailError),
+    /// The object store refused or could not be reached (object_store retried what it could).
+    #[error("{0}")]
+    Upload(String),
+    /// A local folder could not be written.
+    #[error(transparent)]
+    Dir(#[from] export::ExportError),
+    /// The outbox could not record progress, so sending more could duplicate messages.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
 }
 
 /// The key prefix of one run: `<job>/<report_date>`, each part made path-safe.
@@ -27,34 +71,316 @@ pub fn run_prefix(job: &str, report_date: NaiveDate) -> String {
     format!("{}/{}", safe_path_component(job), report_date)
 }
 
-/// Delivers `outputs` to every destination of `job`.
-pub async fn deliver_all(job: &Job, report_date: NaiveDate, outputs: &[ExperimentOutputs]) -> Vec<DeliveryReport> {
-    let prefix = run_prefix(&job.name, report_date);
-    let mut reports = Vec::new();
-    for delivery in &job.deliveries {
-        let (destination, result) = match delivery {
-            Delivery::Dir { path } => (format!("dir {}", path.display()), deliver_dir(path, &prefix, outputs)),
-            Delivery::Upload { url } => {
-                (format!("upload {}", crate::pipeline::display_url(url)), upload::upload(url, &prefix, outputs).await)
-            }
-            Delivery::Email { to } => (
-                format!("email to {}", to.join(", ")),
-                Err("email delivery is not available in this build yet".to_string()),
-            ),
-        };
-        match &result {
-            Ok(()) => tracing::info!(destination, "delivered"),
-            Err(error) => tracing::error!(destination, error, "delivery failed"),
+/// A destination in words, for messages and the outbox.
+pub fn describe(delivery: &Delivery) -> String {
+    match delivery {
+        Delivery::Dir { path } => format!("dir {}", path.display()),
+        Delivery::Upload { url } => format!("upload {}", crate::pipeline::display_url(url)),
+        Delivery::Email { to, digest, .. } => {
+            format!("email{} to {}", if *digest { " digest" } else { "" }, to.join(", "))
         }
-        reports.push(DeliveryReport { destination, ok: result.is_ok(), error: result.err() });
+    }
+}
+
+/// The same delivery with its folder made absolute, so the outbox works from any directory.
+fn absolute(delivery: &Delivery) -> Delivery {
+    match delivery {
+        Delivery::Dir { path } => Delivery::Dir { path: std::path::absolute(path).unwrap_or_else(|_| path.clone()) },
+        other => other.clone(),
+    }
+}
+
+/// Delivers one destination. `sent` lists email messages already accepted (from the outbox);
+/// `on_sent` is called with each message's key right after the server accepted it, before
+/// the next one is sent. Returns the outcome and the attempts made.
+async fn deliver_one(
+    job: &Job,
+    report_date: NaiveDate,
+    outputs: &[ExperimentOutputs],
+    delivery: &Delivery,
+    sent: &[String],
+    on_sent: &mut (dyn FnMut(&str) -> Result<(), OutboxError> + Send),
+) -> (Result<(), DeliverError>, u32) {
+    let prefix = run_prefix(&job.name, report_date);
+    match delivery {
+        Delivery::Dir { path } => (deliver_dir(path, &prefix, outputs).map_err(DeliverError::from), 1),
+        // object_store retries transient HTTP failures itself (RetryConfig in source/store.rs).
+        Delivery::Upload { url } => (upload::upload(url, &prefix, outputs).await.map_err(DeliverError::Upload), 1),
+        Delivery::Email { to, digest, attach_max_bytes, link_base_url } => {
+            let spec = EmailSpec {
+                to,
+                digest: *digest,
+                attach_max_bytes: *attach_max_bytes,
+                link_base_url: link_base_url.as_deref(),
+            };
+            send_email(job, report_date, outputs, &spec, sent, on_sent).await
+        }
+    }
+}
+
+async fn send_email(
+    job: &Job,
+    report_date: NaiveDate,
+    outputs: &[ExperimentOutputs],
+    spec: &EmailSpec<'_>,
+    sent: &[String],
+    on_sent: &mut (dyn FnMut(&str) -> Result<(), OutboxError> + Send),
+) -> (Result<(), DeliverError>, u32) {
+    let prepared = (|| {
+        let settings = SmtpSettings::load(job.secrets_file.as_deref())?;
+        let mails = email::build(job, report_date, outputs, spec, &settings.from)?;
+        Ok::<_, DeliverError>((Mailer::new(&settings)?, mails))
+    })();
+    let (mailer, mails) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => return (Err(e), 0),
+    };
+    let mut attempts = 0;
+    for mail in mails.iter().filter(|m| !sent.contains(&m.key)) {
+        let formatted = mail.message.formatted();
+        let envelope = mail.message.envelope();
+        let (result, made) = retry::retry(|| mailer.send(envelope, &formatted), SmtpError::is_transient).await;
+        attempts += made;
+        if let Err(e) = result {
+            return (Err(with_retry_note(e, made)), attempts);
+        }
+        // Recorded before the next message: a crash now must not make a retry send it again.
+        if let Err(e) = on_sent(&mail.key) {
+            return (Err(e.into()), attempts);
+        }
+    }
+    (Ok(()), attempts)
+}
+
+/// Says whether a failed send was retried, so the reader knows if waiting can help.
+fn with_retry_note(error: SmtpError, attempts: u32) -> DeliverError {
+    match error {
+        SmtpError::Send { server, cause, transient } => {
+            let note = if transient {
+                format!("gave up after {attempts} attempts")
+            } else {
+                "not retried: trying again cannot help".to_string()
+            };
+            DeliverError::Smtp(SmtpError::Send { server, cause: format!("{cause} ({note})"), transient })
+        }
+        other => DeliverError::Smtp(other),
+    }
+}
+
+fn deliver_dir(path: &Path, prefix: &str, outputs: &[ExperimentOutputs]) -> Result<(), export::ExportError> {
+    let root = path.join(prefix);
+    for output in outputs {
+        export::write_dir(&root, output)?;
+    }
+    Ok(())
+}
+
+/// Folders and uploads first, then mail; otherwise in job-file order.
+fn sending_order(deliveries: &[Delivery]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..deliveries.len()).collect();
+    order.sort_by_key(|&i| matches!(deliveries[i], Delivery::Email { .. }));
+    order
+}
+
+fn log_outcome(destination: &str, result: &Result<(), DeliverError>, attempts: u32) {
+    match result {
+        Ok(()) => tracing::info!(destination, attempts, "delivered"),
+        Err(error) => tracing::error!(destination, attempts, %error, "delivery failed"),
+    }
+}
+
+/// Delivers `outputs` to every destination of `job`. When any destination fails, the outputs
+/// are kept in the job's outbox with what is still owed, and the failed reports say where.
+pub async fn deliver_all(job: &Job, report_date: NaiveDate, outputs: &[ExperimentOutputs]) -> Vec<DeliveryReport> {
+    let mut states: Vec<Destination> = job
+        .deliveries
+        .iter()
+        .map(|d| Destination {
+            destination: describe(d),
+            key: crate::schedule::ledger::delivery_key(d),
+            delivery: absolute(d),
+            done: false,
+            sent: Vec::new(),
+            attempts: 0,
+            last_error: None,
+        })
+        .collect();
+    let mut reports: Vec<Option<DeliveryReport>> = vec![None; states.len()];
+    for i in sending_order(&job.deliveries) {
+        let delivery = states[i].delivery.clone();
+        let mut accepted: Vec<String> = Vec::new();
+        let (result, attempts) = deliver_one(job, report_date, outputs, &delivery, &[], &mut |key: &str| {
+            accepted.push(key.to_string());
+            Ok(())
+        })
+        .await;
+        log_outcome(&states[i].destination, &result, attempts);
+        let state = &mut states[i];
+        state.sent = accepted;
+        state.attempts = attempts;
+        state.done = result.is_ok();
+        state.last_error = result.as_ref().err().map(ToString::to_string);
+        reports[i] = Some(DeliveryReport {
+            destination: state.destination.clone(),
+            ok: state.done,
+            error: state.last_error.clone(),
+            attempts,
+            outbox: None,
+            key: Some(state.key.clone()),
+            report_date: None,
+        });
+    }
+    let mut reports: Vec<DeliveryReport> = reports.into_iter().flatten().collect();
+    // Covering every experiment of the job makes this run the date's full set.
+    let full = job.experiments.iter().all(|e| outputs.iter().any(|o| o.dir_name == e.output_dir));
+    match outbox::record_run(job, report_date, outputs, states, full) {
+        Ok(Some(dir)) => {
+            for report in reports.iter_mut().filter(|r| !r.ok) {
+                report.outbox = Some(dir.clone());
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "cannot keep the outputs in the outbox");
+            reports.push(DeliveryReport {
+                destination: format!("outbox {}", job.outbox.display()),
+                ok: false,
+                error: Some(e.to_string()),
+                attempts: 1,
+                outbox: None,
+                key: None,
+                report_date: None,
+            });
+        }
     }
     reports
 }
 
-fn deliver_dir(path: &Path, prefix: &str, outputs: &[ExperimentOutputs]) -> Result<(), String> {
-    let root = path.join(prefix);
-    for output in outputs {
-        export::write_dir(&root, output).map_err(|e| e.to_string())?;
+/// Sends what waits in the job's outbox: for every entry (oldest first), only the destinations
+/// still owed, and for email only the messages not yet accepted. Progress is saved after every
+/// message and destination, so a second retry sends nothing twice; an entry is removed once
+/// every destination is done. Reports name the entry's date.
+pub async fn retry_outbox(job: &Job) -> Vec<DeliveryReport> {
+    let entries = match outbox::list(job) {
+        Ok(entries) => entries,
+        Err(e) => {
+            return vec![DeliveryReport {
+                destination: format!("outbox {}", job.outbox.display()),
+                ok: false,
+                error: Some(e.to_string()),
+                attempts: 0,
+                outbox: None,
+                key: None,
+                report_date: None,
+            }];
+        }
+    };
+    let mut reports = Vec::new();
+    for mut entry in entries {
+        let report_date = entry.state.report_date;
+        let outputs = match outbox::load_outputs(&entry) {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                reports.push(DeliveryReport {
+                    destination: format!("outbox entry {}", entry.dir.display()),
+                    ok: false,
+                    error: Some(e.to_string()),
+                    attempts: 0,
+                    outbox: Some(entry.dir.clone()),
+                    key: None,
+                    report_date: Some(report_date),
+                });
+                continue;
+            }
+        };
+        for i in 0..entry.state.destinations.len() {
+            if entry.state.destinations[i].done {
+                continue;
+            }
+            let pending = entry.state.destinations[i].clone();
+            let dir = entry.dir.clone();
+            let (result, attempts) = {
+                let state = &mut entry.state;
+                let mut on_sent = |key: &str| {
+                    state.destinations[i].sent.push(key.to_string());
+                    outbox::save_state(&dir, state)
+                };
+                deliver_one(job, report_date, &outputs, &pending.delivery, &pending.sent, &mut on_sent).await
+            };
+            let destination = format!("{} ({report_date} from the outbox)", pending.destination);
+            log_outcome(&destination, &result, attempts);
+            let state = &mut entry.state.destinations[i];
+            state.attempts += attempts;
+            state.done = result.is_ok();
+            state.last_error = result.as_ref().err().map(ToString::to_string);
+            let saved = outbox::save_state(&entry.dir, &entry.state);
+            let error = match (&result, saved) {
+                (Err(e), _) => Some(e.to_string()),
+                (Ok(()), Err(e)) => Some(format!("delivered, but the outbox could not record it: {e}")),
+                (Ok(()), Ok(())) => None,
+            };
+            reports.push(DeliveryReport {
+                destination,
+                ok: error.is_none(),
+                error,
+                attempts,
+                outbox: result.is_err().then(|| entry.dir.clone()),
+                key: Some(pending.key.clone()).filter(|k| !k.is_empty()),
+                report_date: Some(report_date),
+            });
+        }
+        if entry.state.destinations.iter().all(|d| d.done)
+            && let Err(e) = outbox::remove(&entry.dir)
+        {
+            reports.push(DeliveryReport {
+                destination: format!("outbox entry {}", entry.dir.display()),
+                ok: false,
+                error: Some(e.to_string()),
+                attempts: 0,
+                outbox: Some(entry.dir.clone()),
+                key: None,
+                report_date: Some(report_date),
+            });
+        }
     }
-    Ok(())
+    reports
+}
+
+/// Mails a short plain-text notice to the job's `admin` (nothing to do without one). Used when
+/// a delivery or a run fails. Transient failures are retried; the error names the server and
+/// cause, never a credential.
+pub async fn notify_admin(job: &Job, subject: &str, body: &str) -> Result<(), String> {
+    let Some(admin) = &job.admin else {
+        return Ok(());
+    };
+    let settings =
+        SmtpSettings::load(job.secrets_file.as_deref()).map_err(|e| format!("cannot notify {admin}: {e}"))?;
+    let message =
+        email::notice(&settings.from, admin, subject, body).map_err(|e| format!("cannot notify {admin}: {e}"))?;
+    let mailer = Mailer::new(&settings).map_err(|e| format!("cannot notify {admin}: {e}"))?;
+    let formatted = message.formatted();
+    let (result, made) = retry::retry(|| mailer.send(message.envelope(), &formatted), SmtpError::is_transient).await;
+    result.map_err(|e| format!("cannot notify {admin}: {}", with_retry_note(e, made)))
+}
+
+/// The admin notice for failed deliveries: a subject and a short body listing each failed
+/// destination with its cause, where the outputs wait and how to send them.
+pub fn delivery_failure_notice(job: &Job, report_date: NaiveDate, reports: &[DeliveryReport]) -> (String, String) {
+    let failed: Vec<&DeliveryReport> = reports.iter().filter(|r| !r.ok).collect();
+    let subject = format!("[abreport] {} {report_date}: delivery failed ({} destination(s))", job.name, failed.len());
+    let mut body = format!(
+        "abreport could not deliver every output of job `{}` for {report_date}; the report itself was made.\n\n",
+        job.name
+    );
+    for report in &failed {
+        body.push_str(&format!("- {}: {}\n", report.destination, report.error.as_deref().unwrap_or("unknown error")));
+    }
+    if let Some(dir) = failed.iter().find_map(|r| r.outbox.as_ref()) {
+        body.push_str(&format!(
+            "\nThe outputs wait in the outbox `{}`.\nSend them with: abreport deliver --retry --job {}\n(the scheduler also retries them on its next run).\n",
+            dir.display(),
+            job.file.display()
+        ));
+    }
+    (subject, body)
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod decide;
 pub mod deliver;
+pub mod env;
 pub mod export;
 pub mod generate;
 pub mod numbers;

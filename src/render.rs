@@ -1,13 +1,16 @@
-//! Report model -> HTML and Markdown, through the tera templates in `templates/`.
+//! Report model -> HTML and Markdown, through the tera templates in `templates/`, and the
+//! same model -> the HTML part of a mail (`templates/email.html`: inline styles, tables, the
+//! chart as a `cid:` PNG, no SVG and no script, because mail clients show neither).
 //!
 //! Every number is formatted here (with [`crate::numbers`]) so the templates only lay out
-//! text, and both reports say exactly the same. Autoescaping is on for both templates, each
+//! text, and all reports say exactly the same. Autoescaping is on for every template, each
 //! with its format's escaping, so an experiment named `<script>alert(1)</script>` stays text
 //! everywhere.
 //!
-//! Pure: no IO, not async (templates are compiled into the binary).
+//! Pure: no IO, not async (templates and fonts are compiled into the binary).
 
 pub mod chart;
+pub mod png;
 
 use serde::Serialize;
 use tera::{Context, Tera};
@@ -18,6 +21,7 @@ use crate::runlog::StageTiming;
 
 const HTML_TEMPLATE: &str = include_str!("../templates/report.html");
 const MARKDOWN_TEMPLATE: &str = include_str!("../templates/report.md");
+const EMAIL_TEMPLATE: &str = include_str!("../templates/email.html");
 
 /// Facts about the run that the report shows beside the results.
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +51,66 @@ pub struct RenderError {
 pub struct Renderer {
     html: Tera,
     markdown: Tera,
+    email: Tera,
+}
+
+/// One experiment's part of a mail: its result, the run facts, and what the mail carries
+/// beside the text.
+pub struct EmailSection<'a> {
+    /// The experiment's results (as in `results.json`).
+    pub result: &'a ExperimentResult,
+    /// Facts about the run.
+    pub facts: &'a RunFacts,
+    /// Content-ID of the chart's inline PNG, when the mail carries one.
+    pub chart_cid: Option<String>,
+    /// The exports and where the reader finds each.
+    pub files: Vec<EmailFile>,
+}
+
+/// An export as a mail lists it: attached, linked, or where to find it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmailFile {
+    /// File name (`results.parquet`).
+    pub name: String,
+    /// Size in words (`1.2 MB`).
+    pub size: String,
+    /// Attached to this message.
+    pub attached: bool,
+    /// A link to the uploaded copy, when it was too large to attach and a base URL is known.
+    pub link: Option<String>,
+    /// Where the uploaded copy is, when it was too large to attach and there is no link.
+    pub location: Option<String>,
+}
+
+/// The text around the sections of a mail.
+pub struct EmailFrame<'a> {
+    /// The `<title>`: the subject.
+    pub title: &'a str,
+    /// A sentence above the sections (digests).
+    pub intro: Option<&'a str>,
+    /// A sentence below them (why some exports are linked rather than attached).
+    pub note: Option<&'a str>,
+    /// Where the full outputs are (`s3://bucket/prefix/job/date/`), when they were uploaded.
+    pub upload_hint: Option<&'a str>,
+    /// When the run made the outputs.
+    pub generated_at: &'a str,
+}
+
+#[derive(Serialize)]
+struct EmailModel<'a> {
+    title: &'a str,
+    intro: Option<&'a str>,
+    note: Option<&'a str>,
+    upload_hint: Option<&'a str>,
+    generated_at: &'a str,
+    sections: Vec<EmailSectionModel>,
+}
+
+#[derive(Serialize)]
+struct EmailSectionModel {
+    report: ReportModel,
+    chart_cid: Option<String>,
+    files: Vec<EmailFile>,
 }
 
 /// HTML escaping: the five significant characters as entities.
@@ -118,7 +182,33 @@ impl Renderer {
         Ok(Self {
             html: compile("report.html", HTML_TEMPLATE, escape_html)?,
             markdown: compile("report.md", MARKDOWN_TEMPLATE, escape_markdown)?,
+            email: compile("email.html", EMAIL_TEMPLATE, escape_html)?,
         })
+    }
+
+    /// The HTML part of a mail: one section per experiment, from the same report model as
+    /// `report.html`.
+    pub fn email_html(&self, frame: &EmailFrame<'_>, sections: &[EmailSection<'_>]) -> Result<String, RenderError> {
+        let model = EmailModel {
+            title: frame.title,
+            intro: frame.intro,
+            note: frame.note,
+            upload_hint: frame.upload_hint,
+            generated_at: frame.generated_at,
+            sections: sections
+                .iter()
+                .map(|s| EmailSectionModel {
+                    report: ReportModel::new(s.result, s.facts),
+                    chart_cid: s.chart_cid.clone(),
+                    files: s.files.clone(),
+                })
+                .collect(),
+        };
+        let context = Context::from_serialize(&model)
+            .map_err(|e| RenderError { template: "email.html", message: error_chain(&e) })?;
+        self.email
+            .render("email.html", &context)
+            .map_err(|e| RenderError { template: "email.html", message: error_chain(&e) })
     }
 
     /// Renders both reports of one experiment: `(html, markdown)`.
@@ -642,6 +732,65 @@ mod tests {
     fn code_spans_are_escaped_first() {
         assert_eq!(code_spans("`a<b>` is +1%"), "<code>a&lt;b&gt;</code> is +1%");
         assert_eq!(code_spans("odd ` tick"), "odd ` tick");
+    }
+
+    fn facts() -> RunFacts {
+        RunFacts {
+            job: "daily".into(),
+            report_date: "2026-11-20".into(),
+            generated_at: "2026-11-21T06:00:00Z".into(),
+            source: "s3://data/xp".into(),
+            files_read: 2,
+            bytes_read: 1000,
+            rows_read: 10,
+            timings: vec![],
+            elapsed_seconds: 0.5,
+            sla_seconds: 60.0,
+        }
+    }
+
+    #[test]
+    fn the_email_html_has_inline_styles_a_cid_image_and_no_svg_or_script() {
+        let mut result = crate::results::sample_result();
+        result.id = "<script>alert(1)</script>".into();
+        let renderer = Renderer::new().expect("templates compile");
+        let facts = facts();
+        let files = vec![
+            EmailFile {
+                name: "results.parquet".into(),
+                size: "2.0 kB".into(),
+                attached: true,
+                link: None,
+                location: None,
+            },
+            EmailFile {
+                name: "allocation.parquet".into(),
+                size: "12.0 MB".into(),
+                attached: false,
+                link: Some("https://files.example.com/daily/2026-11-20/x/allocation.parquet".into()),
+                location: None,
+            },
+        ];
+        let section =
+            EmailSection { result: &result, facts: &facts, chart_cid: Some("chart.x@abreport".into()), files };
+        let frame = EmailFrame {
+            title: "subject",
+            intro: None,
+            note: Some("One export is too large to attach."),
+            upload_hint: None,
+            generated_at: "2026-11-21T06:00:00Z",
+        };
+        let html = renderer.email_html(&frame, &[section]).expect("renders");
+        assert!(html.contains(r#"<img src="cid:chart.x@abreport""#), "{html}");
+        assert!(!html.contains("<svg"), "mail clients do not show SVG");
+        assert!(!html.contains("<script"), "no script, and the hostile id is escaped");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!html.contains("<style"), "styles are inline");
+        assert!(html.contains("PROMOTE — Promote treatment"));
+        assert!(html.contains("<code>conversion</code>"), "reasons keep their code spans");
+        assert!(html.contains(r#"<a href="https://files.example.com/daily/2026-11-20/x/allocation.parquet""#));
+        assert!(html.contains("One export is too large to attach."));
+        assert!(html.contains("+4.10%"), "the same formatted numbers as the report");
     }
 
     #[test]

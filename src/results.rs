@@ -342,3 +342,94 @@ impl ExperimentResult {
         self.checks.iter().find(|c| c.name == name)
     }
 }
+
+/// A promoted two-variant experiment with a primary and a secondary metric, for the tests of
+/// the stages that lay results out (reports, charts, mail).
+#[cfg(test)]
+pub(crate) fn sample_result() -> ExperimentResult {
+    let comparison = |relative: f64, significant: bool| ComparisonResult {
+        variant: "treatment".into(),
+        baseline: "control".into(),
+        absolute_effect: Some(relative * 0.1),
+        relative_effect: Some(relative),
+        ci_absolute: Some([relative * 0.1 - 0.002, relative * 0.1 + 0.002]),
+        ci_relative: Some([relative - 0.02, relative + 0.02]),
+        p_value: Some(if significant { 0.003 } else { 0.4 }),
+        p_value_adjusted: Some(if significant { 0.006 } else { 0.4 }),
+        significant,
+        direction: if significant { Direction::Better } else { Direction::Neutral },
+        standard_error: Some(0.01),
+        df: Some(1998.0),
+        notes: vec![],
+        power: None,
+        sequential: None,
+        bayesian: None,
+        unadjusted: None,
+        non_inferiority: None,
+    };
+    let metric = |name: &str, role: &str, c: ComparisonResult| MetricResult {
+        name: name.into(),
+        kind: "proportion".into(),
+        role: role.into(),
+        higher_is_better: true,
+        variants: ["control", "treatment"]
+            .into_iter()
+            .map(|v| MetricVariant {
+                variant: v.into(),
+                units: 1000,
+                mean: Some(0.1),
+                variance: Some(0.09),
+                numerator_mean: None,
+                denominator_mean: None,
+            })
+            .collect(),
+        comparisons: vec![c],
+        margin: None,
+        cuped: None,
+        cap: None,
+    };
+    let date = NaiveDate::from_ymd_opt(2026, 11, 20).expect("a date");
+    ExperimentResult {
+        id: "checkout-redesign".into(),
+        status: Status::Ok,
+        error: None,
+        decision: Decision {
+            recommendation: Recommendation::Promote,
+            variant: Some("treatment".into()),
+            reasons: vec!["`conversion` is up +4.1% for `treatment`.".into()],
+            reason_codes: vec![],
+            rule: "primary_better".into(),
+        },
+        checks: [
+            "srm",
+            "multi_variant_units",
+            "invalid_values",
+            "unknown_variant",
+            "missing_variant",
+            "missing_partitions",
+        ]
+        .into_iter()
+        .map(|name| Check { name: name.into(), status: CheckStatus::Pass, p_value: None, detail: String::new() })
+        .collect(),
+        variants: ["control", "treatment"]
+            .into_iter()
+            .map(|v| VariantResult { name: v.into(), units: 1000, expected_weight: 0.5, observed_share: Some(0.5) })
+            .collect(),
+        metrics: vec![
+            metric("conversion", "primary", comparison(0.041, true)),
+            metric("revenue", "secondary", comparison(0.01, false)),
+        ],
+        window: Window { start: date, end: date, days: 1 },
+        settings: Settings {
+            alpha: 0.05,
+            power: 0.8,
+            correction: "holm".into(),
+            srm_p_value: 0.001,
+            mde: 0.05,
+            sequential: false,
+        },
+        traffic: Traffic::default(),
+        srm: SrmDetail::default(),
+        breakdowns: vec![],
+    }
+}

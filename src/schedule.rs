@@ -18,27 +18,35 @@ pub mod service;
 use crate::config::Job;
 use ledger::RunRecord;
 
-/// Tells the job's admin that a run ended badly (`source_unavailable`, `sla_missed`, `failed`).
+/// Tells the job's admin that a run ended badly (`source_unavailable`, `sla_missed`, `failed`,
+/// `no_data`, `delivery_failed`).
 ///
-/// The one place failure notices go out. Email notices to the job's admin address are not in
-/// this build yet, so the notice is logged at error level with everything it would say; the
-/// service's log collector is where an operator sees it.
+/// The one place failure notices go out: mailed to the job's `admin` (through
+/// `deliver::notify_admin`, with the job's SMTP settings) and always logged at error level with
+/// everything it says, so the service's log collector shows it too, and whether the mail went.
 pub async fn notify_failure(job: &Job, record: &RunRecord) {
     let subject = notice_subject(record);
     let body = notice_body(record);
+    let mailed = match &job.admin {
+        None => "not mailed: the job names no `admin`".to_string(),
+        Some(admin) => match crate::deliver::notify_admin(job, &subject, &body).await {
+            Ok(()) => format!("mailed to {admin}"),
+            Err(e) => format!("not mailed: {e}"),
+        },
+    };
     tracing::error!(
         job = %job.name,
         report_date = %record.report_date,
         status = record.status.name(),
         subject = %subject,
         body = %body,
-        "admin notice (not sent: no admin notice channel in this build)"
+        "admin notice ({mailed})"
     );
 }
 
 /// The subject line of a failure notice.
 pub fn notice_subject(record: &RunRecord) -> String {
-    format!("abreport: job `{}` for {}: {}", record.job, record.report_date, record.status.name())
+    format!("[abreport] job `{}` for {}: {}", record.job, record.report_date, record.status.name())
 }
 
 /// The text of a failure notice: what happened, where it stopped, and what happens next.
@@ -58,10 +66,17 @@ pub fn notice_body(record: &RunRecord) -> String {
     if let Some(error) = &record.error {
         body.push_str(&format!("Error: {error}\n"));
     }
-    body.push_str(&format!(
-        "The next scheduled run tries the source again. To redo this date now: `abreport run --job <job file> --date {}` \
-         (a restart of `abreport serve` also catches it up while it is within `--catch-up-days`).\n",
-        record.report_date
-    ));
+    if record.status == ledger::RunStatus::DeliveryFailed {
+        body.push_str(
+            "The report was made and kept: the outputs wait in the job's outbox. `abreport deliver --retry --job <job file>` \
+             sends them to the destinations that failed, each once (the next scheduled run does the same).\n",
+        );
+    } else {
+        body.push_str(&format!(
+            "The next scheduled run tries the source again. To redo this date now: `abreport run --job <job file> --date {}` \
+             (a restart of `abreport serve` also catches it up while it is within `--catch-up-days`).\n",
+            record.report_date
+        ));
+    }
     body
 }

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use super::raw::{RawEventAggregate, RawExperiment, RawJob, RawMetric, RawStats};
+use super::raw::{RawDelivery, RawEventAggregate, RawExperiment, RawJob, RawMetric, RawStats};
 use super::*;
 
 /// Parses and checks the text of a job file. `file` is used for messages and to resolve
@@ -139,28 +139,32 @@ impl Checker<'_> {
             self.problems.push(Problem { line: None, message: "the job has no [[experiments]]".into() });
         }
 
-        let mut deliveries = Vec::new();
-        for raw_delivery in &raw.deliver {
-            let d = raw_delivery.get_ref();
-            match d.kind.get_ref().as_str() {
-                "email" => {
-                    if d.to.is_empty() {
-                        self.problem(&d.kind, "an email delivery needs `to = [\"someone@example.com\"]`");
-                    }
-                    deliveries.push(Delivery::Email { to: d.to.clone() });
-                }
-                "upload" => match &d.url {
-                    Some(url) => deliveries.push(Delivery::Upload { url: url.get_ref().clone() }),
-                    None => self.problem(&d.kind, "an upload delivery needs `url = \"s3://bucket/prefix\"`"),
-                },
-                "dir" => match &d.path {
-                    Some(path) => deliveries.push(Delivery::Dir { path: base_dir.join(path.get_ref()) }),
-                    None => self.problem(&d.kind, "a dir delivery needs `path = \"…\"`"),
-                },
-                other => self
-                    .problem(&d.kind, format!("unknown delivery kind `{other}` (expected `email`, `upload` or `dir`)")),
+        let deliveries = raw.deliver.iter().filter_map(|d| self.delivery(d.get_ref(), base_dir)).collect();
+        let admin = raw.admin.as_ref().and_then(|admin| {
+            let text = admin.get_ref().trim();
+            if text.parse::<lettre::Address>().is_ok() {
+                Some(text.to_string())
+            } else {
+                self.problem(admin, format!("`admin` `{text}` is not an email address"));
+                None
             }
-        }
+        });
+        let secrets_file = raw.secrets_file.as_ref().and_then(|f| {
+            if f.get_ref().trim().is_empty() {
+                self.problem(f, "`secrets_file` must not be empty");
+                None
+            } else {
+                Some(base_dir.join(f.get_ref().trim()))
+            }
+        });
+        let outbox = match &raw.outbox {
+            Some(o) if o.get_ref().trim().is_empty() => {
+                self.problem(o, "`outbox` must not be empty");
+                base_dir.join("outbox")
+            }
+            Some(o) => base_dir.join(o.get_ref().trim()),
+            None => base_dir.join("outbox"),
+        };
 
         let dimensions = raw
             .dimensions
@@ -185,7 +189,105 @@ impl Checker<'_> {
             metrics,
             experiments,
             deliveries,
+            admin,
+            secrets_file,
+            outbox,
         })
+    }
+
+    /// One `[[deliver]]` entry; keys that do not belong to its kind are problems too, so a
+    /// misplaced `digest` or `url` is not silently ignored.
+    fn delivery(&mut self, d: &RawDelivery, base_dir: &Path) -> Option<Delivery> {
+        let kind = d.kind.get_ref().as_str();
+        let mut stray = Vec::new();
+        if kind != "email" {
+            if !d.to.is_empty() {
+                stray.push("to");
+            }
+            if d.digest.is_some() {
+                stray.push("digest");
+            }
+            if d.attach_max_bytes.is_some() {
+                stray.push("attach_max_bytes");
+            }
+            if d.link_base_url.is_some() {
+                stray.push("link_base_url");
+            }
+        }
+        if kind != "upload" && d.url.is_some() {
+            stray.push("url");
+        }
+        if kind != "dir" && d.path.is_some() {
+            stray.push("path");
+        }
+        if matches!(kind, "email" | "upload" | "dir") && !stray.is_empty() {
+            let keys = stray.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+            let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+            self.problem(&d.kind, format!("{article} {kind} delivery does not take {keys}"));
+        }
+        match kind {
+            "email" => {
+                if d.to.is_empty() {
+                    self.problem(&d.kind, "an email delivery needs `to = [\"someone@example.com\"]`");
+                }
+                for to in &d.to {
+                    if to.trim().parse::<lettre::Address>().is_err() {
+                        self.problem(&d.kind, format!("`{to}` in `to` is not an email address"));
+                    }
+                }
+                let attach_max_bytes = match &d.attach_max_bytes {
+                    None => DEFAULT_ATTACH_MAX_BYTES,
+                    Some(n) => match u64::try_from(*n.get_ref()) {
+                        Ok(n) => n,
+                        Err(_) => {
+                            self.problem(n, "`attach_max_bytes` must be 0 or more");
+                            DEFAULT_ATTACH_MAX_BYTES
+                        }
+                    },
+                };
+                // Only web links: the URL becomes an `href` in the mail.
+                let link_base_url = d.link_base_url.as_ref().and_then(|u| match url::Url::parse(u.get_ref().trim()) {
+                    Ok(url) if matches!(url.scheme(), "http" | "https") => {
+                        Some(u.get_ref().trim().trim_end_matches('/').to_string())
+                    }
+                    Ok(_) => {
+                        self.problem(
+                            u,
+                            format!("`link_base_url` `{}` must be an http:// or https:// URL", u.get_ref()),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        self.problem(u, format!("`link_base_url` `{}` is not a valid URL: {e}", u.get_ref()));
+                        None
+                    }
+                });
+                Some(Delivery::Email {
+                    to: d.to.iter().map(|t| t.trim().to_string()).collect(),
+                    digest: d.digest.as_ref().is_some_and(|b| *b.get_ref()),
+                    attach_max_bytes,
+                    link_base_url,
+                })
+            }
+            "upload" => match &d.url {
+                Some(url) => Some(Delivery::Upload { url: url.get_ref().clone() }),
+                None => {
+                    self.problem(&d.kind, "an upload delivery needs `url = \"s3://bucket/prefix\"`");
+                    None
+                }
+            },
+            "dir" => match &d.path {
+                Some(path) => Some(Delivery::Dir { path: base_dir.join(path.get_ref()) }),
+                None => {
+                    self.problem(&d.kind, "a dir delivery needs `path = \"…\"`");
+                    None
+                }
+            },
+            other => {
+                self.problem(&d.kind, format!("unknown delivery kind `{other}` (expected `email`, `upload` or `dir`)"));
+                None
+            }
+        }
     }
 
     fn source_url(&mut self, raw_url: &Spanned<String>, base_dir: &Path) -> Option<String> {
@@ -640,6 +742,50 @@ alpha = 0.01
         for (file, job) in jobs {
             job.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         }
+    }
+
+    #[test]
+    fn deliveries_admin_secrets_and_outbox_are_checked_and_resolved_against_the_job_folder() {
+        let text = format!(
+            "admin = \"ops@example.com\"\nsecrets_file = \"secrets/abreport.env\"\n{GOOD}\n\
+             [[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]\ndigest = true\nattach_max_bytes = 500\n\
+             link_base_url = \"https://files.example.com/xp/\"\n\n[[deliver]]\nkind = \"email\"\nto = [\"qa@example.com\"]\n"
+        );
+        let job = check(&text, Path::new("/srv/jobs/t.toml")).expect("valid");
+        assert_eq!(job.admin.as_deref(), Some("ops@example.com"));
+        assert_eq!(job.secrets_file.as_deref(), Some(Path::new("/srv/jobs/secrets/abreport.env")));
+        assert_eq!(job.outbox, Path::new("/srv/jobs/outbox"));
+        assert_eq!(
+            job.deliveries,
+            vec![
+                Delivery::Email {
+                    to: vec!["pm@example.com".into()],
+                    digest: true,
+                    attach_max_bytes: 500,
+                    link_base_url: Some("https://files.example.com/xp".into()),
+                },
+                Delivery::Email {
+                    to: vec!["qa@example.com".into()],
+                    digest: false,
+                    attach_max_bytes: crate::config::DEFAULT_ATTACH_MAX_BYTES,
+                    link_base_url: None,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn delivery_problems_name_the_key_and_line() {
+        let text = format!(
+            "admin = \"ops\"\n{GOOD}\n[[deliver]]\nkind = \"upload\"\nurl = \"s3://b/p\"\ndigest = true\n\n\
+             [[deliver]]\nkind = \"email\"\nto = [\"not an address\"]\nlink_base_url = \"javascript:alert(1)\"\nattach_max_bytes = -1\n"
+        );
+        let found = problems(&text);
+        assert!(found.contains(&"1: `admin` `ops` is not an email address".to_string()), "{found:?}");
+        assert!(found.contains(&"31: an upload delivery does not take `digest`".to_string()), "{found:?}");
+        assert!(found.contains(&"36: `not an address` in `to` is not an email address".to_string()), "{found:?}");
+        assert!(found.iter().any(|p| p.starts_with("38: `link_base_url`") && p.contains("http")), "{found:?}");
+        assert!(found.contains(&"39: `attach_max_bytes` must be 0 or more".to_string()), "{found:?}");
     }
 
     #[test]

@@ -37,6 +37,14 @@ pub struct RawJob {
     /// (exploratory; never used for the recommendation).
     #[serde(default)]
     pub dimensions: Vec<Spanned<String>>,
+    /// Address that receives a short notice when a delivery or a run fails.
+    pub admin: Option<Spanned<String>>,
+    /// A file of `KEY=value` lines with the `ABREPORT_SMTP_*` settings (server, credentials,
+    /// sender), relative to the job file's folder. Secrets never go in the job file itself.
+    pub secrets_file: Option<Spanned<String>>,
+    /// Folder where a run's outputs wait when a delivery fails, relative to the job file's
+    /// folder. Default `outbox` next to the job file.
+    pub outbox: Option<Spanned<String>>,
 }
 
 /// `[source]`
@@ -210,4 +218,13 @@ pub struct RawDelivery {
     pub url: Option<Spanned<String>>,
     /// Destination folder (`dir`), relative to the job file's folder.
     pub path: Option<Spanned<String>>,
+    /// `email`: one digest message for the whole job instead of one message per experiment.
+    /// Default false.
+    pub digest: Option<Spanned<bool>>,
+    /// `email`: the exports are attached while their total stays at or below this many bytes;
+    /// larger ones are linked instead. Default 10000000 (10 MB).
+    pub attach_max_bytes: Option<Spanned<i64>>,
+    /// `email`: base URL under which the uploaded copies can be opened
+    /// (`<link_base_url>/<job>/<report_date>/<experiment>/<file>`), for exports too large to attach.
+    pub link_base_url: Option<Spanned<String>>,
 }

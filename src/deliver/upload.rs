@@ -1,13 +1,18 @@
-//! `kind = "upload"`: puts every output file under a URL through object_store, manifest last.
+//! `kind = "upload"`: puts every output file under a URL through object_store, manifest last,
+//! at `<url>/<job>/<report_date>/<experiment>/<file>`; a re-run overwrites the same keys.
+//! object_store retries transient HTTP failures itself; errors here are what remained.
 
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 
 use crate::export::ExperimentOutputs;
+use crate::pipeline::display_url;
 use crate::source::describe_store_error;
 
+/// Uploads `outputs` under `url` + `prefix`, experiment after experiment, each manifest last.
 pub async fn upload(url: &str, prefix: &str, outputs: &[ExperimentOutputs]) -> Result<(), String> {
-    let (store, base) = crate::source::open_store(url)?;
+    let (store, base) =
+        crate::source::open_store(url).map_err(|e| format!("cannot open `{}`: {e}", display_url(url)))?;
     for output in outputs {
         // Files are listed manifest last; uploading in order keeps the manifest the last key.
         for file in &output.files {
@@ -16,11 +21,30 @@ pub async fn upload(url: &str, prefix: &str, outputs: &[ExperimentOutputs]) -> R
                 location = location.join(part);
             }
             let payload = PutPayload::from_bytes(bytes::Bytes::copy_from_slice(&file.bytes));
-            store
-                .put(&location, payload)
-                .await
-                .map_err(|e| format!("cannot upload `{location}`: {}", describe_store_error(&e)))?;
+            store.put(&location, payload).await.map_err(|e| format!("cannot upload `{location}`: {}", describe(&e)))?;
         }
     }
     Ok(())
+}
+
+/// A store error in words, with the causes behind a generic one (a refused connection, a
+/// TLS failure), still without signed URLs.
+fn describe(err: &object_store::Error) -> String {
+    let mut text = describe_store_error(err);
+    if matches!(err, object_store::Error::Generic { .. }) {
+        let mut source = std::error::Error::source(err);
+        while let Some(cause) = source {
+            let part = cause.to_string();
+            let part = match part.find("?X-Amz-") {
+                Some(pos) => format!("{}…", &part[..pos]),
+                None => part,
+            };
+            if !text.contains(&part) {
+                text.push_str(": ");
+                text.push_str(&part);
+            }
+            source = cause.source();
+        }
+    }
+    text
 }

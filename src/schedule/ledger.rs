@@ -70,7 +70,14 @@ impl RunStatus {
 
     /// Statuses the job's admin hears about.
     pub fn needs_notice(self) -> bool {
-        matches!(self, RunStatus::SourceUnavailable | RunStatus::SlaMissed | RunStatus::Failed)
+        matches!(
+            self,
+            RunStatus::SourceUnavailable
+                | RunStatus::SlaMissed
+                | RunStatus::Failed
+                | RunStatus::NoData
+                | RunStatus::DeliveryFailed
+        )
     }
 }
 
@@ -207,6 +214,29 @@ impl RunRecord {
     /// Keys of the destinations this record delivered to.
     pub fn delivered_keys(&self) -> Vec<&str> {
         self.deliveries.iter().filter(|d| d.ok).map(|d| d.key.as_str()).collect()
+    }
+
+    /// Records that the destination `key` received this run's outputs later, from the outbox.
+    /// When that was the last one owed, a `delivery_failed` run becomes `ok` (or `no_data` when
+    /// an experiment had none), so catch-up does not send the date again. Returns whether
+    /// anything changed.
+    pub fn record_late_delivery(&mut self, key: &str) -> bool {
+        let mut changed = false;
+        for delivery in self.deliveries.iter_mut().filter(|d| d.key == key && !d.ok) {
+            delivery.ok = true;
+            delivery.error = None;
+            changed = true;
+        }
+        if changed
+            && self.status == RunStatus::DeliveryFailed
+            && self.deliveries.iter().all(|d| d.ok || d.key == "outbox")
+        {
+            let no_data = self.experiments.iter().any(|e| e.status == "failed");
+            self.status = if no_data { RunStatus::NoData } else { RunStatus::Ok };
+            self.exit_code = if no_data { crate::app::Exit::NoAnalyzableData } else { crate::app::Exit::Ok } as u8;
+            self.error = None;
+        }
+        changed
     }
 }
 

@@ -487,6 +487,19 @@ async fn run_one(
         print_summary: false,
         notify: true,
     };
+    // What an earlier run could not deliver goes first, from the outbox; a date it completes
+    // is then recorded as delivered and not run again below.
+    for report in app::retry_outbox_recorded(job, Some(&shared.ledger)).await {
+        match &report.error {
+            None => tracing::info!(job = %job.name, destination = %report.destination, "delivered from the outbox"),
+            Some(error) => tracing::error!(
+                job = %job.name,
+                destination = %report.destination,
+                %error,
+                "delivery from the outbox failed; it stays there"
+            ),
+        }
+    }
     shared.metrics.run_started(&job.name);
     match app::run_recorded(job, report_date, &settings).await {
         Ran::AlreadyDelivered(previous) => {

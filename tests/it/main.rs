@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod checks;
+mod deliver;
 mod encodings;
 mod outputs;
 mod recommendations;

@@ -1,8 +1,10 @@
 //! Helpers: run the binary, generate datasets, read outputs, write hand-made Parquet.
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{Field, Schema};
@@ -35,20 +37,46 @@ impl Run {
 
 /// Runs the built binary in `dir` with `args`.
 pub fn abreport(dir: &Path, args: &[&str]) -> Run {
-    abreport_env(dir, args, &[])
+    abreport_with_env(dir, args, &[])
 }
+
+/// Settings the tests never inherit from the machine: every `ABREPORT_*` variable the
+/// binary reads and the object-store variables that could send a request off the machine.
+const HERMETIC: [&str; 16] = [
+    "ABREPORT_LOG",
+    "ABREPORT_LOG_FORMAT",
+    "ABREPORT_SMTP_HOST",
+    "ABREPORT_SMTP_PORT",
+    "ABREPORT_SMTP_TLS",
+    "ABREPORT_SMTP_USERNAME",
+    "ABREPORT_SMTP_PASSWORD",
+    "ABREPORT_SMTP_FROM",
+    "ABREPORT_SMTP_CA_FILE",
+    "ABREPORT_SMTP_TIMEOUT_SECONDS",
+    "ABREPORT_RETRY_DELAY_MS",
+    "AWS_ENDPOINT",
+    "AWS_ENDPOINT_URL",
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+];
 
 /// Runs the built binary in `dir` with `args` and extra environment variables.
 pub fn abreport_env(dir: &Path, args: &[&str], envs: &[(&str, String)]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_abreport"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("ABREPORT_LOG")
-        .env_remove("ABREPORT_LOG_FORMAT")
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("the abreport binary runs");
-    Run::from(output)
+    let pairs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    abreport_with_env(dir, args, &pairs)
+}
+
+/// Runs the built binary in `dir` with `args` and extra environment variables (on top of a
+/// hermetic environment: see [`HERMETIC`]).
+pub fn abreport_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_abreport"));
+    command.args(args).current_dir(dir);
+    for key in HERMETIC {
+        command.env_remove(key);
+    }
+    command.envs(env.iter().copied());
+    Run::from(command.output().expect("the abreport binary runs"))
 }
 
 /// A folder with a generated dataset (`data/`, `job.toml`) and room for outputs.
@@ -89,9 +117,24 @@ impl Scenario {
 
     /// `abreport run --job job.toml --date REPORT_DATE --out out <extra>`.
     pub fn run(&self, extra: &[&str]) -> Run {
+        self.run_with_env(extra, &[])
+    }
+
+    /// [`Scenario::run`] with extra environment variables.
+    pub fn run_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Run {
         let mut args = vec!["run", "--job", "job.toml", "--date", REPORT_DATE, "--out", "out"];
         args.extend_from_slice(extra);
-        abreport(self.path(), &args)
+        abreport_with_env(self.path(), &args, env)
+    }
+
+    /// Puts top-level keys (`admin = …`) before the job file's first table, where TOML wants them.
+    pub fn prepend_to_job(&self, lines: &str) {
+        self.edit_job(|job| format!("{lines}\n{job}"));
+    }
+
+    /// Appends a table (`[[deliver]]` …) to the job file.
+    pub fn append_to_job(&self, table: &str) {
+        self.edit_job(|job| format!("{job}\n{table}\n"));
     }
 
     pub fn out(&self, experiment: &str) -> PathBuf {
@@ -162,4 +205,68 @@ pub fn try_ledger_record(dir: &Path, job: &str, date: &str) -> Option<Value> {
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A test server (`tests/servers/<script>`) run by the reference Python: started with its
+/// arguments, ready once it printed `READY <port>`, killed when dropped. Its stderr goes to a
+/// log file beside the test's data, named in failures.
+pub struct Server {
+    child: Child,
+    /// The loopback port it listens on.
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `script` with `args`, waiting up to 60 s for its ready line.
+    pub fn start(script: &str, args: &[&str], log_dir: &Path) -> Self {
+        let log = log_dir.join(format!("{script}.log"));
+        let stderr = std::fs::File::create(&log).expect("server log");
+        let mut child = Command::new(python())
+            .arg(repo_root().join("tests/servers").join(script))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("the test server starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = sender.send(line);
+        });
+        let line = receiver.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let port = line.trim().strip_prefix("READY ").and_then(|p| p.parse::<u16>().ok());
+        match port {
+            Some(port) => Self { child, port, log },
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{script} did not get ready (said {line:?}); its log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nothing listens on (it was free a moment ago).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
 }

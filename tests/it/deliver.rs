@@ -1,0 +1,596 @@
+//! Deliveries against real servers on loopback, started here: an SMTP server (aiosmtpd, with
+//! STARTTLS and AUTH when asked) that stores what it receives, and an S3-protocol server
+//! (moto) that object_store uploads to over HTTP. Messages are parsed with Python's `email`
+//! package (`tests/servers/mime_summary.py`); uploads are listed with object_store.
+//! Also the failure paths: a rejected login, an unreachable or silent server, a missing
+//! bucket, a folder that cannot be written, and the outbox sent once on retry.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use object_store::ObjectStore;
+use object_store::ObjectStoreExt;
+use serde_json::Value;
+
+use crate::support::*;
+
+const FROM: &str = "abreport <reports@example.com>";
+
+/// Retries in these tests wait 20 ms, then 80 ms, instead of 0.2 s and 0.8 s.
+const FAST_RETRIES: (&str, &str) = ("ABREPORT_RETRY_DELAY_MS", "20");
+
+/// A running SMTP server and the folder where it stores each message it accepts.
+struct Smtp {
+    server: Server,
+    store: PathBuf,
+    tls_dir: PathBuf,
+}
+
+impl Smtp {
+    /// Starts the server; with `starttls`, it makes a test CA and offers STARTTLS.
+    fn start(dir: &Path, starttls: bool, args: &[&str]) -> Self {
+        let store = dir.join("smtp-received");
+        let tls_dir = dir.join("smtp-tls");
+        let mut full = vec!["--store", store.to_str().expect("utf-8")];
+        if starttls {
+            full.extend(["--tls-dir", tls_dir.to_str().expect("utf-8")]);
+        }
+        full.extend_from_slice(args);
+        let server = Server::start("smtp_server.py", &full, dir);
+        Self { server, store, tls_dir }
+    }
+
+    /// Environment for a plain-text connection to this server.
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("ABREPORT_SMTP_HOST".into(), "127.0.0.1".into()),
+            ("ABREPORT_SMTP_PORT".into(), self.server.port.to_string()),
+            ("ABREPORT_SMTP_TLS".into(), "none".into()),
+            ("ABREPORT_SMTP_FROM".into(), FROM.into()),
+        ]
+    }
+
+    /// Environment for STARTTLS with the test CA (credentials come separately).
+    fn starttls_env(&self) -> Vec<(String, String)> {
+        let mut env = self.env();
+        env[2].1 = "starttls".into();
+        env.push(("ABREPORT_SMTP_CA_FILE".into(), self.tls_dir.join("ca.pem").display().to_string()));
+        env
+    }
+
+    /// The stored messages, in arrival order.
+    fn messages(&self) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&self.store)
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        found.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+        found.sort();
+        found
+    }
+
+    /// Sender and recipients of a stored message, as the server saw them.
+    fn envelope(&self, message: &Path) -> Value {
+        let text = std::fs::read_to_string(message.with_extension("json")).expect("envelope");
+        serde_json::from_str(&text).expect("envelope json")
+    }
+}
+
+/// `(String, String)` pairs as the `(&str, &str)` the runner takes.
+fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// The MIME summary of a received message (see tests/servers/mime_summary.py).
+fn mime(message: &Path) -> Value {
+    let output = Command::new(python())
+        .arg(repo_root().join("tests/servers/mime_summary.py"))
+        .arg(message)
+        .output()
+        .expect("mime_summary runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("summary json")
+}
+
+/// The content types of a MIME tree, as `type[child, child]`.
+fn shape(tree: &Value) -> String {
+    let kind = tree["type"].as_str().unwrap_or("?");
+    match tree["parts"].as_array() {
+        Some(parts) => format!("{kind}[{}]", parts.iter().map(shape).collect::<Vec<_>>().join(", ")),
+        None => kind.to_string(),
+    }
+}
+
+/// A moto server with the bucket `reports`.
+fn s3(dir: &Path) -> Server {
+    Server::start("s3_server.py", &["--bucket", "reports"], dir)
+}
+
+/// What object_store (in abreport and here) needs to reach moto, and nothing beyond loopback.
+fn s3_env(port: u16) -> Vec<(String, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("AWS_ENDPOINT".into(), format!("http://127.0.0.1:{port}")),
+        ("AWS_ALLOW_HTTP".into(), "true".into()),
+    ]
+}
+
+fn s3_store(port: u16) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name("reports")
+        .with_region("us-east-1")
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_allow_http(true)
+        .build()
+        .expect("store")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+/// Every key in the bucket `reports` under `prefix`, sorted.
+fn s3_keys(port: u16, prefix: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    let store = s3_store(port);
+    let prefix = object_store::path::Path::from(prefix);
+    let mut keys: Vec<String> = runtime()
+        .block_on(store.list(Some(&prefix)).map_ok(|meta| meta.location.to_string()).try_collect::<Vec<_>>())
+        .expect("listing");
+    keys.sort();
+    keys
+}
+
+fn s3_get(port: u16, key: &str) -> Vec<u8> {
+    let store = s3_store(port);
+    runtime()
+        .block_on(async { store.get(&object_store::path::Path::from(key)).await?.bytes().await })
+        .expect("object")
+        .to_vec()
+}
+
+/// The eight outputs of one experiment, sorted.
+const OUTPUT_FILES: [&str; 8] = [
+    "allocation.parquet",
+    "manifest.json",
+    "report.html",
+    "report.md",
+    "results.json",
+    "results.parquet",
+    "run.log.jsonl",
+    "units.parquet",
+];
+
+fn small(experiments: &[&str]) -> Scenario {
+    let mut args = vec!["--units", "1000", "--days", "2"];
+    for e in experiments {
+        args.extend(["--experiment", e]);
+    }
+    Scenario::generate(&args)
+}
+
+fn outbox_state(s: &Scenario) -> Value {
+    let path = s.path().join("outbox/generated").join(REPORT_DATE).join("state.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("state json")
+}
+
+#[test]
+fn email_over_starttls_with_auth_sends_one_multipart_message_per_experiment() {
+    let s = small(&["checkout", "search"]);
+    let smtp = Smtp::start(s.path(), true, &["--auth", "abreport:Sesame-2026"]);
+    // Credentials from the job's secrets file, the rest from the environment.
+    std::fs::write(
+        s.path().join("smtp.env"),
+        "# read by abreport\nABREPORT_SMTP_USERNAME=abreport\nABREPORT_SMTP_PASSWORD=\"Sesame-2026\"\n",
+    )
+    .expect("secrets file");
+    s.prepend_to_job("secrets_file = \"smtp.env\"");
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\", \"ba@example.com\"]");
+    s.run_with_env(&[], &pairs(&smtp.starttls_env())).assert_code(0);
+
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 2, "one message per experiment; server log:\n{}", smtp.server.log());
+    for (message, experiment) in messages.iter().zip(["checkout", "search"]) {
+        let mail = mime(message);
+        let subject = mail["subject"].as_str().expect("subject");
+        let recommendation = recommendation(&s.result(experiment)).to_uppercase();
+        assert!(subject.starts_with(&format!("[abreport] {experiment}: {recommendation}")), "{subject}");
+        assert!(subject.contains("conversion)"), "carries the primary effect: {subject}");
+        assert_eq!(mail["from"], FROM);
+        assert_eq!(mail["to"], "pm@example.com, ba@example.com");
+        assert_eq!(
+            shape(&mail["tree"]),
+            "multipart/mixed[multipart/alternative[text/plain, multipart/related[text/html, image/png]], \
+             application/vnd.apache.parquet, application/vnd.apache.parquet, application/jsonl]"
+        );
+        let cid = format!("chart.{experiment}@abreport");
+        let image = &mail["inline_images"][0];
+        assert_eq!(image["content_id"], cid.as_str());
+        assert_eq!(image["disposition"], "inline");
+        assert_eq!(image["png_signature"], true);
+        assert_eq!(mail["html_cids"], serde_json::json!([cid]));
+        let html = mail["html"].as_str().expect("html");
+        assert!(!html.contains("<svg") && !html.contains("<script"), "mail clients show neither");
+        assert!(html.contains(&format!("{recommendation} —")), "verdict first");
+        let plain = mail["plain"].as_str().expect("plain");
+        assert!(plain.starts_with(&format!("# {experiment}: {recommendation}")), "the Markdown report: {plain}");
+        let attachments: Vec<(String, u64)> = mail["attachments"]
+            .as_array()
+            .expect("attachments")
+            .iter()
+            .map(|a| (a["filename"].as_str().expect("name").to_string(), a["bytes"].as_u64().expect("size")))
+            .collect();
+        let expected: Vec<(String, u64)> = ["results.parquet", "allocation.parquet", "run.log.jsonl"]
+            .iter()
+            .map(|f| (f.to_string(), std::fs::metadata(s.out(experiment).join(f)).expect("export").len()))
+            .collect();
+        assert_eq!(attachments, expected, "the exports, byte for byte in size");
+        let envelope = smtp.envelope(message);
+        assert_eq!(envelope["mail_from"], "reports@example.com");
+        assert_eq!(envelope["rcpt_tos"], serde_json::json!(["pm@example.com", "ba@example.com"]));
+    }
+    assert!(!s.path().join("outbox").exists(), "nothing waits when everything was delivered");
+}
+
+#[test]
+fn email_over_implicit_tls_with_auth_is_delivered() {
+    let s = small(&["checkout"]);
+    let smtp = Smtp::start(s.path(), true, &["--implicit-tls", "--auth", "abreport:Sesame-2026"]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    let mut env = smtp.starttls_env();
+    env[2].1 = "tls".into();
+    env.extend([
+        ("ABREPORT_SMTP_USERNAME".to_string(), "abreport".to_string()),
+        ("ABREPORT_SMTP_PASSWORD".to_string(), "Sesame-2026".to_string()),
+    ]);
+    s.run_with_env(&[], &pairs(&env)).assert_code(0);
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "server log:\n{}", smtp.server.log());
+    assert!(mime(&messages[0])["subject"].as_str().expect("subject").starts_with("[abreport] checkout: "));
+}
+
+#[test]
+fn a_run_that_cannot_read_its_source_tells_the_admin() {
+    let s = small(&["checkout"]);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    s.prepend_to_job("admin = \"ops@example.com\"");
+    s.edit_job(|job| job.replace("url = \"data\"", "url = \"no-such-folder\""));
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    s.run_with_env(&[], &pairs(&smtp.env())).assert_code(3);
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "only the admin notice; server log:\n{}", smtp.server.log());
+    assert_eq!(smtp.envelope(&messages[0])["rcpt_tos"], serde_json::json!(["ops@example.com"]));
+    let notice = mime(&messages[0]);
+    assert_eq!(notice["subject"], format!("[abreport] job `generated` for {REPORT_DATE}: source_unavailable"));
+    assert!(notice["plain"].as_str().expect("body").contains("no-such-folder"), "{}", notice["plain"]);
+
+    // --no-deliver means no side effects: no notice either.
+    s.run_with_env(&["--no-deliver"], &pairs(&smtp.env())).assert_code(3);
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[test]
+fn validate_checks_the_mail_settings_without_sending() {
+    let s = small(&["checkout"]);
+    s.prepend_to_job("secrets_file = \"missing.env\"");
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    let run = abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("job.toml: cannot read secrets file `missing.env`"), "{}", run.stderr);
+
+    std::fs::write(s.path().join("missing.env"), "ABREPORT_SMTP_HOST=smtp.example.com\n").expect("secrets");
+    let run = abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("email needs a sender address: set ABREPORT_SMTP_FROM"), "{}", run.stderr);
+
+    let run =
+        abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[("ABREPORT_SMTP_FROM", FROM)]);
+    run.assert_code(0);
+}
+
+#[test]
+fn upload_puts_every_file_under_job_date_experiment_and_a_rerun_overwrites_the_same_keys() {
+    let s = small(&["checkout"]);
+    let moto = s3(s.path());
+    s.append_to_job("[[deliver]]\nkind = \"upload\"\nurl = \"s3://reports/abreport\"");
+    let env = s3_env(moto.port);
+    s.run_with_env(&[], &pairs(&env)).assert_code(0);
+    let prefix = format!("abreport/generated/{REPORT_DATE}/checkout");
+    let expected: Vec<String> = OUTPUT_FILES.iter().map(|f| format!("{prefix}/{f}")).collect();
+    assert_eq!(s3_keys(moto.port, "abreport"), expected);
+    let local = std::fs::read(s.out("checkout").join("manifest.json")).expect("manifest");
+    assert_eq!(s3_get(moto.port, &format!("{prefix}/manifest.json")), local);
+
+    // The ledger says this date was delivered; --force sends it again.
+    s.run_with_env(&["--force"], &pairs(&env)).assert_code(0);
+    assert_eq!(s3_keys(moto.port, "abreport"), expected, "the same keys, no second copy");
+    let again = std::fs::read(s.out("checkout").join("results.json")).expect("results");
+    assert_eq!(s3_get(moto.port, &format!("{prefix}/results.json")), again, "overwritten by the re-run");
+}
+
+#[test]
+fn a_digest_links_exports_over_the_attachment_limit_to_their_uploaded_copies() {
+    let s = small(&["checkout", "search"]);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    let moto = s3(s.path());
+    s.append_to_job(
+        "[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]\ndigest = true\nattach_max_bytes = 3000\n\
+         link_base_url = \"https://files.example.com/reports/\"\n\n\
+         [[deliver]]\nkind = \"upload\"\nurl = \"s3://reports/abreport\"",
+    );
+    let mut env = smtp.env();
+    env.extend(s3_env(moto.port));
+    s.run_with_env(&[], &pairs(&env)).assert_code(0);
+
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "one digest for the job; server log:\n{}", smtp.server.log());
+    let mail = mime(&messages[0]);
+    let subject = mail["subject"].as_str().expect("subject");
+    assert!(subject.starts_with(&format!("[abreport] generated {REPORT_DATE}: checkout ")), "{subject}");
+    assert!(subject.contains("; search "), "{subject}");
+    let images: Vec<&str> =
+        mail["inline_images"].as_array().expect("images").iter().filter_map(|i| i["content_id"].as_str()).collect();
+    assert_eq!(images, ["chart.checkout@abreport", "chart.search@abreport"]);
+    // Only the small run logs fit under 3000 bytes; the Parquet exports are linked.
+    let attached: Vec<&str> =
+        mail["attachments"].as_array().expect("attachments").iter().filter_map(|a| a["filename"].as_str()).collect();
+    assert!(attached.iter().all(|name| name.ends_with("-run.log.jsonl")), "{attached:?}");
+    let link = format!("https://files.example.com/reports/generated/{REPORT_DATE}/checkout/allocation.parquet");
+    let html = mail["html"].as_str().expect("html");
+    assert!(html.contains(&format!("href=\"{link}\"")), "linked in the HTML");
+    let plain = mail["plain"].as_str().expect("plain");
+    assert!(plain.contains(&format!("too large to attach, download: {link}")), "and in the text: {plain}");
+    assert!(plain.contains("limit for attachments"), "the mail says why: {plain}");
+    // The link points at a copy that exists: uploads go before mail.
+    let keys = s3_keys(moto.port, "abreport");
+    assert!(keys.contains(&format!("abreport/generated/{REPORT_DATE}/checkout/allocation.parquet")), "{keys:?}");
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() { stack.push(path) } else { found.push(path) }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_rejected_login_fails_the_email_only_keeps_the_outputs_and_never_shows_the_password() {
+    const PASSWORD: &str = "Never-Print-Me-7731";
+    let s = small(&["checkout"]);
+    let smtp = Smtp::start(s.path(), true, &["--auth", "abreport:other", "--reject-login"]);
+    s.prepend_to_job("admin = \"ops@example.com\"");
+    s.append_to_job(
+        "[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]\n\n[[deliver]]\nkind = \"dir\"\npath = \"shared\"",
+    );
+    let mut env = smtp.starttls_env();
+    env.extend([
+        ("ABREPORT_SMTP_USERNAME".to_string(), "abreport".to_string()),
+        ("ABREPORT_SMTP_PASSWORD".to_string(), PASSWORD.to_string()),
+        ("ABREPORT_LOG".to_string(), "debug".to_string()),
+        (FAST_RETRIES.0.to_string(), FAST_RETRIES.1.to_string()),
+    ]);
+    let run = s.run_with_env(&["--log-format", "json"], &pairs(&env));
+    run.assert_code(5);
+    let port = smtp.server.port;
+    assert!(
+        run.stderr.contains(&format!(
+            "error: delivery to email to pm@example.com failed: SMTP server 127.0.0.1:{port}: login rejected: permanent error (535)"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("(not retried: trying again cannot help)"), "{}", run.stderr);
+    // The admin notice goes through the same server, so it is refused too: the logged notice
+    // says it was not mailed.
+    assert!(run.stderr.contains("admin notice (not mailed: cannot notify ops@example.com"), "{}", run.stderr);
+    assert!(smtp.messages().is_empty());
+    // The other destination still got its set, and the report was not lost.
+    assert!(s.path().join("shared/generated").join(REPORT_DATE).join("checkout/manifest.json").is_file());
+    assert!(s.out("checkout").join("report.html").is_file());
+    let state = outbox_state(&s);
+    let destinations = state["destinations"].as_array().expect("destinations");
+    let email = destinations.iter().find(|d| d["delivery"]["kind"] == "email").expect("email destination");
+    assert_eq!(email["done"], false);
+    assert!(email["last_error"].as_str().expect("error").contains("535"));
+    let dir = destinations.iter().find(|d| d["delivery"]["kind"] == "dir").expect("dir destination");
+    assert_eq!(dir["done"], true);
+
+    // The password appears nowhere: not on stderr (debug logs included), not in any file of the
+    // run — reports, exports, run log, outbox — and not base64-encoded as in AUTH PLAIN.
+    let encoded = base64_encode(format!("\0abreport\0{PASSWORD}").as_bytes());
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains(PASSWORD) && !text.contains(&encoded));
+    }
+    let files = files_under(s.path());
+    assert!(files.iter().any(|f| f.ends_with("run.log.jsonl")) && files.iter().any(|f| f.ends_with("state.json")));
+    for file in files.iter().filter(|f| !f.starts_with(s.path().join("data")) && !f.ends_with("job.toml")) {
+        let bytes = std::fs::read(file).expect("readable");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(PASSWORD) && !text.contains(&encoded), "{} holds the password", file.display());
+    }
+}
+
+/// Standard base64, enough for the check above (no dependency for one assertion).
+fn base64_encode(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn an_unreachable_smtp_server_is_retried_and_the_outbox_is_sent_exactly_once_on_retry() {
+    let s = small(&["checkout"]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    let port = free_port().to_string();
+    let down = [
+        ("ABREPORT_SMTP_HOST", "127.0.0.1"),
+        ("ABREPORT_SMTP_PORT", port.as_str()),
+        ("ABREPORT_SMTP_TLS", "none"),
+        ("ABREPORT_SMTP_FROM", FROM),
+        FAST_RETRIES,
+    ];
+    let run = s.run_with_env(&[], &down);
+    run.assert_code(5);
+    assert!(
+        run.stderr.contains(&format!("SMTP server 127.0.0.1:{port}: cannot connect")),
+        "names the server: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("(gave up after 3 attempts)"), "{}", run.stderr);
+    assert!(run.stderr.contains("abreport deliver --retry --job job.toml"), "says how to resend: {}", run.stderr);
+    assert_eq!(outbox_state(&s)["destinations"][0]["done"], false);
+
+    let listing = abreport_with_env(s.path(), &["deliver", "--job", "job.toml"], &[]);
+    listing.assert_code(0);
+    assert!(listing.stdout.contains(&format!("generated: {REPORT_DATE} waits in")), "{}", listing.stdout);
+    assert!(listing.stdout.contains("for: email to pm@example.com"), "{}", listing.stdout);
+
+    let smtp = Smtp::start(s.path(), false, &[]);
+    let up = smtp.env();
+    let retry = abreport_with_env(s.path(), &["deliver", "--retry", "--job", "job.toml"], &pairs(&up));
+    retry.assert_code(0);
+    assert!(retry.stdout.contains("delivered to email to pm@example.com"), "{}", retry.stdout);
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    assert!(mime(&messages[0])["subject"].as_str().expect("subject").starts_with("[abreport] checkout: "));
+    assert!(!s.path().join("outbox/generated").join(REPORT_DATE).exists(), "the entry is gone once sent");
+    // The late delivery is in the run ledger: neither a re-run nor catch-up sends it again.
+    let record = ledger_record(s.path(), "generated", REPORT_DATE);
+    assert_eq!(record["status"], "ok", "{record:#}");
+    assert_eq!(record["deliveries"][0]["ok"], true);
+    let rerun = s.run_with_env(&[], &pairs(&up));
+    rerun.assert_code(0);
+    assert!(rerun.stdout.contains("already delivered"), "{}", rerun.stdout);
+
+    let again = abreport_with_env(s.path(), &["deliver", "--retry", "--job", "job.toml"], &pairs(&up));
+    again.assert_code(0);
+    assert!(again.stdout.contains("nothing waiting"), "{}", again.stdout);
+    assert_eq!(smtp.messages().len(), 1, "no duplicate");
+}
+
+#[test]
+fn an_smtp_server_that_never_answers_times_out_and_is_retried() {
+    let s = small(&["checkout"]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    // The kernel accepts connections into the backlog, but no greeting ever comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("address").port().to_string();
+    let env = [
+        ("ABREPORT_SMTP_HOST", "127.0.0.1"),
+        ("ABREPORT_SMTP_PORT", port.as_str()),
+        ("ABREPORT_SMTP_TLS", "none"),
+        ("ABREPORT_SMTP_FROM", FROM),
+        ("ABREPORT_SMTP_TIMEOUT_SECONDS", "0.3"),
+        FAST_RETRIES,
+    ];
+    let started = std::time::Instant::now();
+    let run = s.run_with_env(&[], &env);
+    run.assert_code(5);
+    assert!(run.stderr.contains(&format!("SMTP server 127.0.0.1:{port}: timed out")), "{}", run.stderr);
+    assert!(run.stderr.contains("(gave up after 3 attempts)"), "{}", run.stderr);
+    assert!(started.elapsed().as_secs_f64() < 20.0, "bounded by the timeout");
+    drop(silent);
+}
+
+#[test]
+fn a_missing_bucket_fails_that_upload_only_and_the_admin_is_told() {
+    let s = small(&["checkout"]);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    let moto = s3(s.path());
+    s.prepend_to_job("admin = \"ops@example.com\"");
+    s.append_to_job(
+        "[[deliver]]\nkind = \"upload\"\nurl = \"s3://no-such-bucket/abreport\"\n\n\
+         [[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]",
+    );
+    let mut env = smtp.env();
+    env.extend(s3_env(moto.port));
+    let run = s.run_with_env(&[], &pairs(&env));
+    run.assert_code(5);
+    assert!(
+        run.stderr.contains("error: delivery to upload s3://no-such-bucket/abreport failed: cannot upload"),
+        "names the destination: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("not found (does the bucket or folder exist?)"), "and the cause: {}", run.stderr);
+    assert!(!run.stderr.contains("testing"), "no credentials in messages");
+
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 2, "the report mail still went out, then the admin notice");
+    assert_eq!(smtp.envelope(&messages[0])["rcpt_tos"], serde_json::json!(["pm@example.com"]));
+    let notice = mime(&messages[1]);
+    assert_eq!(smtp.envelope(&messages[1])["rcpt_tos"], serde_json::json!(["ops@example.com"]));
+    assert_eq!(notice["subject"], format!("[abreport] job `generated` for {REPORT_DATE}: delivery_failed"));
+    assert_eq!(shape(&notice["tree"]), "text/plain");
+    let body = notice["plain"].as_str().expect("body");
+    assert!(body.contains("delivery to upload s3://no-such-bucket/abreport failed: cannot upload"), "{body}");
+    assert!(body.contains("abreport deliver --retry --job job.toml"), "{body}");
+    let state = outbox_state(&s);
+    let owed: Vec<&str> = state["destinations"]
+        .as_array()
+        .expect("destinations")
+        .iter()
+        .filter(|d| d["done"] == false)
+        .filter_map(|d| d["destination"].as_str())
+        .collect();
+    assert_eq!(owed, ["upload s3://no-such-bucket/abreport"]);
+}
+
+#[test]
+fn a_folder_that_cannot_be_written_waits_in_the_outbox_and_only_it_is_sent_on_retry() {
+    // Tests run as root, so permission bits would not stop a write. A real refusal instead:
+    // the destination's parent `blocked` is a regular file, so creating folders under it
+    // fails with "Not a directory" (ENOTDIR) on any file system.
+    let s = small(&["checkout"]);
+    std::fs::write(s.path().join("blocked"), "a file, not a folder").expect("file");
+    s.append_to_job(
+        "[[deliver]]\nkind = \"dir\"\npath = \"blocked/reports\"\n\n[[deliver]]\nkind = \"dir\"\npath = \"shared\"",
+    );
+    let run = s.run_with_env(&[], &[FAST_RETRIES]);
+    run.assert_code(5);
+    assert!(run.stderr.contains("error: delivery to dir "), "{}", run.stderr);
+    assert!(run.stderr.contains("blocked/reports failed: cannot write"), "names the folder: {}", run.stderr);
+    assert!(run.stderr.contains("Not a directory"), "and the cause: {}", run.stderr);
+    let shared = s.path().join("shared/generated").join(REPORT_DATE).join("checkout");
+    assert!(shared.join("manifest.json").is_file(), "the other destination got its set");
+
+    // Fix the destination, remove the delivered copy, and retry: only the owed folder is
+    // written; the one already delivered is not written again.
+    std::fs::remove_file(s.path().join("blocked")).expect("unblock");
+    std::fs::remove_dir_all(s.path().join("shared")).expect("remove");
+    let retry = abreport_with_env(s.path(), &["deliver", "--retry", "--job", "job.toml"], &[]);
+    retry.assert_code(0);
+    let blocked = s.path().join("blocked/reports/generated").join(REPORT_DATE).join("checkout");
+    let mut names: Vec<String> = std::fs::read_dir(&blocked)
+        .expect("delivered")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into())
+        .collect();
+    names.sort();
+    assert_eq!(names, OUTPUT_FILES);
+    assert_eq!(
+        std::fs::read(blocked.join("results.json")).expect("copy"),
+        std::fs::read(s.out("checkout").join("results.json")).expect("original")
+    );
+    assert!(!s.path().join("shared").exists(), "the done destination was not sent again");
+    assert!(!s.path().join("outbox/generated").exists());
+}
