@@ -362,25 +362,3 @@ pub async fn notify_admin(job: &Job, subject: &str, body: &str) -> Result<(), St
     let (result, made) = retry::retry(|| mailer.send(message.envelope(), &formatted), SmtpError::is_transient).await;
     result.map_err(|e| format!("cannot notify {admin}: {}", with_retry_note(e, made)))
 }
-
-/// The admin notice for failed deliveries: a subject and a short body listing each failed
-/// destination with its cause, where the outputs wait and how to send them.
-pub fn delivery_failure_notice(job: &Job, report_date: NaiveDate, reports: &[DeliveryReport]) -> (String, String) {
-    let failed: Vec<&DeliveryReport> = reports.iter().filter(|r| !r.ok).collect();
-    let subject = format!("[abreport] {} {report_date}: delivery failed ({} destination(s))", job.name, failed.len());
-    let mut body = format!(
-        "abreport could not deliver every output of job `{}` for {report_date}; the report itself was made.\n\n",
-        job.name
-    );
-    for report in &failed {
-        body.push_str(&format!("- {}: {}\n", report.destination, report.error.as_deref().unwrap_or("unknown error")));
-    }
-    if let Some(dir) = failed.iter().find_map(|r| r.outbox.as_ref()) {
-        body.push_str(&format!(
-            "\nThe outputs wait in the outbox `{}`.\nSend them with: abreport deliver --retry --job {}\n(the scheduler also retries them on its next run).\n",
-            dir.display(),
-            job.file.display()
-        ));
-    }
-    (subject, body)
-}

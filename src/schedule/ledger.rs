@@ -380,6 +380,28 @@ mod tests {
         RunRecord { status, ..RunRecord::start(job, date(day), Trigger::Schedule, 60.0) }
     }
 
+    #[test]
+    fn a_late_delivery_of_the_last_owed_destination_makes_the_date_delivered() {
+        let status = |key: &str, ok: bool| DeliveryStatus {
+            destination: format!("dest {key}"),
+            key: key.into(),
+            ok,
+            error: (!ok).then(|| "refused".to_string()),
+            skipped: false,
+        };
+        let mut r = record("daily", "2026-11-20", RunStatus::DeliveryFailed);
+        r.exit_code = 5;
+        r.error = Some("delivery to dest b failed: refused".into());
+        r.deliveries = vec![status("a", true), status("b", false), status("c", false)];
+        assert!(r.record_late_delivery("b"));
+        assert_eq!(r.status, RunStatus::DeliveryFailed, "c is still owed");
+        assert!(!r.record_late_delivery("b"), "nothing changes twice");
+        assert!(r.record_late_delivery("c"));
+        assert_eq!((r.status, r.exit_code, r.error.as_deref()), (RunStatus::Ok, 0, None));
+        assert!(r.delivered());
+        assert!(!r.record_late_delivery("unknown"));
+    }
+
     #[tokio::test]
     async fn records_round_trip_and_list_newest_first() {
         let dir = tempfile::tempdir().expect("temp dir");
