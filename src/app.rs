@@ -354,12 +354,16 @@ async fn publish(
             pending.push((key, delivery.clone()));
         }
         if !pending.is_empty() {
-            // The SLA covers making the outputs. Once they are written, deliveries run to the
-            // end under their own bounds (SMTP and HTTP timeouts, a few retries): cutting one
-            // off half-way would lose track of what was sent, and whatever fails waits in the
-            // outbox with the outputs instead of being lost.
+            // The SLA covers delivery too: a destination gets what is left of the budget and,
+            // when that runs out, waits in the outbox with the outputs instead of holding the
+            // run (or the next scheduled one) hostage.
             let pending_job = Job { deliveries: pending.iter().map(|(_, d)| d.clone()).collect(), ..job.clone() };
-            let reports = deliver::deliver_all(&pending_job, report_date, &output.outputs).await;
+            let reports = deliver::deliver_all_within(&pending_job, report_date, &output.outputs, Some(deadline)).await;
+            if let Err(e) = deadline.check("deliver") {
+                published.errors.push(e.to_string());
+                published.sla_stage = Some(e.stage);
+                published.exit = Exit::SlaExceeded;
+            }
             for (i, report) in reports.iter().enumerate() {
                 // deliver_all reports each destination in order, then possibly the outbox.
                 let key = pending.get(i).map_or_else(|| "outbox".to_string(), |(key, _)| key.clone());
@@ -369,7 +373,9 @@ async fn publish(
                         report.destination,
                         report.error.as_deref().unwrap_or("unknown error")
                     ));
-                    published.exit = Exit::DeliveryFailed;
+                    if published.exit != Exit::SlaExceeded {
+                        published.exit = Exit::DeliveryFailed;
+                    }
                 }
                 published.deliveries.push(DeliveryStatus {
                     destination: report.destination.clone(),

@@ -64,6 +64,9 @@ pub enum DeliverError {
     /// The outbox could not record progress, so sending more could duplicate messages.
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    /// The run's deadline left no time for this destination; it waits in the outbox.
+    #[error("{0}")]
+    Sla(String),
 }
 
 /// The key prefix of one run: `<job>/<report_date>`, each part made path-safe.
@@ -192,6 +195,19 @@ fn log_outcome(destination: &str, result: &Result<(), DeliverError>, attempts: u
 /// Delivers `outputs` to every destination of `job`. When any destination fails, the outputs
 /// are kept in the job's outbox with what is still owed, and the failed reports say where.
 pub async fn deliver_all(job: &Job, report_date: NaiveDate, outputs: &[ExperimentOutputs]) -> Vec<DeliveryReport> {
+    deliver_all_within(job, report_date, outputs, None).await
+}
+
+/// [`deliver_all`] inside the run's deadline: a destination is not started once the budget is
+/// spent, and one still sending when it runs out is stopped. Either is left owed in the outbox
+/// (a stopped email may then arrive twice, once now and once on retry; a stopped upload or
+/// copy is simply redone), so the SLA holds and nothing is lost.
+pub async fn deliver_all_within(
+    job: &Job,
+    report_date: NaiveDate,
+    outputs: &[ExperimentOutputs],
+    deadline: Option<&crate::runlog::Deadline>,
+) -> Vec<DeliveryReport> {
     let mut states: Vec<Destination> = job
         .deliveries
         .iter()
@@ -209,11 +225,22 @@ pub async fn deliver_all(job: &Job, report_date: NaiveDate, outputs: &[Experimen
     for i in sending_order(&job.deliveries) {
         let delivery = states[i].delivery.clone();
         let mut accepted: Vec<String> = Vec::new();
-        let (result, attempts) = deliver_one(job, report_date, outputs, &delivery, &[], &mut |key: &str| {
-            accepted.push(key.to_string());
-            Ok(())
-        })
-        .await;
+        let remaining = deadline.map(|d| d.remaining());
+        let (result, attempts) = if remaining.is_some_and(|r| r.is_zero()) {
+            (Err(DeliverError::Sla("not started: the run's SLA budget was spent".into())), 0)
+        } else {
+            let mut record = |key: &str| {
+                accepted.push(key.to_string());
+                Ok(())
+            };
+            let send = deliver_one(job, report_date, outputs, &delivery, &[], &mut record);
+            match remaining {
+                Some(budget) => tokio::time::timeout(budget, send).await.unwrap_or_else(|_| {
+                    (Err(DeliverError::Sla("stopped: the run's SLA budget ran out while sending".into())), 1)
+                }),
+                None => send.await,
+            }
+        };
         log_outcome(&states[i].destination, &result, attempts);
         let state = &mut states[i];
         state.sent = accepted;

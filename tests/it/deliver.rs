@@ -594,3 +594,31 @@ fn a_folder_that_cannot_be_written_waits_in_the_outbox_and_only_it_is_sent_on_re
     assert!(!s.path().join("shared").exists(), "the done destination was not sent again");
     assert!(!s.path().join("outbox/generated").exists());
 }
+
+#[test]
+fn a_delivery_that_would_outlast_the_sla_is_stopped_and_waits_in_the_outbox() {
+    let s = small(&["checkout"]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    s.edit_job(|job| job.replace("sla_seconds = 60", "sla_seconds = 4"));
+    // A server that never greets, with a mail timeout far beyond the SLA: only the run's
+    // deadline can end this send.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("address").port().to_string();
+    let env = [
+        ("ABREPORT_SMTP_HOST", "127.0.0.1"),
+        ("ABREPORT_SMTP_PORT", port.as_str()),
+        ("ABREPORT_SMTP_TLS", "none"),
+        ("ABREPORT_SMTP_FROM", FROM),
+        ("ABREPORT_SMTP_TIMEOUT_SECONDS", "120"),
+    ];
+    let started = std::time::Instant::now();
+    let run = s.run_with_env(&[], &env);
+    let took = started.elapsed().as_secs_f64();
+    run.assert_code(6);
+    assert!(took < 10.0, "the SLA bounds delivery: {took:.1} s");
+    assert!(run.stderr.contains("during stage `deliver`"), "{}", run.stderr);
+    let state = outbox_state(&s);
+    let destinations = state["destinations"].as_array().expect("destinations");
+    assert!(destinations.iter().any(|d| d["done"] == false), "the email is still owed: {state}");
+    drop(silent);
+}
