@@ -1,37 +1,26 @@
 //! One function per subcommand, and the exit codes.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 
 use crate::cli::{
     Cli, Command, DeliverArgs, DemoArgs, GenerateArgs, LogFormat, RunArgs, ServeArgs, StatusArgs, ValidateArgs,
 };
 use crate::config::{self, Job};
-use crate::deliver::{self, DeliveryReport, outbox};
-use crate::export;
+use crate::deliver::{self, outbox};
 use crate::generate::{self, GenExperiment, GenSpec};
-use crate::pipeline::{self, RunError, RunOutput, RunRequest};
+use crate::pipeline::{self, RunError};
+use crate::recorded::{Ran, RunSettings, notify, print_failures, retry_outbox_recorded, run_recorded};
 use crate::render::bytes;
-use crate::results::Status;
-use crate::runlog::{Deadline, RunLog};
 use crate::schedule::{
     self,
-    ledger::{self, DeliveryStatus, ExperimentOutcome, Ledger, RunRecord, RunStatus, Trigger},
+    ledger::{Ledger, RunRecord, Trigger},
     service::ServeSettings,
 };
 use crate::source::{ColumnSpec, Dataset, Expect, Source};
-
-/// Prints a line on stdout. Unlike `println!`, a closed stdout (`abreport … | head`) is not a
-/// panic: the line is dropped and the run goes on to its real exit code.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
 
 /// Environment variable with a `tracing` filter for the log on stderr (default `warn`, or
 /// `info` with `--log-format json` and for `serve`).
@@ -102,7 +91,7 @@ pub fn default_report_date(tz: chrono_tz::Tz) -> NaiveDate {
     Utc::now().with_timezone(&tz).date_naive().pred_opt().unwrap_or(NaiveDate::MIN)
 }
 
-fn exit_for(error: &RunError) -> Exit {
+pub(crate) fn exit_for(error: &RunError) -> Exit {
     match error {
         RunError::UnknownExperiment { .. } => Exit::Config,
         RunError::Source(_) => Exit::SourceUnavailable,
@@ -118,341 +107,6 @@ fn load_job(path: &Path) -> Result<Job, Exit> {
     })
 }
 
-/// How a run is made, beyond the job and the report date. `abreport run`, `demo` and the
-/// scheduler differ only in these settings.
-pub struct RunSettings<'a> {
-    /// Only this experiment of the job.
-    pub experiment: Option<&'a str>,
-    /// Local folder for the outputs (`<out>/<experiment>/…`).
-    pub out: &'a Path,
-    /// Deliver to the job's destinations.
-    pub deliver: bool,
-    /// Run and send even when the ledger says this job and date were delivered.
-    pub force: bool,
-    /// Where the run is recorded (none for the demo).
-    pub ledger: Option<&'a Ledger>,
-    /// What started the run.
-    pub trigger: Trigger,
-    /// The scheduled fire time this run is for.
-    pub fire_time: Option<DateTime<Utc>>,
-    /// Draw a progress bar on a terminal.
-    pub progress: bool,
-    /// Print the per-experiment summary on stdout.
-    pub print_summary: bool,
-    /// Send a failure notice to the job's admin for `source_unavailable`, `sla_missed` and
-    /// `failed` outcomes.
-    pub notify: bool,
-}
-
-/// The end of [`run_recorded`].
-pub enum Ran {
-    /// The ledger says this job and date were delivered already: nothing ran or was sent.
-    AlreadyDelivered(RunRecord),
-    /// The run happened.
-    Finished {
-        /// The exit code of the outcome.
-        exit: Exit,
-        /// The record as written to the ledger.
-        record: RunRecord,
-        /// Every error, in order, each a full sentence.
-        errors: Vec<String>,
-    },
-}
-
-/// Runs `job` for `report_date`, publishes and delivers, and records the run in the ledger:
-/// the one code path of `abreport run` and of every scheduled run.
-///
-/// Without `force`, a job and date the ledger shows as delivered is not run again (by hand:
-/// unless the run sends nothing); a re-run of a date whose delivery partly failed sends only to
-/// the destinations that failed.
-pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSettings<'_>) -> Ran {
-    let started = Instant::now();
-    let mut record = RunRecord::start(&job.name, report_date, settings.trigger, job.sla.as_secs_f64());
-    record.fire_time = settings.fire_time;
-    record.experiment = settings.experiment.map(str::to_string);
-    record.deliver = settings.deliver;
-    record.output_dir = Some(settings.out.display().to_string());
-    let mut errors = Vec::new();
-
-    let previous = match settings.ledger {
-        None => None,
-        Some(ledger) => match ledger.read(&job.name, report_date).await {
-            Ok(previous) => previous,
-            Err(e) => {
-                // Without the ledger there is no knowing whether this date was sent already;
-                // not sending is the safe side.
-                errors.push(format!("{e}; the run was not started"));
-                return finish(job, settings, record, Exit::DeliveryFailed, RunStatus::Failed, errors, started).await;
-            }
-        },
-    };
-    let mut already_delivered = Vec::new();
-    if let Some(previous) = previous {
-        // A scheduled run of a delivered date is skipped. A manual one is skipped when it would
-        // send something again; with no destination (or `--no-deliver`) it only rewrites the
-        // local outputs, which is harmless and how settings are tried out.
-        let would_send = settings.deliver && !job.deliveries.is_empty();
-        let skip = settings.trigger != Trigger::Manual || would_send;
-        if previous.delivered() && !settings.force && skip {
-            return Ran::AlreadyDelivered(previous);
-        }
-        record.attempt = previous.attempt + 1;
-        if !settings.force && previous.experiment.is_none() {
-            already_delivered = previous.deliveries.into_iter().filter(|d| d.ok).collect();
-        }
-    }
-    if let Some(ledger) = settings.ledger
-        && let Err(e) = ledger.write(&record).await
-    {
-        tracing::warn!(job = %job.name, %report_date, error = %e, "could not record the run's start");
-    }
-
-    let log = RunLog::new(started);
-    let request =
-        RunRequest { job, report_date, experiment: settings.experiment, started, progress: settings.progress };
-    let output = match pipeline::run(&request, &log).await {
-        Ok(output) => output,
-        Err(e) => {
-            record.stages = log.timings();
-            if let RunError::Sla(sla) = &e {
-                record.sla_missed_stage = Some(sla.stage.clone());
-            }
-            let exit = exit_for(&e);
-            let status = status_for(exit, Some(&e));
-            errors.push(e.to_string());
-            return finish(job, settings, record, exit, status, errors, started).await;
-        }
-    };
-    record.source_retries = output.source_retries;
-    record.experiments = output
-        .results
-        .iter()
-        .map(|r| ExperimentOutcome {
-            id: r.id.clone(),
-            status: if r.status == Status::Failed { "failed" } else { "ok" }.to_string(),
-            recommendation: r.decision.recommendation.name().to_string(),
-        })
-        .collect();
-    let deadline = Deadline::new(started, job.sla);
-    let published_at = Instant::now();
-    let published =
-        publish(job, report_date, &output, settings.out, settings.deliver, &already_delivered, &deadline).await;
-    log.stage_done(
-        "publish",
-        published_at.elapsed(),
-        serde_json::json!({ "destinations": published.deliveries.len() }),
-    );
-    record.stages = log.timings();
-    record.deliveries = published.deliveries;
-    record.sla_missed_stage = published.sla_stage;
-    errors.extend(published.errors);
-    if settings.print_summary && published.exit != Exit::SlaExceeded {
-        print_summary(job, report_date, &output, &published.dirs);
-    }
-    let status = status_for(published.exit, None);
-    finish(job, settings, record, published.exit, status, errors, started).await
-}
-
-/// Completes `record`, writes it to the ledger and sends the failure notice it calls for.
-async fn finish(
-    job: &Job,
-    settings: &RunSettings<'_>,
-    mut record: RunRecord,
-    mut exit: Exit,
-    status: RunStatus,
-    mut errors: Vec<String>,
-    started: Instant,
-) -> Ran {
-    record.status = status;
-    record.finished_at = Some(Utc::now());
-    record.duration_seconds = Some((started.elapsed().as_secs_f64() * 1e3).round() / 1e3);
-    if !errors.is_empty() {
-        record.error = Some(errors.join("; "));
-    }
-    record.exit_code = exit as u8;
-    if let Some(ledger) = settings.ledger
-        && let Err(e) = ledger.write(&record).await
-    {
-        // A delivered run that is not recorded would be sent again by catch-up: say so, and
-        // do not report success.
-        errors.push(format!("{e}; a later scheduled run may send this date again"));
-        if exit == Exit::Ok {
-            exit = Exit::DeliveryFailed;
-        }
-    }
-    if settings.notify && record.status.needs_notice() {
-        schedule::notify_failure(job, &record).await;
-    }
-    Ran::Finished { exit, record, errors }
-}
-
-/// The ledger status of an outcome. Source errors about a file's content (corrupt, missing or
-/// mistyped columns) are `failed`; a store that cannot be reached or read is
-/// `source_unavailable`.
-fn status_for(exit: Exit, error: Option<&RunError>) -> RunStatus {
-    match exit {
-        Exit::Ok => RunStatus::Ok,
-        Exit::NoAnalyzableData => RunStatus::NoData,
-        Exit::DeliveryFailed => RunStatus::DeliveryFailed,
-        Exit::SlaExceeded => RunStatus::SlaMissed,
-        Exit::SourceUnavailable => match error {
-            Some(RunError::Source(e)) if !e.is_unavailable() => RunStatus::Failed,
-            _ => RunStatus::SourceUnavailable,
-        },
-        Exit::Internal | Exit::Config => RunStatus::Failed,
-    }
-}
-
-/// Where a run's outputs went, and how the run ends.
-struct Published {
-    dirs: Vec<PathBuf>,
-    exit: Exit,
-    deliveries: Vec<DeliveryStatus>,
-    errors: Vec<String>,
-    /// The stage during which the SLA passed.
-    sla_stage: Option<String>,
-}
-
-/// Writes `output` under `out`, then delivers to each destination not in `already_delivered`,
-/// each under what is left of the deadline.
-async fn publish(
-    job: &Job,
-    report_date: NaiveDate,
-    output: &RunOutput,
-    out: &Path,
-    deliver: bool,
-    already_delivered: &[DeliveryStatus],
-    deadline: &Deadline,
-) -> Published {
-    let mut published =
-        Published { dirs: Vec::new(), exit: Exit::Ok, deliveries: Vec::new(), errors: Vec::new(), sla_stage: None };
-    if let Err(e) = deadline.check("publish") {
-        published.errors.push(e.to_string());
-        published.sla_stage = Some(e.stage);
-        published.exit = Exit::SlaExceeded;
-        return published;
-    }
-    for outputs in &output.outputs {
-        match export::write_dir(out, outputs) {
-            Ok(dir) => published.dirs.push(dir),
-            Err(e) => {
-                published.errors.push(e.to_string());
-                published.exit = Exit::DeliveryFailed;
-            }
-        }
-    }
-    if deliver {
-        // Destinations an earlier attempt of this date delivered to are not sent again.
-        let mut pending = Vec::new();
-        for delivery in &job.deliveries {
-            let key = ledger::delivery_key(delivery);
-            if let Some(earlier) = already_delivered.iter().find(|d| d.key == key) {
-                tracing::info!(destination = %earlier.destination, "already delivered by an earlier attempt; not sent again");
-                published.deliveries.push(DeliveryStatus { skipped: true, ..earlier.clone() });
-                continue;
-            }
-            pending.push((key, delivery.clone()));
-        }
-        if !pending.is_empty() {
-            // The SLA covers delivery too: a destination gets what is left of the budget and,
-            // when that runs out, waits in the outbox with the outputs instead of holding the
-            // run (or the next scheduled one) hostage.
-            let pending_job = Job { deliveries: pending.iter().map(|(_, d)| d.clone()).collect(), ..job.clone() };
-            let reports = deliver::deliver_all_within(&pending_job, report_date, &output.outputs, Some(deadline)).await;
-            if let Err(e) = deadline.check("deliver") {
-                published.errors.push(e.to_string());
-                published.sla_stage = Some(e.stage);
-                published.exit = Exit::SlaExceeded;
-            }
-            for (i, report) in reports.iter().enumerate() {
-                // deliver_all reports each destination in order, then possibly the outbox.
-                let key = pending.get(i).map_or_else(|| "outbox".to_string(), |(key, _)| key.clone());
-                if !report.ok {
-                    published.errors.push(format!(
-                        "delivery to {} failed: {}",
-                        report.destination,
-                        report.error.as_deref().unwrap_or("unknown error")
-                    ));
-                    if published.exit != Exit::SlaExceeded {
-                        published.exit = Exit::DeliveryFailed;
-                    }
-                }
-                published.deliveries.push(DeliveryStatus {
-                    destination: report.destination.clone(),
-                    key,
-                    ok: report.ok,
-                    error: report.error.clone(),
-                    skipped: false,
-                });
-            }
-            if let Some(dir) = reports.iter().filter(|r| !r.ok).find_map(|r| r.outbox.as_ref()) {
-                published.errors.push(format!(
-                    "the outputs wait in the outbox `{}`; send them with `abreport deliver --retry --job {}`",
-                    dir.display(),
-                    job.file.display()
-                ));
-            }
-        }
-    }
-    if published.exit == Exit::Ok && output.failed().next().is_some() {
-        published.exit = Exit::NoAnalyzableData;
-    }
-    published
-}
-
-/// Prints each failed delivery and where its outputs wait; true when any failed.
-fn print_failures(job: &Job, reports: &[DeliveryReport]) -> bool {
-    let mut failed = false;
-    for report in reports.iter().filter(|r| !r.ok) {
-        failed = true;
-        eprintln!(
-            "error: delivery to {} failed: {}",
-            report.destination,
-            report.error.as_deref().unwrap_or("unknown error")
-        );
-    }
-    if let Some(dir) = reports.iter().filter(|r| !r.ok).find_map(|r| r.outbox.as_ref()) {
-        eprintln!(
-            "note: the outputs wait in the outbox `{}`; send them with `abreport deliver --retry --job {}`",
-            dir.display(),
-            job.file.display()
-        );
-    }
-    failed
-}
-
-/// Mails the job's admin (when it has one); a failure to do so is a warning, not a new error.
-async fn notify(job: &Job, subject: &str, body: &str) {
-    if let Err(e) = deliver::notify_admin(job, subject, body).await {
-        eprintln!("warning: {e}");
-    }
-}
-
-fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[PathBuf]) {
-    say!(
-        "abreport: job `{}`, report date {report_date}: {} experiment(s) in {:.2} s (SLA {:.0} s), {} files / {} read",
-        job.name,
-        output.results.len(),
-        output.facts.elapsed_seconds,
-        job.sla.as_secs_f64(),
-        output.facts.files_read,
-        bytes(output.facts.bytes_read)
-    );
-    for (result, dir) in output.results.iter().zip(dirs.iter().map(Some).chain(std::iter::repeat(None))) {
-        let decision = &result.decision;
-        let verdict = match &decision.variant {
-            Some(v) => format!("{} {v}", decision.recommendation.name().to_uppercase()),
-            None => decision.recommendation.name().to_uppercase(),
-        };
-        let place = dir.map(|d| d.join("report.html").display().to_string()).unwrap_or_default();
-        say!("  {:<28} {:<24} {place}", result.id, verdict);
-        if let Some(error) = &result.error {
-            say!("  {:<28} error: {error}", "");
-        }
-    }
-}
-
-/// The ledger of `--ledger`, or `<out>/ledger`.
 fn ledger_location(ledger: Option<&str>, out: &Path) -> String {
     ledger.map_or_else(|| out.join("ledger").to_string_lossy().into_owned(), str::to_string)
 }
@@ -588,36 +242,6 @@ async fn serve(args: ServeArgs) -> Exit {
             Exit::Config
         }
     }
-}
-
-/// Sends what waits in the job's outbox (`deliver::retry_outbox`) and records each late
-/// delivery in the run ledger, so that neither a re-run nor catch-up sends that date to that
-/// destination again. Used by `abreport deliver --retry` and before every scheduled run.
-pub async fn retry_outbox_recorded(job: &Job, ledger: Option<&Ledger>) -> Vec<DeliveryReport> {
-    let reports = deliver::retry_outbox(job).await;
-    let Some(ledger) = ledger else {
-        return reports;
-    };
-    for report in reports.iter().filter(|r| r.ok) {
-        let (Some(key), Some(report_date)) = (&report.key, report.report_date) else {
-            continue;
-        };
-        let recorded = match ledger.read(&job.name, report_date).await {
-            Ok(Some(mut record)) => {
-                if record.record_late_delivery(key) {
-                    ledger.write(&record).await
-                } else {
-                    Ok(())
-                }
-            }
-            Ok(None) => Ok(()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = recorded {
-            tracing::warn!(job = %job.name, %report_date, error = %e, "delivered from the outbox, but the ledger could not record it");
-        }
-    }
-    reports
 }
 
 /// `abreport deliver`: lists, or with `--retry` sends, what waits in each job's outbox.

@@ -1,5 +1,14 @@
 //! abreport: daily A/B experiment reports. See ARCHITECTURE.md for the map.
 
+/// Prints a line on stdout. Unlike `println!`, a closed stdout (`abreport … | head`) is not a
+/// panic: the line is dropped and the run goes on to its real exit code.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod aggregate;
 pub mod analyze;
 pub mod app;
@@ -12,6 +21,7 @@ pub mod export;
 pub mod generate;
 pub mod numbers;
 pub mod pipeline;
+pub mod recorded;
 pub mod render;
 pub mod results;
 pub mod runlog;

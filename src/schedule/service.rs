@@ -34,9 +34,9 @@ use super::cron::{self, Schedule};
 use super::http::{self, Health};
 use super::ledger::{Ledger, RunStatus, Trigger};
 use super::metrics::Metrics;
-use crate::app::{self, Ran, RunSettings};
 use crate::config::{self, Job};
 use crate::deliver;
+use crate::recorded::{self, Ran, RunSettings};
 
 /// How often the job folder is checked for changed files.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
@@ -489,7 +489,7 @@ async fn run_one(
     };
     // What an earlier run could not deliver goes first, from the outbox; a date it completes
     // is then recorded as delivered and not run again below.
-    for report in app::retry_outbox_recorded(job, Some(&shared.ledger)).await {
+    for report in recorded::retry_outbox_recorded(job, Some(&shared.ledger)).await {
         match &report.error {
             None => tracing::info!(job = %job.name, destination = %report.destination, "delivered from the outbox"),
             Some(error) => tracing::error!(
@@ -501,7 +501,7 @@ async fn run_one(
         }
     }
     shared.metrics.run_started(&job.name);
-    match app::run_recorded(job, report_date, &settings).await {
+    match recorded::run_recorded(job, report_date, &settings).await {
         Ran::AlreadyDelivered(previous) => {
             shared.metrics.run_not_started(&job.name);
             tracing::info!(
