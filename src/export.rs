@@ -128,6 +128,9 @@ fn parquet_bytes(file: &'static str, batch: &RecordBatch) -> Result<Vec<u8>, Exp
         .set_dictionary_enabled(false)
         .set_column_dictionary_enabled(ColumnPath::from("variant"), true)
         .set_column_dictionary_enabled(ColumnPath::from("status"), true)
+        // The writer buffers a row group in memory before encoding it: 128k rows bounds that
+        // to a few MB per export in flight, instead of the whole million-unit table.
+        .set_max_row_group_row_count(Some(128 * 1024))
         .build();
     let mut buffer = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(properties))

@@ -349,6 +349,8 @@ impl ExperimentContext<'_> {
         let experiment_allocation = index.map_or(&empty, |i| &self.allocation.experiments[i]);
         let (values, covariates, metrics) =
             metric_data(job, experiment, index.map(|i| &self.spec.experiments[i]), experiment_allocation, &totals);
+        // The per-unit accumulators are values now; only the counts are still needed.
+        let totals = EventTotals { slots: Vec::new(), pre_slots: Vec::new(), ..totals };
         let breakdowns = breakdowns(job, experiment, experiment_allocation, values.first());
         let data = ExperimentData {
             job,
@@ -426,7 +428,7 @@ impl ExperimentContext<'_> {
             "export",
             Some(&experiment.id),
             "reports and exports encoded",
-            json!({ "seconds": encode_started.elapsed().as_secs_f64() }),
+            json!({ "seconds": encode_started.elapsed().as_secs_f64(), "peak_rss_mib": crate::runlog::peak_rss_mib() }),
         );
         files.push(export::text_file("run.log.jsonl", log.jsonl_for(&experiment.id)));
         let outputs = export::with_manifest(&results_file, &result, &experiment.output_dir, files)?;

@@ -94,10 +94,13 @@ impl RunLog {
         self.push("error", stage, experiment, message.into(), object(fields));
     }
 
-    /// Records that `stage` finished after `took`.
+    /// Records that `stage` finished after `took`, with the process's peak memory so far.
     pub fn stage_done(&self, stage: &str, took: Duration, fields: Value) {
         let mut fields = object(fields);
         fields.insert("seconds".into(), Value::from((took.as_secs_f64() * 1e4).round() / 1e4));
+        if let Some(peak) = peak_rss_mib() {
+            fields.insert("peak_rss_mib".into(), Value::from(peak));
+        }
         self.push("info", stage, None, format!("{stage} done"), fields);
     }
 
@@ -127,6 +130,15 @@ impl RunLog {
     pub fn warnings(&self) -> Vec<Entry> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|e| e.level != "info").cloned().collect()
     }
+}
+
+/// The process's peak resident memory so far in MiB (`VmHWM` in /proc/self/status), where the
+/// platform tells it.
+pub fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 fn object(fields: Value) -> Map<String, Value> {

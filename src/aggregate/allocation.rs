@@ -26,7 +26,7 @@ impl UnitStatus {
 
     /// The status of a unit exposed to the variants in `mask` (bit i = variant i), of which
     /// the first `n_configured` are configured.
-    pub fn of(mask: u64, n_configured: usize) -> Self {
+    pub fn of(mask: u32, n_configured: usize) -> Self {
         if mask.count_ones() > 1 {
             UnitStatus::MultiVariant
         } else if mask.trailing_zeros() as usize >= n_configured {
@@ -45,7 +45,7 @@ pub struct AllocatedUnit {
     pub first_micros: i64,
     pub exposures: u32,
     /// Bit `i` set when exposed to variant `i` of [`ExperimentAllocation::variants`].
-    pub mask: u64,
+    pub mask: u32,
     /// The unit's variant when [`UnitStatus::Ok`] (the lowest one otherwise).
     pub variant: u8,
     pub status: UnitStatus,

@@ -25,9 +25,9 @@ use super::{AggregateError, Spec};
 const SHARD_BITS: u32 = 6;
 /// Enough shards that two reader tasks seldom want the same one at once.
 pub const SHARDS: usize = 1 << SHARD_BITS;
-/// At most this many distinct variants per experiment are told apart (a `u64` bit mask);
-/// further unknown variants share the last bit.
-const MAX_VARIANTS: usize = 64;
+/// At most this many distinct variants per experiment are told apart (a `u32` bit mask keeps a
+/// unit's exposure state at 16 bytes); further unknown variants share the last bit.
+const MAX_VARIANTS: usize = 32;
 
 /// The shard of a unit id hash. The hash is remixed first: the tables inside a shard use the
 /// hash's own high and low bits, which must stay uniform within the shard.
@@ -66,7 +66,7 @@ struct Exposure {
     /// `i64::MAX` while the unit has no exposure in the experiment.
     first_micros: i64,
     /// Bit `i` set when exposed to variant `i`.
-    mask: u64,
+    mask: u32,
     exposures: u32,
 }
 
@@ -491,7 +491,7 @@ impl Aggregator {
                 let x = &mut shard.exposure[local * n_experiments + experiment];
                 let first = micros < x.first_micros;
                 x.first_micros = x.first_micros.min(micros);
-                x.mask |= 1u64 << variant;
+                x.mask |= 1u32 << variant;
                 x.exposures += 1;
                 if first && n_dimensions > 0 {
                     let at = (local * n_experiments + experiment) * n_dimensions;
