@@ -244,25 +244,34 @@ async fn serve(args: ServeArgs) -> Exit {
     }
 }
 
-/// `abreport deliver`: lists, or with `--retry` sends, what waits in each job's outbox.
-async fn deliver_command(args: DeliverArgs) -> Exit {
-    let entries = match config::load_all(&args.job) {
+/// Every job file of a folder (or the one file): the valid jobs, and `Exit::Config` when any
+/// file was invalid (each is reported on stderr); `None` when the folder cannot be read.
+fn load_jobs(path: &Path) -> Option<(Vec<(std::path::PathBuf, Job)>, Exit)> {
+    let entries = match config::load_all(path) {
         Ok(entries) => entries,
         Err(e) => {
             eprintln!("error: {e}");
-            return Exit::Config;
+            return None;
         }
     };
     let mut exit = Exit::Ok;
-    for (_, job) in entries {
-        let job = match job {
-            Ok(job) => job,
+    let mut jobs = Vec::new();
+    for (file, job) in entries {
+        match job {
+            Ok(job) => jobs.push((file, job)),
             Err(e) => {
                 eprintln!("error: {e}");
                 exit = Exit::Config;
-                continue;
             }
-        };
+        }
+    }
+    Some((jobs, exit))
+}
+
+/// `abreport deliver`: lists, or with `--retry` sends, what waits in each job's outbox.
+async fn deliver_command(args: DeliverArgs) -> Exit {
+    let Some((jobs, mut exit)) = load_jobs(&args.job) else { return Exit::Config };
+    for (_, job) in jobs {
         if !args.retry {
             match outbox::list(&job) {
                 Ok(waiting) if waiting.is_empty() => {
@@ -329,23 +338,8 @@ async fn deliver_command(args: DeliverArgs) -> Exit {
 }
 
 async fn validate(args: ValidateArgs) -> Exit {
-    let entries = match config::load_all(&args.path) {
-        Ok(entries) => entries,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Config;
-        }
-    };
-    let mut exit = Exit::Ok;
-    for (file, job) in entries {
-        let job = match job {
-            Ok(job) => job,
-            Err(e) => {
-                eprintln!("error: {e}");
-                exit = Exit::Config;
-                continue;
-            }
-        };
+    let Some((jobs, mut exit)) = load_jobs(&args.path) else { return Exit::Config };
+    for (file, job) in jobs {
         // Mail settings are checked without connecting: a missing sender or an unreadable
         // secrets file or CA file shows up here rather than at the first failed run.
         let mails = job.admin.is_some() || job.deliveries.iter().any(|d| matches!(d, config::Delivery::Email { .. }));

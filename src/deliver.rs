@@ -46,6 +46,21 @@ pub struct DeliveryReport {
     pub report_date: Option<NaiveDate>,
 }
 
+impl DeliveryReport {
+    /// An outbox entry that could not be read or cleaned up.
+    fn outbox_entry_failed(dir: &Path, report_date: NaiveDate, error: &dyn std::fmt::Display) -> Self {
+        DeliveryReport {
+            destination: format!("outbox entry {}", dir.display()),
+            ok: false,
+            error: Some(error.to_string()),
+            attempts: 0,
+            outbox: Some(dir.to_path_buf()),
+            key: None,
+            report_date: Some(report_date),
+        }
+    }
+}
+
 /// Why one destination failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliverError {
@@ -308,15 +323,7 @@ pub async fn retry_outbox(job: &Job) -> Vec<DeliveryReport> {
         let outputs = match outbox::load_outputs(&entry) {
             Ok(outputs) => outputs,
             Err(e) => {
-                reports.push(DeliveryReport {
-                    destination: format!("outbox entry {}", entry.dir.display()),
-                    ok: false,
-                    error: Some(e.to_string()),
-                    attempts: 0,
-                    outbox: Some(entry.dir.clone()),
-                    key: None,
-                    report_date: Some(report_date),
-                });
+                reports.push(DeliveryReport::outbox_entry_failed(&entry.dir, report_date, &e));
                 continue;
             }
         };
@@ -359,15 +366,7 @@ pub async fn retry_outbox(job: &Job) -> Vec<DeliveryReport> {
         if entry.state.destinations.iter().all(|d| d.done)
             && let Err(e) = outbox::remove(&entry.dir)
         {
-            reports.push(DeliveryReport {
-                destination: format!("outbox entry {}", entry.dir.display()),
-                ok: false,
-                error: Some(e.to_string()),
-                attempts: 0,
-                outbox: Some(entry.dir.clone()),
-                key: None,
-                report_date: Some(report_date),
-            });
+            reports.push(DeliveryReport::outbox_entry_failed(&entry.dir, report_date, &e));
         }
     }
     reports
