@@ -15,7 +15,7 @@ use arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
     UInt64Array,
 };
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::datatypes::{Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -315,11 +315,6 @@ pub fn units_parquet(
     }
     let batch = batch("units.parquet", columns)?;
     Ok(OutputFile::new("units.parquet", parquet_bytes("units.parquet", &batch)?))
-}
-
-/// The data type of `first_exposure_ts` columns (for readers and tests).
-pub fn timestamp_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
 /// Writes `outputs` under `root/<dir_name>/`, atomically per file, manifest last. Returns the

@@ -171,12 +171,6 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    /// True when retrying later could help (network, throttling, a store that is down); false
-    /// for permanent refusals and for problems in the data itself.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, SourceError::Unavailable { .. })
-    }
-
     /// True when the store could not be reached or read at all (as opposed to a file in it
     /// being unusable): a run ending so is `source_unavailable`.
     pub fn is_unavailable(&self) -> bool {

@@ -92,11 +92,6 @@ impl UnitKeys {
     }
 
     #[inline]
-    pub fn hash(&self, key: UnitKey<'_>) -> u64 {
-        hash_unit(key)
-    }
-
-    #[inline]
     fn matches(&self, entry: &Entry, hash: u64, key: UnitKey<'_>) -> bool {
         if entry.hash != hash {
             return false;
@@ -173,12 +168,12 @@ mod tests {
         let mut keys = UnitKeys::default();
         let ids = ["u1", "u2", "u1", "u3", "u2"];
         let indices: Vec<u32> =
-            ids.iter().map(|id| keys.intern(keys.hash(UnitKey::Text(id)), UnitKey::Text(id))).collect();
+            ids.iter().map(|id| keys.intern(hash_unit(UnitKey::Text(id)), UnitKey::Text(id))).collect();
         assert_eq!(indices, vec![0, 1, 0, 2, 1]);
         assert_eq!(keys.len(), 3);
         assert_eq!(keys.kind(), Some(UnitIdKind::Text));
         assert_eq!(keys.key(2), UnitKey::Text("u3"));
-        assert_eq!(keys.get(keys.hash(UnitKey::Text("u4")), UnitKey::Text("u4")), None);
+        assert_eq!(keys.get(hash_unit(UnitKey::Text("u4")), UnitKey::Text("u4")), None);
     }
 
     #[test]
@@ -192,14 +187,14 @@ mod tests {
             "01234567890123456789",
         ];
         for (i, id) in ids.iter().enumerate() {
-            assert_eq!(keys.intern(keys.hash(UnitKey::Text(id)), UnitKey::Text(id)), i as u32);
+            assert_eq!(keys.intern(hash_unit(UnitKey::Text(id)), UnitKey::Text(id)), i as u32);
         }
         for (i, id) in ids.iter().enumerate() {
-            assert_eq!(keys.get(keys.hash(UnitKey::Text(id)), UnitKey::Text(id)), Some(i as u32));
+            assert_eq!(keys.get(hash_unit(UnitKey::Text(id)), UnitKey::Text(id)), Some(i as u32));
             assert_eq!(keys.key(i as u32), UnitKey::Text(id));
         }
         assert_eq!(
-            keys.get(keys.hash(UnitKey::Text("user-0000000000000000003")), UnitKey::Text("user-0000000000000000003")),
+            keys.get(hash_unit(UnitKey::Text("user-0000000000000000003")), UnitKey::Text("user-0000000000000000003")),
             None
         );
     }
@@ -208,10 +203,10 @@ mod tests {
     fn many_keys_survive_table_growth() {
         let mut keys = UnitKeys::default();
         for i in 0..10_000i64 {
-            assert_eq!(keys.intern(keys.hash(UnitKey::Int(i * 7)), UnitKey::Int(i * 7)), i as u32);
+            assert_eq!(keys.intern(hash_unit(UnitKey::Int(i * 7)), UnitKey::Int(i * 7)), i as u32);
         }
         assert_eq!(keys.kind(), Some(UnitIdKind::Int));
-        assert_eq!(keys.get(keys.hash(UnitKey::Int(7 * 9_999)), UnitKey::Int(7 * 9_999)), Some(9_999));
+        assert_eq!(keys.get(hash_unit(UnitKey::Int(7 * 9_999)), UnitKey::Int(7 * 9_999)), Some(9_999));
         assert_eq!(keys.key(5), UnitKey::Int(35));
     }
 }

@@ -303,6 +303,13 @@ primary = "conversion"
         crate::config::check(text, &dir.join("daily.toml")).expect("valid job")
     }
 
+    /// An outbox entry owing one message of one experiment.
+    fn waiting(job: &Job) -> std::path::PathBuf {
+        record_run(job, date(), &[outputs("a", "report a")], vec![destination("x@example.com", false, &[])], false)
+            .expect("recorded")
+            .expect("waiting")
+    }
+
     fn date() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 20).expect("date")
     }
@@ -400,15 +407,7 @@ primary = "conversion"
     fn a_damaged_file_is_refused_rather_than_sent() {
         let tmp = tempfile::tempdir().expect("tmp");
         let job = job(tmp.path());
-        let dir = record_run(
-            &job,
-            date(),
-            &[outputs("a", "report a")],
-            vec![destination("x@example.com", false, &[])],
-            false,
-        )
-        .expect("recorded")
-        .expect("waiting");
+        let dir = waiting(&job);
         std::fs::write(dir.join("a/report.md"), "changed").expect("tamper");
         let entry = list(&job).expect("listed").remove(0);
         let error = load_outputs(&entry).expect_err("damaged");
@@ -419,15 +418,7 @@ primary = "conversion"
     fn the_state_file_is_replaced_atomically_without_temporary_leftovers() {
         let tmp = tempfile::tempdir().expect("tmp");
         let job = job(tmp.path());
-        let dir = record_run(
-            &job,
-            date(),
-            &[outputs("a", "report a")],
-            vec![destination("x@example.com", false, &[])],
-            false,
-        )
-        .expect("recorded")
-        .expect("waiting");
+        let dir = waiting(&job);
         let mut entry = list(&job).expect("listed").remove(0);
         entry.state.destinations[0].sent.push("a".into());
         save_state(&dir, &entry.state).expect("saved");
