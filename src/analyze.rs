@@ -1,19 +1,23 @@
 //! Per-variant statistics and data-quality counts -> an [`ExperimentResult`]: fixed-horizon
-//! comparisons with corrected p-values (the contract's numbers), and beside them CUPED-adjusted
-//! numbers, always-valid (sequential) intervals, the Bayesian view, non-inferiority tests of
-//! guardrails, power, the six data-quality checks with SRM localisation, and exploratory
-//! breakdowns.
+//! comparisons with corrected p-values (the contract's numbers), and beside them the test the
+//! recommendation reads ([`Inference`]: always-valid by default), CUPED-adjusted numbers, the
+//! Bayesian view, non-inferiority of guardrails, the plan (units and days the verdict needs,
+//! [`plan`]), the six data-quality checks with SRM localisation, and exploratory breakdowns.
 //!
 //! Pure: no IO, not async. The recommendation is left to [`crate::decide`].
 
+pub mod plan;
+
 use chrono::NaiveDate;
 
-use crate::aggregate::{EventTotals, ExperimentAllocation, NO_DIMENSION, UnitStatus, VariantSummaries};
+use crate::aggregate::{AllocationCounts, VariantSummaries};
 use crate::config::{Experiment, Job, Metric, Role, StatsSettings};
 use crate::numbers::{count, percent, pvalue};
 use crate::results::*;
 use crate::source::Dataset;
-use crate::stats::{self, CovariateSummary, GaussianPrior, Summary};
+use crate::stats::{self, CovariateSummary, Effect, GaussianPrior, Method, Scale, Summary};
+
+pub use plan::Design;
 
 /// Share of an experiment's units exposed to several variants from which the check fails.
 pub const MULTI_VARIANT_FAIL_SHARE: f64 = 0.01;
@@ -42,13 +46,23 @@ pub struct ExperimentData<'a> {
     pub job: &'a Job,
     pub experiment: &'a Experiment,
     pub report_date: NaiveDate,
-    pub allocation: &'a ExperimentAllocation,
-    pub totals: &'a EventTotals,
+    pub allocation: &'a AllocationCounts,
+    /// Events that counted toward a metric, and those among them with a NaN or infinite value.
+    pub counted_events: u64,
+    pub invalid_values: u64,
     /// Per metric of the experiment, in its metric order.
     pub metrics: &'a [MetricData],
     /// Window dates without a partition.
     pub missing_partitions: &'a [(Dataset, NaiveDate)],
     pub breakdowns: &'a [DimensionSlices],
+    /// The design an earlier run fixed, when there is one.
+    pub design: Option<&'a Design>,
+}
+
+/// An analysed experiment, and the design this run fixed when it made one (to keep).
+pub struct Analysis {
+    pub result: ExperimentResult,
+    pub new_design: Option<Design>,
 }
 
 /// The analysis window of an experiment on a report date.
@@ -66,31 +80,64 @@ pub fn settings(experiment: &Experiment) -> Settings {
         srm_p_value: s.srm_p_value,
         mde: s.mde,
         sequential: s.sequential,
+        max_days: s.max_days,
     }
 }
 
-/// The sequential tuning of an experiment: its planned total units, else gbstats' default.
-pub fn tuning(experiment: &Experiment) -> f64 {
-    experiment.planned_units.map_or(stats::DEFAULT_TUNING, |n| n as f64)
+/// One metric's comparison of one treatment variant, before any test: the summaries the tests
+/// run on (CUPED-adjusted when the metric uses CUPED) and the raw ones.
+#[derive(Debug, Clone, Copy)]
+struct Pair {
+    raw: (Option<Summary>, Option<Summary>),
+    /// With CUPED: both variants' covariate moments and this pair's θ.
+    cuped: Option<(CovariateSummary, CovariateSummary, f64)>,
+    /// The summaries every test reads.
+    used: Option<(Summary, Summary)>,
+    /// The treatment mean in the relative variance (unadjusted under CUPED, as gbstats).
+    variance_mean_t: f64,
+}
+
+fn pairs(experiment: &Experiment, data: &MetricData) -> Vec<Pair> {
+    (1..experiment.variants.len())
+        .map(|v| {
+            let raw = (data.summaries.summary(0), data.summaries.summary(v));
+            // CUPED: θ pooled over the pair's two variants, as gbstats' pairwise tests.
+            let cuped = data.covariates.as_ref().and_then(|covariates| {
+                let (cc, tc) = (covariates[0], covariates[v]);
+                stats::cuped(&[cc, tc]).map(|c| (cc, tc, c.theta))
+            });
+            let (used, variance_mean_t) = match (raw, cuped) {
+                ((Some(_), Some(_)), Some((cc, tc, theta))) => {
+                    // Centred on the control's covariate mean, so the control's adjusted mean
+                    // is its own and relative effects stay on the metric's scale.
+                    let centre = cc.mean_covariate;
+                    (Some((stats::cuped_adjust(&cc, theta, centre), stats::cuped_adjust(&tc, theta, centre))), tc.mean)
+                }
+                ((Some(c), Some(t)), None) => (Some((c, t)), t.mean),
+                _ => (None, 0.0),
+            };
+            Pair { raw, cuped, used, variance_mean_t }
+        })
+        .collect()
 }
 
 /// What every comparison of one experiment needs to know.
 struct Context<'a> {
     stats: StatsSettings,
-    tuning: f64,
+    /// The level every decision interval is drawn at: `alpha / k`, k treatment variants.
+    alpha_k: f64,
+    tuning: &'a [f64],
     prior: Option<GaussianPrior>,
-    per_variant_per_day: Option<f64>,
-    n_guardrails: usize,
     control: &'a str,
 }
 
 /// Analyses one experiment. The decision is a placeholder until [`crate::decide::recommend`].
-pub fn analyze(data: &ExperimentData<'_>) -> ExperimentResult {
+pub fn analyze(data: &ExperimentData<'_>) -> Analysis {
     let experiment = data.experiment;
     let stats = experiment.stats;
     let window = window(experiment, data.report_date);
-    let units = data.allocation.units_per_variant();
-    let units: Vec<u64> = (0..experiment.variants.len()).map(|v| units.get(v).copied().unwrap_or(0)).collect();
+    let n_variants = experiment.variants.len();
+    let units: Vec<u64> = (0..n_variants).map(|v| data.allocation.units.get(v).copied().unwrap_or(0)).collect();
     let total_units: u64 = units.iter().sum();
     let weight_sum: f64 = experiment.variants.iter().map(|v| v.weight).sum();
     let variants: Vec<VariantResult> = experiment
@@ -105,23 +152,42 @@ pub fn analyze(data: &ExperimentData<'_>) -> ExperimentResult {
         })
         .collect();
     let per_variant_per_day = (window.days > 0 && total_units > 0)
-        .then(|| total_units as f64 / experiment.variants.len() as f64 / window.days as f64);
+        .then(|| total_units as f64 / n_variants as f64 / window.days as f64);
+
+    let pairs: Vec<Vec<Pair>> = data.metrics.iter().map(|m| pairs(experiment, m)).collect();
+    let used: Vec<Vec<Option<(Summary, Summary)>>> =
+        pairs.iter().map(|p| p.iter().map(|pair| pair.used).collect()).collect();
+    let needs = plan::needs(data.job, experiment, &used);
+    let fingerprint = plan::fingerprint(data.job, experiment);
+    let kept = data.design.filter(|d| d.fingerprint == fingerprint);
+    let (tuning, tuning_source) = plan::tuning(experiment, &needs, kept);
+    let variant_names: Vec<String> = experiment.variants.iter().map(|v| v.name.clone()).collect();
+    let (plan, new_design) = plan::plan(
+        experiment,
+        &fingerprint,
+        data.report_date,
+        data.allocation,
+        &needs,
+        (&tuning, tuning_source),
+        kept,
+        &variant_names,
+    );
+
     let context = Context {
         stats,
-        tuning: tuning(experiment),
+        alpha_k: stats.alpha / (n_variants.max(2) - 1) as f64,
+        tuning: &tuning,
         prior: stats.prior_stddev.map(|sd| GaussianPrior { mean: 0.0, variance: sd * sd }),
-        per_variant_per_day,
-        n_guardrails: experiment.metrics.iter().filter(|m| m.role == Role::Guardrail).count(),
         control: &experiment.control().name,
     };
-
     let mut metrics: Vec<MetricResult> = experiment
         .metrics
         .iter()
         .zip(data.metrics)
-        .map(|(m, metric_data)| {
+        .zip(&pairs)
+        .map(|((m, metric_data), pairs)| {
             let metric = &data.job.metrics[m.metric];
-            metric_result(&context, experiment, metric, m.role, m.margin, metric_data)
+            metric_result(&context, experiment, metric, m.role, m.margin, metric_data, pairs, &plan, per_variant_per_day)
         })
         .collect();
     correct(&mut metrics, stats.correction, stats.alpha);
@@ -133,17 +199,11 @@ pub fn analyze(data: &ExperimentData<'_>) -> ExperimentResult {
         .iter()
         .map(|b| breakdown(&context, experiment, &data.job.metrics[experiment.metrics[0].metric], b))
         .collect();
-    ExperimentResult {
+    let result = ExperimentResult {
         id: experiment.id.clone(),
         status: Status::Ok,
         error: None,
-        decision: Decision {
-            recommendation: Recommendation::Inconclusive,
-            variant: None,
-            reasons: vec![],
-            reason_codes: vec![],
-            rule: String::new(),
-        },
+        decision: Decision::placeholder(),
         checks,
         variants,
         metrics,
@@ -152,12 +212,14 @@ pub fn analyze(data: &ExperimentData<'_>) -> ExperimentResult {
         traffic: Traffic {
             units_per_variant_per_day: per_variant_per_day,
             exposure_rows: data.allocation.exposure_rows,
-            counted_events: data.totals.counted_events,
-            excluded_units: data.allocation.units.len() as u64 - total_units,
+            counted_events: data.counted_events,
+            excluded_units: data.allocation.all_units.saturating_sub(total_units),
         },
         srm,
         breakdowns,
-    }
+        plan: Some(plan),
+    };
+    Analysis { result, new_design }
 }
 
 fn metric_variants(experiment: &Experiment, summaries: &VariantSummaries) -> Vec<MetricVariant> {
@@ -184,6 +246,7 @@ fn metric_variants(experiment: &Experiment, summaries: &VariantSummaries) -> Vec
         .collect()
 }
 
+#[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename the arguments")]
 fn metric_result(
     context: &Context<'_>,
     experiment: &Experiment,
@@ -191,23 +254,25 @@ fn metric_result(
     role: Role,
     margin: Option<f64>,
     data: &MetricData,
+    pairs: &[Pair],
+    plan: &Plan,
+    per_variant_per_day: Option<f64>,
 ) -> MetricResult {
-    // CUPED: one theta pooled over all variants (Deng et al. 2013).
-    let cuped = data.covariates.as_ref().and_then(|covariates| stats::cuped(covariates).map(|c| (covariates, c)));
-    let comparisons = (1..experiment.variants.len())
-        .map(|v| {
-            let raw = (data.summaries.summary(0), data.summaries.summary(v));
-            let adjusted = cuped.as_ref().map(|(covariates, c)| (&covariates[0], &covariates[v], c.theta));
-            compare_variant(
-                context,
-                &experiment.variants[v].name,
-                metric,
-                role,
-                margin,
-                raw,
-                adjusted,
-                data.summaries.units(v),
-            )
+    let covariates = data.covariates.as_ref();
+    let pooled = covariates.and_then(|c| stats::cuped(c));
+    let comparisons = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, pair)| {
+            let variant = &experiment.variants[i + 1].name;
+            let mut comparison =
+                compare_variant(context, i, variant, metric, role, margin, pair, data.summaries.units(i + 1));
+            comparison.power = plan
+                .tests
+                .iter()
+                .find(|t| t.metric == metric.name && &t.variant == variant)
+                .map(|t| power_result(t, pair, per_variant_per_day));
+            comparison
         })
         .collect();
     MetricResult {
@@ -218,7 +283,7 @@ fn metric_result(
         variants: metric_variants(experiment, &data.summaries),
         comparisons,
         margin,
-        cuped: cuped.map(|(_, c)| CupedInfo {
+        cuped: pooled.map(|c| CupedInfo {
             theta: c.theta,
             variance_reduction: c.variance_reduction,
             lookback_days: experiment.stats.cuped_lookback_days,
@@ -227,41 +292,88 @@ fn metric_result(
     }
 }
 
-/// The worse-side bound of a relative interval: the lower end when higher is better.
-fn worse_bound(ci: [f64; 2], higher_is_better: bool) -> f64 {
-    if higher_is_better { ci[0] } else { ci[1] }
+/// Whether an effect points the good way for the metric.
+fn improves(effect: f64, higher_is_better: bool) -> bool {
+    effect != 0.0 && (effect > 0.0) == higher_is_better
+}
+
+/// The test the recommendation reads for one comparison: the interval at `1 - alpha/k`, its
+/// p-value, and for the primary and guardrails the p-value of the harm bound (0, or a
+/// guardrail's margin on its worse side).
+fn inference(
+    context: &Context<'_>,
+    effect: &Effect,
+    method: Method,
+    role: Role,
+    margin: Option<f64>,
+    higher_is_better: bool,
+) -> Inference {
+    let alpha = context.alpha_k;
+    let ci = effect.interval(alpha, method);
+    let p_value = effect.p_value(0.0, alpha, method);
+    let significant = p_value < alpha;
+    let harm_bound = match (margin, effect.scale) {
+        (Some(margin), Scale::Relative) => {
+            if higher_is_better {
+                -margin
+            } else {
+                margin
+            }
+        }
+        _ => 0.0,
+    };
+    let harm_p_value = matches!(role, Role::Primary | Role::Guardrail).then(|| effect.p_value(harm_bound, alpha, method));
+    Inference {
+        method: match method {
+            Method::AlwaysValid { .. } => InferenceMethod::AlwaysValid,
+            Method::FixedHorizon => InferenceMethod::FixedHorizon,
+        },
+        scale: match effect.scale {
+            Scale::Relative => InferenceScale::Relative,
+            Scale::Absolute => InferenceScale::Absolute,
+        },
+        level: 1.0 - alpha,
+        estimate: effect.estimate,
+        ci,
+        p_value,
+        harm_p_value,
+        significant,
+        direction: match (significant, improves(effect.estimate, higher_is_better)) {
+            (false, _) => Direction::Neutral,
+            (true, true) => Direction::Better,
+            (true, false) => Direction::Worse,
+        },
+        tuning: match method {
+            Method::AlwaysValid { tuning } => Some(tuning),
+            Method::FixedHorizon => None,
+        },
+    }
 }
 
 #[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename the arguments")]
 fn compare_variant(
     context: &Context<'_>,
+    index: usize,
     variant: &str,
     metric: &Metric,
     role: Role,
     margin: Option<f64>,
-    (control, treatment): (Option<Summary>, Option<Summary>),
-    adjusted: Option<(&CovariateSummary, &CovariateSummary, f64)>,
+    pair: &Pair,
     treatment_units: u64,
 ) -> ComparisonResult {
     let stats = context.stats;
-    let (Some(c), Some(t)) = (control, treatment) else {
-        let note = if treatment_units == 0 || control.is_none_or(|c| c.n == 0) {
+    let ((Some(c), Some(t)), Some((c_used, t_used))) = (pair.raw, pair.used) else {
+        let note = if treatment_units == 0 || pair.raw.0.is_none_or(|c| c.n == 0) {
             "a variant has no units"
         } else {
             "the ratio's denominator is 0 in a variant, so the ratio is undefined"
         };
         return empty_comparison(variant, context.control, vec![note.to_string()]);
     };
-    // With CUPED, the main numbers are adjusted; sequential and Bayesian views use the
-    // adjusted variants centred on the control's covariate mean, so that relative effects are
-    // relative to the control's own mean.
-    // The treatment mean in the relative delta-method variance: unadjusted, as gbstats.
-    let variance_mean_t = adjusted.map_or(t.mean, |(_, tc, _)| tc.mean);
-    let (main, unadjusted, c_used, t_used) = match adjusted {
+    let variance_mean_t = pair.variance_mean_t;
+    let (main, unadjusted) = match pair.cuped {
         Some((cc, tc, theta)) => {
-            let main = stats::compare_cuped(cc, tc, theta, stats.alpha);
             let raw = stats::compare(&c, &t, stats.alpha);
-            let centre = cc.mean_covariate;
             let unadjusted = UnadjustedResult {
                 absolute_effect: raw.absolute_effect,
                 relative_effect: raw.relative_effect,
@@ -269,20 +381,26 @@ fn compare_variant(
                 ci_relative: raw.ci_relative,
                 p_value: raw.p_value,
             };
-            (main, Some(unadjusted), stats::cuped_adjust(cc, theta, centre), stats::cuped_adjust(tc, theta, centre))
+            (stats::compare_cuped(&cc, &tc, theta, stats.alpha), Some(unadjusted))
         }
-        None => (stats::compare(&c, &t, stats.alpha), None, c, t),
+        None => (stats::compare(&c, &t, stats.alpha), None),
     };
-    let sequential = stats.sequential.then(|| {
-        let s = stats::compare_sequential_with(&c_used, &t_used, variance_mean_t, stats.alpha, context.tuning);
-        SequentialResult {
-            ci_absolute: s.ci_absolute,
-            ci_relative: s.ci_relative,
-            p_value: s.p_value,
-            significant: s.p_value.is_some_and(|p| p < stats.alpha),
-            tuning: context.tuning,
+    let method = plan::method(context.tuning, index);
+    // The always-valid figures at the experiment's alpha, as before this version: kept for
+    // readers of results.json; the decision reads `inference`.
+    let sequential = match method {
+        Method::AlwaysValid { tuning } => {
+            let s = stats::compare_sequential_with(&c_used, &t_used, variance_mean_t, stats.alpha, tuning);
+            Some(SequentialResult {
+                ci_absolute: s.ci_absolute,
+                ci_relative: s.ci_relative,
+                p_value: s.p_value,
+                significant: s.p_value.is_some_and(|p| p < stats.alpha),
+                tuning,
+            })
         }
-    });
+        Method::FixedHorizon => None,
+    };
     let bayesian = stats::compare_bayesian_with(
         &c_used,
         &t_used,
@@ -293,61 +411,28 @@ fn compare_variant(
     )
     .map(|b| BayesianResult { chance_to_win: b.chance_to_win, risk: b.risk, ci_relative: b.ci_relative });
 
-    // Guardrails: one-sided non-inferiority at alpha (an intersection–union test needs no
-    // correction across guardrails; Schultzberg et al. 2024, §4). With sequential on, the bound
-    // is the always-valid one.
+    let mut notes: Vec<String> = main.notes.iter().map(|n| n.to_string()).collect();
+    let inference = match Effect::new(&c_used, &t_used, variance_mean_t, method) {
+        Ok(effect) => Some(inference(context, &effect, method, role, margin, metric.higher_is_better)),
+        Err(why) => {
+            if !notes.iter().any(|n| n == why) {
+                notes.push(why.to_string());
+            }
+            None
+        }
+    };
+    // Guardrails with a margin: non-inferior when the decision interval's worse end lies
+    // within the margin (an intersection–union test: no correction across guardrails;
+    // Schultzberg et al. 2024, §4). The Welch p-value of the margin is kept beside it.
     let non_inferiority = margin.filter(|_| role == Role::Guardrail).map(|margin| {
         let p_value = stats::noninferiority(&c_used, &t_used, margin, metric.higher_is_better).map(|ni| ni.p_value);
-        let one_sided = if stats.sequential {
-            stats::compare_sequential(&c_used, &t_used, 2.0 * stats.alpha, context.tuning).ci_relative
-        } else {
-            stats::compare(&c_used, &t_used, 2.0 * stats.alpha).ci_relative
-        };
-        let bound = one_sided.map(|ci| worse_bound(ci, metric.higher_is_better));
+        let bound = inference
+            .as_ref()
+            .filter(|i| i.scale == InferenceScale::Relative)
+            .map(|i| if metric.higher_is_better { i.ci[0] } else { i.ci[1] });
         let non_inferior = bound.is_some_and(|b| if metric.higher_is_better { b > -margin } else { b < margin });
         NonInferiorityResult { margin, p_value, bound, non_inferior }
     });
-
-    let power = match role {
-        Role::Primary => {
-            let sample = if stats.sequential {
-                stats::sequential_required_units(&c_used, &t_used, stats.mde, stats.alpha, stats.power, context.tuning)
-            } else {
-                stats::required_units(&c_used, &t_used, stats.mde, stats.alpha, stats.power)
-            };
-            sample.map(|s| {
-                power_result(
-                    context,
-                    stats.mde,
-                    stats.power,
-                    s.mde_absolute,
-                    s.power_at_current_n,
-                    s.required_per_variant,
-                    &c_used,
-                    &t_used,
-                )
-            })
-        }
-        Role::Guardrail => margin.and_then(|margin| {
-            // Power is corrected across guardrails: all must show non-inferiority together.
-            let target = 1.0 - (1.0 - stats.power) / context.n_guardrails.max(1) as f64;
-            stats::noninferiority_units(&c_used, &t_used, margin, stats.alpha, target, metric.higher_is_better).map(
-                |s| {
-                    power_result(
-                        context,
-                        margin,
-                        target,
-                        s.margin_absolute,
-                        s.power_at_current_n,
-                        s.required_per_variant,
-                        &c_used,
-                        &t_used,
-                    )
-                },
-            )
-        }),
-        Role::Secondary => None,
-    };
 
     ComparisonResult {
         variant: variant.to_string(),
@@ -362,35 +447,30 @@ fn compare_variant(
         direction: Direction::Neutral,
         standard_error: main.standard_error,
         df: main.df,
-        notes: main.notes.iter().map(|n| n.to_string()).collect(),
-        power,
+        notes,
+        power: None,
         sequential,
         bayesian,
         unadjusted,
         non_inferiority,
+        inference,
+        cuped_theta: pair.cuped.map(|(_, _, theta)| theta),
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "a plain constructor of the result fields")]
-fn power_result(
-    context: &Context<'_>,
-    mde: f64,
-    target_power: f64,
-    mde_absolute: f64,
-    power_at_current_n: f64,
-    required_units: u64,
-    control: &Summary,
-    treatment: &Summary,
-) -> PowerResult {
-    let additional_units = required_units.saturating_sub(control.n.min(treatment.n));
+/// The planned test of a comparison in the shape results.json has always had.
+fn power_result(test: &PlannedTest, pair: &Pair, per_variant_per_day: Option<f64>) -> PowerResult {
+    let (n_c, n_t) = pair.used.map_or((0, 0), |(c, t)| (c.n, t.n));
+    let additional_units =
+        test.required_units[0].saturating_sub(n_c).max(test.required_units[1].saturating_sub(n_t));
     PowerResult {
-        mde,
-        mde_absolute,
-        target_power,
-        power_at_current_n,
-        required_units,
+        mde: test.effect,
+        mde_absolute: test.effect * pair.used.map_or(0.0, |(c, _)| c.mean.abs()),
+        target_power: test.power,
+        power_at_current_n: test.power_at_current_n,
+        required_units: test.required_units[0].max(test.required_units[1]),
         additional_units,
-        additional_days: context.per_variant_per_day.map(|per_day| additional_units as f64 / per_day),
+        additional_days: per_variant_per_day.map(|per_day| additional_units as f64 / per_day),
     }
 }
 
@@ -414,6 +494,8 @@ fn empty_comparison(variant: &str, baseline: &str, notes: Vec<String>) -> Compar
         bayesian: None,
         unadjusted: None,
         non_inferiority: None,
+        inference: None,
+        cuped_theta: None,
     }
 }
 
@@ -510,58 +592,43 @@ fn max_relative_deviation(units: &[u64], weights: &[f64]) -> Option<f64> {
 }
 
 /// Whether a split is a sample ratio mismatch: statistically (p below the threshold) and
-/// practically (a share off by at least `srm_min_deviation`, relative), so that a huge sample
-/// with a 0.1% skew does not page anyone.
-fn srm_broken(units: &[u64], weights: &[f64], stats: &StatsSettings) -> (Option<f64>, bool) {
+/// practically (a share off by at least `srm_min_deviation`, relative). The practical gate only
+/// softens a statistical mismatch to a warning; it never makes it pass.
+fn srm_status(units: &[u64], weights: &[f64], stats: &StatsSettings) -> (Option<f64>, CheckStatus) {
     let p = stats::srm_p_value(units, weights);
     let deviation = max_relative_deviation(units, weights).unwrap_or(0.0);
-    (p, p.is_some_and(|p| p < stats.srm_p_value) && deviation >= stats.srm_min_deviation)
+    let status = match p {
+        Some(p) if p < stats.srm_p_value && deviation >= stats.srm_min_deviation => CheckStatus::Fail,
+        Some(p) if p < stats.srm_p_value => CheckStatus::Warn,
+        _ => CheckStatus::Pass,
+    };
+    (p, status)
 }
 
 /// The split by day of first exposure and by dimension value, to localise an SRM.
 fn srm_detail(data: &ExperimentData<'_>, units: &[u64]) -> SrmDetail {
     let experiment = data.experiment;
     let weights: Vec<f64> = experiment.variants.iter().map(|v| v.weight).collect();
-    let n_variants = experiment.variants.len();
-    let mut by_day: std::collections::BTreeMap<NaiveDate, Vec<u64>> = std::collections::BTreeMap::new();
-    for unit in data.allocation.analyzable() {
-        let day =
-            chrono::DateTime::from_timestamp_micros(unit.first_micros).map_or(experiment.start, |t| t.date_naive());
-        by_day.entry(day).or_insert_with(|| vec![0; n_variants])[unit.variant as usize] += 1;
-    }
-    let by_day: Vec<SrmSlice> = by_day
-        .into_iter()
+    let by_day: Vec<SrmSlice> = data
+        .allocation
+        .by_day
+        .iter()
         .map(|(day, units)| {
-            let (p_value, broken) = srm_broken(&units, &weights, &experiment.stats);
-            SrmSlice { slice: day.to_string(), units, p_value, broken }
+            let (p_value, status) = srm_status(units, &weights, &experiment.stats);
+            SrmSlice { slice: day.to_string(), units: units.clone(), p_value, broken: status == CheckStatus::Fail }
         })
         .collect();
     let first_broken_day = by_day.iter().find(|s| s.broken).and_then(|s| s.slice.parse().ok());
     let mut broken_dimension_values = Vec::new();
-    for (d, dimension) in data.job.dimensions.iter().enumerate() {
-        let (Some(codes), Some(names)) = (data.allocation.dimensions.get(d), data.allocation.dimension_values.get(d))
-        else {
-            continue;
-        };
-        let mut by_value: std::collections::BTreeMap<u16, Vec<u64>> = std::collections::BTreeMap::new();
-        for (unit, &code) in data.allocation.units.iter().zip(codes) {
-            if unit.status == UnitStatus::Ok {
-                by_value.entry(code).or_insert_with(|| vec![0; n_variants])[unit.variant as usize] += 1;
-            }
-        }
-        for (code, units) in by_value {
-            let (p_value, broken) = srm_broken(&units, &weights, &experiment.stats);
-            if broken {
-                let value = if code == NO_DIMENSION {
-                    "(missing)"
-                } else {
-                    names.get(code as usize).map_or("(other)", String::as_str)
-                };
+    for (dimension, values) in data.job.dimensions.iter().zip(&data.allocation.by_dimension) {
+        for (value, units) in values {
+            let (p_value, status) = srm_status(units, &weights, &experiment.stats);
+            if status == CheckStatus::Fail {
                 broken_dimension_values.push(SrmSlice {
                     slice: format!("{dimension}={value}"),
-                    units,
+                    units: units.clone(),
                     p_value,
-                    broken,
+                    broken: true,
                 });
             }
         }
@@ -586,7 +653,8 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
     let mut out = Vec::with_capacity(6);
 
     let weights: Vec<f64> = experiment.variants.iter().map(|v| v.weight).collect();
-    let (p, broken) = srm_broken(units, &weights, stats);
+    let (p, srm_check) = srm_status(units, &weights, stats);
+    let broken = srm_check == CheckStatus::Fail;
     let split =
         |f: &dyn Fn(&VariantResult) -> f64| variants.iter().map(|v| percent(f(v), 1)).collect::<Vec<_>>().join(" / ");
     out.push(match p {
@@ -595,12 +663,10 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
             let observed = split(&|v| v.observed_share.unwrap_or(0.0));
             let expected = split(&|v| v.expected_weight);
             let deviation = srm.max_relative_deviation.unwrap_or(0.0);
-            let verdict = if broken {
-                "mismatch"
-            } else if p < stats.srm_p_value {
-                "statistically detectable but below the practical threshold"
-            } else {
-                "consistent"
+            let verdict = match srm_check {
+                CheckStatus::Fail => "mismatch",
+                CheckStatus::Warn => "a mismatch, statistically, but smaller than the practical threshold",
+                CheckStatus::Pass => "consistent",
             };
             let mut detail = format!(
                 "observed split {observed} vs expected {expected}: {verdict} (chi-square p = {}, threshold {}; largest share deviation {} relative, practical threshold {})",
@@ -618,12 +684,12 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
                     detail.push_str(&format!("; broken in {}", values.join(", ")));
                 }
             }
-            check("srm", if broken { CheckStatus::Fail } else { CheckStatus::Pass }, Some(p), detail)
+            check("srm", srm_check, Some(p), detail)
         }
     });
 
-    let all_units = allocation.units.len() as u64;
-    let multi = allocation.count(UnitStatus::MultiVariant);
+    let all_units = allocation.all_units;
+    let multi = allocation.multi_variant_units;
     out.push(if multi == 0 {
         check("multi_variant_units", CheckStatus::Pass, None, "no unit was exposed to more than one variant".into())
     } else {
@@ -642,7 +708,7 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
         )
     });
 
-    let invalid = data.totals.invalid_values;
+    let invalid = data.invalid_values;
     out.push(if invalid == 0 {
         check("invalid_values", CheckStatus::Pass, None, "no NaN or infinite event values".into())
     } else {
@@ -653,13 +719,13 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
             format!(
                 "{} of {} counted events had a NaN or infinite value; they count as events without a value",
                 count(invalid),
-                count(data.totals.counted_events)
+                count(data.counted_events)
             ),
         )
     });
 
-    let unknown_units = allocation.count(UnitStatus::UnknownVariant);
-    let unknown_names = allocation.unknown_variants();
+    let unknown_units = allocation.unknown_variant_units;
+    let unknown_names = &allocation.unknown_variants;
     out.push(if unknown_names.is_empty() {
         check("unknown_variant", CheckStatus::Pass, None, "every variant in the data is configured".into())
     } else {

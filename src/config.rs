@@ -201,7 +201,7 @@ pub struct StatsSettings {
     pub srm_p_value: f64,
     /// Minimum detectable effect, relative.
     pub mde: f64,
-    /// Always-valid inference (and decisions from it).
+    /// Always-valid inference (and decisions from it). On unless the job turns it off.
     pub sequential: bool,
     /// Days of pre-exposure events that form CUPED covariates.
     pub cuped_lookback_days: u32,
@@ -209,12 +209,15 @@ pub struct StatsSettings {
     pub prior_stddev: Option<f64>,
     /// Smallest relative deviation from the expected split that fails the SRM check.
     pub srm_min_deviation: f64,
-    /// Non-inferiority margin of guardrails given by name only.
-    pub guardrail_margin: f64,
+    /// Non-inferiority margin of guardrails given by name only; `None`: they only block on
+    /// significant harm.
+    pub guardrail_margin: Option<f64>,
+    /// From this many days after its start, an experiment without a verdict is told to stop.
+    pub max_days: u32,
 }
 
-/// Default of `[stats] guardrail_margin`: a guardrail may not get more than 5% worse (relative).
-pub const DEFAULT_GUARDRAIL_MARGIN: f64 = 0.05;
+/// Default of `[stats] max_days`: six weeks.
+pub const DEFAULT_MAX_DAYS: u32 = 42;
 
 impl Default for StatsSettings {
     fn default() -> Self {
@@ -224,11 +227,12 @@ impl Default for StatsSettings {
             correction: Correction::Holm,
             srm_p_value: 0.001,
             mde: 0.05,
-            sequential: false,
+            sequential: true,
             cuped_lookback_days: 14,
             prior_stddev: None,
             srm_min_deviation: 0.005,
-            guardrail_margin: DEFAULT_GUARDRAIL_MARGIN,
+            guardrail_margin: None,
+            max_days: DEFAULT_MAX_DAYS,
         }
     }
 }

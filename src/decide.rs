@@ -1,46 +1,88 @@
 //! Results and checks -> one recommendation per experiment, with reasons in plain words that
-//! quote the numbers, machine-readable reason codes, and the rule that fired.
+//! quote the numbers and the threshold of the test that fired, machine-readable reason codes,
+//! and the rule that fired.
 //!
-//! The rule is risk-aware in the sense of Schultzberg, Ankargren & Frånberg (2024), "Risk-aware
-//! product decisions in A/B tests with multiple metrics" (arXiv:2402.11609):
+//! Every test reads a comparison's [`Inference`]: always-valid by default (safe however often
+//! the report is read), on the relative scale (the scale of the MDE and the margins, and of the
+//! interval every screen shows), at level `1 - α/k` for `k` treatment variants. The rule is
+//! risk-aware in the sense of Schultzberg, Ankargren & Frånberg (2024), "Risk-aware product
+//! decisions in A/B tests with multiple metrics" (arXiv:2402.11609). The first of these that
+//! applies decides, and each is one function below, in this order:
 //!
-//! 1. a configured variant without units: `inconclusive` (nothing to compare);
-//! 2. a failed SRM or multi-variant check: `pause` (the allocation is broken);
-//! 3. a variant whose primary (success) metric is significantly better — alpha corrected
-//!    (Bonferroni) across the success comparisons only — with every guardrail shown
-//!    non-inferior (one-sided, at alpha: all must pass, so no correction) and no secondary
-//!    metric significantly worse: `promote`;
-//! 4. the primary metric or a guardrail significantly worse: `rollback`;
-//! 5. otherwise `continue`, with the units and days still needed — or `inconclusive` when the
-//!    sample already suffices and found no effect as large as the MDE.
+//! 1. [`missing_variant`]: a configured variant has no units: `inconclusive`.
+//! 2. [`broken_allocation`]: a failed SRM or multi-variant check: `pause`.
+//! 3. [`no_primary`]: no primary metric: `inconclusive`.
+//! 4. [`too_early`]: the primary cannot be tested yet (no events, no variance): `continue`.
+//! 5. [`promote`]: a variant whose primary is significantly better (its interval excludes 0 on
+//!    the good side: α/k, Bonferroni over the variants), every guardrail with a margin shown
+//!    non-inferior (the interval's worse end within the margin; an intersection–union test
+//!    needs no correction across guardrails), no guardrail and no secondary significantly
+//!    worse: `promote` (the largest such effect).
+//! 6. [`rollback`]: a variant whose primary, or a guardrail, is harmed: its harm p-value (of 0,
+//!    or of a guardrail's margin on its worse side) below α shared by every harm test —
+//!    α / (k·(1 + guardrails)), Bonferroni — so that a false ROLLBACK has probability ≤ α in
+//!    all: `rollback`.
+//! 7. [`trade_off`]: a variant that wins on the primary while a secondary, or a guardrail within
+//!    its margin, is significantly worse: `inconclusive` — the owners must weigh it, and more
+//!    data will not decide it for them.
+//! 8. [`no_effect`]: every variant's interval rules out the MDE (its favourable end is below
+//!    it): `inconclusive`, stop and keep the control.
+//! 9. [`horizon`]: the planned sample is in, or the experiment's last day (`max_days`) has come,
+//!    without a verdict: `inconclusive`, stop.
+//! 10. [`keep_running`]: otherwise `continue`, with what is pending, the units still needed,
+//!     the date they are expected, and the advice to hold the rollout until then.
 //!
-//! With `[stats] sequential` on, every test above uses the always-valid results, so the daily
-//! look cannot inflate false positives. Warnings from the other checks become caveats.
-//!
-//! Pure: no IO, not async.
+//! Warnings from the data-quality checks become caveats. Pure: no IO, not async.
 
-use crate::numbers::{compact, count, days, percent, percent_interval, pvalue, signed_percent, value};
+use crate::numbers::{compact, count, level, percent, percent_interval, pvalue, signed_percent, threshold, value};
 use crate::results::*;
+
+/// How the rule spends α in this experiment.
+#[derive(Debug, Clone, Copy)]
+struct Levels {
+    /// Treatment variants.
+    k: usize,
+    /// The level every interval is read at: α/k.
+    alpha_k: f64,
+    /// Tests of harm: the primary and every guardrail, per treatment variant.
+    harm_tests: usize,
+    /// α / harm_tests.
+    harm_alpha: f64,
+    alpha: f64,
+}
+
+/// A metric's comparison of one variant, with its test.
+type Read<'a> = (&'a MetricResult, &'a ComparisonResult);
+
+/// One treatment variant, read through the rule.
+struct Reading<'a> {
+    variant: &'a str,
+    primary: &'a ComparisonResult,
+    wins: bool,
+    harmed: bool,
+    /// Guardrails harmed: worse beyond 0 or their margin, at the harm level.
+    guardrails_harmed: Vec<Read<'a>>,
+    /// Guardrails that hold a win back until more data: not yet shown non-inferior, or worse
+    /// at the interval's level without margin and not (yet) at the harm level.
+    guardrails_pending: Vec<Read<'a>>,
+    /// Guardrails that pass: non-inferior, or without a margin and not significantly worse.
+    guardrails_clear: Vec<Read<'a>>,
+    /// Significantly worse secondaries, and guardrails worse but within their margin.
+    losses: Vec<Read<'a>>,
+    /// The primary's interval rules out the MDE.
+    no_effect: bool,
+}
 
 fn comparison_of<'a>(metric: &'a MetricResult, variant: &str) -> Option<&'a ComparisonResult> {
     metric.comparisons.iter().find(|c| c.variant == variant)
 }
 
-/// How one treatment variant fared under the rule.
-struct Verdict<'a> {
-    variant: &'a str,
-    primary: &'a ComparisonResult,
-    success: bool,
-    primary_worse: bool,
-    guardrails_worse: Vec<&'a MetricResult>,
-    guardrails_not_yet: Vec<(&'a MetricResult, &'a ComparisonResult)>,
-    guardrails_non_inferior: Vec<&'a MetricResult>,
-    secondaries_worse: Vec<(&'a MetricResult, &'a ComparisonResult)>,
-}
-
 /// The recommendation for an analysed experiment.
 pub fn recommend(result: &ExperimentResult) -> Decision {
-    let mut decision = core(result);
+    let mut decision = missing_variant(result)
+        .or_else(|| broken_allocation(result))
+        .or_else(|| no_primary(result))
+        .unwrap_or_else(|| on_the_metrics(result));
     for check in &result.checks {
         if check.status == CheckStatus::Warn {
             decision.reasons.push(format!("Caveat ({}): {}.", check.name, check.detail));
@@ -48,6 +90,90 @@ pub fn recommend(result: &ExperimentResult) -> Decision {
         }
     }
     decision
+}
+
+fn on_the_metrics(result: &ExperimentResult) -> Decision {
+    let primary = result.metrics.iter().find(|m| m.role == "primary").expect("checked by no_primary");
+    if let Some(decision) = too_early(result, primary) {
+        return decision;
+    }
+    let guardrails = result.metrics.iter().filter(|m| m.role == "guardrail").count();
+    let k = primary.comparisons.len().max(1);
+    let levels = Levels {
+        k,
+        alpha_k: result.settings.alpha / k as f64,
+        harm_tests: k * (1 + guardrails),
+        harm_alpha: result.settings.alpha / (k * (1 + guardrails)) as f64,
+        alpha: result.settings.alpha,
+    };
+    let readings: Vec<Reading<'_>> =
+        primary.comparisons.iter().map(|c| read(result, primary, c, result.settings.mde, &levels)).collect();
+    promote(primary, &readings, &levels)
+        .or_else(|| rollback(primary, &readings, &levels))
+        .or_else(|| trade_off(primary, &readings))
+        .or_else(|| no_effect(result, primary, &readings))
+        .or_else(|| horizon(result, primary, &readings))
+        .unwrap_or_else(|| keep_running(result, primary, &readings, &levels))
+}
+
+/// The comparison's harm test fired: estimate on the worse side of the harm bound, and its
+/// p-value below the harm level.
+fn harmed(metric: &MetricResult, c: &ComparisonResult, levels: &Levels) -> bool {
+    let Some(i) = &c.inference else { return false };
+    let bound = match (metric.margin, i.scale) {
+        (Some(margin), InferenceScale::Relative) if metric.role == "guardrail" => {
+            if metric.higher_is_better {
+                -margin
+            } else {
+                margin
+            }
+        }
+        _ => 0.0,
+    };
+    let worse_than_bound = i.estimate != bound && (i.estimate > bound) != metric.higher_is_better;
+    worse_than_bound && i.harm_p_value.is_some_and(|p| p < levels.harm_alpha)
+}
+
+fn read<'a>(
+    result: &'a ExperimentResult,
+    primary: &'a MetricResult,
+    c: &'a ComparisonResult,
+    mde: f64,
+    levels: &Levels,
+) -> Reading<'a> {
+    let variant = c.variant.as_str();
+    let inference = c.inference.as_ref();
+    let mut reading = Reading {
+        variant,
+        primary: c,
+        wins: inference.is_some_and(|i| i.direction == Direction::Better),
+        harmed: harmed(primary, c, levels),
+        guardrails_harmed: Vec::new(),
+        guardrails_pending: Vec::new(),
+        guardrails_clear: Vec::new(),
+        losses: Vec::new(),
+        no_effect: inference.is_some_and(|i| {
+            i.scale == InferenceScale::Relative
+                && if primary.higher_is_better { i.ci[1] < mde } else { i.ci[0] > -mde }
+        }),
+    };
+    for metric in &result.metrics {
+        let Some(g) = comparison_of(metric, variant) else { continue };
+        let worse = g.inference.as_ref().is_some_and(|i| i.direction == Direction::Worse);
+        match metric.role.as_str() {
+            "guardrail" if harmed(metric, g, levels) => reading.guardrails_harmed.push((metric, g)),
+            "guardrail" => match &g.non_inferiority {
+                Some(ni) if ni.non_inferior && worse => reading.losses.push((metric, g)),
+                Some(ni) if ni.non_inferior => reading.guardrails_clear.push((metric, g)),
+                Some(_) => reading.guardrails_pending.push((metric, g)),
+                None if worse || g.inference.is_none() => reading.guardrails_pending.push((metric, g)),
+                None => reading.guardrails_clear.push((metric, g)),
+            },
+            "secondary" if worse => reading.losses.push((metric, g)),
+            _ => {}
+        }
+    }
+    reading
 }
 
 fn decision(
@@ -63,284 +189,502 @@ fn decision(
         reasons,
         reason_codes: codes,
         rule: rule.to_string(),
+        expected_verdict_date: None,
     }
 }
 
-/// The p-value the decision tests with: the always-valid one when sequential is on.
-fn decision_p(c: &ComparisonResult, sequential: bool) -> Option<f64> {
-    if sequential { c.sequential.as_ref().and_then(|s| s.p_value) } else { c.p_value }
+/// Rule 1.
+fn missing_variant(result: &ExperimentResult) -> Option<Decision> {
+    let check = result.check("missing_variant").filter(|c| c.status == CheckStatus::Fail)?;
+    Some(decision(
+        Recommendation::Inconclusive,
+        None,
+        vec![format!(
+            "Nothing can be compared: {}. Check the assignment service and the variant names in the job file.",
+            check.detail
+        )],
+        vec!["MISSING_VARIANT".into()],
+        "a configured variant has no units",
+    ))
 }
 
-/// Whether the effect points the good way for the metric.
-fn improves(c: &ComparisonResult, higher_is_better: bool) -> bool {
-    c.absolute_effect.is_some_and(|d| d != 0.0 && (d > 0.0) == higher_is_better)
-}
-
-fn significantly(c: &ComparisonResult, metric: &MetricResult, alpha: f64, sequential: bool, better: bool) -> bool {
-    let Some(p) = decision_p(c, sequential) else { return false };
-    let moved = c.absolute_effect.is_some_and(|d| d != 0.0);
-    p < alpha && moved && improves(c, metric.higher_is_better) == better
-}
-
-fn core(result: &ExperimentResult) -> Decision {
-    if let Some(check) = result.check("missing_variant").filter(|c| c.status == CheckStatus::Fail) {
-        return decision(
-            Recommendation::Inconclusive,
+/// Rule 2.
+fn broken_allocation(result: &ExperimentResult) -> Option<Decision> {
+    ["srm", "multi_variant_units"].into_iter().find_map(|name| {
+        let check = result.check(name).filter(|c| c.status == CheckStatus::Fail)?;
+        let what = if name == "srm" { "Sample ratio mismatch" } else { "Units in several variants" };
+        Some(decision(
+            Recommendation::Pause,
             None,
-            vec![format!(
-                "Nothing can be compared: {}. Check the assignment service and the variant names in the job file.",
-                check.detail
-            )],
-            vec!["MISSING_VARIANT".into()],
-            "a configured variant has no units",
-        );
-    }
-    for name in ["srm", "multi_variant_units"] {
-        if let Some(check) = result.check(name).filter(|c| c.status == CheckStatus::Fail) {
-            let what = if name == "srm" { "Sample ratio mismatch" } else { "Units in several variants" };
-            return decision(
-                Recommendation::Pause,
-                None,
-                vec![
-                    format!("{what}: {}.", check.detail),
-                    "The allocation is broken, so no metric can be trusted: hold the rollout where it is until allocation is fixed, then restart the analysis.".into(),
-                ],
-                vec![format!("DATA_QUALITY_FAILED:{name}")],
-                "a data-quality check failed",
-            );
-        }
-    }
-    let settings = &result.settings;
-    let sequential = settings.sequential;
-    let level = percent(1.0 - settings.alpha, 0);
-    let Some(primary) = result.metrics.iter().find(|m| m.role == "primary") else {
-        return decision(
+            vec![
+                format!("{what}: {}.", check.detail),
+                "The allocation is broken, so no metric can be trusted: hold the rollout where it is until allocation is fixed, then restart the analysis.".into(),
+            ],
+            vec![format!("DATA_QUALITY_FAILED:{name}")],
+            "a data-quality check failed",
+        ))
+    })
+}
+
+/// Rule 3.
+fn no_primary(result: &ExperimentResult) -> Option<Decision> {
+    result.metrics.iter().all(|m| m.role != "primary").then(|| {
+        decision(
             Recommendation::Inconclusive,
             None,
             vec!["The experiment has no primary metric.".into()],
             vec!["NO_PRIMARY_METRIC".into()],
             "no primary metric",
-        );
-    };
-    if primary.comparisons.iter().all(|c| decision_p(c, sequential).is_none()) {
-        let notes: Vec<&str> = primary.comparisons.iter().flat_map(|c| c.notes.iter().map(String::as_str)).collect();
-        return decision(
+        )
+    })
+}
+
+/// Rule 4: nothing to test yet is a reason to wait, not a verdict — unless the experiment has
+/// reached its last day.
+fn too_early(result: &ExperimentResult, primary: &MetricResult) -> Option<Decision> {
+    if primary.comparisons.iter().any(|c| c.inference.is_some()) {
+        return None;
+    }
+    let notes: Vec<&str> = primary.comparisons.iter().flat_map(|c| c.notes.iter().map(String::as_str)).collect();
+    let why = format!("The primary metric `{}` cannot be tested yet: {}.", primary.name, dedup(&notes).join("; "));
+    if let Some(plan) = result.plan.as_ref().filter(|p| result.window.end >= p.last_day) {
+        return Some(decision(
             Recommendation::Inconclusive,
             None,
-            vec![format!("The primary metric `{}` cannot be tested: {}.", primary.name, notes.join("; "))],
-            vec!["PRIMARY_NOT_TESTABLE".into()],
-            "the primary metric cannot be tested",
-        );
-    }
-
-    // Alpha for the success metric, corrected across its comparisons only.
-    let success_alpha = settings.alpha / primary.comparisons.len().max(1) as f64;
-    let verdicts: Vec<Verdict<'_>> = primary
-        .comparisons
-        .iter()
-        .map(|c| {
-            let variant = c.variant.as_str();
-            let mut verdict = Verdict {
-                variant,
-                primary: c,
-                success: significantly(c, primary, success_alpha, sequential, true),
-                primary_worse: significantly(c, primary, settings.alpha, sequential, false),
-                guardrails_worse: Vec::new(),
-                guardrails_not_yet: Vec::new(),
-                guardrails_non_inferior: Vec::new(),
-                secondaries_worse: Vec::new(),
-            };
-            for metric in &result.metrics {
-                let Some(g) = comparison_of(metric, variant) else { continue };
-                match metric.role.as_str() {
-                    "guardrail" if significantly(g, metric, settings.alpha, sequential, false) => {
-                        verdict.guardrails_worse.push(metric)
-                    }
-                    "guardrail" if g.non_inferiority.as_ref().is_some_and(|n| n.non_inferior) => {
-                        verdict.guardrails_non_inferior.push(metric)
-                    }
-                    "guardrail" => verdict.guardrails_not_yet.push((metric, g)),
-                    "secondary" if significantly(g, metric, settings.alpha, sequential, false) => {
-                        verdict.secondaries_worse.push((metric, g))
-                    }
-                    _ => {}
-                }
-            }
-            verdict
-        })
-        .collect();
-
-    let effect_size = |c: &ComparisonResult| c.relative_effect.or(c.absolute_effect).unwrap_or(0.0);
-    let mut winners: Vec<&Verdict<'_>> = verdicts
-        .iter()
-        .filter(|v| {
-            v.success
-                && v.guardrails_worse.is_empty()
-                && v.guardrails_not_yet.is_empty()
-                && v.secondaries_worse.is_empty()
-        })
-        .collect();
-    winners.sort_by(|a, b| effect_size(b.primary).total_cmp(&effect_size(a.primary)));
-    if let Some(best) = winners.first() {
-        let mut reasons = vec![format!(
-            "{} The data-quality checks pass.",
-            effect_sentence(primary, best.primary, &level, sequential)
-        )];
-        let mut codes = vec!["PRIMARY_SIGNIFICANT_WIN".to_string()];
-        for guardrail in &best.guardrails_non_inferior {
-            if let Some(c) = comparison_of(guardrail, best.variant) {
-                reasons.push(format!("Guardrail `{}` is non-inferior ({}).", guardrail.name, non_inferiority_text(c)));
-            }
-            codes.push(format!("GUARDRAIL_NON_INFERIOR:{}", guardrail.name));
-        }
-        return decision(
-            Recommendation::Promote,
-            Some(best.variant),
-            reasons,
-            codes,
-            "the success metric is significantly better and every guardrail is non-inferior",
-        );
-    }
-
-    let mut losers: Vec<&Verdict<'_>> =
-        verdicts.iter().filter(|v| v.primary_worse || !v.guardrails_worse.is_empty()).collect();
-    losers.sort_by(|a, b| effect_size(a.primary).total_cmp(&effect_size(b.primary)));
-    if let Some(worst) = losers.first() {
-        let mut reasons = Vec::new();
-        let mut codes = Vec::new();
-        if worst.primary_worse {
-            reasons.push(effect_sentence(primary, worst.primary, &level, sequential));
-            codes.push("PRIMARY_SIGNIFICANT_LOSS".to_string());
-        }
-        for guardrail in &worst.guardrails_worse {
-            if let Some(c) = comparison_of(guardrail, worst.variant) {
-                reasons.push(format!("{} This is a guardrail.", effect_sentence(guardrail, c, &level, sequential)));
-            }
-            codes.push(format!("GUARDRAIL_SIGNIFICANT_LOSS:{}", guardrail.name));
-        }
-        reasons.push(format!("Roll `{}` back to `{}`.", worst.variant, worst.primary.baseline));
-        return decision(
-            Recommendation::Rollback,
-            Some(worst.variant),
-            reasons,
-            codes,
-            "the primary metric or a guardrail is significantly worse",
-        );
-    }
-
-    // A win held back by a guardrail not yet shown non-inferior, or by a secondary loss.
-    if let Some(held) = verdicts.iter().find(|v| v.success) {
-        let mut reasons = vec![effect_sentence(primary, held.primary, &level, sequential)];
-        let mut codes = vec!["PRIMARY_SIGNIFICANT_WIN".to_string()];
-        for (guardrail, c) in &held.guardrails_not_yet {
-            let plan = match &c.power {
-                Some(p) if p.additional_units > 0 => {
-                    format!(
-                        " Showing it needs {}",
-                        lowercase_first(&more_units_sentence(p, result.traffic.units_per_variant_per_day))
-                    )
-                }
-                // Enough units to show non-inferiority of an unchanged metric: what is observed
-                // is a real (if small) deterioration, or noise the next days will settle.
-                Some(_) => format!(
-                    " The sample would suffice if `{}` were unchanged; the observed change keeps the bound too close.",
-                    guardrail.name
+            vec![
+                why,
+                format!(
+                    "The experiment has reached its last day ({}, `max_days` = {}) without data to decide on: stop it and check that its events are logged.",
+                    plan.last_day, result.settings.max_days
                 ),
-                None => String::new(),
-            };
-            reasons.push(format!(
-                "But guardrail `{}` is not yet shown non-inferior ({}).{plan}",
-                guardrail.name,
-                non_inferiority_text(c)
-            ));
-            codes.push(format!("GUARDRAIL_NOT_YET_NON_INFERIOR:{}", guardrail.name));
-        }
-        for (metric, c) in &held.secondaries_worse {
-            reasons.push(format!("But {}", lowercase_first(&effect_sentence(metric, c, &level, sequential))));
-            codes.push(format!("SECONDARY_SIGNIFICANT_LOSS:{}", metric.name));
-        }
-        if !held.secondaries_worse.is_empty() {
-            reasons.push("This is a trade-off between metrics, not a clear win: keep the experiment running while the owners weigh it.".into());
-        }
-        return decision(
-            Recommendation::Continue,
-            None,
-            reasons,
-            codes,
-            "the success metric wins but not every condition to ship holds yet",
-        );
+            ],
+            vec!["PRIMARY_NOT_TESTABLE".into(), "HORIZON_REACHED:max_days".into()],
+            "the primary metric cannot be tested and the experiment reached its last day",
+        ));
     }
+    let mut d = decision(
+        Recommendation::Continue,
+        None,
+        vec![
+            why,
+            "It is too early for a verdict: keep the experiment running and hold the rollout at its current exposure (do not expand it) until there is data to decide on.".into(),
+        ],
+        vec!["TOO_EARLY".into(), "HOLD_ROLLOUT".into()],
+        "too early: the primary metric cannot be tested yet",
+    );
+    d.expected_verdict_date = result.plan.as_ref().and_then(|p| p.expected_verdict_date);
+    Some(d)
+}
 
-    // Not significant: how much longer?
-    let mut reasons = Vec::new();
-    let mut enough_everywhere = true;
-    for v in &verdicts {
-        let c = v.primary;
-        reasons.push(format!("{} Not significant yet.", effect_sentence(primary, c, &level, sequential)));
-        match &c.power {
-            Some(p) if p.additional_units == 0 => reasons.push(format!(
-                "`{}` already has the {} units per variant needed to detect a {} change with {} power, and found none that large.",
-                c.variant,
-                count(p.required_units),
-                percent(p.mde, 1),
-                percent(p.target_power, 0)
-            )),
-            Some(p) => {
-                enough_everywhere = false;
-                reasons.push(format!(
-                    "To detect a {} change in `{}` with {} power{} the test needs about {} units per variant; `{}` has {}. {}",
-                    percent(p.mde, 1),
-                    primary.name,
-                    percent(p.target_power, 0),
-                    if sequential { " under daily looks" } else { "" },
-                    count(p.required_units),
-                    c.variant,
-                    count(p.required_units - p.additional_units),
-                    more_units_sentence(p, result.traffic.units_per_variant_per_day)
-                ));
-            }
-            None => enough_everywhere = false,
+fn dedup<'a>(notes: &[&'a str]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for note in notes {
+        if !out.contains(note) {
+            out.push(note);
         }
     }
-    if enough_everywhere {
-        reasons.push("Any true effect is likely smaller than the minimum detectable effect: stop the test and keep the control unless the change is wanted for other reasons.".into());
-        return decision(
-            Recommendation::Inconclusive,
-            None,
-            reasons,
-            vec!["PRIMARY_POWERED_NO_EFFECT".into()],
-            "enough units and no effect as large as the MDE",
-        );
+    out
+}
+
+/// Rule 5.
+fn promote(
+    primary: &MetricResult,
+    readings: &[Reading<'_>],
+    levels: &Levels,
+) -> Option<Decision> {
+    let estimate = |r: &Reading<'_>| r.primary.inference.as_ref().map_or(0.0, |i| i.estimate);
+    let best = readings
+        .iter()
+        .filter(|r| {
+            r.wins && r.guardrails_harmed.is_empty() && r.guardrails_pending.is_empty() && r.losses.is_empty()
+        })
+        .max_by(|a, b| {
+            let (a, b) = (estimate(a), estimate(b));
+            if primary.higher_is_better { a.total_cmp(&b) } else { b.total_cmp(&a) }
+        })?;
+    let mut reasons = vec![format!(
+        "{}: significantly better ({}). The data-quality checks pass.",
+        effect_text(primary, best.primary),
+        significance_text(best.primary, levels.alpha_k, levels)
+    )];
+    let mut codes = vec!["PRIMARY_SIGNIFICANT_WIN".to_string()];
+    for (guardrail, c) in &best.guardrails_clear {
+        match &c.non_inferiority {
+            Some(_) => {
+                reasons.push(format!("Guardrail `{}` is non-inferior: {}.", guardrail.name, non_inferiority_text(c)));
+                codes.push(format!("GUARDRAIL_NON_INFERIOR:{}", guardrail.name));
+            }
+            None => {
+                reasons.push(format!("Guardrail `{}` shows no significant harm ({}).", guardrail.name, interval_text(c)));
+                codes.push(format!("GUARDRAIL_NO_HARM:{}", guardrail.name));
+            }
+        }
     }
-    decision(
+    for other in readings.iter().filter(|r| r.variant != best.variant && (r.harmed || !r.guardrails_harmed.is_empty()))
+    {
+        reasons.push(format!("`{}` is harmful: do not ship it.", other.variant));
+    }
+    Some(decision(
+        Recommendation::Promote,
+        Some(best.variant),
+        reasons,
+        codes,
+        "the primary metric is significantly better and no guardrail or secondary metric stands in the way",
+    ))
+}
+
+/// Rule 6.
+fn rollback(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) -> Option<Decision> {
+    let estimate = |r: &Reading<'_>| r.primary.inference.as_ref().map_or(0.0, |i| i.estimate);
+    let worst = readings.iter().filter(|r| r.harmed || !r.guardrails_harmed.is_empty()).min_by(|a, b| {
+        let (a, b) = (estimate(a), estimate(b));
+        if primary.higher_is_better { a.total_cmp(&b) } else { b.total_cmp(&a) }
+    })?;
+    let mut reasons = Vec::new();
+    let mut codes = Vec::new();
+    if worst.harmed {
+        reasons.push(format!(
+            "{}: significantly worse ({}).",
+            effect_text(primary, worst.primary),
+            harm_text(primary, worst.primary, levels)
+        ));
+        codes.push("PRIMARY_SIGNIFICANT_LOSS".to_string());
+    }
+    for (guardrail, c) in &worst.guardrails_harmed {
+        let beyond = match guardrail.margin {
+            Some(margin) => format!("worse by more than its {} margin", percent(margin, 1)),
+            None => "significantly worse".to_string(),
+        };
+        reasons.push(format!(
+            "Guardrail {}: {beyond} ({}).",
+            lowercase_first(&effect_text(guardrail, c)),
+            harm_text(guardrail, c, levels)
+        ));
+        codes.push(format!("GUARDRAIL_SIGNIFICANT_LOSS:{}", guardrail.name));
+    }
+    reasons.push(format!("Roll `{}` back to `{}`.", worst.variant, worst.primary.baseline));
+    Some(decision(
+        Recommendation::Rollback,
+        Some(worst.variant),
+        reasons,
+        codes,
+        "the primary metric or a guardrail is significantly harmed",
+    ))
+}
+
+/// Rule 7.
+fn trade_off(primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decision> {
+    let held = readings.iter().find(|r| r.wins && !r.losses.is_empty() && r.guardrails_pending.is_empty())?;
+    let mut reasons = vec![format!("{}: significantly better.", effect_text(primary, held.primary))];
+    let mut codes = vec!["PRIMARY_SIGNIFICANT_WIN".to_string()];
+    for (metric, c) in &held.losses {
+        match metric.role.as_str() {
+            "guardrail" => {
+                reasons.push(format!(
+                    "But guardrail {}: significantly worse, though within its margin ({}).",
+                    lowercase_first(&effect_text(metric, c)),
+                    non_inferiority_text(c)
+                ));
+                codes.push(format!("GUARDRAIL_WITHIN_MARGIN_LOSS:{}", metric.name));
+            }
+            _ => {
+                reasons.push(format!("But {}: significantly worse.", lowercase_first(&effect_text(metric, c))));
+                codes.push(format!("SECONDARY_SIGNIFICANT_LOSS:{}", metric.name));
+            }
+        }
+    }
+    reasons.push(format!(
+        "This is a trade-off, not a clear win: running longer will not settle it. The owners of these metrics must decide whether `{}` is worth it; until then keep the rollout where it is.",
+        held.variant
+    ));
+    codes.push("TRADE_OFF".into());
+    Some(decision(
+        Recommendation::Inconclusive,
+        Some(held.variant),
+        reasons,
+        codes,
+        "a trade-off: the primary metric wins while another metric is significantly worse",
+    ))
+}
+
+/// Rule 8.
+fn no_effect(result: &ExperimentResult, primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decision> {
+    if readings.is_empty() || !readings.iter().all(|r| r.no_effect) {
+        return None;
+    }
+    let mde = result.settings.mde;
+    let mut reasons: Vec<String> = readings.iter().map(|r| format!("{}.", effect_text(primary, r.primary))).collect();
+    reasons.push(format!(
+        "The interval rules out an effect as large as the {} MDE for every variant: any true effect is smaller. Stop the test and keep the control, unless the change is wanted for other reasons.",
+        percent(mde, 1)
+    ));
+    Some(decision(
+        Recommendation::Inconclusive,
+        None,
+        reasons,
+        vec!["PRIMARY_NO_EFFECT".into()],
+        "the interval rules out the MDE",
+    ))
+}
+
+/// Rule 9.
+fn horizon(result: &ExperimentResult, primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decision> {
+    let plan = result.plan.as_ref()?;
+    let last_day_reached = result.window.end >= plan.last_day;
+    if !plan.sample_reached && !last_day_reached {
+        return None;
+    }
+    let mut reasons: Vec<String> = readings
+        .iter()
+        .map(|r| format!("{}: not significant.", effect_text(primary, r.primary)))
+        .collect();
+    let (why, code) = if plan.sample_reached {
+        ("The planned sample is in", "HORIZON_REACHED:sample")
+    } else {
+        ("The experiment has reached its last day", "HORIZON_REACHED:max_days")
+    };
+    reasons.push(format!(
+        "{why} without a verdict. No effect was detected, but the {} MDE is not ruled out either: stop the test and keep the control, or run it longer if an effect that size still matters.",
+        percent(result.settings.mde, 1)
+    ));
+    let mut codes = vec![code.to_string()];
+    pending_guardrails(readings, &mut reasons, &mut codes);
+    Some(decision(
+        Recommendation::Inconclusive,
+        None,
+        reasons,
+        codes,
+        "the planned sample or the last day is reached without a verdict",
+    ))
+}
+
+/// Rule 10.
+fn keep_running(
+    result: &ExperimentResult,
+    primary: &MetricResult,
+    readings: &[Reading<'_>],
+    levels: &Levels,
+) -> Decision {
+    let mut reasons = Vec::new();
+    let mut codes = Vec::new();
+    for r in readings {
+        if r.wins {
+            reasons.push(format!("{}: significantly better.", effect_text(primary, r.primary)));
+            codes.push("PRIMARY_SIGNIFICANT_WIN".to_string());
+        } else if r.primary.inference.as_ref().is_some_and(|i| i.direction == Direction::Worse) {
+            reasons.push(format!(
+                "{}: worse, but not beyond the harm threshold yet ({}).",
+                effect_text(primary, r.primary),
+                harm_text(primary, r.primary, levels)
+            ));
+            codes.push("PRIMARY_WORSE_NOT_YET_HARMFUL".to_string());
+        } else {
+            reasons.push(format!("{}: not significant yet.", effect_text(primary, r.primary)));
+            codes.push("PRIMARY_NOT_SIGNIFICANT".to_string());
+        }
+    }
+    codes.dedup();
+    pending_guardrails(readings, &mut reasons, &mut codes);
+    let plan = result.plan.as_ref();
+    if let Some(text) = plan.and_then(|p| sample_text(result, p)) {
+        reasons.push(text);
+    }
+    let expected = plan.and_then(|p| p.expected_verdict_date);
+    let hold = match expected {
+        Some(date) => format!(
+            "Hold the rollout at its current exposure (do not expand it) until the verdict, expected by {date}."
+        ),
+        None => "Hold the rollout at its current exposure (do not expand it) until the verdict.".to_string(),
+    };
+    reasons.push(hold);
+    codes.push("HOLD_ROLLOUT".into());
+    if let Some(plan) = plan.filter(|p| p.expected_verdict_date.is_none_or(|d| d > p.last_day)) {
+        reasons.push(not_feasible_text(result, plan));
+        codes.push("NOT_FEASIBLE_BY_LAST_DAY".into());
+    }
+    let mut d = decision(
         Recommendation::Continue,
         None,
         reasons,
-        vec!["PRIMARY_NOT_SIGNIFICANT".into()],
-        "the success metric is not significant yet",
-    )
+        codes,
+        "no verdict yet: the sample the rule needs is not in",
+    );
+    d.expected_verdict_date = expected;
+    d
 }
 
-/// `about 6,512 more units per variant, about 7 more days at the current 12.4k units/day.`
-fn more_units_sentence(p: &PowerResult, per_day: Option<f64>) -> String {
-    match (p.additional_days, per_day) {
-        (Some(d), Some(per_day)) => format!(
-            "About {} more units per variant, {} more at the current {} new units/day per variant.",
-            count(p.additional_units),
-            days(d),
-            compact(per_day)
-        ),
-        _ => format!("About {} more units per variant.", count(p.additional_units)),
+/// Names every guardrail that holds a verdict back, with why.
+fn pending_guardrails(readings: &[Reading<'_>], reasons: &mut Vec<String>, codes: &mut Vec<String>) {
+    let mut named: Vec<&str> = Vec::new();
+    for r in readings {
+        for (guardrail, c) in &r.guardrails_pending {
+            let prefix = if readings.len() > 1 { format!("For `{}`: ", r.variant) } else { String::new() };
+            let (text, code) = match &c.non_inferiority {
+                Some(_) => (
+                    format!("{prefix}guardrail `{}` is not yet shown non-inferior: {}.", guardrail.name, non_inferiority_text(c)),
+                    format!("GUARDRAIL_NOT_YET_NON_INFERIOR:{}", guardrail.name),
+                ),
+                None if c.inference.is_none() => (
+                    format!("{prefix}guardrail `{}` cannot be tested yet: {}.", guardrail.name, c.notes.join("; ")),
+                    format!("GUARDRAIL_NOT_TESTABLE:{}", guardrail.name),
+                ),
+                None => (
+                    format!(
+                        "{prefix}guardrail {}: worse, but not beyond the harm threshold yet.",
+                        lowercase_first(&effect_text(guardrail, c))
+                    ),
+                    format!("GUARDRAIL_WORSE_NOT_YET_HARMFUL:{}", guardrail.name),
+                ),
+            };
+            reasons.push(capitalize(&text));
+            if !named.contains(&guardrail.name.as_str()) {
+                named.push(&guardrail.name);
+                codes.push(code);
+            }
+        }
     }
 }
 
+/// `A verdict needs about 35,210 units in control and 35,210 in treatment (…); they have …`
+fn sample_text(result: &ExperimentResult, plan: &Plan) -> Option<String> {
+    if plan.tests.is_empty() || plan.required_units.iter().any(Option::is_none) {
+        return None;
+    }
+    let names: Vec<&str> = result.variants.iter().map(|v| v.name.as_str()).collect();
+    let needed: Vec<String> = plan
+        .required_units
+        .iter()
+        .zip(&names)
+        .map(|(n, name)| format!("{} in `{name}`", count(n.unwrap_or(0))))
+        .collect();
+    let have: Vec<String> = result.variants.iter().map(|v| count(v.units)).collect();
+    let mut what: Vec<String> = Vec::new();
+    for test in &plan.tests {
+        let text = match test.test {
+            PlannedTestKind::Success => format!("a {} effect on `{}`", percent(test.effect, 1), test.metric),
+            PlannedTestKind::NonInferiority => {
+                format!("non-inferiority of `{}` within {}", test.metric, percent(test.effect, 1))
+            }
+        };
+        if !what.contains(&text) {
+            what.push(text);
+        }
+    }
+    let power = plan.tests.first().map_or(0.0, |t| t.power);
+    let mut text = format!(
+        "A verdict needs about {} ({} with {} power each); they have {}.",
+        needed.join(", "),
+        what.join(" and "),
+        level(power),
+        have.join(", ")
+    );
+    if let (Some(days), Some(date)) = (plan.days_to_decision, plan.expected_verdict_date) {
+        let inflow: Vec<String> = plan.inflow_per_day.iter().map(|x| compact(*x)).collect();
+        text.push_str(&format!(
+            " At the current {} new units a day, that is {} more: expected by {date}.",
+            inflow.join(" / "),
+            crate::numbers::days(days).trim_start_matches("about ")
+        ));
+    }
+    Some(text)
+}
+
+fn not_feasible_text(result: &ExperimentResult, plan: &Plan) -> String {
+    let larger = plan
+        .feasible_mde
+        .map(|m| format!(", or accept a larger MDE of {}", percent(m, 1)))
+        .unwrap_or_default();
+    format!(
+        "That is after the experiment's last day, {} (`max_days` = {}): at this traffic the test cannot detect a {} effect in time. Stop it{larger}.",
+        plan.last_day,
+        result.settings.max_days,
+        percent(result.settings.mde, 1)
+    )
+}
+
+fn method_name(i: &Inference) -> &'static str {
+    match i.method {
+        InferenceMethod::AlwaysValid => "always-valid",
+        InferenceMethod::FixedHorizon => "fixed-horizon",
+    }
+}
+
+/// `always-valid 95% CI [+1.2%, +7.0%]`.
+fn interval_text(c: &ComparisonResult) -> String {
+    match &c.inference {
+        Some(i) => {
+            let ci = match i.scale {
+                InferenceScale::Relative => percent_interval(i.ci, 1),
+                InferenceScale::Absolute => format!("[{}, {}]", value(i.ci[0]), value(i.ci[1])),
+            };
+            format!("{} {} CI {ci}", method_name(i), level(i.level))
+        }
+        None => "no interval".into(),
+    }
+}
+
+/// `` `conversion` is +4.1% for `treatment` vs `control` (always-valid 95% CI [+1.2%, +7.0%], p = 0.0060; 0.1023 vs 0.0983) ``
+fn effect_text(metric: &MetricResult, c: &ComparisonResult) -> String {
+    let means = |name: &str| metric.variants.iter().find(|v| v.variant == name).and_then(|v| v.mean);
+    let means_text = match (means(&c.variant), means(&c.baseline)) {
+        (Some(t), Some(b)) => format!("; {} vs {}", value(t), value(b)),
+        _ => String::new(),
+    };
+    match &c.inference {
+        Some(i) => {
+            let effect = match i.scale {
+                InferenceScale::Relative => format!("is {}", signed_percent(i.estimate, 1)),
+                InferenceScale::Absolute => format!("differs by {}", value(i.estimate)),
+            };
+            format!(
+                "`{}` {effect} for `{}` vs `{}` ({}, p = {}{means_text})",
+                metric.name,
+                c.variant,
+                c.baseline,
+                interval_text(c),
+                pvalue(i.p_value)
+            )
+        }
+        None => format!("`{}` cannot be compared for `{}`: {}", metric.name, c.variant, c.notes.join("; ")),
+    }
+}
+
+/// `p = 0.0060 < 0.05` with how α was split when it was.
+fn significance_text(c: &ComparisonResult, at: f64, levels: &Levels) -> String {
+    let p = c.inference.as_ref().map_or(1.0, |i| i.p_value);
+    let split = if levels.k > 1 {
+        format!(", α = {} over {} variants", threshold(levels.alpha), levels.k)
+    } else {
+        String::new()
+    };
+    format!("p = {} < {}{split}", pvalue(p), threshold(at))
+}
+
+/// `harm p = 0.0010 < 0.0125: α = 0.05 shared by 4 harm tests`.
+fn harm_text(metric: &MetricResult, c: &ComparisonResult, levels: &Levels) -> String {
+    let p = c.inference.as_ref().and_then(|i| i.harm_p_value).unwrap_or(1.0);
+    let of = match metric.margin.filter(|_| metric.role == "guardrail") {
+        Some(margin) => format!("p of a {} worsening", percent(margin, 1)),
+        None => "harm p".to_string(),
+    };
+    let relation = if p < levels.harm_alpha { "<" } else { "≥" };
+    format!(
+        "{of} = {} {relation} {}: α = {} shared by {} harm tests",
+        pvalue(p),
+        threshold(levels.harm_alpha),
+        threshold(levels.alpha),
+        levels.harm_tests
+    )
+}
+
+/// `worst plausible change +1.0%, margin 2.0%`.
 fn non_inferiority_text(c: &ComparisonResult) -> String {
     match &c.non_inferiority {
         Some(n) => {
             let bound = n
                 .bound
                 .map(|b| format!("worst plausible change {}", signed_percent(b, 1)))
-                .unwrap_or_else(|| "no bound".into());
+                .unwrap_or_else(|| "no bound yet".into());
             format!("{bound}, margin {}", percent(n.margin, 1))
         }
         None => "not tested".into(),
@@ -355,255 +699,10 @@ fn lowercase_first(s: &str) -> String {
     }
 }
 
-/// `` `conversion` is +4.1% for `treatment` vs `control` (95% CI [+1.2%, +7.0%], adjusted p = 0.006; 0.1023 vs 0.0983). ``
-/// With sequential on, the interval and p-value quoted are the always-valid ones.
-fn effect_sentence(metric: &MetricResult, c: &ComparisonResult, level: &str, sequential: bool) -> String {
-    let means = |name: &str| metric.variants.iter().find(|v| v.variant == name).and_then(|v| v.mean);
-    let means_text = match (means(&c.variant), means(&c.baseline)) {
-        (Some(t), Some(b)) => format!("; {} vs {}", value(t), value(b)),
-        _ => String::new(),
-    };
-    let (ci_relative, ci_absolute, p, label) = match (&c.sequential, sequential) {
-        (Some(s), true) => (
-            s.ci_relative,
-            s.ci_absolute,
-            s.p_value.map(|p| format!(", always-valid p = {}", pvalue(p))),
-            "always-valid",
-        ),
-        _ => (c.ci_relative, c.ci_absolute, c.p_value_adjusted.map(|p| format!(", adjusted p = {}", pvalue(p))), ""),
-    };
-    let p = p.unwrap_or_default();
-    let ci_label = if label.is_empty() { format!("{level} CI") } else { format!("{label} {level} CI") };
-    match (c.relative_effect, ci_relative) {
-        (Some(r), Some(ci)) => format!(
-            "`{}` is {} for `{}` vs `{}` ({ci_label} {}{p}{means_text}).",
-            metric.name,
-            signed_percent(r, 1),
-            c.variant,
-            c.baseline,
-            percent_interval(ci, 1)
-        ),
-        _ => match (c.absolute_effect, ci_absolute) {
-            (Some(d), Some(ci)) => format!(
-                "`{}` differs by {} for `{}` vs `{}` ({ci_label} [{}, {}]{p}{means_text}).",
-                metric.name,
-                value(d),
-                c.variant,
-                c.baseline,
-                value(ci[0]),
-                value(ci[1])
-            ),
-            _ => format!("`{}` cannot be compared for `{}`: {}.", metric.name, c.variant, c.notes.join("; ")),
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::NaiveDate;
-
-    fn comparison(relative: f64, p: f64, power: Option<PowerResult>) -> ComparisonResult {
-        ComparisonResult {
-            variant: "treatment".into(),
-            baseline: "control".into(),
-            absolute_effect: Some(relative * 0.1),
-            relative_effect: Some(relative),
-            ci_absolute: Some([relative * 0.1 - 0.01, relative * 0.1 + 0.01]),
-            ci_relative: Some([relative - 0.02, relative + 0.02]),
-            p_value: Some(p),
-            p_value_adjusted: Some(p),
-            significant: p < 0.05,
-            direction: Direction::Neutral,
-            standard_error: Some(0.005),
-            df: Some(1000.0),
-            notes: vec![],
-            power,
-            sequential: None,
-            bayesian: None,
-            unadjusted: None,
-            non_inferiority: None,
-        }
-    }
-
-    fn metric(name: &str, role: &str, higher_is_better: bool, c: ComparisonResult) -> MetricResult {
-        MetricResult {
-            name: name.into(),
-            kind: "proportion".into(),
-            role: role.into(),
-            higher_is_better,
-            variants: vec![],
-            comparisons: vec![c],
-            margin: None,
-            cuped: None,
-            cap: None,
-        }
-    }
-
-    fn guardrail(name: &str, relative: f64, p: f64, non_inferior: bool) -> MetricResult {
-        let mut c = comparison(relative, p, None);
-        c.non_inferiority =
-            Some(NonInferiorityResult { margin: 0.02, p_value: Some(0.01), bound: Some(-0.01), non_inferior });
-        let mut m = metric(name, "guardrail", false, c);
-        m.margin = Some(0.02);
-        m
-    }
-
-    fn check(name: &str, status: CheckStatus) -> Check {
-        Check { name: name.into(), status, p_value: None, detail: format!("{name} detail") }
-    }
-
-    fn result(metrics: Vec<MetricResult>, checks: Vec<Check>) -> ExperimentResult {
-        let date = NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
-        ExperimentResult {
-            id: "x".into(),
-            status: Status::Ok,
-            error: None,
-            decision: Decision {
-                recommendation: Recommendation::Inconclusive,
-                variant: None,
-                reasons: vec![],
-                reason_codes: vec![],
-                rule: String::new(),
-            },
-            checks,
-            variants: vec![],
-            metrics,
-            window: Window { start: date, end: date, days: 1 },
-            settings: Settings {
-                alpha: 0.05,
-                power: 0.8,
-                correction: "holm".into(),
-                srm_p_value: 0.001,
-                mde: 0.05,
-                sequential: false,
-            },
-            traffic: Traffic { units_per_variant_per_day: Some(12_400.0), ..Traffic::default() },
-            srm: SrmDetail::default(),
-            breakdowns: vec![],
-        }
-    }
-
-    fn passing() -> Vec<Check> {
-        ["srm", "multi_variant_units", "invalid_values", "unknown_variant", "missing_variant", "missing_partitions"]
-            .into_iter()
-            .map(|n| check(n, CheckStatus::Pass))
-            .collect()
-    }
-
-    fn win() -> MetricResult {
-        metric("conversion", "primary", true, comparison(0.041, 0.006, None))
-    }
-
-    #[test]
-    fn a_win_with_non_inferior_guardrails_is_promoted_with_codes() {
-        let d = recommend(&result(vec![win(), guardrail("latency", 0.001, 0.9, true)], passing()));
-        assert_eq!(d.recommendation, Recommendation::Promote);
-        assert_eq!(d.variant.as_deref(), Some("treatment"));
-        assert_eq!(d.reason_codes, vec!["PRIMARY_SIGNIFICANT_WIN", "GUARDRAIL_NON_INFERIOR:latency"]);
-        assert!(d.reasons[0].contains("+4.1%") && d.reasons[0].contains("adjusted p = 0.0060"), "{:?}", d.reasons);
-        assert!(d.reasons[1].contains("worst plausible change −1.0%, margin 2.0%"), "{:?}", d.reasons);
-    }
-
-    #[test]
-    fn a_win_waits_for_a_guardrail_not_yet_shown_non_inferior() {
-        let d = recommend(&result(vec![win(), guardrail("latency", 0.001, 0.9, false)], passing()));
-        assert_eq!(d.recommendation, Recommendation::Continue);
-        assert_eq!(d.reason_codes, vec!["PRIMARY_SIGNIFICANT_WIN", "GUARDRAIL_NOT_YET_NON_INFERIOR:latency"]);
-    }
-
-    #[test]
-    fn a_guardrail_significantly_worse_rolls_back() {
-        // latency is lower-is-better; +20% at p = 0.001 is significantly worse.
-        let d = recommend(&result(vec![win(), guardrail("latency", 0.2, 0.001, false)], passing()));
-        assert_eq!(d.recommendation, Recommendation::Rollback);
-        assert_eq!(d.reason_codes, vec!["GUARDRAIL_SIGNIFICANT_LOSS:latency"]);
-    }
-
-    #[test]
-    fn the_success_alpha_is_corrected_across_variants() {
-        // Two treatment variants: each primary comparison is tested at 0.025.
-        let mut primary = win();
-        primary.comparisons[0].p_value = Some(0.03);
-        let mut second = primary.comparisons[0].clone();
-        second.variant = "treatment_b".into();
-        primary.comparisons.push(second);
-        let d = recommend(&result(vec![primary], passing()));
-        assert_ne!(d.recommendation, Recommendation::Promote);
-    }
-
-    #[test]
-    fn sequential_results_drive_the_decision_when_on() {
-        let mut primary = win();
-        primary.comparisons[0].sequential = Some(SequentialResult {
-            ci_absolute: None,
-            ci_relative: Some([-0.01, 0.09]),
-            p_value: Some(0.2),
-            significant: false,
-            tuning: 5000.0,
-        });
-        let mut r = result(vec![primary], passing());
-        r.settings.sequential = true;
-        let d = recommend(&r);
-        assert_eq!(d.recommendation, Recommendation::Continue);
-        assert!(
-            d.reasons[0].contains("always-valid 95% CI [−1.0%, +9.0%], always-valid p = 0.2000"),
-            "{:?}",
-            d.reasons
-        );
-    }
-
-    #[test]
-    fn srm_failure_pauses_before_anything_else() {
-        let mut checks = passing();
-        checks[0].status = CheckStatus::Fail;
-        let d = recommend(&result(vec![win()], checks));
-        assert_eq!(d.recommendation, Recommendation::Pause);
-        assert_eq!(d.reason_codes, vec!["DATA_QUALITY_FAILED:srm"]);
-    }
-
-    #[test]
-    fn missing_variant_is_inconclusive() {
-        let mut checks = passing();
-        checks[4].status = CheckStatus::Fail;
-        checks[0].status = CheckStatus::Fail;
-        let d = recommend(&result(vec![metric("conversion", "primary", true, comparison(0.0, 1.0, None))], checks));
-        assert_eq!(d.recommendation, Recommendation::Inconclusive);
-        assert_eq!(d.reason_codes, vec!["MISSING_VARIANT"]);
-    }
-
-    #[test]
-    fn not_significant_continues_with_units_and_days() {
-        let power = PowerResult {
-            mde: 0.05,
-            mde_absolute: 0.005,
-            target_power: 0.8,
-            power_at_current_n: 0.3,
-            required_units: 56_512,
-            additional_units: 6_512,
-            additional_days: Some(5.2),
-        };
-        let d = recommend(&result(
-            vec![metric("conversion", "primary", true, comparison(0.01, 0.4, Some(power)))],
-            passing(),
-        ));
-        assert_eq!(d.recommendation, Recommendation::Continue);
-        assert_eq!(d.reason_codes, vec!["PRIMARY_NOT_SIGNIFICANT"]);
-        let plan = &d.reasons[1];
-        assert!(
-            plan.contains("56,512")
-                && plan.contains("6,512 more")
-                && plan.contains("about 6 days more at the current 12.4k"),
-            "{plan}"
-        );
-    }
-
-    #[test]
-    fn warnings_become_caveats_with_codes() {
-        let mut checks = passing();
-        checks[2].status = CheckStatus::Warn;
-        let d = recommend(&result(vec![win()], checks));
-        assert!(d.reasons.last().is_some_and(|r| r.starts_with("Caveat (invalid_values)")));
-        assert!(d.reason_codes.contains(&"CHECK_WARNING:invalid_values".to_string()));
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }

@@ -42,6 +42,23 @@ pub fn pvalue(p: f64) -> String {
     if p < 1e-4 { format!("{p:.1e}") } else { format!("{p:.4}") }
 }
 
+/// A confidence level or a threshold as a short percentage: `0.95` -> `95%`, `0.975` ->
+/// `97.5%`, `0.98333` -> `98.33%`.
+pub fn level(x: f64) -> String {
+    let text = format!("{:.2}", x * 100.0);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}%")
+}
+
+/// A significance threshold: `0.05`, `0.0125`, `0.008333` -> `0.0083`, `1.2e-5`.
+pub fn threshold(x: f64) -> String {
+    if x < 1e-4 {
+        return format!("{x:.1e}");
+    }
+    let text = format!("{x:.4}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// A metric value with about four significant digits.
 pub fn value(x: f64) -> String {
     let magnitude = x.abs();
@@ -87,5 +104,11 @@ mod tests {
         assert_eq!(days(5.2), "about 6 days");
         assert_eq!(compact(12_400.0), "12.4k");
         assert_eq!(compact(950.0), "950");
+        assert_eq!(level(0.95), "95%");
+        assert_eq!(level(0.975), "97.5%");
+        assert_eq!(level(1.0 - 0.05 / 3.0), "98.33%");
+        assert_eq!(threshold(0.05), "0.05");
+        assert_eq!(threshold(0.0125), "0.0125");
+        assert_eq!(threshold(0.05 / 6.0), "0.0083");
     }
 }

@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::aggregate::UnitStatus;
 use crate::aggregate::{self, Aggregator, EventTotals, ExperimentAllocation, Spec};
-use crate::analyze::{self, DimensionSlices, ExperimentData, MetricData};
+use crate::analyze::{self, Design, DimensionSlices, ExperimentData, MetricData};
 use crate::config::{Experiment, Job};
 use crate::decide;
 use crate::export::{self, ExperimentOutputs};
@@ -38,6 +38,8 @@ pub struct RunRequest<'a> {
     pub started: Instant,
     /// Draw a progress bar on a terminal.
     pub progress: bool,
+    /// Designs earlier runs fixed (sequential tuning, first verdict date), by experiment.
+    pub designs: &'a [Design],
 }
 
 /// Everything a run produced, in memory.
@@ -47,6 +49,8 @@ pub struct RunOutput {
     pub facts: RunFacts,
     /// Requests to the data source that were retried after a transient error.
     pub source_retries: u32,
+    /// Designs this run fixed, to keep for the next runs.
+    pub new_designs: Vec<Design>,
 }
 
 impl RunOutput {
@@ -267,6 +271,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         renderer: &renderer,
         facts: &facts,
         generated_at: &generated_at,
+        designs: request.designs,
         started: request.started,
         deadline: &deadline,
         log,
@@ -301,10 +306,12 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     done.sort_by_key(|(position, _)| *position);
     let mut results = Vec::with_capacity(n_work);
     let mut outputs = Vec::with_capacity(n_work);
+    let mut new_designs = Vec::new();
     for (_, outcome) in done {
-        let (result, output) = outcome?;
+        let (result, output, design) = outcome?;
         results.push(result);
         outputs.push(output);
+        new_designs.extend(design);
     }
     if results.len() != n_work {
         // A worker thread panicked: its experiments are missing. Say so rather than publish
@@ -313,11 +320,11 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     }
     facts.timings = log.timings();
     facts.elapsed_seconds = request.started.elapsed().as_secs_f64();
-    Ok(RunOutput { results, outputs, facts, source_retries })
+    Ok(RunOutput { results, outputs, facts, source_retries, new_designs })
 }
 
 /// One experiment's outcome.
-type Processed = Result<(ExperimentResult, ExperimentOutputs), RunError>;
+type Processed = Result<(ExperimentResult, ExperimentOutputs, Option<Design>), RunError>;
 
 /// What every experiment's analysis, rendering and encoding share.
 struct ExperimentContext<'a> {
@@ -329,6 +336,7 @@ struct ExperimentContext<'a> {
     renderer: &'a Renderer,
     facts: &'a RunFacts,
     generated_at: &'a str,
+    designs: &'a [Design],
     started: Instant,
     deadline: &'a Deadline,
     log: &'a RunLog,
@@ -342,7 +350,7 @@ impl ExperimentContext<'_> {
         experiment: &Experiment,
         index: Option<usize>,
         totals: EventTotals,
-    ) -> Result<(ExperimentResult, ExperimentOutputs), RunError> {
+    ) -> Processed {
         let (job, report_date, log) = (self.job, self.report_date, self.log);
         let started = Instant::now();
         let empty = ExperimentAllocation::default();
@@ -352,17 +360,20 @@ impl ExperimentContext<'_> {
         // The per-unit accumulators are values now; only the counts are still needed.
         let totals = EventTotals { slots: Vec::new(), pre_slots: Vec::new(), ..totals };
         let breakdowns = breakdowns(job, experiment, experiment_allocation, values.first());
+        let counts = experiment_allocation.counts(experiment.start);
         let data = ExperimentData {
             job,
             experiment,
             report_date,
-            allocation: experiment_allocation,
-            totals: &totals,
+            allocation: &counts,
+            counted_events: totals.counted_events,
+            invalid_values: totals.invalid_values,
             metrics: &metrics,
             missing_partitions: self.missing_partitions,
             breakdowns: &breakdowns,
+            design: self.designs.iter().find(|d| d.experiment == experiment.id),
         };
-        let mut result = analyze::analyze(&data);
+        let analyze::Analysis { mut result, new_design } = analyze::analyze(&data);
         let failure = match index {
             None => Some(format!(
                 "experiment `{}` starts on {}, after the report date {report_date}: nothing to analyse yet",
@@ -386,6 +397,7 @@ impl ExperimentContext<'_> {
                     reasons: vec![error.clone()],
                     reason_codes: vec!["NO_DATA".into()],
                     rule: "the experiment has no analyzable data".into(),
+                    expected_verdict_date: None,
                 };
                 result.error = Some(error);
             }
@@ -433,7 +445,9 @@ impl ExperimentContext<'_> {
         files.push(export::text_file("run.log.jsonl", log.jsonl_for(&experiment.id)));
         let outputs = export::with_manifest(&results_file, &result, &experiment.output_dir, files)?;
         self.deadline.check("render and export")?;
-        Ok((result, outputs))
+        // A failed experiment fixes no design: its numbers are not the experiment's.
+        let new_design = new_design.filter(|_| result.status == Status::Ok);
+        Ok((result, outputs, new_design))
     }
 }
 

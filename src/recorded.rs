@@ -111,8 +111,26 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
     }
 
     let log = RunLog::new(started);
-    let request =
-        RunRequest { job, report_date, experiment: settings.experiment, started, progress: settings.progress };
+    let designs = match settings.ledger {
+        Some(ledger) => {
+            let ids: Vec<&str> = job.experiments.iter().map(|e| e.id.as_str()).collect();
+            ledger.designs(&job.name, &ids).await.unwrap_or_else(|e| {
+                // Without the kept designs the tuning is made again from today's data: the
+                // intervals stay valid per run; say so, as a run cannot fix the store.
+                log.warn("design", None, format!("{e}; designs are made again"), serde_json::json!({}));
+                Vec::new()
+            })
+        }
+        None => Vec::new(),
+    };
+    let request = RunRequest {
+        job,
+        report_date,
+        experiment: settings.experiment,
+        started,
+        progress: settings.progress,
+        designs: &designs,
+    };
     let output = match pipeline::run(&request, &log).await {
         Ok(output) => output,
         Err(e) => {
@@ -127,6 +145,13 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         }
     };
     record.source_retries = output.source_retries;
+    if let Some(ledger) = settings.ledger {
+        for design in &output.new_designs {
+            if let Err(e) = ledger.write_design(&job.name, design).await {
+                tracing::warn!(job = %job.name, experiment = %design.experiment, error = %e, "could not keep the experiment's design");
+            }
+        }
+    }
     record.experiments = output
         .results
         .iter()

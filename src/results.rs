@@ -44,6 +44,78 @@ pub struct ExperimentResult {
     pub srm: SrmDetail,
     /// Exploratory per-slice results of the primary metric (never used for the decision).
     pub breakdowns: Vec<Breakdown>,
+    /// The sample the recommendation needs, when it is expected, and the sequential tuning.
+    #[serde(default)]
+    pub plan: Option<Plan>,
+}
+
+/// Where an experiment stands against the sample its recommendation needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// Where the always-valid intervals' tuning comes from.
+    pub tuning_source: TuningSource,
+    /// The report date of the run that fixed the design (tuning and first expected date).
+    pub designed_on: Option<NaiveDate>,
+    /// The verdict date the design quoted first; kept from run to run.
+    pub first_expected_verdict_date: Option<NaiveDate>,
+    /// Every test the recommendation needs to pass, with the units it needs.
+    pub tests: Vec<PlannedTest>,
+    /// Units needed per configured variant (control first): the most any test needs; null
+    /// when no test can be planned yet.
+    pub required_units: Vec<Option<u64>>,
+    /// New units per configured variant per day, over the last `inflow_days` days.
+    pub inflow_per_day: Vec<f64>,
+    pub inflow_days: u32,
+    /// Days until every variant has its required units at its own inflow.
+    pub days_to_decision: Option<f64>,
+    /// The report date by which the needed sample is expected.
+    pub expected_verdict_date: Option<NaiveDate>,
+    /// Every variant has its required units.
+    pub sample_reached: bool,
+    /// The last day the experiment should run (`start + max_days - 1`).
+    pub last_day: NaiveDate,
+    /// When the sample cannot be reached by `last_day`: the smallest relative effect on the
+    /// primary that the sample reachable by then detects with the planned power.
+    pub feasible_mde: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TuningSource {
+    /// The experiment's `planned_units`.
+    PlannedUnits,
+    /// The planned sample, fixed at the first run that could compute it.
+    Design,
+    /// gbstats' default (5,000 units) until a design can be made.
+    Default,
+    /// Fixed-horizon inference (`sequential = false`): no tuning.
+    None,
+}
+
+/// One test of the decision rule and the units it needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedTest {
+    pub metric: String,
+    pub variant: String,
+    /// `success` (the primary metric improves by the MDE) or `non_inferiority` (a guardrail
+    /// with a margin, unchanged, is shown within it).
+    pub test: PlannedTestKind,
+    /// The relative effect (MDE) or margin to detect.
+    pub effect: f64,
+    /// Two-sided level of the interval the test reads.
+    pub alpha: f64,
+    /// Power this test must have: the rule's power split over its tests (Schultzberg et al.).
+    pub power: f64,
+    /// Units needed by [control, variant]: the real allocation ratio.
+    pub required_units: [u64; 2],
+    pub power_at_current_n: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlannedTestKind {
+    Success,
+    NonInferiority,
 }
 
 /// The allocation by day (and dimension value), to localise a sample ratio mismatch.
@@ -123,6 +195,9 @@ pub struct Decision {
     /// The rule that fired, in words.
     #[serde(default)]
     pub rule: String,
+    /// `continue`: the report date by which the sample for a verdict is expected.
+    #[serde(default)]
+    pub expected_verdict_date: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +317,50 @@ pub struct ComparisonResult {
     /// Guardrails: the one-sided non-inferiority test against the margin.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub non_inferiority: Option<NonInferiorityResult>,
+    /// The test the recommendation reads and the report shows first (always-valid by
+    /// default); the fixed-horizon fields above stay as the contract defines them.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub inference: Option<Inference>,
+    /// CUPED: θ of this comparison, pooled over its two variants (as gbstats).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cuped_theta: Option<f64>,
+}
+
+/// One comparison as the recommendation tests it: one scale, one interval, one level.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Inference {
+    /// `always_valid` (safe to read daily) or `fixed_horizon` (`[stats] sequential = false`).
+    pub method: InferenceMethod,
+    /// `relative` (`mean_t / mean_c - 1`), or `absolute` when the control mean is 0.
+    pub scale: InferenceScale,
+    /// Confidence level of `ci`: `1 - alpha / (treatment variants)`.
+    pub level: f64,
+    pub estimate: f64,
+    pub ci: [f64; 2],
+    /// Two-sided p-value of "no effect"; below `1 - level` exactly when `ci` excludes 0.
+    pub p_value: f64,
+    /// Primary and guardrails: two-sided p-value of the harm bound (0, or the guardrail's
+    /// margin on the worse side), which ROLLBACK tests at alpha shared by every harm test.
+    pub harm_p_value: Option<f64>,
+    /// `ci` excludes 0.
+    pub significant: bool,
+    pub direction: Direction,
+    /// Always-valid: the total units of the two variants at which the interval is tightest.
+    pub tuning: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InferenceMethod {
+    AlwaysValid,
+    FixedHorizon,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InferenceScale {
+    Relative,
+    Absolute,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -278,7 +397,7 @@ pub struct NonInferiorityResult {
     pub margin: f64,
     /// One-sided p-value of "worse by at least the margin".
     pub p_value: Option<f64>,
-    /// The worse-side bound of the relative effect used for the decision (one-sided, at alpha).
+    /// The worse end of the comparison's `inference` interval, which must lie within the margin.
     pub bound: Option<f64>,
     pub non_inferior: bool,
 }
@@ -323,6 +442,9 @@ pub struct Settings {
     /// Decisions use always-valid (sequential) inference.
     #[serde(default)]
     pub sequential: bool,
+    /// Days from the start after which an experiment without a verdict is told to stop.
+    #[serde(default)]
+    pub max_days: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -335,6 +457,20 @@ pub struct Traffic {
     pub counted_events: u64,
     /// Units excluded for exposure to several variants or to an unknown one.
     pub excluded_units: u64,
+}
+
+impl Decision {
+    /// The decision of an experiment not decided yet.
+    pub fn placeholder() -> Self {
+        Decision {
+            recommendation: Recommendation::Inconclusive,
+            variant: None,
+            reasons: vec![],
+            reason_codes: vec![],
+            rule: String::new(),
+            expected_verdict_date: None,
+        }
+    }
 }
 
 impl ExperimentResult {
@@ -366,6 +502,19 @@ pub(crate) fn sample_result() -> ExperimentResult {
         bayesian: None,
         unadjusted: None,
         non_inferiority: None,
+        inference: Some(Inference {
+            method: InferenceMethod::AlwaysValid,
+            scale: InferenceScale::Relative,
+            level: 0.95,
+            estimate: relative,
+            ci: [relative - 0.03, relative + 0.03],
+            p_value: if significant { 0.004 } else { 0.6 },
+            harm_p_value: None,
+            significant,
+            direction: if significant { Direction::Better } else { Direction::Neutral },
+            tuning: Some(4000.0),
+        }),
+        cuped_theta: None,
     };
     let metric = |name: &str, role: &str, c: ComparisonResult| MetricResult {
         name: name.into(),
@@ -399,6 +548,7 @@ pub(crate) fn sample_result() -> ExperimentResult {
             reasons: vec!["`conversion` is up +4.1% for `treatment`.".into()],
             reason_codes: vec![],
             rule: "primary_better".into(),
+            expected_verdict_date: None,
         },
         checks: [
             "srm",
@@ -426,10 +576,12 @@ pub(crate) fn sample_result() -> ExperimentResult {
             correction: "holm".into(),
             srm_p_value: 0.001,
             mde: 0.05,
-            sequential: false,
+            sequential: true,
+            max_days: 42,
         },
         traffic: Traffic::default(),
         srm: SrmDetail::default(),
         breakdowns: vec![],
+        plan: None,
     }
 }

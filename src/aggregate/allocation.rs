@@ -1,4 +1,9 @@
-//! The allocation of units to variants, per experiment: the result of the exposure fold.
+//! The allocation of units to variants, per experiment: the result of the exposure fold; and
+//! its counts, all that the statistics read of it.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
 
 use super::columns::UnitKey;
 use super::unit_keys::{UnitIdKind, UnitKeys};
@@ -164,5 +169,87 @@ impl ExperimentAllocation {
     /// Names of variants seen in the data that the job does not configure.
     pub fn unknown_variants(&self) -> &[String] {
         &self.variants[self.n_configured.min(self.variants.len())..]
+    }
+}
+
+/// What the statistics read of an experiment's allocation: counts, no units. Computed from the
+/// units here, or handed over whole by anything else that counts them (the simulation).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AllocationCounts {
+    /// Analyzable units (exactly one configured variant) per configured variant.
+    pub units: Vec<u64>,
+    /// Analyzable units per configured variant by UTC day of first exposure, ascending.
+    pub by_day: Vec<(NaiveDate, Vec<u64>)>,
+    /// Per dimension of the job: each value's analyzable units per configured variant;
+    /// `(missing)` for nulls, in the order of the values' codes.
+    pub by_dimension: Vec<Vec<(String, Vec<u64>)>>,
+    /// Every unit exposed in the window, analyzable or not.
+    pub all_units: u64,
+    pub multi_variant_units: u64,
+    pub unknown_variant_units: u64,
+    /// Variants seen in the data that the job does not configure.
+    pub unknown_variants: Vec<String>,
+    pub exposure_rows: u64,
+}
+
+impl AllocationCounts {
+    /// New analyzable units per configured variant per day over the last `days` days of
+    /// first exposures up to `last` (days without units count as 0), and the days used.
+    pub fn inflow(&self, last: NaiveDate, days: u32, first: NaiveDate) -> (Vec<f64>, u32) {
+        let from = (last - chrono::Days::new(u64::from(days.max(1)) - 1)).max(first);
+        let used = ((last - from).num_days() + 1).max(1) as u32;
+        let mut sums = vec![0.0; self.units.len()];
+        for (_, units) in self.by_day.iter().filter(|(day, _)| from <= *day && *day <= last) {
+            for (sum, &n) in sums.iter_mut().zip(units) {
+                *sum += n as f64;
+            }
+        }
+        (sums.into_iter().map(|s| s / f64::from(used)).collect(), used)
+    }
+}
+
+impl ExperimentAllocation {
+    /// The counts of this allocation. A unit whose first exposure has no valid date counts on
+    /// `fallback_day`.
+    pub fn counts(&self, fallback_day: NaiveDate) -> AllocationCounts {
+        let mut by_day: BTreeMap<NaiveDate, Vec<u64>> = BTreeMap::new();
+        for unit in self.analyzable() {
+            let day = chrono::DateTime::from_timestamp_micros(unit.first_micros).map_or(fallback_day, |t| t.date_naive());
+            by_day.entry(day).or_insert_with(|| vec![0; self.n_configured])[unit.variant as usize] += 1;
+        }
+        let by_dimension = self
+            .dimensions
+            .iter()
+            .zip(&self.dimension_values)
+            .map(|(codes, names)| {
+                let mut by_code: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
+                for (unit, &code) in self.units.iter().zip(codes) {
+                    if unit.status == UnitStatus::Ok {
+                        by_code.entry(code).or_insert_with(|| vec![0; self.n_configured])[unit.variant as usize] += 1;
+                    }
+                }
+                by_code
+                    .into_iter()
+                    .map(|(code, units)| {
+                        let value = if code == super::NO_DIMENSION {
+                            "(missing)"
+                        } else {
+                            names.get(usize::from(code)).map_or("(other)", String::as_str)
+                        };
+                        (value.to_string(), units)
+                    })
+                    .collect()
+            })
+            .collect();
+        AllocationCounts {
+            units: self.units_per_variant(),
+            by_day: by_day.into_iter().collect(),
+            by_dimension,
+            all_units: self.units.len() as u64,
+            multi_variant_units: self.count(UnitStatus::MultiVariant),
+            unknown_variant_units: self.count(UnitStatus::UnknownVariant),
+            unknown_variants: self.unknown_variants().to_vec(),
+            exposure_rows: self.exposure_rows,
+        }
     }
 }

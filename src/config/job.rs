@@ -107,9 +107,7 @@ impl Checker<'_> {
             value: c.value.unwrap_or(defaults.value),
             event_ts: c.event_ts.unwrap_or(defaults.event_ts),
         };
-        // Scheduled jobs are read every day: always-valid inference is their default.
-        let defaults = StatsSettings { sequential: raw.schedule.is_some(), ..StatsSettings::default() };
-        let job_stats = self.stats(&raw.stats, defaults);
+        let job_stats = self.stats(&raw.stats, StatsSettings::default());
 
         let mut metrics = Vec::new();
         let mut metric_spans = Vec::new();
@@ -357,17 +355,26 @@ impl Checker<'_> {
                 self.problem(sd, format!("`prior_stddev` must be positive (e.g. 0.3 for ±30% lifts), got {x}"));
             }
         }
-        for (value, name, target) in [
-            (&raw.srm_min_deviation, "srm_min_deviation", &mut stats.srm_min_deviation),
-            (&raw.guardrail_margin, "guardrail_margin", &mut stats.guardrail_margin),
-        ] {
-            if let Some(v) = value {
-                let x = *v.get_ref();
-                if (0.0..1.0).contains(&x) {
-                    *target = x;
-                } else {
-                    self.problem(v, format!("`{name}` must be a relative amount from 0 to 1, got {x}"));
-                }
+        let mut relative_amount = |value: &Option<Spanned<f64>>, name: &str| {
+            let v = value.as_ref()?;
+            let x = *v.get_ref();
+            if (0.0..1.0).contains(&x) {
+                Some(x)
+            } else {
+                self.problem(v, format!("`{name}` must be a relative amount from 0 to 1, got {x}"));
+                None
+            }
+        };
+        if let Some(x) = relative_amount(&raw.srm_min_deviation, "srm_min_deviation") {
+            stats.srm_min_deviation = x;
+        }
+        if let Some(x) = relative_amount(&raw.guardrail_margin, "guardrail_margin") {
+            stats.guardrail_margin = Some(x);
+        }
+        if let Some(days) = &raw.max_days {
+            match u32::try_from(*days.get_ref()) {
+                Ok(d) if (1..=3660).contains(&d) => stats.max_days = d,
+                _ => self.problem(days, format!("`max_days` must be 1 to 3660, got {}", days.get_ref())),
             }
         }
         if let Some(correction) = &raw.correction {
@@ -529,20 +536,21 @@ impl Checker<'_> {
         for guardrail in &raw.guardrails {
             match guardrail.get_ref() {
                 toml::Value::String(name) => {
-                    roles.push((guardrail.span(), name.clone(), Role::Guardrail, Some(stats.guardrail_margin)));
+                    roles.push((guardrail.span(), name.clone(), Role::Guardrail, stats.guardrail_margin));
                 }
                 toml::Value::Table(table) => {
                     let metric = table.get("metric").and_then(toml::Value::as_str);
+                    // Outer `None`: a malformed margin; inner: no margin (harm-only guardrail).
                     let margin = match table.get("margin") {
                         None => Some(stats.guardrail_margin),
-                        Some(toml::Value::Float(x)) if (0.0..1.0).contains(x) => Some(*x),
-                        Some(toml::Value::Integer(0)) => Some(0.0),
+                        Some(toml::Value::Float(x)) if (0.0..1.0).contains(x) => Some(Some(*x)),
+                        Some(toml::Value::Integer(0)) => Some(Some(0.0)),
                         Some(_) => None,
                     };
                     let unknown: Vec<&String> = table.keys().filter(|k| *k != "metric" && *k != "margin").collect();
                     match (metric, margin) {
                         (Some(metric), Some(margin)) if unknown.is_empty() => {
-                            roles.push((guardrail.span(), metric.to_string(), Role::Guardrail, Some(margin)));
+                            roles.push((guardrail.span(), metric.to_string(), Role::Guardrail, margin));
                         }
                         _ => self.problem(
                             guardrail,

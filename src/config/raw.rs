@@ -93,7 +93,8 @@ pub struct RawStats {
     pub srm_p_value: Option<Spanned<f64>>,
     /// Minimum detectable effect, relative (0.05 = 5%). Default 0.05.
     pub mde: Option<Spanned<f64>>,
-    /// Always-valid (sequential) inference, safe to read daily. Default: on for scheduled jobs.
+    /// Always-valid (sequential) inference, safe to read daily. Default: on, for every job (a
+    /// report read twice is a peek, whether a schedule or a person reads it).
     pub sequential: Option<Spanned<bool>>,
     /// Days before a unit's first exposure whose events form the CUPED covariate. Default 14.
     pub cuped_lookback_days: Option<Spanned<i64>>,
@@ -103,8 +104,12 @@ pub struct RawStats {
     /// Smallest relative deviation of a variant's share from its expected weight for the SRM
     /// check to fail (besides p < srm_p_value). Default 0.005.
     pub srm_min_deviation: Option<Spanned<f64>>,
-    /// Non-inferiority margin (relative) of guardrails listed by name only. Default 0.05.
+    /// Non-inferiority margin (relative) of guardrails listed by name only. Default: none, so
+    /// such guardrails only block on significant harm.
     pub guardrail_margin: Option<Spanned<f64>>,
+    /// The longest an experiment should run, in days from its start: from then on a run
+    /// without a verdict recommends stopping. Default 42.
+    pub max_days: Option<Spanned<i64>>,
 }
 
 /// `[[metrics]]`
@@ -189,6 +194,8 @@ pub struct RawExperiment {
     pub srm_p_value: Option<Spanned<f64>>,
     /// Override of `[stats] mde`.
     pub mde: Option<Spanned<f64>>,
+    /// Override of `[stats] max_days`.
+    pub max_days: Option<Spanned<i64>>,
 }
 
 impl RawExperiment {
@@ -200,6 +207,7 @@ impl RawExperiment {
             correction: self.correction.clone(),
             srm_p_value: self.srm_p_value.clone(),
             mde: self.mde.clone(),
+            max_days: self.max_days.clone(),
             ..RawStats::default()
         }
     }

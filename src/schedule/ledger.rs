@@ -17,8 +17,14 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::analyze::Design;
 use crate::config::{Delivery, safe_path_component};
 use crate::runlog::StageTiming;
+
+/// The folder of experiment designs (sequential tuning and first verdict date) beside the
+/// jobs' record folders; a job name never becomes it (`safe_path_component` keeps no leading
+/// dot).
+const DESIGNS: &str = ".designs";
 
 /// Version of the record format.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -303,6 +309,44 @@ impl Ledger {
         self.prefix.clone().join(safe_path_component(job)).join(format!("{report_date}.json"))
     }
 
+    /// Where the design of `job`'s `experiment` is kept: beside the records, in a folder that
+    /// listings of records skip.
+    fn design_key(&self, job: &str, experiment: &str) -> Path {
+        self.prefix
+            .clone()
+            .join(DESIGNS)
+            .join(safe_path_component(job))
+            .join(format!("{}.json", safe_path_component(experiment)))
+    }
+
+    /// The designs earlier runs of `job` fixed for `experiments` (those that have one).
+    pub async fn designs(&self, job: &str, experiments: &[&str]) -> Result<Vec<Design>, LedgerError> {
+        let mut designs = Vec::new();
+        for experiment in experiments {
+            let key = self.design_key(job, experiment);
+            let read_error = |cause: String| LedgerError::Read { key: key.to_string(), cause };
+            let bytes = match self.store.get(&key).await {
+                Ok(result) => result.bytes().await.map_err(|e| read_error(crate::source::describe_store_error(&e)))?,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(read_error(crate::source::describe_store_error(&e))),
+            };
+            designs.push(serde_json::from_slice(&bytes).map_err(|e| read_error(format!("not a design: {e}")))?);
+        }
+        Ok(designs)
+    }
+
+    /// Keeps a design for the next runs of `job`.
+    pub async fn write_design(&self, job: &str, design: &Design) -> Result<(), LedgerError> {
+        let key = self.design_key(job, &design.experiment);
+        let mut bytes = serde_json::to_vec_pretty(design).expect("designs serialize");
+        bytes.push(b'\n');
+        self.store
+            .put(&key, PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| LedgerError::Write { key: key.to_string(), cause: crate::source::describe_store_error(&e) })
+    }
+
     /// The record of `job` and `report_date`, if any.
     pub async fn read(&self, job: &str, report_date: NaiveDate) -> Result<Option<RunRecord>, LedgerError> {
         self.read_key(&self.key(job, report_date)).await
@@ -337,7 +381,12 @@ impl Ledger {
             |e: object_store::Error| LedgerError::Read { key: self.location.clone(), cause: e.to_string() };
         let folders: Vec<Path> = match job {
             Some(job) => vec![self.prefix.clone().join(safe_path_component(job))],
-            None => self.store.list_with_delimiter(Some(&self.prefix)).await.map_err(list_error)?.common_prefixes,
+            None => {
+                let mut folders =
+                    self.store.list_with_delimiter(Some(&self.prefix)).await.map_err(list_error)?.common_prefixes;
+                folders.retain(|f| f.filename().is_none_or(|name| name != DESIGNS));
+                folders
+            }
         };
         let mut jobs = Vec::new();
         for folder in folders {

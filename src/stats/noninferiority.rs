@@ -1,8 +1,9 @@
 //! Non-inferiority of a variant against the control with a relative margin — the question a
-//! guardrail metric asks ("is the treatment no more than δ worse?") — and the sample size that
-//! question needs. Takes per-variant [`Summary`] values; no IO.
+//! guardrail metric asks ("is the treatment no more than δ worse?"), as a fixed-horizon Welch
+//! test. Takes per-variant [`Summary`] values; no IO. (The sample size of the question, on the
+//! interval the recommendation reads, is [`power`](super::power)'s.)
 
-use super::{Summary, normal, student_t};
+use super::{Summary, student_t};
 
 /// One-sided Welch test of non-inferiority.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -72,74 +73,6 @@ pub fn noninferiority(
         return None;
     }
     Some(NonInferiority { estimate, standard_error, t, df, p_value })
-}
-
-/// Sample size of a non-inferiority test.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct NonInferiorityUnits {
-    /// The margin in metric units, `δ·mean_c`: the distance between "no effect" and the
-    /// non-inferiority bound.
-    pub margin_absolute: f64,
-    /// Units per variant (equal allocation) for `target_power` at one-sided `alpha`, rounded up.
-    pub required_per_variant: u64,
-    /// Power of the current sample sizes.
-    pub power_at_current_n: f64,
-}
-
-/// Units per variant that the test of [`noninferiority`] needs to show non-inferiority with
-/// probability `target_power` at one-sided level `alpha` when the treatment truly equals the
-/// control (the hope for a guardrail), and the power of the current sample.
-///
-/// Normal approximation, one-sided: with `Δ = δ·m_c` (the distance of the true contrast
-/// `μ_t - kμ_c` from 0 when `μ_t = μ_c`) and per-unit contrast variance `v_t + k² v_c`,
-/// `n = (z_{1-α} + z_{power})² (v_t + k² v_c) / Δ²` exactly (no second tail to solve for),
-/// and power `Φ(Δ / sqrt(v_t/n_t + k² v_c/n_c) - z_{1-α})` (Chow, Shao & Wang 2008, *Sample Size
-/// Calculations in Clinical Research*, §3.2.2, non-inferiority). Equals statsmodels'
-/// `NormalIndPower().solve_power(effect_size=Δ/σ, alpha, power, ratio=1,
-/// alternative='larger')` with `σ² = (v_t + k² v_c)/2`.
-///
-/// `None` when `Δ ≤ 0` (a margin of 0, or a control mean ≤ 0, where a relative margin points
-/// the wrong way), the metric has no variance, or `alpha`/`target_power` lie outside (0, 1).
-pub fn noninferiority_units(
-    control: &Summary,
-    treatment: &Summary,
-    margin: f64,
-    alpha: f64,
-    target_power: f64,
-    higher_is_better: bool,
-) -> Option<NonInferiorityUnits> {
-    if !(alpha > 0.0 && alpha < 1.0 && target_power > 0.0 && target_power < 1.0 && margin.is_finite()) {
-        return None;
-    }
-    let k = k_factor(margin, higher_is_better);
-    let delta = margin * control.mean;
-    let unit_variance = treatment.variance + k * k * control.variance;
-    if !(delta > 0.0 && delta.is_finite() && unit_variance > 0.0 && unit_variance.is_finite()) {
-        return None;
-    }
-    let z_alpha = normal::quantile(1.0 - alpha);
-    let z = z_alpha + normal::quantile(target_power);
-    if !z.is_finite() {
-        // `1 - alpha` or `target_power` rounded to 1.
-        return None;
-    }
-    let required = (z * z * unit_variance / (delta * delta)).ceil();
-    let (n_c, n_t) = (control.n as f64, treatment.n as f64);
-    let power_at_current_n = if n_c > 0.0 && n_t > 0.0 {
-        let se = (treatment.variance / n_t + k * k * control.variance / n_c).sqrt();
-        normal::cdf(delta / se - z_alpha)
-    } else {
-        0.0
-    };
-    Some(NonInferiorityUnits { margin_absolute: delta, required_per_variant: required as u64, power_at_current_n })
-}
-
-/// The unrounded solution, for tests against statsmodels.
-#[cfg(test)]
-fn required_exact(mean_c: f64, var_c: f64, var_t: f64, margin: f64, alpha: f64, power: f64, higher: bool) -> f64 {
-    let k = k_factor(margin, higher);
-    let z = normal::quantile(1.0 - alpha) + normal::quantile(power);
-    z * z * (var_t + k * k * var_c) / (margin * mean_c).powi(2)
 }
 
 #[cfg(test)]
@@ -216,59 +149,5 @@ mod tests {
         assert_eq!(noninferiority(&varied, &varied, f64::NAN, false), None);
         // One constant variant still has a defined test.
         assert!(noninferiority(&constant, &varied, 0.02, true).is_some());
-    }
-
-    #[test]
-    fn sample_size_matches_statsmodels() {
-        // tests/reference/noninferiority.py, statsmodels 0.15.0
-        // NormalIndPower().solve_power(effect_size=δ·m_c/σ, alpha, power, ratio=1,
-        // alternative='larger'), σ² = (v_t + k² v_c)/2. statsmodels solves numerically (brentq);
-        // its answers differ from the closed form by up to 1.4e-11 relative, hence 1e-10.
-        let cases = [
-            (20.0, 16.0, 16.0, 0.02, true, 0.05, 0.8, 1212.028519766515),
-            (0.1, 0.09, 0.09, 0.05, false, 0.025, 0.9, 79530.68515313402),
-            (5.0, 4.0, 6.25, 0.01, true, 0.1, 0.8, 18338.70686366516),
-        ];
-        for (mean_c, var_c, var_t, margin, higher, alpha, power, expected) in cases {
-            let exact = required_exact(mean_c, var_c, var_t, margin, alpha, power, higher);
-            close(exact, expected, 1e-10, "nobs1");
-            let control = Summary { n: 0, mean: mean_c, variance: var_c };
-            let treatment = Summary { n: 0, mean: mean_c, variance: var_t };
-            let got = noninferiority_units(&control, &treatment, margin, alpha, power, higher).expect("defined");
-            assert_eq!(got.required_per_variant, expected.ceil() as u64);
-            assert_eq!(got.power_at_current_n, 0.0);
-            close(got.margin_absolute, margin * mean_c, 1e-15, "margin");
-        }
-    }
-
-    #[test]
-    fn power_at_current_n_matches_statsmodels() {
-        // tests/reference/noninferiority.py: NormalIndPower().power(effect_size, nobs1=n,
-        // alpha, ratio=1, alternative='larger').
-        let cases = [
-            (20.0, 16.0, 16.0, 0.02, true, 0.05, 1000, 0.7302884731500376),
-            (0.1, 0.09, 0.09, 0.05, false, 0.025, 20000, 0.3690271168681388),
-            (5.0, 4.0, 6.25, 0.01, true, 0.1, 5000, 0.4313559008944252),
-        ];
-        for (mean_c, var_c, var_t, margin, higher, alpha, n, expected) in cases {
-            let control = Summary { n, mean: mean_c, variance: var_c };
-            let treatment = Summary { n, mean: mean_c, variance: var_t };
-            let got = noninferiority_units(&control, &treatment, margin, alpha, 0.8, higher).expect("defined");
-            close(got.power_at_current_n, expected, 1e-9, "power");
-        }
-    }
-
-    #[test]
-    fn no_distance_to_the_margin_has_no_sample_size() {
-        let zero_mean = Summary { n: 10, mean: 0.0, variance: 1.0 };
-        let negative_mean = Summary { n: 10, mean: -1.0, variance: 1.0 };
-        let constant = Summary { n: 10, mean: 1.0, variance: 0.0 };
-        assert_eq!(noninferiority_units(&zero_mean, &zero_mean, 0.02, 0.05, 0.8, true), None);
-        assert_eq!(noninferiority_units(&negative_mean, &negative_mean, 0.02, 0.05, 0.8, true), None);
-        assert_eq!(noninferiority_units(&constant, &constant, 0.02, 0.05, 0.8, true), None);
-        let varied = Summary { n: 10, mean: 1.0, variance: 1.0 };
-        assert_eq!(noninferiority_units(&varied, &varied, 0.0, 0.05, 0.8, true), None);
-        assert_eq!(noninferiority_units(&varied, &varied, 0.02, 0.0, 0.8, true), None);
-        assert_eq!(noninferiority_units(&varied, &varied, 0.02, 1e-300, 0.8, true), None);
     }
 }

@@ -1,108 +1,93 @@
-//! Sample size: how many units per variant a comparison needs to detect the minimum
-//! detectable effect.
+//! Sample size and power of the tests a recommendation needs — on the test's own scale, with
+//! its own interval (always-valid or fixed-horizon), at any allocation ratio — and the effect a
+//! given sample can detect.
 
-use statrs::distribution::{ContinuousCDF, Normal};
+use super::inference::Method;
+use super::normal;
+use super::sequential::{half_width, rho_squared};
 
-use super::Summary;
-
-/// Sample size of one comparison.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct SampleSize {
-    /// The absolute effect that the relative MDE amounts to at the control's mean.
-    pub mde_absolute: f64,
-    /// Units per variant needed for `power` at `alpha` (rounded up).
-    pub required_per_variant: u64,
-    /// Power of the current sample against the MDE.
-    pub power_at_current_n: f64,
+/// What one planned test must detect: an effect `distance` away from the test's null, with
+/// per-unit variance terms such that, with `n_c` control units and `ratio·n_c` treatment
+/// units, the estimate's variance is `V(n_c) = unit_variance_control/n_c +
+/// unit_variance_treatment/(ratio·n_c)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Contrast {
+    pub distance: f64,
+    pub unit_variance_control: f64,
+    pub unit_variance_treatment: f64,
+    /// Treatment units per control unit (the configured weights' ratio).
+    pub ratio: f64,
 }
 
-/// Power of a two-sided z-test of level `alpha` for a true difference `delta` measured with
-/// standard error `se`: `Φ(δ/se - z) + Φ(-δ/se - z)`, `z = Φ⁻¹(1-α/2)` — the same function as
-/// statsmodels' `NormalIndPower.power` (statsmodels/stats/power.py, `normal_power`).
-fn power(delta: f64, se: f64, alpha: f64) -> f64 {
-    let normal = Normal::standard();
-    let z = normal.inverse_cdf(1.0 - alpha / 2.0);
-    normal.cdf(delta / se - z) + normal.cdf(-delta / se - z)
-}
-
-/// Units per variant (equal allocation) to detect a relative effect `mde` over the control's
-/// mean, given both variants' per-unit variances, at two-sided `alpha` with `target_power`;
-/// and the power of the current sample sizes.
-///
-/// Starts from the textbook bound `n = (z_{1-α/2} + z_{power})² (v_c + v_t) / δ²` (Chow, Shao
-/// & Wang 2008, *Sample Size Calculations in Clinical Research*, §3.2.1) and solves the exact
-/// two-tailed power equation by bisection, so it equals statsmodels'
-/// `NormalIndPower().solve_power(effect_size=δ/σ, alpha, power, ratio=1)` when `v_c = v_t = σ²`.
-/// `None` when the effect is 0 (a control mean of 0) or the metric has no variance.
-pub fn required_units(
-    control: &Summary,
-    treatment: &Summary,
-    mde: f64,
-    alpha: f64,
-    target_power: f64,
-) -> Option<SampleSize> {
-    let (mean_c, var_c, var_t) = (control.mean, control.variance, treatment.variance);
-    let (n_c, n_t) = (control.n, treatment.n);
-    let delta = (mde * mean_c).abs();
-    let var_sum = var_c + var_t;
-    if !(delta > 0.0 && var_sum > 0.0 && delta.is_finite() && var_sum.is_finite()) {
-        return None;
+impl Contrast {
+    /// A relative effect over the control mean `mean_c`, per-unit variances `var_c`, `var_t`,
+    /// when the true relative effect is `true_effect`: the delta-method variance
+    /// `v_t/(n_t m_c²) + m_t² v_c/(n_c m_c⁴)` with `m_t = (1 + true_effect)·m_c` (as
+    /// [`relative_variance`](super::relative_variance)). A success test has
+    /// `true_effect = distance = MDE`; a non-inferiority test has `true_effect = 0` and
+    /// `distance = margin` (the hope: the guardrail is unchanged).
+    pub fn relative(mean_c: f64, var_c: f64, var_t: f64, true_effect: f64, distance: f64, ratio: f64) -> Option<Self> {
+        let m2 = mean_c * mean_c;
+        Self::checked(Contrast {
+            distance,
+            unit_variance_control: (1.0 + true_effect).powi(2) * var_c / m2,
+            unit_variance_treatment: var_t / m2,
+            ratio,
+        })
     }
-    let normal = Normal::standard();
-    let z = normal.inverse_cdf(1.0 - alpha / 2.0) + normal.inverse_cdf(target_power);
-    let upper = z * z * var_sum / (delta * delta);
-    let power_at = |n: f64| power(delta, (var_sum / n).sqrt(), alpha);
-    // The one-tailed bound over-estimates by the tiny other tail; the exact n lies just below.
-    let (mut lo, mut hi) = (upper / 2.0, upper);
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if power_at(mid) < target_power {
-            lo = mid
-        } else {
-            hi = mid
+
+    /// An absolute difference `distance` between means.
+    pub fn absolute(var_c: f64, var_t: f64, distance: f64, ratio: f64) -> Option<Self> {
+        Self::checked(Contrast { distance, unit_variance_control: var_c, unit_variance_treatment: var_t, ratio })
+    }
+
+    fn checked(self) -> Option<Self> {
+        let finite_positive = |x: f64| x.is_finite() && x > 0.0;
+        (finite_positive(self.distance)
+            && finite_positive(self.ratio)
+            && self.unit_variance_control.is_finite()
+            && self.unit_variance_treatment.is_finite()
+            && self.unit_variance_control + self.unit_variance_treatment > 0.0)
+            .then_some(self)
+    }
+
+    /// `V(n_c)`.
+    pub fn variance(&self, n_control: f64) -> f64 {
+        self.unit_variance_control / n_control + self.unit_variance_treatment / (self.ratio * n_control)
+    }
+}
+
+/// Power of the level-`1 - alpha` two-sided interval to exclude the null on the side of the
+/// effect, with `n_control` control units: `Φ((δ - h)/√V)`, where `h` is the interval's
+/// half-width — `z(1-α/2)·√V` for a fixed horizon (the one tail of statsmodels'
+/// `NormalIndPower` at `alpha/2`), or the confidence sequence's half-width at `N = n_c(1 +
+/// ratio)` (Waudby-Smith et al., arXiv:2103.06476, eq. 9). The far tail (an interval on the
+/// wrong side) is not power: it would not promote, nor show non-inferiority.
+pub fn power(contrast: &Contrast, n_control: f64, alpha: f64, method: Method) -> f64 {
+    if !(n_control > 0.0) {
+        return 0.0;
+    }
+    let variance = contrast.variance(n_control);
+    let h = match method {
+        Method::FixedHorizon => normal::quantile(1.0 - alpha / 2.0) * variance.sqrt(),
+        Method::AlwaysValid { tuning } => {
+            half_width(variance, n_control * (1.0 + contrast.ratio), alpha, rho_squared(alpha, tuning))
         }
-        if hi - lo <= 1e-10 * hi {
-            break;
-        }
-    }
-    let current_se = if n_c > 0 && n_t > 0 { (var_c / n_c as f64 + var_t / n_t as f64).sqrt() } else { f64::INFINITY };
-    let power_at_current_n =
-        if current_se.is_finite() && current_se > 0.0 { power(delta, current_se, alpha) } else { 0.0 };
-    Some(SampleSize { mde_absolute: delta, required_per_variant: hi.ceil() as u64, power_at_current_n })
-}
-
-/// Units per variant (equal allocation) for the always-valid test of
-/// [`compare_sequential`](super::compare_sequential) to detect the relative effect `mde` with
-/// `target_power`, and the power of the current sample sizes — the counterpart of
-/// [`required_units`] that is consistent with the sequential bounds.
-///
-/// The always-valid test rejects when `|d| > h(N)`, the confidence sequence's half-width at the
-/// total sample `N` (Waudby-Smith et al., arXiv:2103.06476, eq. 9, with ρ from the `tuning`). With
-/// a true effect `δ` and `d ~ N(δ, V)`, the power is `Φ((δ - h(N)) / √V)` (the far tail is
-/// negligible). With `n` units per variant, `V = (v_c + v_t)/n` and `N = 2n`; `n` is found by
-/// bisection. Larger than the fixed-horizon `n`: that is the price of reading results daily.
-pub fn sequential_required_units(
-    control: &Summary,
-    treatment: &Summary,
-    mde: f64,
-    alpha: f64,
-    target_power: f64,
-    tuning: f64,
-) -> Option<SampleSize> {
-    let delta = (mde * control.mean).abs();
-    let var_sum = control.variance + treatment.variance;
-    if !(delta > 0.0 && var_sum > 0.0 && delta.is_finite() && var_sum.is_finite() && tuning > 0.0) {
-        return None;
-    }
-    let normal = Normal::standard();
-    let rho2 = super::sequential::rho_squared(alpha, tuning);
-    let power_of = |variance: f64, n_total: f64| {
-        let h = super::sequential::half_width(variance, n_total, alpha, rho2);
-        normal.cdf((delta - h) / variance.sqrt())
     };
-    let power_at_n = |n: f64| power_of(var_sum / n, 2.0 * n);
-    let (mut lo, mut hi) = (1.0f64, 2.0f64);
-    while power_at_n(hi) < target_power {
+    normal::cdf((contrast.distance - h) / variance.sqrt())
+}
+
+/// Control units (unrounded) for [`power`] to reach `target`: the smallest `n_c` by bisection.
+/// `None` when `alpha` or `target` lie outside (0, 1), or no sample below 10¹⁵ units reaches
+/// it.
+pub fn required_control_units(contrast: &Contrast, alpha: f64, target: f64, method: Method) -> Option<f64> {
+    if !(alpha > 0.0 && alpha < 1.0 && target > 0.0 && target < 1.0) {
+        return None;
+    }
+    let reaches = |n: f64| power(contrast, n, alpha, method) >= target;
+    let (mut lo, mut hi) = (0.5f64, 1.0f64);
+    while !reaches(hi) {
+        lo = hi;
         hi *= 2.0;
         if hi > 1e15 {
             return None;
@@ -110,91 +95,92 @@ pub fn sequential_required_units(
     }
     for _ in 0..200 {
         let mid = 0.5 * (lo + hi);
-        if power_at_n(mid) < target_power {
-            lo = mid
-        } else {
-            hi = mid
-        }
-        if hi - lo <= 1e-9 * hi {
+        if reaches(mid) { hi = mid } else { lo = mid }
+        if hi - lo <= 1e-10 * hi {
             break;
         }
     }
-    let (n_c, n_t) = (control.n as f64, treatment.n as f64);
-    let power_at_current_n = if n_c > 0.0 && n_t > 0.0 {
-        power_of(control.variance / n_c + treatment.variance / n_t, n_c + n_t)
-    } else {
-        0.0
-    };
-    Some(SampleSize { mde_absolute: delta, required_per_variant: hi.ceil() as u64, power_at_current_n })
+    Some(hi)
 }
 
-/// The exact (unrounded) solution, for tests against statsmodels.
-#[cfg(test)]
-fn required_exact(mean_c: f64, var: f64, mde: f64, alpha: f64, target_power: f64) -> f64 {
-    let delta = mde * mean_c;
-    let power_at = |n: f64| power(delta, (2.0 * var / n).sqrt(), alpha);
-    let (mut lo, mut hi) = (1e-6, 1e12);
-    for _ in 0..400 {
-        let mid = 0.5 * (lo + hi);
-        if power_at(mid) < target_power { lo = mid } else { hi = mid }
+/// The smallest distance `δ` that `n_control` control units detect with power `target`:
+/// [`power`] solved for `δ` by bisection, with the contrast's variance terms. `None` when
+/// none below 100× the contrast's own distance is detectable.
+pub fn detectable_distance(contrast: &Contrast, n_control: f64, alpha: f64, target: f64, method: Method) -> Option<f64> {
+    let at = |distance: f64| power(&Contrast { distance, ..*contrast }, n_control, alpha, method);
+    let (mut lo, mut hi) = (0.0, 100.0 * contrast.distance);
+    if !(n_control > 0.0) || at(hi) < target {
+        return None;
     }
-    hi
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if at(mid) >= target { hi = mid } else { lo = mid }
+    }
+    Some(hi)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn bisection_agrees_with_the_bounded_search() {
-        let exact = required_exact(0.1, 0.09, 0.05, 0.05, 0.8);
-        let got = required_units(
-            &Summary { n: 0, mean: 0.1, variance: 0.09 },
-            &Summary { n: 0, mean: 0.1, variance: 0.09 },
-            0.05,
-            0.05,
-            0.8,
-        )
-        .expect("defined");
-        assert_eq!(got.required_per_variant, exact.ceil() as u64);
-        assert_eq!(got.power_at_current_n, 0.0);
+    fn close(actual: f64, expected: f64, tolerance: f64, what: &str) {
+        let err = (actual - expected).abs() / expected.abs().max(1e-300);
+        assert!(err <= tolerance, "{what}: {actual} vs {expected} (rel err {err:e})");
     }
 
     #[test]
-    fn sample_size_and_power_match_statsmodels() {
-        // statsmodels 0.15.0, effect size d = 0.05 * 0.1 / sqrt(0.09):
-        //   NormalIndPower().solve_power(effect_size=d, alpha=0.05, power=0.8, ratio=1)
-        //     = 56511.79566715043
-        //   NormalIndPower().power(effect_size=d, nobs1=20000, alpha=0.05, ratio=1)
-        //     = 0.3847910235713455
-        let exact = required_exact(0.1, 0.09, 0.05, 0.05, 0.8);
-        assert!((exact - 56511.79566715043).abs() <= 1e-9 * 56511.79566715043, "{exact}");
-        let s = Summary { n: 20_000, mean: 0.1, variance: 0.09 };
-        let got = required_units(&s, &s, 0.05, 0.05, 0.8).expect("defined");
-        assert_eq!(got.required_per_variant, 56_512);
-        assert!((got.power_at_current_n - 0.3847910235713455).abs() <= 1e-9 * 0.3847910235713455);
+    fn fixed_horizon_sample_size_matches_statsmodels() {
+        // statsmodels 0.15.0 (tests/reference/power.py; brentq, so 1e-8): the one tail of a two-sided test at
+        // alpha is NormalIndPower at alpha/2, alternative='larger';
+        // solve_power(effect_size=d, alpha=0.025, power=0.8, ratio=r, alternative='larger'),
+        // d = delta / sigma:
+        //   d = 0.05·0.1/0.3, r = 1  -> nobs1 = 56511.93408731529
+        //   d = 0.05·0.1/0.3, r = 9  -> nobs1 = 31395.518937668898
+        //   d = 0.2,          r = 0.25 -> nobs1 = 981.1099646142563
+        let cases = [
+            (0.005, 0.09, 1.0, 56511.93408731529),
+            (0.005, 0.09, 9.0, 31395.518937668898),
+            (0.2, 1.0, 0.25, 981.1099646142563),
+        ];
+        for (delta, variance, ratio, expected) in cases {
+            let contrast = Contrast::absolute(variance, variance, delta, ratio).expect("defined");
+            let n = required_control_units(&contrast, 0.05, 0.8, Method::FixedHorizon).expect("defined");
+            close(n, expected, 1e-8, "nobs1");
+            close(power(&contrast, expected, 0.05, Method::FixedHorizon), 0.8, 1e-8, "power at nobs1");
+        }
+        // NormalIndPower().power(effect_size=0.05·0.1/0.3, nobs1=20000, alpha=0.025, ratio=1,
+        // alternative='larger') = 0.38464745179032317
+        let contrast = Contrast::absolute(0.09, 0.09, 0.005, 1.0).expect("defined");
+        close(power(&contrast, 20_000.0, 0.05, Method::FixedHorizon), 0.38464745179032317, 1e-9, "power");
     }
 
     #[test]
     fn reading_daily_costs_units_but_not_unboundedly() {
-        // The always-valid test needs more units than the fixed-horizon one for the same
-        // effect and power, and its own power at that sample is the target.
-        let s = Summary { n: 10_000, mean: 0.1, variance: 0.09 };
-        let fixed = required_units(&s, &s, 0.05, 0.05, 0.8).expect("defined");
-        let sequential = sequential_required_units(&s, &s, 0.05, 0.05, 0.8, 100_000.0).expect("defined");
-        assert!(sequential.required_per_variant > fixed.required_per_variant);
-        assert!(sequential.required_per_variant < 4 * fixed.required_per_variant, "{sequential:?} vs {fixed:?}");
-        let n = sequential.required_per_variant;
-        let at = Summary { n, ..s };
-        let check = sequential_required_units(&at, &at, 0.05, 0.05, 0.8, 100_000.0).expect("defined");
-        assert!((check.power_at_current_n - 0.8).abs() < 1e-3, "{}", check.power_at_current_n);
+        let contrast = Contrast::relative(0.1, 0.09, 0.09, 0.05, 0.05, 1.0).expect("defined");
+        let fixed = required_control_units(&contrast, 0.05, 0.8, Method::FixedHorizon).expect("defined");
+        let tuning = 2.0 * fixed * 1.4;
+        let always_valid =
+            required_control_units(&contrast, 0.05, 0.8, Method::AlwaysValid { tuning }).expect("defined");
+        assert!(always_valid > fixed && always_valid < 2.0 * fixed, "{always_valid} vs {fixed}");
+        close(power(&contrast, always_valid, 0.05, Method::AlwaysValid { tuning }), 0.8, 1e-6, "power");
+    }
+
+    #[test]
+    fn a_detectable_distance_inverts_the_sample_size() {
+        for method in [Method::FixedHorizon, Method::AlwaysValid { tuning: 100_000.0 }] {
+            let contrast = Contrast::relative(0.1, 0.09, 0.09, 0.0, 0.05, 0.5).expect("defined");
+            let n = required_control_units(&contrast, 0.025, 0.9, method).expect("defined");
+            let distance = detectable_distance(&contrast, n, 0.025, 0.9, method).expect("defined");
+            close(distance, 0.05, 1e-6, "distance");
+        }
     }
 
     #[test]
     fn no_effect_or_no_variance_has_no_sample_size() {
-        let zero_mean = Summary { n: 10, mean: 0.0, variance: 1.0 };
-        let constant = Summary { n: 10, mean: 1.0, variance: 0.0 };
-        assert_eq!(required_units(&zero_mean, &zero_mean, 0.05, 0.05, 0.8), None);
-        assert_eq!(required_units(&constant, &constant, 0.05, 0.05, 0.8), None);
+        assert_eq!(Contrast::relative(0.1, 0.09, 0.09, 0.0, 0.0, 1.0), None);
+        assert_eq!(Contrast::relative(0.0, 0.09, 0.09, 0.05, 0.05, 1.0), None);
+        assert_eq!(Contrast::absolute(0.0, 0.0, 0.1, 1.0), None);
+        let contrast = Contrast::absolute(1.0, 1.0, 0.1, 1.0).expect("defined");
+        assert_eq!(required_control_units(&contrast, 0.05, 1.0, Method::FixedHorizon), None);
     }
 }

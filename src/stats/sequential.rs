@@ -51,7 +51,7 @@ pub(super) fn half_width(variance: f64, n_total: f64, alpha: f64, rho2: f64) -> 
 /// `exp(ρ² S² / (2(Nρ² + 1))) / sqrt(Nρ² + 1)` with `S² = estimate² · N / variance`, capped at
 /// 1 (Waudby-Smith et al. eq. 155; gbstats `p_value`). Written as `sqrt(·)·exp(-·)` so a huge
 /// e-value gives 0 rather than overflowing.
-fn p_value(estimate: f64, variance: f64, n_total: f64, rho2: f64) -> f64 {
+pub(super) fn p_value(estimate: f64, variance: f64, n_total: f64, rho2: f64) -> f64 {
     let st2 = estimate * estimate * n_total / variance;
     let tr2p1 = n_total * rho2 + 1.0;
     (tr2p1.sqrt() * (-rho2 * st2 / (2.0 * tr2p1)).exp()).min(1.0)
