@@ -151,8 +151,8 @@ pub fn analyze(data: &ExperimentData<'_>) -> Analysis {
             observed_share: (total_units > 0).then(|| n as f64 / total_units as f64),
         })
         .collect();
-    let per_variant_per_day = (window.days > 0 && total_units > 0)
-        .then(|| total_units as f64 / n_variants as f64 / window.days as f64);
+    let per_variant_per_day =
+        (window.days > 0 && total_units > 0).then(|| total_units as f64 / n_variants as f64 / window.days as f64);
 
     let pairs: Vec<Vec<Pair>> = data.metrics.iter().map(|m| pairs(experiment, m)).collect();
     let used: Vec<Vec<Option<(Summary, Summary)>>> =
@@ -187,7 +187,17 @@ pub fn analyze(data: &ExperimentData<'_>) -> Analysis {
         .zip(&pairs)
         .map(|((m, metric_data), pairs)| {
             let metric = &data.job.metrics[m.metric];
-            metric_result(&context, experiment, metric, m.role, m.margin, metric_data, pairs, &plan, per_variant_per_day)
+            metric_result(
+                &context,
+                experiment,
+                metric,
+                m.role,
+                m.margin,
+                metric_data,
+                pairs,
+                &plan,
+                per_variant_per_day,
+            )
         })
         .collect();
     correct(&mut metrics, stats.correction, stats.alpha);
@@ -265,8 +275,8 @@ fn metric_result(
         .enumerate()
         .map(|(i, pair)| {
             let variant = &experiment.variants[i + 1].name;
-            let mut comparison =
-                compare_variant(context, i, variant, metric, role, margin, pair, data.summaries.units(i + 1));
+            let units = (data.summaries.units(0), data.summaries.units(i + 1));
+            let mut comparison = compare_variant(context, i, variant, metric, role, margin, pair, units);
             comparison.power = plan
                 .tests
                 .iter()
@@ -322,7 +332,8 @@ fn inference(
         }
         _ => 0.0,
     };
-    let harm_p_value = matches!(role, Role::Primary | Role::Guardrail).then(|| effect.p_value(harm_bound, alpha, method));
+    let harm_p_value =
+        matches!(role, Role::Primary | Role::Guardrail).then(|| effect.p_value(harm_bound, alpha, method));
     Inference {
         method: match method {
             Method::AlwaysValid { .. } => InferenceMethod::AlwaysValid,
@@ -359,11 +370,11 @@ fn compare_variant(
     role: Role,
     margin: Option<f64>,
     pair: &Pair,
-    treatment_units: u64,
+    (control_units, treatment_units): (u64, u64),
 ) -> ComparisonResult {
     let stats = context.stats;
     let ((Some(c), Some(t)), Some((c_used, t_used))) = (pair.raw, pair.used) else {
-        let note = if treatment_units == 0 || pair.raw.0.is_none_or(|c| c.n == 0) {
+        let note = if control_units == 0 || treatment_units == 0 {
             "a variant has no units"
         } else {
             "the ratio's denominator is 0 in a variant, so the ratio is undefined"
@@ -461,8 +472,7 @@ fn compare_variant(
 /// The planned test of a comparison in the shape results.json has always had.
 fn power_result(test: &PlannedTest, pair: &Pair, per_variant_per_day: Option<f64>) -> PowerResult {
     let (n_c, n_t) = pair.used.map_or((0, 0), |(c, t)| (c.n, t.n));
-    let additional_units =
-        test.required_units[0].saturating_sub(n_c).max(test.required_units[1].saturating_sub(n_t));
+    let additional_units = test.required_units[0].saturating_sub(n_c).max(test.required_units[1].saturating_sub(n_t));
     PowerResult {
         mde: test.effect,
         mde_absolute: test.effect * pair.used.map_or(0.0, |(c, _)| c.mean.abs()),

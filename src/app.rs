@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::{NaiveDate, Utc};
 
 use crate::cli::{
-    Cli, Command, DeliverArgs, DemoArgs, GenerateArgs, LogFormat, RunArgs, ServeArgs, StatusArgs, ValidateArgs,
+    Cli, Command, DeliverArgs, DemoArgs, GenerateArgs, LogFormat, RunArgs, ServeArgs, SimulateArgs, StatusArgs,
+    ValidateArgs,
 };
 use crate::config::{self, Job};
 use crate::deliver::{self, outbox};
@@ -81,6 +82,7 @@ pub fn main(cli: Cli) -> Exit {
             Command::Validate(args) => validate(args).await,
             Command::Demo(args) => demo(args).await,
             Command::Generate(args) => generate_command(args),
+            Command::Simulate(args) => simulate_command(args),
             Command::Deliver(args) => deliver_command(args).await,
         }
     })
@@ -504,6 +506,40 @@ fn parse_experiment(text: &str, effect: f64) -> Result<GenExperiment, String> {
         }
     }
     Ok(experiment)
+}
+
+fn simulate_command(args: SimulateArgs) -> Exit {
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let spec = crate::simulate::SimSpec {
+        experiments: args.experiments,
+        days: args.days,
+        seed: args.seed,
+        threads,
+        scenarios: crate::simulate::standard_scenarios(),
+    };
+    let started = std::time::Instant::now();
+    match crate::simulate::simulate(&spec) {
+        Ok(reports) if args.json => {
+            say!("{}", serde_json::to_string_pretty(&reports).expect("reports serialize"));
+            Exit::Ok
+        }
+        Ok(reports) => {
+            say!(
+                "abreport simulate: {} experiments per scenario, {} daily looks each, seed {}, {} threads, {:.1} s\n",
+                spec.experiments,
+                spec.days,
+                spec.seed,
+                threads,
+                started.elapsed().as_secs_f64()
+            );
+            say!("{}", crate::simulate::table(&reports));
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Internal
+        }
+    }
 }
 
 fn generate_command(args: GenerateArgs) -> Exit {

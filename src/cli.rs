@@ -42,6 +42,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Generate a synthetic dataset and a matching job file.
     Generate(GenerateArgs),
+    /// Measure the recommendation's error rates: synthetic A/A and A/B experiments, each read
+    /// every day through the real analysis and decision code.
+    Simulate(SimulateArgs),
     /// Show, or with --retry send, the outputs waiting in a job's outbox after a failed
     /// delivery. Each destination and message is sent at most once.
     Deliver(DeliverArgs),
@@ -143,6 +146,24 @@ pub struct DemoArgs {
     /// Folder for the sample data, job file and reports.
     #[arg(long, default_value = "abreport-demo")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Experiments per scenario (8 scenarios: four designs, each A/A and A/B).
+    #[arg(long, default_value_t = 500)]
+    pub experiments: u32,
+    /// Daily looks per experiment.
+    #[arg(long, default_value_t = 28)]
+    pub days: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads; default: every core.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the measured rates as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,19 +12,24 @@
 //! 1. [`missing_variant`]: a configured variant has no units: `inconclusive`.
 //! 2. [`broken_allocation`]: a failed SRM or multi-variant check: `pause`.
 //! 3. [`no_primary`]: no primary metric: `inconclusive`.
-//! 4. [`too_early`]: the primary cannot be tested yet (no events, no variance): `continue`.
+//! 4. [`too_early`]: the primary cannot be tested yet (no events, no variance): `continue` —
+//!    or, on or after the experiment's last day, `inconclusive` (stop: there is no data to
+//!    decide on).
 //! 5. [`promote`]: a variant whose primary is significantly better (its interval excludes 0 on
 //!    the good side: α/k, Bonferroni over the variants), every guardrail with a margin shown
 //!    non-inferior (the interval's worse end within the margin; an intersection–union test
 //!    needs no correction across guardrails), no guardrail and no secondary significantly
-//!    worse: `promote` (the largest such effect).
+//!    worse: `promote` (the largest such effect). A guardrail without a margin that cannot be
+//!    tested (no events in a variant) shows no harm and is named; one with a margin must be
+//!    shown non-inferior, so it holds the verdict back.
 //! 6. [`rollback`]: a variant whose primary, or a guardrail, is harmed: its harm p-value (of 0,
 //!    or of a guardrail's margin on its worse side) below α shared by every harm test —
 //!    α / (k·(1 + guardrails)), Bonferroni — so that a false ROLLBACK has probability ≤ α in
 //!    all: `rollback`.
 //! 7. [`trade_off`]: a variant that wins on the primary while a secondary, or a guardrail within
-//!    its margin, is significantly worse: `inconclusive` — the owners must weigh it, and more
-//!    data will not decide it for them.
+//!    its margin, is significantly worse, and no guardrail is still pending: `inconclusive` —
+//!    the owners must weigh it, and more data will not decide it for them. (With a guardrail
+//!    pending, more data still could: rule 10.)
 //! 8. [`no_effect`]: every variant's interval rules out the MDE (its favourable end is below
 //!    it): `inconclusive`, stop and keep the control.
 //! 9. [`horizon`]: the planned sample is in, or the experiment's last day (`max_days`) has come,
@@ -153,8 +158,7 @@ fn read<'a>(
         guardrails_clear: Vec::new(),
         losses: Vec::new(),
         no_effect: inference.is_some_and(|i| {
-            i.scale == InferenceScale::Relative
-                && if primary.higher_is_better { i.ci[1] < mde } else { i.ci[0] > -mde }
+            i.scale == InferenceScale::Relative && if primary.higher_is_better { i.ci[1] < mde } else { i.ci[0] > -mde }
         }),
     };
     for metric in &result.metrics {
@@ -166,7 +170,7 @@ fn read<'a>(
                 Some(ni) if ni.non_inferior && worse => reading.losses.push((metric, g)),
                 Some(ni) if ni.non_inferior => reading.guardrails_clear.push((metric, g)),
                 Some(_) => reading.guardrails_pending.push((metric, g)),
-                None if worse || g.inference.is_none() => reading.guardrails_pending.push((metric, g)),
+                None if worse => reading.guardrails_pending.push((metric, g)),
                 None => reading.guardrails_clear.push((metric, g)),
             },
             "secondary" if worse => reading.losses.push((metric, g)),
@@ -287,17 +291,11 @@ fn dedup<'a>(notes: &[&'a str]) -> Vec<&'a str> {
 }
 
 /// Rule 5.
-fn promote(
-    primary: &MetricResult,
-    readings: &[Reading<'_>],
-    levels: &Levels,
-) -> Option<Decision> {
+fn promote(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) -> Option<Decision> {
     let estimate = |r: &Reading<'_>| r.primary.inference.as_ref().map_or(0.0, |i| i.estimate);
     let best = readings
         .iter()
-        .filter(|r| {
-            r.wins && r.guardrails_harmed.is_empty() && r.guardrails_pending.is_empty() && r.losses.is_empty()
-        })
+        .filter(|r| r.wins && r.guardrails_harmed.is_empty() && r.guardrails_pending.is_empty() && r.losses.is_empty())
         .max_by(|a, b| {
             let (a, b) = (estimate(a), estimate(b));
             if primary.higher_is_better { a.total_cmp(&b) } else { b.total_cmp(&a) }
@@ -315,7 +313,11 @@ fn promote(
                 codes.push(format!("GUARDRAIL_NON_INFERIOR:{}", guardrail.name));
             }
             None => {
-                reasons.push(format!("Guardrail `{}` shows no significant harm ({}).", guardrail.name, interval_text(c)));
+                reasons.push(format!(
+                    "Guardrail `{}` shows no significant harm ({}).",
+                    guardrail.name,
+                    interval_text(c)
+                ));
                 codes.push(format!("GUARDRAIL_NO_HARM:{}", guardrail.name));
             }
         }
@@ -434,19 +436,20 @@ fn horizon(result: &ExperimentResult, primary: &MetricResult, readings: &[Readin
     if !plan.sample_reached && !last_day_reached {
         return None;
     }
-    let mut reasons: Vec<String> = readings
-        .iter()
-        .map(|r| format!("{}: not significant.", effect_text(primary, r.primary)))
-        .collect();
+    let mut reasons: Vec<String> =
+        readings.iter().map(|r| format!("{}: not significant.", effect_text(primary, r.primary))).collect();
     let (why, code) = if plan.sample_reached {
         ("The planned sample is in", "HORIZON_REACHED:sample")
     } else {
         ("The experiment has reached its last day", "HORIZON_REACHED:max_days")
     };
     reasons.push(format!(
-        "{why} without a verdict. No effect was detected, but the {} MDE is not ruled out either: stop the test and keep the control, or run it longer if an effect that size still matters.",
+        "{why} without a verdict: stop the test. No effect was detected yet, but the {} MDE is not ruled out either.",
         percent(result.settings.mde, 1)
     ));
+    if let Some(text) = settle_text(result, plan) {
+        reasons.push(text);
+    }
     let mut codes = vec![code.to_string()];
     pending_guardrails(readings, &mut reasons, &mut codes);
     Some(decision(
@@ -483,32 +486,33 @@ fn keep_running(
             codes.push("PRIMARY_NOT_SIGNIFICANT".to_string());
         }
     }
-    codes.dedup();
+    let mut seen = std::collections::HashSet::new();
+    codes.retain(|code| seen.insert(code.clone()));
     pending_guardrails(readings, &mut reasons, &mut codes);
     let plan = result.plan.as_ref();
     if let Some(text) = plan.and_then(|p| sample_text(result, p)) {
         reasons.push(text);
     }
     let expected = plan.and_then(|p| p.expected_verdict_date);
+    let provisional = if plan.is_some_and(|p| p.estimate_is_provisional) {
+        " (a first estimate: it firms up once the experiment has a week of data)"
+    } else {
+        ""
+    };
     let hold = match expected {
         Some(date) => format!(
-            "Hold the rollout at its current exposure (do not expand it) until the verdict, expected by {date}."
+            "Hold the rollout at its current exposure (do not expand it) until the verdict, expected by {date}{provisional}."
         ),
         None => "Hold the rollout at its current exposure (do not expand it) until the verdict.".to_string(),
     };
     reasons.push(hold);
     codes.push("HOLD_ROLLOUT".into());
-    if let Some(plan) = plan.filter(|p| p.expected_verdict_date.is_none_or(|d| d > p.last_day)) {
+    if let Some(plan) = plan.filter(|p| p.expected_verdict_date.is_some_and(|d| d > p.last_day)) {
         reasons.push(not_feasible_text(result, plan));
         codes.push("NOT_FEASIBLE_BY_LAST_DAY".into());
     }
-    let mut d = decision(
-        Recommendation::Continue,
-        None,
-        reasons,
-        codes,
-        "no verdict yet: the sample the rule needs is not in",
-    );
+    let mut d =
+        decision(Recommendation::Continue, None, reasons, codes, "no verdict yet: the sample the rule needs is not in");
     d.expected_verdict_date = expected;
     d
 }
@@ -521,7 +525,11 @@ fn pending_guardrails(readings: &[Reading<'_>], reasons: &mut Vec<String>, codes
             let prefix = if readings.len() > 1 { format!("For `{}`: ", r.variant) } else { String::new() };
             let (text, code) = match &c.non_inferiority {
                 Some(_) => (
-                    format!("{prefix}guardrail `{}` is not yet shown non-inferior: {}.", guardrail.name, non_inferiority_text(c)),
+                    format!(
+                        "{prefix}guardrail `{}` is not yet shown non-inferior: {}.",
+                        guardrail.name,
+                        non_inferiority_text(c)
+                    ),
                     format!("GUARDRAIL_NOT_YET_NON_INFERIOR:{}", guardrail.name),
                 ),
                 None if c.inference.is_none() => (
@@ -589,11 +597,39 @@ fn sample_text(result: &ExperimentResult, plan: &Plan) -> Option<String> {
     Some(text)
 }
 
+/// `About 52,000 units in control and 52,000 in treatment would settle it (…).`
+fn settle_text(result: &ExperimentResult, plan: &Plan) -> Option<String> {
+    let units: Vec<u64> = plan.units_to_settle.iter().copied().collect::<Option<Vec<u64>>>()?;
+    let more: Vec<String> = units
+        .iter()
+        .zip(&result.variants)
+        .map(|(&n, v)| format!("{} in `{}`", count(n.saturating_sub(v.units)), v.name))
+        .collect();
+    let days = units
+        .iter()
+        .zip(&result.variants)
+        .zip(&plan.inflow_per_day)
+        .map(
+            |((&n, v), &per_day)| {
+                if per_day > 0.0 { n.saturating_sub(v.units) as f64 / per_day } else { f64::INFINITY }
+            },
+        )
+        .fold(0.0, f64::max);
+    let when = if days.is_finite() {
+        format!(" ({} at the current inflow)", crate::numbers::days(days))
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "If an effect of {} still matters, more units would settle it — about {} more{when}: the interval would then be narrower than the MDE.",
+        percent(result.settings.mde, 1),
+        more.join(", "),
+    ))
+}
+
 fn not_feasible_text(result: &ExperimentResult, plan: &Plan) -> String {
-    let larger = plan
-        .feasible_mde
-        .map(|m| format!(", or accept a larger MDE of {}", percent(m, 1)))
-        .unwrap_or_default();
+    let larger =
+        plan.feasible_mde.map(|m| format!(", or accept a larger MDE of {}", percent(m, 1))).unwrap_or_default();
     format!(
         "That is after the experiment's last day, {} (`max_days` = {}): at this traffic the test cannot detect a {} effect in time. Stop it{larger}.",
         plan.last_day,

@@ -345,12 +345,7 @@ struct ExperimentContext<'a> {
 impl ExperimentContext<'_> {
     /// Values -> summaries -> analyze -> decide -> render -> encode, for one experiment.
     /// `index` is its position in the spec (`None`: it starts after the report date).
-    fn experiment(
-        &self,
-        experiment: &Experiment,
-        index: Option<usize>,
-        totals: EventTotals,
-    ) -> Processed {
+    fn experiment(&self, experiment: &Experiment, index: Option<usize>, totals: EventTotals) -> Processed {
         let (job, report_date, log) = (self.job, self.report_date, self.log);
         let started = Instant::now();
         let empty = ExperimentAllocation::default();

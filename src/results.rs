@@ -56,8 +56,12 @@ pub struct Plan {
     pub tuning_source: TuningSource,
     /// The report date of the run that fixed the design (tuning and first expected date).
     pub designed_on: Option<NaiveDate>,
-    /// The verdict date the design quoted first; kept from run to run.
+    /// The verdict date quoted first, once the experiment had a week of data; kept from run to
+    /// run.
     pub first_expected_verdict_date: Option<NaiveDate>,
+    /// `expected_verdict_date` comes from less than a week of data: it will move.
+    #[serde(default)]
+    pub estimate_is_provisional: bool,
     /// Every test the recommendation needs to pass, with the units it needs.
     pub tests: Vec<PlannedTest>,
     /// Units needed per configured variant (control first): the most any test needs; null
@@ -77,6 +81,11 @@ pub struct Plan {
     /// When the sample cannot be reached by `last_day`: the smallest relative effect on the
     /// primary that the sample reachable by then detects with the planned power.
     pub feasible_mde: Option<f64>,
+    /// Units per configured variant at which every primary interval is narrower than the MDE,
+    /// so that it must rule out either no effect or the MDE: what settles a test that reached
+    /// its planned sample without a verdict.
+    #[serde(default)]
+    pub units_to_settle: Vec<Option<u64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,7 +23,7 @@ pub use correction::adjust;
 pub use cuped::{CovariateSummary, Cuped, adjust as cuped_adjust, compare_cuped, cuped};
 pub use inference::{Effect, Method, Scale};
 pub use noninferiority::{NonInferiority, noninferiority};
-pub use power::{Contrast, detectable_distance, power, required_control_units};
+pub use power::{Contrast, control_units_for_half_width, detectable_distance, power, required_control_units};
 pub use sequential::{DEFAULT_TUNING, SequentialComparison, compare_sequential, compare_sequential_with};
 pub use srm::srm_p_value;
 pub use summary::{RatioSummary, Summary, relative_variance};

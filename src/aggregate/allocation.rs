@@ -214,7 +214,8 @@ impl ExperimentAllocation {
     pub fn counts(&self, fallback_day: NaiveDate) -> AllocationCounts {
         let mut by_day: BTreeMap<NaiveDate, Vec<u64>> = BTreeMap::new();
         for unit in self.analyzable() {
-            let day = chrono::DateTime::from_timestamp_micros(unit.first_micros).map_or(fallback_day, |t| t.date_naive());
+            let day =
+                chrono::DateTime::from_timestamp_micros(unit.first_micros).map_or(fallback_day, |t| t.date_naive());
             by_day.entry(day).or_insert_with(|| vec![0; self.n_configured])[unit.variant as usize] += 1;
         }
         let by_dimension = self

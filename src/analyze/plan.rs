@@ -21,6 +21,10 @@ use crate::stats::{self, Contrast, Method, Summary};
 
 /// Days of first exposures that the inflow of new units is averaged over.
 pub const INFLOW_DAYS: u32 = 7;
+/// Days of data before a verdict date is quoted as the plan's: a full weekly cycle of traffic,
+/// and units old enough that their metrics have mostly arrived (early looks see too few events
+/// per unit, which overstates the sample needed). Earlier dates are shown as provisional.
+pub const QUOTE_AFTER_DAYS: u32 = 7;
 /// Fixed-point rounds for a tuning that equals the sample it plans (it changes by < 1% after
 /// three or four).
 const TUNING_ROUNDS: usize = 8;
@@ -39,7 +43,10 @@ pub struct Design {
     /// Per treatment variant, in variant order: the tuning of its comparisons (total units of
     /// the control and that variant); empty for fixed-horizon inference.
     pub tuning: Vec<f64>,
+    /// The verdict date quoted first, once the experiment had [`QUOTE_AFTER_DAYS`] days of
+    /// data (or its whole sample earlier), and the report date that quoted it.
     pub expected_verdict_date: Option<NaiveDate>,
+    pub quoted_on: Option<NaiveDate>,
 }
 
 /// Digest of everything a design depends on, from a stable serialization.
@@ -79,11 +86,7 @@ pub struct Need {
 
 /// The tests of every treatment variant (index 0 is the first treatment), from the summaries
 /// the tests run on: `pairs[m][v]` is metric `m`'s (control, treatment `v + 1`).
-pub fn needs(
-    job: &Job,
-    experiment: &Experiment,
-    pairs: &[Vec<Option<(Summary, Summary)>>],
-) -> Vec<Vec<Need>> {
+pub fn needs(job: &Job, experiment: &Experiment, pairs: &[Vec<Option<(Summary, Summary)>>]) -> Vec<Vec<Need>> {
     let weights: Vec<f64> = experiment.variants.iter().map(|v| v.weight).collect();
     (1..experiment.variants.len())
         .map(|v| {
@@ -113,7 +116,8 @@ pub fn needs(
 /// Level and power of each planned test.
 fn levels(experiment: &Experiment, needs: &[Vec<Need>]) -> (f64, f64) {
     let k = needs.len().max(1) as f64;
-    let guardrails = needs.first().map_or(0, |n| n.iter().filter(|n| n.test == PlannedTestKind::NonInferiority).count());
+    let guardrails =
+        needs.first().map_or(0, |n| n.iter().filter(|n| n.test == PlannedTestKind::NonInferiority).count());
     let s = &experiment.stats;
     (s.alpha / k, 1.0 - (1.0 - s.power) / (1 + guardrails) as f64)
 }
@@ -181,6 +185,7 @@ pub fn method(tuning: &[f64], variant: usize) -> Method {
 
 /// Where the experiment stands on `report_date`, and the design to keep when this run makes
 /// one (none was kept, or the kept one no longer fits the job).
+#[expect(clippy::too_many_arguments, reason = "one call site; the analysis's own inputs")]
 pub fn plan(
     experiment: &Experiment,
     fingerprint: &str,
@@ -255,25 +260,47 @@ pub fn plan(
         .then(|| feasible_mde(experiment, needs, counts, report_date, last_day, &inflow_per_day, tuning, alpha, power))
         .flatten();
 
-    let designed = kept.filter(|d| d.fingerprint == fingerprint && d.tuning.len() == tuning.len());
-    let new_design = match designed {
-        Some(_) => None,
+    let units_to_settle = units_to_settle(experiment, needs, tuning, alpha);
+
+    let window_days = (report_date - experiment.start).num_days() + 1;
+    let quotable = (expected_verdict_date.is_some() && window_days >= i64::from(QUOTE_AFTER_DAYS)) || sample_reached;
+    let kept = kept.filter(|d| d.fingerprint == fingerprint && d.tuning.len() == tuning.len());
+    let quote = |design: &mut Design| {
+        if design.quoted_on.is_none() && quotable {
+            design.expected_verdict_date = expected_verdict_date.or(Some(report_date));
+            design.quoted_on = Some(report_date);
+        }
+    };
+    let new_design = match kept {
+        // Kept, and quoted already or still not quotable: nothing to keep anew.
+        Some(d) if d.quoted_on.is_some() || !quotable => None,
+        Some(d) => {
+            let mut design = d.clone();
+            quote(&mut design);
+            Some(design)
+        }
         // A design is fixed once the data can size every test.
-        None if expected_verdict_date.is_some() || sample_reached => Some(Design {
-            experiment: experiment.id.clone(),
-            fingerprint: fingerprint.to_string(),
-            designed_on: report_date,
-            tuning_source,
-            tuning: tuning.to_vec(),
-            expected_verdict_date: expected_verdict_date.or(Some(report_date)),
-        }),
+        None if expected_verdict_date.is_some() || sample_reached => {
+            let mut design = Design {
+                experiment: experiment.id.clone(),
+                fingerprint: fingerprint.to_string(),
+                designed_on: report_date,
+                tuning_source,
+                tuning: tuning.to_vec(),
+                expected_verdict_date: None,
+                quoted_on: None,
+            };
+            quote(&mut design);
+            Some(design)
+        }
         None => None,
     };
-    let design = designed.or(new_design.as_ref());
+    let design = new_design.as_ref().or(kept);
     let plan = Plan {
         tuning_source,
         designed_on: design.map(|d| d.designed_on),
         first_expected_verdict_date: design.and_then(|d| d.expected_verdict_date),
+        estimate_is_provisional: window_days < i64::from(QUOTE_AFTER_DAYS) && !sample_reached,
         tests,
         required_units: required,
         inflow_per_day,
@@ -283,8 +310,34 @@ pub fn plan(
         sample_reached,
         last_day,
         feasible_mde,
+        units_to_settle,
     };
     (plan, new_design)
+}
+
+/// Units per variant at which every primary interval is at most the MDE wide (half-width
+/// MDE/2), from the success tests' variance terms.
+fn units_to_settle(experiment: &Experiment, needs: &[Vec<Need>], tuning: &[f64], alpha: f64) -> Vec<Option<u64>> {
+    let weights: Vec<f64> = experiment.variants.iter().map(|v| v.weight).collect();
+    let mut units: Vec<Option<u64>> = vec![Some(0); weights.len()];
+    for (i, needs) in needs.iter().enumerate() {
+        let ratio = weights[i + 1] / weights[0];
+        let n_control = needs.iter().find(|n| n.test == PlannedTestKind::Success).and_then(|need| {
+            let contrast = need.contrast.as_ref()?;
+            stats::control_units_for_half_width(contrast, contrast.distance / 2.0, alpha, method(tuning, i))
+        });
+        match n_control {
+            Some(n) => {
+                units[0] = units[0].map(|u| u.max(n.ceil() as u64));
+                units[i + 1] = units[i + 1].map(|u| u.max((n * ratio).ceil() as u64));
+            }
+            None => {
+                units[0] = None;
+                units[i + 1] = None;
+            }
+        }
+    }
+    units
 }
 
 /// The smallest relative effect on the primary that the units reachable by `last_day` detect
@@ -302,7 +355,9 @@ fn feasible_mde(
     power: f64,
 ) -> Option<f64> {
     let days_left = (last_day - report_date).num_days().max(0) as f64;
-    let reachable = |v: usize| counts.units.get(v).copied().unwrap_or(0) as f64 + days_left * inflow_per_day.get(v).copied().unwrap_or(0.0);
+    let reachable = |v: usize| {
+        counts.units.get(v).copied().unwrap_or(0) as f64 + days_left * inflow_per_day.get(v).copied().unwrap_or(0.0)
+    };
     let weights: Vec<f64> = experiment.variants.iter().map(|v| v.weight).collect();
     let mut most: Option<f64> = None;
     for (i, needs) in needs.iter().enumerate() {

@@ -64,7 +64,7 @@ impl Effect {
         let absolute_variance = a + b;
         let no_variance = match method {
             Method::AlwaysValid { .. } => !(control.variance > 0.0 && treatment.variance > 0.0),
-            Method::FixedHorizon => !(absolute_variance > 0.0),
+            Method::FixedHorizon => absolute_variance.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater),
         };
         if no_variance || !absolute_variance.is_finite() {
             return Err("the metric does not vary within a variant yet, so it cannot be tested");

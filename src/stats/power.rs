@@ -36,7 +36,9 @@ impl Contrast {
         })
     }
 
-    /// An absolute difference `distance` between means.
+    /// An absolute difference `distance` between means. Like every contrast, `None` unless the
+    /// distance, the ratio and both variances are positive and finite: a variant without
+    /// variance yet (no events) cannot size a test.
     pub fn absolute(var_c: f64, var_t: f64, distance: f64, ratio: f64) -> Option<Self> {
         Self::checked(Contrast { distance, unit_variance_control: var_c, unit_variance_treatment: var_t, ratio })
     }
@@ -45,16 +47,56 @@ impl Contrast {
         let finite_positive = |x: f64| x.is_finite() && x > 0.0;
         (finite_positive(self.distance)
             && finite_positive(self.ratio)
-            && self.unit_variance_control.is_finite()
-            && self.unit_variance_treatment.is_finite()
-            && self.unit_variance_control + self.unit_variance_treatment > 0.0)
-            .then_some(self)
+            && finite_positive(self.unit_variance_control)
+            && finite_positive(self.unit_variance_treatment))
+        .then_some(self)
     }
 
     /// `V(n_c)`.
     pub fn variance(&self, n_control: f64) -> f64 {
         self.unit_variance_control / n_control + self.unit_variance_treatment / (self.ratio * n_control)
     }
+}
+
+/// Half-width of the level-`1 - alpha` interval with `n_control` control units.
+fn interval_half_width(contrast: &Contrast, n_control: f64, alpha: f64, method: Method) -> f64 {
+    let variance = contrast.variance(n_control);
+    match method {
+        Method::FixedHorizon => normal::quantile(1.0 - alpha / 2.0) * variance.sqrt(),
+        Method::AlwaysValid { tuning } => {
+            half_width(variance, n_control * (1.0 + contrast.ratio), alpha, rho_squared(alpha, tuning))
+        }
+    }
+}
+
+/// Control units (unrounded) at which the level-`1 - alpha` interval is no wider than
+/// `2·target` on either side: then it cannot hold both 0 and an effect `2·target` away. By
+/// bisection; `None` when no sample below 10¹⁵ units gets there.
+pub fn control_units_for_half_width(contrast: &Contrast, target: f64, alpha: f64, method: Method) -> Option<f64> {
+    if !(target > 0.0 && alpha > 0.0 && alpha < 1.0) {
+        return None;
+    }
+    let narrow_enough = |n: f64| interval_half_width(contrast, n, alpha, method) <= target;
+    let (mut lo, mut hi) = (0.5f64, 1.0f64);
+    while !narrow_enough(hi) {
+        lo = hi;
+        hi *= 2.0;
+        if hi > 1e15 {
+            return None;
+        }
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if narrow_enough(mid) {
+            hi = mid
+        } else {
+            lo = mid
+        }
+        if hi - lo <= 1e-10 * hi {
+            break;
+        }
+    }
+    Some(hi)
 }
 
 /// Power of the level-`1 - alpha` two-sided interval to exclude the null on the side of the
@@ -64,17 +106,11 @@ impl Contrast {
 /// ratio)` (Waudby-Smith et al., arXiv:2103.06476, eq. 9). The far tail (an interval on the
 /// wrong side) is not power: it would not promote, nor show non-inferiority.
 pub fn power(contrast: &Contrast, n_control: f64, alpha: f64, method: Method) -> f64 {
-    if !(n_control > 0.0) {
+    if n_control.is_nan() || n_control <= 0.0 {
         return 0.0;
     }
-    let variance = contrast.variance(n_control);
-    let h = match method {
-        Method::FixedHorizon => normal::quantile(1.0 - alpha / 2.0) * variance.sqrt(),
-        Method::AlwaysValid { tuning } => {
-            half_width(variance, n_control * (1.0 + contrast.ratio), alpha, rho_squared(alpha, tuning))
-        }
-    };
-    normal::cdf((contrast.distance - h) / variance.sqrt())
+    let h = interval_half_width(contrast, n_control, alpha, method);
+    normal::cdf((contrast.distance - h) / contrast.variance(n_control).sqrt())
 }
 
 /// Control units (unrounded) for [`power`] to reach `target`: the smallest `n_c` by bisection.
@@ -95,7 +131,11 @@ pub fn required_control_units(contrast: &Contrast, alpha: f64, target: f64, meth
     }
     for _ in 0..200 {
         let mid = 0.5 * (lo + hi);
-        if reaches(mid) { hi = mid } else { lo = mid }
+        if reaches(mid) {
+            hi = mid
+        } else {
+            lo = mid
+        }
         if hi - lo <= 1e-10 * hi {
             break;
         }
@@ -106,10 +146,16 @@ pub fn required_control_units(contrast: &Contrast, alpha: f64, target: f64, meth
 /// The smallest distance `δ` that `n_control` control units detect with power `target`:
 /// [`power`] solved for `δ` by bisection, with the contrast's variance terms. `None` when
 /// none below 100× the contrast's own distance is detectable.
-pub fn detectable_distance(contrast: &Contrast, n_control: f64, alpha: f64, target: f64, method: Method) -> Option<f64> {
+pub fn detectable_distance(
+    contrast: &Contrast,
+    n_control: f64,
+    alpha: f64,
+    target: f64,
+    method: Method,
+) -> Option<f64> {
     let at = |distance: f64| power(&Contrast { distance, ..*contrast }, n_control, alpha, method);
     let (mut lo, mut hi) = (0.0, 100.0 * contrast.distance);
-    if !(n_control > 0.0) || at(hi) < target {
+    if n_control.is_nan() || n_control <= 0.0 || at(hi) < target {
         return None;
     }
     for _ in 0..200 {
@@ -176,10 +222,23 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_for_a_narrow_interval_makes_it_that_narrow() {
+        // Fixed horizon: z(0.975)·sqrt(2·0.09/n) = 0.005 exactly at n = 1.96²·0.18/0.005².
+        let contrast = Contrast::absolute(0.09, 0.09, 0.01, 1.0).expect("defined");
+        let n = control_units_for_half_width(&contrast, 0.005, 0.05, Method::FixedHorizon).expect("defined");
+        let z = normal::quantile(0.975);
+        close(n, z * z * 0.18 / 0.005f64.powi(2), 1e-8, "n");
+        let always_valid = Method::AlwaysValid { tuning: 20_000.0 };
+        let n = control_units_for_half_width(&contrast, 0.005, 0.05, always_valid).expect("defined");
+        close(interval_half_width(&contrast, n, 0.05, always_valid), 0.005, 1e-8, "half-width");
+    }
+
+    #[test]
     fn no_effect_or_no_variance_has_no_sample_size() {
         assert_eq!(Contrast::relative(0.1, 0.09, 0.09, 0.0, 0.0, 1.0), None);
         assert_eq!(Contrast::relative(0.0, 0.09, 0.09, 0.05, 0.05, 1.0), None);
         assert_eq!(Contrast::absolute(0.0, 0.0, 0.1, 1.0), None);
+        assert_eq!(Contrast::absolute(0.09, 0.0, 0.1, 1.0), None, "a variant without variance yet");
         let contrast = Contrast::absolute(1.0, 1.0, 0.1, 1.0).expect("defined");
         assert_eq!(required_control_units(&contrast, 0.05, 1.0, Method::FixedHorizon), None);
     }
