@@ -15,7 +15,7 @@ pub mod png;
 use serde::Serialize;
 use tera::{Context, Tera};
 
-use crate::numbers::{count, percent, percent_interval, pvalue, signed_percent, value};
+use crate::numbers::{count, level, percent, percent_interval, pvalue, signed_percent, value};
 use crate::results::*;
 use crate::runlog::StageTiming;
 
@@ -275,6 +275,71 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// How an experiment's comparisons are tested: the method and level of their [`Inference`],
+/// the one test the recommendation reads. Every screen labels its intervals with it, so a
+/// figure and the verdict beside it always come from the same test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Test {
+    pub method: InferenceMethod,
+    /// Confidence level of the intervals: `1 - alpha / k` for `k` treatment variants.
+    pub level: f64,
+}
+
+impl Test {
+    /// The test of the first comparison that has one; when none has (nothing is testable yet),
+    /// the one the settings call for.
+    pub fn of(result: &ExperimentResult) -> Test {
+        let first = result.metrics.iter().flat_map(|m| &m.comparisons).find_map(|c| c.inference.as_ref());
+        match first {
+            Some(i) => Test { method: i.method, level: i.level },
+            None => {
+                let k = result.variants.len().saturating_sub(1).max(1);
+                let method = if result.settings.sequential {
+                    InferenceMethod::AlwaysValid
+                } else {
+                    InferenceMethod::FixedHorizon
+                };
+                Test { method, level: 1.0 - result.settings.alpha / k as f64 }
+            }
+        }
+    }
+
+    /// `always-valid` or `fixed-horizon`.
+    pub fn method_name(self) -> &'static str {
+        match self.method {
+            InferenceMethod::AlwaysValid => "always-valid",
+            InferenceMethod::FixedHorizon => "fixed-horizon",
+        }
+    }
+
+    /// `always-valid 95% CI`; `always-valid 97.5% CI` with two treatment variants.
+    pub fn interval_label(self) -> String {
+        format!("{} {} CI", self.method_name(), level(self.level))
+    }
+}
+
+/// A signed metric value: `+0.01230`, `−3.00`, `0`.
+fn signed_value(x: f64) -> String {
+    if x > 0.0 { format!("+{}", value(x)) } else { value(x) }
+}
+
+/// The effect a test reads: `+4.10%` on the relative scale, `+0.01230` on the absolute one
+/// (when the control mean is 0).
+pub fn inference_effect(i: &Inference, decimals: usize) -> String {
+    match i.scale {
+        InferenceScale::Relative => signed_percent(i.estimate, decimals),
+        InferenceScale::Absolute => signed_value(i.estimate),
+    }
+}
+
+/// The test's interval on its scale: `[−1.20%, +3.40%]` or `[−0.0100, +0.0300]`.
+fn inference_interval(i: &Inference, decimals: usize) -> String {
+    match i.scale {
+        InferenceScale::Relative => percent_interval(i.ci, decimals),
+        InferenceScale::Absolute => format!("[{}, {}]", signed_value(i.ci[0]), signed_value(i.ci[1])),
+    }
+}
+
 /// Everything the templates show, already formatted.
 #[derive(Debug, Serialize)]
 struct ReportModel {
@@ -286,21 +351,38 @@ struct ReportModel {
     recommendation: String,
     recommendation_class: &'static str,
     verdict: String,
+    /// The decision's reasons, in full.
     reasons: Vec<String>,
     rule: String,
     reason_codes: String,
-    /// One sentence on how to read the intervals (always-valid or fixed-horizon).
-    inference_note: String,
+    /// `continue`: when the verdict is expected, and the advice to hold the rollout.
+    expected_verdict: Option<String>,
+    /// The guardrails that hold the verdict back (or caused a rollback), with why, from the
+    /// decision's reason codes: one sentence.
+    guardrails: Option<String>,
+    /// One sentence on how to read the intervals (always-valid).
+    inference_note: Option<String>,
+    /// Fixed-horizon inference: the figures are valid for one look only.
+    fixed_horizon_warning: Option<String>,
+    /// `always-valid 95% CI`: the label of every main interval.
+    test_label: String,
+    /// `always-valid`: the label of every main p-value.
+    test_method: &'static str,
     checks: Vec<CheckRow>,
     variants: Vec<VariantRow>,
     metrics: Vec<MetricTable>,
+    /// The fixed-horizon contract figures of every comparison.
+    fixed_horizon: Vec<FixedHorizonRow>,
+    fixed_horizon_intro: String,
+    plan: Option<PlanModel>,
     /// The allocation by day, shown when the SRM check does not pass.
     srm_days: Vec<SrmRow>,
     breakdowns: Vec<BreakdownTable>,
     preliminary: bool,
     key_metrics: Vec<KeyMetric>,
     chart_svg: Option<String>,
-    level: String,
+    /// `95%`: the level of the fixed-horizon figures (Welch, exploratory breakdowns, Bayesian).
+    fixed_level: String,
     settings: String,
     window: String,
     data: Vec<(String, String)>,
@@ -361,23 +443,61 @@ struct BreakdownRow {
     p_value: String,
 }
 
+/// One variant of a metric as the recommendation's test reads it.
 #[derive(Debug, Serialize)]
 struct MetricRow {
     variant: String,
     is_control: bool,
     units: String,
     mean: String,
+    /// The test's estimate: relative, or absolute when the control mean is 0.
+    effect: String,
+    /// The test's interval at its level.
+    ci: String,
+    /// The test's p-value of "no effect".
+    p_value: String,
+    /// The test's interval excludes 0.
+    significant: bool,
+    /// `better`, `worse`, `neutral` by the test; `control` for the control row.
+    direction: &'static str,
+    notes: String,
+    /// Scale, Bayesian view, CUPED, non-inferiority and power, in words.
+    details: Vec<String>,
+}
+
+/// One comparison's fixed-horizon contract fields.
+#[derive(Debug, Serialize)]
+struct FixedHorizonRow {
+    metric: String,
+    variant: String,
     relative: String,
     ci_relative: String,
     absolute: String,
     ci_absolute: String,
     p_value: String,
     p_adjusted: String,
-    significant: bool,
-    direction: &'static str,
-    notes: String,
-    /// Always-valid interval, Bayesian view, CUPED, non-inferiority and power, in words.
-    details: Vec<String>,
+    /// `yes (better)`, `yes (worse)` or `no`: the contract's `significant` and `direction`.
+    significant: String,
+}
+
+/// Where the experiment stands against the sample its recommendation needs.
+#[derive(Debug, Serialize)]
+struct PlanModel {
+    /// Label and value, one line each.
+    rows: Vec<(String, String)>,
+    /// Every test the recommendation needs to pass, with the units it needs.
+    tests: Vec<PlanTestRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct PlanTestRow {
+    test: &'static str,
+    metric: String,
+    variant: String,
+    effect: String,
+    power: String,
+    units: String,
+    power_now: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -408,7 +528,8 @@ fn dash() -> String {
 
 impl ReportModel {
     fn new(result: &ExperimentResult, facts: &RunFacts) -> Self {
-        let level = percent(1.0 - result.settings.alpha, 0);
+        let test = Test::of(result);
+        let fixed_level = percent(1.0 - result.settings.alpha, 0);
         let rec = result.decision.recommendation;
         let verdict = match (&result.decision.variant, rec) {
             (Some(v), Recommendation::Promote) => format!("Promote {v}"),
@@ -442,7 +563,7 @@ impl ReportModel {
                 observed: v.observed_share.map(|s| percent(s, 1)).unwrap_or_else(dash),
             })
             .collect();
-        let metrics: Vec<MetricTable> = result.metrics.iter().map(|m| metric_table(m, &level)).collect();
+        let metrics: Vec<MetricTable> = result.metrics.iter().map(|m| metric_table(m, &fixed_level)).collect();
         let srm_failed = result.check("srm").is_some_and(|c| c.status != CheckStatus::Pass);
         let srm_days = if srm_failed {
             result
@@ -502,12 +623,26 @@ impl ReportModel {
                     .collect(),
             })
             .collect();
-        let inference_note = if result.settings.sequential {
-            "Intervals and p-values marked always-valid are confidence sequences: safe to read daily, and the recommendation is made from them.".to_string()
-        } else {
-            "Intervals are fixed-horizon: read them once, at the planned end of the test (turn on [stats] sequential to read daily).".to_string()
+        let (inference_note, fixed_horizon_warning) = match test.method {
+            InferenceMethod::AlwaysValid => (
+                Some(format!(
+                    "Every interval, p-value, colour and bold figure in the summary, chart and metric tables comes from the test the recommendation reads ({}): a confidence sequence, safe to read daily.",
+                    test.interval_label()
+                )),
+                None,
+            ),
+            InferenceMethod::FixedHorizon => (
+                None,
+                Some(
+                    "This job uses fixed-horizon inference ([stats] sequential = false): its intervals and p-values are valid only when read once, at the planned sample — not daily. Acting on the first day a figure looks significant makes false verdicts far more likely than alpha says; turn on [stats] sequential to read the report every day."
+                        .to_string(),
+                ),
+            ),
         };
-        let any_significant = result.metrics.iter().any(|m| m.comparisons.iter().any(|c| c.significant));
+        let any_significant = result
+            .metrics
+            .iter()
+            .any(|m| m.comparisons.iter().any(|c| c.inference.as_ref().is_some_and(|i| i.significant)));
         let key_metrics = result
             .metrics
             .iter()
@@ -518,12 +653,12 @@ impl ReportModel {
                 summary: m
                     .comparisons
                     .iter()
-                    .map(|c| match (c.relative_effect, c.ci_relative) {
-                        (Some(r), Some(ci)) => {
-                            format!("{} {} {}", c.variant, signed_percent(r, 1), percent_interval(ci, 1))
+                    .map(|c| match &c.inference {
+                        Some(i) => {
+                            let scale = if i.scale == InferenceScale::Absolute { " (absolute)" } else { "" };
+                            format!("{} {} {}{scale}", c.variant, inference_effect(i, 1), inference_interval(i, 1))
                         }
-                        (Some(r), None) => format!("{} {}", c.variant, signed_percent(r, 1)),
-                        _ => format!("{} not computable", c.variant),
+                        None => format!("{} not testable yet", c.variant),
                     })
                     .collect::<Vec<_>>()
                     .join("; "),
@@ -558,6 +693,7 @@ impl ReportModel {
                 ),
             ),
         ];
+        let treatments = result.variants.len().saturating_sub(1).max(1);
         ReportModel {
             title: format!("{}: {} — {}", result.id, verdict, facts.report_date),
             experiment: result.id.clone(),
@@ -570,23 +706,36 @@ impl ReportModel {
             reasons: result.decision.reasons.clone(),
             rule: result.decision.rule.clone(),
             reason_codes: result.decision.reason_codes.join(", "),
+            expected_verdict: expected_verdict(result),
+            guardrails: guardrails_text(&result.decision),
             inference_note,
+            fixed_horizon_warning,
+            test_label: test.interval_label(),
+            test_method: test.method_name(),
             srm_days,
             breakdowns,
             checks,
             variants,
             metrics,
+            fixed_horizon: fixed_horizon_rows(result),
+            fixed_horizon_intro: format!(
+                "Welch t-tests (delta method for relative effects and ratio metrics) with {fixed_level} intervals, p-values adjusted over the experiment's comparisons with the {} correction, and `significant` means an adjusted p below {}. These are the contract fields of results.json and results.parquet, kept for audits and other readers; the recommendation does not read them, and reading them daily inflates false positives.",
+                correction_name(&result.settings.correction),
+                result.settings.alpha
+            ),
+            plan: result.plan.as_ref().map(|p| plan_model(result, p)),
             preliminary: !any_significant && result.status == Status::Ok,
             key_metrics,
             chart_svg: chart::relative_effects_svg(result),
             settings: format!(
-                "alpha {} ({} correction), power {}, minimum detectable effect {}",
+                "alpha {} over {treatments} treatment variant{} (intervals at {}), power {}, minimum detectable effect {}",
                 result.settings.alpha,
-                result.settings.correction,
+                if treatments == 1 { "" } else { "s" },
+                level(test.level),
                 percent(result.settings.power, 0),
                 percent(result.settings.mde, 1)
             ),
-            level,
+            fixed_level,
             window: format!("{} to {} ({} days, UTC)", result.window.start, result.window.end, result.window.days),
             data,
             timings,
@@ -595,29 +744,215 @@ impl ReportModel {
     }
 }
 
-fn metric_table(m: &MetricResult, level: &str) -> MetricTable {
+fn correction_name(correction: &str) -> &str {
+    match correction {
+        "holm" => "Holm",
+        "bh" => "Benjamini–Hochberg",
+        "none" => "no",
+        other => other,
+    }
+}
+
+/// `continue`: when the verdict is expected (the decision's date) and the advice to hold the
+/// rollout until then.
+fn expected_verdict(result: &ExperimentResult) -> Option<String> {
+    if result.decision.recommendation != Recommendation::Continue || result.status != Status::Ok {
+        return None;
+    }
+    let when = match result.decision.expected_verdict_date {
+        Some(date) => {
+            let late = result
+                .plan
+                .as_ref()
+                .filter(|p| date > p.last_day)
+                .map(|p| format!(", after the experiment's last day ({})", p.last_day))
+                .unwrap_or_default();
+            format!("Expected verdict by {date}{late}. Hold the rollout at its current exposure (do not expand it) until then.")
+        }
+        None => "No verdict date can be estimated yet. Hold the rollout at its current exposure (do not expand it) until the verdict.".to_string(),
+    };
+    Some(when)
+}
+
+/// The guardrails the decision's reason codes name, with why: `` Guardrails holding the verdict
+/// back: `error_rate` (not yet shown non-inferior). ``
+fn guardrails_text(decision: &Decision) -> Option<String> {
+    let mut named: Vec<String> = Vec::new();
+    for code in &decision.reason_codes {
+        let Some((kind, guardrail)) = code.split_once(':') else { continue };
+        let why = match kind {
+            "GUARDRAIL_SIGNIFICANT_LOSS" => "significantly harmed",
+            "GUARDRAIL_NOT_YET_NON_INFERIOR" => "not yet shown non-inferior",
+            "GUARDRAIL_WORSE_NOT_YET_HARMFUL" => "worse, not yet beyond the harm threshold",
+            "GUARDRAIL_NOT_TESTABLE" => "cannot be tested yet",
+            "GUARDRAIL_WITHIN_MARGIN_LOSS" => "significantly worse, though within its margin",
+            _ => continue,
+        };
+        let text = format!("`{guardrail}` ({why})");
+        if !named.contains(&text) {
+            named.push(text);
+        }
+    }
+    if named.is_empty() {
+        return None;
+    }
+    let heading = match decision.recommendation {
+        Recommendation::Rollback => "Guardrails behind the rollback",
+        _ => "Guardrails holding the verdict back",
+    };
+    Some(format!("{heading}: {}.", named.join("; ")))
+}
+
+fn fixed_horizon_rows(result: &ExperimentResult) -> Vec<FixedHorizonRow> {
+    let interval = |ci: [f64; 2]| format!("[{}, {}]", value(ci[0]), value(ci[1]));
+    result
+        .metrics
+        .iter()
+        .flat_map(|m| {
+            m.comparisons.iter().map(|c| FixedHorizonRow {
+                metric: m.name.clone(),
+                variant: c.variant.clone(),
+                relative: c.relative_effect.map(|r| signed_percent(r, 2)).unwrap_or_else(dash),
+                ci_relative: c.ci_relative.map(|ci| percent_interval(ci, 2)).unwrap_or_else(dash),
+                absolute: c.absolute_effect.map(value).unwrap_or_else(dash),
+                ci_absolute: c.ci_absolute.map(interval).unwrap_or_else(dash),
+                p_value: c.p_value.map(pvalue).unwrap_or_else(dash),
+                p_adjusted: c.p_value_adjusted.map(pvalue).unwrap_or_else(dash),
+                significant: if c.significant {
+                    format!("yes ({})", direction_name(c.direction))
+                } else {
+                    "no".to_string()
+                },
+            })
+        })
+        .collect()
+}
+
+fn plan_model(result: &ExperimentResult, plan: &Plan) -> PlanModel {
+    let per_variant = |f: &dyn Fn(usize) -> String| {
+        result.variants.iter().enumerate().map(|(i, v)| format!("{} {}", v.name, f(i))).collect::<Vec<_>>().join(" · ")
+    };
+    let mut units = per_variant(&|i| {
+        let have = count(result.variants[i].units);
+        match plan.required_units.get(i).copied().flatten() {
+            Some(needed) => format!("{have} of {}", count(needed)),
+            None => format!("{have} of ?"),
+        }
+    });
+    if plan.required_units.iter().all(Option::is_none) {
+        units.push_str(" (the tests cannot be sized yet)");
+    }
+    let inflow = format!(
+        "{} (average of the last {} days)",
+        per_variant(&|i| plan.inflow_per_day.get(i).map_or_else(dash, |x| count(x.round() as u64))),
+        plan.inflow_days
+    );
+    let expected = if plan.sample_reached {
+        "now: every variant has its required units".to_string()
+    } else {
+        match (plan.expected_verdict_date, plan.days_to_decision) {
+            (Some(date), Some(d)) => {
+                let late = if date > plan.last_day { ", after the last day" } else { "" };
+                format!("{date} ({}{late})", crate::numbers::days(d))
+            }
+            (Some(date), None) => date.to_string(),
+            (None, _) => "not estimable yet".to_string(),
+        }
+    };
+    let first = match (plan.first_expected_verdict_date, plan.designed_on) {
+        (Some(date), Some(on)) => format!("{date} (design of {on})"),
+        (Some(date), None) => date.to_string(),
+        (None, _) => dash(),
+    };
+    let mut last_day = format!("{} (max_days = {})", plan.last_day, result.settings.max_days);
+    if let Some(mde) = plan.feasible_mde {
+        last_day.push_str(&format!(
+            "; the sample reachable by then detects a {} effect, not the {} MDE",
+            percent(mde, 1),
+            percent(result.settings.mde, 1)
+        ));
+    }
+    let rows = vec![
+        ("Units per variant (now of needed)".to_string(), units),
+        ("New units a day".to_string(), inflow),
+        ("Expected verdict date (needed sample in)".to_string(), expected),
+        ("First verdict date quoted".to_string(), first),
+        ("Last day".to_string(), last_day),
+        ("Sequential tuning".to_string(), tuning_text(result, plan)),
+    ];
+    let tests = plan
+        .tests
+        .iter()
+        .map(|t| PlanTestRow {
+            test: match t.test {
+                PlannedTestKind::Success => "effect",
+                PlannedTestKind::NonInferiority => "non-inferiority",
+            },
+            metric: t.metric.clone(),
+            variant: t.variant.clone(),
+            effect: percent(t.effect, 1),
+            power: level(t.power),
+            units: format!("{} / {}", count(t.required_units[0]), count(t.required_units[1])),
+            power_now: percent(t.power_at_current_n, 0),
+        })
+        .collect();
+    PlanModel { rows, tests }
+}
+
+/// The always-valid tuning (total units of control and variant at which the interval is
+/// narrowest) and where it comes from.
+fn tuning_text(result: &ExperimentResult, plan: &Plan) -> String {
+    let source = match plan.tuning_source {
+        TuningSource::None => return "none: fixed-horizon inference (tuning_source none)".to_string(),
+        TuningSource::PlannedUnits => "planned_units: the experiment's planned units".to_string(),
+        TuningSource::Design => match plan.designed_on {
+            Some(on) => format!("design: the planned sample, fixed on {on}"),
+            None => "design: the planned sample".to_string(),
+        },
+        TuningSource::Default => "default: gbstats' default until the data can size the tests".to_string(),
+    };
+    let control = result.variants.first().map_or("control", |v| v.name.as_str());
+    let primary = result.metrics.iter().find(|m| m.role == "primary").or(result.metrics.first());
+    let tunings: Vec<String> = primary
+        .into_iter()
+        .flat_map(|m| &m.comparisons)
+        .filter_map(|c| {
+            let tuning = c.inference.as_ref()?.tuning?;
+            Some(format!("{} units of {control} + {}", count(tuning.round() as u64), c.variant))
+        })
+        .collect();
+    if tunings.is_empty() {
+        format!("always-valid (source {source})")
+    } else {
+        format!("always-valid, narrowest at {} (source {source})", tunings.join(", "))
+    }
+}
+
+fn metric_table(m: &MetricResult, fixed_level: &str) -> MetricTable {
     let control = m.variants.first().map(|v| v.variant.clone()).unwrap_or_default();
     let rows = m
         .variants
         .iter()
         .map(|v| {
             let comparison = m.comparisons.iter().find(|c| c.variant == v.variant);
-            let text = |f: &dyn Fn(&ComparisonResult) -> Option<String>| comparison.and_then(f).unwrap_or_else(dash);
+            let inference = comparison.and_then(|c| c.inference.as_ref());
+            let text = |f: &dyn Fn(&Inference) -> String| inference.map(f).unwrap_or_else(dash);
             MetricRow {
                 variant: v.variant.clone(),
                 is_control: v.variant == control,
                 units: count(v.units),
                 mean: v.mean.map(value).unwrap_or_else(dash),
-                relative: text(&|c| c.relative_effect.map(|r| signed_percent(r, 2))),
-                ci_relative: text(&|c| c.ci_relative.map(|ci| percent_interval(ci, 2))),
-                absolute: text(&|c| c.absolute_effect.map(value)),
-                ci_absolute: text(&|c| c.ci_absolute.map(|ci| format!("[{}, {}]", value(ci[0]), value(ci[1])))),
-                p_value: text(&|c| c.p_value.map(pvalue)),
-                p_adjusted: text(&|c| c.p_value_adjusted.map(pvalue)),
-                significant: comparison.is_some_and(|c| c.significant),
-                direction: comparison.map(|c| direction_name(c.direction)).unwrap_or("control"),
+                effect: text(&|i| inference_effect(i, 2)),
+                ci: text(&|i| inference_interval(i, 2)),
+                p_value: text(&|i| pvalue(i.p_value)),
+                significant: inference.is_some_and(|i| i.significant),
+                direction: match (comparison, inference) {
+                    (None, _) => "control",
+                    (Some(_), Some(i)) => direction_name(i.direction),
+                    (Some(_), None) => "neutral",
+                },
                 notes: comparison.map(|c| c.notes.join("; ")).unwrap_or_default(),
-                details: comparison.map(|c| comparison_details(c, level)).unwrap_or_default(),
+                details: comparison.map(|c| comparison_details(c, fixed_level)).unwrap_or_default(),
             }
         })
         .collect();
@@ -653,17 +988,17 @@ fn metric_table(m: &MetricResult, level: &str) -> MetricTable {
     }
 }
 
-/// A comparison's extra views, one short phrase each.
-fn comparison_details(c: &ComparisonResult, level: &str) -> Vec<String> {
+/// A comparison's extra views, one short phrase each. The fixed-horizon figures are not among
+/// them: they have their own section, so no second notion of significance sits beside the
+/// test's.
+fn comparison_details(c: &ComparisonResult, fixed_level: &str) -> Vec<String> {
     let mut details = Vec::new();
-    if let Some(s) = &c.sequential {
-        let ci = s.ci_relative.map(|ci| percent_interval(ci, 2)).unwrap_or_else(dash);
-        let p = s.p_value.map(pvalue).unwrap_or_else(dash);
-        details.push(format!("always-valid {level} CI {ci}, p = {p}"));
+    if c.inference.as_ref().is_some_and(|i| i.scale == InferenceScale::Absolute) {
+        details.push("absolute difference: the control mean is 0, so there is no relative effect".to_string());
     }
     if let Some(b) = &c.bayesian {
         details.push(format!(
-            "chance to win {}, risk {} (keep) / {} (ship), {level} credible {}",
+            "Bayesian: chance to win {}, risk {} (keep) / {} (ship), {fixed_level} credible {}",
             percent(b.chance_to_win, 1),
             signed_percent(b.risk[0], 2).trim_start_matches('+'),
             signed_percent(b.risk[1], 2).trim_start_matches('+'),
@@ -672,8 +1007,7 @@ fn comparison_details(c: &ComparisonResult, level: &str) -> Vec<String> {
     }
     if let Some(u) = &c.unadjusted {
         let relative = u.relative_effect.map(|r| signed_percent(r, 2)).unwrap_or_else(dash);
-        let ci = u.ci_relative.map(|ci| percent_interval(ci, 2)).unwrap_or_else(dash);
-        details.push(format!("before CUPED {relative} {ci}"));
+        details.push(format!("before CUPED {relative}"));
     }
     if let Some(n) = &c.non_inferiority {
         let bound = n.bound.map(|b| signed_percent(b, 2)).unwrap_or_else(dash);
@@ -711,6 +1045,8 @@ pub fn bytes(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use chrono::NaiveDate;
+
     use super::*;
 
     #[test]
@@ -791,6 +1127,219 @@ mod tests {
         assert!(html.contains(r#"<a href="https://files.example.com/daily/2026-11-20/x/allocation.parquet""#));
         assert!(html.contains("One export is too large to attach."));
         assert!(html.contains("+4.10%"), "the same formatted numbers as the report");
+    }
+
+    /// Both reports of `result`: `(html, markdown)`.
+    fn render(result: &ExperimentResult) -> (String, String) {
+        Renderer::new().expect("templates compile").report(result, &facts()).expect("renders")
+    }
+
+    /// The HTML verdict box: the summary area above everything else.
+    fn verdict_box(html: &str) -> &str {
+        let start = html.find(r#"<section class="verdict"#).expect("verdict box");
+        let end = start + html[start..].find("</section>").expect("closed");
+        &html[start..end]
+    }
+
+    /// The sample result with the primary's fixed-horizon contract fields saying "not
+    /// significant" while its test (`inference`) says "significantly better".
+    fn significant_only_by_the_test() -> ExperimentResult {
+        let mut result = crate::results::sample_result();
+        let c = &mut result.metrics[0].comparisons[0];
+        c.significant = false;
+        c.direction = Direction::Neutral;
+        c.p_value = Some(0.03);
+        c.p_value_adjusted = Some(0.2);
+        assert!(c.inference.as_ref().is_some_and(|i| i.significant && i.direction == Direction::Better));
+        result
+    }
+
+    #[test]
+    fn a_figure_significant_by_its_test_is_marked_though_the_fixed_horizon_field_says_no() {
+        let (html, markdown) = render(&significant_only_by_the_test());
+        assert!(html.contains(r#"<td class="num better"><strong>+4.10%</strong></td>"#), "{html}");
+        assert!(html.contains("<td class=\"num\">[+1.10%, +7.10%]</td>"), "the test's interval: {html}");
+        assert!(html.contains("<td class=\"num\">0.0040</td>"), "the test's p-value");
+        assert!(!html.contains("Nothing is significant yet"), "no 'nothing significant' banner beside a win");
+        assert!(
+            markdown.contains("| treatment | 1,000 | 0.1000 | **+4.10%** (better) | \\[+1.10%, +7.10%\\] | 0.0040 |")
+        );
+        assert!(!markdown.contains("Nothing is significant yet"));
+        // The contract figures are still there, in their own section, as results.json has them.
+        let fixed =
+            html.find("Fixed-horizon figures (results.json contract fields; valid for one look at a planned sample)");
+        let row = html.find(
+            "<td>conversion</td><td>treatment</td><td class=\"num\">+4.10%</td><td class=\"num\">[+2.10%, +6.10%]</td>",
+        );
+        assert!(fixed.is_some_and(|f| row.is_some_and(|r| f < r)), "{html}");
+        assert!(html.contains("<td class=\"num\">0.2000</td><td>no</td>"), "adjusted p and `significant`");
+        assert!(markdown.contains(
+            "## Fixed-horizon figures (results.json contract fields; valid for one look at a planned sample)"
+        ));
+        assert!(
+            markdown.contains("| conversion | treatment | +4.10% | \\[+2.10%, +6.10%\\] | 0.004100 |"),
+            "{markdown}"
+        );
+    }
+
+    #[test]
+    fn a_figure_significant_only_by_the_fixed_horizon_field_is_not_marked() {
+        let mut result = crate::results::sample_result();
+        result.decision.recommendation = Recommendation::Continue;
+        result.decision.variant = None;
+        let i = result.metrics[0].comparisons[0].inference.as_mut().expect("a test");
+        (i.significant, i.direction, i.p_value) = (false, Direction::Neutral, 0.3);
+        assert!(result.metrics[0].comparisons[0].significant, "the contract field says significant");
+        let (html, markdown) = render(&result);
+        assert!(html.contains(r#"<td class="num neutral">+4.10%</td>"#), "{html}");
+        assert!(!html.contains("<strong>+4.10%</strong>"));
+        assert!(html.contains("Nothing is significant yet by the always-valid 95% CI."));
+        assert!(markdown.contains("| treatment | 1,000 | 0.1000 | +4.10% | \\[+1.10%, +7.10%\\] | 0.3000 |"));
+        assert!(
+            html.contains("<td class=\"num\">0.0060</td><td>yes (better)</td>"),
+            "the contract row keeps its field"
+        );
+    }
+
+    #[test]
+    fn intervals_are_labelled_with_the_method_and_the_level_of_the_test() {
+        let mut result = crate::results::sample_result();
+        for metric in &mut result.metrics {
+            for c in &mut metric.comparisons {
+                c.inference.as_mut().expect("a test").level = 0.975;
+            }
+        }
+        let (html, markdown) = render(&result);
+        assert!(html.contains("<th>always-valid 97.5% CI</th><th>always-valid p</th>"), "{html}");
+        assert!(markdown.contains("| Variant | Units | Mean | Effect | always-valid 97.5% CI | always-valid p |"));
+        assert!(html.contains("Relative effect vs control (always-valid 97.5% CI)"), "the chart says it too");
+        assert!(html.contains("safe to read daily"));
+        assert!(!html.contains("class=\"warning\""), "always-valid figures need no warning");
+    }
+
+    #[test]
+    fn fixed_horizon_inference_warns_that_the_figures_hold_for_one_look() {
+        let mut result = crate::results::sample_result();
+        result.settings.sequential = false;
+        for metric in &mut result.metrics {
+            for c in &mut metric.comparisons {
+                let i = c.inference.as_mut().expect("a test");
+                (i.method, i.tuning) = (InferenceMethod::FixedHorizon, None);
+            }
+        }
+        let (html, markdown) = render(&result);
+        let warning = "valid only when read once, at the planned sample — not daily";
+        assert!(html.contains("<p class=\"warning\">This job uses fixed-horizon inference"), "{html}");
+        assert!(html.contains(warning));
+        assert!(markdown.contains("> **Warning:** This job uses fixed-horizon inference"), "{markdown}");
+        assert!(html.contains("<th>fixed-horizon 95% CI</th><th>fixed-horizon p</th>"));
+        assert!(!html.contains("safe to read daily"));
+        let renderer = Renderer::new().expect("templates compile");
+        let facts = facts();
+        let section = EmailSection { result: &result, facts: &facts, chart_cid: None, files: vec![] };
+        let frame = EmailFrame { title: "s", intro: None, note: None, upload_hint: None, generated_at: "now" };
+        assert!(renderer.email_html(&frame, &[section]).expect("renders").contains(warning), "the mail warns too");
+    }
+
+    #[test]
+    fn an_absolute_test_shows_absolute_values() {
+        let mut result = crate::results::sample_result();
+        let i = result.metrics[0].comparisons[0].inference.as_mut().expect("a test");
+        (i.scale, i.estimate, i.ci) = (InferenceScale::Absolute, 0.0041, [0.001, 0.0072]);
+        let (html, _) = render(&result);
+        assert!(html.contains("<strong>+0.004100</strong>"), "{html}");
+        assert!(html.contains("[+0.001000, +0.007200]"));
+        assert!(html.contains("absolute difference: the control mean is 0"));
+    }
+
+    #[test]
+    fn the_verdict_box_names_every_guardrail_in_the_way_and_when_a_continue_expects_its_verdict() {
+        let mut result = crate::results::sample_result();
+        result.decision = Decision {
+            recommendation: Recommendation::Continue,
+            variant: None,
+            reasons: vec![
+                "`conversion` is +4.1% for `treatment`: not significant yet.".into(),
+                "Guardrail `error_rate` is not yet shown non-inferior: worst plausible change +25.9%, margin 20.0%.".into(),
+                "Hold the rollout at its current exposure (do not expand it) until the verdict, expected by 2026-12-10.".into(),
+            ],
+            reason_codes: vec![
+                "PRIMARY_NOT_SIGNIFICANT".into(),
+                "GUARDRAIL_NOT_YET_NON_INFERIOR:error_rate".into(),
+                "GUARDRAIL_WORSE_NOT_YET_HARMFUL:latency".into(),
+                "HOLD_ROLLOUT".into(),
+            ],
+            rule: "no verdict yet".into(),
+            expected_verdict_date: NaiveDate::from_ymd_opt(2026, 12, 10),
+        };
+        let (html, markdown) = render(&result);
+        let summary = verdict_box(&html);
+        for reason in &result.decision.reasons {
+            assert!(summary.contains(&code_spans(reason)), "every reason, in full: {reason}");
+        }
+        assert!(
+            summary.contains(
+                "Guardrails holding the verdict back: <code>error_rate</code> (not yet shown non-inferior); \
+                 <code>latency</code> (worse, not yet beyond the harm threshold)."
+            ),
+            "{summary}"
+        );
+        assert!(summary.contains(
+            "Expected verdict by 2026-12-10. Hold the rollout at its current exposure (do not expand it) until then."
+        ));
+        assert!(markdown.contains("Guardrails holding the verdict back: `error_rate` (not yet shown"), "{markdown}");
+        assert!(markdown.contains("**Expected verdict by 2026-12-10. Hold the rollout"));
+        // A promotion has no such line.
+        let (html, _) = render(&crate::results::sample_result());
+        assert!(!verdict_box(&html).contains("Expected verdict") && !html.contains("Guardrails holding"));
+    }
+
+    #[test]
+    fn the_plan_shows_the_sample_needed_the_dates_and_the_tuning() {
+        let mut result = crate::results::sample_result();
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 12, d);
+        result.plan = Some(Plan {
+            tuning_source: TuningSource::Design,
+            designed_on: day(1),
+            first_expected_verdict_date: day(9),
+            tests: vec![PlannedTest {
+                metric: "conversion".into(),
+                variant: "treatment".into(),
+                test: PlannedTestKind::Success,
+                effect: 0.05,
+                alpha: 0.05,
+                power: 0.8,
+                required_units: [8000, 8000],
+                power_at_current_n: 0.21,
+            }],
+            required_units: vec![Some(8000), Some(8000)],
+            inflow_per_day: vec![700.4, 699.6],
+            inflow_days: 7,
+            days_to_decision: Some(10.0),
+            expected_verdict_date: day(10),
+            sample_reached: false,
+            last_day: day(31).expect("a date"),
+            feasible_mde: None,
+        });
+        let (html, markdown) = render(&result);
+        for line in [
+            "<dt>Units per variant (now of needed)</dt><dd>control 1,000 of 8,000 · treatment 1,000 of 8,000</dd>",
+            "<dt>New units a day</dt><dd>control 700 · treatment 700 (average of the last 7 days)</dd>",
+            "<dt>Expected verdict date (needed sample in)</dt><dd>2026-12-10 (about 10 days)</dd>",
+            "<dt>First verdict date quoted</dt><dd>2026-12-09 (design of 2026-12-01)</dd>",
+            "<dt>Last day</dt><dd>2026-12-31 (max_days = 42)</dd>",
+            "<dt>Sequential tuning</dt><dd>always-valid, narrowest at 4,000 units of control + treatment \
+             (source design: the planned sample, fixed on 2026-12-01)</dd>",
+            "<td>effect</td><td>conversion</td><td>treatment</td><td class=\"num\">5.0%</td><td class=\"num\">80%</td>\
+             <td class=\"num\">8,000 / 8,000</td><td class=\"num\">21%</td>",
+        ] {
+            assert!(html.contains(line), "{line}\n{html}");
+        }
+        assert!(
+            markdown.contains("## Plan\n\n- Units per variant (now of needed): control 1,000 of 8,000"),
+            "{markdown}"
+        );
+        assert!(markdown.contains("- Sequential tuning: always-valid, narrowest at 4,000 units"));
     }
 
     #[test]

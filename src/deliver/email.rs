@@ -15,11 +15,12 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
 use crate::config::{Delivery, Job};
 use crate::export::{ExperimentOutputs, OutputFile};
-use crate::numbers::signed_percent;
 use crate::pipeline::display_url;
 use crate::render::png::{PngError, svg_to_png};
-use crate::render::{EmailFile, EmailFrame, EmailSection, RenderError, Renderer, RunFacts, bytes, chart};
-use crate::results::{ExperimentResult, ResultsFile, Status};
+use crate::render::{
+    EmailFile, EmailFrame, EmailSection, RenderError, Renderer, RunFacts, bytes, chart, inference_effect,
+};
+use crate::results::{ExperimentResult, Inference, InferenceScale, MetricResult, Recommendation, ResultsFile, Status};
 
 /// The exports a mail attaches, in this order, while they fit.
 pub const EXPORTS: [&str; 3] = ["results.parquet", "allocation.parquet", "run.log.jsonl"];
@@ -103,8 +104,13 @@ impl Parsed<'_> {
     }
 }
 
-/// The verdict in a few words: `PROMOTE treatment (+4.1% conversion)`, `CONTINUE`,
-/// `FAILED (no analyzable data)`.
+/// The verdict in a few words: `PROMOTE treatment (+4.1% conversion)`, `ROLLBACK treatment
+/// (+31.0% error_rate)`, `CONTINUE`, `PAUSE`, `FAILED (no analyzable data)`.
+///
+/// Only PROMOTE and ROLLBACK quote an effect, and it is the estimate of the test the decision
+/// read (`inference`): for any other verdict no figure is a finding — a PAUSE's figures come
+/// from a broken allocation, a CONTINUE's are not significant yet — and a number in a subject
+/// reads like one.
 pub fn verdict(result: &ExperimentResult) -> String {
     if result.status == Status::Failed {
         return "FAILED (no analyzable data)".into();
@@ -115,22 +121,54 @@ pub fn verdict(result: &ExperimentResult) -> String {
         text.push(' ');
         text.push_str(variant);
     }
-    // The primary metric's relative effect for the variant the decision names, or for the
-    // only variant there is; with several variants and no named one, no single number fits.
-    let primary = result.metrics.iter().find(|m| m.role == "primary");
-    let comparison = primary.and_then(|m| match &decision.variant {
-        Some(v) => m.comparisons.iter().find(|c| &c.variant == v),
-        None if m.comparisons.len() == 1 => m.comparisons.first(),
-        None => None,
-    });
-    if let (Some(metric), Some(c)) = (primary, comparison)
-        && let Some(relative) = c.relative_effect
-    {
-        // Without a named variant, say whose effect it is.
-        let who = if decision.variant.is_none() { format!("{} ", c.variant) } else { String::new() };
-        text.push_str(&format!(" ({who}{} {})", signed_percent(relative, 1), metric.name));
+    if let Some((metric, inference)) = subject_effect(result) {
+        let scale = if inference.scale == InferenceScale::Absolute { " absolute" } else { "" };
+        text.push_str(&format!(" ({}{scale} {})", inference_effect(inference, 1), metric.name));
     }
     text
+}
+
+/// The effect a PROMOTE or ROLLBACK subject quotes, for the variant the decision names: the
+/// primary metric's; for a rollback the primary did not cause, the first harmed guardrail's
+/// (the reason for the rollback, which the primary may not show).
+fn subject_effect(result: &ExperimentResult) -> Option<(&MetricResult, &Inference)> {
+    let decision = &result.decision;
+    let variant = decision.variant.as_deref()?;
+    let metric = match decision.recommendation {
+        Recommendation::Promote => result.metrics.iter().find(|m| m.role == "primary")?,
+        Recommendation::Rollback => {
+            let primary_harmed = decision.reason_codes.iter().any(|c| c == "PRIMARY_SIGNIFICANT_LOSS");
+            let guardrail = decision
+                .reason_codes
+                .iter()
+                .find_map(|c| c.strip_prefix("GUARDRAIL_SIGNIFICANT_LOSS:"))
+                .filter(|_| !primary_harmed);
+            match guardrail {
+                Some(name) => result.metrics.iter().find(|m| m.name == name)?,
+                None => result.metrics.iter().find(|m| m.role == "primary")?,
+            }
+        }
+        _ => return None,
+    };
+    let inference = metric.comparisons.iter().find(|c| c.variant == variant)?.inference.as_ref()?;
+    Some((metric, inference))
+}
+
+/// How urgently a digest's reader must act on an experiment; digests list the most urgent
+/// first. PAUSE (the allocation is broken: no figure can be trusted), ROLLBACK (users are being
+/// harmed now) and a failed analysis need someone today; an inconclusive one needs its owners'
+/// call (stop, or weigh a trade-off); a CONTINUE needs nothing but patience; a PROMOTE is good
+/// news that loses nothing by being read last.
+fn severity(result: &ExperimentResult) -> u8 {
+    if result.status == Status::Failed {
+        return 0;
+    }
+    match result.decision.recommendation {
+        Recommendation::Pause | Recommendation::Rollback => 0,
+        Recommendation::Inconclusive => 1,
+        Recommendation::Continue => 2,
+        Recommendation::Promote => 3,
+    }
 }
 
 /// `[abreport] checkout-redesign: PROMOTE treatment (+4.1% conversion)`.
@@ -138,8 +176,8 @@ pub fn subject(result: &ExperimentResult) -> String {
     format!("[abreport] {}: {}", result.id, verdict(result))
 }
 
-/// `[abreport] daily 2026-11-20: checkout-redesign PROMOTE treatment; search CONTINUE`, with at
-/// most three experiments named.
+/// `[abreport] daily 2026-11-20: pricing PAUSE; checkout-redesign PROMOTE treatment`: the first
+/// three experiments in the digest's order (most urgent first, see [`severity`]) are named.
 pub fn digest_subject(job: &str, report_date: NaiveDate, results: &[&ExperimentResult]) -> String {
     let mut parts: Vec<String> = results
         .iter()
@@ -211,7 +249,10 @@ pub fn compose_all(
     }
     let renderer = Renderer::new()?;
     let groups: Vec<(String, Vec<&Parsed<'_>>)> = if spec.digest {
-        vec![("digest".to_string(), parsed.iter().collect())]
+        let mut all: Vec<&Parsed<'_>> = parsed.iter().collect();
+        // Stable: experiments of the same severity keep the job's order.
+        all.sort_by_key(|p| severity(p.result()));
+        vec![("digest".to_string(), all)]
     } else {
         parsed.iter().map(|p| (p.output.dir_name.clone(), vec![p])).collect()
     };
@@ -479,17 +520,74 @@ url = "s3://reports/abreport"
         EmailSpec { to: &TO, digest, attach_max_bytes: limit, link_base_url }
     }
 
+    /// The sample result with another recommendation, variant and id.
+    fn decided(id: &str, recommendation: Recommendation, variant: Option<&str>) -> ExperimentResult {
+        let mut result = sample_result();
+        result.id = id.into();
+        result.decision.recommendation = recommendation;
+        result.decision.variant = variant.map(str::to_string);
+        result
+    }
+
     #[test]
-    fn the_subject_carries_the_recommendation_variant_and_primary_effect() {
-        let result = sample_result();
+    fn a_promote_subject_quotes_the_estimate_of_the_test_the_decision_read() {
+        let mut result = sample_result();
+        // The fixed-horizon field differs: the subject must not quote it.
+        result.metrics[0].comparisons[0].relative_effect = Some(0.099);
         assert_eq!(subject(&result), "[abreport] checkout-redesign: PROMOTE treatment (+4.1% conversion)");
-        let mut continuing = sample_result();
-        continuing.decision.recommendation = Recommendation::Continue;
-        continuing.decision.variant = None;
-        assert_eq!(subject(&continuing), "[abreport] checkout-redesign: CONTINUE (treatment +4.1% conversion)");
+        let i = result.metrics[0].comparisons[0].inference.as_mut().expect("a test");
+        (i.scale, i.estimate) = (InferenceScale::Absolute, 0.0041);
+        assert_eq!(subject(&result), "[abreport] checkout-redesign: PROMOTE treatment (+0.004100 absolute conversion)");
         let mut failed = sample_result();
         failed.status = Status::Failed;
         assert_eq!(subject(&failed), "[abreport] checkout-redesign: FAILED (no analyzable data)");
+    }
+
+    #[test]
+    fn a_pause_subject_quotes_no_effect() {
+        // A PAUSE's figures come from a broken allocation; its report says not to trust them.
+        let paused = decided("checkout-redesign", Recommendation::Pause, None);
+        assert_eq!(subject(&paused), "[abreport] checkout-redesign: PAUSE");
+        let continuing = decided("checkout-redesign", Recommendation::Continue, None);
+        assert_eq!(subject(&continuing), "[abreport] checkout-redesign: CONTINUE");
+        let trade_off = decided("checkout-redesign", Recommendation::Inconclusive, Some("treatment"));
+        assert_eq!(subject(&trade_off), "[abreport] checkout-redesign: INCONCLUSIVE treatment");
+    }
+
+    #[test]
+    fn a_rollback_subject_quotes_the_harmed_guardrail_when_the_primary_is_not_harmed() {
+        let mut result = decided("checkout-redesign", Recommendation::Rollback, Some("treatment"));
+        result.metrics[1].role = "guardrail".into();
+        result.metrics[1].comparisons[0].inference.as_mut().expect("a test").estimate = -0.31;
+        result.decision.reason_codes = vec!["GUARDRAIL_SIGNIFICANT_LOSS:revenue".into()];
+        assert_eq!(subject(&result), "[abreport] checkout-redesign: ROLLBACK treatment (−31.0% revenue)");
+        result.decision.reason_codes.insert(0, "PRIMARY_SIGNIFICANT_LOSS".into());
+        assert_eq!(subject(&result), "[abreport] checkout-redesign: ROLLBACK treatment (+4.1% conversion)");
+    }
+
+    #[test]
+    fn a_digest_lists_pause_and_rollback_first_and_promote_last() {
+        let results = [
+            decided("promoted", Recommendation::Promote, Some("treatment")),
+            decided("running", Recommendation::Continue, None),
+            decided("paused", Recommendation::Pause, None),
+            decided("undecided", Recommendation::Inconclusive, None),
+            decided("harmful", Recommendation::Rollback, Some("treatment")),
+        ];
+        let sets: Vec<ExperimentOutputs> = results.iter().map(|r| outputs(r, &r.id, [10, 10, 10])).collect();
+        let (_, mail) = compose_all(&job(), date(), &sets, &spec(10_000_000, None, true)).expect("composed").remove(0);
+        assert_eq!(
+            mail.subject,
+            "[abreport] daily 2026-11-20: paused PAUSE; harmful ROLLBACK treatment; undecided INCONCLUSIVE; +2 more"
+        );
+        let order = ["paused", "harmful", "undecided", "running", "promoted"];
+        let at = |id: &str| mail.html.find(&format!(">{id}</h1>")).unwrap_or_else(|| panic!("{id} in the html"));
+        assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "sections by severity");
+        let text_at = |id: &str| mail.text.find(&format!("# {id}: report")).expect("in the text");
+        assert!(order.windows(2).all(|w| text_at(w[0]) < text_at(w[1])), "the text part too");
+        let mut failed = decided("failed", Recommendation::Inconclusive, None);
+        failed.status = Status::Failed;
+        assert_eq!(severity(&failed), severity(&results[2]), "a failed analysis is as urgent as a PAUSE");
     }
 
     #[test]

@@ -199,7 +199,9 @@ fn email_over_starttls_with_auth_sends_one_multipart_message_per_experiment() {
         let subject = mail["subject"].as_str().expect("subject");
         let recommendation = recommendation(&s.result(experiment)).to_uppercase();
         assert!(subject.starts_with(&format!("[abreport] {experiment}: {recommendation}")), "{subject}");
-        assert!(subject.contains("conversion)"), "carries the primary effect: {subject}");
+        // Only a PROMOTE or a ROLLBACK quotes an effect; any other verdict's figures are no finding.
+        let quotes_effect = matches!(recommendation.as_str(), "PROMOTE" | "ROLLBACK");
+        assert_eq!(subject.ends_with(')'), quotes_effect, "{subject}");
         assert_eq!(mail["from"], FROM);
         assert_eq!(mail["to"], "pm@example.com, ba@example.com");
         assert_eq!(
@@ -216,6 +218,7 @@ fn email_over_starttls_with_auth_sends_one_multipart_message_per_experiment() {
         let html = mail["html"].as_str().expect("html");
         assert!(!html.contains("<svg") && !html.contains("<script"), "mail clients show neither");
         assert!(html.contains(&format!("{recommendation} —")), "verdict first");
+        assert!(html.contains(">always-valid 95% CI</th>"), "the table shows the test the verdict reads");
         let plain = mail["plain"].as_str().expect("plain");
         assert!(plain.starts_with(&format!("# {experiment}: {recommendation}")), "the Markdown report: {plain}");
         let attachments: Vec<(String, u64)> = mail["attachments"]
@@ -348,6 +351,27 @@ fn a_digest_links_exports_over_the_attachment_limit_to_their_uploaded_copies() {
     // The link points at a copy that exists: uploads go before mail.
     let keys = s3_keys(moto.port, "abreport");
     assert!(keys.contains(&format!("abreport/generated/{REPORT_DATE}/checkout/allocation.parquet")), "{keys:?}");
+}
+
+#[test]
+fn a_digest_puts_a_paused_experiment_before_one_that_keeps_running() {
+    let s = small(&["calm", "skewed,treatment_share=0.3"]);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]\ndigest = true");
+    s.run_with_env(&[], &pairs(&smtp.env())).assert_code(0);
+    assert_eq!(recommendation(&s.result("skewed")), "pause");
+    assert_ne!(recommendation(&s.result("calm")), "pause");
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "server log:\n{}", smtp.server.log());
+    let mail = mime(&messages[0]);
+    let subject = mail["subject"].as_str().expect("subject");
+    assert!(subject.starts_with(&format!("[abreport] generated {REPORT_DATE}: skewed PAUSE; calm ")), "{subject}");
+    let images: Vec<&str> =
+        mail["inline_images"].as_array().expect("images").iter().filter_map(|i| i["content_id"].as_str()).collect();
+    assert_eq!(images, ["chart.skewed@abreport", "chart.calm@abreport"], "the most urgent first");
+    let plain = mail["plain"].as_str().expect("plain");
+    let at = |heading: &str| plain.find(heading).unwrap_or_else(|| panic!("{heading} in {plain}"));
+    assert!(at("# skewed: PAUSE") < at("# calm: "), "{plain}");
 }
 
 /// Every file under `dir`, recursively.

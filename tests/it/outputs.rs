@@ -230,3 +230,34 @@ fn a_dir_delivery_gets_the_same_set_under_job_and_date_and_no_deliver_skips_it()
     s.run(&[]).assert_code(0);
     assert_complete_set(&s.path().join("shared/generated").join(REPORT_DATE).join("shipped"));
 }
+
+#[test]
+fn the_report_reads_one_test_and_keeps_the_contract_figures_in_their_own_section() {
+    let s = Scenario::generate(&["--units", "2000", "--days", "3", "--experiment", "one,effect=0.5"]);
+    s.run(&[]).assert_code(0);
+    let html = std::fs::read_to_string(s.out("one").join("report.html")).expect("html");
+    let markdown = std::fs::read_to_string(s.out("one").join("report.md")).expect("md");
+    let title = "Fixed-horizon figures (results.json contract fields; valid for one look at a planned sample)";
+    for report in [&html, &markdown] {
+        assert!(report.contains("| always-valid 95% CI |") || report.contains("<th>always-valid 95% CI</th>"));
+        assert!(report.contains(title), "the contract figures are still there");
+        assert!(!report.contains("valid only when read once"), "no fixed-horizon warning by default");
+    }
+    let metrics = html.find("<h2>Metrics</h2>").expect("metrics");
+    let fixed = html.find(title).expect("fixed-horizon section");
+    assert!(metrics < fixed, "the test's figures come first");
+    assert!(!html[..fixed].contains("adj. p"), "no adjusted p-value beside the test's figures");
+}
+
+#[test]
+fn a_fixed_horizon_job_warns_that_its_figures_hold_for_one_look_only() {
+    let s = Scenario::generate(&["--units", "2000", "--days", "3", "--experiment", "once-only,effect=0.5"]);
+    s.edit_job(|job| job.replace("[stats]\n", "[stats]\nsequential = false\n"));
+    s.run(&[]).assert_code(0);
+    let html = std::fs::read_to_string(s.out("once-only").join("report.html")).expect("html");
+    let markdown = std::fs::read_to_string(s.out("once-only").join("report.md")).expect("md");
+    assert!(html.contains("<p class=\"warning\">This job uses fixed-horizon inference"), "{html}");
+    assert!(html.contains("valid only when read once, at the planned sample — not daily"));
+    assert!(markdown.contains("> **Warning:** This job uses fixed-horizon inference"));
+    assert!(html.contains("<th>fixed-horizon 95% CI</th>"));
+}
