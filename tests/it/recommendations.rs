@@ -2,6 +2,8 @@
 
 use std::sync::OnceLock;
 
+use serde_json::Value;
+
 use crate::support::*;
 
 /// One dataset, one run, five experiments with different truths. Units take part in all of
@@ -32,6 +34,11 @@ fn five_truths() -> &'static Scenario {
     })
 }
 
+fn primary(result: &Value, variant: &str) -> Value {
+    let comparisons = metric(result, "conversion")["comparisons"].as_array().expect("comparisons").clone();
+    comparisons.into_iter().find(|c| c["variant"] == variant).unwrap_or_else(|| panic!("no comparison for {variant}"))
+}
+
 #[test]
 fn a_clear_primary_win_is_promoted_with_its_numbers() {
     let s = five_truths();
@@ -39,16 +46,21 @@ fn a_clear_primary_win_is_promoted_with_its_numbers() {
     assert_eq!(recommendation(&result), "promote");
     assert_eq!(result["decision"]["variant"], "treatment");
     let reason = result["decision"]["reasons"][0].as_str().expect("reason");
-    // The generated job is scheduled, so decisions use always-valid (sequential) inference.
+    // Every job decides on always-valid (sequential) inference.
     assert!(reason.contains("`conversion` is +") && reason.contains("always-valid 95% CI"), "{reason}");
     assert_eq!(result["settings"]["sequential"], true);
-    assert_eq!(result["decision"]["reason_codes"][0], "PRIMARY_SIGNIFICANT_WIN");
-    assert_eq!(result["decision"]["reason_codes"][1], "GUARDRAIL_NON_INFERIOR:error_rate");
+    assert_eq!(reason_codes(&result), ["PRIMARY_SIGNIFICANT_WIN", "GUARDRAIL_NON_INFERIOR:error_rate"]);
     let comparison = &metric(&result, "conversion")["comparisons"][0];
     assert_eq!(comparison["significant"], true);
     assert_eq!(comparison["sequential"]["significant"], true);
+    let inference = &comparison["inference"];
+    assert_eq!(
+        (&inference["method"], &inference["scale"], &inference["level"]),
+        (&"always_valid".into(), &"relative".into(), &0.95.into())
+    );
+    assert_eq!(inference["direction"], "better");
     // The always-valid interval is wider than the fixed-horizon one: the price of daily looks.
-    let width = |ci: &serde_json::Value| ci[1].as_f64().expect("hi") - ci[0].as_f64().expect("lo");
+    let width = |ci: &Value| ci[1].as_f64().expect("hi") - ci[0].as_f64().expect("lo");
     assert!(width(&comparison["sequential"]["ci_relative"]) > width(&comparison["ci_relative"]));
     let relative = comparison["relative_effect"].as_f64().expect("number");
     assert!((0.15..0.45).contains(&relative), "true effect 0.3, estimated {relative}");
@@ -59,28 +71,48 @@ fn a_primary_loss_is_rolled_back() {
     let result = five_truths().result("lose");
     assert_eq!(recommendation(&result), "rollback");
     assert_eq!(result["decision"]["variant"], "treatment");
+    assert_eq!(reason_codes(&result), ["PRIMARY_SIGNIFICANT_LOSS"]);
     assert!(result["decision"]["reasons"].to_string().contains("Roll `treatment` back to `control`"));
 }
 
 #[test]
-fn a_guardrail_breach_is_rolled_back_even_without_a_primary_effect() {
+fn a_guardrail_worse_beyond_its_margin_is_rolled_back_even_without_a_primary_effect() {
     let result = five_truths().result("guard");
     assert_eq!(recommendation(&result), "rollback");
+    assert_eq!(reason_codes(&result), ["GUARDRAIL_SIGNIFICANT_LOSS:error_rate"]);
     let reasons = result["decision"]["reasons"].to_string();
-    assert!(reasons.contains("`error_rate`") && reasons.contains("guardrail"), "{reasons}");
+    assert!(
+        reasons.contains("Guardrail `error_rate`") && reasons.contains("worse by more than its 20.0% margin"),
+        "{reasons}"
+    );
     assert_eq!(metric(&result, "error_rate")["comparisons"][0]["direction"], "worse");
+    assert_eq!(primary(&result, "treatment")["inference"]["significant"], false);
 }
 
 #[test]
 fn an_underpowered_test_continues_with_units_and_days_needed() {
     let result = five_truths().result("flat");
     assert_eq!(recommendation(&result), "continue");
+    // 5% coverage: the sample a verdict needs is years away, after the last day (max_days 42).
+    assert_eq!(
+        reason_codes(&result),
+        [
+            "PRIMARY_NOT_SIGNIFICANT",
+            "GUARDRAIL_NOT_YET_NON_INFERIOR:error_rate",
+            "HOLD_ROLLOUT",
+            "NOT_FEASIBLE_BY_LAST_DAY"
+        ]
+    );
     let sample = &metric(&result, "conversion")["comparisons"][0]["power"];
-    let additional = sample["additional_units"].as_u64().expect("additional units");
-    assert!(additional > 0);
+    assert!(sample["additional_units"].as_u64().expect("additional units") > 0);
     assert!(sample["additional_days"].as_f64().expect("days") > 0.0);
+    let expected = result["decision"]["expected_verdict_date"].as_str().expect("a date");
+    assert!(expected > result["plan"]["last_day"].as_str().expect("last day"), "{expected}");
     let reasons = result["decision"]["reasons"].to_string();
-    assert!(reasons.contains("units per variant") && reasons.contains("more") && reasons.contains("days"), "{reasons}");
+    assert!(
+        reasons.contains("A verdict needs about") && reasons.contains(&format!("expected by {expected}")),
+        "{reasons}"
+    );
     // A preliminary summary is shown when nothing is significant.
     let report = std::fs::read_to_string(five_truths().out("flat").join("report.md")).expect("report");
     assert!(report.contains("## Preliminary summary"));
@@ -90,6 +122,7 @@ fn an_underpowered_test_continues_with_units_and_days_needed() {
 fn a_sample_ratio_mismatch_pauses_the_rollout() {
     let result = five_truths().result("srm");
     assert_eq!(recommendation(&result), "pause");
+    assert_eq!(reason_codes(&result), ["DATA_QUALITY_FAILED:srm"]);
     let srm = check(&result, "srm");
     assert_eq!(srm["status"], "fail");
     assert!(srm["p_value"].as_f64().expect("p") < 0.001);
@@ -114,6 +147,7 @@ fn a_configured_variant_without_units_is_inconclusive() {
     s.run(&[]).assert_code(0);
     let result = s.result("three-way");
     assert_eq!(recommendation(&result), "inconclusive");
+    assert_eq!(reason_codes(&result)[0], "MISSING_VARIANT");
     let missing = check(&result, "missing_variant");
     assert_eq!(missing["status"], "fail");
     assert!(missing["detail"].as_str().expect("detail").contains("`treatment_b`"));

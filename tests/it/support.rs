@@ -162,6 +162,16 @@ pub fn recommendation(result: &Value) -> &str {
     result["decision"]["recommendation"].as_str().expect("recommendation")
 }
 
+/// The decision's reason codes.
+pub fn reason_codes(result: &Value) -> Vec<&str> {
+    result["decision"]["reason_codes"]
+        .as_array()
+        .expect("reason codes")
+        .iter()
+        .map(|c| c.as_str().expect("a code"))
+        .collect()
+}
+
 pub fn metric<'a>(result: &'a Value, name: &str) -> &'a Value {
     result["metrics"]
         .as_array()
