@@ -33,7 +33,7 @@ fn cuped_reduces_variance_and_matches_gbstats() {
     assert!(c["unadjusted"]["p_value"].is_f64(), "the unadjusted numbers are kept");
     let width = |ci: &serde_json::Value| ci[1].as_f64().expect("hi") - ci[0].as_f64().expect("lo");
     assert!(width(&c["ci_absolute"]) < width(&c["unadjusted"]["ci_absolute"]), "CUPED narrows the interval");
-    reference_check(&s, "cuped");
+    reference_check(&s, &["cuped"]);
 }
 
 #[test]
@@ -49,7 +49,7 @@ fn a_proper_prior_shrinks_the_bayesian_view_and_matches_gbstats() {
     assert!(centre.abs() < relative.abs(), "a N(0, 5%²) prior pulls the lift toward 0: {centre} vs {relative}");
     let chance = c["bayesian"]["chance_to_win"].as_f64().expect("chance");
     assert!((0.0..=1.0).contains(&chance));
-    reference_check(&s, "prior");
+    reference_check(&s, &["prior"]);
 }
 
 /// Always-valid inference is the default for every job now, scheduled or not: a report read
@@ -78,6 +78,7 @@ fn sequential_is_the_default_for_every_job() {
     assert_eq!(result["plan"]["tuning_source"], "none");
     let report = std::fs::read_to_string(s.out("adhoc").join("report.md")).expect("report");
     assert!(report.contains("Intervals are fixed-horizon"));
+    reference_check(&s, &["adhoc"]);
 }
 
 #[test]
