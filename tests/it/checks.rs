@@ -106,3 +106,14 @@ fn clean_data_passes_every_check() {
         assert_eq!(c["status"], "pass", "{c}");
     }
 }
+
+#[test]
+fn every_check_status_and_the_pause_match_the_reference() {
+    let output = crate::reference::reference_check(abnormal(), &["few-switchers", "many-switchers"]);
+    for derived in
+        ["invalid_values warn", "missing_partitions warn", "multi_variant_units warn", "multi_variant_units fail"]
+    {
+        assert!(output.contains(derived), "the reference derived no `{derived}`:\n{output}");
+    }
+    assert!(output.contains("decision: pause  ['DATA_QUALITY_FAILED:multi_variant_units'"), "{output}");
+}

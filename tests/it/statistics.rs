@@ -108,6 +108,8 @@ fn an_srm_below_the_practical_gate_warns_instead_of_failing() {
     assert!(gated["detail"].as_str().expect("detail").contains("smaller than the practical threshold"), "{gated}");
     assert_ne!(recommendation(&result), "pause", "only a failed SRM check pauses");
     assert!(reason_codes(&result).contains(&"CHECK_WARNING:srm"), "{}", result["decision"]);
+    let output = reference_check(&s, &["skew"]);
+    assert!(output.contains("checks: srm warn"), "the reference derives the warning too:\n{output}");
 }
 
 #[test]
