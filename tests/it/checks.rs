@@ -95,6 +95,9 @@ fn a_variant_missing_from_the_job_is_an_unknown_variant() {
     assert!(unknown["detail"].as_str().expect("detail").contains("`treatment`"));
     assert_eq!(check(&result, "missing_variant")["status"], "fail");
     assert_eq!(recommendation(&result), "inconclusive");
+    let output = crate::reference::reference_check(&s, &["renamed"]);
+    assert!(output.contains("unknown_variant warn") && output.contains("missing_variant fail"), "{output}");
+    assert!(output.contains("decision: inconclusive  ['MISSING_VARIANT'"), "{output}");
 }
 
 #[test]

@@ -296,6 +296,8 @@ fn a_configured_variant_without_units_is_inconclusive() {
             .expect("b");
         assert!(to_b["absolute_effect"].is_null() && to_b["notes"].to_string().contains("no units"), "{to_b}");
     }
+    let output = crate::reference::reference_check(&s, &["three-way"]);
+    assert!(output.contains("decision: inconclusive  ['MISSING_VARIANT'"), "{output}");
 }
 
 // Rule 4.

@@ -542,6 +542,13 @@ def check_experiment(job, experiment, report_date, out_dir, root, exposures_all,
         for v in variants:
             mask = (ok["variant"] == v).values
             n_units = int(mask.sum())
+            if n_units == 0:
+                # A configured variant without units: no statistics, nothing to compare.
+                stats_by_variant[v] = (None, None, None)
+                row = next(r for r in metric_result["variants"] if r["variant"] == v)
+                if row["units"] != 0 or row["mean"] is not None or row["variance"] is not None:
+                    fail(f"{name}/{v}: a variant without units has statistics: {row}")
+                continue
             if metric["kind"] == "ratio":
                 num, den = values[name][0].values[mask], values[name][1].values[mask]
                 if den.sum() == 0:
@@ -580,7 +587,7 @@ def check_experiment(job, experiment, report_date, out_dir, root, exposures_all,
             (sa, raw_a, var_a), (sb, raw_b, var_b) = stats_by_variant[control], stats_by_variant[v]
             if sa is None or sb is None:
                 if comparison.get("inference") is not None or comparison["p_value"] is not None:
-                    fail(f"{name}/{v}: an undefined ratio is compared: {comparison}")
+                    fail(f"{name}/{v}: a variant without units or an undefined ratio is compared: {comparison}")
                 tests[(name, v)] = None
                 used_summaries[(name, v)] = None
                 continue
@@ -760,7 +767,12 @@ def check_experiment(job, experiment, report_date, out_dir, root, exposures_all,
             required[control] = max(required[control], math.ceil(n_c))
             required[v] = max(required[v], math.ceil(n_c * ratio))
     reported_required = plan["required_units"]
-    if not sized or planned == 0:
+    if min(counts) == 0:
+        # A variant without units: how (whether) to size its tests is not specified; abreport
+        # sizes them from the control's variance alone. Not checked.
+        print(f"plan: not checked (a variant has no units; abreport's required units {reported_required})")
+        sized, sample_reached = False, plan["sample_reached"]
+    elif not sized or planned == 0:
         if any(r is not None for r in reported_required):
             fail(f"plan.required_units {reported_required}: the reference cannot size every test")
         sample_reached = False
