@@ -80,6 +80,7 @@ fn many_multi_variant_units_fail_the_check_and_pause() {
     let result = abnormal().result("many-switchers");
     assert_eq!(check(&result, "multi_variant_units")["status"], "fail");
     assert_eq!(recommendation(&result), "pause");
+    assert_eq!(reason_codes(&result)[0], "DATA_QUALITY_FAILED:multi_variant_units");
 }
 
 #[test]
