@@ -522,7 +522,10 @@ def check_experiment(job, experiment, report_date, out_dir, root, exposures_all,
         if plan.get("tuning_source") == "default":
             return DEFAULT_TUNING
         # A design fixed by an earlier run from the data then: taken from abreport.
-        return next(c for m in results["metrics"] for c in m["comparisons"] if c["variant"] == v and c.get("inference"))["inference"]["tuning"]
+        taken = [c["inference"]["tuning"] for m in results["metrics"] for c in m["comparisons"] if c["variant"] == v and c.get("inference")]
+        if len(set(taken)) > 1:
+            fail(f"{v}: comparisons of one variant with different tunings {sorted(set(taken))}")
+        return taken[0] if taken else None
 
     tests = {}
     used_summaries = {}
