@@ -493,6 +493,18 @@ fn parse_experiment(text: &str, effect: f64) -> Result<GenExperiment, String> {
             experiment.srm_country = Some(text_value.to_string());
             continue;
         }
+        if key == "weights" || key == "effects" {
+            let numbers: Result<Vec<f64>, String> = text_value
+                .split('/')
+                .map(|x| x.parse::<f64>().map_err(|_| format!("`{part}`: `{x}` is not a number")))
+                .collect();
+            if key == "weights" {
+                experiment.weights = numbers?;
+            } else {
+                experiment.conversion_effects = numbers?;
+            }
+            continue;
+        }
         let value: f64 = text_value.parse().map_err(|_| format!("`{part}`: `{text_value}` is not a number"))?;
         match key {
             "srm_from_day" if value >= 0.0 => experiment.srm_from_day = Some(value as u32),
@@ -500,7 +512,8 @@ fn parse_experiment(text: &str, effect: f64) -> Result<GenExperiment, String> {
             "effect" => experiment.conversion_effect = value,
             "revenue_effect" => experiment.revenue_effect = value,
             "error_effect" => experiment.error_effect = value,
-            "treatment_share" => experiment.treatment_share = value,
+            "bounce_effect" => experiment.bounce_effect = value,
+            "treatment_share" => experiment.treatment_share = Some(value),
             "multi_variant_rate" => experiment.multi_variant_rate = value,
             other => return Err(format!("unknown experiment key `{other}`")),
         }
@@ -582,6 +595,8 @@ fn generate_command(args: GenerateArgs) -> Exit {
         seed: args.seed,
         unit_ids: args.unit_ids,
         page_views_per_day: args.page_views_per_day,
+        bounce_rate: args.bounce_rate,
+        purchase_lag_days: args.purchase_lag_days,
         nan_rate: args.nan_rate,
         missing_partition,
         history_days: args.history_days,

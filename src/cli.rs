@@ -189,10 +189,14 @@ pub struct GenerateArgs {
     /// True relative effect on conversion of every generated experiment's treatment.
     #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     pub effect: f64,
-    /// An experiment as `id[,key=value…]`, keys: coverage, effect, revenue_effect,
-    /// error_effect, treatment_share (SRM when not 0.5), srm_from_day (the SRM starts on this
-    /// day of the window), srm_country (the SRM only affects this country), multi_variant_rate.
-    /// Repeatable.
+    /// An experiment as `id[,key=value…]`, keys: coverage, weights (the configured split,
+    /// control first, `/`-separated: `90/10`, `1/1/1`; variants `control` and
+    /// `treatment`, or `control`, `a`, `b`, … with three or more), effect (on conversion, every
+    /// treatment variant), effects (one per treatment variant: `0/0.3`), revenue_effect
+    /// (purchase amounts: secondary metrics only), error_effect, bounce_effect (needs
+    /// --bounce-rate), treatment_share (the treatment variants' actual joint share: an SRM when
+    /// not the configured one), srm_from_day (the SRM starts on this day of the window),
+    /// srm_country (the SRM only affects this country), multi_variant_rate. Repeatable.
     #[arg(long = "experiment", value_name = "SPEC")]
     pub experiment_specs: Vec<String>,
     /// Share of purchase values written as NaN or infinity.
@@ -208,6 +212,14 @@ pub struct GenerateArgs {
     /// Mean page views per active day (scales the event volume).
     #[arg(long, default_value_t = 4.0)]
     pub page_views_per_day: f64,
+    /// Chance of a bounce per active day: writes `bounce` events and adds a `bounce_rate`
+    /// proportion metric (lower is better) to the job, for use as a second guardrail.
+    #[arg(long, default_value_t = 0.0)]
+    pub bounce_rate: f64,
+    /// Days at the start of the window without any purchase, as when a new experiment's
+    /// first day has no conversions yet.
+    #[arg(long, default_value_t = 0)]
+    pub purchase_lag_days: u32,
     /// Unit id type.
     #[arg(long, value_enum, default_value_t = UnitIdStyle::String)]
     pub unit_ids: UnitIdStyle,

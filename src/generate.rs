@@ -1,6 +1,8 @@
 //! Synthetic experiment data: exposure and event partitions plus a matching job file, with
-//! true effects and switches for the abnormal cases (SRM, NaN values, multi-variant units, a
-//! missing partition). Used by `abreport demo`, the tests and the benchmark.
+//! true effects (per treatment variant on the primary, on every other metric), any number of
+//! variants with any split, and switches for the abnormal cases (SRM, NaN values,
+//! multi-variant units, a missing partition, a lag before the first purchase). Used by
+//! `abreport demo`, the tests and the benchmark.
 //!
 //! Deterministic: the same spec and seed give the same files, on any machine. Each (unit, day)
 //! draws from its own seeded stream, so days are generated in parallel and in any order.
@@ -26,14 +28,26 @@ pub struct GenExperiment {
     pub id: String,
     /// Share of units enrolled.
     pub coverage: f64,
-    /// True relative effect of `treatment` on the chance of a purchase per active day.
+    /// Configured weights of the variants, control first (two or more); units are assigned
+    /// in these proportions unless `treatment_share` says otherwise. Names: see
+    /// [`GenExperiment::variant_names`].
+    pub weights: Vec<f64>,
+    /// True relative effect of every treatment variant on the chance of a purchase per active
+    /// day (the primary metric), unless `conversion_effects` names one per variant.
     pub conversion_effect: f64,
-    /// True relative effect on purchase amounts.
+    /// Per treatment variant, in variant order: its own true effect on the chance of a
+    /// purchase (empty: `conversion_effect` for each).
+    pub conversion_effects: Vec<f64>,
+    /// True relative effect on purchase amounts (secondary metrics only: revenue, order value).
     pub revenue_effect: f64,
     /// True relative effect on the chance of an error (a guardrail; lower is better).
     pub error_effect: f64,
-    /// Share of enrolled units actually assigned to `treatment` (0.5 = as configured).
-    pub treatment_share: f64,
+    /// True relative effect on the chance of a bounce (a second proportion guardrail; lower is
+    /// better; needs [`GenSpec::bounce_rate`]).
+    pub bounce_effect: f64,
+    /// Share of enrolled units actually assigned to the treatment variants together, split
+    /// among them by their weights (`None`: as configured). Off the configured share, an SRM.
+    pub treatment_share: Option<f64>,
     /// Share of enrolled units later also exposed to the other variant.
     pub multi_variant_rate: f64,
     /// With `treatment_share` off 0.5: the mismatch starts on this day of the window (units
@@ -48,14 +62,59 @@ impl GenExperiment {
         Self {
             id: id.to_string(),
             coverage: 1.0,
+            weights: vec![0.5, 0.5],
             conversion_effect: 0.0,
+            conversion_effects: Vec::new(),
             revenue_effect: 0.0,
             error_effect: 0.0,
-            treatment_share: 0.5,
+            bounce_effect: 0.0,
+            treatment_share: None,
             multi_variant_rate: 0.0,
             srm_from_day: None,
             srm_country: None,
         }
+    }
+
+    /// `control`, then `treatment` when there is one treatment variant, else `a`, `b`, `c`, …
+    pub fn variant_names(&self) -> Vec<String> {
+        let treatments = self.weights.len().saturating_sub(1);
+        let mut names = vec!["control".to_string()];
+        if treatments == 1 {
+            names.push("treatment".into());
+        } else {
+            names.extend((0..treatments).map(|i| char::from(b'a' + (i % 26) as u8).to_string()));
+        }
+        names
+    }
+
+    /// The true effect on the chance of a purchase of treatment variant `variant` (1-based).
+    pub fn conversion_effect_of(&self, variant: usize) -> f64 {
+        self.conversion_effects.get(variant.wrapping_sub(1)).copied().unwrap_or(self.conversion_effect)
+    }
+
+    /// The variant a unit drawing `u` (uniform in [0, 1)) is assigned to, with `share` the
+    /// treatment variants' joint share: control when `u >= share`, else a treatment variant by
+    /// the weights, reusing `u` (so a two-variant experiment draws what it always drew).
+    fn assign(&self, u: f64, share: f64) -> usize {
+        if u >= share {
+            return 0;
+        }
+        let treatment_weights = &self.weights[1..];
+        let total: f64 = treatment_weights.iter().sum();
+        let mut x = u / share * total;
+        for (i, w) in treatment_weights.iter().enumerate() {
+            if x < *w {
+                return i + 1;
+            }
+            x -= w;
+        }
+        treatment_weights.len()
+    }
+
+    /// The treatment variants' configured joint share.
+    fn configured_treatment_share(&self) -> f64 {
+        let total: f64 = self.weights.iter().sum();
+        1.0 - self.weights[0] / total
     }
 }
 
@@ -78,6 +137,12 @@ pub struct GenSpec {
     pub unit_ids: UnitIdStyle,
     /// Mean page views per active day.
     pub page_views_per_day: f64,
+    /// Chance of a bounce per active day (control); 0 writes no bounce events and leaves the
+    /// `bounce_rate` metric out of the job.
+    pub bounce_rate: f64,
+    /// Days at the start of the window without any purchase (the primary metric has no
+    /// events yet).
+    pub purchase_lag_days: u32,
     /// Share of purchase values written as NaN or infinity.
     pub nan_rate: f64,
     /// A partition to leave out.
@@ -221,8 +286,8 @@ struct UnitTraits {
     engagement: f64,
     country: &'static str,
     platform: &'static str,
-    /// Per experiment: enrolled, treatment, exposed to both.
-    assignment: Vec<Option<(bool, bool)>>,
+    /// Per experiment: enrolled, its variant (0 = control), exposed to another one too.
+    assignment: Vec<Option<(usize, bool)>>,
 }
 
 fn traits(spec: &GenSpec, unit: u64) -> UnitTraits {
@@ -240,9 +305,10 @@ fn traits(spec: &GenSpec, unit: u64) -> UnitTraits {
             rng.chance(e.coverage).then(|| {
                 let mismatched = e.srm_from_day.is_none_or(|day| arrival_day >= day)
                     && e.srm_country.as_deref().is_none_or(|c| c == country);
-                let share = if mismatched { e.treatment_share } else { 0.5 };
-                let treatment = rng.chance(share);
-                (treatment, rng.chance(e.multi_variant_rate))
+                let configured = e.configured_treatment_share();
+                let share = if mismatched { e.treatment_share.unwrap_or(configured) } else { configured };
+                let variant = e.assign(rng.uniform(), share);
+                (variant, rng.chance(e.multi_variant_rate))
             })
         })
         .collect();
@@ -303,6 +369,7 @@ impl DayRows {
 fn generate_rows(spec: &GenSpec, day: u32, range: std::ops::Range<u64>) -> DayRows {
     let mut rows = DayRows::new();
     let day_start = day_start_micros(spec.first_date() + chrono::Days::new(u64::from(day)));
+    let names: Vec<Vec<String>> = spec.experiments.iter().map(GenExperiment::variant_names).collect();
     let mut id = String::new();
     for unit in range {
         let traits = traits(spec, unit);
@@ -326,27 +393,34 @@ fn generate_rows(spec: &GenSpec, day: u32, range: std::ops::Range<u64>) -> DayRo
         };
         let mut conversion = 0.04 * traits.propensity;
         let mut error_rate = 0.02;
+        let mut bounce_rate = spec.bounce_rate;
         let mut revenue = 1.0;
-        for (e, assignment) in spec.experiments.iter().zip(&traits.assignment) {
-            let Some((treatment, multi)) = *assignment else {
+        for ((e, assignment), names) in spec.experiments.iter().zip(&traits.assignment).zip(&names) {
+            let Some((variant, multi)) = *assignment else {
                 continue;
             };
             if before_arrival {
                 continue;
             }
-            // Exposure at session start; a multi-variant unit sees the other variant on a later day.
+            // Exposure at session start; a multi-variant unit sees another variant on a later
+            // day (control's units the first treatment, treatment units the control).
             let switched = multi && !arrival;
-            let shown = treatment != switched;
+            let shown = match (switched, variant) {
+                (false, v) => v,
+                (true, 0) => 1,
+                (true, _) => 0,
+            };
             rows.exp_experiment.append_value(&e.id);
-            rows.exp_variant.append_value(if shown { "treatment" } else { "control" });
+            rows.exp_variant.append_value(&names[shown]);
             DayRows::unit(&mut rows.exp_unit_text, &mut rows.exp_unit_int, spec.unit_ids, &id, unit);
             rows.exp_ts.append_value(session_start + (rng.uniform() * 1e6) as i64);
             rows.exp_country.append_value(traits.country);
             rows.exp_platform.append_value(traits.platform);
             rows.exposures += 1;
-            if treatment {
-                conversion *= 1.0 + e.conversion_effect;
+            if variant > 0 {
+                conversion *= 1.0 + e.conversion_effect_of(variant);
                 error_rate *= 1.0 + e.error_effect;
+                bounce_rate *= 1.0 + e.bounce_effect;
                 revenue *= 1.0 + e.revenue_effect;
             }
         }
@@ -364,6 +438,8 @@ fn generate_rows(spec: &GenSpec, day: u32, range: std::ops::Range<u64>) -> DayRo
         for _ in 0..1 + rng.poisson(((spec.page_views_per_day - 1.0) * traits.engagement).max(0.0)) {
             event(&mut rows, &mut rng, "page_view", None);
         }
+        // The draws are made during the lag too, so a lag changes nothing else.
+        let lagged = window_day.is_some_and(|d| d < spec.purchase_lag_days);
         if rng.chance(conversion.min(1.0)) {
             let amount = (3.6 + 0.7 * rng.normal()).exp() * revenue;
             let value = if rng.chance(spec.nan_rate) {
@@ -371,10 +447,18 @@ fn generate_rows(spec: &GenSpec, day: u32, range: std::ops::Range<u64>) -> DayRo
             } else {
                 (amount * 100.0).round() / 100.0
             };
-            event(&mut rows, &mut rng, "purchase", Some(value));
+            if lagged {
+                let _ = rng.uniform(); // the event's timestamp
+            } else {
+                event(&mut rows, &mut rng, "purchase", Some(value));
+            }
         }
         if rng.chance(error_rate.min(1.0)) {
             event(&mut rows, &mut rng, "error", None);
+        }
+        // Last, so datasets without bounces draw what they always drew.
+        if spec.bounce_rate > 0.0 && rng.chance(bounce_rate.min(1.0)) {
+            event(&mut rows, &mut rng, "bounce", None);
         }
     }
     rows
@@ -418,6 +502,22 @@ pub fn generate(spec: &GenSpec, out: &Path) -> Result<Generated, GenerateError> 
     }
     if spec.experiments.is_empty() {
         return Err(GenerateError::Spec("at least one experiment is needed".into()));
+    }
+    for e in &spec.experiments {
+        if e.weights.len() < 2 || e.weights.len() > 27 || !e.weights.iter().all(|w| w.is_finite() && *w > 0.0) {
+            return Err(GenerateError::Spec(format!(
+                "experiment `{}`: 2 to 27 variants with positive weights are needed",
+                e.id
+            )));
+        }
+        if e.conversion_effects.len() > e.weights.len() - 1 {
+            return Err(GenerateError::Spec(format!(
+                "experiment `{}`: {} effects for {} treatment variants",
+                e.id,
+                e.conversion_effects.len(),
+                e.weights.len() - 1
+            )));
+        }
     }
     let data_dir = out.join("data");
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -567,14 +667,28 @@ description = "Share of units that hit an error"
 "#,
         lookback = spec.history_days.clamp(1, 14),
     );
+    if spec.bounce_rate > 0.0 {
+        toml.push_str(
+            r#"
+[[metrics]]
+name = "bounce_rate"
+kind = "proportion"
+event = "bounce"
+higher_is_better = false
+description = "Share of units with a bounced session"
+"#,
+        );
+    }
     for e in &spec.experiments {
+        let variants: Vec<String> =
+            e.variant_names().iter().zip(&e.weights).map(|(name, w)| format!("{name} = {w:?}")).collect();
         let _ = write!(
             toml,
             r#"
 [[experiments]]
 id = "{}"
 control = "control"
-variants = {{ control = 0.5, treatment = 0.5 }}
+variants = {{ {} }}
 start = {}
 primary = "conversion"
 secondary = ["revenue", "order_value", "page_views"]
@@ -582,6 +696,7 @@ guardrails = [{{ metric = "error_rate", margin = 0.2 }}]
 planned_units = {}
 "#,
             e.id.replace('\\', "\\\\").replace('"', "\\\""),
+            variants.join(", "),
             spec.start_date(),
             ((spec.units as f64 * e.coverage).round() as u64).max(2)
         );
@@ -599,6 +714,8 @@ pub fn demo_spec(end_date: NaiveDate) -> GenSpec {
         seed: 20261126,
         unit_ids: UnitIdStyle::String,
         page_views_per_day: 4.0,
+        bounce_rate: 0.0,
+        purchase_lag_days: 0,
         nan_rate: 0.0,
         missing_partition: None,
         history_days: 7,
@@ -608,11 +725,92 @@ pub fn demo_spec(end_date: NaiveDate) -> GenSpec {
             GenExperiment { coverage: 0.1, conversion_effect: 0.03, ..GenExperiment::new("search-ranking-v2") },
             // The allocation breaks on day 6 of 14: the report should name that day.
             GenExperiment {
-                treatment_share: 0.55,
+                treatment_share: Some(0.55),
                 srm_from_day: Some(5),
                 conversion_effect: 0.05,
                 ..GenExperiment::new("pricing-page")
             },
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(experiments: Vec<GenExperiment>) -> GenSpec {
+        GenSpec {
+            units: 10,
+            days: 2,
+            end_date: NaiveDate::from_ymd_opt(2026, 11, 20).expect("a date"),
+            files_per_day: 1,
+            seed: 1,
+            unit_ids: UnitIdStyle::String,
+            page_views_per_day: 4.0,
+            bounce_rate: 0.0,
+            purchase_lag_days: 0,
+            nan_rate: 0.0,
+            missing_partition: None,
+            history_days: 0,
+            experiments,
+        }
+    }
+
+    #[test]
+    fn two_variants_are_control_and_treatment_split_as_before() {
+        let e = GenExperiment::new("x");
+        assert_eq!(e.variant_names(), ["control", "treatment"]);
+        // The draw that used to be `chance(0.5)`: treatment below 0.5.
+        assert_eq!([e.assign(0.0, 0.5), e.assign(0.4999, 0.5), e.assign(0.5, 0.5), e.assign(0.99, 0.5)], [1, 1, 0, 0]);
+        assert!(job_toml(&spec(vec![e])).contains("variants = { control = 0.5, treatment = 0.5 }"));
+    }
+
+    #[test]
+    fn more_variants_are_lettered_and_split_by_their_weights() {
+        let e = GenExperiment {
+            weights: vec![2.0, 1.0, 1.0],
+            conversion_effects: vec![0.0, 0.3],
+            ..GenExperiment::new("x")
+        };
+        assert_eq!(e.variant_names(), ["control", "a", "b"]);
+        assert_eq!(e.configured_treatment_share(), 0.5);
+        assert_eq!([e.assign(0.1, 0.5), e.assign(0.3, 0.5), e.assign(0.7, 0.5)], [1, 2, 0]);
+        assert_eq!([e.conversion_effect_of(1), e.conversion_effect_of(2)], [0.0, 0.3]);
+        assert!(job_toml(&spec(vec![e])).contains("variants = { control = 2.0, a = 1.0, b = 1.0 }"));
+    }
+
+    #[test]
+    fn the_bounce_metric_is_in_the_job_only_with_bounces() {
+        let mut s = spec(vec![GenExperiment::new("x")]);
+        assert!(!job_toml(&s).contains("bounce"));
+        s.bounce_rate = 0.3;
+        assert!(job_toml(&s).contains("name = \"bounce_rate\"\nkind = \"proportion\"\nevent = \"bounce\""));
+    }
+
+    #[test]
+    fn impossible_splits_are_refused() {
+        let out = Path::new("/nonexistent");
+        for e in [
+            GenExperiment { weights: vec![1.0], ..GenExperiment::new("one") },
+            GenExperiment { weights: vec![1.0, 0.0], ..GenExperiment::new("zero") },
+            GenExperiment { conversion_effects: vec![0.1, 0.2], ..GenExperiment::new("effects") },
+        ] {
+            assert!(matches!(generate(&spec(vec![e]), out), Err(GenerateError::Spec(_))));
+        }
+    }
+
+    #[test]
+    fn a_purchase_lag_leaves_the_first_days_without_purchases_and_the_rest_unchanged() {
+        let plain = spec(vec![GenExperiment { conversion_effect: 3.0, ..GenExperiment::new("x") }]);
+        let lagged = GenSpec { purchase_lag_days: 1, units: 400, ..plain.clone() };
+        let plain = GenSpec { units: 400, ..plain };
+        let purchases = |s: &GenSpec, day: u32| {
+            let mut rows = generate_rows(s, day, 0..s.units);
+            let events = rows.ev_event.finish();
+            events.iter().filter(|e| *e == Some("purchase")).count()
+        };
+        assert_eq!(purchases(&lagged, 0), 0);
+        assert!(purchases(&plain, 0) > 0);
+        assert_eq!(purchases(&lagged, 1), purchases(&plain, 1));
     }
 }

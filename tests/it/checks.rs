@@ -80,6 +80,7 @@ fn many_multi_variant_units_fail_the_check_and_pause() {
     let result = abnormal().result("many-switchers");
     assert_eq!(check(&result, "multi_variant_units")["status"], "fail");
     assert_eq!(recommendation(&result), "pause");
+    assert_eq!(reason_codes(&result)[0], "DATA_QUALITY_FAILED:multi_variant_units");
 }
 
 #[test]
@@ -95,6 +96,9 @@ fn a_variant_missing_from_the_job_is_an_unknown_variant() {
     assert!(unknown["detail"].as_str().expect("detail").contains("`treatment`"));
     assert_eq!(check(&result, "missing_variant")["status"], "fail");
     assert_eq!(recommendation(&result), "inconclusive");
+    let output = crate::reference::reference_check(&s, &["renamed"]);
+    assert!(output.contains("unknown_variant warn") && output.contains("missing_variant fail"), "{output}");
+    assert!(output.contains("decision: inconclusive  ['MISSING_VARIANT'"), "{output}");
 }
 
 #[test]
@@ -105,4 +109,15 @@ fn clean_data_passes_every_check() {
     for c in result["checks"].as_array().expect("checks") {
         assert_eq!(c["status"], "pass", "{c}");
     }
+}
+
+#[test]
+fn every_check_status_and_the_pause_match_the_reference() {
+    let output = crate::reference::reference_check(abnormal(), &["few-switchers", "many-switchers"]);
+    for derived in
+        ["invalid_values warn", "missing_partitions warn", "multi_variant_units warn", "multi_variant_units fail"]
+    {
+        assert!(output.contains(derived), "the reference derived no `{derived}`:\n{output}");
+    }
+    assert!(output.contains("decision: pause  ['DATA_QUALITY_FAILED:multi_variant_units'"), "{output}");
 }

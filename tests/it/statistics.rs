@@ -33,7 +33,7 @@ fn cuped_reduces_variance_and_matches_gbstats() {
     assert!(c["unadjusted"]["p_value"].is_f64(), "the unadjusted numbers are kept");
     let width = |ci: &serde_json::Value| ci[1].as_f64().expect("hi") - ci[0].as_f64().expect("lo");
     assert!(width(&c["ci_absolute"]) < width(&c["unadjusted"]["ci_absolute"]), "CUPED narrows the interval");
-    reference_check(&s, "cuped");
+    reference_check(&s, &["cuped"]);
 }
 
 #[test]
@@ -49,30 +49,40 @@ fn a_proper_prior_shrinks_the_bayesian_view_and_matches_gbstats() {
     assert!(centre.abs() < relative.abs(), "a N(0, 5%²) prior pulls the lift toward 0: {centre} vs {relative}");
     let chance = c["bayesian"]["chance_to_win"].as_f64().expect("chance");
     assert!((0.0..=1.0).contains(&chance));
-    reference_check(&s, "prior");
+    reference_check(&s, &["prior"]);
 }
 
+/// Always-valid inference is the default for every job now, scheduled or not: a report read
+/// twice is a peek whoever reads it. (It used to be off for jobs without a schedule.)
 #[test]
-fn sequential_is_the_default_for_scheduled_jobs_only() {
+fn sequential_is_the_default_for_every_job() {
     let s = Scenario::generate(&["--units", "2000", "--days", "3", "--experiment", "adhoc,effect=0.2"]);
     s.edit_job(|job| job.replace("schedule = \"0 0 6 * * *\"\n", ""));
     s.run(&[]).assert_code(0);
     let result = s.result("adhoc");
-    assert_eq!(result["settings"]["sequential"], false);
-    assert!(comparison(&result, "conversion").get("sequential").is_none());
+    assert_eq!(result["settings"]["sequential"], true);
+    let c = comparison(&result, "conversion");
+    assert_eq!(c["inference"]["method"], "always_valid", "{c}");
+    assert!(c["inference"]["tuning"].as_f64().expect("tuning") > 0.0);
+    assert!(c["sequential"]["p_value"].is_f64());
     let report = std::fs::read_to_string(s.out("adhoc").join("report.md")).expect("report");
-    assert!(report.contains("Intervals are fixed-horizon"), "the report says how to read it");
-    s.edit_job(|job| job.replace("srm_p_value = 0.001", "srm_p_value = 0.001\nsequential = true"));
+    assert!(report.contains("safe to read daily"), "the report says how to read it");
+    s.edit_job(|job| job.replace("srm_p_value = 0.001", "srm_p_value = 0.001\nsequential = false"));
     s.run(&[]).assert_code(0);
     let result = s.result("adhoc");
-    assert_eq!(result["settings"]["sequential"], true);
-    assert!(comparison(&result, "conversion")["sequential"]["p_value"].is_f64());
+    assert_eq!(result["settings"]["sequential"], false);
+    let c = comparison(&result, "conversion");
+    assert!(c.get("sequential").is_none());
+    assert_eq!(c["inference"]["method"], "fixed_horizon", "{c}");
+    assert!(c["inference"]["tuning"].is_null());
+    assert_eq!(result["plan"]["tuning_source"], "none");
     let report = std::fs::read_to_string(s.out("adhoc").join("report.md")).expect("report");
-    assert!(report.contains("safe to read daily"));
+    assert!(report.contains("Intervals are fixed-horizon"));
+    reference_check(&s, &["adhoc"]);
 }
 
 #[test]
-fn the_srm_practical_gate_ignores_tiny_skews_in_huge_samples() {
+fn an_srm_below_the_practical_gate_warns_instead_of_failing() {
     let s = Scenario::generate(&[
         "--units",
         "60000",
@@ -90,10 +100,16 @@ fn the_srm_practical_gate_ignores_tiny_skews_in_huge_samples() {
     assert_eq!(strict["status"], "fail", "{strict}");
     s.edit_job(|job| job.replace("srm_p_value = 0.001", "srm_p_value = 0.001\nsrm_min_deviation = 0.05"));
     s.run(&[]).assert_code(0);
-    let gated = check(&s.result("skew"), "srm").clone();
-    assert_eq!(gated["status"], "pass", "{gated}");
+    let result = s.result("skew");
+    let gated = check(&result, "srm").clone();
+    // A mismatch below the practical gate is still a mismatch: it warns (it used to pass).
+    assert_eq!(gated["status"], "warn", "{gated}");
     assert!(gated["p_value"].as_f64().expect("p") < 0.001, "still statistically detectable");
-    assert!(gated["detail"].as_str().expect("detail").contains("below the practical threshold"));
+    assert!(gated["detail"].as_str().expect("detail").contains("smaller than the practical threshold"), "{gated}");
+    assert_ne!(recommendation(&result), "pause", "only a failed SRM check pauses");
+    assert!(reason_codes(&result).contains(&"CHECK_WARNING:srm"), "{}", result["decision"]);
+    let output = reference_check(&s, &["skew"]);
+    assert!(output.contains("checks: srm warn"), "the reference derives the warning too:\n{output}");
 }
 
 #[test]
@@ -175,16 +191,28 @@ fn breakdowns_are_exploratory_with_the_top_20_values_and_other() {
     assert!(report.contains("Exploratory breakdowns") && report.contains("Not used for the recommendation"));
 }
 
+/// A guardrail listed by name has no margin: it is not a non-inferiority test (which the old
+/// default 5% margin made it, holding every win back until the guardrail was shown within 5%)
+/// but a harm test, which blocks only on significant harm.
 #[test]
-fn guardrails_named_only_get_the_default_margin() {
+fn guardrails_named_only_have_no_margin_and_only_block_on_harm() {
     let s = Scenario::generate(&["--units", "2000", "--days", "2", "--experiment", "plain"]);
     s.edit_job(|job| {
         job.replace("guardrails = [{ metric = \"error_rate\", margin = 0.2 }]", "guardrails = [\"error_rate\"]")
     });
     s.run(&[]).assert_code(0);
     let result = s.result("plain");
-    assert_eq!(metric(&result, "error_rate")["margin"], 0.05);
-    assert_eq!(comparison(&result, "error_rate")["non_inferiority"]["margin"], 0.05);
+    assert!(
+        metric(&result, "error_rate").get("margin").is_none_or(|m| m.is_null()),
+        "{}",
+        metric(&result, "error_rate")
+    );
+    let c = comparison(&result, "error_rate");
+    assert!(c.get("non_inferiority").is_none_or(|n| n.is_null()), "{c}");
+    assert!(c["inference"]["harm_p_value"].is_f64(), "the harm test of 0: {c}");
+    let planned: Vec<&str> =
+        result["plan"]["tests"].as_array().expect("tests").iter().map(|t| t["test"].as_str().expect("kind")).collect();
+    assert_eq!(planned, ["success"], "no non-inferiority test is planned for it");
 }
 
 #[test]

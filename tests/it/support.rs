@@ -132,6 +132,16 @@ impl Scenario {
         self.edit_job(|job| format!("{lines}\n{job}"));
     }
 
+    /// Rewrites the `[[experiments]]` table of experiment `id` with `edit` (the table's text,
+    /// from its `id = …` line to the next table).
+    pub fn edit_experiment(&self, id: &str, edit: impl FnOnce(String) -> String) {
+        self.edit_job(|job| {
+            let start = job.find(&format!("id = \"{id}\"\n")).unwrap_or_else(|| panic!("no experiment {id}"));
+            let end = job[start..].find("\n[[").map_or(job.len(), |i| start + i + 1);
+            format!("{}{}\n\n{}", &job[..start], edit(job[start..end].to_string()).trim_end(), &job[end..])
+        });
+    }
+
     /// Appends a table (`[[deliver]]` …) to the job file.
     pub fn append_to_job(&self, table: &str) {
         self.edit_job(|job| format!("{job}\n{table}\n"));
@@ -160,6 +170,16 @@ pub fn check<'a>(result: &'a Value, name: &str) -> &'a Value {
 
 pub fn recommendation(result: &Value) -> &str {
     result["decision"]["recommendation"].as_str().expect("recommendation")
+}
+
+/// The decision's reason codes.
+pub fn reason_codes(result: &Value) -> Vec<&str> {
+    result["decision"]["reason_codes"]
+        .as_array()
+        .expect("reason codes")
+        .iter()
+        .map(|c| c.as_str().expect("a code"))
+        .collect()
 }
 
 pub fn metric<'a>(result: &'a Value, name: &str) -> &'a Value {
