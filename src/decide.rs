@@ -312,6 +312,14 @@ fn promote(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) ->
                 reasons.push(format!("Guardrail `{}` is non-inferior: {}.", guardrail.name, non_inferiority_text(c)));
                 codes.push(format!("GUARDRAIL_NON_INFERIOR:{}", guardrail.name));
             }
+            None if c.inference.is_none() => {
+                reasons.push(format!(
+                    "Guardrail `{}` could not be tested ({}), so it shows no harm.",
+                    guardrail.name,
+                    c.notes.join("; ")
+                ));
+                codes.push(format!("GUARDRAIL_NOT_TESTABLE:{}", guardrail.name));
+            }
             None => {
                 reasons.push(format!(
                     "Guardrail `{}` shows no significant harm ({}).",
@@ -628,8 +636,11 @@ fn settle_text(result: &ExperimentResult, plan: &Plan) -> Option<String> {
 }
 
 fn not_feasible_text(result: &ExperimentResult, plan: &Plan) -> String {
-    let larger =
-        plan.feasible_mde.map(|m| format!(", or accept a larger MDE of {}", percent(m, 1))).unwrap_or_default();
+    let larger = plan
+        .feasible_mde
+        .filter(|&m| m > result.settings.mde)
+        .map(|m| format!(", or accept a larger MDE of {}", percent(m, 1)))
+        .unwrap_or_default();
     format!(
         "That is after the experiment's last day, {} (`max_days` = {}): at this traffic the test cannot detect a {} effect in time. Stop it{larger}.",
         plan.last_day,

@@ -767,7 +767,12 @@ fn expected_verdict(result: &ExperimentResult) -> Option<String> {
                 .filter(|p| date > p.last_day)
                 .map(|p| format!(", after the experiment's last day ({})", p.last_day))
                 .unwrap_or_default();
-            format!("Expected verdict by {date}{late}. Hold the rollout at its current exposure (do not expand it) until then.")
+            let provisional = if result.plan.as_ref().is_some_and(|p| p.estimate_is_provisional) {
+                " (a first estimate: it firms up after a week of data)"
+            } else {
+                ""
+            };
+            format!("Expected verdict by {date}{provisional}{late}. Hold the rollout at its current exposure (do not expand it) until then.")
         }
         None => "No verdict date can be estimated yet. Hold the rollout at its current exposure (do not expand it) until the verdict.".to_string(),
     };
@@ -853,7 +858,8 @@ fn plan_model(result: &ExperimentResult, plan: &Plan) -> PlanModel {
         match (plan.expected_verdict_date, plan.days_to_decision) {
             (Some(date), Some(d)) => {
                 let late = if date > plan.last_day { ", after the last day" } else { "" };
-                format!("{date} ({}{late})", crate::numbers::days(d))
+                let provisional = if plan.estimate_is_provisional { ", a first estimate" } else { "" };
+                format!("{date} ({}{late}{provisional})", crate::numbers::days(d))
             }
             (Some(date), None) => date.to_string(),
             (None, _) => "not estimable yet".to_string(),
@@ -861,11 +867,12 @@ fn plan_model(result: &ExperimentResult, plan: &Plan) -> PlanModel {
     };
     let first = match (plan.first_expected_verdict_date, plan.designed_on) {
         (Some(date), Some(on)) => format!("{date} (design of {on})"),
+        (None, _) if plan.estimate_is_provisional => "after a week of data".to_string(),
         (Some(date), None) => date.to_string(),
         (None, _) => dash(),
     };
     let mut last_day = format!("{} (max_days = {})", plan.last_day, result.settings.max_days);
-    if let Some(mde) = plan.feasible_mde {
+    if let Some(mde) = plan.feasible_mde.filter(|&mde| mde > result.settings.mde) {
         last_day.push_str(&format!(
             "; the sample reachable by then detects a {} effect, not the {} MDE",
             percent(mde, 1),
@@ -1320,6 +1327,8 @@ mod tests {
             sample_reached: false,
             last_day: day(31).expect("a date"),
             feasible_mde: None,
+            estimate_is_provisional: false,
+            units_to_settle: vec![],
         });
         let (html, markdown) = render(&result);
         for line in [

@@ -93,19 +93,17 @@ fn every_rule_matches_the_documented_rule() {
     assert!(output.contains("decision: continue  ['TOO_EARLY', 'HOLD_ROLLOUT']"), "{output}");
 }
 
-/// Cases where the code departs from its module doc. Each is a disagreement to settle (change
-/// the doc or the code), not a reference to bend: this test fails until they agree.
+/// Edge cases where the code and its module doc once disagreed, settled as follows (the doc
+/// was amended for the first and third, the code for the second), and now read the same way by
+/// the reference:
 ///
 /// - `pending-trade-off`: a primary win with `order_value` significantly worse while the
-///   margin guardrail `error_rate` is not yet shown non-inferior. Rule 7 as documented:
-///   `inconclusive` (TRADE_OFF); the code only reads a trade-off with no guardrail pending, and
-///   continues.
+///   margin guardrail `error_rate` is not yet shown non-inferior: `continue` — rule 7 needs no
+///   guardrail pending, since more data can still turn the guardrail into a rollback.
 /// - `untestable-guardrail`: a primary win with a guardrail named only (`refunds`) that has no
-///   events, so it cannot be tested. Rule 5 as documented asks only that no guardrail be
-///   significantly worse: `promote`; the code holds it back as pending and continues.
+///   events: `promote`, naming `GUARDRAIL_NOT_TESTABLE:refunds` — no events is no harm.
 /// - `first-and-last-day`: the primary cannot be tested on the experiment's last day
-///   (`max_days = 1`). Rule 4 as documented: `continue` (TOO_EARLY); the code says
-///   `inconclusive` (PRIMARY_NOT_TESTABLE, HORIZON_REACHED:max_days).
+///   (`max_days = 1`): `inconclusive` (PRIMARY_NOT_TESTABLE, HORIZON_REACHED:max_days).
 #[test]
 fn the_documented_rule_and_the_code_agree_on_its_edge_cases() {
     let mut disagreements = Vec::new();
@@ -121,4 +119,10 @@ fn the_documented_rule_and_the_code_agree_on_its_edge_cases() {
         "src/decide.rs disagrees with its own module doc (the documented rule, re-derived in tests/reference/check_run.py); settle each in the doc or the code:\n{}",
         disagreements.join("\n")
     );
+    let rules = rules();
+    assert_eq!(recommendation(&rules.result("pending-trade-off")), "continue");
+    let untestable = rules.result("untestable-guardrail");
+    assert_eq!(recommendation(&untestable), "promote");
+    assert!(untestable["decision"]["reason_codes"].to_string().contains("GUARDRAIL_NOT_TESTABLE:refunds"));
+    assert_eq!(recommendation(&first_day().result("first-and-last-day")), "inconclusive");
 }

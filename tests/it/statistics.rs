@@ -77,7 +77,7 @@ fn sequential_is_the_default_for_every_job() {
     assert!(c["inference"]["tuning"].is_null());
     assert_eq!(result["plan"]["tuning_source"], "none");
     let report = std::fs::read_to_string(s.out("adhoc").join("report.md")).expect("report");
-    assert!(report.contains("Intervals are fixed-horizon"));
+    assert!(report.contains("valid only when read once"), "the report warns that it is not safe to read daily");
     reference_check(&s, &["adhoc"]);
 }
 

@@ -235,8 +235,12 @@ def documented_rule(ctx):
         return done("inconclusive", None, ["NO_PRIMARY_METRIC"])
     treatments = ctx["treatments"]
     tests = ctx["tests"]  # (metric, variant) -> recomputed test or None
-    # 4. The primary cannot be tested yet (no events, no variance): continue.
+    plan = ctx["plan"]
+    # 4. The primary cannot be tested yet (no events, no variance): continue; on or after the
+    # last day, inconclusive (stop).
     if all(tests[(primary["name"], v)] is None for v in treatments):
+        if ctx["report_date"] >= plan["last_day"]:
+            return done("inconclusive", None, ["PRIMARY_NOT_TESTABLE", "HORIZON_REACHED:max_days"])
         return done("continue", None, ["TOO_EARLY", "HOLD_ROLLOUT"])
 
     guardrails = [m for m in ctx["metrics"] if m["role"] == "guardrail"]
@@ -277,10 +281,14 @@ def documented_rule(ctx):
     ]
     if promotable:
         best = max(promotable, key=lambda v: estimate(v) if primary["higher_is_better"] else -estimate(v))
-        codes = ["PRIMARY_SIGNIFICANT_WIN"] + [
-            f"GUARDRAIL_NON_INFERIOR:{g['name']}" if g["margin"] is not None else f"GUARDRAIL_NO_HARM:{g['name']}"
-            for g in guardrails
-        ]
+        def cleared(g):
+            if g["margin"] is not None:
+                return f"GUARDRAIL_NON_INFERIOR:{g['name']}"
+            if tests[(g["name"], best)] is None:
+                return f"GUARDRAIL_NOT_TESTABLE:{g['name']}"  # no events: no harm shown
+            return f"GUARDRAIL_NO_HARM:{g['name']}"
+
+        codes = ["PRIMARY_SIGNIFICANT_WIN"] + [cleared(g) for g in guardrails]
         return done("promote", best, codes)
     # 6. Rollback: the primary or a guardrail harmed at the shared harm level.
     harmful = [v for v in treatments if harmed(primary, v) or any(harmed(g, v) for g in guardrails)]
@@ -290,8 +298,21 @@ def documented_rule(ctx):
             f"GUARDRAIL_SIGNIFICANT_LOSS:{g['name']}" for g in guardrails if harmed(g, worst)
         ]
         return done("rollback", worst, codes)
+    # What holds a verdict back for a variant (named by rules 9 and 10): a margin guardrail not
+    # yet shown non-inferior, or a guardrail without margin significantly worse but not harmed.
+    def pending_of(v):
+        out = []
+        for g in guardrails:
+            if harmed(g, v):
+                continue
+            if g["margin"] is not None and not non_inferior(g, v):
+                out.append(f"GUARDRAIL_NOT_YET_NON_INFERIOR:{g['name']}")
+            elif g["margin"] is None and worse(g, v):
+                out.append(f"GUARDRAIL_WORSE_NOT_YET_HARMFUL:{g['name']}")
+        return out
+
     # 7. Trade-off: a primary win while a secondary, or a guardrail within its margin, is
-    # significantly worse.
+    # significantly worse, and no guardrail is still pending.
     for v in treatments:
         losses = [
             f"GUARDRAIL_WITHIN_MARGIN_LOSS:{m['name']}" if m["role"] == "guardrail" else f"SECONDARY_SIGNIFICANT_LOSS:{m['name']}"
@@ -299,24 +320,12 @@ def documented_rule(ctx):
             if (m["role"] == "secondary" and worse(m, v))
             or (m["role"] == "guardrail" and m["margin"] is not None and non_inferior(m, v) and worse(m, v))
         ]
-        if better(primary, v) and losses:
+        if better(primary, v) and losses and not pending_of(v):
             return done("inconclusive", v, ["PRIMARY_SIGNIFICANT_WIN"] + losses + ["TRADE_OFF"])
 
-    # What holds a verdict back, named by rules 9 and 10.
     pending = []
-    for g in guardrails:
-        for v in treatments:
-            t = tests[(g["name"], v)]
-            if harmed(g, v):
-                continue
-            if g["margin"] is not None and not non_inferior(g, v):
-                code = f"GUARDRAIL_NOT_YET_NON_INFERIOR:{g['name']}"
-            elif g["margin"] is None and t is None:
-                code = f"GUARDRAIL_NOT_TESTABLE:{g['name']}"
-            elif g["margin"] is None and worse(g, v):
-                code = f"GUARDRAIL_WORSE_NOT_YET_HARMFUL:{g['name']}"
-            else:
-                continue
+    for v in treatments:
+        for code in pending_of(v):
             if code not in pending:
                 pending.append(code)
 
@@ -330,7 +339,6 @@ def documented_rule(ctx):
     if all(rules_out_mde(v) for v in treatments):
         return done("inconclusive", None, ["PRIMARY_NO_EFFECT"])
     # 9. Horizon: the planned sample is in, or the last day has come, without a verdict.
-    plan = ctx["plan"]
     if plan["sample_reached"] or ctx["report_date"] >= plan["last_day"]:
         code = "HORIZON_REACHED:sample" if plan["sample_reached"] else "HORIZON_REACHED:max_days"
         return done("inconclusive", None, [code] + pending)
@@ -346,13 +354,10 @@ def documented_rule(ctx):
         if code not in codes:
             codes.append(code)
     codes += pending + ["HOLD_ROLLOUT"]
-    uncertain = []
     expected = plan["expected_verdict_date"]
-    if expected is None:
-        uncertain.append("NOT_FEASIBLE_BY_LAST_DAY")  # the doc says nothing of an unsized plan
-    elif expected > plan["last_day"]:
+    if expected is not None and expected > plan["last_day"]:
         codes.append("NOT_FEASIBLE_BY_LAST_DAY")
-    return done("continue", None, codes, uncertain)
+    return done("continue", None, codes)
 
 
 # --- one experiment ---
