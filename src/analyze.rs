@@ -187,17 +187,7 @@ pub fn analyze(data: &ExperimentData<'_>) -> Analysis {
         .zip(&pairs)
         .map(|((m, metric_data), pairs)| {
             let metric = &data.job.metrics[m.metric];
-            metric_result(
-                &context,
-                experiment,
-                metric,
-                m.role,
-                m.margin,
-                metric_data,
-                pairs,
-                &plan,
-                per_variant_per_day,
-            )
+            metric_result(&context, experiment, metric, m.role, m.margin, metric_data, pairs, &plan)
         })
         .collect();
     correct(&mut metrics, stats.correction, stats.alpha);
@@ -266,7 +256,6 @@ fn metric_result(
     data: &MetricData,
     pairs: &[Pair],
     plan: &Plan,
-    per_variant_per_day: Option<f64>,
 ) -> MetricResult {
     let covariates = data.covariates.as_ref();
     let pooled = covariates.and_then(|c| stats::cuped(c));
@@ -277,11 +266,10 @@ fn metric_result(
             let variant = &experiment.variants[i + 1].name;
             let units = (data.summaries.units(0), data.summaries.units(i + 1));
             let mut comparison = compare_variant(context, i, variant, metric, role, margin, pair, units);
-            comparison.power = plan
-                .tests
-                .iter()
-                .find(|t| t.metric == metric.name && &t.variant == variant)
-                .map(|t| power_result(t, pair, per_variant_per_day));
+            comparison.power = plan.tests.iter().find(|t| t.metric == metric.name && &t.variant == variant).map(|t| {
+                let inflow = |v: usize| plan.inflow_per_day.get(v).copied();
+                power_result(t, pair, [inflow(0), inflow(i + 1)])
+            });
             comparison
         })
         .collect();
@@ -470,17 +458,25 @@ fn compare_variant(
 }
 
 /// The planned test of a comparison in the shape results.json has always had.
-fn power_result(test: &PlannedTest, pair: &Pair, per_variant_per_day: Option<f64>) -> PowerResult {
+/// The planned test of a comparison in the shape results.json has always had; days at each
+/// variant's own recent inflow, as the plan counts them.
+fn power_result(test: &PlannedTest, pair: &Pair, inflow: [Option<f64>; 2]) -> PowerResult {
     let (n_c, n_t) = pair.used.map_or((0, 0), |(c, t)| (c.n, t.n));
-    let additional_units = test.required_units[0].saturating_sub(n_c).max(test.required_units[1].saturating_sub(n_t));
+    let missing = [test.required_units[0].saturating_sub(n_c), test.required_units[1].saturating_sub(n_t)];
+    let days = missing.iter().zip(inflow).try_fold(0.0f64, |most, (&m, per_day)| {
+        if m == 0 {
+            return Some(most);
+        }
+        per_day.filter(|x| *x > 0.0).map(|x| most.max(m as f64 / x))
+    });
     PowerResult {
         mde: test.effect,
         mde_absolute: test.effect * pair.used.map_or(0.0, |(c, _)| c.mean.abs()),
         target_power: test.power,
         power_at_current_n: test.power_at_current_n,
         required_units: test.required_units[0].max(test.required_units[1]),
-        additional_units,
-        additional_days: per_variant_per_day.map(|per_day| additional_units as f64 / per_day),
+        additional_units: missing[0].max(missing[1]),
+        additional_days: days,
     }
 }
 

@@ -528,7 +528,10 @@ fn simulate_command(args: SimulateArgs) -> Exit {
         days: args.days,
         seed: args.seed,
         threads,
-        scenarios: crate::simulate::standard_scenarios(),
+        scenarios: crate::simulate::standard_scenarios()
+            .into_iter()
+            .filter(|s| args.only.as_deref().is_none_or(|only| s.name.contains(only)))
+            .collect(),
     };
     let started = std::time::Instant::now();
     match crate::simulate::simulate(&spec) {

@@ -164,6 +164,9 @@ pub struct SimulateArgs {
     /// Print the measured rates as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Only the scenarios whose design name contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub only: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -20,8 +20,9 @@
 //!    non-inferior (the interval's worse end within the margin; an intersection–union test
 //!    needs no correction across guardrails), no guardrail and no secondary significantly
 //!    worse: `promote` (the largest such effect). A guardrail without a margin that cannot be
-//!    tested (no events in a variant) shows no harm and is named; one with a margin must be
-//!    shown non-inferior, so it holds the verdict back.
+//!    tested shows no harm when the variant's mean is not worse than the control's (neither has
+//!    events) and is named; otherwise, and always for a guardrail with a margin (which must be
+//!    shown non-inferior), it holds the verdict back.
 //! 6. [`rollback`]: a variant whose primary, or a guardrail, is harmed: its harm p-value (of 0,
 //!    or of a guardrail's margin on its worse side) below α shared by every harm test —
 //!    α / (k·(1 + guardrails)), Bonferroni — so that a false ROLLBACK has probability ≤ α in
@@ -121,6 +122,11 @@ fn on_the_metrics(result: &ExperimentResult) -> Decision {
         .unwrap_or_else(|| keep_running(result, primary, &readings, &levels))
 }
 
+/// The variant's mean is on the metric's worse side of the control's, tested or not.
+fn raw_worse(metric: &MetricResult, c: &ComparisonResult) -> bool {
+    c.absolute_effect.is_some_and(|d| d != 0.0 && (d > 0.0) != metric.higher_is_better)
+}
+
 /// The comparison's harm test fired: estimate on the worse side of the harm bound, and its
 /// p-value below the harm level.
 fn harmed(metric: &MetricResult, c: &ComparisonResult, levels: &Levels) -> bool {
@@ -170,7 +176,13 @@ fn read<'a>(
                 Some(ni) if ni.non_inferior && worse => reading.losses.push((metric, g)),
                 Some(ni) if ni.non_inferior => reading.guardrails_clear.push((metric, g)),
                 Some(_) => reading.guardrails_pending.push((metric, g)),
+                // A margin must be shown; a comparison that cannot be made cannot show it.
+                None if metric.margin.is_some() => reading.guardrails_pending.push((metric, g)),
                 None if worse => reading.guardrails_pending.push((metric, g)),
+                // Untestable (no variance in a variant): no harm only when the variant is not
+                // worse at all, as when neither variant has events; errors the treatment has
+                // and the control never had hold the verdict back.
+                None if g.inference.is_none() && raw_worse(metric, g) => reading.guardrails_pending.push((metric, g)),
                 None => reading.guardrails_clear.push((metric, g)),
             },
             "secondary" if worse => reading.losses.push((metric, g)),

@@ -786,6 +786,8 @@ fn guardrails_text(decision: &Decision) -> Option<String> {
     for code in &decision.reason_codes {
         let Some((kind, guardrail)) = code.split_once(':') else { continue };
         let why = match kind {
+            // On a promotion, an untestable guardrail is one without events: it holds nothing.
+            "GUARDRAIL_NOT_TESTABLE" if decision.recommendation == Recommendation::Promote => continue,
             "GUARDRAIL_SIGNIFICANT_LOSS" => "significantly harmed",
             "GUARDRAIL_NOT_YET_NON_INFERIOR" => "not yet shown non-inferior",
             "GUARDRAIL_WORSE_NOT_YET_HARMFUL" => "worse, not yet beyond the harm threshold",

@@ -451,7 +451,8 @@ pub struct Settings {
     /// Decisions use always-valid (sequential) inference.
     #[serde(default)]
     pub sequential: bool,
-    /// Days from the start after which an experiment without a verdict is told to stop.
+    /// An experiment without a verdict is told to stop from day `max_days` of its window on
+    /// (the report date `start + max_days - 1`).
     #[serde(default)]
     pub max_days: u32,
 }

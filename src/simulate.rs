@@ -199,6 +199,8 @@ pub struct Trajectory {
     pub first_promote: Option<u32>,
     pub first_rollback: Option<u32>,
     pub first_terminal: Option<(u32, &'static str)>,
+    /// The reason codes of the first terminal recommendation.
+    pub first_terminal_codes: Vec<String>,
     /// The day of decision the report first quoted (days since start, 1-based), if any.
     pub quoted_day: Option<u32>,
     /// Looks that said "stop and keep the control" (PRIMARY_NO_EFFECT) while the primary's
@@ -230,6 +232,8 @@ pub struct ScenarioReport {
     pub continue_without_date: u32,
     /// First terminal recommendation counts: promote, rollback, inconclusive, pause.
     pub first_terminal: [u32; 4],
+    /// How often each outcome ended an experiment first, by its main reason code.
+    pub first_terminal_reasons: std::collections::BTreeMap<String, u32>,
 }
 
 /// Per-day, per-variant, per-metric sums of what became visible that day.
@@ -454,6 +458,7 @@ fn observe(trajectory: &mut Trajectory, result: &ExperimentResult, look: u32, sc
     }
     if decision.recommendation != Recommendation::Continue && trajectory.first_terminal.is_none() {
         trajectory.first_terminal = Some((look, name));
+        trajectory.first_terminal_codes = decision.reason_codes.clone();
     }
     if decision.reason_codes.iter().any(|c| c == "PRIMARY_NO_EFFECT") {
         let primary = result.metrics.iter().find(|m| m.role == "primary");
@@ -521,7 +526,12 @@ fn measure(scenario: &Scenario, spec: &SimSpec, trajectories: &[Trajectory]) -> 
     let share = |f: &dyn Fn(&Trajectory) -> bool| trajectories.iter().filter(|t| f(t)).count() as f64 / n;
     let promoted_first = |t: &Trajectory| t.first_terminal.is_some_and(|(_, r)| r == "promote");
     let mut first_terminal = [0u32; 4];
+    let mut first_terminal_reasons = std::collections::BTreeMap::new();
     for t in trajectories {
+        if let Some((_, r)) = t.first_terminal {
+            let main = t.first_terminal_codes.iter().find(|c| !c.starts_with("CHECK_WARNING")).cloned();
+            *first_terminal_reasons.entry(format!("{r}: {}", main.unwrap_or_default())).or_insert(0) += 1;
+        }
         if let Some((_, r)) = t.first_terminal {
             let i = match r {
                 "promote" => 0,
@@ -551,6 +561,7 @@ fn measure(scenario: &Scenario, spec: &SimSpec, trajectories: &[Trajectory]) -> 
         stop_with_mde_in_interval: trajectories.iter().map(|t| t.stop_with_mde_in_interval).sum(),
         continue_without_date: trajectories.iter().map(|t| t.continue_without_date).sum(),
         first_terminal,
+        first_terminal_reasons,
     }
 }
 

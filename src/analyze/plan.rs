@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::aggregate::AllocationCounts;
-use crate::config::{Experiment, Job, Role};
+use crate::config::{Cap, Experiment, Job, MetricKind, Role};
 use crate::results::{Plan, PlannedTest, PlannedTestKind, TuningSource};
 use crate::stats::{self, Contrast, Method, Summary};
 
@@ -57,9 +57,20 @@ pub fn fingerprint(job: &Job, experiment: &Experiment) -> String {
         .iter()
         .map(|m| {
             let metric = &job.metrics[m.metric];
+            let event = |e: &crate::config::EventAggregate| format!("{}:{}", e.event, e.aggregate.name());
+            let definition = match &metric.kind {
+                MetricKind::Proportion { event } => vec![event.clone()],
+                MetricKind::Mean(e) => vec![event(e)],
+                MetricKind::Ratio { numerator, denominator } => vec![event(numerator), event(denominator)],
+            };
+            let cap = metric.cap.map(|cap| match cap {
+                Cap::Absolute(x) => format!("absolute:{x}"),
+                Cap::Percentile(q) => format!("percentile:{q}"),
+            });
             serde_json::json!({
-                "name": metric.name, "kind": metric.kind.name(), "role": m.role.name(),
-                "margin": m.margin, "higher_is_better": metric.higher_is_better, "cuped": metric.cuped,
+                "name": metric.name, "kind": metric.kind.name(), "definition": definition, "cap": cap,
+                "role": m.role.name(), "margin": m.margin, "higher_is_better": metric.higher_is_better,
+                "cuped": metric.cuped,
             })
         })
         .collect();
