@@ -765,3 +765,774 @@ fn capitalize(s: &str) -> String {
         None => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::results::sample_result;
+
+    /// `2026-11-DD`; the built experiments report on the 20th (as `sample_result`).
+    fn nov(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, day).expect("a date")
+    }
+
+    /// A comparison of `variant` with the control, its relative interval `ci` (the estimate in
+    /// the middle). Level, significance and direction are set when it joins a metric.
+    fn tested(variant: &str, ci: [f64; 2]) -> ComparisonResult {
+        let significant = ci[0] > 0.0 || ci[1] < 0.0;
+        ComparisonResult {
+            variant: variant.into(),
+            notes: vec![],
+            inference: Some(Inference {
+                method: InferenceMethod::AlwaysValid,
+                scale: InferenceScale::Relative,
+                level: 0.95,
+                estimate: (ci[0] + ci[1]) / 2.0,
+                ci,
+                p_value: if significant { 0.004 } else { 0.6 },
+                harm_p_value: None,
+                significant,
+                direction: Direction::Neutral,
+                tuning: Some(4000.0),
+            }),
+            ..sample_result().metrics[0].comparisons[0].clone()
+        }
+    }
+
+    /// [`tested`] with the p-value of its harm bound (0, or a guardrail's margin).
+    fn harm(c: ComparisonResult, harm_p_value: f64) -> ComparisonResult {
+        let mut c = c;
+        c.inference.as_mut().expect("a tested comparison").harm_p_value = Some(harm_p_value);
+        c
+    }
+
+    /// A comparison that cannot be tested, with why.
+    fn untested(variant: &str, note: &str) -> ComparisonResult {
+        ComparisonResult {
+            variant: variant.into(),
+            notes: vec![note.into()],
+            inference: None,
+            ..tested(variant, [0.0, 0.0])
+        }
+    }
+
+    /// An experiment of `control` and `treatments` with every check passing, α = 0.05 and an
+    /// MDE of 5% (`sample_result`'s settings), reporting on 2026-11-20; metrics are added one
+    /// by one.
+    struct Experiment(ExperimentResult);
+
+    impl Experiment {
+        fn new(treatments: &[&str]) -> Self {
+            let mut result = sample_result();
+            result.metrics.clear();
+            let names: Vec<&str> = std::iter::once("control").chain(treatments.iter().copied()).collect();
+            let weight = 1.0 / names.len() as f64;
+            result.variants = names
+                .iter()
+                .map(|v| VariantResult {
+                    name: (*v).into(),
+                    units: 1000,
+                    expected_weight: weight,
+                    observed_share: Some(weight),
+                })
+                .collect();
+            Experiment(result)
+        }
+
+        /// Adds a metric; its comparisons get the level `1 - α/k`, significance and direction
+        /// as `analyze` sets them, and with a margin the non-inferiority of the interval's
+        /// worse end (also as `analyze`: not shown when untested).
+        fn metric(
+            mut self,
+            name: &str,
+            role: &str,
+            higher_is_better: bool,
+            margin: Option<f64>,
+            comparisons: Vec<ComparisonResult>,
+        ) -> Self {
+            let k = (self.0.variants.len() - 1) as f64;
+            let level = 1.0 - self.0.settings.alpha / k;
+            let comparisons = comparisons
+                .into_iter()
+                .map(|mut c| {
+                    if let Some(i) = c.inference.as_mut() {
+                        i.level = level;
+                        i.direction = match (i.significant, (i.estimate > 0.0) == higher_is_better) {
+                            (false, _) => Direction::Neutral,
+                            (true, true) => Direction::Better,
+                            (true, false) => Direction::Worse,
+                        };
+                    }
+                    c.non_inferiority = margin.map(|margin| {
+                        let bound = c.inference.as_ref().map(|i| if higher_is_better { i.ci[0] } else { i.ci[1] });
+                        let non_inferior =
+                            bound.is_some_and(|b| if higher_is_better { b > -margin } else { b < margin });
+                        NonInferiorityResult { margin, p_value: None, bound, non_inferior }
+                    });
+                    c
+                })
+                .collect();
+            self.0.metrics.push(MetricResult {
+                name: name.into(),
+                kind: "proportion".into(),
+                role: role.into(),
+                higher_is_better,
+                variants: vec![],
+                comparisons,
+                margin,
+                cuped: None,
+                cap: None,
+            });
+            self
+        }
+
+        /// The primary metric `conversion` (higher is better).
+        fn primary(self, comparisons: Vec<ComparisonResult>) -> Self {
+            self.metric("conversion", "primary", true, None, comparisons)
+        }
+
+        fn data_check(mut self, name: &str, status: CheckStatus, detail: &str) -> Self {
+            let check = self.0.checks.iter_mut().find(|c| c.name == name).expect("a check of sample_result");
+            check.status = status;
+            check.detail = detail.into();
+            self
+        }
+
+        fn plan(mut self, plan: Plan) -> Self {
+            self.0.plan = Some(plan);
+            self
+        }
+    }
+
+    /// A plan ending on `last_day`, its verdict expected on `expected`.
+    fn plan(last_day: NaiveDate, expected: Option<NaiveDate>, sample_reached: bool) -> Plan {
+        Plan {
+            tuning_source: TuningSource::Design,
+            designed_on: Some(nov(10)),
+            first_expected_verdict_date: expected,
+            estimate_is_provisional: false,
+            tests: vec![],
+            required_units: vec![Some(2000), Some(2000)],
+            inflow_per_day: vec![100.0, 100.0],
+            inflow_days: 7,
+            days_to_decision: expected.map(|d| (d - nov(20)).num_days() as f64),
+            expected_verdict_date: expected,
+            sample_reached,
+            last_day,
+            feasible_mde: None,
+            units_to_settle: vec![],
+        }
+    }
+
+    /// Recommends on `experiment` and checks the outcome and every reason code (which never
+    /// repeat); returns the decision for checks of its reasons.
+    #[track_caller]
+    fn check(
+        experiment: Experiment,
+        recommendation: Recommendation,
+        variant: Option<&str>,
+        codes: &[&str],
+    ) -> Decision {
+        let d = recommend(&experiment.0);
+        assert_eq!((d.recommendation, d.variant.as_deref()), (recommendation, variant), "{:#?}", d.reasons);
+        assert_eq!(d.reason_codes, codes, "{:#?}", d.reasons);
+        let mut seen = std::collections::HashSet::new();
+        assert!(d.reason_codes.iter().all(|c| seen.insert(c)), "a reason code repeats: {:?}", d.reason_codes);
+        d
+    }
+
+    #[track_caller]
+    fn says(d: &Decision, text: &str) {
+        assert!(d.reasons.iter().any(|r| r.contains(text)), "no reason says {text:?}: {:#?}", d.reasons);
+    }
+
+    /// Clearly better: [+1%, +7%] excludes 0 and reaches past the 5% MDE.
+    const WIN: [f64; 2] = [0.01, 0.07];
+    /// Not significant, the MDE not ruled out: [−2%, +8%].
+    const OPEN: [f64; 2] = [-0.02, 0.08];
+    /// Significantly worse: [−8%, −2%].
+    const LOSS: [f64; 2] = [-0.08, -0.02];
+
+    // Rules 1–3: the data cannot be read.
+
+    #[test]
+    fn missing_variant_is_inconclusive_even_before_a_failed_srm() {
+        let e = Experiment::new(&["treatment"])
+            .primary(vec![tested("treatment", WIN)])
+            .data_check("missing_variant", CheckStatus::Fail, "`treatment` has no units")
+            .data_check("srm", CheckStatus::Fail, "p = 1.0e-9");
+        let d = check(e, Recommendation::Inconclusive, None, &["MISSING_VARIANT"]);
+        says(&d, "`treatment` has no units");
+    }
+
+    #[test]
+    fn failed_srm_pauses_before_a_winning_primary() {
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).data_check(
+            "srm",
+            CheckStatus::Fail,
+            "p = 1.0e-9",
+        );
+        let d = check(e, Recommendation::Pause, None, &["DATA_QUALITY_FAILED:srm"]);
+        says(&d, "Sample ratio mismatch: p = 1.0e-9.");
+    }
+
+    #[test]
+    fn failed_srm_pauses_before_a_harmed_primary() {
+        let e = Experiment::new(&["treatment"]).primary(vec![harm(tested("treatment", LOSS), 1e-6)]).data_check(
+            "srm",
+            CheckStatus::Fail,
+            "p = 1.0e-9",
+        );
+        check(e, Recommendation::Pause, None, &["DATA_QUALITY_FAILED:srm"]);
+    }
+
+    #[test]
+    fn units_in_several_variants_pause() {
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).data_check(
+            "multi_variant_units",
+            CheckStatus::Fail,
+            "3% of units",
+        );
+        check(e, Recommendation::Pause, None, &["DATA_QUALITY_FAILED:multi_variant_units"]);
+    }
+
+    #[test]
+    fn no_primary_metric_is_inconclusive() {
+        let e =
+            Experiment::new(&["treatment"]).metric("revenue", "secondary", true, None, vec![tested("treatment", WIN)]);
+        check(e, Recommendation::Inconclusive, None, &["NO_PRIMARY_METRIC"]);
+    }
+
+    // Rule 4: too early.
+
+    #[test]
+    fn too_early_continues_and_holds_the_rollout() {
+        let e = Experiment::new(&["treatment"])
+            .primary(vec![untested("treatment", "no events in `treatment` yet")])
+            .plan(plan(nov(30), Some(nov(25)), false));
+        let d = check(e, Recommendation::Continue, None, &["TOO_EARLY", "HOLD_ROLLOUT"]);
+        says(&d, "cannot be tested yet: no events in `treatment` yet.");
+        assert_eq!(d.expected_verdict_date, Some(nov(25)));
+    }
+
+    #[test]
+    fn too_early_on_the_last_day_is_inconclusive() {
+        let e = Experiment::new(&["treatment"])
+            .primary(vec![untested("treatment", "no events in `treatment` yet")])
+            .plan(plan(nov(20), None, false));
+        let d = check(e, Recommendation::Inconclusive, None, &["PRIMARY_NOT_TESTABLE", "HORIZON_REACHED:max_days"]);
+        says(&d, "reached its last day (2026-11-20, `max_days` = 42)");
+    }
+
+    #[test]
+    fn too_early_after_the_last_day_is_inconclusive() {
+        let e = Experiment::new(&["treatment"])
+            .primary(vec![untested("treatment", "no events in `treatment` yet")])
+            .plan(plan(nov(19), None, false));
+        check(e, Recommendation::Inconclusive, None, &["PRIMARY_NOT_TESTABLE", "HORIZON_REACHED:max_days"]);
+    }
+
+    // Rule 5: promote.
+
+    #[test]
+    fn promote_with_a_harm_only_guardrail_showing_no_harm() {
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
+            "errors",
+            "guardrail",
+            false,
+            None,
+            vec![harm(tested("treatment", [-0.02, 0.03]), 0.7)],
+        );
+        let d = check(
+            e,
+            Recommendation::Promote,
+            Some("treatment"),
+            &["PRIMARY_SIGNIFICANT_WIN", "GUARDRAIL_NO_HARM:errors"],
+        );
+        // One treatment variant: α/k = 0.05, and no split to mention.
+        says(&d, "`conversion` is +4.0% for `treatment` vs `control` (always-valid 95% CI [+1.0%, +7.0%], p = 0.0040");
+        says(&d, "significantly better (p = 0.0040 < 0.05). The data-quality checks pass.");
+        says(&d, "Guardrail `errors` shows no significant harm (always-valid 95% CI [−2.0%, +3.0%]).");
+    }
+
+    #[test]
+    fn promote_with_a_margin_guardrail_non_inferior() {
+        // latency is lower-is-better: the worse end is +1.0%, within the 2% margin.
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
+            "latency",
+            "guardrail",
+            false,
+            Some(0.02),
+            vec![harm(tested("treatment", [-0.03, 0.01]), 0.9)],
+        );
+        let d = check(
+            e,
+            Recommendation::Promote,
+            Some("treatment"),
+            &["PRIMARY_SIGNIFICANT_WIN", "GUARDRAIL_NON_INFERIOR:latency"],
+        );
+        says(&d, "Guardrail `latency` is non-inferior: worst plausible change +1.0%, margin 2.0%.");
+    }
+
+    #[test]
+    fn promote_with_an_untestable_harm_only_guardrail() {
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
+            "refunds",
+            "guardrail",
+            false,
+            None,
+            vec![untested("treatment", "no events in either variant")],
+        );
+        let d = check(
+            e,
+            Recommendation::Promote,
+            Some("treatment"),
+            &["PRIMARY_SIGNIFICANT_WIN", "GUARDRAIL_NOT_TESTABLE:refunds"],
+        );
+        says(&d, "Guardrail `refunds` could not be tested (no events in either variant), so it shows no harm.");
+    }
+
+    #[test]
+    fn an_untestable_margin_guardrail_holds_the_promotion_back() {
+        // The module doc: one with a margin must be shown non-inferior.
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
+            "refunds",
+            "guardrail",
+            false,
+            Some(0.5),
+            vec![untested("treatment", "no events in either variant")],
+        );
+        let d = check(
+            e,
+            Recommendation::Continue,
+            None,
+            &["PRIMARY_SIGNIFICANT_WIN", "GUARDRAIL_NOT_YET_NON_INFERIOR:refunds", "HOLD_ROLLOUT"],
+        );
+        says(&d, "Guardrail `refunds` is not yet shown non-inferior: no bound yet, margin 50.0%.");
+    }
+
+    #[test]
+    fn promote_picks_the_largest_of_two_winning_variants() {
+        // a: +4%, b: +7%; the intervals are read at α/k = 0.05/2 = 0.025.
+        let e = Experiment::new(&["a", "b"]).primary(vec![tested("a", WIN), tested("b", [0.03, 0.11])]);
+        let d = check(e, Recommendation::Promote, Some("b"), &["PRIMARY_SIGNIFICANT_WIN"]);
+        says(&d, "`conversion` is +7.0% for `b` vs `control` (always-valid 97.5% CI [+3.0%, +11.0%]");
+        says(&d, "(p = 0.0040 < 0.025, α = 0.05 over 2 variants)");
+    }
+
+    #[test]
+    fn promote_picks_the_most_negative_for_a_lower_is_better_primary() {
+        // a: −7%, b: −4% on a metric where lower is better: a is the larger improvement.
+        let e = Experiment::new(&["a", "b"]).metric(
+            "load_time",
+            "primary",
+            false,
+            None,
+            vec![tested("a", [-0.11, -0.03]), tested("b", [-0.07, -0.01])],
+        );
+        check(e, Recommendation::Promote, Some("a"), &["PRIMARY_SIGNIFICANT_WIN"]);
+    }
+
+    #[test]
+    fn promote_names_another_variant_that_is_harmful() {
+        // b's primary is harmed: harm p 0.001 < α/(k(1 + 0)) = 0.05/2 = 0.025.
+        let e = Experiment::new(&["a", "b"]).primary(vec![tested("a", WIN), harm(tested("b", LOSS), 0.001)]);
+        let d = check(e, Recommendation::Promote, Some("a"), &["PRIMARY_SIGNIFICANT_WIN"]);
+        says(&d, "`b` is harmful: do not ship it.");
+    }
+
+    // Rule 6: rollback.
+
+    /// The primary `LOSS` for `treatment` with harm p `p`, `OPEN` for the `others`, and harm-only
+    /// `guardrails` with no harm.
+    fn harmed_primary(p: f64, others: &[&str], guardrails: &[&str]) -> Experiment {
+        let names: Vec<&str> = std::iter::once("treatment").chain(others.iter().copied()).collect();
+        let mut primary = vec![harm(tested("treatment", LOSS), p)];
+        primary.extend(others.iter().map(|v| harm(tested(v, OPEN), 0.9)));
+        let mut e = Experiment::new(&names).primary(primary);
+        for guardrail in guardrails {
+            let no_harm = names.iter().map(|v| harm(tested(v, [-0.02, 0.02]), 0.9)).collect();
+            e = e.metric(guardrail, "guardrail", false, None, no_harm);
+        }
+        e
+    }
+
+    /// Three harm-only guardrails.
+    const THREE: [&str; 3] = ["errors", "latency_breach", "refunds"];
+
+    #[test]
+    fn rollback_on_primary_harm_below_the_shared_harm_level() {
+        // One treatment, three guardrails: α/(k(1 + 3)) = 0.05/4 = 0.0125.
+        let d = check(
+            harmed_primary(0.012, &[], &THREE),
+            Recommendation::Rollback,
+            Some("treatment"),
+            &["PRIMARY_SIGNIFICANT_LOSS"],
+        );
+        says(&d, "`conversion` is −5.0% for `treatment` vs `control`");
+        says(&d, "significantly worse (harm p = 0.0120 < 0.0125: α = 0.05 shared by 4 harm tests)");
+        says(&d, "Roll `treatment` back to `control`.");
+    }
+
+    #[test]
+    fn primary_worse_just_above_the_harm_level_keeps_running() {
+        // Two treatments, one guardrail: α/(k(1 + 1)) = 0.05/4 = 0.0125; `treatment` is
+        // significantly worse at α/k = 0.025 but its harm p 0.013 is just above: not a
+        // rollback, and `b`'s interval still holds the MDE, so the rule waits.
+        let d = check(
+            harmed_primary(0.013, &["b"], &["errors"]),
+            Recommendation::Continue,
+            None,
+            &["PRIMARY_WORSE_NOT_YET_HARMFUL", "PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT"],
+        );
+        says(
+            &d,
+            "worse, but not beyond the harm threshold yet (harm p = 0.0130 ≥ 0.0125: α = 0.05 shared by 4 harm tests)",
+        );
+    }
+
+    #[test]
+    fn primary_worse_just_above_the_harm_level_alone_rules_out_the_mde() {
+        // One treatment, three guardrails: harm p 0.013 ≥ 0.05/4 = 0.0125, no rollback; but a
+        // significantly worse interval lies below the MDE, so rule 8 stops the test and keeps
+        // the control.
+        check(harmed_primary(0.013, &[], &THREE), Recommendation::Inconclusive, None, &["PRIMARY_NO_EFFECT"]);
+    }
+
+    #[test]
+    fn rollback_on_a_margin_guardrail_worse_beyond_its_margin() {
+        // latency (lower is better) +6% [+3%, +9%] against a 2% margin; the p of a 2% worsening
+        // 0.001 < α/(k(1 + 1)) = 0.025.
+        let e = Experiment::new(&["treatment"]).primary(vec![harm(tested("treatment", [-0.03, 0.03]), 1.0)]).metric(
+            "latency",
+            "guardrail",
+            false,
+            Some(0.02),
+            vec![harm(tested("treatment", [0.03, 0.09]), 0.001)],
+        );
+        let d = check(e, Recommendation::Rollback, Some("treatment"), &["GUARDRAIL_SIGNIFICANT_LOSS:latency"]);
+        says(
+            &d,
+            "worse by more than its 2.0% margin (p of a 2.0% worsening = 0.0010 < 0.025: α = 0.05 shared by 2 harm tests)",
+        );
+    }
+
+    #[test]
+    fn a_margin_guardrail_worse_within_its_margin_is_not_harmed() {
+        // +1.4% [+1%, +1.8%] is worse than 0 but not than the 2% margin: whatever its p, no
+        // rollback (and without a winning primary, no trade-off).
+        let e = Experiment::new(&["treatment"]).primary(vec![harm(tested("treatment", OPEN), 1.0)]).metric(
+            "latency",
+            "guardrail",
+            false,
+            Some(0.02),
+            vec![harm(tested("treatment", [0.01, 0.018]), 0.001)],
+        );
+        check(e, Recommendation::Continue, None, &["PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT"]);
+    }
+
+    // Rule 7: trade-off.
+
+    #[test]
+    fn trade_off_on_a_secondary_loss() {
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
+            "revenue",
+            "secondary",
+            true,
+            None,
+            vec![tested("treatment", [-0.06, -0.01])],
+        );
+        let d = check(
+            e,
+            Recommendation::Inconclusive,
+            Some("treatment"),
+            &["PRIMARY_SIGNIFICANT_WIN", "SECONDARY_SIGNIFICANT_LOSS:revenue", "TRADE_OFF"],
+        );
+        says(&d, "But `revenue` is −3.5% for `treatment` vs `control`");
+    }
+
+    #[test]
+    fn trade_off_on_a_guardrail_loss_within_its_margin() {
+        // latency +1.75% [+0.5%, +3%]: significantly worse, but its worse end is within 5%.
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
+            "latency",
+            "guardrail",
+            false,
+            Some(0.05),
+            vec![harm(tested("treatment", [0.005, 0.03]), 0.2)],
+        );
+        let d = check(
+            e,
+            Recommendation::Inconclusive,
+            Some("treatment"),
+            &["PRIMARY_SIGNIFICANT_WIN", "GUARDRAIL_WITHIN_MARGIN_LOSS:latency", "TRADE_OFF"],
+        );
+        says(&d, "though within its margin (worst plausible change +3.0%, margin 5.0%)");
+    }
+
+    #[test]
+    fn no_trade_off_while_a_guardrail_is_pending() {
+        // A secondary loss, but latency's worse end +4% is not yet within its 2% margin: more
+        // data could still settle the guardrail (rule 10).
+        let e = Experiment::new(&["treatment"])
+            .primary(vec![tested("treatment", WIN)])
+            .metric("revenue", "secondary", true, None, vec![tested("treatment", [-0.06, -0.01])])
+            .metric("latency", "guardrail", false, Some(0.02), vec![harm(tested("treatment", [-0.01, 0.04]), 0.3)]);
+        check(
+            e,
+            Recommendation::Continue,
+            None,
+            &["PRIMARY_SIGNIFICANT_WIN", "GUARDRAIL_NOT_YET_NON_INFERIOR:latency", "HOLD_ROLLOUT"],
+        );
+    }
+
+    #[test]
+    fn a_harm_only_guardrail_worse_below_the_harm_level_is_pending_not_a_trade_off() {
+        // errors +4% [+1%, +7%] significantly worse at 0.05, harm p 0.03 ≥ 0.05/2 = 0.025.
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
+            "errors",
+            "guardrail",
+            false,
+            None,
+            vec![harm(tested("treatment", WIN), 0.03)],
+        );
+        let d = check(
+            e,
+            Recommendation::Continue,
+            None,
+            &["PRIMARY_SIGNIFICANT_WIN", "GUARDRAIL_WORSE_NOT_YET_HARMFUL:errors", "HOLD_ROLLOUT"],
+        );
+        says(&d, "Guardrail `errors` is +4.0% for `treatment` vs `control`");
+    }
+
+    // Rule 8: no effect.
+
+    #[test]
+    fn no_effect_when_the_favourable_end_is_below_the_mde() {
+        // [−2%, +4%]: +4% < the 5% MDE.
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", [-0.02, 0.04])]);
+        let d = check(e, Recommendation::Inconclusive, None, &["PRIMARY_NO_EFFECT"]);
+        says(&d, "rules out an effect as large as the 5.0% MDE for every variant");
+    }
+
+    #[test]
+    fn no_effect_needs_the_favourable_end_strictly_below_the_mde() {
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", [-0.02, 0.05])]);
+        check(e, Recommendation::Continue, None, &["PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT"]);
+    }
+
+    #[test]
+    fn no_effect_mirrored_for_a_lower_is_better_primary() {
+        // Lower is better: the favourable end is the lower one, −4% > −5%.
+        let e = Experiment::new(&["treatment"]).metric(
+            "latency",
+            "primary",
+            false,
+            None,
+            vec![tested("treatment", [-0.04, 0.02])],
+        );
+        check(e, Recommendation::Inconclusive, None, &["PRIMARY_NO_EFFECT"]);
+        // The upper end below the MDE says nothing here: −6% still reaches past −5%.
+        let e = Experiment::new(&["treatment"]).metric(
+            "latency",
+            "primary",
+            false,
+            None,
+            vec![tested("treatment", [-0.06, 0.04])],
+        );
+        check(e, Recommendation::Continue, None, &["PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT"]);
+    }
+
+    #[test]
+    fn no_effect_needs_every_variant() {
+        let e = Experiment::new(&["a", "b"]).primary(vec![tested("a", [-0.02, 0.04]), tested("b", OPEN)]);
+        check(e, Recommendation::Continue, None, &["PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT"]);
+    }
+
+    // Rule 9: horizon.
+
+    #[test]
+    fn horizon_by_sample() {
+        let e =
+            Experiment::new(&["treatment"]).primary(vec![tested("treatment", OPEN)]).plan(plan(nov(30), None, true));
+        let d = check(e, Recommendation::Inconclusive, None, &["HORIZON_REACHED:sample"]);
+        says(&d, "The planned sample is in without a verdict: stop the test.");
+    }
+
+    #[test]
+    fn horizon_by_max_days() {
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", OPEN)]).plan(plan(
+            nov(20),
+            Some(nov(24)),
+            false,
+        ));
+        let d = check(e, Recommendation::Inconclusive, None, &["HORIZON_REACHED:max_days"]);
+        says(&d, "The experiment has reached its last day without a verdict");
+    }
+
+    #[test]
+    fn horizon_names_pending_guardrails() {
+        let e = Experiment::new(&["treatment"])
+            .primary(vec![tested("treatment", OPEN)])
+            .metric("latency", "guardrail", false, Some(0.02), vec![tested("treatment", [-0.01, 0.04])])
+            .plan(plan(nov(20), None, false));
+        check(
+            e,
+            Recommendation::Inconclusive,
+            None,
+            &["HORIZON_REACHED:max_days", "GUARDRAIL_NOT_YET_NON_INFERIOR:latency"],
+        );
+    }
+
+    // Rule 10: keep running.
+
+    #[test]
+    fn continue_carries_the_plans_expected_date() {
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", OPEN)]).plan(plan(
+            nov(30),
+            Some(nov(26)),
+            false,
+        ));
+        let d = check(e, Recommendation::Continue, None, &["PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT"]);
+        assert_eq!(d.expected_verdict_date, Some(nov(26)));
+        says(
+            &d,
+            "Hold the rollout at its current exposure (do not expand it) until the verdict, expected by 2026-11-26.",
+        );
+    }
+
+    #[test]
+    fn continue_marks_a_first_week_date_provisional() {
+        let mut p = plan(nov(30), Some(nov(26)), false);
+        p.estimate_is_provisional = true;
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", OPEN)]).plan(p);
+        let d = check(e, Recommendation::Continue, None, &["PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT"]);
+        says(&d, "expected by 2026-11-26 (a first estimate: it firms up once the experiment has a week of data).");
+    }
+
+    #[test]
+    fn continue_without_a_plan_has_no_date() {
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", OPEN)]);
+        let d = check(e, Recommendation::Continue, None, &["PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT"]);
+        assert_eq!(d.expected_verdict_date, None);
+    }
+
+    #[test]
+    fn a_verdict_expected_on_the_last_day_is_feasible() {
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", OPEN)]).plan(plan(
+            nov(30),
+            Some(nov(30)),
+            false,
+        ));
+        check(e, Recommendation::Continue, None, &["PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT"]);
+    }
+
+    #[test]
+    fn a_verdict_expected_after_the_last_day_is_not_feasible() {
+        let mut p = plan(nov(30), Some(nov(30) + chrono::Days::new(1)), false);
+        p.feasible_mde = Some(0.08);
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", OPEN)]).plan(p);
+        let d = check(
+            e,
+            Recommendation::Continue,
+            None,
+            &["PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT", "NOT_FEASIBLE_BY_LAST_DAY"],
+        );
+        says(&d, "That is after the experiment's last day, 2026-11-30 (`max_days` = 42)");
+        says(&d, "Stop it, or accept a larger MDE of 8.0%.");
+    }
+
+    #[test]
+    fn continue_quotes_the_sample_a_verdict_needs() {
+        let mut p = plan(nov(30), Some(nov(30)), false);
+        p.tests = vec![PlannedTest {
+            metric: "conversion".into(),
+            variant: "treatment".into(),
+            test: PlannedTestKind::Success,
+            effect: 0.05,
+            alpha: 0.05,
+            power: 0.8,
+            required_units: [2000, 2000],
+            power_at_current_n: 0.5,
+        }];
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", OPEN)]).plan(p);
+        let d = check(e, Recommendation::Continue, None, &["PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT"]);
+        // 1,000 more units at 100 a day: 10 days (the plan's days_to_decision).
+        says(
+            &d,
+            "A verdict needs about 2,000 in `control`, 2,000 in `treatment` (a 5.0% effect on `conversion` with 80% power each); they have 1,000, 1,000. At the current 100 / 100 new units a day, that is 10 days more: expected by 2026-11-30.",
+        );
+    }
+
+    // Caveats and several variants.
+
+    #[test]
+    fn warnings_become_caveats() {
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).data_check(
+            "invalid_values",
+            CheckStatus::Warn,
+            "3 NaN values ignored",
+        );
+        let d = check(
+            e,
+            Recommendation::Promote,
+            Some("treatment"),
+            &["PRIMARY_SIGNIFICANT_WIN", "CHECK_WARNING:invalid_values"],
+        );
+        says(&d, "Caveat (invalid_values): 3 NaN values ignored.");
+    }
+
+    #[test]
+    fn reason_codes_never_repeat_with_three_variants() {
+        // Every variant open on the primary and pending on the same two guardrails.
+        let open = |v: &str| harm(tested(v, OPEN), 0.9);
+        let pending = |v: &str| harm(tested(v, [-0.01, 0.04]), 0.3);
+        let worse = |v: &str| harm(tested(v, WIN), 0.03);
+        let variants = ["a", "b", "c"];
+        let e = || {
+            Experiment::new(&variants)
+                .primary(variants.iter().map(|v| open(v)).collect())
+                .metric("latency", "guardrail", false, Some(0.02), variants.iter().map(|v| pending(v)).collect())
+                .metric("errors", "guardrail", false, None, variants.iter().map(|v| worse(v)).collect())
+        };
+        let d = check(
+            e(),
+            Recommendation::Continue,
+            None,
+            &[
+                "PRIMARY_NOT_SIGNIFICANT",
+                "GUARDRAIL_NOT_YET_NON_INFERIOR:latency",
+                "GUARDRAIL_WORSE_NOT_YET_HARMFUL:errors",
+                "HOLD_ROLLOUT",
+            ],
+        );
+        // The reasons name each variant; only the codes are deduplicated.
+        says(&d, "For `c`: guardrail `latency` is not yet shown non-inferior");
+        check(
+            e().plan(plan(nov(20), None, false)),
+            Recommendation::Inconclusive,
+            None,
+            &[
+                "HORIZON_REACHED:max_days",
+                "GUARDRAIL_NOT_YET_NON_INFERIOR:latency",
+                "GUARDRAIL_WORSE_NOT_YET_HARMFUL:errors",
+            ],
+        );
+        // Three winners, each with the same secondary loss: one trade-off, one code per metric.
+        let e = Experiment::new(&variants).primary(variants.iter().map(|v| tested(v, WIN)).collect()).metric(
+            "revenue",
+            "secondary",
+            true,
+            None,
+            variants.iter().map(|v| tested(v, [-0.06, -0.01])).collect(),
+        );
+        check(
+            e,
+            Recommendation::Inconclusive,
+            Some("a"),
+            &["PRIMARY_SIGNIFICANT_WIN", "SECONDARY_SIGNIFICANT_LOSS:revenue", "TRADE_OFF"],
+        );
+    }
+}

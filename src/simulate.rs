@@ -608,3 +608,67 @@ pub fn table(reports: &[ScenarioReport]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `a` and `b` agree to 1e-12, relative to their size (absolute near 0).
+    #[track_caller]
+    fn close(what: &str, a: f64, b: f64) {
+        assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{what}: {a} vs {b}");
+    }
+
+    /// Sums of units `(y, x)` added one at a time, as the simulation adds them, turned into
+    /// each summary, against the two-pass summaries of the values themselves.
+    #[track_caller]
+    fn check(ys: &[f64], xs: &[f64]) {
+        let mut m = Moments::default();
+        for (&y, &x) in ys.iter().zip(xs) {
+            m.add(&Moments { n: 1.0, sy: y, syy: y * y, sx: x, sxx: x * x, sxy: x * y });
+        }
+        let (y, x, yx) = (Summary::from_values(ys), Summary::from_values(xs), RatioSummary::from_values(ys, xs));
+
+        let s = m.summary();
+        assert_eq!(s.n, y.n);
+        close("mean", s.mean, y.mean);
+        close("variance", s.variance, y.variance);
+
+        let r = m.ratio();
+        assert_eq!(r.n, yx.n);
+        close("mean_numerator", r.mean_numerator, yx.mean_numerator);
+        close("mean_denominator", r.mean_denominator, yx.mean_denominator);
+        close("var_numerator", r.var_numerator, yx.var_numerator);
+        close("var_denominator", r.var_denominator, yx.var_denominator);
+        close("ratio covariance", r.covariance, yx.covariance);
+
+        // CovariateSummary has no two-pass constructor: its parts are those of Y, of X, and
+        // the covariance of the pair.
+        let c = m.covariate();
+        assert_eq!(c.n, y.n);
+        close("covariate: mean", c.mean, y.mean);
+        close("covariate: variance", c.variance, y.variance);
+        close("covariate: mean_covariate", c.mean_covariate, x.mean);
+        close("covariate: variance_covariate", c.variance_covariate, x.variance);
+        close("covariate: covariance", c.covariance, yx.covariance);
+    }
+
+    #[test]
+    fn moments_agree_with_two_pass_summaries() {
+        // numpy: y = [1, 2, 4, 7]: mean 3.5, var(ddof=1) 7.0.
+        check(&[1.0, 2.0, 4.0, 7.0], &[0.0, 1.0, 1.0, 3.0]);
+        // Revenue and orders of five units, three without a purchase (a ratio's numerators and
+        // denominators).
+        check(&[0.0, 23.5, 0.0, 61.25, 12.9], &[0.0, 1.0, 0.0, 2.0, 1.0]);
+        // Page views against pre-period views (CUPED).
+        check(&[3.0, 0.0, 11.0, 5.0, 8.0, 2.0], &[4.0, 1.0, 9.0, 5.0, 6.0, 0.0]);
+        // A proportion: 0/1 outcomes.
+        check(&[1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0], &[0.0; 7]);
+    }
+
+    #[test]
+    fn moments_of_one_or_no_unit_agree_too() {
+        check(&[2.5], &[1.0]);
+        check(&[], &[]);
+    }
+}

@@ -380,3 +380,325 @@ fn feasible_mde(
     }
     most
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// A 50/50 experiment on conversion with a margin guardrail, started 2026-11-01; each test
+    /// edits the experiment's lines.
+    const JOB: &str = r#"
+name = "t"
+
+[source]
+url = "file:///data"
+
+[[metrics]]
+name = "conversion"
+kind = "proportion"
+event = "purchase"
+
+[[metrics]]
+name = "latency_breach"
+kind = "proportion"
+event = "slow_page"
+higher_is_better = false
+
+[[experiments]]
+id = "x"
+control = "control"
+variants = { control = 0.5, treatment = 0.5 }
+start = 2026-11-01
+primary = "conversion"
+guardrails = [{ metric = "latency_breach", margin = 0.02 }]
+mde = 0.05
+description = "checkout redesign"
+"#;
+
+    /// [`JOB`] with each `(from, to)` edit made.
+    fn job(edits: &[(&str, &str)]) -> Job {
+        let mut text = JOB.to_string();
+        for (from, to) in edits {
+            assert!(text.contains(from), "{from:?} is not in the job");
+            text = text.replace(from, to);
+        }
+        crate::config::check(&text, Path::new("t.toml")).expect("a valid job")
+    }
+
+    fn nov(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, day).expect("a date")
+    }
+
+    /// Conversion 10% and latency breaches 5% in every variant, over `n` units each: the
+    /// variance of a proportion p is p(1 - p).
+    fn pairs(job: &Job, n: u64) -> Vec<Vec<Option<(Summary, Summary)>>> {
+        let experiment = &job.experiments[0];
+        experiment
+            .metrics
+            .iter()
+            .map(|m| {
+                let p = if job.metrics[m.metric].name == "conversion" { 0.10 } else { 0.05 };
+                let summary = Summary { n, mean: p, variance: p * (1.0 - p) };
+                vec![Some((summary, summary)); experiment.variants.len() - 1]
+            })
+            .collect()
+    }
+
+    /// `per_day[v]` new units of variant `v` on every day from the start to `report_date`.
+    fn steady(job: &Job, report_date: NaiveDate, per_day: &[u64]) -> AllocationCounts {
+        let start = job.experiments[0].start;
+        let days = (report_date - start).num_days() as u64 + 1;
+        AllocationCounts {
+            units: per_day.iter().map(|n| n * days).collect(),
+            by_day: (0..days).map(|d| (start + Days::new(d), per_day.to_vec())).collect(),
+            ..AllocationCounts::default()
+        }
+    }
+
+    /// One run as `analyze` plans it: the needs, the tuning (from the kept design when its
+    /// fingerprint is the job's), and the plan with the design to keep.
+    struct Look {
+        needs: Vec<Vec<Need>>,
+        tuning: Vec<f64>,
+        tuning_source: TuningSource,
+        plan: Plan,
+        new_design: Option<Design>,
+    }
+
+    fn look(
+        job: &Job,
+        report_date: NaiveDate,
+        counts: &AllocationCounts,
+        pairs: &[Vec<Option<(Summary, Summary)>>],
+        kept: Option<&Design>,
+    ) -> Look {
+        let experiment = &job.experiments[0];
+        let needs = needs(job, experiment, pairs);
+        let fingerprint = fingerprint(job, experiment);
+        let (tuning, tuning_source) = tuning(experiment, &needs, kept.filter(|d| d.fingerprint == fingerprint));
+        let names: Vec<String> = experiment.variants.iter().map(|v| v.name.clone()).collect();
+        let (plan, new_design) =
+            plan(experiment, &fingerprint, report_date, counts, &needs, (&tuning, tuning_source), kept, &names);
+        Look { needs, tuning, tuning_source, plan, new_design }
+    }
+
+    /// A design an earlier run kept.
+    fn kept(job: &Job, tuning: f64, quoted: Option<NaiveDate>) -> Design {
+        Design {
+            experiment: "x".into(),
+            fingerprint: fingerprint(job, &job.experiments[0]),
+            designed_on: nov(3),
+            tuning_source: TuningSource::Design,
+            tuning: vec![tuning],
+            expected_verdict_date: quoted.map(|_| nov(28)),
+            quoted_on: quoted,
+        }
+    }
+
+    // fingerprint
+
+    /// Whether replacing `from` by `to` in the job changes the experiment's fingerprint.
+    #[track_caller]
+    fn check(from: &str, to: &str, changes: bool) {
+        let (base, edited) = (job(&[]), job(&[(from, to)]));
+        let (a, b) = (fingerprint(&base, &base.experiments[0]), fingerprint(&edited, &edited.experiments[0]));
+        assert_eq!(a != b, changes, "{from:?} -> {to:?}: {a} vs {b}");
+    }
+
+    #[test]
+    fn fingerprint_follows_the_settings_a_design_depends_on() {
+        check("mde = 0.05", "mde = 0.06", true);
+        check("mde = 0.05", "mde = 0.05\nalpha = 0.01", true);
+        check("mde = 0.05", "mde = 0.05\npower = 0.9", true);
+        check("control = 0.5, treatment = 0.5", "control = 0.9, treatment = 0.1", true);
+        check("control = 0.5, treatment = 0.5", "control = 0.5, treatment = 0.25, b = 0.25", true);
+        check("margin = 0.02", "margin = 0.03", true);
+        check("start = 2026-11-01", "start = 2026-11-02", true);
+        check("mde = 0.05", "mde = 0.05\nplanned_units = 40000", true);
+    }
+
+    #[test]
+    fn fingerprint_ignores_what_a_design_does_not_depend_on() {
+        check("description = \"checkout redesign\"", "description = \"new checkout\"", false);
+        check("name = \"t\"", "name = \"daily\"", false);
+        check("mde = 0.05", "mde = 0.05\nmax_days = 28", false);
+        check("mde = 0.05", "mde = 0.05\ncorrection = \"bh\"", false);
+    }
+
+    // tuning
+
+    #[test]
+    fn tuning_keeps_the_kept_designs() {
+        let job = job(&[]);
+        let l = look(
+            &job,
+            nov(10),
+            &steady(&job, nov(10), &[500, 500]),
+            &pairs(&job, 5000),
+            Some(&kept(&job, 1234.0, None)),
+        );
+        assert_eq!((l.tuning, l.tuning_source), (vec![1234.0], TuningSource::Design));
+    }
+
+    #[test]
+    fn tuning_splits_planned_units_by_the_weights() {
+        // 40,000 planned units; a pair's tuning is its share: 40,000 × (w_c + w_v) / Σw, with
+        // Σw = 2 + 1.5 + 0.5 = 4: a 40,000 × 3.5/4 = 35,000, b 40,000 × 2.5/4 = 25,000.
+        let job = job(&[(
+            "variants = { control = 0.5, treatment = 0.5 }",
+            "variants = { control = 2, a = 1.5, b = 0.5 }\nplanned_units = 40000",
+        )]);
+        let l = look(&job, nov(10), &steady(&job, nov(10), &[400, 300, 100]), &pairs(&job, 5000), None);
+        assert_eq!((l.tuning, l.tuning_source), (vec![35_000.0, 25_000.0], TuningSource::PlannedUnits));
+    }
+
+    #[test]
+    fn tuning_is_the_sample_it_plans() {
+        // The fixed point: at N = tuning units of the pair, the always-valid interval tuned to
+        // N has exactly the planned power against the MDE (α/k = 0.05; 1 - 0.2/2 = 0.9 with
+        // one margin guardrail), on the test that needs the most units.
+        let job = job(&[]);
+        let l = look(&job, nov(10), &steady(&job, nov(10), &[500, 500]), &pairs(&job, 5000), None);
+        assert_eq!(l.tuning_source, TuningSource::Design);
+        let tuning = l.tuning[0];
+        let n_control = tuning / 2.0;
+        let method = Method::AlwaysValid { tuning };
+        let power = l.needs[0]
+            .iter()
+            .map(|need| stats::power(need.contrast.as_ref().expect("sized"), n_control, 0.05, method))
+            .fold(f64::INFINITY, f64::min);
+        assert!((power - 0.9).abs() < 0.002, "power {power} at tuning {tuning}");
+    }
+
+    #[test]
+    fn tuning_is_the_default_until_the_data_sizes_the_tests() {
+        let job = job(&[]);
+        let no_data = vec![vec![None]; 2];
+        let l = look(&job, nov(2), &steady(&job, nov(2), &[500, 500]), &no_data, None);
+        assert_eq!((l.tuning, l.tuning_source), (vec![stats::DEFAULT_TUNING], TuningSource::Default));
+        assert_eq!(l.plan.required_units, vec![None, None]);
+        assert_eq!((l.plan.expected_verdict_date, l.new_design), (None, None));
+    }
+
+    #[test]
+    fn no_tuning_for_fixed_horizon_inference() {
+        let job = job(&[("[[experiments]]", "[stats]\nsequential = false\n\n[[experiments]]")]);
+        let l = look(&job, nov(10), &steady(&job, nov(10), &[500, 500]), &pairs(&job, 5000), None);
+        assert_eq!((l.tuning, l.tuning_source), (vec![], TuningSource::None));
+    }
+
+    // plan
+
+    #[test]
+    fn required_units_follow_the_real_allocation_ratio() {
+        // 90/10 with no guardrail: the treatment gets 1/9 of the control's units, so a test
+        // needs n_c in the control and n_c/9 in the treatment.
+        let job = job(&[
+            ("control = 0.5, treatment = 0.5", "control = 0.9, treatment = 0.1"),
+            ("guardrails = [{ metric = \"latency_breach\", margin = 0.02 }]\n", ""),
+        ]);
+        let l = look(&job, nov(10), &steady(&job, nov(10), &[900, 100]), &pairs(&job, 5000), None);
+        let ratio = 0.1 / 0.9;
+        // Contrast::relative: mean 0.1, variances 0.1 × 0.9, true effect = distance = MDE.
+        let contrast = Contrast::relative(0.1, 0.1 * 0.9, 0.1 * 0.9, 0.05, 0.05, ratio).expect("a contrast");
+        assert_eq!(l.needs[0][0].contrast, Some(contrast));
+        let n_c = stats::required_control_units(&contrast, 0.05, 0.8, Method::AlwaysValid { tuning: l.tuning[0] })
+            .expect("sized");
+        let expected = [n_c.ceil() as u64, (n_c * ratio).ceil() as u64];
+        assert_eq!(l.plan.tests[0].required_units, expected);
+        assert_eq!(l.plan.required_units, vec![Some(expected[0]), Some(expected[1])]);
+        assert!(expected[0] > 8 * expected[1] && expected[0] <= 9 * expected[1], "{expected:?}");
+    }
+
+    #[test]
+    fn each_test_has_the_level_and_power_of_the_rule() {
+        // Three variants (k = 2) and one margin guardrail (g = 1): level α/k = 0.025 and power
+        // 1 - β/(1 + g) = 1 - 0.2/2 = 0.9, for every one of the 2 × 2 tests.
+        let job = job(&[("control = 0.5, treatment = 0.5", "control = 0.34, a = 0.33, b = 0.33")]);
+        let l = look(&job, nov(10), &steady(&job, nov(10), &[340, 330, 330]), &pairs(&job, 3000), None);
+        let tests: Vec<_> =
+            l.plan.tests.iter().map(|t| (t.metric.as_str(), t.variant.as_str(), t.test, t.alpha, t.power)).collect();
+        assert_eq!(
+            tests,
+            vec![
+                ("conversion", "a", PlannedTestKind::Success, 0.025, 0.9),
+                ("latency_breach", "a", PlannedTestKind::NonInferiority, 0.025, 0.9),
+                ("conversion", "b", PlannedTestKind::Success, 0.025, 0.9),
+                ("latency_breach", "b", PlannedTestKind::NonInferiority, 0.025, 0.9),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_verdict_waits_for_the_slowest_variant() {
+        // 90/10 configured, but the treatment gets 80 a day against 900: its missing units at
+        // its own inflow take longest. Ten days of data (Nov 1-10) and an inflow over the last 7.
+        let job = job(&[("control = 0.5, treatment = 0.5", "control = 0.9, treatment = 0.1")]);
+        let counts = steady(&job, nov(10), &[900, 80]);
+        let l = look(&job, nov(10), &counts, &pairs(&job, 5000), None);
+        assert_eq!((l.plan.inflow_per_day.clone(), l.plan.inflow_days), (vec![900.0, 80.0], 7));
+        let need = |v: usize| l.plan.required_units[v].expect("sized");
+        let days = [(need(0) - 9000) as f64 / 900.0, (need(1) - 800) as f64 / 80.0];
+        assert!(days[1] > days[0], "{days:?}");
+        assert_eq!(l.plan.days_to_decision, Some(days[1]));
+        assert_eq!(l.plan.expected_verdict_date, Some(nov(10) + Days::new(days[1].ceil() as u64)));
+        assert!(!l.plan.sample_reached);
+    }
+
+    #[test]
+    fn a_sample_in_is_reached_today() {
+        let job = job(&[]);
+        let l = look(&job, nov(20), &steady(&job, nov(20), &[100_000, 100_000]), &pairs(&job, 5000), None);
+        assert!(l.plan.sample_reached);
+        assert_eq!((l.plan.days_to_decision, l.plan.expected_verdict_date), (Some(0.0), Some(nov(20))));
+        assert!(!l.plan.estimate_is_provisional);
+    }
+
+    #[test]
+    fn the_first_quote_waits_for_a_week_of_data() {
+        // Day 6 of data (Nov 1-6): a design is fixed, its date is provisional and not quoted.
+        let job = job(&[]);
+        let l = look(&job, nov(6), &steady(&job, nov(6), &[500, 500]), &pairs(&job, 3000), None);
+        let design = l.new_design.expect("a design once the tests are sized");
+        assert_eq!((design.designed_on, design.quoted_on, design.expected_verdict_date), (nov(6), None, None));
+        assert!(l.plan.estimate_is_provisional);
+        assert!(l.plan.expected_verdict_date.is_some());
+        assert_eq!(l.plan.first_expected_verdict_date, None);
+        // Day 7 (QUOTE_AFTER_DAYS): the kept design quotes today's date and keeps its tuning.
+        let l = look(&job, nov(7), &steady(&job, nov(7), &[500, 500]), &pairs(&job, 3500), Some(&design));
+        let quoted = l.new_design.expect("the design, now quoted");
+        assert_eq!((quoted.designed_on, quoted.quoted_on), (nov(6), Some(nov(7))));
+        assert_eq!(quoted.expected_verdict_date, l.plan.expected_verdict_date);
+        assert_eq!(quoted.tuning, design.tuning);
+        assert!(!l.plan.estimate_is_provisional);
+        assert_eq!(l.plan.first_expected_verdict_date, l.plan.expected_verdict_date);
+    }
+
+    #[test]
+    fn a_quoted_design_is_kept() {
+        let job = job(&[]);
+        let design = kept(&job, 60_000.0, Some(nov(7)));
+        let l = look(&job, nov(12), &steady(&job, nov(12), &[500, 500]), &pairs(&job, 6000), Some(&design));
+        assert_eq!(l.new_design, None);
+        assert_eq!((l.tuning, l.tuning_source), (vec![60_000.0], TuningSource::Design));
+        assert_eq!((l.plan.designed_on, l.plan.first_expected_verdict_date), (Some(nov(3)), Some(nov(28))));
+    }
+
+    #[test]
+    fn a_design_for_other_settings_is_replaced() {
+        let job = job(&[]);
+        let mut design = kept(&job, 60_000.0, Some(nov(7)));
+        design.fingerprint = "0000000000000000".into();
+        let l = look(&job, nov(12), &steady(&job, nov(12), &[500, 500]), &pairs(&job, 6000), Some(&design));
+        let new = l.new_design.expect("a new design");
+        assert_eq!(
+            (new.fingerprint.as_str(), new.designed_on),
+            (fingerprint(&job, &job.experiments[0]).as_str(), nov(12))
+        );
+        assert_ne!(new.tuning, vec![60_000.0]);
+        assert_eq!(new.quoted_on, Some(nov(12)));
+        assert_eq!(l.plan.designed_on, Some(nov(12)));
+    }
+}

@@ -11,6 +11,7 @@ mod recommendations;
 mod reference;
 mod serve;
 mod servers;
+mod simulate;
 mod sla;
 mod statistics;
 mod support;
