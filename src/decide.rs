@@ -345,6 +345,7 @@ fn promote(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) ->
     for other in readings.iter().filter(|r| r.variant != best.variant && (r.harmed || !r.guardrails_harmed.is_empty()))
     {
         reasons.push(format!("`{}` is harmful: do not ship it.", other.variant));
+        codes.push(format!("OTHER_VARIANT_HARMFUL:{}", other.variant));
     }
     Some(decision(
         Recommendation::Promote,
@@ -435,7 +436,15 @@ fn no_effect(result: &ExperimentResult, primary: &MetricResult, readings: &[Read
         return None;
     }
     let mde = result.settings.mde;
-    let mut reasons: Vec<String> = readings.iter().map(|r| format!("{}.", effect_text(primary, r.primary))).collect();
+    let mut reasons: Vec<String> = readings
+        .iter()
+        .map(|r| match r.primary.inference.as_ref().map(|i| i.direction) {
+            Some(Direction::Worse) => {
+                format!("{}: worse, though not beyond the harm threshold.", effect_text(primary, r.primary))
+            }
+            _ => format!("{}.", effect_text(primary, r.primary)),
+        })
+        .collect();
     reasons.push(format!(
         "The interval rules out an effect as large as the {} MDE for every variant: any true effect is smaller. Stop the test and keep the control, unless the change is wanted for other reasons.",
         percent(mde, 1)
@@ -519,18 +528,22 @@ fn keep_running(
     } else {
         ""
     };
-    let hold = match expected {
-        Some(date) => format!(
+    let not_feasible = plan.filter(|p| p.expected_verdict_date.is_some_and(|d| d > p.last_day));
+    let hold = match (expected, not_feasible) {
+        (Some(date), Some(_)) => format!(
+            "While it runs, hold the rollout at its current exposure (do not expand it): the verdict would come by {date}."
+        ),
+        (Some(date), None) => format!(
             "Hold the rollout at its current exposure (do not expand it) until the verdict, expected by {date}{provisional}."
         ),
-        None => "Hold the rollout at its current exposure (do not expand it) until the verdict.".to_string(),
+        (None, _) => "Hold the rollout at its current exposure (do not expand it) until the verdict.".to_string(),
     };
-    reasons.push(hold);
-    codes.push("HOLD_ROLLOUT".into());
-    if let Some(plan) = plan.filter(|p| p.expected_verdict_date.is_some_and(|d| d > p.last_day)) {
+    if let Some(plan) = not_feasible {
         reasons.push(not_feasible_text(result, plan));
         codes.push("NOT_FEASIBLE_BY_LAST_DAY".into());
     }
+    reasons.push(hold);
+    codes.push("HOLD_ROLLOUT".into());
     let mut d =
         decision(Recommendation::Continue, None, reasons, codes, "no verdict yet: the sample the rule needs is not in");
     d.expected_verdict_date = expected;
@@ -654,7 +667,7 @@ fn not_feasible_text(result: &ExperimentResult, plan: &Plan) -> String {
         .map(|m| format!(", or accept a larger MDE of {}", percent(m, 1)))
         .unwrap_or_default();
     format!(
-        "That is after the experiment's last day, {} (`max_days` = {}): at this traffic the test cannot detect a {} effect in time. Stop it{larger}.",
+        "The sample would be in only after the experiment's last day, {} (`max_days` = {}): at this traffic the test cannot detect a {} effect in time. Stop it{larger}.",
         plan.last_day,
         result.settings.max_days,
         percent(result.settings.mde, 1)
@@ -808,12 +821,15 @@ mod tests {
         c
     }
 
-    /// A comparison that cannot be tested, with why.
+    /// A comparison that cannot be tested, with why; both variants' means equal (as when
+    /// neither has events).
     fn untested(variant: &str, note: &str) -> ComparisonResult {
         ComparisonResult {
             variant: variant.into(),
             notes: vec![note.into()],
             inference: None,
+            absolute_effect: Some(0.0),
+            relative_effect: None,
             ..tested(variant, [0.0, 0.0])
         }
     }
@@ -1095,6 +1111,27 @@ mod tests {
     }
 
     #[test]
+    fn an_untestable_guardrail_the_variant_is_worse_on_holds_the_promotion_back() {
+        // Errors only the treatment has: the control has no variance, so no test, but the
+        // treatment's mean is worse (lower is better, +0.02).
+        let mut errors = untested("treatment", "the metric does not vary within a variant yet, so it cannot be tested");
+        errors.absolute_effect = Some(0.02);
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
+            "errors",
+            "guardrail",
+            false,
+            None,
+            vec![errors],
+        );
+        check(
+            e,
+            Recommendation::Continue,
+            None,
+            &["PRIMARY_SIGNIFICANT_WIN", "GUARDRAIL_NOT_TESTABLE:errors", "HOLD_ROLLOUT"],
+        );
+    }
+
+    #[test]
     fn an_untestable_margin_guardrail_holds_the_promotion_back() {
         // The module doc: one with a margin must be shown non-inferior.
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
@@ -1139,7 +1176,7 @@ mod tests {
     fn promote_names_another_variant_that_is_harmful() {
         // b's primary is harmed: harm p 0.001 < α/(k(1 + 0)) = 0.05/2 = 0.025.
         let e = Experiment::new(&["a", "b"]).primary(vec![tested("a", WIN), harm(tested("b", LOSS), 0.001)]);
-        let d = check(e, Recommendation::Promote, Some("a"), &["PRIMARY_SIGNIFICANT_WIN"]);
+        let d = check(e, Recommendation::Promote, Some("a"), &["PRIMARY_SIGNIFICANT_WIN", "OTHER_VARIANT_HARMFUL:b"]);
         says(&d, "`b` is harmful: do not ship it.");
     }
 
@@ -1438,9 +1475,9 @@ mod tests {
             e,
             Recommendation::Continue,
             None,
-            &["PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT", "NOT_FEASIBLE_BY_LAST_DAY"],
+            &["PRIMARY_NOT_SIGNIFICANT", "NOT_FEASIBLE_BY_LAST_DAY", "HOLD_ROLLOUT"],
         );
-        says(&d, "That is after the experiment's last day, 2026-11-30 (`max_days` = 42)");
+        says(&d, "The sample would be in only after the experiment's last day, 2026-11-30 (`max_days` = 42)");
         says(&d, "Stop it, or accept a larger MDE of 8.0%.");
     }
 

@@ -19,6 +19,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::aggregate::day_start_micros;
+use crate::rng::Rng;
 
 const DAY_MICROS: i64 = 86_400_000_000;
 
@@ -225,55 +226,6 @@ pub enum GenerateError {
     Encode { path: PathBuf, message: String },
     #[error("{0}")]
     Spec(String),
-}
-
-/// SplitMix64 (Steele, Lea & Flood 2014): tiny, fast and good enough for simulation; its own
-/// code, so generated data never changes with a dependency's version.
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn for_stream(seed: u64, a: u64, b: u64) -> Self {
-        let mut rng = Rng(seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
-        rng.next_u64();
-        rng
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.uniform() < p
-    }
-
-    /// Standard normal (Box–Muller).
-    fn normal(&mut self) -> f64 {
-        let u1 = self.uniform().max(f64::MIN_POSITIVE);
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-
-    /// Poisson (Knuth's product method; fine for the small means used here).
-    fn poisson(&mut self, mean: f64) -> u32 {
-        let limit = (-mean).exp();
-        let mut k = 0;
-        let mut p = self.uniform();
-        while p > limit && k < 1000 {
-            k += 1;
-            p *= self.uniform();
-        }
-        k
-    }
 }
 
 /// A unit's fixed traits.

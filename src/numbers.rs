@@ -39,7 +39,14 @@ pub fn compact(x: f64) -> String {
 
 /// A p-value: four significant digits, scientific below 0.0001.
 pub fn pvalue(p: f64) -> String {
-    if p < 1e-4 { format!("{p:.1e}") } else { format!("{p:.4}") }
+    if p >= 1.0 {
+        // An always-valid p-value is capped at 1: "1.0000" would claim precision it lacks.
+        "1".to_string()
+    } else if p < 1e-4 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.4}")
+    }
 }
 
 /// A confidence level or a threshold as a short percentage: `0.95` -> `95%`, `0.975` ->
@@ -98,6 +105,7 @@ mod tests {
         assert_eq!(count(999), "999");
         assert_eq!(pvalue(0.0312), "0.0312");
         assert_eq!(pvalue(0.0000012), "1.2e-6");
+        assert_eq!(pvalue(1.0), "1");
         assert_eq!(value(0.10234), "0.1023");
         assert_eq!(value(52.345), "52.34");
         assert_eq!(value(-3.0), "−3.00");

@@ -74,7 +74,10 @@ pub fn fingerprint(job: &Job, experiment: &Experiment) -> String {
             })
         })
         .collect();
-    let variants: Vec<_> = experiment.variants.iter().map(|v| serde_json::json!([v.name, v.weight])).collect();
+    // Shares, not the weights as written: `{ a = 1, b = 1 }` is the same design as 0.5/0.5.
+    let total: f64 = experiment.variants.iter().map(|v| v.weight).sum();
+    let variants: Vec<_> =
+        experiment.variants.iter().map(|v| serde_json::json!([v.name, format!("{:.9}", v.weight / total)])).collect();
     let settings = serde_json::json!({
         "variants": variants, "start": experiment.start.to_string(), "metrics": metrics,
         "alpha": s.alpha, "power": s.power, "mde": s.mde, "sequential": s.sequential,
