@@ -221,8 +221,8 @@ fn an_underpowered_test_continues_with_units_and_days_needed() {
         [
             "PRIMARY_NOT_SIGNIFICANT",
             "GUARDRAIL_NOT_YET_NON_INFERIOR:error_rate",
-            "HOLD_ROLLOUT",
-            "NOT_FEASIBLE_BY_LAST_DAY"
+            "NOT_FEASIBLE_BY_LAST_DAY",
+            "HOLD_ROLLOUT"
         ]
     );
     let sample = &metric(&result, "conversion")["comparisons"][0]["power"];

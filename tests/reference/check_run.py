@@ -205,7 +205,7 @@ def relative_contrast(mean_c, var_c, var_t, true_effect, distance, ratio):
         return None
     m2 = mean_c * mean_c
     contrast = (distance, (1 + true_effect) ** 2 * var_c / m2, var_t / m2, ratio)
-    ok = all(math.isfinite(x) for x in contrast) and distance > 0 and ratio > 0 and contrast[1] + contrast[2] > 0
+    ok = all(math.isfinite(x) for x in contrast) and distance > 0 and ratio > 0 and contrast[1] > 0 and contrast[2] > 0
     return contrast if ok else None
 
 
@@ -263,6 +263,11 @@ def documented_rule(ctx):
         bound = t["harm_bound"]
         return t["estimate"] != bound and (t["estimate"] > bound) != metric["higher_is_better"] and t["harm_p"] < harm_alpha
 
+    def untestable_and_worse(metric, v):
+        # A guardrail that cannot be tested but whose variant mean is worse holds a win back.
+        d = ctx["raw_differences"].get((metric["name"], v))
+        return tests[(metric["name"], v)] is None and d is not None and d != 0 and (d > 0) != metric["higher_is_better"]
+
     def non_inferior(metric, v):
         t = tests[(metric["name"], v)]
         return t is not None and t["non_inferior"]
@@ -276,7 +281,7 @@ def documented_rule(ctx):
         v for v in treatments
         if better(primary, v)
         and all(non_inferior(g, v) for g in guardrails if g["margin"] is not None)
-        and not any(worse(g, v) for g in guardrails)
+        and not any(worse(g, v) or untestable_and_worse(g, v) for g in guardrails)
         and not any(worse(s, v) for s in secondaries)
     ]
     if promotable:
@@ -288,7 +293,11 @@ def documented_rule(ctx):
                 return f"GUARDRAIL_NOT_TESTABLE:{g['name']}"  # no events: no harm shown
             return f"GUARDRAIL_NO_HARM:{g['name']}"
 
-        codes = ["PRIMARY_SIGNIFICANT_WIN"] + [cleared(g) for g in guardrails]
+        codes = ["PRIMARY_SIGNIFICANT_WIN"] + [cleared(g) for g in guardrails] + [
+            f"OTHER_VARIANT_HARMFUL:{v}"
+            for v in treatments
+            if v != best and (harmed(primary, v) or any(harmed(g, v) for g in guardrails))
+        ]
         return done("promote", best, codes)
     # 6. Rollback: the primary or a guardrail harmed at the shared harm level.
     harmful = [v for v in treatments if harmed(primary, v) or any(harmed(g, v) for g in guardrails)]
@@ -309,6 +318,8 @@ def documented_rule(ctx):
                 out.append(f"GUARDRAIL_NOT_YET_NON_INFERIOR:{g['name']}")
             elif g["margin"] is None and worse(g, v):
                 out.append(f"GUARDRAIL_WORSE_NOT_YET_HARMFUL:{g['name']}")
+            elif g["margin"] is None and untestable_and_worse(g, v):
+                out.append(f"GUARDRAIL_NOT_TESTABLE:{g['name']}")
         return out
 
     # 7. Trade-off: a primary win while a secondary, or a guardrail within its margin, is
@@ -353,11 +364,11 @@ def documented_rule(ctx):
             code = "PRIMARY_NOT_SIGNIFICANT"
         if code not in codes:
             codes.append(code)
-    codes += pending + ["HOLD_ROLLOUT"]
+    codes += pending
     expected = plan["expected_verdict_date"]
     if expected is not None and expected > plan["last_day"]:
         codes.append("NOT_FEASIBLE_BY_LAST_DAY")
-    return done("continue", None, codes)
+    return done("continue", None, codes + ["HOLD_ROLLOUT"])
 
 
 # --- one experiment ---
@@ -533,6 +544,7 @@ def check_experiment(job, experiment, report_date, out_dir, root, exposures_all,
         return taken[0] if taken else None
 
     tests = {}
+    raw_differences = {}  # (metric, variant) -> treatment mean - control mean, tested or not
     used_summaries = {}
     metric_info = []
     for metric_result in results["metrics"]:
@@ -599,6 +611,7 @@ def check_experiment(job, experiment, report_date, out_dir, root, exposures_all,
                 tests[(name, v)] = None
                 used_summaries[(name, v)] = None
                 continue
+            raw_differences[(name, v)] = float(sb.mean - sa.mean)
             cuped = name in covariates
             if cuped:
                 # CUPED: gbstats' regression-adjusted statistics, theta from compute_theta over
@@ -829,6 +842,7 @@ def check_experiment(job, experiment, report_date, out_dir, root, exposures_all,
         "metrics": metric_info,
         "treatments": treatments,
         "tests": tests,
+        "raw_differences": raw_differences,
         "report_date": report_date,
         "plan": {"sample_reached": sample_reached, "last_day": last_day, "expected_verdict_date": expected_date},
     }
