@@ -323,28 +323,14 @@ impl Ledger {
     pub async fn designs(&self, job: &str, experiments: &[&str]) -> Result<Vec<Design>, LedgerError> {
         let mut designs = Vec::new();
         for experiment in experiments {
-            let key = self.design_key(job, experiment);
-            let read_error = |cause: String| LedgerError::Read { key: key.to_string(), cause };
-            let bytes = match self.store.get(&key).await {
-                Ok(result) => result.bytes().await.map_err(|e| read_error(crate::source::describe_store_error(&e)))?,
-                Err(object_store::Error::NotFound { .. }) => continue,
-                Err(e) => return Err(read_error(crate::source::describe_store_error(&e))),
-            };
-            designs.push(serde_json::from_slice(&bytes).map_err(|e| read_error(format!("not a design: {e}")))?);
+            designs.extend(self.read_json(&self.design_key(job, experiment), "a design").await?);
         }
         Ok(designs)
     }
 
     /// Keeps a design for the next runs of `job`.
     pub async fn write_design(&self, job: &str, design: &Design) -> Result<(), LedgerError> {
-        let key = self.design_key(job, &design.experiment);
-        let mut bytes = serde_json::to_vec_pretty(design).expect("designs serialize");
-        bytes.push(b'\n');
-        self.store
-            .put(&key, PutPayload::from(bytes))
-            .await
-            .map(|_| ())
-            .map_err(|e| LedgerError::Write { key: key.to_string(), cause: crate::source::describe_store_error(&e) })
+        self.write_json(&self.design_key(job, &design.experiment), design).await
     }
 
     /// The record of `job` and `report_date`, if any.
@@ -353,22 +339,35 @@ impl Ledger {
     }
 
     async fn read_key(&self, key: &Path) -> Result<Option<RunRecord>, LedgerError> {
+        self.read_json(key, "a ledger record").await
+    }
+
+    /// The JSON object at `key` (`what` names it in errors), or `None` when there is none.
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &Path,
+        what: &str,
+    ) -> Result<Option<T>, LedgerError> {
         let read_error = |cause: String| LedgerError::Read { key: key.to_string(), cause };
         let bytes = match self.store.get(key).await {
             Ok(result) => result.bytes().await.map_err(|e| read_error(crate::source::describe_store_error(&e)))?,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(read_error(crate::source::describe_store_error(&e))),
         };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| read_error(format!("not a ledger record: {e}")))
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| read_error(format!("not {what}: {e}")))
     }
 
     /// Writes (or replaces) the record of its job and date.
     pub async fn write(&self, record: &RunRecord) -> Result<(), LedgerError> {
-        let key = self.key(&record.job, record.report_date);
-        let mut bytes = serde_json::to_vec_pretty(record).expect("ledger records serialize");
+        self.write_json(&self.key(&record.job, record.report_date), record).await
+    }
+
+    /// Puts `value` at `key` as pretty JSON, whole (atomic on every store).
+    async fn write_json<T: Serialize>(&self, key: &Path, value: &T) -> Result<(), LedgerError> {
+        let mut bytes = serde_json::to_vec_pretty(value).expect("ledger records and designs serialize");
         bytes.push(b'\n');
         self.store
-            .put(&key, PutPayload::from(bytes))
+            .put(key, PutPayload::from(bytes))
             .await
             .map(|_| ())
             .map_err(|e| LedgerError::Write { key: key.to_string(), cause: crate::source::describe_store_error(&e) })
@@ -449,6 +448,34 @@ mod tests {
         assert_eq!((r.status, r.exit_code, r.error.as_deref()), (RunStatus::Ok, 0, None));
         assert!(r.delivered());
         assert!(!r.record_late_delivery("unknown"));
+    }
+
+    #[tokio::test]
+    async fn designs_are_kept_beside_the_records_and_not_listed_as_a_job() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ledger = Ledger::open(dir.path().join("ledger").to_str().expect("utf-8")).expect("opens");
+        ledger.write(&record("daily", "2026-11-20", RunStatus::Ok)).await.expect("writes");
+        let design = Design {
+            experiment: "checkout/v2".into(),
+            fingerprint: "0123456789abcdef".into(),
+            designed_on: date("2026-11-14"),
+            tuning_source: crate::results::TuningSource::Design,
+            tuning: vec![48_000.0],
+            expected_verdict_date: Some(date("2026-11-30")),
+            quoted_on: Some(date("2026-11-20")),
+        };
+        assert_eq!(ledger.designs("daily", &["checkout/v2"]).await.expect("reads"), vec![]);
+        ledger.write_design("daily", &design).await.expect("writes");
+        assert_eq!(ledger.designs("daily", &["checkout/v2", "other"]).await.expect("reads"), vec![design.clone()]);
+        assert_eq!(ledger.designs("weekly", &["checkout/v2"]).await.expect("reads"), vec![], "per job");
+        // The experiment id became a safe file name, in the folder listings skip.
+        assert!(
+            dir.path().join(format!("ledger/.designs/daily/{}.json", safe_path_component("checkout/v2"))).is_file()
+        );
+        let jobs: Vec<String> = ledger.recent(None, 5).await.expect("lists").into_iter().map(|(job, _)| job).collect();
+        assert_eq!(jobs, ["daily"]);
+        let recent = ledger.recent(Some("daily"), 5).await.expect("lists");
+        assert_eq!(recent[0].1.len(), 1, "a job's own listing holds its records only");
     }
 
     #[tokio::test]
