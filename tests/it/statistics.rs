@@ -235,3 +235,39 @@ fn bad_statistics_settings_name_the_line() {
         run.stderr
     );
 }
+
+/// The always-valid tuning is fixed by the first run that can size the tests and kept in the
+/// run ledger: a later run reads it back instead of tuning to its own data (a tuning that moves
+/// with the data would void the intervals' guarantee); a job change that alters the design
+/// makes a new one.
+#[test]
+fn the_design_of_the_first_run_is_kept_by_the_next() {
+    let s = Scenario::generate(&["--units", "3000", "--days", "8", "--experiment", "kept,effect=0.1"]);
+    // Without `planned_units`, the data size the tests and the first run fixes the tuning.
+    s.edit_job(|job| job.lines().filter(|l| !l.starts_with("planned_units")).collect::<Vec<_>>().join("\n"));
+    let run_on = |date: &str| {
+        abreport(s.path(), &["run", "--job", "job.toml", "--date", date, "--out", "out"]).assert_code(0);
+        s.result("kept")
+    };
+    let tuning = |result: &serde_json::Value| comparison(result, "conversion")["inference"]["tuning"].as_f64();
+    let first = run_on("2026-11-16");
+    assert_eq!(first["plan"]["tuning_source"], "design", "{}", first["plan"]);
+    assert_eq!(first["plan"]["designed_on"], "2026-11-16");
+    // Fewer than 7 days of data: the date is a first estimate, not yet the design's quote.
+    assert_eq!(first["plan"]["estimate_is_provisional"], true);
+    let designs = s.path().join("out/ledger/.designs/generated");
+    assert!(designs.join("kept.json").is_file(), "the design is kept in the ledger");
+
+    let later = run_on(REPORT_DATE);
+    assert_eq!(later["plan"]["designed_on"], "2026-11-16", "the kept design, not a new one");
+    assert_eq!(tuning(&later), tuning(&first), "the same tuning on every look");
+    assert_eq!(later["plan"]["estimate_is_provisional"], false);
+    let quoted = later["plan"]["first_expected_verdict_date"].as_str().expect("quoted after a week of data");
+    assert!(quoted >= REPORT_DATE, "{quoted}");
+
+    // A new MDE is a new design: made again from this run's data.
+    s.edit_job(|job| job.replace("srm_p_value = 0.001", "srm_p_value = 0.001\nmde = 0.2"));
+    let redesigned = run_on(REPORT_DATE);
+    assert_eq!(redesigned["plan"]["designed_on"], REPORT_DATE);
+    assert_ne!(tuning(&redesigned), tuning(&first));
+}
