@@ -33,8 +33,8 @@
 //!    pending, more data still could: rule 10.)
 //! 8. [`no_effect`]: every variant's interval rules out the MDE (its favourable end is below
 //!    it): `inconclusive`, stop and keep the control.
-//! 9. [`horizon`]: the planned sample is in, or the experiment's last day (`max_days`) has come,
-//!    without a verdict: `inconclusive`, stop.
+//! 9. [`horizon`]: the planned sample is in (and the verdict date first quoted has come), or
+//!    the experiment's last day (`max_days`) has come, without a verdict: `inconclusive`, stop.
 //! 10. [`keep_running`]: otherwise `continue`, with what is pending, the units still needed,
 //!     the date they are expected, and the advice to hold the rollout until then.
 //!
@@ -462,12 +462,16 @@ fn no_effect(result: &ExperimentResult, primary: &MetricResult, readings: &[Read
 fn horizon(result: &ExperimentResult, primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decision> {
     let plan = result.plan.as_ref()?;
     let last_day_reached = result.window.end >= plan.last_day;
-    if !plan.sample_reached && !last_day_reached {
+    // The planned sample ends the test, but never before the verdict date the report quoted:
+    // a report does not go back on its own promise (and those looks are the power it promised).
+    let sample_in =
+        plan.sample_reached && plan.first_expected_verdict_date.is_none_or(|quoted| result.window.end >= quoted);
+    if !sample_in && !last_day_reached {
         return None;
     }
     let mut reasons: Vec<String> =
         readings.iter().map(|r| format!("{}: not significant.", effect_text(primary, r.primary))).collect();
-    let (why, code) = if plan.sample_reached {
+    let (why, code) = if sample_in {
         ("The planned sample is in", "HORIZON_REACHED:sample")
     } else {
         ("The experiment has reached its last day", "HORIZON_REACHED:max_days")
@@ -1396,6 +1400,14 @@ mod tests {
             Experiment::new(&["treatment"]).primary(vec![tested("treatment", OPEN)]).plan(plan(nov(30), None, true));
         let d = check(e, Recommendation::Inconclusive, None, &["HORIZON_REACHED:sample"]);
         says(&d, "The planned sample is in without a verdict: stop the test.");
+    }
+
+    #[test]
+    fn the_sample_in_before_the_quoted_date_keeps_running_until_then() {
+        let mut plan = plan(nov(30), None, true);
+        plan.first_expected_verdict_date = Some(nov(22));
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", OPEN)]).plan(plan);
+        check(e, Recommendation::Continue, None, &["PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT"]);
     }
 
     #[test]

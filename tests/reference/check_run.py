@@ -349,9 +349,12 @@ def documented_rule(ctx):
 
     if all(rules_out_mde(v) for v in treatments):
         return done("inconclusive", None, ["PRIMARY_NO_EFFECT"])
-    # 9. Horizon: the planned sample is in, or the last day has come, without a verdict.
-    if plan["sample_reached"] or ctx["report_date"] >= plan["last_day"]:
-        code = "HORIZON_REACHED:sample" if plan["sample_reached"] else "HORIZON_REACHED:max_days"
+    # 9. Horizon: the planned sample is in (and the first quoted date has come), or the last day
+    # has come, without a verdict.
+    quoted = plan["first_expected_verdict_date"]
+    sample_in = plan["sample_reached"] and (quoted is None or ctx["report_date"] >= quoted)
+    if sample_in or ctx["report_date"] >= plan["last_day"]:
+        code = "HORIZON_REACHED:sample" if sample_in else "HORIZON_REACHED:max_days"
         return done("inconclusive", None, [code] + pending)
     # 10. Otherwise continue, with what is pending and the advice to hold the rollout.
     codes = []
@@ -844,7 +847,16 @@ def check_experiment(job, experiment, report_date, out_dir, root, exposures_all,
         "tests": tests,
         "raw_differences": raw_differences,
         "report_date": report_date,
-        "plan": {"sample_reached": sample_reached, "last_day": last_day, "expected_verdict_date": expected_date},
+        "plan": {
+            "sample_reached": sample_reached,
+            "last_day": last_day,
+            "expected_verdict_date": expected_date,
+            # State kept from earlier runs (the design's first quote), not derivable from this
+            # run's data: taken as abreport recorded it.
+            "first_expected_verdict_date": (
+                date.fromisoformat(plan["first_expected_verdict_date"]) if plan.get("first_expected_verdict_date") else None
+            ),
+        },
     }
     recommendation, variant, codes, uncertain = documented_rule(context)
     decision = results["decision"]
