@@ -233,7 +233,9 @@ fn status_for(exit: Exit, error: Option<&RunError>) -> RunStatus {
 
 /// Where a run's outputs went, and how the run ends.
 struct Published {
-    dirs: Vec<PathBuf>,
+    /// Each experiment's folder under `--out`, in the order of the run's outputs (and
+    /// results); `None` where writing it failed.
+    dirs: Vec<Option<PathBuf>>,
     exit: Exit,
     deliveries: Vec<DeliveryStatus>,
     errors: Vec<String>,
@@ -262,8 +264,9 @@ async fn publish(
     }
     for outputs in &output.outputs {
         match export::write_dir(out, outputs) {
-            Ok(dir) => published.dirs.push(dir),
+            Ok(dir) => published.dirs.push(Some(dir)),
             Err(e) => {
+                published.dirs.push(None);
                 published.errors.push(e.to_string());
                 published.exit = Exit::DeliveryFailed;
             }
@@ -356,7 +359,9 @@ pub(crate) async fn notify(job: &Job, subject: &str, body: &str) {
     }
 }
 
-fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[PathBuf]) {
+/// The run in a few lines: one per experiment with its verdict and where its report is.
+/// `dirs` is aligned with `output.results` (a run's results and outputs are in the same order).
+fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[Option<PathBuf>]) {
     say!(
         "abreport: job `{}`, report date {report_date}: {} experiment(s) in {:.2} s (SLA {:.0} s), {} files / {} read",
         job.name,
@@ -366,13 +371,16 @@ fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[
         output.facts.files_read,
         bytes(output.facts.bytes_read)
     );
-    for (result, dir) in output.results.iter().zip(dirs.iter().map(Some).chain(std::iter::repeat(None))) {
+    for (result, dir) in output.results.iter().zip(dirs.iter().map(Option::as_ref).chain(std::iter::repeat(None))) {
         let decision = &result.decision;
         let verdict = match &decision.variant {
             Some(v) => format!("{} {v}", decision.recommendation.name().to_uppercase()),
             None => decision.recommendation.name().to_uppercase(),
         };
-        let place = dir.map(|d| d.join("report.html").display().to_string()).unwrap_or_default();
+        let place = match dir {
+            Some(dir) => dir.join("report.html").display().to_string(),
+            None => "not written (see the error below)".to_string(),
+        };
         say!("  {:<28} {:<24} {place}", result.id, verdict);
         if let Some(error) = &result.error {
             say!("  {:<28} error: {error}", "");

@@ -646,3 +646,25 @@ fn a_delivery_that_would_outlast_the_sla_is_stopped_and_waits_in_the_outbox() {
     assert!(destinations.iter().any(|d| d["done"] == false), "the email is still owed: {state}");
     drop(silent);
 }
+
+#[test]
+fn after_a_failed_write_the_summary_points_each_experiment_at_its_own_report() {
+    // `out/checkout` is a regular file, so checkout's folder cannot be made (ENOTDIR, even as
+    // root); search, listed after it, is written.
+    let s = small(&["checkout", "search"]);
+    std::fs::create_dir_all(s.path().join("out")).expect("out");
+    std::fs::write(s.path().join("out/checkout"), "a file, not a folder").expect("file");
+    let run = s.run(&[]);
+    run.assert_code(5);
+    let line = |id: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no summary line for {id}:\n{}", run.stdout))
+            .to_string()
+    };
+    assert!(line("search").ends_with("out/search/report.html"), "{}", run.stdout);
+    assert!(!line("checkout").contains("report.html"), "checkout was not written: {}", run.stdout);
+    assert!(line("checkout").contains("not written"), "{}", run.stdout);
+    assert!(s.out("search").join("manifest.json").is_file());
+}
