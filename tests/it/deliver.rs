@@ -668,3 +668,37 @@ fn after_a_failed_write_the_summary_points_each_experiment_at_its_own_report() {
     assert!(line("checkout").contains("not written"), "{}", run.stdout);
     assert!(s.out("search").join("manifest.json").is_file());
 }
+
+#[test]
+fn an_upload_that_fails_half_way_through_a_rerun_leaves_no_old_manifest_beside_new_files() {
+    let s = small(&["checkout"]);
+    let moto = s3(s.path());
+    let proxy = crate::servers::Proxy::start(moto.port);
+    s.append_to_job("[[deliver]]\nkind = \"upload\"\nurl = \"s3://reports/abreport\"");
+    let env = s3_env(proxy.port);
+    s.run_with_env(&[], &pairs(&env)).assert_code(0);
+    let manifest = format!("abreport/generated/{REPORT_DATE}/checkout/manifest.json");
+    assert!(s3_keys(moto.port, "abreport").contains(&manifest));
+    let one_upload = proxy.bytes_up();
+
+    // A forced re-run; the store fails once half of the set has gone up. The old manifest must
+    // not vouch for a set that is now half new.
+    proxy.fail_after_bytes(one_upload / 2);
+    let run = s.run_with_env(
+        &["--force", "--log-format", "json"],
+        &pairs(
+            &env.iter().cloned().chain([(FAST_RETRIES.0.to_string(), FAST_RETRIES.1.to_string())]).collect::<Vec<_>>(),
+        ),
+    );
+    run.assert_code(5);
+    assert!(run.stderr.contains("delivery to upload s3://reports/abreport failed"), "{}", run.stderr);
+    assert!(proxy.bytes_up() > one_upload + one_upload / 4, "the failure came half-way, after new objects");
+    let keys = s3_keys(moto.port, "abreport");
+    assert!(!keys.contains(&manifest), "no manifest beside a half-replaced set: {keys:?}");
+
+    // The store comes back: the outbox completes the set, manifest last.
+    proxy.stop_failing();
+    abreport_with_env(s.path(), &["deliver", "--retry", "--job", "job.toml"], &pairs(&env)).assert_code(0);
+    let local = std::fs::read(s.out("checkout").join("manifest.json")).expect("manifest");
+    assert_eq!(s3_get(moto.port, &manifest), local);
+}
