@@ -4,6 +4,8 @@
 //! and maps outcomes to exit codes; this module decides what a run writes and records.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -130,11 +132,13 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         started,
         progress: settings.progress,
         designs: &designs,
+        source_retries: Arc::default(),
     };
     let output = match pipeline::run(&request, &log).await {
         Ok(output) => output,
         Err(e) => {
             record.stages = log.timings();
+            record.source_retries = request.source_retries.load(Ordering::Relaxed);
             if let RunError::Sla(sla) = &e {
                 record.sla_missed_stage = Some(sla.stage.clone());
             }

@@ -16,6 +16,7 @@ mod store;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use arrow::array::ArrayRef;
@@ -224,11 +225,18 @@ impl Source {
     /// Opens the root at `url` for a run that must end by `deadline`: every request's timeout
     /// and every retry stay inside what is left of it.
     pub fn open_within(url: &str, deadline: Deadline) -> Result<Self, SourceError> {
+        Self::open_counting(url, deadline, Arc::default())
+    }
+
+    /// [`Source::open_within`], counting the requests it retries in `retries` (shared with the
+    /// caller, who reads it whether the run succeeds or not).
+    pub fn open_counting(url: &str, deadline: Deadline, retries: Arc<AtomicU32>) -> Result<Self, SourceError> {
         let limits = store::Limits::within(deadline.remaining());
         let (store, root) =
             store::open(url, limits).map_err(|cause| SourceError::Refused { url: url.to_string(), cause })?;
         let local = url.starts_with("file:");
-        Ok(Self { store, root, url: url.trim_end_matches('/').to_string(), local, retry: Retry::new(deadline) })
+        let retry = Retry::counting(deadline, retries);
+        Ok(Self { store, root, url: url.trim_end_matches('/').to_string(), local, retry })
     }
 
     /// How many requests were retried so far.

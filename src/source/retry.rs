@@ -65,8 +65,14 @@ pub struct Retry {
 impl Retry {
     /// A policy bounded by `deadline`.
     pub fn new(deadline: Deadline) -> Self {
+        Self::counting(deadline, Arc::default())
+    }
+
+    /// A policy bounded by `deadline` that counts its retries in `retries`, which the caller
+    /// keeps: the count of a run that failed is known too.
+    pub fn counting(deadline: Deadline, retries: Arc<AtomicU32>) -> Self {
         let reserve = (deadline.budget() / 10).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        Self { deadline, reserve, retries: Arc::new(AtomicU32::new(0)) }
+        Self { deadline, reserve, retries }
     }
 
     /// Time left for source requests: the deadline less the reserve.

@@ -372,3 +372,25 @@ fn a_changed_job_file_or_sighup_reloads_the_jobs() {
     );
     assert_eq!(service.logged("job changed").len(), 1, "{}", service.log());
 }
+
+#[test]
+fn a_run_that_gives_up_on_its_source_records_the_retries_it_made() {
+    let setup = Setup::new();
+    let s3 = S3Server::start("data", &setup.data(), "xp");
+    let proxy = Proxy::start(s3.port);
+    proxy.fail_next(u32::MAX);
+    setup.write_job("s3://data/xp", "0 0 6 * * *", 2.0);
+
+    let run = abreport_env(
+        setup.path(),
+        &["run", "--job", "jobs/daily.toml", "--date", &setup.report_date],
+        &s3_env(proxy.port),
+    );
+    run.assert_code(3);
+    let record = setup.record().expect("record");
+    assert_eq!(record["status"], "source_unavailable");
+    let retries = record["source_retries"].as_u64().expect("a count");
+    // Each listing request retried until the budget ran out; its last 503 is not a retry.
+    assert!(retries >= 4, "the retries of a failed run are recorded: {record:#}");
+    assert!(retries < u64::from(proxy.failed()), "{retries} retries, {} answers of 503", proxy.failed());
+}
