@@ -2,7 +2,7 @@
 //!
 //! Transient failures (connection refused or reset, timeouts, HTTP 5xx, throttling) are retried
 //! with exponential backoff and jitter; permanent ones (access denied, a missing bucket or
-//! object, other 4xx answers) fail at once. Every attempt gets a timeout derived from what is
+//! object, other 4xx answers, a TLS failure such as an untrusted certificate) fail at once. Every attempt gets a timeout derived from what is
 //! left of the run's budget, and retrying stops a small reserve before the deadline, so a source
 //! that stays down ends the run as `source_unavailable` with its cause instead of hanging or
 //! turning into an SLA miss that says nothing about why.
@@ -163,6 +163,11 @@ pub fn classify(err: &object_store::Error) -> Kind {
 }
 
 fn classify_chain(error: &(dyn StdError + 'static)) -> Kind {
+    // A TLS failure hides behind a transport error of kind Connect, which alone would read as
+    // weather: look for it first.
+    if is_tls_failure(error) {
+        return Kind::Permanent;
+    }
     let mut current: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(error) = current {
         if let Some(http) = error.downcast_ref::<object_store::client::HttpError>() {
@@ -206,6 +211,26 @@ fn classify_chain(error: &(dyn StdError + 'static)) -> Kind {
     Kind::Permanent
 }
 
+/// True when `error` or one of its causes is a TLS failure (an untrusted or expired
+/// certificate, a name mismatch, a handshake the server refused, a peer that does not speak
+/// TLS): configuration, which no retry mends. rustls errors travel inside `io::Error`s, whose
+/// `source()` skips them, so each `io::Error` is opened with `get_ref`.
+pub fn is_tls_failure(error: &(dyn StdError + 'static)) -> bool {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(error) = current {
+        if error.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref)
+            && is_tls_failure(inner)
+        {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
 /// The HTTP status in object_store's "status code: 503 Service Unavailable" text.
 fn http_status(text: &str) -> Option<u16> {
     let rest = &text[text.find("status code: ")? + "status code: ".len()..];
@@ -243,6 +268,16 @@ mod tests {
             source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
         };
         assert_eq!(classify(&refused), Kind::Transient);
+    }
+
+    #[test]
+    fn certificate_failures_are_permanent_though_they_come_as_connection_errors() {
+        let certificate = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, certificate);
+        let untrusted = object_store::Error::Generic { store: "S3", source: Box::new(io) };
+        assert_eq!(classify(&untrusted), Kind::Permanent);
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(!is_tls_failure(&reset), "a reset mid-handshake is weather");
     }
 
     #[test]

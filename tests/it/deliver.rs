@@ -702,3 +702,21 @@ fn an_upload_that_fails_half_way_through_a_rerun_leaves_no_old_manifest_beside_n
     let local = std::fs::read(s.out("checkout").join("manifest.json")).expect("manifest");
     assert_eq!(s3_get(moto.port, &manifest), local);
 }
+
+#[test]
+fn an_smtp_server_with_an_untrusted_certificate_is_not_retried() {
+    let s = small(&["checkout"]);
+    let smtp = Smtp::start(s.path(), true, &["--implicit-tls"]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    // Implicit TLS, and the test CA is not given: the certificate cannot be verified.
+    let mut env = smtp.env();
+    env[2].1 = "tls".into();
+    env.push((FAST_RETRIES.0.to_string(), FAST_RETRIES.1.to_string()));
+    let run = s.run_with_env(&[], &pairs(&env));
+    run.assert_code(5);
+    assert!(run.stderr.contains("UnknownIssuer"), "{}", run.stderr);
+    assert!(run.stderr.contains("(not retried: trying again cannot help)"), "{}", run.stderr);
+    assert!(run.stderr.contains("ABREPORT_SMTP_CA_FILE"), "says how to trust a private CA: {}", run.stderr);
+    assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
+    assert!(smtp.messages().is_empty());
+}

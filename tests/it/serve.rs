@@ -394,3 +394,31 @@ fn a_run_that_gives_up_on_its_source_records_the_retries_it_made() {
     assert!(retries >= 4, "the retries of a failed run are recorded: {record:#}");
     assert!(retries < u64::from(proxy.failed()), "{retries} retries, {} answers of 503", proxy.failed());
 }
+
+#[test]
+fn an_untrusted_certificate_on_the_source_is_not_retried() {
+    let setup = Setup::new();
+    // A TLS server whose certificate comes from a CA nobody trusts (the SMTP test server
+    // speaking implicit TLS): the handshake fails with UnknownIssuer before any HTTP.
+    let tls_dir = setup.path().join("tls");
+    let store = setup.path().join("smtp-store");
+    let server = Server::start(
+        "smtp_server.py",
+        &["--store", store.to_str().expect("utf-8"), "--tls-dir", tls_dir.to_str().expect("utf-8"), "--implicit-tls"],
+        setup.path(),
+    );
+    setup.write_job("s3://data/xp", "0 0 6 * * *", 20.0);
+    let mut env = s3_env(server.port);
+    env[3].1 = format!("https://127.0.0.1:{}", server.port);
+    env.retain(|(key, _)| *key != "AWS_ALLOW_HTTP");
+
+    let started = Instant::now();
+    let run = abreport_env(setup.path(), &["run", "--job", "jobs/daily.toml", "--date", &setup.report_date], &env);
+    run.assert_code(3);
+    assert!(started.elapsed() < Duration::from_secs(5), "failed at once, took {:?}", started.elapsed());
+    let record = setup.record().expect("record");
+    assert_eq!(record["status"], "source_unavailable");
+    assert_eq!(record["source_retries"], 0, "a certificate does not get trusted by waiting: {record:#}");
+    assert!(record["error"].as_str().expect("error").contains("UnknownIssuer"), "{record:#}");
+    assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
+}
