@@ -508,6 +508,13 @@ fn is_data_file(path: &Path) -> bool {
 
 /// A store error in words a user can act on, without credentials or signed URLs.
 pub fn describe_store_error(err: &object_store::Error) -> String {
+    if retry::is_instance_metadata_failure(err) {
+        return format!(
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or run where the cloud's \
+             instance-metadata service provides a role); without them, asking that service for credentials failed: {}",
+            root_cause(err)
+        );
+    }
     match err {
         object_store::Error::PermissionDenied { .. } => "access denied (check the credentials' permissions)".into(),
         object_store::Error::Unauthenticated { .. } => "not authenticated (check the credentials)".into(),
@@ -523,6 +530,17 @@ pub fn describe_store_error(err: &object_store::Error) -> String {
             }
         }
     }
+}
+
+/// The innermost cause of `err` ("Connection refused (os error 111)"), or its own text.
+fn root_cause(err: &object_store::Error) -> String {
+    let mut text = err.to_string();
+    let mut current = std::error::Error::source(err);
+    while let Some(cause) = current {
+        text = cause.to_string();
+        current = cause.source();
+    }
+    text
 }
 
 /// The error's text, followed by its innermost cause when the text does not already say it:

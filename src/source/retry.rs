@@ -153,6 +153,9 @@ fn random_unit() -> f64 {
 /// as `HttpError` in the source chain.
 pub fn classify(err: &object_store::Error) -> Kind {
     use object_store::Error;
+    if is_instance_metadata_failure(err) {
+        return Kind::Denied;
+    }
     match err {
         Error::NotFound { .. } => Kind::Missing,
         Error::PermissionDenied { .. } | Error::Unauthenticated { .. } => Kind::Denied,
@@ -209,6 +212,23 @@ fn classify_chain(error: &(dyn StdError + 'static)) -> Kind {
         current = error.source();
     }
     Kind::Permanent
+}
+
+/// True when the request that failed was object_store asking the cloud instance-metadata
+/// service for credentials, which it does when the environment holds none (`AWS_ACCESS_KEY_ID`
+/// …): off a cloud instance, that means there are no credentials, and waiting will not make
+/// any. Its token (`/latest/api/token`) and role (`/latest/meta-data/iam/…`) paths are the
+/// same on every cloud that serves it and appear nowhere else.
+pub fn is_instance_metadata_failure(err: &object_store::Error) -> bool {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(error) = current {
+        let text = error.to_string();
+        if text.contains("/latest/api/token") || text.contains("/latest/meta-data/") {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
 
 /// True when `error` or one of its causes is a TLS failure (an untrusted or expired
@@ -278,6 +298,19 @@ mod tests {
         assert_eq!(classify(&untrusted), Kind::Permanent);
         let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
         assert!(!is_tls_failure(&reset), "a reset mid-handshake is weather");
+    }
+
+    #[test]
+    fn a_failed_request_for_instance_credentials_means_no_credentials() {
+        let token = generic(
+            "Error performing PUT http://169.254.169.254/latest/api/token in 1ms - HTTP error: error sending request",
+        );
+        assert_eq!(classify(&token), Kind::Denied, "not weather, though it is a connection error");
+        let role = generic(
+            "Error performing GET http://169.254.169.254/latest/meta-data/iam/security-credentials/ in 1ms - Server returned non-2xx status code: 404 Not Found: ",
+        );
+        assert_eq!(classify(&role), Kind::Denied, "not a missing bucket");
+        assert!(!is_instance_metadata_failure(&generic("… status code: 503 Service Unavailable")));
     }
 
     #[test]

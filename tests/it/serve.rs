@@ -422,3 +422,41 @@ fn an_untrusted_certificate_on_the_source_is_not_retried() {
     assert!(record["error"].as_str().expect("error").contains("UnknownIssuer"), "{record:#}");
     assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
 }
+
+#[test]
+fn without_aws_credentials_the_error_says_so() {
+    let setup = Setup::new();
+    let s3 = S3Server::start("data", &setup.data(), "xp");
+    setup.write_job("s3://data/xp", "0 0 6 * * *", 20.0);
+    // No keys: object_store asks the instance-metadata service, here a loopback port where
+    // nothing listens (never the real 169.254.169.254 from a test).
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_abreport"));
+    command
+        .args(["run", "--job", "jobs/daily.toml", "--date", &setup.report_date])
+        .current_dir(setup.path())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT", format!("http://127.0.0.1:{}", s3.port))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_METADATA_ENDPOINT", format!("http://127.0.0.1:{}", free_port()));
+    for key in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "ABREPORT_LOG",
+    ] {
+        command.env_remove(key);
+    }
+    let started = Instant::now();
+    let output = command.output().expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5), "not retried for the budget: {:?}", started.elapsed());
+    assert!(stderr.contains("no AWS credentials"), "{stderr}");
+    assert!(stderr.contains("AWS_ACCESS_KEY_ID"), "says what to set: {stderr}");
+    assert!(!stderr.contains("/latest/api/token"), "not the metadata request: {stderr}");
+}
