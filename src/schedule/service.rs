@@ -363,7 +363,7 @@ impl Service {
                     continue;
                 }
                 match self.shared.ledger.read(name, report_date).await {
-                    Ok(Some(record)) if record.delivered() => {}
+                    Ok(Some(record)) if record.fully_delivered(&entry.job) => {}
                     Ok(_) => due.push((report_date, fire)),
                     Err(error) => {
                         tracing::error!(job = %name, %report_date, %error, "catch-up: cannot read the ledger; date skipped");

@@ -720,3 +720,160 @@ fn an_smtp_server_with_an_untrusted_certificate_is_not_retried() {
     assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
     assert!(smtp.messages().is_empty());
 }
+
+/// The experiment each received message is about, in arrival order (`digest` messages as
+/// `digest:<experiments>`).
+fn mailed(smtp: &Smtp) -> Vec<String> {
+    smtp.messages()
+        .iter()
+        .map(|m| {
+            let subject = mime(m)["subject"].as_str().expect("subject").to_string();
+            let rest = subject.strip_prefix("[abreport] ").expect("an abreport subject");
+            match rest.strip_prefix(&format!("generated {REPORT_DATE}: ")) {
+                Some(digest) => {
+                    let ids: Vec<&str> = digest.split("; ").filter_map(|part| part.split(' ').next()).collect();
+                    format!("digest:{}", ids.join(","))
+                }
+                None => rest.split(':').next().expect("an experiment").to_string(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn no_sequence_of_runs_sends_a_message_twice_unless_forced() {
+    let s = small(&["checkout", "search"]);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    let env = smtp.env();
+    let run = |args: &[&str]| s.run_with_env(args, &pairs(&env));
+
+    run(&[]).assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout", "search"]);
+    // A --no-deliver run rewrites the local outputs; it does not make the date owed again.
+    run(&["--no-deliver"]).assert_code(0);
+    let again = run(&[]);
+    again.assert_code(0);
+    assert!(again.stdout.contains("already delivered"), "{}", again.stdout);
+    assert_eq!(mailed(&smtp), ["checkout", "search"], "nothing sent twice after --no-deliver");
+    // An experiment already delivered is not sent again on its own either.
+    let single = run(&["--experiment", "search"]);
+    single.assert_code(0);
+    assert!(single.stdout.contains("already delivered"), "{}", single.stdout);
+    assert_eq!(smtp.messages().len(), 2);
+    // --force sends again, once, and is then remembered like any delivery.
+    run(&["--force"]).assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout", "search", "checkout", "search"]);
+    run(&["--no-deliver"]).assert_code(0);
+    run(&[]).assert_code(0);
+    run(&["--experiment", "checkout"]).assert_code(0);
+    assert_eq!(smtp.messages().len(), 4, "{:?}", mailed(&smtp));
+    let record = ledger_record(s.path(), "generated", REPORT_DATE);
+    let delivered = &record["delivered"][0];
+    assert_eq!(delivered["experiments"], serde_json::json!(["checkout", "search"]), "{record:#}");
+}
+
+#[test]
+fn a_single_experiment_run_then_a_full_run_sends_each_experiment_once() {
+    let s = small(&["checkout", "search"]);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    let env = smtp.env();
+    s.run_with_env(&["--experiment", "checkout"], &pairs(&env)).assert_code(0);
+    s.run_with_env(&["--experiment", "checkout"], &pairs(&env)).assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout"], "the same experiment twice is sent once");
+    s.run_with_env(&[], &pairs(&env)).assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout", "search"], "the full run sends only what is owed");
+    let rerun = s.run_with_env(&[], &pairs(&env));
+    rerun.assert_code(0);
+    assert!(rerun.stdout.contains("already delivered"), "{}", rerun.stdout);
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[test]
+fn a_digest_after_a_single_experiment_run_holds_only_what_was_not_sent() {
+    let s = small(&["checkout", "search"]);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]\ndigest = true");
+    let env = smtp.env();
+    s.run_with_env(&["--experiment", "search"], &pairs(&env)).assert_code(0);
+    s.run_with_env(&[], &pairs(&env)).assert_code(0);
+    s.run_with_env(&[], &pairs(&env)).assert_code(0);
+    assert_eq!(mailed(&smtp), ["digest:search", "digest:checkout"]);
+}
+
+#[test]
+fn failed_deliveries_retried_around_no_deliver_and_single_experiment_runs_are_sent_once() {
+    let s = small(&["checkout", "search"]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    let port = free_port().to_string();
+    let down = [
+        ("ABREPORT_SMTP_HOST", "127.0.0.1"),
+        ("ABREPORT_SMTP_PORT", port.as_str()),
+        ("ABREPORT_SMTP_TLS", "none"),
+        ("ABREPORT_SMTP_FROM", FROM),
+        FAST_RETRIES,
+    ];
+    // The server is down: everything waits in the outbox.
+    s.run_with_env(&[], &down).assert_code(5);
+    s.run_with_env(&["--no-deliver"], &down).assert_code(0);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    let up = smtp.env();
+    // One experiment by hand, then the outbox, then a plain run and catch-up's equal.
+    s.run_with_env(&["--experiment", "checkout"], &pairs(&up)).assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout"]);
+    abreport_with_env(s.path(), &["deliver", "--retry", "--job", "job.toml"], &pairs(&up)).assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout", "search"], "the outbox sends only what the run did not");
+    let rerun = s.run_with_env(&[], &pairs(&up));
+    rerun.assert_code(0);
+    assert!(rerun.stdout.contains("already delivered"), "{}", rerun.stdout);
+    let again = abreport_with_env(s.path(), &["deliver", "--retry", "--job", "job.toml"], &pairs(&up));
+    again.assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout", "search"]);
+}
+
+#[test]
+fn a_no_deliver_run_between_a_failure_and_the_retry_does_not_make_the_date_owed_again() {
+    let s = small(&["checkout", "search"]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    let port = free_port().to_string();
+    let down = [
+        ("ABREPORT_SMTP_HOST", "127.0.0.1"),
+        ("ABREPORT_SMTP_PORT", port.as_str()),
+        ("ABREPORT_SMTP_TLS", "none"),
+        ("ABREPORT_SMTP_FROM", FROM),
+        FAST_RETRIES,
+    ];
+    s.run_with_env(&[], &down).assert_code(5);
+    s.run_with_env(&["--no-deliver"], &down).assert_code(0);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    let up = smtp.env();
+    abreport_with_env(s.path(), &["deliver", "--retry", "--job", "job.toml"], &pairs(&up)).assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout", "search"]);
+    let rerun = s.run_with_env(&[], &pairs(&up));
+    rerun.assert_code(0);
+    assert!(rerun.stdout.contains("already delivered"), "{}", rerun.stdout);
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[test]
+fn a_waiting_digest_sent_after_a_single_experiment_run_leaves_that_experiment_out() {
+    let s = small(&["checkout", "search"]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]\ndigest = true");
+    let port = free_port().to_string();
+    let down = [
+        ("ABREPORT_SMTP_HOST", "127.0.0.1"),
+        ("ABREPORT_SMTP_PORT", port.as_str()),
+        ("ABREPORT_SMTP_TLS", "none"),
+        ("ABREPORT_SMTP_FROM", FROM),
+        FAST_RETRIES,
+    ];
+    s.run_with_env(&[], &down).assert_code(5);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    let up = smtp.env();
+    s.run_with_env(&["--experiment", "checkout"], &pairs(&up)).assert_code(0);
+    abreport_with_env(s.path(), &["deliver", "--retry", "--job", "job.toml"], &pairs(&up)).assert_code(0);
+    assert_eq!(mailed(&smtp), ["digest:checkout", "digest:search"]);
+    s.run_with_env(&[], &pairs(&up)).assert_code(0);
+    assert_eq!(smtp.messages().len(), 2);
+}

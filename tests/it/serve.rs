@@ -460,3 +460,25 @@ fn without_aws_credentials_the_error_says_so() {
     assert!(stderr.contains("AWS_ACCESS_KEY_ID"), "says what to set: {stderr}");
     assert!(!stderr.contains("/latest/api/token"), "not the metadata request: {stderr}");
 }
+
+#[test]
+fn catch_up_does_not_resend_a_date_after_a_no_deliver_run() {
+    let setup = Setup::new();
+    setup.write_job(&setup.local_source(), "0 0 0 * * *", 30.0);
+    let date = setup.report_date.clone();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--job", "jobs/daily.toml", "--date", &date];
+        args.extend_from_slice(extra);
+        abreport(setup.path(), &args)
+    };
+    run(&[]).assert_code(0);
+    run(&["--no-deliver"]).assert_code(0);
+    let before = setup.record().expect("record");
+    let service = ServeProcess::start(setup.path(), &["--jobs", "jobs", "--catch-up-days", "1"], &[]);
+    assert!(
+        wait_until(Duration::from_secs(10), || !service.logged("catch-up: no missed run").is_empty()),
+        "a delivered date stays delivered after --no-deliver; log:\n{}",
+        service.log()
+    );
+    assert_eq!(setup.record().expect("record")["attempt"], before["attempt"], "catch-up ran nothing");
+}
