@@ -877,3 +877,18 @@ fn a_waiting_digest_sent_after_a_single_experiment_run_leaves_that_experiment_ou
     s.run_with_env(&[], &pairs(&up)).assert_code(0);
     assert_eq!(smtp.messages().len(), 2);
 }
+
+#[test]
+fn a_ledger_record_that_cannot_be_read_is_not_overwritten() {
+    let s = small(&["checkout"]);
+    s.append_to_job("[[deliver]]\nkind = \"dir\"\npath = \"shared\"");
+    let record = s.path().join("out/ledger/generated").join(format!("{REPORT_DATE}.json"));
+    std::fs::create_dir_all(record.parent().expect("folder")).expect("ledger folder");
+    std::fs::write(&record, "{ half a record").expect("damaged record");
+    let run = s.run(&[]);
+    run.assert_code(5);
+    assert!(run.stderr.contains("the run was not started"), "{}", run.stderr);
+    // What it said about the date's deliveries is someone's to repair, not to replace.
+    assert_eq!(std::fs::read_to_string(&record).expect("record"), "{ half a record");
+    assert!(!s.path().join("shared").exists(), "nothing sent without knowing what was");
+}
