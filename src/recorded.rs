@@ -379,6 +379,13 @@ async fn publish(
                 published.deliveries.push(status);
             }
             published.outbox = reports.iter().filter(|r| !r.ok).find_map(|r| r.outbox.clone());
+            if reports.iter().any(|r| !r.ok) && published.outbox.is_none() {
+                published.errors.push(format!(
+                    "the outputs could not be kept in the outbox, so nothing waits there; once the cause is fixed, \
+                     `abreport run --job {} --date {report_date}` sends each destination only what it did not receive",
+                    job.file.display()
+                ));
+            }
             if let Some(dir) = &published.outbox {
                 published.errors.push(format!(
                     "the outputs wait in the outbox `{}`; send them with `abreport deliver --retry --job {}`",

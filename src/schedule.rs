@@ -26,7 +26,7 @@ use ledger::RunRecord;
 /// everything it says, so the service's log collector shows it too, and whether the mail went.
 pub async fn notify_failure(job: &Job, record: &RunRecord) {
     let subject = notice_subject(record);
-    let body = notice_body(record);
+    let body = notice_body(record, &job.file);
     let mailed = match &job.admin {
         None => "not mailed: the job names no `admin`".to_string(),
         Some(admin) => match crate::deliver::notify_admin(job, &subject, &body).await {
@@ -50,7 +50,9 @@ pub fn notice_subject(record: &RunRecord) -> String {
 }
 
 /// The text of a failure notice: what happened, where it stopped, and what happens next.
-pub fn notice_body(record: &RunRecord) -> String {
+/// `job_file` is the job file as the run was given it, for the commands it quotes.
+pub fn notice_body(record: &RunRecord, job_file: &std::path::Path) -> String {
+    let job_file = job_file.display();
     let mut body = format!(
         "The run of job `{}` for report date {} ended with status `{}` after {:.1} s (SLA {:.0} s, attempt {}).\n",
         record.job,
@@ -67,13 +69,29 @@ pub fn notice_body(record: &RunRecord) -> String {
         body.push_str(&format!("Error: {error}\n"));
     }
     if record.status == ledger::RunStatus::DeliveryFailed {
-        body.push_str(
-            "The report was made and kept: the outputs wait in the job's outbox. `abreport deliver --retry --job <job file>` \
-             sends them to the destinations that failed, each once (the next scheduled run does the same).\n",
-        );
+        // Say where the outputs really are: the outbox may be what could not be written.
+        let destination_failed = record.deliveries.iter().any(|d| !d.ok && d.key != "outbox");
+        match &record.outbox {
+            Some(outbox) => body.push_str(&format!(
+                "The report was made and kept: the outputs wait in the outbox `{outbox}`. \
+                 `abreport deliver --retry --job {job_file}` sends each destination that failed what it did not receive, \
+                 once (the next scheduled run does the same).\n"
+            )),
+            None if destination_failed => body.push_str(&format!(
+                "The outputs could not be kept in the outbox either (see the error), so nothing waits there. \
+                 Once the cause is fixed, `abreport run --job {job_file} --date {}` makes the report again and sends \
+                 each destination only what it did not receive.\n",
+                record.report_date
+            )),
+            None => body.push_str(&format!(
+                "Every destination received its outputs; what could not be written is named in the error. \
+                 `abreport run --job {job_file} --date {} --no-deliver` writes the local outputs again.\n",
+                record.report_date
+            )),
+        }
     } else {
         body.push_str(&format!(
-            "The next scheduled run tries the source again. To redo this date now: `abreport run --job <job file> --date {}` \
+            "The next scheduled run tries the source again. To redo this date now: `abreport run --job {job_file} --date {}` \
              (a restart of `abreport serve` also catches it up while it is within `--catch-up-days`).\n",
             record.report_date
         ));

@@ -892,3 +892,25 @@ fn a_ledger_record_that_cannot_be_read_is_not_overwritten() {
     assert_eq!(std::fs::read_to_string(&record).expect("record"), "{ half a record");
     assert!(!s.path().join("shared").exists(), "nothing sent without knowing what was");
 }
+
+#[test]
+fn when_the_outbox_cannot_be_written_the_notice_says_so_instead_of_pointing_at_it() {
+    let s = small(&["checkout"]);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    // `blocked` is a file: neither the dir destination nor the outbox under it can be made.
+    std::fs::write(s.path().join("blocked"), "a file, not a folder").expect("file");
+    s.prepend_to_job("admin = \"ops@example.com\"\noutbox = \"blocked/outbox\"");
+    s.append_to_job("[[deliver]]\nkind = \"dir\"\npath = \"blocked/reports\"");
+    let run = s.run_with_env(&[], &pairs(&smtp.env()));
+    run.assert_code(5);
+    assert!(!run.stderr.contains("wait in the outbox"), "{}", run.stderr);
+    assert!(run.stderr.contains("could not be kept in the outbox"), "{}", run.stderr);
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "the admin notice; server log:\n{}", smtp.server.log());
+    let body = mime(&messages[0])["plain"].as_str().expect("body").to_string();
+    assert!(!body.contains("wait in the outbox") && !body.contains("wait in the job's outbox"), "{body}");
+    assert!(body.contains("could not be kept in the outbox"), "{body}");
+    assert!(body.contains(&format!("abreport run --job job.toml --date {REPORT_DATE}")), "{body}");
+    let record = ledger_record(s.path(), "generated", REPORT_DATE);
+    assert_eq!(record["outbox"], Value::Null, "{record:#}");
+}
