@@ -115,6 +115,50 @@ pub fn describe(delivery: &Delivery) -> String {
     }
 }
 
+/// The folders `job` writes that cannot be written, each in a sentence that says how to fix
+/// it: the outbox and every `dir` destination. Asked of the file system (`access(2)` on the
+/// nearest folder that exists), so nothing is created.
+pub fn unwritable_folders(job: &Job) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(cause) = writable(&job.outbox) {
+        problems.push(format!(
+            "the outbox `{}` cannot be written: {cause}; name a writable folder with `outbox = \"…\"` in the job file",
+            job.outbox.display()
+        ));
+    }
+    for delivery in &job.deliveries {
+        if let Delivery::Dir { path } = delivery
+            && let Err(cause) = writable(path)
+        {
+            problems.push(format!(
+                "the dir destination `{}` cannot be written: {cause}; point its `path` at a writable folder",
+                path.display()
+            ));
+        }
+    }
+    problems
+}
+
+/// Whether files can be made under `path` (which may not exist yet): its nearest existing
+/// ancestor must be a folder this process may write and enter.
+fn writable(path: &Path) -> Result<(), String> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    loop {
+        match std::fs::metadata(existing) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => return Err(format!("`{}` is not a folder", existing.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match existing.parent() {
+                Some(parent) => existing = parent,
+                None => return Err(format!("no folder of `{}` exists", path.display())),
+            },
+            Err(e) => return Err(format!("`{}`: {e}", existing.display())),
+        }
+    }
+    rustix::fs::access(existing, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK)
+        .map_err(|e| format!("`{}`: {}", existing.display(), std::io::Error::from(e)))
+}
+
 /// The same delivery with its folder made absolute, so the outbox works from any directory.
 fn absolute(delivery: &Delivery) -> Delivery {
     match delivery {

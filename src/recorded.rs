@@ -246,7 +246,7 @@ fn status_for(exit: Exit, error: Option<&RunError>) -> RunStatus {
             Some(RunError::Source(e)) if !e.is_unavailable() => RunStatus::Failed,
             _ => RunStatus::SourceUnavailable,
         },
-        Exit::Internal | Exit::Config => RunStatus::Failed,
+        Exit::Internal | Exit::Config | Exit::Environment => RunStatus::Failed,
     }
 }
 

@@ -261,6 +261,11 @@ impl Service {
                     "job scheduled"
                 ),
             }
+            // A job folder mounted read-only (a container) makes the default outbox unwritable:
+            // say so now, not at the first failed delivery.
+            for problem in deliver::unwritable_folders(&job) {
+                tracing::error!(job = %name, %problem, "a folder this job writes cannot be written");
+            }
             self.generation += 1;
             let entry = Entry { job: Arc::new(job), schedule, fingerprint, generation: self.generation, pending: None };
             self.entries.insert(name.clone(), entry);

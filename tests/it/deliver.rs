@@ -281,18 +281,51 @@ fn validate_checks_the_mail_settings_without_sending() {
     let s = small(&["checkout"]);
     s.prepend_to_job("secrets_file = \"missing.env\"");
     s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    // What the machine lacks is an environment problem (exit 7), not a job-file error (2),
+    // and the source is checked all the same.
     let run = abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[]);
-    run.assert_code(2);
-    assert!(run.stderr.contains("job.toml: cannot read secrets file `missing.env`"), "{}", run.stderr);
+    run.assert_code(7);
+    assert!(run.stderr.contains("job.toml: environment: cannot read secrets file `missing.env`"), "{}", run.stderr);
+    assert!(run.stdout.contains("job.toml: source ok"), "the source was checked: {}", run.stdout);
 
     std::fs::write(s.path().join("missing.env"), "ABREPORT_SMTP_HOST=smtp.example.com\n").expect("secrets");
     let run = abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[]);
-    run.assert_code(2);
+    run.assert_code(7);
     assert!(run.stderr.contains("email needs a sender address: set ABREPORT_SMTP_FROM"), "{}", run.stderr);
+    assert!(run.stdout.contains("job.toml: source ok"), "{}", run.stdout);
+
+    // A source problem outranks an environment problem; a job-file error outranks both.
+    s.edit_job(|job| job.replace("url = \"data\"", "url = \"no-such-folder\""));
+    abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[]).assert_code(3);
+    s.edit_job(|job| job.replace("url = \"no-such-folder\"", "url = \"data\""));
 
     let run =
         abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[("ABREPORT_SMTP_FROM", FROM)]);
     run.assert_code(0);
+    assert!(run.stdout.contains("job.toml: ok"), "{}", run.stdout);
+}
+
+#[test]
+fn validate_fails_clearly_when_the_outbox_or_a_folder_destination_cannot_be_written() {
+    // A job folder mounted read-only is what a container gives; as root, the way to refuse a
+    // write on any file system is a path through a regular file (ENOTDIR).
+    let s = small(&["checkout"]);
+    std::fs::write(s.path().join("readonly"), "a file, not a folder").expect("file");
+    s.prepend_to_job("outbox = \"readonly/outbox\"");
+    s.append_to_job("[[deliver]]\nkind = \"dir\"\npath = \"readonly/reports\"");
+    let run = abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[]);
+    run.assert_code(7);
+    assert!(run.stderr.contains("job.toml: environment: the outbox"), "{}", run.stderr);
+    assert!(run.stderr.contains("readonly/outbox` cannot be written"), "{}", run.stderr);
+    assert!(run.stderr.contains("outbox = "), "says how to move it: {}", run.stderr);
+    assert!(run.stderr.contains("job.toml: environment: the dir destination"), "{}", run.stderr);
+    assert!(run.stderr.contains("readonly/reports` cannot be written"), "{}", run.stderr);
+    assert!(!s.path().join("readonly/outbox").exists() && s.path().join("readonly").is_file(), "no side effect");
+
+    std::fs::remove_file(s.path().join("readonly")).expect("remove");
+    let run = abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[]);
+    run.assert_code(0);
+    assert!(!s.path().join("readonly").exists(), "validate creates nothing");
 }
 
 #[test]

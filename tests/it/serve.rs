@@ -482,3 +482,21 @@ fn catch_up_does_not_resend_a_date_after_a_no_deliver_run() {
     );
     assert_eq!(setup.record().expect("record")["attempt"], before["attempt"], "catch-up ran nothing");
 }
+
+#[test]
+fn serve_says_at_start_when_a_folder_a_job_writes_cannot_be_written() {
+    let setup = Setup::new();
+    setup.write_job(&setup.local_source(), "0 0 0 * * *", 30.0);
+    // The job's dir destination is `delivered/`: a file there refuses it, as a read-only
+    // mount would.
+    std::fs::write(setup.path().join("delivered"), "a file, not a folder").expect("file");
+    let service = ServeProcess::start(setup.path(), &["--jobs", "jobs", "--catch-up-days", "0"], &[]);
+    assert!(
+        wait_until(Duration::from_secs(5), || !service.logged("cannot be written").is_empty()),
+        "{}",
+        service.log()
+    );
+    let logged = &service.logged("cannot be written")[0];
+    assert_eq!(logged["level"], "ERROR");
+    assert!(logged["fields"]["problem"].as_str().expect("problem").contains("the dir destination"), "{logged}");
+}
