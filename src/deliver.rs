@@ -14,6 +14,7 @@ pub mod email;
 pub mod outbox;
 mod retry;
 pub mod smtp;
+pub mod stale;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -113,6 +114,32 @@ pub fn describe(delivery: &Delivery) -> String {
             format!("email{} to {}", if *digest { " digest" } else { "" }, to.join(", "))
         }
     }
+}
+
+/// How much older than the job's SLA a temporary file must be to count as left by a killed
+/// run: a live one exists only while its file is written and renamed, and no run outlives its
+/// SLA by this much.
+pub const STALE_AFTER_SLA: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the stale temporary files of earlier runs of `job` ([`stale`]) from the folders a
+/// run writes: each experiment's folder under `out`, and `<job>/<date>/<experiment>/` under
+/// every `dir` destination and the outbox. (The local run ledger cleans its own.)
+pub fn remove_stale_temporaries(job: &Job, out: &Path) -> stale::Removed {
+    let older_than = job.sla + STALE_AFTER_SLA;
+    let mut removed = stale::Removed::default();
+    for experiment in &job.experiments {
+        removed += stale::remove(&out.join(&experiment.output_dir), 0, stale::TempName::Dotted, older_than);
+    }
+    let job_folder = safe_path_component(&job.name);
+    let mut roots = vec![job.outbox.join(&job_folder)];
+    roots.extend(job.deliveries.iter().filter_map(|d| match d {
+        Delivery::Dir { path } => Some(path.join(&job_folder)),
+        _ => None,
+    }));
+    for root in roots {
+        removed += stale::remove(&root, 2, stale::TempName::Dotted, older_than);
+    }
+    removed
 }
 
 /// The folders `job` writes that cannot be written, each in a sentence that says how to fix

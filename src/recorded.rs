@@ -123,6 +123,14 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
     {
         tracing::warn!(job = %job.name, %report_date, error = %e, "could not record the run's start");
     }
+    // Runs killed half-way leave temporary files that nothing else would remove.
+    let mut removed = deliver::remove_stale_temporaries(job, settings.out);
+    if let Some(ledger) = settings.ledger {
+        removed += ledger.remove_stale(&job.name, job.sla + deliver::STALE_AFTER_SLA);
+    }
+    if removed.files > 0 {
+        tracing::info!(job = %job.name, files = removed.files, bytes = removed.bytes, "removed stale temporary files of killed runs");
+    }
 
     let log = RunLog::new(started);
     let designs = match settings.ledger {

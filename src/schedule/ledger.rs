@@ -367,6 +367,8 @@ pub struct Ledger {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     location: String,
+    /// The folder of a local ledger (none for an object store).
+    folder: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -390,7 +392,7 @@ impl Ledger {
         };
         let Some(folder) = folder else {
             let (store, prefix) = crate::source::open_store(location).map_err(open_error)?;
-            return Ok(Self { store, prefix, location: crate::pipeline::display_url(location) });
+            return Ok(Self { store, prefix, location: crate::pipeline::display_url(location), folder: None });
         };
         std::fs::create_dir_all(&folder).map_err(|e| open_error(e.to_string()))?;
         // fsync before the rename: a record that says "delivered" must survive a power cut,
@@ -398,7 +400,24 @@ impl Ledger {
         let store = object_store::local::LocalFileSystem::new_with_prefix(&folder)
             .map_err(|e| open_error(e.to_string()))?
             .with_fsync(true);
-        Ok(Self { store: Arc::new(store), prefix: Path::default(), location: folder.display().to_string() })
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: Path::default(),
+            location: folder.display().to_string(),
+            folder: Some(folder),
+        })
+    }
+
+    /// Removes the staging files (`<record>#<n>`) that writes of a local ledger killed half-way
+    /// left in `job`'s folders, when older than `older_than`. An object store publishes a PUT
+    /// whole and leaves none.
+    pub fn remove_stale(&self, job: &str, older_than: std::time::Duration) -> crate::deliver::stale::Removed {
+        use crate::deliver::stale::{self, TempName};
+        let Some(folder) = &self.folder else { return stale::Removed::default() };
+        let job = safe_path_component(job);
+        let mut removed = stale::remove(&folder.join(&job), 0, TempName::Staged, older_than);
+        removed += stale::remove(&folder.join(DESIGNS).join(&job), 0, TempName::Staged, older_than);
+        removed
     }
 
     /// Where the ledger is, for messages.

@@ -157,6 +157,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         "abreport serve starting"
     );
     service.reload("start").await;
+    service.remove_stale_temporaries();
     service.catch_up(settings.catch_up_days).await;
 
     let mut watch = tokio::time::interval(WATCH_INTERVAL);
@@ -349,6 +350,19 @@ impl Service {
 
     fn gate(&mut self, job: &str) -> Arc<Gate> {
         self.gates.entry(job.to_string()).or_default().clone()
+    }
+
+    /// Removes what runs killed half-way left under `<out>/<job>/<date>/<experiment>/`, for
+    /// every date; each run cleans the rest of what it writes (`recorded::run_recorded`).
+    fn remove_stale_temporaries(&self) {
+        for (name, entry) in &self.entries {
+            let root = self.shared.out.join(config::safe_path_component(name));
+            let older_than = entry.job.sla + deliver::STALE_AFTER_SLA;
+            let removed = deliver::stale::remove(&root, 2, deliver::stale::TempName::Dotted, older_than);
+            if removed.files > 0 {
+                tracing::info!(job = %name, files = removed.files, bytes = removed.bytes, "removed stale temporary files of killed runs");
+            }
+        }
     }
 
     /// Runs, once each and oldest first, the fires of the last `days` days whose report date

@@ -947,3 +947,50 @@ fn when_the_outbox_cannot_be_written_the_notice_says_so_instead_of_pointing_at_i
     let record = ledger_record(s.path(), "generated", REPORT_DATE);
     assert_eq!(record["outbox"], Value::Null, "{record:#}");
 }
+
+/// Writes `path` (and its folders) and dates it `age` ago.
+fn plant(path: &Path, age: std::time::Duration) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("folders");
+    std::fs::write(path, vec![0u8; 1024]).expect("written");
+    let file = std::fs::File::options().write(true).open(path).expect("opens");
+    file.set_modified(std::time::SystemTime::now() - age).expect("dated");
+}
+
+#[test]
+fn a_run_removes_the_stale_temporary_files_of_killed_runs_and_nothing_else() {
+    let s = small(&["checkout"]);
+    s.append_to_job("[[deliver]]\nkind = \"dir\"\npath = \"shared\"");
+    let old = std::time::Duration::from_secs(2 * 86_400);
+    let p = |relative: &str| s.path().join(relative);
+    // What killed runs leave: abreport's own temporary names, in the folders it writes.
+    let stale = [
+        p("out/checkout/.report.html.tmp-99999"),
+        p("shared/generated/2026-11-19/checkout/.results.json.tmp-42"),
+        p("outbox/generated/2026-11-18/.state.json.tmp-7"),
+        p("outbox/generated/2026-11-18/checkout/.units.parquet.tmp-7"),
+        p("out/ledger/generated/2026-11-18.json#3"),
+        p("out/ledger/.designs/generated/checkout.json#1"),
+    ];
+    for path in &stale {
+        plant(path, old);
+    }
+    // What must stay: a temporary file young enough to belong to a run going on now, files
+    // that only look alike, and folders of other experiments or jobs.
+    let kept = [
+        p("out/checkout/.report.md.tmp-12"),
+        p("out/checkout/notes.tmp-5"),
+        p("out/checkout/.draft.tmp-abc"),
+        p("out/other-experiment/.report.html.tmp-1"),
+        p("shared/other-job/2026-11-19/x/.results.json.tmp-1"),
+    ];
+    for (i, path) in kept.iter().enumerate() {
+        plant(path, if i == 0 { std::time::Duration::from_secs(5) } else { old });
+    }
+    s.run(&[]).assert_code(0);
+    for path in &stale {
+        assert!(!path.exists(), "{} was removed", path.display());
+    }
+    for path in &kept {
+        assert!(path.exists(), "{} was kept", path.display());
+    }
+}

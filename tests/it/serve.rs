@@ -500,3 +500,22 @@ fn serve_says_at_start_when_a_folder_a_job_writes_cannot_be_written() {
     assert_eq!(logged["level"], "ERROR");
     assert!(logged["fields"]["problem"].as_str().expect("problem").contains("the dir destination"), "{logged}");
 }
+
+#[test]
+fn serve_removes_stale_temporary_files_of_killed_runs_at_start() {
+    let setup = Setup::new();
+    setup.write_job(&setup.local_source(), "0 0 0 * * *", 30.0);
+    let stale = setup.path().join(format!("out/{JOB}/2026-01-02/exp-1/.report.html.tmp-4242"));
+    std::fs::create_dir_all(stale.parent().expect("parent")).expect("folders");
+    std::fs::write(&stale, vec![0u8; 4096]).expect("written");
+    let file = std::fs::File::options().write(true).open(&stale).expect("opens");
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(86_400)).expect("dated");
+    let service = ServeProcess::start(setup.path(), &["--jobs", "jobs", "--catch-up-days", "0"], &[]);
+    assert!(
+        wait_until(Duration::from_secs(5), || !service.logged("removed stale temporary files").is_empty()),
+        "{}",
+        service.log()
+    );
+    assert!(!stale.exists());
+    assert_eq!(service.logged("removed stale temporary files")[0]["fields"]["bytes"], 4096);
+}
