@@ -238,6 +238,9 @@ async fn finish(
     if settings.notify && record.status.needs_notice() {
         schedule::notify_failure(job, &record).await;
     }
+    if record.status == RunStatus::Ok {
+        schedule::run_succeeded(job);
+    }
     Ran::Finished { exit, record, errors }
 }
 

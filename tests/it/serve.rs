@@ -519,3 +519,37 @@ fn serve_removes_stale_temporary_files_of_killed_runs_at_start() {
     assert!(!stale.exists());
     assert_eq!(service.logged("removed stale temporary files")[0]["fields"]["bytes"], 4096);
 }
+
+#[test]
+fn a_job_failing_every_two_seconds_mails_one_notice_not_one_per_run() {
+    let setup = Setup::new();
+    setup.write_job(&format!("file://{}", setup.path().join("no-such-folder").display()), "*/2 * * * * *", 30.0);
+    let job_file = setup.path().join("jobs/daily.toml");
+    let job = std::fs::read_to_string(&job_file).expect("job");
+    std::fs::write(&job_file, format!("admin = \"ops@example.com\"\n{job}")).expect("job");
+    let store = setup.path().join("smtp-store");
+    let smtp = Server::start("smtp_server.py", &["--store", store.to_str().expect("utf-8")], setup.path());
+    let env = [
+        ("ABREPORT_SMTP_HOST", "127.0.0.1".to_string()),
+        ("ABREPORT_SMTP_PORT", smtp.port.to_string()),
+        ("ABREPORT_SMTP_TLS", "none".to_string()),
+        ("ABREPORT_SMTP_FROM", "abreport <reports@example.com>".to_string()),
+    ];
+    let mut service = ServeProcess::start(setup.path(), &["--jobs", "jobs", "--catch-up-days", "0"], &env);
+    assert!(
+        wait_until(Duration::from_secs(15), || service.logged("admin notice").len() >= 3),
+        "three failed runs; log:\n{}",
+        service.log()
+    );
+    assert!(service.terminate(Duration::from_secs(5)).success());
+    let mailed = std::fs::read_dir(&store)
+        .map(|entries| entries.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count())
+        .unwrap_or(0);
+    assert_eq!(mailed, 1, "one notice per job and cause within the hour; log:\n{}", service.log());
+    let held: Vec<Value> = service
+        .logged("admin notice")
+        .into_iter()
+        .filter(|n| n["fields"]["message"].as_str().is_some_and(|m| m.contains("held back")))
+        .collect();
+    assert!(held.len() >= 2, "the others are logged as held back: {held:?}");
+}
