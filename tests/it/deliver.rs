@@ -994,3 +994,28 @@ fn a_run_removes_the_stale_temporary_files_of_killed_runs_and_nothing_else() {
         assert!(path.exists(), "{} was kept", path.display());
     }
 }
+
+#[test]
+fn validating_the_example_job_as_a_new_user_names_every_missing_setting() {
+    // The shipped template, checked as a new user would: no SMTP settings, no AWS keys (the
+    // instance-metadata service is a loopback port where nothing listens).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_abreport"));
+    command
+        .args(["validate", repo_root().join("jobs").to_str().expect("utf-8"), "--date", "2026-11-25"])
+        .current_dir(dir.path());
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("ABREPORT_")) {
+        if key != "AWS_CA_BUNDLE" {
+            command.env_remove(key);
+        }
+    }
+    command.env("AWS_REGION", "us-east-1").env("AWS_METADATA_ENDPOINT", format!("http://127.0.0.1:{}", free_port()));
+    let output = command.output().expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The job file is valid (not 2); its source cannot be read without credentials (3).
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("daily.toml: environment: email needs the SMTP server"), "{stderr}");
+    assert!(stderr.contains("no AWS credentials"), "{stderr}");
+    let template = std::fs::read_to_string(repo_root().join("jobs/daily.toml")).expect("template");
+    assert!(template.contains("abreport-demo/job.toml"), "the template points at a job that runs");
+}
