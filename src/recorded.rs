@@ -477,7 +477,8 @@ pub async fn retry_outbox_recorded(job: &Job, ledger: Option<&Ledger>) -> Vec<De
     let Some(ledger) = ledger else {
         return deliver::retry_outbox(job, &|_, _| Vec::new()).await;
     };
-    // What the date's runs delivered since an entry was made is not sent again from it.
+    // What the ledger shows a destination received of the date (by a run made since the entry,
+    // or a late delivery) is not sent again from the outbox.
     let mut history: HashMap<NaiveDate, Vec<ledger::Delivered>> = HashMap::new();
     for entry in deliver::outbox::list(job).unwrap_or_default() {
         let date = entry.state.report_date;
