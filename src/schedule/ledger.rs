@@ -243,8 +243,10 @@ impl RunRecord {
 
     /// True when nothing of `job` is owed for this date, so a scheduled run or catch-up skips
     /// it and only `abreport run --force` sends it again: every destination of the job has
-    /// received every experiment of the job (over all the date's runs). A job without
-    /// destinations counts as done once a run of all its experiments ended `ok` or `no_data`.
+    /// received every experiment of the job that had started by the date (over all the date's
+    /// runs; an experiment added later with a later start does not make past dates owed). A job
+    /// without destinations counts as done once a run of all its experiments ended `ok` or
+    /// `no_data`.
     pub fn fully_delivered(&self, job: &Job) -> bool {
         if job.deliveries.is_empty() {
             return matches!(self.status, RunStatus::Ok | RunStatus::NoData)
@@ -254,7 +256,7 @@ impl RunRecord {
         let history = self.history();
         job.deliveries.iter().all(|delivery| {
             let received = received(&history, &delivery_key(delivery));
-            job.experiments.iter().all(|e| received.contains(&e.id))
+            job.experiments.iter().filter(|e| e.start <= self.report_date).all(|e| received.contains(&e.id))
         })
     }
 
@@ -655,6 +657,13 @@ mod tests {
         r.add_delivered(&x, "dir /srv/x", &ids(&["b", "a"]));
         assert_eq!(r.history()[0].experiments, ids(&["a", "b"]), "a union, in first-delivery order");
         assert!(r.fully_delivered(&job));
+        // An experiment that starts after the date is not owed for catch-up.
+        let mut later = job.clone();
+        later.experiments[1].start = date("2026-11-21");
+        let mut only_a = record("j", "2026-11-20", RunStatus::Ok);
+        only_a.add_delivered(&x, "dir /srv/x", &ids(&["a"]));
+        only_a.add_delivered(&y, "dir /srv/y", &ids(&["a"]));
+        assert!(only_a.fully_delivered(&later) && !only_a.fully_delivered(&job));
         // Whatever the last run was, what went is not forgotten.
         for status in [RunStatus::Running, RunStatus::SourceUnavailable, RunStatus::Failed] {
             let later = RunRecord { status, deliver: false, experiment: Some("a".into()), ..r.clone() };
