@@ -1,6 +1,8 @@
 # Multi-stage build: a release binary on a slim Debian base, run as a non-root user.
 # Default command: the scheduler service on the job files mounted at /jobs, outputs and the
 # run ledger in /var/lib/abreport/out (the working directory's `out`); see docs/deploy.md.
+# /jobs is meant to be mounted read-only: job files name their `outbox` and `dir` destinations
+# under /var/lib/abreport/out (`abreport validate /jobs` exits 7 when one cannot be written).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./

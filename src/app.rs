@@ -46,6 +46,28 @@ pub enum Exit {
     DeliveryFailed = 5,
     /// The run did not finish within `sla_seconds`; nothing was published.
     SlaExceeded = 6,
+    /// `validate`: the job files are valid, but the machine lacks what they need (an SMTP
+    /// setting or the secrets file, a folder the job writes that cannot be written).
+    Environment = 7,
+}
+
+impl Exit {
+    /// How bad an outcome of `validate` is, so that the worst of several jobs is returned:
+    /// a job-file error, then a source that cannot be read, then the environment.
+    fn validate_rank(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Environment => 1,
+            Exit::SourceUnavailable => 2,
+            Exit::Config => 3,
+            _ => 4,
+        }
+    }
+
+    /// The worse of `self` and `other` (for `validate`).
+    fn or_worse(self, other: Exit) -> Exit {
+        if other.validate_rank() > self.validate_rank() { other } else { self }
+    }
 }
 
 /// Sets up the `tracing` subscriber on stderr in `format`. A service (`serve`) and JSON logs
@@ -339,32 +361,47 @@ async fn deliver_command(args: DeliverArgs) -> Exit {
     exit
 }
 
+/// `abreport validate`: every job file is checked, then for each valid job what it needs from
+/// the machine (the environment: mail settings, writable folders) and its source. Nothing is
+/// written or sent. Exits with the worst outcome: 2 (a job file), 3 (a source), 7 (the
+/// environment), else 0.
 async fn validate(args: ValidateArgs) -> Exit {
     let Some((jobs, mut exit)) = load_jobs(&args.path) else { return Exit::Config };
     for (file, job) in jobs {
-        // Mail settings are checked without connecting: a missing sender or an unreadable
-        // secrets file or CA file shows up here rather than at the first failed run.
-        let mails = job.admin.is_some() || job.deliveries.iter().any(|d| matches!(d, config::Delivery::Email { .. }));
-        if mails
-            && let Err(e) = deliver::smtp::SmtpSettings::load(job.secrets_file.as_deref())
-                .and_then(|settings| deliver::smtp::Mailer::new(&settings))
-        {
-            eprintln!("error: {}: {e}", file.display());
-            exit = Exit::Config;
-            continue;
+        let problems = environment_problems(&job);
+        for problem in &problems {
+            eprintln!("error: {}: environment: {problem}", file.display());
+        }
+        if !problems.is_empty() {
+            exit = exit.or_worse(Exit::Environment);
         }
         let report_date = args.date.unwrap_or_else(|| default_report_date(job.timezone));
         match check_source(&job, report_date).await {
-            Ok(summary) => say!("{}: ok — {summary}", file.display()),
+            Ok(summary) if problems.is_empty() => say!("{}: ok — {summary}", file.display()),
+            Ok(summary) => say!("{}: source ok — {summary}", file.display()),
             Err(message) => {
                 eprintln!("error: {}: {message}", file.display());
-                if exit == Exit::Ok {
-                    exit = Exit::SourceUnavailable;
-                }
+                exit = exit.or_worse(Exit::SourceUnavailable);
             }
         }
     }
     exit
+}
+
+/// What `job` needs from the machine and does not find, each in a sentence: mail settings
+/// (checked without connecting: a missing sender, an unreadable secrets file or CA file), and
+/// the folders it writes (outbox, `dir` destinations).
+fn environment_problems(job: &Job) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mails = job.admin.is_some() || job.deliveries.iter().any(|d| matches!(d, config::Delivery::Email { .. }));
+    if mails
+        && let Err(e) = deliver::smtp::SmtpSettings::load(job.secrets_file.as_deref())
+            .and_then(|settings| deliver::smtp::Mailer::new(&settings))
+    {
+        problems.push(e.to_string());
+    }
+    problems.extend(deliver::unwritable_folders(job));
+    problems
 }
 
 /// Lists the job's window and reads the footer of one file per dataset.

@@ -230,3 +230,25 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// Tidy: what commands write by default in the working folder (a clone of the repository,
+    /// for a new user) is ignored by git.
+    #[test]
+    fn default_output_folders_are_ignored_by_git() {
+        let gitignore =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.gitignore")).expect(".gitignore");
+        let ignored = |dir: &std::path::Path| {
+            let line = format!("/{}/", dir.display());
+            assert!(gitignore.lines().any(|l| l.trim() == line), "{line} is not in .gitignore");
+        };
+        let Command::Demo(demo) = Cli::parse_from(["abreport", "demo"]).command else { panic!("demo") };
+        ignored(&demo.out);
+        let Command::Run(run) = Cli::parse_from(["abreport", "run", "--job", "j.toml"]).command else { panic!("run") };
+        ignored(&run.out);
+    }
+}

@@ -14,6 +14,7 @@ pub mod email;
 pub mod outbox;
 mod retry;
 pub mod smtp;
+pub mod stale;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,10 @@ pub struct DeliveryReport {
     pub key: Option<String>,
     /// The report date of the outputs, for deliveries from the outbox.
     pub report_date: Option<NaiveDate>,
+    /// The experiments (ids) whose outputs the destination received in this delivery: all it
+    /// was sent when it succeeded; when it failed, those of the email messages the server
+    /// accepted before the failure.
+    pub delivered: Vec<String>,
 }
 
 impl DeliveryReport {
@@ -57,8 +62,19 @@ impl DeliveryReport {
             outbox: Some(dir.to_path_buf()),
             key: None,
             report_date: Some(report_date),
+            delivered: Vec::new(),
         }
     }
+}
+
+/// The experiments of `outputs` a destination received: all when it succeeded, else those
+/// whose email message (by key: the experiment's folder, or `digest` for all) was accepted.
+fn received(outputs: &[ExperimentOutputs], ok: bool, accepted: &[String]) -> Vec<String> {
+    outputs
+        .iter()
+        .filter(|o| ok || accepted.iter().any(|key| *key == o.dir_name || key == email::DIGEST_KEY))
+        .map(|o| o.experiment_id.clone())
+        .collect()
 }
 
 /// Why one destination failed.
@@ -98,6 +114,76 @@ pub fn describe(delivery: &Delivery) -> String {
             format!("email{} to {}", if *digest { " digest" } else { "" }, to.join(", "))
         }
     }
+}
+
+/// How much older than the job's SLA a temporary file must be to count as left by a killed
+/// run: a live one exists only while its file is written and renamed, and no run outlives its
+/// SLA by this much.
+pub const STALE_AFTER_SLA: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the stale temporary files of earlier runs of `job` ([`stale`]) from the folders a
+/// run writes: each experiment's folder under `out`, and `<job>/<date>/<experiment>/` under
+/// every `dir` destination and the outbox. (The local run ledger cleans its own.)
+pub fn remove_stale_temporaries(job: &Job, out: &Path) -> stale::Removed {
+    let older_than = job.sla + STALE_AFTER_SLA;
+    let mut removed = stale::Removed::default();
+    for experiment in &job.experiments {
+        removed += stale::remove(&out.join(&experiment.output_dir), 0, stale::TempName::Dotted, older_than);
+    }
+    let job_folder = safe_path_component(&job.name);
+    let mut roots = vec![job.outbox.join(&job_folder)];
+    roots.extend(job.deliveries.iter().filter_map(|d| match d {
+        Delivery::Dir { path } => Some(path.join(&job_folder)),
+        _ => None,
+    }));
+    for root in roots {
+        removed += stale::remove(&root, 2, stale::TempName::Dotted, older_than);
+    }
+    removed
+}
+
+/// The folders `job` writes that cannot be written, each in a sentence that says how to fix
+/// it: the outbox and every `dir` destination. Asked of the file system (`access(2)` on the
+/// nearest folder that exists), so nothing is created.
+pub fn unwritable_folders(job: &Job) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(cause) = writable(&job.outbox) {
+        problems.push(format!(
+            "the outbox `{}` cannot be written: {cause}; name a writable folder with `outbox = \"…\"` in the job file",
+            job.outbox.display()
+        ));
+    }
+    for delivery in &job.deliveries {
+        if let Delivery::Dir { path } = delivery
+            && let Err(cause) = writable(path)
+        {
+            problems.push(format!(
+                "the dir destination `{}` cannot be written: {cause}; point its `path` at a writable folder",
+                path.display()
+            ));
+        }
+    }
+    problems
+}
+
+/// Whether files can be made under `path` (which may not exist yet): its nearest existing
+/// ancestor must be a folder this process may write and enter.
+fn writable(path: &Path) -> Result<(), String> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    loop {
+        match std::fs::metadata(existing) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => return Err(format!("`{}` is not a folder", existing.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match existing.parent() {
+                Some(parent) => existing = parent,
+                None => return Err(format!("no folder of `{}` exists", path.display())),
+            },
+            Err(e) => return Err(format!("`{}`: {e}", existing.display())),
+        }
+    }
+    rustix::fs::access(existing, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK)
+        .map_err(|e| format!("`{}`: {}", existing.display(), std::io::Error::from(e)))
 }
 
 /// The same delivery with its folder made absolute, so the outbox works from any directory.
@@ -210,17 +296,23 @@ fn log_outcome(destination: &str, result: &Result<(), DeliverError>, attempts: u
 /// Delivers `outputs` to every destination of `job`. When any destination fails, the outputs
 /// are kept in the job's outbox with what is still owed, and the failed reports say where.
 pub async fn deliver_all(job: &Job, report_date: NaiveDate, outputs: &[ExperimentOutputs]) -> Vec<DeliveryReport> {
-    deliver_all_within(job, report_date, outputs, None).await
+    let all: Vec<String> = outputs.iter().map(|o| o.experiment_id.clone()).collect();
+    let owed = vec![all; job.deliveries.len()];
+    deliver_all_within(job, report_date, outputs, &owed, None).await
 }
 
-/// [`deliver_all`] inside the run's deadline: a destination is not started once the budget is
-/// spent, and one still sending when it runs out is stopped. Either is left owed in the outbox
-/// (a stopped email may then arrive twice, once now and once on retry; a stopped upload or
-/// copy is simply redone), so the SLA holds and nothing is lost.
+/// [`deliver_all`] of what each destination is owed — `owed[i]`, the experiment ids of
+/// `outputs` that `job.deliveries[i]` is to receive — inside the run's deadline: a destination
+/// is not started once the budget is spent, and one still sending when it runs out is stopped.
+/// Either is left owed in the outbox (a stopped email may then arrive twice, once now and once
+/// on retry; a stopped upload or copy is simply redone), so the SLA holds and nothing is lost.
+/// The outbox keeps all of `outputs`; what a destination received before is the run ledger's
+/// to say when the outbox is retried ([`retry_outbox`]).
 pub async fn deliver_all_within(
     job: &Job,
     report_date: NaiveDate,
     outputs: &[ExperimentOutputs],
+    owed: &[Vec<String>],
     deadline: Option<&crate::runlog::Deadline>,
 ) -> Vec<DeliveryReport> {
     let mut states: Vec<Destination> = job
@@ -239,6 +331,8 @@ pub async fn deliver_all_within(
     let mut reports: Vec<Option<DeliveryReport>> = vec![None; states.len()];
     for i in sending_order(&job.deliveries) {
         let delivery = states[i].delivery.clone();
+        let subset: Vec<ExperimentOutputs> =
+            outputs.iter().filter(|o| owed.get(i).is_none_or(|ids| ids.contains(&o.experiment_id))).cloned().collect();
         let mut accepted: Vec<String> = Vec::new();
         let remaining = deadline.map(|d| d.remaining());
         let (result, attempts) = if remaining.is_some_and(|r| r.is_zero()) {
@@ -248,7 +342,7 @@ pub async fn deliver_all_within(
                 accepted.push(key.to_string());
                 Ok(())
             };
-            let send = deliver_one(job, report_date, outputs, &delivery, &[], &mut record);
+            let send = deliver_one(job, report_date, &subset, &delivery, &[], &mut record);
             match remaining {
                 Some(budget) => tokio::time::timeout(budget, send).await.unwrap_or_else(|_| {
                     (Err(DeliverError::Sla("stopped: the run's SLA budget ran out while sending".into())), 1)
@@ -258,6 +352,7 @@ pub async fn deliver_all_within(
         };
         log_outcome(&states[i].destination, &result, attempts);
         let state = &mut states[i];
+        let delivered = received(&subset, result.is_ok(), &accepted);
         state.sent = accepted;
         state.attempts = attempts;
         state.done = result.is_ok();
@@ -270,6 +365,7 @@ pub async fn deliver_all_within(
             outbox: None,
             key: Some(state.key.clone()),
             report_date: None,
+            delivered,
         });
     }
     let mut reports: Vec<DeliveryReport> = reports.into_iter().flatten().collect();
@@ -292,17 +388,23 @@ pub async fn deliver_all_within(
                 outbox: None,
                 key: None,
                 report_date: None,
+                delivered: Vec::new(),
             });
         }
     }
     reports
 }
 
+/// What a destination already received of a date, by the run ledger: `(report date,
+/// destination key) -> experiment ids`.
+pub type Received<'a> = &'a (dyn Fn(NaiveDate, &str) -> Vec<String> + Sync);
+
 /// Sends what waits in the job's outbox: for every entry (oldest first), only the destinations
-/// still owed, and for email only the messages not yet accepted. Progress is saved after every
-/// message and destination, so a second retry sends nothing twice; an entry is removed once
-/// every destination is done. Reports name the entry's date.
-pub async fn retry_outbox(job: &Job) -> Vec<DeliveryReport> {
+/// still owed, and to each only the experiments `received` does not list (runs made since the
+/// entry may have delivered some), for email only the messages not yet accepted. Progress is
+/// saved after every message and destination, so a second retry sends nothing twice; an entry
+/// is removed once every destination is done. Reports name the entry's date.
+pub async fn retry_outbox(job: &Job, received_before: Received<'_>) -> Vec<DeliveryReport> {
     let entries = match outbox::list(job) {
         Ok(entries) => entries,
         Err(e) => {
@@ -314,6 +416,7 @@ pub async fn retry_outbox(job: &Job) -> Vec<DeliveryReport> {
                 outbox: None,
                 key: None,
                 report_date: None,
+                delivered: Vec::new(),
             }];
         }
     };
@@ -332,16 +435,30 @@ pub async fn retry_outbox(job: &Job) -> Vec<DeliveryReport> {
                 continue;
             }
             let pending = entry.state.destinations[i].clone();
+            let already = if pending.key.is_empty() { Vec::new() } else { received_before(report_date, &pending.key) };
+            let owed: Vec<ExperimentOutputs> =
+                outputs.iter().filter(|o| !already.contains(&o.experiment_id)).cloned().collect();
+            let destination = format!("{} ({report_date} from the outbox)", pending.destination);
+            if owed.is_empty() {
+                // A run since the entry was made delivered all of it.
+                tracing::info!(destination, "already delivered by a later run; not sent again from the outbox");
+                entry.state.destinations[i].done = true;
+                if let Err(e) = outbox::save_state(&entry.dir, &entry.state) {
+                    reports.push(DeliveryReport::outbox_entry_failed(&entry.dir, report_date, &e));
+                }
+                continue;
+            }
             let dir = entry.dir.clone();
+            let mut accepted: Vec<String> = Vec::new();
             let (result, attempts) = {
                 let state = &mut entry.state;
                 let mut on_sent = |key: &str| {
+                    accepted.push(key.to_string());
                     state.destinations[i].sent.push(key.to_string());
                     outbox::save_state(&dir, state)
                 };
-                deliver_one(job, report_date, &outputs, &pending.delivery, &pending.sent, &mut on_sent).await
+                deliver_one(job, report_date, &owed, &pending.delivery, &pending.sent, &mut on_sent).await
             };
-            let destination = format!("{} ({report_date} from the outbox)", pending.destination);
             log_outcome(&destination, &result, attempts);
             let state = &mut entry.state.destinations[i];
             state.attempts += attempts;
@@ -353,6 +470,8 @@ pub async fn retry_outbox(job: &Job) -> Vec<DeliveryReport> {
                 (Ok(()), Err(e)) => Some(format!("delivered, but the outbox could not record it: {e}")),
                 (Ok(()), Ok(())) => None,
             };
+            // Messages accepted by an earlier attempt count as received as well.
+            accepted.extend(pending.sent.iter().cloned());
             reports.push(DeliveryReport {
                 destination,
                 ok: error.is_none(),
@@ -361,6 +480,7 @@ pub async fn retry_outbox(job: &Job) -> Vec<DeliveryReport> {
                 outbox: result.is_err().then(|| entry.dir.clone()),
                 key: Some(pending.key.clone()).filter(|k| !k.is_empty()),
                 report_date: Some(report_date),
+                delivered: received(&owed, result.is_ok(), &accepted),
             });
         }
         if entry.state.destinations.iter().all(|d| d.done)

@@ -10,6 +10,7 @@
 //! deadline check, so a run that misses its SLA publishes nothing.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::Instant;
 
 use arrow::array::ArrayRef;
@@ -40,6 +41,9 @@ pub struct RunRequest<'a> {
     pub progress: bool,
     /// Designs earlier runs fixed (sequential tuning, first verdict date), by experiment.
     pub designs: &'a [Design],
+    /// Counts the requests to the data source retried after transient errors; the caller
+    /// reads it after the run, failed or not.
+    pub source_retries: Arc<AtomicU32>,
 }
 
 /// Everything a run produced, in memory.
@@ -163,7 +167,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     // List the partitions of every date any experiment's window covers.
     let started = Instant::now();
     // Every request to the source gets a timeout and retries bounded by the deadline.
-    let source = Source::open_within(&job.source.url, deadline)?;
+    let source = Source::open_counting(&job.source.url, deadline, request.source_retries.clone())?;
     let plan = match spec.first_date() {
         Some(first) => {
             let dates =

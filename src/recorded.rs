@@ -3,7 +3,10 @@
 //! inside the SLA budget) -> ledger record -> failure notice. `app` only parses subcommands
 //! and maps outcomes to exit codes; this module decides what a run writes and records.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -23,6 +26,7 @@ use crate::schedule::{
 
 /// How a run is made, beyond the job and the report date. `abreport run`, `demo` and the
 /// scheduler differ only in these settings.
+#[derive(Clone, Copy)]
 pub struct RunSettings<'a> {
     /// Only this experiment of the job.
     pub experiment: Option<&'a str>,
@@ -65,9 +69,11 @@ pub enum Ran {
 /// Runs `job` for `report_date`, publishes and delivers, and records the run in the ledger:
 /// the one code path of `abreport run` and of every scheduled run.
 ///
-/// Without `force`, a job and date the ledger shows as delivered is not run again (by hand:
-/// unless the run sends nothing); a re-run of a date whose delivery partly failed sends only to
-/// the destinations that failed.
+/// Each destination is sent only the experiments it has not received of this date, over all
+/// the date's runs (the ledger record's `delivered`, which every run carries on, whatever its
+/// flags or outcome); `force` sends everything again. A run with nothing left to send is not
+/// made (by hand: unless it sends nothing anyway, `--no-deliver` or no destination, and only
+/// rewrites the local outputs).
 pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSettings<'_>) -> Ran {
     let started = Instant::now();
     let mut record = RunRecord::start(&job.name, report_date, settings.trigger, job.sla.as_secs_f64());
@@ -83,31 +89,47 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
             Ok(previous) => previous,
             Err(e) => {
                 // Without the ledger there is no knowing whether this date was sent already;
-                // not sending is the safe side.
+                // not sending is the safe side. Nor is a record written: it would replace the
+                // one that could not be read, and with it what the date's runs delivered.
                 errors.push(format!("{e}; the run was not started"));
-                return finish(job, settings, record, Exit::DeliveryFailed, RunStatus::Failed, errors, started).await;
+                let unrecorded = RunSettings { ledger: None, ..*settings };
+                return finish(job, &unrecorded, record, Exit::DeliveryFailed, RunStatus::Failed, errors, started)
+                    .await;
             }
         },
     };
-    let mut already_delivered = Vec::new();
+    // What each destination received of this date before: kept in this run's record from
+    // its start, so that no outcome of this run forgets it.
+    let history = previous.as_ref().map(RunRecord::history).unwrap_or_default();
+    let owed = owed(job, settings, &history);
+    record.delivered = Some(history);
     if let Some(previous) = previous {
-        // A scheduled run of a delivered date is skipped. A manual one is skipped when it would
-        // send something again; with no destination (or `--no-deliver`) it only rewrites the
-        // local outputs, which is harmless and how settings are tried out.
-        let would_send = settings.deliver && !job.deliveries.is_empty();
-        let skip = settings.trigger != Trigger::Manual || would_send;
-        if previous.delivered() && !settings.force && skip {
+        let sends = settings.deliver && !job.deliveries.is_empty();
+        let skip = if sends {
+            // Nothing left to send to any destination.
+            owed.iter().all(Vec::is_empty)
+        } else {
+            // A run that sends nothing only rewrites the local outputs: harmless by hand, and
+            // how settings are tried out; a scheduled one of a done date is skipped.
+            settings.trigger != Trigger::Manual && previous.fully_delivered(job)
+        };
+        if skip && !settings.force {
             return Ran::AlreadyDelivered(previous);
         }
         record.attempt = previous.attempt + 1;
-        if !settings.force && previous.experiment.is_none() {
-            already_delivered = previous.deliveries.into_iter().filter(|d| d.ok).collect();
-        }
     }
     if let Some(ledger) = settings.ledger
         && let Err(e) = ledger.write(&record).await
     {
         tracing::warn!(job = %job.name, %report_date, error = %e, "could not record the run's start");
+    }
+    // Runs killed half-way leave temporary files that nothing else would remove.
+    let mut removed = deliver::remove_stale_temporaries(job, settings.out);
+    if let Some(ledger) = settings.ledger {
+        removed += ledger.remove_stale(&job.name, job.sla + deliver::STALE_AFTER_SLA);
+    }
+    if removed.files > 0 {
+        tracing::info!(job = %job.name, files = removed.files, bytes = removed.bytes, "removed stale temporary files of killed runs");
     }
 
     let log = RunLog::new(started);
@@ -130,11 +152,13 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         started,
         progress: settings.progress,
         designs: &designs,
+        source_retries: Arc::default(),
     };
     let output = match pipeline::run(&request, &log).await {
         Ok(output) => output,
         Err(e) => {
             record.stages = log.timings();
+            record.source_retries = request.source_retries.load(Ordering::Relaxed);
             if let RunError::Sla(sla) = &e {
                 record.sla_missed_stage = Some(sla.stage.clone());
             }
@@ -163,15 +187,18 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         .collect();
     let deadline = Deadline::new(started, job.sla);
     let published_at = Instant::now();
-    let published =
-        publish(job, report_date, &output, settings.out, settings.deliver, &already_delivered, &deadline).await;
+    let published = publish(job, report_date, &output, settings.out, settings.deliver, &owed, &deadline).await;
     log.stage_done(
         "publish",
         published_at.elapsed(),
         serde_json::json!({ "destinations": published.deliveries.len() }),
     );
     record.stages = log.timings();
+    for (status, attempted, delivered) in &published.received {
+        record.redelivered(&status.key, &status.destination, attempted, delivered);
+    }
     record.deliveries = published.deliveries;
+    record.outbox = published.outbox.map(|dir| dir.display().to_string());
     record.sla_missed_stage = published.sla_stage;
     errors.extend(published.errors);
     if settings.print_summary && published.exit != Exit::SlaExceeded {
@@ -211,6 +238,9 @@ async fn finish(
     if settings.notify && record.status.needs_notice() {
         schedule::notify_failure(job, &record).await;
     }
+    if record.status == RunStatus::Ok {
+        schedule::run_succeeded(job);
+    }
     Ran::Finished { exit, record, errors }
 }
 
@@ -227,33 +257,71 @@ fn status_for(exit: Exit, error: Option<&RunError>) -> RunStatus {
             Some(RunError::Source(e)) if !e.is_unavailable() => RunStatus::Failed,
             _ => RunStatus::SourceUnavailable,
         },
-        Exit::Internal | Exit::Config => RunStatus::Failed,
+        Exit::Internal | Exit::Config | Exit::Environment => RunStatus::Failed,
     }
+}
+
+/// What each destination of `job` is to receive in this run: the experiment ids of the run
+/// (the one of `--experiment`, or all) that `history` does not show it received, or all of
+/// them with `--force`. Parallel to `job.deliveries`; empty lists without `deliver`.
+fn owed(job: &Job, settings: &RunSettings<'_>, history: &[ledger::Delivered]) -> Vec<Vec<String>> {
+    let selected: Vec<&str> = match settings.experiment {
+        Some(id) => vec![id],
+        None => job.experiments.iter().map(|e| e.id.as_str()).collect(),
+    };
+    job.deliveries
+        .iter()
+        .map(|delivery| {
+            if !settings.deliver {
+                return Vec::new();
+            }
+            let received = ledger::received(history, &ledger::delivery_key(delivery));
+            selected
+                .iter()
+                .filter(|id| settings.force || !received.iter().any(|r| r == *id))
+                .map(|id| id.to_string())
+                .collect()
+        })
+        .collect()
 }
 
 /// Where a run's outputs went, and how the run ends.
 struct Published {
-    dirs: Vec<PathBuf>,
+    /// Each experiment's folder under `--out`, in the order of the run's outputs (and
+    /// results); `None` where writing it failed.
+    dirs: Vec<Option<PathBuf>>,
     exit: Exit,
     deliveries: Vec<DeliveryStatus>,
+    /// Each destination sent to: what it was to receive and what it received (experiment
+    /// ids), for the ledger's history.
+    received: Vec<(DeliveryStatus, Vec<String>, Vec<String>)>,
+    /// The outbox entry where the outputs wait, when a destination failed and it was written.
+    outbox: Option<PathBuf>,
     errors: Vec<String>,
     /// The stage during which the SLA passed.
     sla_stage: Option<String>,
 }
 
-/// Writes `output` under `out`, then delivers to each destination not in `already_delivered`,
-/// each under what is left of the deadline.
+/// Writes `output` under `out`, then delivers to each destination what it is `owed`
+/// (parallel to `job.deliveries`), each under what is left of the deadline.
 async fn publish(
     job: &Job,
     report_date: NaiveDate,
     output: &RunOutput,
     out: &Path,
     deliver: bool,
-    already_delivered: &[DeliveryStatus],
+    owed: &[Vec<String>],
     deadline: &Deadline,
 ) -> Published {
-    let mut published =
-        Published { dirs: Vec::new(), exit: Exit::Ok, deliveries: Vec::new(), errors: Vec::new(), sla_stage: None };
+    let mut published = Published {
+        dirs: Vec::new(),
+        exit: Exit::Ok,
+        deliveries: Vec::new(),
+        received: Vec::new(),
+        outbox: None,
+        errors: Vec::new(),
+        sla_stage: None,
+    };
     if let Err(e) = deadline.check("publish") {
         published.errors.push(e.to_string());
         published.sla_stage = Some(e.stage);
@@ -262,31 +330,35 @@ async fn publish(
     }
     for outputs in &output.outputs {
         match export::write_dir(out, outputs) {
-            Ok(dir) => published.dirs.push(dir),
+            Ok(dir) => published.dirs.push(Some(dir)),
             Err(e) => {
+                published.dirs.push(None);
                 published.errors.push(e.to_string());
                 published.exit = Exit::DeliveryFailed;
             }
         }
     }
     if deliver {
-        // Destinations an earlier attempt of this date delivered to are not sent again.
+        // A destination that received all this run's experiments before is not sent again.
         let mut pending = Vec::new();
-        for delivery in &job.deliveries {
+        for (delivery, owed) in job.deliveries.iter().zip(owed) {
             let key = ledger::delivery_key(delivery);
-            if let Some(earlier) = already_delivered.iter().find(|d| d.key == key) {
-                tracing::info!(destination = %earlier.destination, "already delivered by an earlier attempt; not sent again");
-                published.deliveries.push(DeliveryStatus { skipped: true, ..earlier.clone() });
+            let destination = deliver::describe(delivery);
+            if owed.is_empty() {
+                tracing::info!(%destination, "already delivered by an earlier run of this date; not sent again");
+                published.deliveries.push(DeliveryStatus { destination, key, ok: true, error: None, skipped: true });
                 continue;
             }
-            pending.push((key, delivery.clone()));
+            pending.push((key, delivery.clone(), owed.clone()));
         }
         if !pending.is_empty() {
             // The SLA covers delivery too: a destination gets what is left of the budget and,
             // when that runs out, waits in the outbox with the outputs instead of holding the
             // run (or the next scheduled one) hostage.
-            let pending_job = Job { deliveries: pending.iter().map(|(_, d)| d.clone()).collect(), ..job.clone() };
-            let reports = deliver::deliver_all_within(&pending_job, report_date, &output.outputs, Some(deadline)).await;
+            let pending_job = Job { deliveries: pending.iter().map(|(_, d, _)| d.clone()).collect(), ..job.clone() };
+            let owed: Vec<Vec<String>> = pending.iter().map(|(_, _, owed)| owed.clone()).collect();
+            let reports =
+                deliver::deliver_all_within(&pending_job, report_date, &output.outputs, &owed, Some(deadline)).await;
             if let Err(e) = deadline.check("deliver") {
                 published.errors.push(e.to_string());
                 published.sla_stage = Some(e.stage);
@@ -294,7 +366,7 @@ async fn publish(
             }
             for (i, report) in reports.iter().enumerate() {
                 // deliver_all reports each destination in order, then possibly the outbox.
-                let key = pending.get(i).map_or_else(|| "outbox".to_string(), |(key, _)| key.clone());
+                let key = pending.get(i).map_or_else(|| "outbox".to_string(), |(key, ..)| key.clone());
                 if !report.ok {
                     published.errors.push(format!(
                         "delivery to {} failed: {}",
@@ -305,15 +377,27 @@ async fn publish(
                         published.exit = Exit::DeliveryFailed;
                     }
                 }
-                published.deliveries.push(DeliveryStatus {
+                let status = DeliveryStatus {
                     destination: report.destination.clone(),
                     key,
                     ok: report.ok,
                     error: report.error.clone(),
                     skipped: false,
-                });
+                };
+                if let Some((_, _, attempted)) = pending.get(i) {
+                    published.received.push((status.clone(), attempted.clone(), report.delivered.clone()));
+                }
+                published.deliveries.push(status);
             }
-            if let Some(dir) = reports.iter().filter(|r| !r.ok).find_map(|r| r.outbox.as_ref()) {
+            published.outbox = reports.iter().filter(|r| !r.ok).find_map(|r| r.outbox.clone());
+            if reports.iter().any(|r| !r.ok) && published.outbox.is_none() {
+                published.errors.push(format!(
+                    "the outputs could not be kept in the outbox, so nothing waits there; once the cause is fixed, \
+                     `abreport run --job {} --date {report_date}` sends each destination only what it did not receive",
+                    job.file.display()
+                ));
+            }
+            if let Some(dir) = &published.outbox {
                 published.errors.push(format!(
                     "the outputs wait in the outbox `{}`; send them with `abreport deliver --retry --job {}`",
                     dir.display(),
@@ -356,7 +440,9 @@ pub(crate) async fn notify(job: &Job, subject: &str, body: &str) {
     }
 }
 
-fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[PathBuf]) {
+/// The run in a few lines: one per experiment with its verdict and where its report is.
+/// `dirs` is aligned with `output.results` (a run's results and outputs are in the same order).
+fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[Option<PathBuf>]) {
     say!(
         "abreport: job `{}`, report date {report_date}: {} experiment(s) in {:.2} s (SLA {:.0} s), {} files / {} read",
         job.name,
@@ -366,13 +452,16 @@ fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[
         output.facts.files_read,
         bytes(output.facts.bytes_read)
     );
-    for (result, dir) in output.results.iter().zip(dirs.iter().map(Some).chain(std::iter::repeat(None))) {
+    for (result, dir) in output.results.iter().zip(dirs.iter().map(Option::as_ref).chain(std::iter::repeat(None))) {
         let decision = &result.decision;
         let verdict = match &decision.variant {
             Some(v) => format!("{} {v}", decision.recommendation.name().to_uppercase()),
             None => decision.recommendation.name().to_uppercase(),
         };
-        let place = dir.map(|d| d.join("report.html").display().to_string()).unwrap_or_default();
+        let place = match dir {
+            Some(dir) => dir.join("report.html").display().to_string(),
+            None => "not written (see the error below)".to_string(),
+        };
         say!("  {:<28} {:<24} {place}", result.id, verdict);
         if let Some(error) = &result.error {
             say!("  {:<28} error: {error}", "");
@@ -385,21 +474,44 @@ fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[
 /// delivery in the run ledger, so that neither a re-run nor catch-up sends that date to that
 /// destination again. Used by `abreport deliver --retry` and before every scheduled run.
 pub async fn retry_outbox_recorded(job: &Job, ledger: Option<&Ledger>) -> Vec<DeliveryReport> {
-    let reports = deliver::retry_outbox(job).await;
     let Some(ledger) = ledger else {
-        return reports;
+        return deliver::retry_outbox(job, &|_, _| Vec::new()).await;
     };
-    for report in reports.iter().filter(|r| r.ok) {
+    // What the ledger shows a destination received of the date (by a run made since the entry,
+    // or a late delivery) is not sent again from the outbox.
+    let mut history: HashMap<NaiveDate, Vec<ledger::Delivered>> = HashMap::new();
+    for entry in deliver::outbox::list(job).unwrap_or_default() {
+        let date = entry.state.report_date;
+        match ledger.read(&job.name, date).await {
+            Ok(record) => {
+                history.insert(date, record.map(|r| r.history()).unwrap_or_default());
+            }
+            Err(e) => {
+                // The entry then goes by what the outbox itself recorded (messages it sent).
+                tracing::warn!(job = %job.name, report_date = %date, error = %e, "cannot read the ledger; the outbox entry is sent by its own record");
+            }
+        }
+    }
+    let received_before = |date: NaiveDate, key: &str| -> Vec<String> {
+        history.get(&date).map(|h| ledger::received(h, key).to_vec()).unwrap_or_default()
+    };
+    let reports = deliver::retry_outbox(job, &received_before).await;
+    for report in reports.iter().filter(|r| r.ok || !r.delivered.is_empty()) {
         let (Some(key), Some(report_date)) = (&report.key, report.report_date) else {
             continue;
         };
         let recorded = match ledger.read(&job.name, report_date).await {
             Ok(Some(mut record)) => {
-                if record.record_late_delivery(key) {
-                    ledger.write(&record).await
+                let before = record.clone();
+                let suffix = format!(" ({report_date} from the outbox)");
+                let destination = report.destination.strip_suffix(&suffix).unwrap_or(&report.destination);
+                if report.ok {
+                    record.record_late_delivery(key, destination, &report.delivered);
                 } else {
-                    Ok(())
+                    // Messages the server accepted before the failure were delivered all the same.
+                    record.add_delivered(key, destination, &report.delivered);
                 }
+                if record == before { Ok(()) } else { ledger.write(&record).await }
             }
             Ok(None) => Ok(()),
             Err(e) => Err(e),

@@ -16,6 +16,7 @@ mod store;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use arrow::array::ArrayRef;
@@ -224,11 +225,18 @@ impl Source {
     /// Opens the root at `url` for a run that must end by `deadline`: every request's timeout
     /// and every retry stay inside what is left of it.
     pub fn open_within(url: &str, deadline: Deadline) -> Result<Self, SourceError> {
+        Self::open_counting(url, deadline, Arc::default())
+    }
+
+    /// [`Source::open_within`], counting the requests it retries in `retries` (shared with the
+    /// caller, who reads it whether the run succeeds or not).
+    pub fn open_counting(url: &str, deadline: Deadline, retries: Arc<AtomicU32>) -> Result<Self, SourceError> {
         let limits = store::Limits::within(deadline.remaining());
         let (store, root) =
             store::open(url, limits).map_err(|cause| SourceError::Refused { url: url.to_string(), cause })?;
         let local = url.starts_with("file:");
-        Ok(Self { store, root, url: url.trim_end_matches('/').to_string(), local, retry: Retry::new(deadline) })
+        let retry = Retry::counting(deadline, retries);
+        Ok(Self { store, root, url: url.trim_end_matches('/').to_string(), local, retry })
     }
 
     /// How many requests were retried so far.
@@ -500,6 +508,13 @@ fn is_data_file(path: &Path) -> bool {
 
 /// A store error in words a user can act on, without credentials or signed URLs.
 pub fn describe_store_error(err: &object_store::Error) -> String {
+    if retry::is_instance_metadata_failure(err) {
+        return format!(
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or run where the cloud's \
+             instance-metadata service provides a role); without them, asking that service for credentials failed: {}",
+            root_cause(err)
+        );
+    }
     match err {
         object_store::Error::PermissionDenied { .. } => "access denied (check the credentials' permissions)".into(),
         object_store::Error::Unauthenticated { .. } => "not authenticated (check the credentials)".into(),
@@ -515,6 +530,17 @@ pub fn describe_store_error(err: &object_store::Error) -> String {
             }
         }
     }
+}
+
+/// The innermost cause of `err` ("Connection refused (os error 111)"), or its own text.
+fn root_cause(err: &object_store::Error) -> String {
+    let mut text = err.to_string();
+    let mut current = std::error::Error::source(err);
+    while let Some(cause) = current {
+        text = cause.to_string();
+        current = cause.source();
+    }
+    text
 }
 
 /// The error's text, followed by its innermost cause when the text does not already say it:

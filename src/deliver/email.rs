@@ -222,6 +222,10 @@ pub fn choose_attachments(sizes: &[u64], limit: u64) -> Vec<bool> {
         .collect()
 }
 
+/// The outbox key of a digest message (a per-experiment message's key is the experiment's
+/// folder name).
+pub const DIGEST_KEY: &str = "digest";
+
 /// Builds the messages of one email delivery: one per experiment, or one digest.
 pub fn build(
     job: &Job,
@@ -252,7 +256,7 @@ pub fn compose_all(
         let mut all: Vec<&Parsed<'_>> = parsed.iter().collect();
         // Stable: experiments of the same severity keep the job's order.
         all.sort_by_key(|p| severity(p.result()));
-        vec![("digest".to_string(), all)]
+        vec![(DIGEST_KEY.to_string(), all)]
     } else {
         parsed.iter().map(|p| (p.output.dir_name.clone(), vec![p])).collect()
     };

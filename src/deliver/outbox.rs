@@ -17,6 +17,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Delivery, Job, safe_path_component};
+use crate::deliver::email;
 use crate::export::{self, ExperimentOutputs, MANIFEST, Manifest, OutputFile};
 
 /// The state file of an entry.
@@ -208,8 +209,8 @@ pub fn record_run(
         {
             // Keys of experiments not re-run stay as they were; a digest covers the whole
             // entry, so it is owed again.
-            let kept = before.sent.iter().filter(|k| !rerun.contains(&k.as_str()) && *k != "digest").cloned();
-            now.sent = kept.chain(now.sent.into_iter().filter(|k| k != "digest")).collect();
+            let kept = before.sent.iter().filter(|k| !rerun.contains(&k.as_str()) && *k != email::DIGEST_KEY).cloned();
+            now.sent = kept.chain(now.sent.into_iter().filter(|k| k != email::DIGEST_KEY)).collect();
             now.done = false;
             now.attempts += before.attempts;
             if now.last_error.is_none() {

@@ -274,7 +274,12 @@ impl Mailer {
 /// refused), TLS failures (an untrusted certificate) and client-side problems will not.
 fn describe(server: &str, error: &lettre::transport::smtp::Error) -> SmtpError {
     let text = error_chain(error);
-    let (cause, transient) = if error.is_permanent() {
+    // lettre reports a certificate it cannot verify as a connection error, which alone would
+    // read as transient.
+    let tls_failure = error.is_tls() || crate::source::retry::is_tls_failure(error);
+    let (cause, transient) = if tls_failure {
+        (format!("TLS failed: {text} (a private CA can be trusted with {})", env::SMTP_CA_FILE), false)
+    } else if error.is_permanent() {
         match error.status().map(|c| c.to_string()) {
             Some(code) if code == "535" || code == "534" || code == "530" => (format!("login rejected: {text}"), false),
             _ => (format!("rejected: {text}"), false),
@@ -283,8 +288,6 @@ fn describe(server: &str, error: &lettre::transport::smtp::Error) -> SmtpError {
         (format!("temporarily refused: {text}"), true)
     } else if error.is_timeout() {
         (format!("timed out: {text}"), true)
-    } else if error.is_tls() {
-        (format!("TLS failed: {text} (a private CA can be trusted with {})", env::SMTP_CA_FILE), false)
     } else if error.is_client() || error.is_response() {
         (text, false)
     } else {

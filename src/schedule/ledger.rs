@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::analyze::Design;
-use crate::config::{Delivery, safe_path_component};
+use crate::config::{Delivery, Job, safe_path_component};
 use crate::runlog::StageTiming;
 
 /// The folder of experiment designs (sequential tuning and first verdict date) beside the
@@ -116,10 +116,26 @@ pub struct DeliveryStatus {
     pub skipped: bool,
 }
 
+/// What one destination has received of a job and date, over every run of that date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivered {
+    /// The destination in words, as when it last received something.
+    pub destination: String,
+    /// Its [`delivery_key`].
+    pub key: String,
+    /// The experiments (ids) whose outputs it received, in the order they first went.
+    pub experiments: Vec<String>,
+}
+
 /// The digest identifying a destination's configuration in the ledger.
 pub fn delivery_key(delivery: &Delivery) -> String {
     let digest = Sha256::digest(format!("{delivery:?}").as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The experiments the destination `key` received, according to `history`.
+pub fn received<'a>(history: &'a [Delivered], key: &str) -> &'a [String] {
+    history.iter().find(|d| d.key == key).map_or(&[], |d| d.experiments.as_slice())
 }
 
 /// One experiment's outcome, in brief.
@@ -170,8 +186,20 @@ pub struct RunRecord {
     pub deliver: bool,
     /// Each experiment's outcome, in job order.
     pub experiments: Vec<ExperimentOutcome>,
-    /// Each destination's outcome, in job order.
+    /// Each destination's outcome in this run, in job order.
     pub deliveries: Vec<DeliveryStatus>,
+    /// What each destination has received of this date over all of its runs, this one
+    /// included, late deliveries from the outbox too: kept by every later run, whatever its
+    /// flags (`--no-deliver`, `--experiment`) or outcome, so that no run sends a destination an
+    /// experiment it already received unless `--force` asks for it.
+    /// Absent from records written before it existed: [`RunRecord::history`] then reads it
+    /// from `deliveries`.
+    #[serde(default)]
+    pub delivered: Option<Vec<Delivered>>,
+    /// The outbox entry where this run's outputs wait for the destinations that failed; none
+    /// when nothing waits, or when writing the outbox failed too.
+    #[serde(default)]
+    pub outbox: Option<String>,
     /// Requests to the data source retried after transient errors.
     pub source_retries: u32,
     /// What went wrong, in words (no credentials: URLs are shown without them).
@@ -204,6 +232,8 @@ impl RunRecord {
             deliver: true,
             experiments: Vec::new(),
             deliveries: Vec::new(),
+            delivered: Some(Vec::new()),
+            outbox: None,
             source_retries: 0,
             error: None,
             exit_code: 0,
@@ -211,23 +241,96 @@ impl RunRecord {
         }
     }
 
-    /// True when this job and date were delivered in full: a scheduled run skips it, and only
-    /// `abreport run --force` sends it again.
-    pub fn delivered(&self) -> bool {
-        matches!(self.status, RunStatus::Ok | RunStatus::NoData) && self.deliver && self.experiment.is_none()
+    /// True when nothing of `job` is owed for this date, so a scheduled run or catch-up skips
+    /// it and only `abreport run --force` sends it again: every destination of the job has
+    /// received every experiment of the job that had started by the date (over all the date's
+    /// runs; an experiment added later with a later start does not make past dates owed). A job
+    /// without destinations counts as done once a run of all its experiments ended `ok` or
+    /// `no_data`.
+    pub fn fully_delivered(&self, job: &Job) -> bool {
+        if job.deliveries.is_empty() {
+            return matches!(self.status, RunStatus::Ok | RunStatus::NoData)
+                && self.deliver
+                && self.experiment.is_none();
+        }
+        let history = self.history();
+        job.deliveries.iter().all(|delivery| {
+            let received = received(&history, &delivery_key(delivery));
+            job.experiments.iter().filter(|e| e.start <= self.report_date).all(|e| received.contains(&e.id))
+        })
     }
 
-    /// Keys of the destinations this record delivered to.
-    pub fn delivered_keys(&self) -> Vec<&str> {
-        self.deliveries.iter().filter(|d| d.ok).map(|d| d.key.as_str()).collect()
+    /// What each destination has received of this date ([`RunRecord::delivered`]). Records
+    /// written before that field existed say it through their successful `deliveries`.
+    pub fn history(&self) -> Vec<Delivered> {
+        if let Some(delivered) = &self.delivered {
+            return delivered.clone();
+        }
+        let experiments: Vec<String> = match &self.experiment {
+            Some(id) => vec![id.clone()],
+            None => self.experiments.iter().map(|e| e.id.clone()).collect(),
+        };
+        self.deliveries
+            .iter()
+            .filter(|d| d.ok && d.key != "outbox")
+            .map(|d| Delivered {
+                destination: d.destination.clone(),
+                key: d.key.clone(),
+                experiments: experiments.clone(),
+            })
+            .collect()
     }
 
-    /// Records that the destination `key` received this run's outputs later, from the outbox.
-    /// When that was the last one owed, a `delivery_failed` run becomes `ok` (or `no_data` when
-    /// an experiment had none), so catch-up does not send the date again. Returns whether
-    /// anything changed.
-    pub fn record_late_delivery(&mut self, key: &str) -> bool {
-        let mut changed = false;
+    /// Adds to [`RunRecord::delivered`] that the destination `key` received `experiments`.
+    pub fn add_delivered(&mut self, key: &str, destination: &str, experiments: &[String]) {
+        if experiments.is_empty() {
+            return;
+        }
+        let history = self.history();
+        let delivered = self.delivered.insert(history);
+        let entry = match delivered.iter().position(|d| d.key == key) {
+            Some(i) => &mut delivered[i],
+            None => {
+                delivered.push(Delivered {
+                    destination: destination.to_string(),
+                    key: key.to_string(),
+                    experiments: Vec::new(),
+                });
+                delivered.last_mut().expect("just pushed")
+            }
+        };
+        entry.destination = destination.to_string();
+        for experiment in experiments {
+            if !entry.experiments.contains(experiment) {
+                entry.experiments.push(experiment.clone());
+            }
+        }
+    }
+
+    /// Records a run's delivery to the destination `key`: it was sent `attempted` and received
+    /// `delivered`. What it was sent and did not receive is no longer counted as received from
+    /// an earlier run: only a `--force` run sends a destination what it had, and when that
+    /// fails, a folder or bucket holds a half-replaced set, and the forced mail is still owed.
+    pub fn redelivered(&mut self, key: &str, destination: &str, attempted: &[String], delivered: &[String]) {
+        let lost: Vec<&String> = attempted.iter().filter(|id| !delivered.contains(id)).collect();
+        if !lost.is_empty() {
+            let history = self.history();
+            let delivered = self.delivered.insert(history);
+            for entry in delivered.iter_mut().filter(|d| d.key == key) {
+                entry.experiments.retain(|id| !lost.contains(&id));
+            }
+            delivered.retain(|d| !d.experiments.is_empty());
+        }
+        self.add_delivered(key, destination, delivered);
+    }
+
+    /// Records that the destination `key` received `experiments` of this date later, from the
+    /// outbox. When that was the last destination this run owed, a `delivery_failed` run becomes
+    /// `ok` (or `no_data` when an experiment had none). Returns whether anything changed.
+    pub fn record_late_delivery(&mut self, key: &str, destination: &str, experiments: &[String]) -> bool {
+        let before = self.history();
+        self.add_delivered(key, destination, experiments);
+        let mut changed = self.history() != before;
         for delivery in self.deliveries.iter_mut().filter(|d| d.key == key && !d.ok) {
             delivery.ok = true;
             delivery.error = None;
@@ -266,6 +369,8 @@ pub struct Ledger {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     location: String,
+    /// The folder of a local ledger (none for an object store).
+    folder: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -289,7 +394,7 @@ impl Ledger {
         };
         let Some(folder) = folder else {
             let (store, prefix) = crate::source::open_store(location).map_err(open_error)?;
-            return Ok(Self { store, prefix, location: crate::pipeline::display_url(location) });
+            return Ok(Self { store, prefix, location: crate::pipeline::display_url(location), folder: None });
         };
         std::fs::create_dir_all(&folder).map_err(|e| open_error(e.to_string()))?;
         // fsync before the rename: a record that says "delivered" must survive a power cut,
@@ -297,7 +402,24 @@ impl Ledger {
         let store = object_store::local::LocalFileSystem::new_with_prefix(&folder)
             .map_err(|e| open_error(e.to_string()))?
             .with_fsync(true);
-        Ok(Self { store: Arc::new(store), prefix: Path::default(), location: folder.display().to_string() })
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: Path::default(),
+            location: folder.display().to_string(),
+            folder: Some(folder),
+        })
+    }
+
+    /// Removes the staging files (`<record>#<n>`) that writes of a local ledger killed half-way
+    /// left in `job`'s folders, when older than `older_than`. An object store publishes a PUT
+    /// whole and leaves none.
+    pub fn remove_stale(&self, job: &str, older_than: std::time::Duration) -> crate::deliver::stale::Removed {
+        use crate::deliver::stale::{self, TempName};
+        let Some(folder) = &self.folder else { return stale::Removed::default() };
+        let job = safe_path_component(job);
+        let mut removed = stale::remove(&folder.join(&job), 0, TempName::Staged, older_than);
+        removed += stale::remove(&folder.join(DESIGNS).join(&job), 0, TempName::Staged, older_than);
+        removed
     }
 
     /// Where the ledger is, for messages.
@@ -441,13 +563,13 @@ mod tests {
         r.exit_code = 5;
         r.error = Some("delivery to dest b failed: refused".into());
         r.deliveries = vec![status("a", true), status("b", false), status("c", false)];
-        assert!(r.record_late_delivery("b"));
+        let x = ["x".to_string()];
+        assert!(r.record_late_delivery("b", "dest b", &x));
         assert_eq!(r.status, RunStatus::DeliveryFailed, "c is still owed");
-        assert!(!r.record_late_delivery("b"), "nothing changes twice");
-        assert!(r.record_late_delivery("c"));
+        assert!(!r.record_late_delivery("b", "dest b", &x), "nothing changes twice");
+        assert!(r.record_late_delivery("c", "dest c", &x));
         assert_eq!((r.status, r.exit_code, r.error.as_deref()), (RunStatus::Ok, 0, None));
-        assert!(r.delivered());
-        assert!(!r.record_late_delivery("unknown"));
+        assert!(!r.record_late_delivery("unknown", "dest", &[]));
     }
 
     #[tokio::test]
@@ -507,17 +629,96 @@ mod tests {
         assert_eq!(ledger.recent(Some("daily"), 1).await.expect("lists")[0].1.len(), 1);
     }
 
+    /// A job with experiments `a` and `b` and the given destinations (dir paths).
+    fn job(dirs: &[&str]) -> Job {
+        let text = format!(
+            "name = \"j\"\n[source]\nurl = \"file:///data\"\n\
+             [[metrics]]\nname = \"conversion\"\nkind = \"proportion\"\nevent = \"purchase\"\n\
+             [[experiments]]\nid = \"a\"\ncontrol = \"c\"\nvariants = {{ c = 0.5, t = 0.5 }}\nstart = 2026-11-01\nprimary = \"conversion\"\n\
+             [[experiments]]\nid = \"b\"\ncontrol = \"c\"\nvariants = {{ c = 0.5, t = 0.5 }}\nstart = 2026-11-01\nprimary = \"conversion\"\n{}",
+            dirs.iter().map(|d| format!("[[deliver]]\nkind = \"dir\"\npath = \"{d}\"\n")).collect::<String>()
+        );
+        crate::config::check(&text, std::path::Path::new("/srv/jobs/j.toml")).expect("a valid job")
+    }
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
-    fn only_full_delivered_runs_count_as_delivered() {
-        assert!(record("j", "2026-11-20", RunStatus::Ok).delivered());
-        assert!(record("j", "2026-11-20", RunStatus::NoData).delivered());
+    fn a_date_is_delivered_when_every_destination_received_every_experiment_over_its_runs() {
+        let job = job(&["/srv/x", "/srv/y"]);
+        let (x, y) = (delivery_key(&job.deliveries[0]), delivery_key(&job.deliveries[1]));
+        let mut r = record("j", "2026-11-20", RunStatus::Ok);
+        assert!(!r.fully_delivered(&job));
+        r.add_delivered(&x, "dir /srv/x", &ids(&["a"]));
+        r.add_delivered(&y, "dir /srv/y", &ids(&["a", "b"]));
+        assert!(!r.fully_delivered(&job), "x has not received b");
+        r.add_delivered(&x, "dir /srv/x", &ids(&["b", "a"]));
+        assert_eq!(r.history()[0].experiments, ids(&["a", "b"]), "a union, in first-delivery order");
+        assert!(r.fully_delivered(&job));
+        // An experiment that starts after the date is not owed for catch-up.
+        let mut later = job.clone();
+        later.experiments[1].start = date("2026-11-21");
+        let mut only_a = record("j", "2026-11-20", RunStatus::Ok);
+        only_a.add_delivered(&x, "dir /srv/x", &ids(&["a"]));
+        only_a.add_delivered(&y, "dir /srv/y", &ids(&["a"]));
+        assert!(only_a.fully_delivered(&later) && !only_a.fully_delivered(&job));
+        // Whatever the last run was, what went is not forgotten.
+        for status in [RunStatus::Running, RunStatus::SourceUnavailable, RunStatus::Failed] {
+            let later = RunRecord { status, deliver: false, experiment: Some("a".into()), ..r.clone() };
+            assert!(later.fully_delivered(&job), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn a_forced_delivery_that_fails_makes_what_it_did_not_deliver_owed_again() {
+        let mut r = record("j", "2026-11-20", RunStatus::Ok);
+        r.add_delivered("k", "dest", &ids(&["a", "b"]));
+        r.redelivered("k", "dest", &ids(&["a", "b"]), &ids(&["a"]));
+        assert_eq!(received(&r.history(), "k"), ids(&["a"]));
+        r.redelivered("k", "dest", &ids(&["a"]), &[]);
+        assert_eq!(r.history(), vec![], "nothing left");
+        r.redelivered("k", "dest", &ids(&["b"]), &ids(&["b"]));
+        assert_eq!(received(&r.history(), "k"), ids(&["b"]));
+    }
+
+    #[test]
+    fn a_job_without_destinations_is_done_after_a_full_run() {
+        let job = job(&[]);
+        assert!(record("j", "2026-11-20", RunStatus::Ok).fully_delivered(&job));
+        assert!(record("j", "2026-11-20", RunStatus::NoData).fully_delivered(&job));
         for status in [RunStatus::Running, RunStatus::SourceUnavailable, RunStatus::SlaMissed, RunStatus::Failed] {
-            assert!(!record("j", "2026-11-20", status).delivered(), "{status:?}");
+            assert!(!record("j", "2026-11-20", status).fully_delivered(&job), "{status:?}");
         }
         let not_sent = RunRecord { deliver: false, ..record("j", "2026-11-20", RunStatus::Ok) };
-        assert!(!not_sent.delivered(), "a --no-deliver run does not block the scheduled one");
-        let partial = RunRecord { experiment: Some("x".into()), ..record("j", "2026-11-20", RunStatus::Ok) };
-        assert!(!partial.delivered(), "a single-experiment run does not either");
+        assert!(!not_sent.fully_delivered(&job), "a --no-deliver run does not block the scheduled one");
+        let partial = RunRecord { experiment: Some("a".into()), ..record("j", "2026-11-20", RunStatus::Ok) };
+        assert!(!partial.fully_delivered(&job), "a single-experiment run does not either");
+    }
+
+    #[test]
+    fn records_from_before_the_history_field_read_it_from_their_deliveries() {
+        let mut r = record("j", "2026-11-20", RunStatus::DeliveryFailed);
+        r.experiments = ["a", "b"]
+            .iter()
+            .map(|id| ExperimentOutcome { id: id.to_string(), status: "ok".into(), recommendation: "continue".into() })
+            .collect();
+        let status = |key: &str, ok: bool| DeliveryStatus {
+            destination: format!("dest {key}"),
+            key: key.into(),
+            ok,
+            error: None,
+            skipped: false,
+        };
+        r.deliveries = vec![status("k1", true), status("k2", false), status("outbox", false)];
+        let mut json: serde_json::Value = serde_json::to_value(&r).expect("serializes");
+        json.as_object_mut().expect("object").remove("delivered");
+        let old: RunRecord = serde_json::from_value(json).expect("an old record reads");
+        assert_eq!(
+            old.history(),
+            vec![Delivered { destination: "dest k1".into(), key: "k1".into(), experiments: ids(&["a", "b"]) }]
+        );
     }
 
     #[test]

@@ -157,6 +157,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         "abreport serve starting"
     );
     service.reload("start").await;
+    service.remove_stale_temporaries();
     service.catch_up(settings.catch_up_days).await;
 
     let mut watch = tokio::time::interval(WATCH_INTERVAL);
@@ -261,6 +262,11 @@ impl Service {
                     "job scheduled"
                 ),
             }
+            // A job folder mounted read-only (a container) makes the default outbox unwritable:
+            // say so now, not at the first failed delivery.
+            for problem in deliver::unwritable_folders(&job) {
+                tracing::error!(job = %name, %problem, "a folder this job writes cannot be written");
+            }
             self.generation += 1;
             let entry = Entry { job: Arc::new(job), schedule, fingerprint, generation: self.generation, pending: None };
             self.entries.insert(name.clone(), entry);
@@ -346,6 +352,19 @@ impl Service {
         self.gates.entry(job.to_string()).or_default().clone()
     }
 
+    /// Removes what runs killed half-way left under `<out>/<job>/<date>/<experiment>/`, for
+    /// every date; each run cleans the rest of what it writes (`recorded::run_recorded`).
+    fn remove_stale_temporaries(&self) {
+        for (name, entry) in &self.entries {
+            let root = self.shared.out.join(config::safe_path_component(name));
+            let older_than = entry.job.sla + deliver::STALE_AFTER_SLA;
+            let removed = deliver::stale::remove(&root, 2, deliver::stale::TempName::Dotted, older_than);
+            if removed.files > 0 {
+                tracing::info!(job = %name, files = removed.files, bytes = removed.bytes, "removed stale temporary files of killed runs");
+            }
+        }
+    }
+
     /// Runs, once each and oldest first, the fires of the last `days` days whose report date
     /// the ledger does not show as delivered.
     async fn catch_up(&mut self, days: u32) {
@@ -363,7 +382,7 @@ impl Service {
                     continue;
                 }
                 match self.shared.ledger.read(name, report_date).await {
-                    Ok(Some(record)) if record.delivered() => {}
+                    Ok(Some(record)) if record.fully_delivered(&entry.job) => {}
                     Ok(_) => due.push((report_date, fire)),
                     Err(error) => {
                         tracing::error!(job = %name, %report_date, %error, "catch-up: cannot read the ledger; date skipped");

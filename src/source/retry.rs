@@ -2,7 +2,7 @@
 //!
 //! Transient failures (connection refused or reset, timeouts, HTTP 5xx, throttling) are retried
 //! with exponential backoff and jitter; permanent ones (access denied, a missing bucket or
-//! object, other 4xx answers) fail at once. Every attempt gets a timeout derived from what is
+//! object, other 4xx answers, a TLS failure such as an untrusted certificate) fail at once. Every attempt gets a timeout derived from what is
 //! left of the run's budget, and retrying stops a small reserve before the deadline, so a source
 //! that stays down ends the run as `source_unavailable` with its cause instead of hanging or
 //! turning into an SLA miss that says nothing about why.
@@ -65,8 +65,14 @@ pub struct Retry {
 impl Retry {
     /// A policy bounded by `deadline`.
     pub fn new(deadline: Deadline) -> Self {
+        Self::counting(deadline, Arc::default())
+    }
+
+    /// A policy bounded by `deadline` that counts its retries in `retries`, which the caller
+    /// keeps: the count of a run that failed is known too.
+    pub fn counting(deadline: Deadline, retries: Arc<AtomicU32>) -> Self {
         let reserve = (deadline.budget() / 10).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        Self { deadline, reserve, retries: Arc::new(AtomicU32::new(0)) }
+        Self { deadline, reserve, retries }
     }
 
     /// Time left for source requests: the deadline less the reserve.
@@ -147,6 +153,9 @@ fn random_unit() -> f64 {
 /// as `HttpError` in the source chain.
 pub fn classify(err: &object_store::Error) -> Kind {
     use object_store::Error;
+    if is_instance_metadata_failure(err) {
+        return Kind::Denied;
+    }
     match err {
         Error::NotFound { .. } => Kind::Missing,
         Error::PermissionDenied { .. } | Error::Unauthenticated { .. } => Kind::Denied,
@@ -157,6 +166,11 @@ pub fn classify(err: &object_store::Error) -> Kind {
 }
 
 fn classify_chain(error: &(dyn StdError + 'static)) -> Kind {
+    // A TLS failure hides behind a transport error of kind Connect, which alone would read as
+    // weather: look for it first.
+    if is_tls_failure(error) {
+        return Kind::Permanent;
+    }
     let mut current: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(error) = current {
         if let Some(http) = error.downcast_ref::<object_store::client::HttpError>() {
@@ -200,6 +214,43 @@ fn classify_chain(error: &(dyn StdError + 'static)) -> Kind {
     Kind::Permanent
 }
 
+/// True when the request that failed was object_store asking the cloud instance-metadata
+/// service for credentials, which it does when the environment holds none (`AWS_ACCESS_KEY_ID`
+/// …): off a cloud instance, that means there are no credentials, and waiting will not make
+/// any. Its token (`/latest/api/token`) and role (`/latest/meta-data/iam/…`) paths are the
+/// same on every cloud that serves it and appear nowhere else.
+pub fn is_instance_metadata_failure(err: &object_store::Error) -> bool {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(error) = current {
+        let text = error.to_string();
+        if text.contains("/latest/api/token") || text.contains("/latest/meta-data/") {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
+/// True when `error` or one of its causes is a TLS failure (an untrusted or expired
+/// certificate, a name mismatch, a handshake the server refused, a peer that does not speak
+/// TLS): configuration, which no retry mends. rustls errors travel inside `io::Error`s, whose
+/// `source()` skips them, so each `io::Error` is opened with `get_ref`.
+pub fn is_tls_failure(error: &(dyn StdError + 'static)) -> bool {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(error) = current {
+        if error.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref)
+            && is_tls_failure(inner)
+        {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
 /// The HTTP status in object_store's "status code: 503 Service Unavailable" text.
 fn http_status(text: &str) -> Option<u16> {
     let rest = &text[text.find("status code: ")? + "status code: ".len()..];
@@ -237,6 +288,29 @@ mod tests {
             source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
         };
         assert_eq!(classify(&refused), Kind::Transient);
+    }
+
+    #[test]
+    fn certificate_failures_are_permanent_though_they_come_as_connection_errors() {
+        let certificate = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, certificate);
+        let untrusted = object_store::Error::Generic { store: "S3", source: Box::new(io) };
+        assert_eq!(classify(&untrusted), Kind::Permanent);
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(!is_tls_failure(&reset), "a reset mid-handshake is weather");
+    }
+
+    #[test]
+    fn a_failed_request_for_instance_credentials_means_no_credentials() {
+        let token = generic(
+            "Error performing PUT http://169.254.169.254/latest/api/token in 1ms - HTTP error: error sending request",
+        );
+        assert_eq!(classify(&token), Kind::Denied, "not weather, though it is a connection error");
+        let role = generic(
+            "Error performing GET http://169.254.169.254/latest/meta-data/iam/security-credentials/ in 1ms - Server returned non-2xx status code: 404 Not Found: ",
+        );
+        assert_eq!(classify(&role), Kind::Denied, "not a missing bucket");
+        assert!(!is_instance_metadata_failure(&generic("… status code: 503 Service Unavailable")));
     }
 
     #[test]

@@ -281,18 +281,51 @@ fn validate_checks_the_mail_settings_without_sending() {
     let s = small(&["checkout"]);
     s.prepend_to_job("secrets_file = \"missing.env\"");
     s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    // What the machine lacks is an environment problem (exit 7), not a job-file error (2),
+    // and the source is checked all the same.
     let run = abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[]);
-    run.assert_code(2);
-    assert!(run.stderr.contains("job.toml: cannot read secrets file `missing.env`"), "{}", run.stderr);
+    run.assert_code(7);
+    assert!(run.stderr.contains("job.toml: environment: cannot read secrets file `missing.env`"), "{}", run.stderr);
+    assert!(run.stdout.contains("job.toml: source ok"), "the source was checked: {}", run.stdout);
 
     std::fs::write(s.path().join("missing.env"), "ABREPORT_SMTP_HOST=smtp.example.com\n").expect("secrets");
     let run = abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[]);
-    run.assert_code(2);
+    run.assert_code(7);
     assert!(run.stderr.contains("email needs a sender address: set ABREPORT_SMTP_FROM"), "{}", run.stderr);
+    assert!(run.stdout.contains("job.toml: source ok"), "{}", run.stdout);
+
+    // A source problem outranks an environment problem; a job-file error outranks both.
+    s.edit_job(|job| job.replace("url = \"data\"", "url = \"no-such-folder\""));
+    abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[]).assert_code(3);
+    s.edit_job(|job| job.replace("url = \"no-such-folder\"", "url = \"data\""));
 
     let run =
         abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[("ABREPORT_SMTP_FROM", FROM)]);
     run.assert_code(0);
+    assert!(run.stdout.contains("job.toml: ok"), "{}", run.stdout);
+}
+
+#[test]
+fn validate_fails_clearly_when_the_outbox_or_a_folder_destination_cannot_be_written() {
+    // A job folder mounted read-only is what a container gives; as root, the way to refuse a
+    // write on any file system is a path through a regular file (ENOTDIR).
+    let s = small(&["checkout"]);
+    std::fs::write(s.path().join("readonly"), "a file, not a folder").expect("file");
+    s.prepend_to_job("outbox = \"readonly/outbox\"");
+    s.append_to_job("[[deliver]]\nkind = \"dir\"\npath = \"readonly/reports\"");
+    let run = abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[]);
+    run.assert_code(7);
+    assert!(run.stderr.contains("job.toml: environment: the outbox"), "{}", run.stderr);
+    assert!(run.stderr.contains("readonly/outbox` cannot be written"), "{}", run.stderr);
+    assert!(run.stderr.contains("outbox = "), "says how to move it: {}", run.stderr);
+    assert!(run.stderr.contains("job.toml: environment: the dir destination"), "{}", run.stderr);
+    assert!(run.stderr.contains("readonly/reports` cannot be written"), "{}", run.stderr);
+    assert!(!s.path().join("readonly/outbox").exists() && s.path().join("readonly").is_file(), "no side effect");
+
+    std::fs::remove_file(s.path().join("readonly")).expect("remove");
+    let run = abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &[]);
+    run.assert_code(0);
+    assert!(!s.path().join("readonly").exists(), "validate creates nothing");
 }
 
 #[test]
@@ -645,4 +678,344 @@ fn a_delivery_that_would_outlast_the_sla_is_stopped_and_waits_in_the_outbox() {
     let destinations = state["destinations"].as_array().expect("destinations");
     assert!(destinations.iter().any(|d| d["done"] == false), "the email is still owed: {state}");
     drop(silent);
+}
+
+#[test]
+fn after_a_failed_write_the_summary_points_each_experiment_at_its_own_report() {
+    // `out/checkout` is a regular file, so checkout's folder cannot be made (ENOTDIR, even as
+    // root); search, listed after it, is written.
+    let s = small(&["checkout", "search"]);
+    std::fs::create_dir_all(s.path().join("out")).expect("out");
+    std::fs::write(s.path().join("out/checkout"), "a file, not a folder").expect("file");
+    let run = s.run(&[]);
+    run.assert_code(5);
+    let line = |id: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no summary line for {id}:\n{}", run.stdout))
+            .to_string()
+    };
+    assert!(line("search").ends_with("out/search/report.html"), "{}", run.stdout);
+    assert!(!line("checkout").contains("report.html"), "checkout was not written: {}", run.stdout);
+    assert!(line("checkout").contains("not written"), "{}", run.stdout);
+    assert!(s.out("search").join("manifest.json").is_file());
+}
+
+#[test]
+fn an_upload_that_fails_half_way_through_a_rerun_leaves_no_old_manifest_beside_new_files() {
+    let s = small(&["checkout"]);
+    let moto = s3(s.path());
+    let proxy = crate::servers::Proxy::start(moto.port);
+    s.append_to_job("[[deliver]]\nkind = \"upload\"\nurl = \"s3://reports/abreport\"");
+    let env = s3_env(proxy.port);
+    s.run_with_env(&[], &pairs(&env)).assert_code(0);
+    let manifest = format!("abreport/generated/{REPORT_DATE}/checkout/manifest.json");
+    assert!(s3_keys(moto.port, "abreport").contains(&manifest));
+    let one_upload = proxy.bytes_up();
+
+    // A forced re-run; the store fails once half of the set has gone up. The old manifest must
+    // not vouch for a set that is now half new.
+    proxy.fail_after_bytes(one_upload / 2);
+    let run = s.run_with_env(
+        &["--force", "--log-format", "json"],
+        &pairs(
+            &env.iter().cloned().chain([(FAST_RETRIES.0.to_string(), FAST_RETRIES.1.to_string())]).collect::<Vec<_>>(),
+        ),
+    );
+    run.assert_code(5);
+    assert!(run.stderr.contains("delivery to upload s3://reports/abreport failed"), "{}", run.stderr);
+    assert!(proxy.bytes_up() > one_upload + one_upload / 4, "the failure came half-way, after new objects");
+    let keys = s3_keys(moto.port, "abreport");
+    assert!(!keys.contains(&manifest), "no manifest beside a half-replaced set: {keys:?}");
+
+    // The store comes back: the outbox completes the set, manifest last.
+    proxy.stop_failing();
+    abreport_with_env(s.path(), &["deliver", "--retry", "--job", "job.toml"], &pairs(&env)).assert_code(0);
+    let local = std::fs::read(s.out("checkout").join("manifest.json")).expect("manifest");
+    assert_eq!(s3_get(moto.port, &manifest), local);
+}
+
+#[test]
+fn an_smtp_server_with_an_untrusted_certificate_is_not_retried() {
+    let s = small(&["checkout"]);
+    let smtp = Smtp::start(s.path(), true, &["--implicit-tls"]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    // Implicit TLS, and the test CA is not given: the certificate cannot be verified.
+    let mut env = smtp.env();
+    env[2].1 = "tls".into();
+    env.push((FAST_RETRIES.0.to_string(), FAST_RETRIES.1.to_string()));
+    let run = s.run_with_env(&[], &pairs(&env));
+    run.assert_code(5);
+    assert!(run.stderr.contains("UnknownIssuer"), "{}", run.stderr);
+    assert!(run.stderr.contains("(not retried: trying again cannot help)"), "{}", run.stderr);
+    assert!(run.stderr.contains("ABREPORT_SMTP_CA_FILE"), "says how to trust a private CA: {}", run.stderr);
+    assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
+    assert!(smtp.messages().is_empty());
+}
+
+/// The experiment each received message is about, in arrival order (`digest` messages as
+/// `digest:<experiments>`).
+fn mailed(smtp: &Smtp) -> Vec<String> {
+    smtp.messages()
+        .iter()
+        .map(|m| {
+            let subject = mime(m)["subject"].as_str().expect("subject").to_string();
+            let rest = subject.strip_prefix("[abreport] ").expect("an abreport subject");
+            match rest.strip_prefix(&format!("generated {REPORT_DATE}: ")) {
+                Some(digest) => {
+                    let ids: Vec<&str> = digest.split("; ").filter_map(|part| part.split(' ').next()).collect();
+                    format!("digest:{}", ids.join(","))
+                }
+                None => rest.split(':').next().expect("an experiment").to_string(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn no_sequence_of_runs_sends_a_message_twice_unless_forced() {
+    let s = small(&["checkout", "search"]);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    let env = smtp.env();
+    let run = |args: &[&str]| s.run_with_env(args, &pairs(&env));
+
+    run(&[]).assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout", "search"]);
+    // A --no-deliver run rewrites the local outputs; it does not make the date owed again.
+    run(&["--no-deliver"]).assert_code(0);
+    let again = run(&[]);
+    again.assert_code(0);
+    assert!(again.stdout.contains("already delivered"), "{}", again.stdout);
+    assert_eq!(mailed(&smtp), ["checkout", "search"], "nothing sent twice after --no-deliver");
+    // An experiment already delivered is not sent again on its own either.
+    let single = run(&["--experiment", "search"]);
+    single.assert_code(0);
+    assert!(single.stdout.contains("already delivered"), "{}", single.stdout);
+    assert_eq!(smtp.messages().len(), 2);
+    // --force sends again, once, and is then remembered like any delivery.
+    run(&["--force"]).assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout", "search", "checkout", "search"]);
+    run(&["--no-deliver"]).assert_code(0);
+    run(&[]).assert_code(0);
+    run(&["--experiment", "checkout"]).assert_code(0);
+    assert_eq!(smtp.messages().len(), 4, "{:?}", mailed(&smtp));
+    let record = ledger_record(s.path(), "generated", REPORT_DATE);
+    let delivered = &record["delivered"][0];
+    assert_eq!(delivered["experiments"], serde_json::json!(["checkout", "search"]), "{record:#}");
+}
+
+#[test]
+fn a_single_experiment_run_then_a_full_run_sends_each_experiment_once() {
+    let s = small(&["checkout", "search"]);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    let env = smtp.env();
+    s.run_with_env(&["--experiment", "checkout"], &pairs(&env)).assert_code(0);
+    s.run_with_env(&["--experiment", "checkout"], &pairs(&env)).assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout"], "the same experiment twice is sent once");
+    s.run_with_env(&[], &pairs(&env)).assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout", "search"], "the full run sends only what is owed");
+    let rerun = s.run_with_env(&[], &pairs(&env));
+    rerun.assert_code(0);
+    assert!(rerun.stdout.contains("already delivered"), "{}", rerun.stdout);
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[test]
+fn a_digest_after_a_single_experiment_run_holds_only_what_was_not_sent() {
+    let s = small(&["checkout", "search"]);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]\ndigest = true");
+    let env = smtp.env();
+    s.run_with_env(&["--experiment", "search"], &pairs(&env)).assert_code(0);
+    s.run_with_env(&[], &pairs(&env)).assert_code(0);
+    s.run_with_env(&[], &pairs(&env)).assert_code(0);
+    assert_eq!(mailed(&smtp), ["digest:search", "digest:checkout"]);
+}
+
+#[test]
+fn failed_deliveries_retried_around_no_deliver_and_single_experiment_runs_are_sent_once() {
+    let s = small(&["checkout", "search"]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    let port = free_port().to_string();
+    let down = [
+        ("ABREPORT_SMTP_HOST", "127.0.0.1"),
+        ("ABREPORT_SMTP_PORT", port.as_str()),
+        ("ABREPORT_SMTP_TLS", "none"),
+        ("ABREPORT_SMTP_FROM", FROM),
+        FAST_RETRIES,
+    ];
+    // The server is down: everything waits in the outbox.
+    s.run_with_env(&[], &down).assert_code(5);
+    s.run_with_env(&["--no-deliver"], &down).assert_code(0);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    let up = smtp.env();
+    // One experiment by hand, then the outbox, then a plain run and catch-up's equal.
+    s.run_with_env(&["--experiment", "checkout"], &pairs(&up)).assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout"]);
+    abreport_with_env(s.path(), &["deliver", "--retry", "--job", "job.toml"], &pairs(&up)).assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout", "search"], "the outbox sends only what the run did not");
+    let rerun = s.run_with_env(&[], &pairs(&up));
+    rerun.assert_code(0);
+    assert!(rerun.stdout.contains("already delivered"), "{}", rerun.stdout);
+    let again = abreport_with_env(s.path(), &["deliver", "--retry", "--job", "job.toml"], &pairs(&up));
+    again.assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout", "search"]);
+}
+
+#[test]
+fn a_no_deliver_run_between_a_failure_and_the_retry_does_not_make_the_date_owed_again() {
+    let s = small(&["checkout", "search"]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]");
+    let port = free_port().to_string();
+    let down = [
+        ("ABREPORT_SMTP_HOST", "127.0.0.1"),
+        ("ABREPORT_SMTP_PORT", port.as_str()),
+        ("ABREPORT_SMTP_TLS", "none"),
+        ("ABREPORT_SMTP_FROM", FROM),
+        FAST_RETRIES,
+    ];
+    s.run_with_env(&[], &down).assert_code(5);
+    s.run_with_env(&["--no-deliver"], &down).assert_code(0);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    let up = smtp.env();
+    abreport_with_env(s.path(), &["deliver", "--retry", "--job", "job.toml"], &pairs(&up)).assert_code(0);
+    assert_eq!(mailed(&smtp), ["checkout", "search"]);
+    let rerun = s.run_with_env(&[], &pairs(&up));
+    rerun.assert_code(0);
+    assert!(rerun.stdout.contains("already delivered"), "{}", rerun.stdout);
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[test]
+fn a_waiting_digest_sent_after_a_single_experiment_run_leaves_that_experiment_out() {
+    let s = small(&["checkout", "search"]);
+    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]\ndigest = true");
+    let port = free_port().to_string();
+    let down = [
+        ("ABREPORT_SMTP_HOST", "127.0.0.1"),
+        ("ABREPORT_SMTP_PORT", port.as_str()),
+        ("ABREPORT_SMTP_TLS", "none"),
+        ("ABREPORT_SMTP_FROM", FROM),
+        FAST_RETRIES,
+    ];
+    s.run_with_env(&[], &down).assert_code(5);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    let up = smtp.env();
+    s.run_with_env(&["--experiment", "checkout"], &pairs(&up)).assert_code(0);
+    abreport_with_env(s.path(), &["deliver", "--retry", "--job", "job.toml"], &pairs(&up)).assert_code(0);
+    assert_eq!(mailed(&smtp), ["digest:checkout", "digest:search"]);
+    s.run_with_env(&[], &pairs(&up)).assert_code(0);
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[test]
+fn a_ledger_record_that_cannot_be_read_is_not_overwritten() {
+    let s = small(&["checkout"]);
+    s.append_to_job("[[deliver]]\nkind = \"dir\"\npath = \"shared\"");
+    let record = s.path().join("out/ledger/generated").join(format!("{REPORT_DATE}.json"));
+    std::fs::create_dir_all(record.parent().expect("folder")).expect("ledger folder");
+    std::fs::write(&record, "{ half a record").expect("damaged record");
+    let run = s.run(&[]);
+    run.assert_code(5);
+    assert!(run.stderr.contains("the run was not started"), "{}", run.stderr);
+    // What it said about the date's deliveries is someone's to repair, not to replace.
+    assert_eq!(std::fs::read_to_string(&record).expect("record"), "{ half a record");
+    assert!(!s.path().join("shared").exists(), "nothing sent without knowing what was");
+}
+
+#[test]
+fn when_the_outbox_cannot_be_written_the_notice_says_so_instead_of_pointing_at_it() {
+    let s = small(&["checkout"]);
+    let smtp = Smtp::start(s.path(), false, &[]);
+    // `blocked` is a file: neither the dir destination nor the outbox under it can be made.
+    std::fs::write(s.path().join("blocked"), "a file, not a folder").expect("file");
+    s.prepend_to_job("admin = \"ops@example.com\"\noutbox = \"blocked/outbox\"");
+    s.append_to_job("[[deliver]]\nkind = \"dir\"\npath = \"blocked/reports\"");
+    let run = s.run_with_env(&[], &pairs(&smtp.env()));
+    run.assert_code(5);
+    assert!(!run.stderr.contains("wait in the outbox"), "{}", run.stderr);
+    assert!(run.stderr.contains("could not be kept in the outbox"), "{}", run.stderr);
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "the admin notice; server log:\n{}", smtp.server.log());
+    let body = mime(&messages[0])["plain"].as_str().expect("body").to_string();
+    assert!(!body.contains("wait in the outbox") && !body.contains("wait in the job's outbox"), "{body}");
+    assert!(body.contains("could not be kept in the outbox"), "{body}");
+    assert!(body.contains(&format!("abreport run --job job.toml --date {REPORT_DATE}")), "{body}");
+    let record = ledger_record(s.path(), "generated", REPORT_DATE);
+    assert_eq!(record["outbox"], Value::Null, "{record:#}");
+}
+
+/// Writes `path` (and its folders) and dates it `age` ago.
+fn plant(path: &Path, age: std::time::Duration) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("folders");
+    std::fs::write(path, vec![0u8; 1024]).expect("written");
+    let file = std::fs::File::options().write(true).open(path).expect("opens");
+    file.set_modified(std::time::SystemTime::now() - age).expect("dated");
+}
+
+#[test]
+fn a_run_removes_the_stale_temporary_files_of_killed_runs_and_nothing_else() {
+    let s = small(&["checkout"]);
+    s.append_to_job("[[deliver]]\nkind = \"dir\"\npath = \"shared\"");
+    let old = std::time::Duration::from_secs(2 * 86_400);
+    let p = |relative: &str| s.path().join(relative);
+    // What killed runs leave: abreport's own temporary names, in the folders it writes.
+    let stale = [
+        p("out/checkout/.report.html.tmp-99999"),
+        p("shared/generated/2026-11-19/checkout/.results.json.tmp-42"),
+        p("outbox/generated/2026-11-18/.state.json.tmp-7"),
+        p("outbox/generated/2026-11-18/checkout/.units.parquet.tmp-7"),
+        p("out/ledger/generated/2026-11-18.json#3"),
+        p("out/ledger/.designs/generated/checkout.json#1"),
+    ];
+    for path in &stale {
+        plant(path, old);
+    }
+    // What must stay: a temporary file young enough to belong to a run going on now, files
+    // that only look alike, and folders of other experiments or jobs.
+    let kept = [
+        p("out/checkout/.report.md.tmp-12"),
+        p("out/checkout/notes.tmp-5"),
+        p("out/checkout/.draft.tmp-abc"),
+        p("out/other-experiment/.report.html.tmp-1"),
+        p("shared/other-job/2026-11-19/x/.results.json.tmp-1"),
+    ];
+    for (i, path) in kept.iter().enumerate() {
+        plant(path, if i == 0 { std::time::Duration::from_secs(5) } else { old });
+    }
+    s.run(&[]).assert_code(0);
+    for path in &stale {
+        assert!(!path.exists(), "{} was removed", path.display());
+    }
+    for path in &kept {
+        assert!(path.exists(), "{} was kept", path.display());
+    }
+}
+
+#[test]
+fn validating_the_example_job_as_a_new_user_names_every_missing_setting() {
+    // The shipped template, checked as a new user would: no SMTP settings, no AWS keys (the
+    // instance-metadata service is a loopback port where nothing listens).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_abreport"));
+    command
+        .args(["validate", repo_root().join("jobs").to_str().expect("utf-8"), "--date", "2026-11-25"])
+        .current_dir(dir.path());
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("ABREPORT_")) {
+        if key != "AWS_CA_BUNDLE" {
+            command.env_remove(key);
+        }
+    }
+    command.env("AWS_REGION", "us-east-1").env("AWS_METADATA_ENDPOINT", format!("http://127.0.0.1:{}", free_port()));
+    let output = command.output().expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The job file is valid (not 2); its source cannot be read without credentials (3).
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("daily.toml: environment: email needs the SMTP server"), "{stderr}");
+    assert!(stderr.contains("no AWS credentials"), "{stderr}");
+    let template = std::fs::read_to_string(repo_root().join("jobs/daily.toml")).expect("template");
+    assert!(template.contains("abreport-demo/job.toml"), "the template points at a job that runs");
 }

@@ -372,3 +372,184 @@ fn a_changed_job_file_or_sighup_reloads_the_jobs() {
     );
     assert_eq!(service.logged("job changed").len(), 1, "{}", service.log());
 }
+
+#[test]
+fn a_run_that_gives_up_on_its_source_records_the_retries_it_made() {
+    let setup = Setup::new();
+    let s3 = S3Server::start("data", &setup.data(), "xp");
+    let proxy = Proxy::start(s3.port);
+    proxy.fail_next(u32::MAX);
+    setup.write_job("s3://data/xp", "0 0 6 * * *", 2.0);
+
+    let run = abreport_env(
+        setup.path(),
+        &["run", "--job", "jobs/daily.toml", "--date", &setup.report_date],
+        &s3_env(proxy.port),
+    );
+    run.assert_code(3);
+    let record = setup.record().expect("record");
+    assert_eq!(record["status"], "source_unavailable");
+    let retries = record["source_retries"].as_u64().expect("a count");
+    // Each listing request retried until the budget ran out; its last 503 is not a retry.
+    assert!(retries >= 4, "the retries of a failed run are recorded: {record:#}");
+    assert!(retries < u64::from(proxy.failed()), "{retries} retries, {} answers of 503", proxy.failed());
+}
+
+#[test]
+fn an_untrusted_certificate_on_the_source_is_not_retried() {
+    let setup = Setup::new();
+    // A TLS server whose certificate comes from a CA nobody trusts (the SMTP test server
+    // speaking implicit TLS): the handshake fails with UnknownIssuer before any HTTP.
+    let tls_dir = setup.path().join("tls");
+    let store = setup.path().join("smtp-store");
+    let server = Server::start(
+        "smtp_server.py",
+        &["--store", store.to_str().expect("utf-8"), "--tls-dir", tls_dir.to_str().expect("utf-8"), "--implicit-tls"],
+        setup.path(),
+    );
+    setup.write_job("s3://data/xp", "0 0 6 * * *", 20.0);
+    let mut env = s3_env(server.port);
+    env[3].1 = format!("https://127.0.0.1:{}", server.port);
+    env.retain(|(key, _)| *key != "AWS_ALLOW_HTTP");
+
+    let started = Instant::now();
+    let run = abreport_env(setup.path(), &["run", "--job", "jobs/daily.toml", "--date", &setup.report_date], &env);
+    run.assert_code(3);
+    assert!(started.elapsed() < Duration::from_secs(5), "failed at once, took {:?}", started.elapsed());
+    let record = setup.record().expect("record");
+    assert_eq!(record["status"], "source_unavailable");
+    assert_eq!(record["source_retries"], 0, "a certificate does not get trusted by waiting: {record:#}");
+    assert!(record["error"].as_str().expect("error").contains("UnknownIssuer"), "{record:#}");
+    assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
+}
+
+#[test]
+fn without_aws_credentials_the_error_says_so() {
+    let setup = Setup::new();
+    let s3 = S3Server::start("data", &setup.data(), "xp");
+    setup.write_job("s3://data/xp", "0 0 6 * * *", 20.0);
+    // No keys: object_store asks the instance-metadata service, here a loopback port where
+    // nothing listens (never the real 169.254.169.254 from a test).
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_abreport"));
+    command
+        .args(["run", "--job", "jobs/daily.toml", "--date", &setup.report_date])
+        .current_dir(setup.path())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT", format!("http://127.0.0.1:{}", s3.port))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_METADATA_ENDPOINT", format!("http://127.0.0.1:{}", free_port()));
+    for key in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "ABREPORT_LOG",
+    ] {
+        command.env_remove(key);
+    }
+    let started = Instant::now();
+    let output = command.output().expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5), "not retried for the budget: {:?}", started.elapsed());
+    assert!(stderr.contains("no AWS credentials"), "{stderr}");
+    assert!(stderr.contains("AWS_ACCESS_KEY_ID"), "says what to set: {stderr}");
+    assert!(!stderr.contains("/latest/api/token"), "not the metadata request: {stderr}");
+}
+
+#[test]
+fn catch_up_does_not_resend_a_date_after_a_no_deliver_run() {
+    let setup = Setup::new();
+    setup.write_job(&setup.local_source(), "0 0 0 * * *", 30.0);
+    let date = setup.report_date.clone();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--job", "jobs/daily.toml", "--date", &date];
+        args.extend_from_slice(extra);
+        abreport(setup.path(), &args)
+    };
+    run(&[]).assert_code(0);
+    run(&["--no-deliver"]).assert_code(0);
+    let before = setup.record().expect("record");
+    let service = ServeProcess::start(setup.path(), &["--jobs", "jobs", "--catch-up-days", "1"], &[]);
+    assert!(
+        wait_until(Duration::from_secs(10), || !service.logged("catch-up: no missed run").is_empty()),
+        "a delivered date stays delivered after --no-deliver; log:\n{}",
+        service.log()
+    );
+    assert_eq!(setup.record().expect("record")["attempt"], before["attempt"], "catch-up ran nothing");
+}
+
+#[test]
+fn serve_says_at_start_when_a_folder_a_job_writes_cannot_be_written() {
+    let setup = Setup::new();
+    setup.write_job(&setup.local_source(), "0 0 0 * * *", 30.0);
+    // The job's dir destination is `delivered/`: a file there refuses it, as a read-only
+    // mount would.
+    std::fs::write(setup.path().join("delivered"), "a file, not a folder").expect("file");
+    let service = ServeProcess::start(setup.path(), &["--jobs", "jobs", "--catch-up-days", "0"], &[]);
+    assert!(
+        wait_until(Duration::from_secs(5), || !service.logged("cannot be written").is_empty()),
+        "{}",
+        service.log()
+    );
+    let logged = &service.logged("cannot be written")[0];
+    assert_eq!(logged["level"], "ERROR");
+    assert!(logged["fields"]["problem"].as_str().expect("problem").contains("the dir destination"), "{logged}");
+}
+
+#[test]
+fn serve_removes_stale_temporary_files_of_killed_runs_at_start() {
+    let setup = Setup::new();
+    setup.write_job(&setup.local_source(), "0 0 0 * * *", 30.0);
+    let stale = setup.path().join(format!("out/{JOB}/2026-01-02/exp-1/.report.html.tmp-4242"));
+    std::fs::create_dir_all(stale.parent().expect("parent")).expect("folders");
+    std::fs::write(&stale, vec![0u8; 4096]).expect("written");
+    let file = std::fs::File::options().write(true).open(&stale).expect("opens");
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(86_400)).expect("dated");
+    let service = ServeProcess::start(setup.path(), &["--jobs", "jobs", "--catch-up-days", "0"], &[]);
+    assert!(
+        wait_until(Duration::from_secs(5), || !service.logged("removed stale temporary files").is_empty()),
+        "{}",
+        service.log()
+    );
+    assert!(!stale.exists());
+    assert_eq!(service.logged("removed stale temporary files")[0]["fields"]["bytes"], 4096);
+}
+
+#[test]
+fn a_job_failing_every_two_seconds_mails_one_notice_not_one_per_run() {
+    let setup = Setup::new();
+    setup.write_job(&format!("file://{}", setup.path().join("no-such-folder").display()), "*/2 * * * * *", 30.0);
+    let job_file = setup.path().join("jobs/daily.toml");
+    let job = std::fs::read_to_string(&job_file).expect("job");
+    std::fs::write(&job_file, format!("admin = \"ops@example.com\"\n{job}")).expect("job");
+    let store = setup.path().join("smtp-store");
+    let smtp = Server::start("smtp_server.py", &["--store", store.to_str().expect("utf-8")], setup.path());
+    let env = [
+        ("ABREPORT_SMTP_HOST", "127.0.0.1".to_string()),
+        ("ABREPORT_SMTP_PORT", smtp.port.to_string()),
+        ("ABREPORT_SMTP_TLS", "none".to_string()),
+        ("ABREPORT_SMTP_FROM", "abreport <reports@example.com>".to_string()),
+    ];
+    let mut service = ServeProcess::start(setup.path(), &["--jobs", "jobs", "--catch-up-days", "0"], &env);
+    assert!(
+        wait_until(Duration::from_secs(15), || service.logged("admin notice").len() >= 3),
+        "three failed runs; log:\n{}",
+        service.log()
+    );
+    assert!(service.terminate(Duration::from_secs(5)).success());
+    let mailed = std::fs::read_dir(&store)
+        .map(|entries| entries.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count())
+        .unwrap_or(0);
+    assert_eq!(mailed, 1, "one notice per job and cause within the hour; log:\n{}", service.log());
+    let held: Vec<Value> = service
+        .logged("admin notice")
+        .into_iter()
+        .filter(|n| n["fields"]["message"].as_str().is_some_and(|m| m.contains("held back")))
+        .collect();
+    assert!(held.len() >= 2, "the others are logged as held back: {held:?}");
+}

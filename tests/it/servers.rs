@@ -76,6 +76,11 @@ struct ProxyState {
     fail_next: AtomicU32,
     /// Delay before each chunk the server sends back.
     delay_ms: AtomicU64,
+    /// Bytes sent by clients so far, all connections together.
+    bytes_up: AtomicU64,
+    /// Once `bytes_up` would pass this, the connection carrying it is cut and every later one
+    /// is answered 503: a store that fails half-way through an upload (`u64::MAX`: never).
+    fail_from_byte: AtomicU64,
     connections: AtomicU32,
     failed: AtomicU32,
     stopped: AtomicBool,
@@ -106,7 +111,7 @@ impl Proxy {
         let proxy = Self {
             port,
             upstream: SocketAddr::from(([127, 0, 0, 1], upstream_port)),
-            state: Arc::new(ProxyState::default()),
+            state: Arc::new(ProxyState { fail_from_byte: AtomicU64::new(u64::MAX), ..ProxyState::default() }),
             runtime,
         };
         proxy.serve(listener);
@@ -129,6 +134,23 @@ impl Proxy {
     /// Answers the next `n` connections with 503.
     pub fn fail_next(&self, n: u32) {
         self.state.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Lets clients send `bytes` more bytes, then cuts the connection that goes past them and
+    /// answers every later connection with 503, as a store failing mid-upload would.
+    pub fn fail_after_bytes(&self, bytes: u64) {
+        let from = self.state.bytes_up.load(Ordering::SeqCst).saturating_add(bytes);
+        self.state.fail_from_byte.store(from, Ordering::SeqCst);
+    }
+
+    /// Passes everything again after [`Proxy::fail_after_bytes`].
+    pub fn stop_failing(&self) {
+        self.state.fail_from_byte.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Bytes clients sent through the proxy so far.
+    pub fn bytes_up(&self) -> u64 {
+        self.state.bytes_up.load(Ordering::SeqCst)
     }
 
     /// Delays every chunk the server sends back by `delay`.
@@ -170,7 +192,8 @@ impl Drop for Proxy {
 }
 
 async fn relay(mut client: TcpStream, upstream: SocketAddr, state: Arc<ProxyState>) {
-    if state.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+    let failing = state.bytes_up.load(Ordering::SeqCst) >= state.fail_from_byte.load(Ordering::SeqCst);
+    if failing || state.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
         // Read the request head so the client sees an answer rather than a reset.
         let mut head = Vec::new();
         let mut buf = [0u8; 4096];
@@ -193,7 +216,23 @@ async fn relay(mut client: TcpStream, upstream: SocketAddr, state: Arc<ProxyStat
     let Ok(server) = TcpStream::connect(upstream).await else { return };
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
-    let to_server = tokio::io::copy(&mut client_read, &mut server_write);
+    let to_server = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n as u64,
+            };
+            let before = state.bytes_up.fetch_add(n, Ordering::SeqCst);
+            if before + n > state.fail_from_byte.load(Ordering::SeqCst) {
+                // Cut mid-request: both halves are dropped when this future ends.
+                break;
+            }
+            if server_write.write_all(&buf[..n as usize]).await.is_err() {
+                break;
+            }
+        }
+    };
     let to_client = async {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
