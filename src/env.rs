@@ -39,6 +39,11 @@ pub const SMTP_TIMEOUT_SECONDS: &str = "ABREPORT_SMTP_TIMEOUT_SECONDS";
 /// is four times as long). Tests set it low.
 pub const RETRY_DELAY_MS: &str = "ABREPORT_RETRY_DELAY_MS";
 
+/// Threads a run works with (a whole number from 1 to 1024): the async runtime's workers, the
+/// files read at once (at least 2, for overlapping requests) and the experiments analysed at
+/// once. Default: one per core. The outputs are the same whatever the number.
+pub const THREADS: &str = "ABREPORT_THREADS";
+
 /// The SMTP settings that may also come from a job's `secrets_file`.
 pub const SMTP_SETTINGS: [&str; 8] =
     [SMTP_HOST, SMTP_PORT, SMTP_TLS, SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM, SMTP_CA_FILE, SMTP_TIMEOUT_SECONDS];

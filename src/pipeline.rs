@@ -130,7 +130,7 @@ impl Reader<'_> {
         let files: Vec<DataFile> = self.plan.files_of(dataset).cloned().collect();
         let total: u64 = files.iter().map(|f| f.size).sum();
         let bar = progress_bar(self.progress, total, stage);
-        let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+        let concurrency = crate::threads::count().max(2);
         let started = Instant::now();
         let scan = self.source.scan(files, columns, concurrency, &bar, Arc::new(fold));
         let stats = self.deadline.within(stage, scan).await??;
@@ -278,7 +278,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     };
     let n_work = work.len();
     let queue = std::sync::Mutex::new(work);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(n_work.max(1));
+    let threads = crate::threads::count().min(n_work.max(1));
     let done: Vec<(usize, Processed)> = tokio::task::block_in_place(|| {
         std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)

@@ -617,7 +617,7 @@ impl Aggregator {
         let rows_without_key = shards.iter().map(|s| s.rows_without_key).sum();
 
         let work: Mutex<Vec<(usize, Vec<String>)>> = Mutex::new(registry.into_iter().enumerate().rev().collect());
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = crate::threads::count();
         let mut gathered: Vec<(usize, ExperimentAllocation, EventTotals)> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {

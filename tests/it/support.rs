@@ -42,8 +42,9 @@ pub fn abreport(dir: &Path, args: &[&str]) -> Run {
 
 /// Settings the tests never inherit from the machine: every `ABREPORT_*` variable the
 /// binary reads and the object-store variables that could send a request off the machine.
-const HERMETIC: [&str; 16] = [
+const HERMETIC: [&str; 17] = [
     "ABREPORT_LOG",
+    "ABREPORT_THREADS",
     "ABREPORT_LOG_FORMAT",
     "ABREPORT_SMTP_HOST",
     "ABREPORT_SMTP_PORT",
