@@ -533,7 +533,9 @@ fn breakdowns(
                 *counts.entry(code).or_default() += 1;
             }
             let mut ranked: Vec<(u16, u64)> = counts.into_iter().collect();
-            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            // Ties by value: codes number the values in the order reader threads first saw them.
+            let value = |code: u16| (code == aggregate::NO_DIMENSION, names.get(usize::from(code)));
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| value(a.0).cmp(&value(b.0))));
             let top: Vec<u16> = ranked.iter().take(analyze::TOP_SLICES).map(|(c, _)| *c).collect();
             let other = top.len();
             let slice_of = |code: u16| top.iter().position(|&c| c == code).unwrap_or(other);
