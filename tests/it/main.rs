@@ -9,6 +9,7 @@ mod encodings;
 mod outputs;
 mod recommendations;
 mod reference;
+mod reproducible;
 mod serve;
 mod servers;
 mod simulate;
