@@ -1,7 +1,11 @@
 //! Every environment variable abreport reads, declared once. The README lists them.
 //!
 //! Cloud stores read their own usual variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`) through
-//! object_store; those are not repeated here. This module only names variables: it reads none.
+//! object_store; those are not repeated here. They also point abreport at storage emulators
+//! (README, "Storage emulators"): `AWS_ENDPOINT` + `AWS_ALLOW_HTTP` for an S3 server,
+//! `AZURE_STORAGE_USE_EMULATOR` + `AZURITE_BLOB_STORAGE_URL` for Azurite, `GOOGLE_BASE_URL` +
+//! `GOOGLE_BEARER_TOKEN` for a GCS emulator; unset, the real services and their credential
+//! chains apply. This module only names variables: it reads none (`threads` reads `THREADS`).
 
 /// A `tracing` filter for the log on stderr (default `warn`, or `info` with `--log-format json`).
 pub const LOG: &str = "ABREPORT_LOG";

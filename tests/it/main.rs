@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod checks;
+mod cloud;
 mod deliver;
 mod encodings;
 mod outputs;
