@@ -151,8 +151,8 @@ struct SlotIndex {
 /// The event phase keeps one row of `u64` words per unit: for each experiment the time from
 /// which its events count (the first exposure, or `i64::MAX` when the unit is not analyzable),
 /// then every accumulator's count (two per word), exact sum (`exact_sum::WORDS` words) and
-/// maximum (`f64` bits). One event
-/// touches one contiguous row, a cache line or two, whatever the number of experiments.
+/// maximum (`f64` bits). One event touches one contiguous row, a few cache lines, whatever the
+/// number of experiments.
 struct Layout {
     experiments: usize,
     slots: Vec<Vec<SlotIndex>>,
