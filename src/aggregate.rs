@@ -11,6 +11,7 @@
 
 mod allocation;
 mod columns;
+mod exact_sum;
 mod fold;
 mod unit_keys;
 mod values;

@@ -89,7 +89,12 @@ pub fn init_logging(format: LogFormat, service: bool) {
 
 /// Runs a parsed command line.
 pub fn main(cli: Cli) -> Exit {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    if let Err(e) = crate::threads::configured() {
+        eprintln!("error: {e}");
+        return Exit::Config;
+    }
+    let threads = crate::threads::count();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -559,7 +564,7 @@ fn parse_experiment(text: &str, effect: f64) -> Result<GenExperiment, String> {
 }
 
 fn simulate_command(args: SimulateArgs) -> Exit {
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let threads = args.threads.unwrap_or_else(crate::threads::count);
     let spec = crate::simulate::SimSpec {
         experiments: args.experiments,
         days: args.days,

@@ -158,7 +158,7 @@ pub struct SimulateArgs {
     pub days: u32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Worker threads; default: every core.
+    /// Worker threads; default: `ABREPORT_THREADS`, or every core.
     #[arg(long)]
     pub threads: Option<usize>,
     /// Print the measured rates as JSON instead of tables.

@@ -1,7 +1,11 @@
 //! Every environment variable abreport reads, declared once. The README lists them.
 //!
 //! Cloud stores read their own usual variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`) through
-//! object_store; those are not repeated here. This module only names variables: it reads none.
+//! object_store; those are not repeated here. They also point abreport at storage emulators
+//! (README, "Storage emulators"): `AWS_ENDPOINT` + `AWS_ALLOW_HTTP` for an S3 server,
+//! `AZURE_STORAGE_USE_EMULATOR` + `AZURITE_BLOB_STORAGE_URL` for Azurite, `GOOGLE_BASE_URL` +
+//! `GOOGLE_BEARER_TOKEN` for a GCS emulator; unset, the real services and their credential
+//! chains apply. This module only names variables: it reads none (`threads` reads `THREADS`).
 
 /// A `tracing` filter for the log on stderr (default `warn`, or `info` with `--log-format json`).
 pub const LOG: &str = "ABREPORT_LOG";
@@ -38,6 +42,11 @@ pub const SMTP_TIMEOUT_SECONDS: &str = "ABREPORT_SMTP_TIMEOUT_SECONDS";
 /// The first wait between two delivery attempts, in milliseconds (default 200; the second wait
 /// is four times as long). Tests set it low.
 pub const RETRY_DELAY_MS: &str = "ABREPORT_RETRY_DELAY_MS";
+
+/// Threads a run works with (a whole number from 1 to 1024): the async runtime's workers, the
+/// files read at once (at least 2, for overlapping requests) and the experiments analysed at
+/// once. Default: one per core. The outputs are the same whatever the number.
+pub const THREADS: &str = "ABREPORT_THREADS";
 
 /// The SMTP settings that may also come from a job's `secrets_file`.
 pub const SMTP_SETTINGS: [&str; 8] =

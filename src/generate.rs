@@ -472,7 +472,7 @@ pub fn generate(spec: &GenSpec, out: &Path) -> Result<Generated, GenerateError> 
         }
     }
     let data_dir = out.join("data");
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = crate::threads::count();
     let tasks: Vec<(u32, u32)> =
         (0..spec.history_days + spec.days).flat_map(|d| (0..spec.files_per_day).map(move |f| (d, f))).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);

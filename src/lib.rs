@@ -30,3 +30,4 @@ pub mod schedule;
 pub mod simulate;
 pub mod source;
 pub mod stats;
+pub mod threads;

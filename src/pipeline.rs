@@ -134,7 +134,7 @@ impl Reader<'_> {
         let files: Vec<DataFile> = self.plan.files_of(dataset).cloned().collect();
         let total: u64 = files.iter().map(|f| f.size).sum();
         let bar = progress_bar(self.progress, total, stage);
-        let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+        let concurrency = crate::threads::count().max(2);
         let started = Instant::now();
         let scan = self.source.scan(files, columns, concurrency, &bar, Arc::new(fold));
         let stats = self.deadline.within(stage, scan).await??;
@@ -282,7 +282,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     };
     let n_work = work.len();
     let queue = std::sync::Mutex::new(work);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(n_work.max(1));
+    let threads = crate::threads::count().min(n_work.max(1));
     let done: Vec<(usize, Processed)> = tokio::task::block_in_place(|| {
         std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
@@ -537,7 +537,9 @@ fn breakdowns(
                 *counts.entry(code).or_default() += 1;
             }
             let mut ranked: Vec<(u16, u64)> = counts.into_iter().collect();
-            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            // Ties by value: codes number the values in the order reader threads first saw them.
+            let value = |code: u16| (code == aggregate::NO_DIMENSION, names.get(usize::from(code)));
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| value(a.0).cmp(&value(b.0))));
             let top: Vec<u16> = ranked.iter().take(analyze::TOP_SLICES).map(|(c, _)| *c).collect();
             let other = top.len();
             let slice_of = |code: u16| top.iter().position(|&c| c == code).unwrap_or(other);

@@ -386,6 +386,11 @@ struct ReportModel {
     settings: String,
     window: String,
     data: Vec<(String, String)>,
+    /// The time-stamped part of a report (docs/exports.md, "Reproducible outputs"): the run's
+    /// time against the SLA, the stage timings and `run.generated_at`, all in the last block:
+    /// in HTML between `<!-- abreport:timestamped -->` and `<!-- /abreport:timestamped -->`,
+    /// in Markdown from the line `- Run time: …` to the end.
+    run_time: String,
     timings: Vec<TimingRow>,
     run: RunFacts,
 }
@@ -684,15 +689,12 @@ impl ReportModel {
                 "New units per variant per day".to_string(),
                 result.traffic.units_per_variant_per_day.map(|d| count(d.round() as u64)).unwrap_or_else(dash),
             ),
-            (
-                "Run time".to_string(),
-                format!(
-                    "{elapsed:.2} s of the {:.0} s SLA ({})",
-                    facts.sla_seconds,
-                    percent(elapsed / facts.sla_seconds, 1)
-                ),
-            ),
         ];
+        let run_time = format!(
+            "{elapsed:.2} s of the {:.0} s SLA ({})",
+            facts.sla_seconds,
+            percent(elapsed / facts.sla_seconds, 1)
+        );
         let treatments = result.variants.len().saturating_sub(1).max(1);
         ReportModel {
             title: format!("{}: {} — {}", result.id, verdict, facts.report_date),
@@ -738,6 +740,7 @@ impl ReportModel {
             fixed_level,
             window: format!("{} to {} ({} days, UTC)", result.window.start, result.window.end, result.window.days),
             data,
+            run_time,
             timings,
             run: facts.clone(),
         }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (Python reference packages in a virtualenv
-# under target/), then runs every test. Works on a fresh clone; re-runs reuse the venv.
+# The test command: installs what the tests need (Python reference packages and test servers in
+# a virtualenv under target/, Azurite with npm under target/), then runs every test. Works on a
+# fresh clone; re-runs reuse both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,5 +16,17 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 export ABREPORT_TEST_PYTHON="$PWD/$venv/bin/python"
+
+# Azurite, the Azure Blob Storage emulator the az:// tests start on loopback (tests/servers/).
+azurite_version=3.35.0
+npm_dir=target/test-npm
+if [ ! -f "$npm_dir/.installed-azurite-$azurite_version" ]; then
+  echo "tests/run.sh: installing azurite $azurite_version into $npm_dir"
+  rm -rf "$npm_dir"
+  mkdir -p "$npm_dir"
+  npm install --prefix "$npm_dir" --no-audit --no-fund --loglevel=error "azurite@$azurite_version"
+  touch "$npm_dir/.installed-azurite-$azurite_version"
+fi
+export ABREPORT_TEST_AZURITE="$PWD/$npm_dir/node_modules/.bin/azurite-blob"
 
 cargo test --all-targets "$@"

@@ -157,13 +157,15 @@ impl ExperimentAllocation {
         self.units.iter().filter(|u| u.status == status).count() as u64
     }
 
-    /// Names of the variants of a unit, `|`-joined (for exports of excluded units).
+    /// Names of the variants of a unit, `|`-joined (for exports of excluded units): configured
+    /// ones in the job's order, then unknown ones by name (they are numbered as reader threads
+    /// first saw them, an order that must not show).
     pub fn variant_names(&self, unit: &AllocatedUnit) -> String {
-        (0..self.variants.len())
-            .filter(|&i| unit.mask & (1 << i) != 0)
-            .map(|i| self.variants[i].as_str())
-            .collect::<Vec<_>>()
-            .join("|")
+        let (configured, unknown): (Vec<usize>, Vec<usize>) =
+            (0..self.variants.len()).filter(|&i| unit.mask & (1 << i) != 0).partition(|&i| i < self.n_configured);
+        let mut unknown: Vec<&str> = unknown.into_iter().map(|i| self.variants[i].as_str()).collect();
+        unknown.sort_unstable();
+        configured.into_iter().map(|i| self.variants[i].as_str()).chain(unknown).collect::<Vec<_>>().join("|")
     }
 
     /// Names of variants seen in the data that the job does not configure.
@@ -180,14 +182,14 @@ pub struct AllocationCounts {
     pub units: Vec<u64>,
     /// Analyzable units per configured variant by UTC day of first exposure, ascending.
     pub by_day: Vec<(NaiveDate, Vec<u64>)>,
-    /// Per dimension of the job: each value's analyzable units per configured variant;
-    /// `(missing)` for nulls, in the order of the values' codes.
+    /// Per dimension of the job: each value's analyzable units per configured variant, by
+    /// value; `(missing)` for nulls, last.
     pub by_dimension: Vec<Vec<(String, Vec<u64>)>>,
     /// Every unit exposed in the window, analyzable or not.
     pub all_units: u64,
     pub multi_variant_units: u64,
     pub unknown_variant_units: u64,
-    /// Variants seen in the data that the job does not configure.
+    /// Variants seen in the data that the job does not configure, by name.
     pub unknown_variants: Vec<String>,
     pub exposure_rows: u64,
 }
@@ -229,7 +231,7 @@ impl ExperimentAllocation {
                         by_code.entry(code).or_insert_with(|| vec![0; self.n_configured])[unit.variant as usize] += 1;
                     }
                 }
-                by_code
+                let mut values: Vec<(bool, String, Vec<u64>)> = by_code
                     .into_iter()
                     .map(|(code, units)| {
                         let value = if code == super::NO_DIMENSION {
@@ -237,9 +239,13 @@ impl ExperimentAllocation {
                         } else {
                             names.get(usize::from(code)).map_or("(other)", String::as_str)
                         };
-                        (value.to_string(), units)
+                        (code == super::NO_DIMENSION, value.to_string(), units)
                     })
-                    .collect()
+                    .collect();
+                // By value, `(missing)` last: codes follow the order reader threads first saw
+                // the values in, which must not show.
+                values.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+                values.into_iter().map(|(_, value, units)| (value, units)).collect()
             })
             .collect();
         AllocationCounts {
@@ -249,7 +255,11 @@ impl ExperimentAllocation {
             all_units: self.units.len() as u64,
             multi_variant_units: self.count(UnitStatus::MultiVariant),
             unknown_variant_units: self.count(UnitStatus::UnknownVariant),
-            unknown_variants: self.unknown_variants().to_vec(),
+            unknown_variants: {
+                let mut names = self.unknown_variants().to_vec();
+                names.sort_unstable();
+                names
+            },
             exposure_rows: self.exposure_rows,
         }
     }

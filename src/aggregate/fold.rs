@@ -19,6 +19,7 @@ use chrono::NaiveDate;
 
 use super::allocation::{AllocatedUnit, Allocation, ExperimentAllocation, UnitIndex, UnitStatus};
 use super::columns::{UnitIds, UnitKey, numbers, text_codes, timestamps_micros};
+use super::exact_sum;
 use super::unit_keys::{UnitKeys, hash_unit};
 use super::{AggregateError, Spec};
 
@@ -106,6 +107,7 @@ struct Accumulators {
     /// Counts are `u32` halves of a word: `(row[word] >> shift) as u32`.
     count_word: usize,
     count_shift: u32,
+    /// The first of the sum's `exact_sum::WORDS` words.
     sum: Option<usize>,
     max: Option<usize>,
 }
@@ -115,11 +117,13 @@ impl Accumulators {
     fn add(&self, row: &mut [u64], value: Value) {
         row[self.count_word] += 1 << self.count_shift;
         if let Value::Finite(v) = value {
+            // Sums and maxima must not depend on the order events arrive in (files finish in
+            // any order): sums are exact (see `exact_sum`), and -0.0 counts as 0.0 for maxima.
             if let Some(i) = self.sum {
-                row[i] = (f64::from_bits(row[i]) + v).to_bits();
+                exact_sum::add(&mut row[i..i + exact_sum::WORDS], v);
             }
             if let Some(i) = self.max {
-                row[i] = f64::from_bits(row[i]).max(v).to_bits();
+                row[i] = f64::from_bits(row[i]).max(v + 0.0).to_bits();
             }
         }
     }
@@ -128,7 +132,9 @@ impl Accumulators {
     fn totals<'a>(&self, rows: impl Iterator<Item = &'a [u64]> + Clone) -> SlotTotals {
         SlotTotals {
             count: rows.clone().map(|row| (row[self.count_word] >> self.count_shift) as u32).collect(),
-            sum: self.sum.map_or_else(Vec::new, |i| rows.clone().map(|row| f64::from_bits(row[i])).collect()),
+            sum: self.sum.map_or_else(Vec::new, |i| {
+                rows.clone().map(|row| exact_sum::total(&row[i..i + exact_sum::WORDS])).collect()
+            }),
             max: self.max.map_or_else(Vec::new, |i| rows.map(|row| f64::from_bits(row[i])).collect()),
         }
     }
@@ -144,8 +150,9 @@ struct SlotIndex {
 
 /// The event phase keeps one row of `u64` words per unit: for each experiment the time from
 /// which its events count (the first exposure, or `i64::MAX` when the unit is not analyzable),
-/// then every accumulator's count (two per word), sum and maximum (`f64` bits). One event
-/// touches one contiguous row, a cache line or two, whatever the number of experiments.
+/// then every accumulator's count (two per word), exact sum (`exact_sum::WORDS` words) and
+/// maximum (`f64` bits). One event touches one contiguous row, a few cache lines, whatever the
+/// number of experiments.
 struct Layout {
     experiments: usize,
     slots: Vec<Vec<SlotIndex>>,
@@ -170,14 +177,14 @@ impl Layout {
             .flat_map(|s| std::iter::once((s.sum, s.max)).chain(s.pre.then_some((s.sum, s.max))))
             .collect();
         let sums_at = experiments + sets.len().div_ceil(2);
-        let maxes_at = sums_at + sets.iter().filter(|s| s.0).count();
+        let maxes_at = sums_at + exact_sum::WORDS * sets.iter().filter(|s| s.0).count();
         let width = maxes_at + sets.iter().filter(|s| s.1).count();
         let (mut count, mut sum, mut max) = (0, 0, 0);
         let mut next = |with_sum: bool, with_max: bool| {
             let set = Accumulators {
                 count_word: experiments + count / 2,
                 count_shift: 32 * (count % 2) as u32,
-                sum: with_sum.then_some(sums_at + sum),
+                sum: with_sum.then_some(sums_at + exact_sum::WORDS * sum),
                 max: with_max.then_some(maxes_at + max),
             };
             count += 1;
@@ -617,7 +624,7 @@ impl Aggregator {
         let rows_without_key = shards.iter().map(|s| s.rows_without_key).sum();
 
         let work: Mutex<Vec<(usize, Vec<String>)>> = Mutex::new(registry.into_iter().enumerate().rev().collect());
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = crate::threads::count();
         let mut gathered: Vec<(usize, ExperimentAllocation, EventTotals)> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {

@@ -4,11 +4,13 @@
 
 mod bad_input;
 mod checks;
+mod cloud;
 mod deliver;
 mod encodings;
 mod outputs;
 mod recommendations;
 mod reference;
+mod reproducible;
 mod serve;
 mod servers;
 mod simulate;

@@ -1,0 +1,50 @@
+//! How many threads abreport works with: `ABREPORT_THREADS`, or one per core.
+//!
+//! The one number behind the async runtime's workers, the files read at once, the gathering of
+//! allocations and the experiments analysed at once. No output depends on it (ARCHITECTURE.md,
+//! invariants): it only trades time for cores. This module reads the variable; it starts no
+//! thread.
+
+use std::sync::OnceLock;
+
+use crate::env;
+
+static THREADS: OnceLock<usize> = OnceLock::new();
+
+/// `ABREPORT_THREADS` when set (a whole number from 1 to 1024), else the number of cores.
+pub fn configured() -> Result<usize, String> {
+    match std::env::var(env::THREADS) {
+        Ok(text) => parse(&text)
+            .ok_or_else(|| format!("{} must be a whole number of threads from 1 to 1024, not `{text}`", env::THREADS)),
+        Err(_) => Ok(cores()),
+    }
+}
+
+fn parse(text: &str) -> Option<usize> {
+    text.trim().parse::<usize>().ok().filter(|n| (1..=1024).contains(n))
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The thread count of this process, fixed on first use (an invalid `ABREPORT_THREADS`, which
+/// `app` reports before anything runs, counts as unset here).
+pub fn count() -> usize {
+    *THREADS.get_or_init(|| configured().unwrap_or_else(|_| cores()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn a_thread_count_is_a_whole_number_from_1_to_1024() {
+        assert_eq!(parse("1"), Some(1));
+        assert_eq!(parse(" 4 "), Some(4));
+        assert_eq!(parse("1024"), Some(1024));
+        for bad in ["0", "-1", "two", "", "1.5", "1025"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+    }
+}
