@@ -651,6 +651,9 @@ fn check(name: &str, status: CheckStatus, p_value: Option<f64>, detail: String) 
     Check { name: name.into(), status, p_value, detail }
 }
 
+/// Unknown variant names quoted in the `unknown_variant` check; the rest are counted.
+const QUOTED_UNKNOWN_VARIANTS: usize = 20;
+
 /// The six data-quality checks, always all present.
 fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], srm: &SrmDetail) -> Vec<Check> {
     let allocation = data.allocation;
@@ -735,7 +738,11 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
     out.push(if unknown_names.is_empty() {
         check("unknown_variant", CheckStatus::Pass, None, "every variant in the data is configured".into())
     } else {
-        let names = unknown_names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let mut names =
+            unknown_names.iter().take(QUOTED_UNKNOWN_VARIANTS).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        if unknown_names.len() > QUOTED_UNKNOWN_VARIANTS {
+            names.push_str(&format!(" and {} more", count((unknown_names.len() - QUOTED_UNKNOWN_VARIANTS) as u64)));
+        }
         check(
             "unknown_variant",
             CheckStatus::Warn,

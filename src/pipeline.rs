@@ -212,7 +212,8 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         (&names.event_ts, Expect::Timestamp),
     ]);
     let fold = aggregator.clone();
-    let event_stats = reader.read(Dataset::Events, event_columns, move |_, columns| fold.fold_events(columns)).await?;
+    let event_stats =
+        reader.read(Dataset::Events, event_columns, move |file, columns| fold.fold_events(file.date, columns)).await?;
     // Logged before the experiments' run logs are cut, so each run.log.jsonl shows it.
     let source_retries = source.retries();
     if source_retries > 0 {
@@ -473,7 +474,7 @@ fn metric_data(
             .collect();
         return (Vec::new(), Vec::new(), empty);
     };
-    let variant_of: Vec<u16> = allocation.analyzable().map(|u| u16::from(u.variant)).collect();
+    let variant_of: Vec<u32> = allocation.analyzable().map(|u| u.variant).collect();
     let n_variants = experiment.variants.len();
     let mut values = Vec::with_capacity(spec.metrics.len());
     let mut covariates = Vec::with_capacity(spec.metrics.len());
@@ -514,7 +515,7 @@ fn breakdowns(
 ) -> Vec<DimensionSlices> {
     let Some(primary) = primary else { return Vec::new() };
     let n_variants = experiment.variants.len();
-    let variant_of: Vec<u16> = allocation.analyzable().map(|u| u16::from(u.variant)).collect();
+    let variant_of: Vec<u32> = allocation.analyzable().map(|u| u.variant).collect();
     job.dimensions
         .iter()
         .enumerate()
@@ -538,8 +539,8 @@ fn breakdowns(
             let other = top.len();
             let slice_of = |code: u16| top.iter().position(|&c| c == code).unwrap_or(other);
             let n_slices = other + usize::from(ranked.len() > top.len());
-            let group_of: Vec<u16> =
-                codes.iter().zip(&variant_of).map(|(&code, &v)| (slice_of(code) * n_variants) as u16 + v).collect();
+            let group_of: Vec<u32> =
+                codes.iter().zip(&variant_of).map(|(&code, &v)| (slice_of(code) * n_variants) as u32 + v).collect();
             let grouped = aggregate::summarize(primary, &group_of, n_slices * n_variants);
             let slices = (0..n_slices)
                 .map(|s| {

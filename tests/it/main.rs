@@ -15,3 +15,4 @@ mod simulate;
 mod sla;
 mod statistics;
 mod support;
+mod variants;
