@@ -502,11 +502,14 @@ impl Aggregator {
                 incomplete[experiment].0 += 1;
                 continue;
             };
-            let (Some(variant), Some(_)) = (variants[row], times[row]) else {
+            let (Some(variant), Some(micros)) = (variants[row], times[row]) else {
                 incomplete[experiment].1 += 1;
                 continue;
             };
-            variant_index[experiment * width + variant as usize] = 0;
+            // A variant seen only after the window is not one of the experiment's (yet).
+            if micros < self.spec.end_micros {
+                variant_index[experiment * width + variant as usize] = 0;
+            }
             let hash = hash_unit(unit);
             hashes[row] = hash;
             hashed.push((row as u32, shard_of(hash) as u8));
@@ -537,7 +540,6 @@ impl Aggregator {
                     continue;
                 };
                 let local = shard.intern(hashes[row], unit, n_experiments, n_dimensions);
-                let variant = variant_index[experiment * width + variant as usize];
                 let counters = &mut shard.counters[experiment];
                 let x = &mut shard.exposure[local * n_experiments + experiment];
                 // After the end of the report date is outside the window: such an exposure
@@ -548,6 +550,7 @@ impl Aggregator {
                     x.variant |= FUTURE;
                     continue;
                 }
+                let variant = variant_index[experiment * width + variant as usize];
                 counters.rows += 1;
                 let first = micros < x.first_micros;
                 if x.exposures == 0 {

@@ -412,6 +412,8 @@ def check_experiment(job, experiment, report_date, out_dir, root, exposures_all,
     # --- allocation, by the contract's rules ---
     exposures = exposures_all[(exposures_all["experiment_id"] == experiment_id) & (exposures_all["_date"] >= start)].copy()
     exposures["micros"] = to_micros(exposures["ts"])
+    # Exposures at or after the end of the report date are outside the window.
+    exposures = exposures[exposures["micros"] < end_micros]
     grouped = exposures.groupby("unit_id").agg(
         first=("micros", "min"), exposures=("micros", "size"), variants=("variant", lambda v: tuple(sorted(set(v))))
     )
