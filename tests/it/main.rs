@@ -10,6 +10,7 @@ mod outputs;
 mod recommendations;
 mod reference;
 mod serve;
+mod serve_bad_job;
 mod servers;
 mod simulate;
 mod sla;
