@@ -598,3 +598,6 @@ pub fn display_url(url: &str) -> String {
         Err(_) => url.to_string(),
     }
 }
+
+#[cfg(test)]
+mod properties;
