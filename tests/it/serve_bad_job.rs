@@ -70,3 +70,15 @@ fn a_job_file_with_a_huge_number_at_reload_does_not_stop_the_other_jobs() {
     let exit = service.terminate(Duration::from_secs(30));
     assert!(exit.success(), "the service was alive and stops cleanly: {exit:?}\n{}", service.log());
 }
+
+#[test]
+fn out_of_range_serve_flags_are_usage_errors_not_panics() {
+    let s = Scenario::empty();
+    std::fs::create_dir_all(s.path().join("jobs")).expect("jobs folder");
+    for (flag, value) in [("--grace-seconds", "1e300"), ("--grace-seconds", "inf"), ("--catch-up-days", "4000000000")] {
+        let run = abreport(s.path(), &["serve", "--jobs", "jobs", flag, value]);
+        run.assert_code(2);
+        assert!(run.stderr.contains(&format!("invalid value '{value}' for '{flag}")), "{}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+}
