@@ -136,7 +136,11 @@ fn a_window_with_no_data_fails_the_experiment_by_name_and_window() {
     assert_eq!(result["status"], "failed");
     assert!(result["error"].as_str().expect("error").contains("no exposures"));
     assert_eq!(recommendation(&result), "inconclusive");
-    assert_eq!(result["checks"].as_array().expect("checks").len(), 6);
+    assert_eq!(
+        result["checks"].as_array().expect("checks").len(),
+        8,
+        "the six, then future_exposures and incomplete_rows"
+    );
     assert!(check(&result, "missing_partitions")["detail"].as_str().expect("detail").contains("exposures 2026-12-01"));
 }
 
