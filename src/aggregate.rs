@@ -22,7 +22,9 @@ use chrono::{NaiveDate, NaiveTime};
 
 use crate::config::{Aggregate, ColumnNames, Experiment, Job, MetricKind};
 
-pub use allocation::{AllocatedUnit, Allocation, AllocationCounts, ExperimentAllocation, UnitIndex, UnitStatus};
+pub use allocation::{
+    AllocatedUnit, Allocation, AllocationCounts, DataQuality, ExperimentAllocation, UnitIndex, UnitStatus,
+};
 pub use columns::UnitKey;
 pub use fold::{Aggregator, EventTotals, NO_DIMENSION, SlotTotals};
 pub use unit_keys::{UnitIdKind, UnitKeys};

@@ -651,7 +651,11 @@ fn check(name: &str, status: CheckStatus, p_value: Option<f64>, detail: String) 
     Check { name: name.into(), status, p_value, detail }
 }
 
-/// The six data-quality checks, always all present.
+/// Unknown variant names quoted in the `unknown_variant` check; the rest are counted.
+const QUOTED_UNKNOWN_VARIANTS: usize = 20;
+
+/// The six data-quality checks of the contract, then the extensions `future_exposures` and
+/// `incomplete_rows`; always all present.
 fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], srm: &SrmDetail) -> Vec<Check> {
     let allocation = data.allocation;
     let experiment = data.experiment;
@@ -735,7 +739,11 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
     out.push(if unknown_names.is_empty() {
         check("unknown_variant", CheckStatus::Pass, None, "every variant in the data is configured".into())
     } else {
-        let names = unknown_names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let mut names =
+            unknown_names.iter().take(QUOTED_UNKNOWN_VARIANTS).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        if unknown_names.len() > QUOTED_UNKNOWN_VARIANTS {
+            names.push_str(&format!(" and {} more", count((unknown_names.len() - QUOTED_UNKNOWN_VARIANTS) as u64)));
+        }
         check(
             "unknown_variant",
             CheckStatus::Warn,
@@ -777,5 +785,66 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
             format!("no partition for {}: figures for those days are missing", missing_dates.join(", ")),
         )
     });
+    out.push(future_exposures(data));
+    out.push(incomplete_rows(data));
     out
+}
+
+/// Extension check: exposures timestamped after the end of the report date. They lie outside
+/// the window, so they decide nothing about a unit: a unit exposed only then is not in the
+/// experiment (no event of it could count yet), and one also exposed before keeps its variant
+/// and first exposure from the window.
+fn future_exposures(data: &ExperimentData<'_>) -> Check {
+    let q = &data.allocation.quality;
+    let end = data.report_date + chrono::Days::new(1);
+    if q.future_exposure_rows == 0 {
+        return check(
+            "future_exposures",
+            CheckStatus::Pass,
+            None,
+            "no exposure is timestamped after the end of the report date".into(),
+        );
+    }
+    check(
+        "future_exposures",
+        CheckStatus::Warn,
+        None,
+        format!(
+            "{} exposure rows of {} units are timestamped at or after {end} 00:00 UTC, after the end of the report date: they are outside the window and not counted; {} of these units have no exposure in the window and are left out",
+            count(q.future_exposure_rows),
+            count(q.future_exposure_units),
+            count(q.future_only_units)
+        ),
+    )
+}
+
+/// Extension check: rows of the experiment that cannot be attributed (no unit id, variant or
+/// timestamp) and were left out.
+fn incomplete_rows(data: &ExperimentData<'_>) -> Check {
+    let q = &data.allocation.quality;
+    let c = &data.job.source.columns;
+    let mut parts = Vec::new();
+    let mut part = |n: u64, what: String| {
+        if n > 0 {
+            parts.push(format!("{} {what}", count(n)));
+        }
+    };
+    part(q.exposures_without_unit, format!("exposure rows without a `{}`", c.unit_id));
+    part(q.exposures_without_variant_or_ts, format!("exposure rows without a `{}` or `{}`", c.variant, c.exposure_ts));
+    part(q.events_without_unit, format!("rows of its events without a `{}`", c.unit_id));
+    part(q.events_without_ts, format!("rows of its events without a `{}`", c.event_ts));
+    if parts.is_empty() {
+        return check(
+            "incomplete_rows",
+            CheckStatus::Pass,
+            None,
+            "every exposure and event row has a unit id, and a variant or event and a timestamp".into(),
+        );
+    }
+    check(
+        "incomplete_rows",
+        CheckStatus::Warn,
+        None,
+        format!("{} in the window cannot be attributed and are left out", parts.join(", ")),
+    )
 }

@@ -21,7 +21,7 @@ use crate::schedule::{
     ledger::{Ledger, RunRecord, Trigger},
     service::ServeSettings,
 };
-use crate::source::{ColumnSpec, Dataset, Expect, Source};
+use crate::source::{Dataset, Source};
 
 /// Environment variable with a `tracing` filter for the log on stderr (default `warn`, or
 /// `info` with `--log-format json` and for `serve`).
@@ -412,38 +412,17 @@ fn environment_problems(job: &Job) -> Vec<String> {
 /// Lists the job's window and reads the footer of one file per dataset.
 async fn check_source(job: &Job, report_date: NaiveDate) -> Result<String, String> {
     let source = Source::open(&job.source.url).map_err(|e| e.to_string())?;
-    let Some(first) = job.experiments.iter().map(|e| e.start).min() else {
-        return Ok("no experiments".into());
+    // The partitions `run` would read on this date, CUPED lookback days included.
+    let all: Vec<&config::Experiment> = job.experiments.iter().collect();
+    let scan = crate::aggregate::Spec::new(job, &pipeline::started(&all, report_date), report_date);
+    let datasets = pipeline::scan_dates(&scan);
+    let (Some(first), Some((_, dates)), Some((_, event_dates))) =
+        (scan.first_date(), datasets.first(), datasets.iter().find(|(d, _)| *d == Dataset::Events))
+    else {
+        return Ok(format!("no experiment has started by {report_date}: a run reads nothing"));
     };
-    let dates: Vec<NaiveDate> = first.iter_days().take_while(|d| *d <= report_date).collect();
-    let plan = source
-        .plan(&[(Dataset::Exposures, dates.clone()), (Dataset::Events, dates.clone())])
-        .await
-        .map_err(|e| e.to_string())?;
-    let c = &job.source.columns;
-    let spec = |cols: &[(&String, Expect)]| {
-        cols.iter().map(|(n, e)| ColumnSpec { name: n.to_string(), expect: *e }).collect::<Vec<_>>()
-    };
-    let checks = [
-        (
-            Dataset::Exposures,
-            spec(&[
-                (&c.experiment_id, Expect::Text),
-                (&c.variant, Expect::Text),
-                (&c.unit_id, Expect::UnitId),
-                (&c.exposure_ts, Expect::Timestamp),
-            ]),
-        ),
-        (
-            Dataset::Events,
-            spec(&[
-                (&c.unit_id, Expect::UnitId),
-                (&c.event, Expect::Text),
-                (&c.value, Expect::Number),
-                (&c.event_ts, Expect::Timestamp),
-            ]),
-        ),
-    ];
+    let plan = source.plan(&datasets).await.map_err(|e| e.to_string())?;
+    let checks = [Dataset::Exposures, Dataset::Events].map(|d| (d, pipeline::read_columns(job, d)));
     for (dataset, columns) in &checks {
         match plan.files_of(*dataset).next() {
             Some(file) => source.probe(file, columns).await.map_err(|e| e.to_string())?,
@@ -463,9 +442,13 @@ async fn check_source(job: &Job, report_date: NaiveDate) -> Result<String, Strin
             plan.missing.iter().map(|(d, date)| format!("{d} {date}")).collect::<Vec<_>>().join(", ")
         )
     };
+    let lookback = match event_dates.first() {
+        Some(from) if event_dates.len() > dates.len() => format!(", events from {from} (CUPED lookback)"),
+        _ => String::new(),
+    };
     Ok(format!(
-        "{} experiment(s), window {first} to {report_date} ({} days): {} files, {}{missing}",
-        job.experiments.len(),
+        "{} experiment(s), window {first} to {report_date} ({} days){lookback}: {} files, {}{missing}",
+        scan.experiments.len(),
         dates.len(),
         plan.files.len(),
         bytes(plan.bytes())

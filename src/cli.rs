@@ -100,15 +100,16 @@ pub struct ServeArgs {
     /// The run ledger: a folder or an object-store URL; default `<out>/ledger`.
     #[arg(long, value_name = "DIR_OR_URL")]
     pub ledger: Option<String>,
-    /// On start, run each job's fires of the last N days whose report date was not delivered.
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    /// On start, run each job's fires of the last N days (at most 366) whose report date was
+    /// not delivered.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=366))]
     pub catch_up_days: u32,
     /// Serve `GET /healthz` and Prometheus `GET /metrics` on this address (off when absent).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
     /// After SIGTERM or SIGINT, how long running runs may take to finish before the service
-    /// exits anyway.
-    #[arg(long, default_value_t = 90.0, value_name = "SECONDS")]
+    /// exits anyway (0 to 86400).
+    #[arg(long, default_value_t = 90.0, value_name = "SECONDS", value_parser = grace_seconds)]
     pub grace_seconds: f64,
     /// What a fire does while the job's previous run is still going: wait for it (at most one
     /// fire waits), or skip.
@@ -229,6 +230,14 @@ pub struct GenerateArgs {
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// `--grace-seconds`: a number of seconds from 0 to a day (a larger one overflowed the clock).
+fn grace_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if (0.0..=86_400.0).contains(&seconds) => Ok(seconds),
+        _ => Err(format!("`{text}` is not a number of seconds from 0 to 86400")),
+    }
 }
 
 #[cfg(test)]

@@ -357,7 +357,18 @@ fn write_problem(f: &mut fmt::Formatter<'_>, file: impl fmt::Display, problem: &
 pub fn load(file: &Path) -> Result<Job, ConfigError> {
     let text =
         std::fs::read_to_string(file).map_err(|source| ConfigError::Read { file: file.to_path_buf(), source })?;
-    check(&text, file)
+    // A job file is input: whatever it holds must not take the process down (`serve` reloads
+    // job files beside other jobs' runs). `check` does not panic on any text or number (its
+    // property tests); this keeps a bug in it from being fatal all the same.
+    std::panic::catch_unwind(|| check(&text, file)).unwrap_or_else(|_| {
+        Err(ConfigError::Invalid {
+            file: file.to_path_buf(),
+            problems: vec![Problem {
+                line: None,
+                message: "internal error while checking this file (a bug in abreport); the file is not used".into(),
+            }],
+        })
+    })
 }
 
 /// Job files of a folder, each with its outcome.

@@ -58,6 +58,18 @@ pub struct GenExperiment {
     pub srm_country: Option<String>,
 }
 
+/// The `i`-th name of the sequence `a`, …, `z`, `aa`, `ab`, … (bijective base 26).
+fn letters(i: usize) -> String {
+    let mut n = i + 1;
+    let mut name = Vec::new();
+    while n > 0 {
+        n -= 1;
+        name.push(char::from(b'a' + (n % 26) as u8));
+        n /= 26;
+    }
+    name.iter().rev().collect()
+}
+
 impl GenExperiment {
     pub fn new(id: &str) -> Self {
         Self {
@@ -76,14 +88,15 @@ impl GenExperiment {
         }
     }
 
-    /// `control`, then `treatment` when there is one treatment variant, else `a`, `b`, `c`, …
+    /// `control`, then `treatment` when there is one treatment variant, else `a`, `b`, … `z`,
+    /// `aa`, `ab`, … (distinct, however many).
     pub fn variant_names(&self) -> Vec<String> {
         let treatments = self.weights.len().saturating_sub(1);
         let mut names = vec!["control".to_string()];
         if treatments == 1 {
             names.push("treatment".into());
         } else {
-            names.extend((0..treatments).map(|i| char::from(b'a' + (i % 26) as u8).to_string()));
+            names.extend((0..treatments).map(letters));
         }
         names
     }
@@ -456,9 +469,9 @@ pub fn generate(spec: &GenSpec, out: &Path) -> Result<Generated, GenerateError> 
         return Err(GenerateError::Spec("at least one experiment is needed".into()));
     }
     for e in &spec.experiments {
-        if e.weights.len() < 2 || e.weights.len() > 27 || !e.weights.iter().all(|w| w.is_finite() && *w > 0.0) {
+        if e.weights.len() < 2 || e.weights.len() > 1000 || !e.weights.iter().all(|w| w.is_finite() && *w > 0.0) {
             return Err(GenerateError::Spec(format!(
-                "experiment `{}`: 2 to 27 variants with positive weights are needed",
+                "experiment `{}`: 2 to 1000 variants with positive weights are needed",
                 e.id
             )));
         }
@@ -729,6 +742,17 @@ mod tests {
         assert_eq!([e.assign(0.1, 0.5), e.assign(0.3, 0.5), e.assign(0.7, 0.5)], [1, 2, 0]);
         assert_eq!([e.conversion_effect_of(1), e.conversion_effect_of(2)], [0.0, 0.3]);
         assert!(job_toml(&spec(vec![e])).contains("variants = { control = 2.0, a = 1.0, b = 1.0 }"));
+    }
+
+    #[test]
+    fn past_26_treatments_names_go_on_with_two_letters() {
+        let e = GenExperiment { weights: vec![1.0; 51], ..GenExperiment::new("x") };
+        let names = e.variant_names();
+        assert_eq!(
+            [&names[1], &names[2], &names[26], &names[27], &names[28], &names[50]],
+            ["a", "b", "z", "aa", "ab", "ax"]
+        );
+        assert_eq!(names.iter().collect::<std::collections::HashSet<_>>().len(), 51, "distinct names");
     }
 
     #[test]

@@ -106,7 +106,28 @@ fn progress_bar(enabled: bool, total: u64, message: &'static str) -> ProgressBar
     bar
 }
 
-fn columns(specs: &[(&str, Expect)]) -> Arc<[ColumnSpec]> {
+/// The columns a run reads of `dataset`, in the order the fold takes them: exposures'
+/// `experiment_id, variant, unit_id, ts` and the job's dimensions; events' `unit_id, event,
+/// value, ts` (as `[source.columns]` names them). `validate` probes the same.
+pub fn read_columns(job: &Job, dataset: Dataset) -> Arc<[ColumnSpec]> {
+    let names = &job.source.columns;
+    let mut specs: Vec<(&str, Expect)> = match dataset {
+        Dataset::Exposures => vec![
+            (&names.experiment_id, Expect::Text),
+            (&names.variant, Expect::Text),
+            (&names.unit_id, Expect::UnitId),
+            (&names.exposure_ts, Expect::Timestamp),
+        ],
+        Dataset::Events => vec![
+            (&names.unit_id, Expect::UnitId),
+            (&names.event, Expect::Text),
+            (&names.value, Expect::Number),
+            (&names.event_ts, Expect::Timestamp),
+        ],
+    };
+    if dataset == Dataset::Exposures {
+        specs.extend(job.dimensions.iter().map(|d| (d.as_str(), Expect::Text)));
+    }
     specs.iter().map(|(name, expect)| ColumnSpec { name: name.to_string(), expect: *expect }).collect()
 }
 
@@ -148,6 +169,24 @@ impl Reader<'_> {
     }
 }
 
+/// The experiments of `selected` whose window has begun by `report_date` (the others are
+/// reported as not started, and read nothing).
+pub fn started<'a>(selected: &[&'a Experiment], report_date: NaiveDate) -> Vec<&'a Experiment> {
+    selected.iter().copied().filter(|e| e.start <= report_date).collect()
+}
+
+/// The partition dates a run of `spec` lists and reads: exposures from the earliest start,
+/// events from it less the CUPED lookback of the experiments that need covariates, both
+/// through the report date; nothing without experiments. `run` and `validate` both plan
+/// with it, so `validate` counts the files a run reads.
+pub fn scan_dates(spec: &Spec) -> Vec<(Dataset, Vec<NaiveDate>)> {
+    let Some(first) = spec.first_date() else { return Vec::new() };
+    let dates =
+        |from: NaiveDate| -> Vec<NaiveDate> { from.iter_days().take_while(|d| *d <= spec.report_date).collect() };
+    let event_dates = dates(spec.first_event_date().unwrap_or(first));
+    vec![(Dataset::Exposures, dates(first)), (Dataset::Events, event_dates)]
+}
+
 /// Runs the pipeline. See the module docs.
 pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, RunError> {
     let job = request.job;
@@ -160,24 +199,19 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         format!("run of job `{}` for {report_date}", job.name),
         json!({ "job": job.name, "report_date": report_date.to_string(), "experiments": selected.len(), "sla_seconds": job.sla.as_secs_f64() }),
     );
-    let (in_window, not_started): (Vec<&Experiment>, Vec<&Experiment>) =
-        selected.into_iter().partition(|e| e.start <= report_date);
+    let in_window = started(&selected, report_date);
+    let not_started: Vec<&Experiment> = selected.into_iter().filter(|e| e.start > report_date).collect();
     let spec = Arc::new(Spec::new(job, &in_window, report_date));
 
     // List the partitions of every date any experiment's window covers.
     let started = Instant::now();
     // Every request to the source gets a timeout and retries bounded by the deadline.
     let source = Source::open_counting(&job.source.url, deadline, request.source_retries.clone())?;
-    let plan = match spec.first_date() {
-        Some(first) => {
-            let dates =
-                |from: NaiveDate| -> Vec<NaiveDate> { from.iter_days().take_while(|d| *d <= report_date).collect() };
-            // Events also come from the CUPED lookback days before the earliest start.
-            let event_dates = dates(spec.first_event_date().unwrap_or(first));
-            let datasets = [(Dataset::Exposures, dates(first)), (Dataset::Events, event_dates)];
-            deadline.within("list", source.plan(&datasets)).await??
-        }
-        None => ScanPlan::default(),
+    let datasets = scan_dates(&spec);
+    let plan = if datasets.is_empty() {
+        ScanPlan::default()
+    } else {
+        deadline.within("list", source.plan(&datasets)).await??
     };
     log.stage_done(
         "list",
@@ -195,28 +229,16 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
 
     let reader = Reader { source: &source, plan: &plan, progress: request.progress, deadline: &deadline, log };
     let aggregator = Arc::new(Aggregator::new(spec.clone()));
-    let names = &job.source.columns;
-    let mut exposure_specs: Vec<(&str, Expect)> = vec![
-        (&names.experiment_id, Expect::Text),
-        (&names.variant, Expect::Text),
-        (&names.unit_id, Expect::UnitId),
-        (&names.exposure_ts, Expect::Timestamp),
-    ];
-    exposure_specs.extend(job.dimensions.iter().map(|d| (d.as_str(), Expect::Text)));
-    let exposure_columns = columns(&exposure_specs);
+    let exposure_columns = read_columns(job, Dataset::Exposures);
     let fold = aggregator.clone();
     let exposure_stats = reader
         .read(Dataset::Exposures, exposure_columns, move |file, columns| fold.fold_exposures(file.date, columns))
         .await?;
 
-    let event_columns = columns(&[
-        (&names.unit_id, Expect::UnitId),
-        (&names.event, Expect::Text),
-        (&names.value, Expect::Number),
-        (&names.event_ts, Expect::Timestamp),
-    ]);
+    let event_columns = read_columns(job, Dataset::Events);
     let fold = aggregator.clone();
-    let event_stats = reader.read(Dataset::Events, event_columns, move |_, columns| fold.fold_events(columns)).await?;
+    let event_stats =
+        reader.read(Dataset::Events, event_columns, move |file, columns| fold.fold_events(file.date, columns)).await?;
     // Logged before the experiments' run logs are cut, so each run.log.jsonl shows it.
     let source_retries = source.retries();
     if source_retries > 0 {
@@ -477,7 +499,7 @@ fn metric_data(
             .collect();
         return (Vec::new(), Vec::new(), empty);
     };
-    let variant_of: Vec<u16> = allocation.analyzable().map(|u| u16::from(u.variant)).collect();
+    let variant_of: Vec<u32> = allocation.analyzable().map(|u| u.variant).collect();
     let n_variants = experiment.variants.len();
     let mut values = Vec::with_capacity(spec.metrics.len());
     let mut covariates = Vec::with_capacity(spec.metrics.len());
@@ -518,7 +540,7 @@ fn breakdowns(
 ) -> Vec<DimensionSlices> {
     let Some(primary) = primary else { return Vec::new() };
     let n_variants = experiment.variants.len();
-    let variant_of: Vec<u16> = allocation.analyzable().map(|u| u16::from(u.variant)).collect();
+    let variant_of: Vec<u32> = allocation.analyzable().map(|u| u.variant).collect();
     job.dimensions
         .iter()
         .enumerate()
@@ -544,8 +566,8 @@ fn breakdowns(
             let other = top.len();
             let slice_of = |code: u16| top.iter().position(|&c| c == code).unwrap_or(other);
             let n_slices = other + usize::from(ranked.len() > top.len());
-            let group_of: Vec<u16> =
-                codes.iter().zip(&variant_of).map(|(&code, &v)| (slice_of(code) * n_variants) as u16 + v).collect();
+            let group_of: Vec<u32> =
+                codes.iter().zip(&variant_of).map(|(&code, &v)| (slice_of(code) * n_variants) as u32 + v).collect();
             let grouped = aggregate::summarize(primary, &group_of, n_slices * n_variants);
             let slices = (0..n_slices)
                 .map(|s| {
@@ -582,3 +604,6 @@ pub fn display_url(url: &str) -> String {
         Err(_) => url.to_string(),
     }
 }
+
+#[cfg(test)]
+mod properties;

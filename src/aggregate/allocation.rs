@@ -1,7 +1,7 @@
 //! The allocation of units to variants, per experiment: the result of the exposure fold; and
 //! its counts, all that the statistics read of it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 
@@ -29,12 +29,12 @@ impl UnitStatus {
         }
     }
 
-    /// The status of a unit exposed to the variants in `mask` (bit i = variant i), of which
-    /// the first `n_configured` are configured.
-    pub fn of(mask: u32, n_configured: usize) -> Self {
-        if mask.count_ones() > 1 {
+    /// The status of a unit exposed to variant `variant` (an index into the experiment's
+    /// variants, of which the first `n_configured` are configured), or to several when `multi`.
+    pub fn of(variant: u32, multi: bool, n_configured: usize) -> Self {
+        if multi {
             UnitStatus::MultiVariant
-        } else if mask.trailing_zeros() as usize >= n_configured {
+        } else if variant as usize >= n_configured {
             UnitStatus::UnknownVariant
         } else {
             UnitStatus::Ok
@@ -48,11 +48,12 @@ pub struct AllocatedUnit {
     /// Index into [`Allocation::keys`].
     pub unit: u32,
     pub first_micros: i64,
+    /// Exposures in the window (saturating at `u32::MAX`).
     pub exposures: u32,
-    /// Bit `i` set when exposed to variant `i` of [`ExperimentAllocation::variants`].
-    pub mask: u32,
-    /// The unit's variant when [`UnitStatus::Ok`] (the lowest one otherwise).
-    pub variant: u8,
+    /// The unit's variant (an index into [`ExperimentAllocation::variants`]); for a
+    /// multi-variant unit the first one seen ([`ExperimentAllocation::multi_variants`] lists
+    /// them all).
+    pub variant: u32,
     pub status: UnitStatus,
 }
 
@@ -131,17 +132,48 @@ pub struct ExperimentAllocation {
     /// Every unit exposed in the window: by unit-id shard, then first exposure, then id.
     pub units: Vec<AllocatedUnit>,
     pub exposure_rows: u64,
+    /// The variants of each multi-variant unit (by [`AllocatedUnit::unit`]), ascending.
+    pub multi_variants: HashMap<u32, Vec<u32>>,
     /// Per dimension of the spec, each unit's value code at its first exposure (parallel to
     /// `units`; `NO_DIMENSION` when null).
     pub dimensions: Vec<Vec<u16>>,
     /// Per dimension, the names of the codes.
     pub dimension_values: Vec<Vec<String>>,
+    /// Rows read for the experiment that could not be used.
+    pub quality: DataQuality,
+}
+
+/// What the scan read for an experiment but could not use: exposures after the window, and
+/// rows without a unit id, variant or timestamp. The `future_exposures` and `incomplete_rows`
+/// checks report them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DataQuality {
+    /// Exposure rows of the window's partitions timestamped at or after the end of the report
+    /// date: outside the window, so not counted.
+    pub future_exposure_rows: u64,
+    /// Units with such rows.
+    pub future_exposure_units: u64,
+    /// Units with only such rows: not in the allocation at all.
+    pub future_only_units: u64,
+    /// Exposure rows of the window's partitions without a unit id.
+    pub exposures_without_unit: u64,
+    /// Exposure rows with a unit id but without a variant or a timestamp.
+    pub exposures_without_variant_or_ts: u64,
+    /// Rows of the experiment's events in the window's partitions without a unit id.
+    pub events_without_unit: u64,
+    /// Rows of the experiment's events with a unit id but without a timestamp.
+    pub events_without_ts: u64,
 }
 
 impl ExperimentAllocation {
     /// Units with exactly one configured variant: the ones the statistics use.
     pub fn analyzable(&self) -> impl Iterator<Item = &AllocatedUnit> {
         self.units.iter().filter(|u| u.status == UnitStatus::Ok)
+    }
+
+    /// The name of variant `index` (a name for the shared index of names past the billionth).
+    pub fn variant_name(&self, index: u32) -> &str {
+        self.variants.get(index as usize).map_or("(other variants)", String::as_str)
     }
 
     /// Analyzable units per configured variant.
@@ -161,11 +193,17 @@ impl ExperimentAllocation {
     /// ones in the job's order, then unknown ones by name (they are numbered as reader threads
     /// first saw them, an order that must not show).
     pub fn variant_names(&self, unit: &AllocatedUnit) -> String {
-        let (configured, unknown): (Vec<usize>, Vec<usize>) =
-            (0..self.variants.len()).filter(|&i| unit.mask & (1 << i) != 0).partition(|&i| i < self.n_configured);
-        let mut unknown: Vec<&str> = unknown.into_iter().map(|i| self.variants[i].as_str()).collect();
-        unknown.sort_unstable();
-        configured.into_iter().map(|i| self.variants[i].as_str()).chain(unknown).collect::<Vec<_>>().join("|")
+        match self.multi_variants.get(&unit.unit) {
+            Some(seen) if unit.status == UnitStatus::MultiVariant => {
+                let (mut configured, unknown): (Vec<usize>, Vec<usize>) =
+                    seen.iter().map(|&i| i as usize).partition(|&i| i < self.n_configured);
+                configured.sort_unstable();
+                let mut unknown: Vec<&str> = unknown.into_iter().map(|i| self.variant_name(i as _)).collect();
+                unknown.sort_unstable();
+                configured.into_iter().map(|i| self.variant_name(i as _)).chain(unknown).collect::<Vec<_>>().join("|")
+            }
+            _ => self.variant_name(unit.variant).to_string(),
+        }
     }
 
     /// Names of variants seen in the data that the job does not configure.
@@ -192,6 +230,8 @@ pub struct AllocationCounts {
     /// Variants seen in the data that the job does not configure, by name.
     pub unknown_variants: Vec<String>,
     pub exposure_rows: u64,
+    /// Rows read but not usable (see [`DataQuality`]).
+    pub quality: DataQuality,
 }
 
 impl AllocationCounts {
@@ -261,6 +301,7 @@ impl ExperimentAllocation {
                 names
             },
             exposure_rows: self.exposure_rows,
+            quality: self.quality,
         }
     }
 }

@@ -11,13 +11,14 @@
 //! `first exposure <= ts < end of report date`.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use arrow::array::ArrayRef;
 use chrono::NaiveDate;
 
-use super::allocation::{AllocatedUnit, Allocation, ExperimentAllocation, UnitIndex, UnitStatus};
+use super::allocation::{AllocatedUnit, Allocation, DataQuality, ExperimentAllocation, UnitIndex, UnitStatus};
 use super::columns::{UnitIds, UnitKey, numbers, text_codes, timestamps_micros};
 use super::exact_sum;
 use super::unit_keys::{UnitKeys, hash_unit};
@@ -26,9 +27,16 @@ use super::{AggregateError, Spec};
 const SHARD_BITS: u32 = 6;
 /// Enough shards that two reader tasks seldom want the same one at once.
 pub const SHARDS: usize = 1 << SHARD_BITS;
-/// At most this many distinct variants per experiment are told apart (a `u32` bit mask keeps a
-/// unit's exposure state at 16 bytes); further unknown variants share the last bit.
-const MAX_VARIANTS: usize = 32;
+/// [`Exposure::variant`] flag: the unit was exposed to two or more variants (its shard's
+/// `multi` table lists them).
+const MULTI: u32 = 1 << 31;
+/// [`Exposure::variant`] flag: the unit has exposures after the end of the report date.
+const FUTURE: u32 = 1 << 30;
+/// [`Exposure::variant`] bits holding the index of the first variant seen. The index
+/// `VARIANT_INDEX` itself is shared by the variant names past the first `VARIANT_INDEX` of an
+/// experiment (a billion names: more than memory holds, so never in practice); every other
+/// index names exactly one variant.
+const VARIANT_INDEX: u32 = FUTURE - 1;
 
 /// The shard of a unit id hash. The hash is remixed first: the tables inside a shard use the
 /// hash's own high and low bits, which must stay uniform within the shard.
@@ -61,17 +69,55 @@ pub struct EventTotals {
     pub pre_exposure_events: u64,
 }
 
-/// One unit's exposure state in one experiment.
+/// One unit's exposure state in one experiment: 16 bytes whatever the number of variants, so
+/// the dense per-unit, per-experiment array stays small. A unit seen in one variant needs
+/// nothing more; one seen in several has its variants listed in its shard's `multi` table,
+/// which only such units (rare, and excluded) use.
 #[derive(Debug, Clone, Copy)]
 struct Exposure {
-    /// `i64::MAX` while the unit has no exposure in the experiment.
+    /// `i64::MAX` while the unit has no exposure in the window.
     first_micros: i64,
-    /// Bit `i` set when exposed to variant `i`.
-    mask: u32,
+    /// Exposures in the window (saturating; 0 while there is none).
     exposures: u32,
+    /// The index of the first variant seen in the window ([`VARIANT_INDEX`] bits), with the
+    /// [`MULTI`] and [`FUTURE`] flags.
+    variant: u32,
 }
 
-const UNEXPOSED: Exposure = Exposure { first_micros: i64::MAX, mask: 0, exposures: 0 };
+const UNEXPOSED: Exposure = Exposure { first_micros: i64::MAX, exposures: 0, variant: 0 };
+// One per unit and experiment of the run: it must not grow with the number of variants.
+const _: () = assert!(std::mem::size_of::<Exposure>() == 16);
+
+/// The variant names of one experiment: configured ones (control first), then unknown ones
+/// as the data shows them; a name's index is its position.
+#[derive(Default)]
+struct VariantNames {
+    names: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl VariantNames {
+    fn new(configured: &[String]) -> Self {
+        let mut names = Self::default();
+        for name in configured {
+            names.index_of(name);
+        }
+        names
+    }
+
+    fn index_of(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        if self.names.len() >= VARIANT_INDEX as usize {
+            return VARIANT_INDEX;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.index.insert(name.to_string(), i);
+        i
+    }
+}
 
 /// A dimension code for a missing (null) value.
 pub const NO_DIMENSION: u16 = u16::MAX;
@@ -225,13 +271,20 @@ impl Layout {
     }
 }
 
-/// Per-experiment event counts within a shard.
+/// Per-experiment row counts within a shard.
 #[derive(Debug, Clone, Copy, Default)]
 struct Counters {
+    /// Exposure rows in the window.
     rows: u64,
     counted: u64,
     invalid: u64,
     pre_exposure: u64,
+    /// Exposure rows timestamped at or after the end of the report date.
+    future_rows: u64,
+    exposures_without_unit: u64,
+    exposures_without_variant_or_ts: u64,
+    events_without_unit: u64,
+    events_without_ts: u64,
 }
 
 /// One shard: its unit ids and, per unit, a row of exposure states (one per experiment) and,
@@ -252,7 +305,9 @@ struct Shard {
     /// [`Layout`]); built when the first event batch arrives (the unit count is final then).
     rows: Vec<u64>,
     counters: Vec<Counters>,
-    rows_without_key: u64,
+    /// `(local, experiment)` of each unit exposed to several variants of an experiment: the
+    /// indices of those variants, in the order seen.
+    multi: HashMap<(u32, u32), Vec<u32>>,
 }
 
 impl Shard {
@@ -305,7 +360,7 @@ pub struct Aggregator {
     /// Every shard's unit ids, frozen when the event phase starts: lookups need no lock then.
     frozen: std::sync::OnceLock<UnitIndex>,
     /// Per experiment: configured variants (control first), then unknown ones as seen.
-    variants: Mutex<Vec<Vec<String>>>,
+    variants: Mutex<Vec<VariantNames>>,
     dimensions: Mutex<DimensionRegistry>,
     unit_kind: AtomicU8,
 }
@@ -346,11 +401,10 @@ impl Buckets {
 }
 
 /// Whether a unit with exposure state `x` counts for an experiment with `n_configured`
-/// variants: exactly one variant, and a configured one.
+/// variants: exposed in the window, to exactly one variant, and a configured one.
 #[inline]
 fn analyzable(x: &Exposure, n_configured: usize) -> bool {
-    let mask = x.mask;
-    mask != 0 && mask & (mask - 1) == 0 && (mask.trailing_zeros() as usize) < n_configured
+    x.exposures > 0 && x.variant & MULTI == 0 && ((x.variant & VARIANT_INDEX) as usize) < n_configured
 }
 
 impl Aggregator {
@@ -365,7 +419,7 @@ impl Aggregator {
             event_index: spec.events.iter().enumerate().map(|(i, e)| (e.clone(), i as u16)).collect(),
             shards,
             frozen: std::sync::OnceLock::new(),
-            variants: Mutex::new(spec.experiments.iter().map(|e| e.variants.clone()).collect()),
+            variants: Mutex::new(spec.experiments.iter().map(|e| VariantNames::new(&e.variants)).collect()),
             dimensions: Mutex::new(DimensionRegistry {
                 values: vec![Vec::new(); spec.dimensions.len()],
                 codes: vec![HashMap::new(); spec.dimensions.len()],
@@ -427,12 +481,12 @@ impl Aggregator {
             self.experiment_index.get(id).copied().filter(|&e| self.spec.experiments[e].contains(date, report_date))
         })?;
         let mut batch_variants: Vec<String> = Vec::new();
-        let mut batch_codes: HashMap<String, u16> = HashMap::new();
+        let mut batch_codes: HashMap<String, u32> = HashMap::new();
         let variants = text_codes(&names.variant, variant_col.as_ref(), |name| {
             if let Some(&code) = batch_codes.get(name) {
                 return Some(code);
             }
-            let code = u16::try_from(batch_variants.len()).ok()?;
+            let code = batch_variants.len() as u32;
             batch_variants.push(name.to_string());
             batch_codes.insert(name.to_string(), code);
             Some(code)
@@ -444,17 +498,25 @@ impl Aggregator {
         // Resolve (experiment, batch variant) pairs to experiment variant indices at once.
         let n_experiments = self.spec.experiments.len();
         let width = batch_variants.len();
-        let mut variant_index = vec![u8::MAX; n_experiments * width];
-        let mut rows_without_key = 0u64;
+        const UNUSED: u32 = u32::MAX;
+        let mut variant_index = vec![UNUSED; n_experiments * width];
+        let mut incomplete = vec![(0u64, 0u64); n_experiments];
         let mut hashed: Vec<(u32, u8)> = Vec::with_capacity(experiments.len());
         let mut hashes: Vec<u64> = vec![0; experiments.len()];
         for row in 0..experiments.len() {
             let Some(experiment) = experiments[row] else { continue };
-            let (Some(variant), Some(unit), Some(_)) = (variants[row], units.get(row), times[row]) else {
-                rows_without_key += 1;
+            let Some(unit) = units.get(row) else {
+                incomplete[experiment].0 += 1;
                 continue;
             };
-            variant_index[experiment * width + variant as usize] = 0;
+            let (Some(variant), Some(micros)) = (variants[row], times[row]) else {
+                incomplete[experiment].1 += 1;
+                continue;
+            };
+            // A variant seen only after the window is not one of the experiment's (yet).
+            if micros < self.spec.end_micros {
+                variant_index[experiment * width + variant as usize] = 0;
+            }
             let hash = hash_unit(unit);
             hashes[row] = hash;
             hashed.push((row as u32, shard_of(hash) as u8));
@@ -462,29 +524,21 @@ impl Aggregator {
         {
             let mut registry = lock(&self.variants);
             for (pair, index) in variant_index.iter_mut().enumerate() {
-                if *index == u8::MAX {
-                    continue;
+                if *index != UNUSED {
+                    *index = registry[pair / width].index_of(&batch_variants[pair % width]);
                 }
-                let known = &mut registry[pair / width];
-                let name = &batch_variants[pair % width];
-                *index = match known.iter().position(|v| v == name) {
-                    Some(i) => i as u8,
-                    None if known.len() < MAX_VARIANTS => {
-                        known.push(name.clone());
-                        (known.len() - 1) as u8
-                    }
-                    None => (MAX_VARIANTS - 1) as u8,
-                };
             }
         }
 
+        let end = self.spec.end_micros;
         let buckets = Buckets::new(&hashed);
         for s in 0..SHARDS {
             let rows = buckets.of(s);
             if rows.is_empty() {
                 continue;
             }
-            let mut shard = lock(&self.shards[s]);
+            let mut guard = lock(&self.shards[s]);
+            let shard = &mut *guard;
             for &row in rows {
                 let row = row as usize;
                 let (Some(experiment), Some(variant), Some(unit), Some(micros)) =
@@ -493,13 +547,33 @@ impl Aggregator {
                     continue;
                 };
                 let local = shard.intern(hashes[row], unit, n_experiments, n_dimensions);
-                let variant = variant_index[experiment * width + variant as usize];
-                shard.counters[experiment].rows += 1;
+                let counters = &mut shard.counters[experiment];
                 let x = &mut shard.exposure[local * n_experiments + experiment];
+                // After the end of the report date is outside the window: such an exposure
+                // decides nothing about the unit (its events could not count yet), it is
+                // only counted for the `future_exposures` check.
+                if micros >= end {
+                    counters.future_rows += 1;
+                    x.variant |= FUTURE;
+                    continue;
+                }
+                let variant = variant_index[experiment * width + variant as usize];
+                counters.rows += 1;
                 let first = micros < x.first_micros;
+                if x.exposures == 0 {
+                    x.variant = (x.variant & FUTURE) | variant;
+                } else if x.variant & VARIANT_INDEX != variant {
+                    let seen = match shard.multi.entry((local as u32, experiment as u32)) {
+                        Entry::Occupied(seen) => seen.into_mut(),
+                        Entry::Vacant(slot) => slot.insert(vec![x.variant & VARIANT_INDEX]),
+                    };
+                    if !seen.contains(&variant) {
+                        seen.push(variant);
+                    }
+                    x.variant |= MULTI;
+                }
                 x.first_micros = x.first_micros.min(micros);
-                x.mask |= 1u32 << variant;
-                x.exposures += 1;
+                x.exposures = x.exposures.saturating_add(1);
                 if first && n_dimensions > 0 {
                     let at = (local * n_experiments + experiment) * n_dimensions;
                     for d in 0..n_dimensions {
@@ -509,8 +583,12 @@ impl Aggregator {
                 }
             }
         }
-        if rows_without_key > 0 {
-            lock(&self.shards[0]).rows_without_key += rows_without_key;
+        if incomplete.iter().any(|&(a, b)| a + b > 0) {
+            let mut shard = lock(&self.shards[0]);
+            for (counters, (without_unit, without_other)) in shard.counters.iter_mut().zip(incomplete) {
+                counters.exposures_without_unit += without_unit;
+                counters.exposures_without_variant_or_ts += without_other;
+            }
         }
         Ok(())
     }
@@ -522,9 +600,9 @@ impl Aggregator {
             .get_or_init(|| UnitIndex::new(self.shards.iter().map(|s| std::mem::take(&mut lock(s).keys)).collect()))
     }
 
-    /// Folds one batch of `[unit_id, event, value, ts]`. All exposure batches must have been
-    /// folded before the first call.
-    pub fn fold_events(&self, columns: &[ArrayRef]) -> Result<(), AggregateError> {
+    /// Folds one batch of `[unit_id, event, value, ts]` from the partition of `date`. All
+    /// exposure batches must have been folded before the first call.
+    pub fn fold_events(&self, date: NaiveDate, columns: &[ArrayRef]) -> Result<(), AggregateError> {
         let names = &self.spec.columns;
         let [unit_col, event_col, value_col, ts_col] = columns else {
             return Err(AggregateError::Columns { expected: 4, found: columns.len() });
@@ -539,22 +617,44 @@ impl Aggregator {
         // local index (a tight loop, so the CPU overlaps the table's cache misses), and bucket
         // the rows by shard.
         let keys = self.keys();
+        let layout = &self.layout;
+        let report_date = self.spec.report_date;
+        // Per experiment: rows of its events in its window's partitions without a unit id,
+        // and without a timestamp (they cannot be attributed).
+        let mut incomplete: Option<Vec<(u64, u64)>> = None;
         let mut hashed: Vec<(u32, u8)> = Vec::with_capacity(events.len());
         let mut locals: Vec<u32> = vec![0; events.len()];
         for row in 0..events.len() {
-            if events[row].is_none() || times[row].is_none() {
+            let Some(event) = events[row] else { continue };
+            let unit = units.get(row);
+            let (Some(unit), Some(_)) = (unit, times[row]) else {
+                let counts = incomplete.get_or_insert_with(|| vec![(0, 0); layout.experiments]);
+                for &(e, _) in &layout.targets[event as usize] {
+                    if self.spec.experiments[e].contains(date, report_date) {
+                        if unit.is_none() {
+                            counts[e].0 += 1;
+                        } else {
+                            counts[e].1 += 1;
+                        }
+                    }
+                }
                 continue;
-            }
-            let Some(unit) = units.get(row) else { continue };
+            };
             let hash = hash_unit(unit);
             let shard = shard_of(hash);
             let Some(local) = keys.shard(shard).get(hash, unit) else { continue };
             locals[row] = local;
             hashed.push((row as u32, shard as u8));
         }
+        if let Some(incomplete) = incomplete {
+            let mut shard = lock(&self.shards[0]);
+            for (counters, (without_unit, without_ts)) in shard.counters.iter_mut().zip(incomplete) {
+                counters.events_without_unit += without_unit;
+                counters.events_without_ts += without_ts;
+            }
+        }
         let buckets = Buckets::new(&hashed);
         let end = self.spec.end_micros;
-        let layout = &self.layout;
         let n_configured: Vec<usize> = self.spec.experiments.iter().map(|e| e.variants.len()).collect();
         for s in 0..SHARDS {
             let rows = buckets.of(s);
@@ -621,9 +721,14 @@ impl Aggregator {
             shard.ensure_accumulators(&layout, &n_configured);
         }
         let registry = variants.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let rows_without_key = shards.iter().map(|s| s.rows_without_key).sum();
+        let rows_without_key = shards
+            .iter()
+            .flat_map(|s| &s.counters)
+            .map(|c| c.exposures_without_unit + c.exposures_without_variant_or_ts)
+            .sum();
 
-        let work: Mutex<Vec<(usize, Vec<String>)>> = Mutex::new(registry.into_iter().enumerate().rev().collect());
+        let work: Mutex<Vec<(usize, Vec<String>)>> =
+            Mutex::new(registry.into_iter().map(|names| names.names).enumerate().rev().collect());
         let threads = crate::threads::count();
         let mut gathered: Vec<(usize, ExperimentAllocation, EventTotals)> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
@@ -667,35 +772,39 @@ fn gather(
     let mut members: Vec<AllocatedUnit> = Vec::new();
     let mut dimensions: Vec<Vec<u16>> = vec![Vec::new(); n_dimensions];
     let mut analyzable_units: Vec<(usize, usize)> = Vec::new();
+    let mut multi_variants: HashMap<u32, Vec<u32>> = HashMap::new();
+    let (mut future_units, mut future_only_units) = (0u64, 0u64);
     for (s, shard) in shards.iter().enumerate() {
         let shard_keys = keys.shard(s);
-        let mut order: Vec<(i64, u32)> = shard
-            .exposure
-            .iter()
-            .skip(e)
-            .step_by(n_experiments)
+        let of_experiment = || shard.exposure.iter().skip(e).step_by(n_experiments);
+        for x in of_experiment().filter(|x| x.variant & FUTURE != 0) {
+            future_units += 1;
+            future_only_units += u64::from(x.exposures == 0);
+        }
+        let mut order: Vec<(i64, u32)> = of_experiment()
             .enumerate()
-            .filter(|(_, x)| x.mask != 0)
+            .filter(|(_, x)| x.exposures > 0)
             .map(|(local, x)| (x.first_micros, local as u32))
             .collect();
         order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| shard_keys.key(a.1).cmp(&shard_keys.key(b.1))));
         for (first_micros, local) in order {
             let x = shard.exposure[local as usize * n_experiments + e];
-            let status = UnitStatus::of(x.mask, n_configured);
+            let multi = x.variant & MULTI != 0;
+            let variant = x.variant & VARIANT_INDEX;
+            let status = UnitStatus::of(variant, multi, n_configured);
             if status == UnitStatus::Ok {
                 analyzable_units.push((s, local as usize));
+            }
+            let unit = keys.global(s, local);
+            if let Some(seen) = multi.then(|| shard.multi.get(&(local, e as u32))).flatten() {
+                let mut seen = seen.clone();
+                seen.sort_unstable();
+                multi_variants.insert(unit, seen);
             }
             for (d, codes) in dimensions.iter_mut().enumerate() {
                 codes.push(shard.dimensions[(local as usize * n_experiments + e) * n_dimensions + d]);
             }
-            members.push(AllocatedUnit {
-                unit: keys.global(s, local),
-                first_micros,
-                exposures: x.exposures,
-                mask: x.mask,
-                variant: x.mask.trailing_zeros() as u8,
-                status,
-            });
+            members.push(AllocatedUnit { unit, first_micros, exposures: x.exposures, variant, status });
         }
     }
     let rows = analyzable_units.iter().map(|&(s, l)| &shards[s].rows[l * layout.width..(l + 1) * layout.width]);
@@ -714,8 +823,18 @@ fn gather(
         n_configured,
         units: members,
         exposure_rows: sum(|c| c.rows),
+        multi_variants,
         dimensions,
         dimension_values: dimension_values.to_vec(),
+        quality: DataQuality {
+            future_exposure_rows: sum(|c| c.future_rows),
+            future_exposure_units: future_units,
+            future_only_units,
+            exposures_without_unit: sum(|c| c.exposures_without_unit),
+            exposures_without_variant_or_ts: sum(|c| c.exposures_without_variant_or_ts),
+            events_without_unit: sum(|c| c.events_without_unit),
+            events_without_ts: sum(|c| c.events_without_ts),
+        },
     };
     (allocation, totals)
 }

@@ -84,15 +84,15 @@ pub fn covariate_values(plan: &MetricPlan, totals: &EventTotals) -> Option<Vec<f
 /// Per-group statistics of `values`, where `group_of[i]` is unit `i`'s group (its variant,
 /// or a slice × variant combination). Two passes over the units (means, then centred
 /// moments), no copies.
-pub fn summarize(values: &MetricValues, group_of: &[u16], n_groups: usize) -> VariantSummaries {
+pub fn summarize(values: &MetricValues, group_of: &[u32], n_groups: usize) -> VariantSummaries {
     let mut n = vec![0u64; n_groups];
     for &g in group_of {
-        n[usize::from(g)] += 1;
+        n[g as usize] += 1;
     }
     let means = |xs: &[f64]| {
         let mut sums = vec![0.0; n_groups];
         for (x, &g) in xs.iter().zip(group_of) {
-            sums[usize::from(g)] += x;
+            sums[g as usize] += x;
         }
         sums.iter().zip(&n).map(|(s, &k)| if k > 0 { s / k as f64 } else { 0.0 }).collect::<Vec<f64>>()
     };
@@ -102,8 +102,8 @@ pub fn summarize(values: &MetricValues, group_of: &[u16], n_groups: usize) -> Va
             let mean = means(xs);
             let mut m2 = vec![0.0; n_groups];
             for (x, &g) in xs.iter().zip(group_of) {
-                let d = x - mean[usize::from(g)];
-                m2[usize::from(g)] += d * d;
+                let d = x - mean[g as usize];
+                m2[g as usize] += d * d;
             }
             VariantSummaries::Single(
                 (0..n_groups).map(|g| Summary { n: n[g], mean: mean[g], variance: m2[g] / dof(n[g]) }).collect(),
@@ -113,7 +113,7 @@ pub fn summarize(values: &MetricValues, group_of: &[u16], n_groups: usize) -> Va
             let (mean_n, mean_d) = (means(numerator), means(denominator));
             let (mut s_nn, mut s_dd, mut s_nd) = (vec![0.0; n_groups], vec![0.0; n_groups], vec![0.0; n_groups]);
             for ((x, y), &g) in numerator.iter().zip(denominator).zip(group_of) {
-                let g = usize::from(g);
+                let g = g as usize;
                 let (dx, dy) = (x - mean_n[g], y - mean_d[g]);
                 s_nn[g] += dx * dx;
                 s_dd[g] += dy * dy;
@@ -140,7 +140,7 @@ pub fn summarize(values: &MetricValues, group_of: &[u16], n_groups: usize) -> Va
 pub fn summarize_covariate(
     values: &[f64],
     covariates: &[f64],
-    group_of: &[u16],
+    group_of: &[u32],
     n_groups: usize,
 ) -> Vec<CovariateSummary> {
     let pair = MetricValues::Ratio { numerator: values.to_vec(), denominator: covariates.to_vec() };
@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn grouped_summaries_equal_per_variant_summaries() {
         let xs = [1.0, 5.0, 2.0, 7.0, 4.0, 10.0];
-        let variant_of = [0u16, 1, 0, 1, 0, 1];
+        let variant_of = [0u32, 1, 0, 1, 0, 1];
         let VariantSummaries::Single(s) = summarize(&MetricValues::Single(xs.to_vec()), &variant_of, 2) else {
             panic!("single metric")
         };
@@ -215,7 +215,7 @@ mod tests {
     #[test]
     fn grouped_ratio_summaries_equal_per_variant_ones() {
         let (num, den) = ([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 2.0, 1.0]);
-        let variant_of = [0u16, 0, 1, 1];
+        let variant_of = [0u32, 0, 1, 1];
         let values = MetricValues::Ratio { numerator: num.to_vec(), denominator: den.to_vec() };
         let VariantSummaries::Ratio(r) = summarize(&values, &variant_of, 2) else { panic!("ratio metric") };
         assert_eq!(r[1], RatioSummary::from_values(&num[2..], &den[2..]));

@@ -12,6 +12,26 @@ use toml::Spanned;
 use super::raw::{RawDelivery, RawEventAggregate, RawExperiment, RawJob, RawMetric, RawStats};
 use super::*;
 
+/// Longest `sla_seconds`: a day, the period of a daily job.
+pub const MAX_SLA_SECONDS: f64 = 86_400.0;
+/// Largest `attach_max_bytes`: 1 GB, more than any mail server takes.
+pub const MAX_ATTACH_BYTES: u64 = 1_000_000_000;
+/// Largest relative `mde` and `prior_stddev`: 10 (+1000%).
+pub const MAX_RELATIVE_EFFECT: f64 = 10.0;
+/// Smallest `prior_stddev`: 0.0001 (a prior of ±0.01%).
+pub const MIN_PRIOR_STDDEV: f64 = 1e-4;
+/// Expected weights of variants: from a millionth to a million, so that any split of any
+/// number of variants sums and divides without overflow or underflow.
+pub const MIN_WEIGHT: f64 = 1e-6;
+pub const MAX_WEIGHT: f64 = 1e6;
+/// Largest `planned_units`: a trillion units.
+pub const MAX_PLANNED_UNITS: u64 = 1_000_000_000_000;
+/// Largest absolute `cap` (either sign): 1e15, beyond any per-unit value worth capping.
+pub const MAX_CAP: f64 = 1e15;
+/// Earliest and latest experiment `start`: timestamps of these years fit the microsecond
+/// clock every stage uses.
+pub const START_YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
+
 /// Parses and checks the text of a job file. `file` is used for messages and to resolve
 /// relative paths.
 pub fn check(text: &str, file: &Path) -> Result<Job, ConfigError> {
@@ -88,11 +108,19 @@ impl Checker<'_> {
         }
         let sla = match &raw.sla_seconds {
             None => Duration::from_secs(60),
-            Some(s) if s.get_ref().is_finite() && *s.get_ref() > 0.0 => Duration::from_secs_f64(*s.get_ref()),
-            Some(s) => {
-                self.problem(s, "`sla_seconds` must be a positive number");
-                Duration::from_secs(60)
-            }
+            Some(s) => match Duration::try_from_secs_f64(*s.get_ref()) {
+                Ok(sla) if *s.get_ref() > 0.0 && *s.get_ref() <= MAX_SLA_SECONDS => sla,
+                _ => {
+                    self.problem(
+                        s,
+                        format!(
+                            "`sla_seconds` must be a positive number of seconds up to {MAX_SLA_SECONDS} (a day), got {:?}",
+                            s.get_ref()
+                        ),
+                    );
+                    Duration::from_secs(60)
+                }
+            },
         };
         let base_dir = file.parent().unwrap_or(Path::new("."));
         let url = self.source_url(&raw.source.url, base_dir);
@@ -236,9 +264,15 @@ impl Checker<'_> {
                 let attach_max_bytes = match &d.attach_max_bytes {
                     None => DEFAULT_ATTACH_MAX_BYTES,
                     Some(n) => match u64::try_from(*n.get_ref()) {
-                        Ok(n) => n,
-                        Err(_) => {
-                            self.problem(n, "`attach_max_bytes` must be 0 or more");
+                        Ok(n) if n <= MAX_ATTACH_BYTES => n,
+                        _ => {
+                            self.problem(
+                                n,
+                                format!(
+                                    "`attach_max_bytes` must be 0 to {MAX_ATTACH_BYTES} (1 GB), got {}",
+                                    n.get_ref()
+                                ),
+                            );
                             DEFAULT_ATTACH_MAX_BYTES
                         }
                     },
@@ -323,7 +357,7 @@ impl Checker<'_> {
                 if x > 0.0 && x < 1.0 {
                     *target = x;
                 } else {
-                    this.problem(v, format!("`{name}` must be between 0 and 1 (exclusive), got {x}"));
+                    this.problem(v, format!("`{name}` must be between 0 and 1 (exclusive), got {x:?}"));
                 }
             }
         };
@@ -332,10 +366,15 @@ impl Checker<'_> {
         unit_interval(self, &raw.srm_p_value, "srm_p_value", &mut stats.srm_p_value);
         if let Some(mde) = &raw.mde {
             let x = *mde.get_ref();
-            if x > 0.0 && x.is_finite() {
+            if x > 0.0 && x <= MAX_RELATIVE_EFFECT {
                 stats.mde = x;
             } else {
-                self.problem(mde, format!("`mde` must be a positive relative effect such as 0.05, got {x}"));
+                self.problem(
+                    mde,
+                    format!(
+                        "`mde` must be a positive relative effect such as 0.05, up to {MAX_RELATIVE_EFFECT} (+1000%), got {x:?}"
+                    ),
+                );
             }
         }
         if let Some(sequential) = &raw.sequential {
@@ -349,10 +388,15 @@ impl Checker<'_> {
         }
         if let Some(sd) = &raw.prior_stddev {
             let x = *sd.get_ref();
-            if x > 0.0 && x.is_finite() {
+            if (MIN_PRIOR_STDDEV..=MAX_RELATIVE_EFFECT).contains(&x) {
                 stats.prior_stddev = Some(x);
             } else {
-                self.problem(sd, format!("`prior_stddev` must be positive (e.g. 0.3 for ±30% lifts), got {x}"));
+                self.problem(
+                    sd,
+                    format!(
+                        "`prior_stddev` must be from {MIN_PRIOR_STDDEV} to {MAX_RELATIVE_EFFECT} (e.g. 0.3 for ±30% lifts), got {x:?}"
+                    ),
+                );
             }
         }
         let mut relative_amount = |value: &Option<Spanned<f64>>, name: &str| {
@@ -361,7 +405,7 @@ impl Checker<'_> {
             if (0.0..1.0).contains(&x) {
                 Some(x)
             } else {
-                self.problem(v, format!("`{name}` must be a relative amount from 0 to 1, got {x}"));
+                self.problem(v, format!("`{name}` must be a relative amount from 0 to below 1, got {x:?}"));
                 None
             }
         };
@@ -464,11 +508,11 @@ impl Checker<'_> {
                     self.problem(cap, format!("metric `{name}`: `cap` applies to mean metrics only"));
                     None
                 }
-                (Some(x), None, _) if x.is_finite() => Some(Cap::Absolute(x)),
+                (Some(x), None, _) if x.abs() <= MAX_CAP => Some(Cap::Absolute(x)),
                 (None, Some(p), _) if p > 0.0 && p < 1.0 => Some(Cap::Percentile(p)),
                 _ => {
                     self.problem(cap, format!(
-                        "metric `{name}`: `cap` takes one of `absolute = <number>` or `percentile = <between 0 and 1>`"
+                        "metric `{name}`: `cap` takes one of `absolute = <number from -{MAX_CAP:e} to {MAX_CAP:e}>` or `percentile = <between 0 and 1>`"
                     ));
                     None
                 }
@@ -496,10 +540,12 @@ impl Checker<'_> {
                 toml::Value::Integer(w) => *w as f64,
                 _ => f64::NAN,
             };
-            if !(weight.is_finite() && weight > 0.0) {
+            if !(MIN_WEIGHT..=MAX_WEIGHT).contains(&weight) {
                 self.problem(
                     &raw.variants,
-                    format!("experiment `{id}`: variant `{name}` needs a positive expected weight"),
+                    format!(
+                        "experiment `{id}`: variant `{name}` needs an expected weight (`variants`) from {MIN_WEIGHT} to {MAX_WEIGHT}, got {weight:?}"
+                    ),
                 );
             }
             variants.push(VariantSpec { name: name.clone(), weight });
@@ -524,8 +570,16 @@ impl Checker<'_> {
             toml::Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(),
             _ => None,
         };
+        let start = start.filter(|d| START_YEARS.contains(&chrono::Datelike::year(d)));
         if start.is_none() {
-            self.problem(&raw.start, format!("experiment `{id}`: `start` must be a date such as 2026-11-01"));
+            self.problem(
+                &raw.start,
+                format!(
+                    "experiment `{id}`: `start` must be a date such as 2026-11-01, in the years {} to {}",
+                    START_YEARS.start(),
+                    START_YEARS.end()
+                ),
+            );
         }
 
         let stats = self.stats(&raw.stats_overrides(), job_stats);
@@ -552,6 +606,13 @@ impl Checker<'_> {
                         (Some(metric), Some(margin)) if unknown.is_empty() => {
                             roles.push((guardrail.span(), metric.to_string(), Role::Guardrail, margin));
                         }
+                        (Some(metric), None) if unknown.is_empty() => self.problem(
+                            guardrail,
+                            format!(
+                                "experiment `{id}`: guardrail `{metric}`: `margin` must be a relative amount from 0 to below 1, got {}",
+                                table.get("margin").map_or_else(String::new, toml::Value::to_string)
+                            ),
+                        ),
                         _ => self.problem(
                             guardrail,
                             format!("experiment `{id}`: a guardrail is a metric name or `{{ metric = \"name\", margin = 0.02 }}` (margin: relative, 0 to 1)"),
@@ -580,9 +641,15 @@ impl Checker<'_> {
             }
         }
         let planned_units = raw.planned_units.as_ref().and_then(|p| match u64::try_from(*p.get_ref()) {
-            Ok(n) if n >= 2 => Some(n),
+            Ok(n) if (2..=MAX_PLANNED_UNITS).contains(&n) => Some(n),
             _ => {
-                self.problem(p, format!("experiment `{id}`: `planned_units` must be at least 2"));
+                self.problem(
+                    p,
+                    format!(
+                        "experiment `{id}`: `planned_units` must be 2 to {MAX_PLANNED_UNITS} (a trillion), got {}",
+                        p.get_ref()
+                    ),
+                );
                 None
             }
         });
@@ -723,6 +790,28 @@ alpha = 0.01
     }
 
     #[test]
+    fn a_huge_or_odd_number_is_a_problem_on_its_line_not_a_panic() {
+        for (line, expected) in [
+            (
+                "sla_seconds = 1e300",
+                "2: `sla_seconds` must be a positive number of seconds up to 86400 (a day), got 1e300",
+            ),
+            ("sla_seconds = inf", "2: `sla_seconds` must be a positive number of seconds up to 86400 (a day), got inf"),
+            ("sla_seconds = nan", "2: `sla_seconds` must be a positive number of seconds up to 86400 (a day), got NaN"),
+        ] {
+            assert_eq!(problems(&format!("\n{line}\n{GOOD}")), vec![expected.to_string()]);
+        }
+        let found = problems(&GOOD.replace("alpha = 0.01", "planned_units = 9223372036854775807\nmde = 1e308"));
+        assert_eq!(
+            found,
+            [
+                "28: `mde` must be a positive relative effect such as 0.05, up to 10 (+1000%), got 1e308",
+                "27: experiment `checkout`: `planned_units` must be 2 to 1000000000000 (a trillion), got 9223372036854775807"
+            ]
+        );
+    }
+
+    #[test]
     fn toml_syntax_error_has_a_line() {
         let found = problems("name = \"x\"\n[source\nurl = 1\n");
         assert_eq!(found.len(), 1);
@@ -793,7 +882,10 @@ alpha = 0.01
         assert!(found.contains(&"31: an upload delivery does not take `digest`".to_string()), "{found:?}");
         assert!(found.contains(&"36: `not an address` in `to` is not an email address".to_string()), "{found:?}");
         assert!(found.iter().any(|p| p.starts_with("38: `link_base_url`") && p.contains("http")), "{found:?}");
-        assert!(found.contains(&"39: `attach_max_bytes` must be 0 or more".to_string()), "{found:?}");
+        assert!(
+            found.contains(&"39: `attach_max_bytes` must be 0 to 1000000000 (1 GB), got -1".to_string()),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -804,5 +896,322 @@ alpha = 0.01
         assert_ne!(safe_path_component("a/b"), safe_path_component("a_b"));
         assert!(!safe_path_component("../etc").contains('/'));
         assert!(!safe_path_component("..").starts_with('.'));
+    }
+
+    /// Property tests: whatever numbers and whatever text a job file holds, `check` returns
+    /// (never panics), and every problem names its field or line.
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A number of the job file: where it goes, the name a problem must quote, and what
+        /// the checker accepts.
+        struct Field {
+            /// `{}` is replaced by the value.
+            line: &'static str,
+            name: &'static str,
+            integer: bool,
+            accepts: fn(f64) -> bool,
+        }
+
+        fn unit_open(x: f64) -> bool {
+            x > 0.0 && x < 1.0
+        }
+
+        fn relative_amount(x: f64) -> bool {
+            (0.0..1.0).contains(&x)
+        }
+
+        /// Every numeric field, in file order; `##` marks where the template's tables start.
+        const FIELDS: &[Field] = &[
+            Field {
+                line: "sla_seconds = {}",
+                name: "sla_seconds",
+                integer: false,
+                accepts: |x| x > 0.0 && x <= MAX_SLA_SECONDS,
+            },
+            Field { line: "##[stats]", name: "", integer: false, accepts: |_| true },
+            Field { line: "alpha = {}", name: "alpha", integer: false, accepts: unit_open },
+            Field { line: "power = {}", name: "power", integer: false, accepts: unit_open },
+            Field { line: "srm_p_value = {}", name: "srm_p_value", integer: false, accepts: unit_open },
+            Field { line: "mde = {}", name: "mde", integer: false, accepts: |x| x > 0.0 && x <= MAX_RELATIVE_EFFECT },
+            Field {
+                line: "cuped_lookback_days = {}",
+                name: "cuped_lookback_days",
+                integer: true,
+                accepts: |x| (1.0..=366.0).contains(&x),
+            },
+            Field {
+                line: "prior_stddev = {}",
+                name: "prior_stddev",
+                integer: false,
+                accepts: |x| (MIN_PRIOR_STDDEV..=MAX_RELATIVE_EFFECT).contains(&x),
+            },
+            Field {
+                line: "srm_min_deviation = {}",
+                name: "srm_min_deviation",
+                integer: false,
+                accepts: relative_amount,
+            },
+            Field { line: "guardrail_margin = {}", name: "guardrail_margin", integer: false, accepts: relative_amount },
+            Field { line: "max_days = {}", name: "max_days", integer: true, accepts: |x| (1.0..=3660.0).contains(&x) },
+            Field {
+                line: "##[[metrics]]\nname = \"conversion\"\nkind = \"proportion\"\nevent = \"purchase\"\n\n[[metrics]]\nname = \"revenue\"\nkind = \"mean\"\nevent = \"purchase\"",
+                name: "",
+                integer: false,
+                accepts: |_| true,
+            },
+            Field { line: "cap = { absolute = {} }", name: "cap", integer: false, accepts: |x| x.abs() <= MAX_CAP },
+            Field {
+                line: "##[[metrics]]\nname = \"orders\"\nkind = \"mean\"\nevent = \"purchase\"\naggregate = \"count\"",
+                name: "",
+                integer: false,
+                accepts: |_| true,
+            },
+            Field { line: "cap = { percentile = {} }", name: "cap", integer: false, accepts: unit_open },
+            Field {
+                line: "##[[experiments]]\nid = \"checkout\"\ncontrol = \"control\"\nstart = 2026-11-01\nprimary = \"conversion\"\nsecondary = [\"revenue\"]",
+                name: "",
+                integer: false,
+                accepts: |_| true,
+            },
+            Field {
+                line: "variants = { control = {}, treatment = 0.5 }",
+                name: "variants",
+                integer: false,
+                accepts: |x| (MIN_WEIGHT..=MAX_WEIGHT).contains(&x),
+            },
+            Field {
+                line: "guardrails = [{ metric = \"orders\", margin = {} }]",
+                name: "margin",
+                integer: false,
+                accepts: relative_amount,
+            },
+            Field {
+                line: "planned_units = {}",
+                name: "planned_units",
+                integer: true,
+                accepts: |x| x >= 2.0 && x <= MAX_PLANNED_UNITS as f64,
+            },
+            Field { line: "alpha = {}", name: "alpha", integer: false, accepts: unit_open },
+            Field { line: "power = {}", name: "power", integer: false, accepts: unit_open },
+            Field { line: "srm_p_value = {}", name: "srm_p_value", integer: false, accepts: unit_open },
+            Field { line: "mde = {}", name: "mde", integer: false, accepts: |x| x > 0.0 && x <= MAX_RELATIVE_EFFECT },
+            Field { line: "max_days = {}", name: "max_days", integer: true, accepts: |x| (1.0..=3660.0).contains(&x) },
+            Field {
+                line: "##[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]",
+                name: "",
+                integer: false,
+                accepts: |_| true,
+            },
+            Field {
+                line: "attach_max_bytes = {}",
+                name: "attach_max_bytes",
+                integer: true,
+                accepts: |x| x >= 0.0 && x <= MAX_ATTACH_BYTES as f64,
+            },
+        ];
+
+        /// A float as TOML writes it.
+        fn toml_float(x: f64) -> String {
+            if x.is_nan() {
+                "nan".into()
+            } else if x.is_infinite() {
+                if x > 0.0 { "inf".into() } else { "-inf".into() }
+            } else {
+                format!("{x:?}")
+            }
+        }
+
+        /// Floats near every bound, and anything at all.
+        fn float() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                any::<f64>(),
+                -2.0..2.0f64,
+                prop::sample::select(vec![
+                    0.0,
+                    -0.0,
+                    1.0,
+                    1e-4,
+                    0.99999,
+                    1e-6,
+                    9.9e-7,
+                    1e6,
+                    1.000001e6,
+                    10.0,
+                    10.000001,
+                    86_400.0,
+                    86_400.001,
+                    1e15,
+                    -1e15,
+                    1.1e15,
+                    1e300,
+                    -1e300,
+                    1e-300,
+                    5e-324,
+                    f64::MAX,
+                    f64::MIN,
+                ]),
+            ]
+        }
+
+        fn integer() -> impl Strategy<Value = i64> {
+            prop_oneof![
+                any::<i64>(),
+                -5..400i64,
+                prop::sample::select(vec![
+                    0,
+                    1,
+                    2,
+                    366,
+                    367,
+                    3660,
+                    3661,
+                    1_000_000_000,
+                    1_000_000_001,
+                    1_000_000_000_000,
+                    1_000_000_000_001,
+                    i64::MAX,
+                    i64::MIN,
+                ]),
+            ]
+        }
+
+        /// The job text for one value per field, and each field's line (1-based).
+        fn render(values: &[(f64, String)]) -> (String, Vec<usize>) {
+            let mut text = String::from("name = \"daily\"\n[source]\nurl = \"file:///data/xp\"\n");
+            // `sla_seconds` is a top-level key: it goes before `[source]`.
+            let mut lines = Vec::new();
+            let (mut top, mut rest) = (String::new(), String::new());
+            for (field, (_, value)) in FIELDS.iter().zip(values) {
+                match field.line.strip_prefix("##") {
+                    Some(table) => {
+                        rest.push('\n');
+                        rest.push_str(table);
+                        rest.push('\n');
+                    }
+                    None if field.name == "sla_seconds" => {
+                        top.push_str(&format!("{}\n", field.line.replace("{}", value)))
+                    }
+                    None => rest.push_str(&format!("{}\n", field.line.replace("{}", value))),
+                }
+            }
+            text = format!("{top}{text}{rest}");
+            for field in FIELDS {
+                if field.line.starts_with("##") {
+                    lines.push(0);
+                    continue;
+                }
+                let prefix = field.line.split("{}").next().unwrap_or_default();
+                let nth =
+                    FIELDS.iter().take_while(|f| !std::ptr::eq(*f, field)).filter(|f| f.line == field.line).count();
+                let line =
+                    text.lines().enumerate().filter(|(_, l)| l.starts_with(prefix)).nth(nth).map_or(0, |(i, _)| i + 1);
+                lines.push(line);
+            }
+            (text, lines)
+        }
+
+        fn values() -> impl Strategy<Value = Vec<(f64, String)>> {
+            FIELDS
+                .iter()
+                .map(|field| {
+                    if field.integer {
+                        integer().prop_map(|n| (n as f64, n.to_string())).boxed()
+                    } else {
+                        float().prop_map(|x| (x, toml_float(x))).boxed()
+                    }
+                })
+                .collect::<Vec<_>>()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 600, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Any number in any numeric field: accepted exactly inside its documented range;
+            /// outside it, a problem on the field's line that names the field.
+            #[test]
+            fn every_number_is_bounded_and_a_rejection_names_its_field_and_line(values in values()) {
+                let (text, lines) = render(&values);
+                let outcome = check(&text, Path::new("jobs/t.toml"));
+                let bad: Vec<usize> = FIELDS
+                    .iter()
+                    .zip(&values)
+                    .enumerate()
+                    .filter(|(_, (field, (x, _)))| !field.line.starts_with("##") && !(field.accepts)(*x))
+                    .map(|(i, _)| i)
+                    .collect();
+                match outcome {
+                    Ok(_) => prop_assert!(bad.is_empty(), "accepted {:?}:\n{text}", bad.iter().map(|&i| FIELDS[i].name).collect::<Vec<_>>()),
+                    Err(ConfigError::Invalid { problems, .. }) => {
+                        prop_assert!(!bad.is_empty(), "rejected a valid job: {problems:?}\n{text}");
+                        for &i in &bad {
+                            let quoted = format!("`{}`", FIELDS[i].name);
+                            prop_assert!(
+                                problems.iter().any(|p| p.line == Some(lines[i]) && p.message.contains(&quoted)),
+                                "{} on line {} not named: {problems:?}\n{text}", FIELDS[i].name, lines[i]
+                            );
+                        }
+                        let bad_lines: Vec<Option<usize>> = bad.iter().map(|&i| Some(lines[i])).collect();
+                        for p in &problems {
+                            prop_assert!(bad_lines.contains(&p.line), "a problem on a good line: {p:?}\n{text}");
+                        }
+                    }
+                    Err(other) => prop_assert!(false, "{other}"),
+                }
+            }
+
+            /// Any cron-ish schedule in any time zone name: checked (with the parser the
+            /// scheduler uses), never a panic; a rejection is on the line of the field it names.
+            #[test]
+            fn any_schedule_and_time_zone_is_checked_without_panicking(
+                schedule in "[0-9*/,LW#?A-Za-z -]{0,40}",
+                timezone in prop_oneof!["[A-Za-z/_+0-9-]{0,30}", Just("Europe/Berlin".to_string()), Just("UTC".to_string())],
+            ) {
+                let text = format!("schedule = \"{schedule}\"\ntimezone = \"{timezone}\"\n{GOOD}").replacen("schedule = \"0 0 6 * * *\"\ntimezone = \"Asia/Bangkok\"\n", "", 1);
+                match check(&text, Path::new("jobs/t.toml")) {
+                    Ok(_) => {}
+                    Err(ConfigError::Invalid { problems, .. }) => {
+                        for p in problems {
+                            prop_assert!(matches!(p.line, Some(1 | 2)), "{p:?}\n{text}");
+                            prop_assert!(p.message.contains("schedule") || p.message.contains("time zone"), "{p:?}");
+                        }
+                    }
+                    Err(other) => prop_assert!(false, "{other}"),
+                }
+            }
+
+            /// TOML-ish text, and the good job file with bytes dropped or inserted: `check`
+            /// returns, and every problem has a line or names what is wrong.
+            #[test]
+            fn any_text_is_checked_without_panicking_and_every_problem_is_placed(
+                text in prop_oneof![
+                    "[a-z_\\[\\]{}=\", .\n0-9#+-]{0,300}",
+                    (0usize..GOOD.len(), 0usize..40, "[a-z_\\[\\]{}=\", .\n0-9+-]{0,12}").prop_map(|(at, cut, insert)| {
+                        let mut text = GOOD.to_string();
+                        let at = (0..=at).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+                        let end = (at + cut).min(text.len());
+                        let end = (end..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+                        text.replace_range(at..end, &insert);
+                        text
+                    }),
+                ]
+            ) {
+                match check(&text, Path::new("jobs/t.toml")) {
+                    Ok(_) => {}
+                    Err(ConfigError::Invalid { problems, .. }) => {
+                        prop_assert!(!problems.is_empty());
+                        for p in problems {
+                            prop_assert!(
+                                p.line.is_some() || p.message.contains('`') || p.message.contains("[["),
+                                "a problem without a place: {p:?}\n{text}"
+                            );
+                        }
+                    }
+                    Err(other) => prop_assert!(false, "{other}"),
+                }
+            }
+        }
     }
 }

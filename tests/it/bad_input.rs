@@ -136,7 +136,11 @@ fn a_window_with_no_data_fails_the_experiment_by_name_and_window() {
     assert_eq!(result["status"], "failed");
     assert!(result["error"].as_str().expect("error").contains("no exposures"));
     assert_eq!(recommendation(&result), "inconclusive");
-    assert_eq!(result["checks"].as_array().expect("checks").len(), 6);
+    assert_eq!(
+        result["checks"].as_array().expect("checks").len(),
+        8,
+        "the six, then future_exposures and incomplete_rows"
+    );
     assert!(check(&result, "missing_partitions")["detail"].as_str().expect("detail").contains("exposures 2026-12-01"));
 }
 
@@ -201,4 +205,46 @@ fn validate_reports_every_job_and_fails_on_the_bad_one() {
     );
     assert!(run.stderr.contains("b-bad.toml:") && run.stderr.contains("unknown kind `median`"), "{}", run.stderr);
     assert!(!s.path().join("out").exists(), "validate has no side effects");
+}
+
+/// The `N files` of `validate`'s line for the job, and of `run`'s summary line.
+fn files_in(line_holder: &str, marker: &str) -> u64 {
+    let line = line_holder.lines().find(|l| l.contains(marker)).unwrap_or_else(|| panic!("{marker}: {line_holder}"));
+    let before = line.split(" files").next().expect("a file count");
+    before.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
+}
+
+#[test]
+fn validate_lists_the_cuped_history_a_run_reads() {
+    // Three days of event history before the window: the job's CUPED lookback reads them.
+    let s = Scenario::generate(&[
+        "--units",
+        "500",
+        "--days",
+        "3",
+        "--files-per-day",
+        "1",
+        "--history-days",
+        "3",
+        "--experiment",
+        "exp",
+    ]);
+    let validate = abreport(s.path(), &["validate", "job.toml", "--date", REPORT_DATE]);
+    validate.assert_code(0);
+    assert!(validate.stdout.contains("events from 2026-11-15 (CUPED lookback)"), "{}", validate.stdout);
+    let run = s.run(&["--no-deliver"]);
+    run.assert_code(0);
+    let (validated, read) = (files_in(&validate.stdout, "job.toml: ok"), files_in(&run.stdout, "files /"));
+    assert_eq!(validated, read, "validate: {}\nrun: {}", validate.stdout, run.stdout);
+    assert_eq!(read, 9, "3 days of exposures, 3 + 3 days of events");
+}
+
+#[test]
+fn validate_checks_the_dimension_columns_a_run_reads() {
+    let s = small();
+    s.edit_job(|job| job.replacen("dimensions = [", "dimensions = [\"device\", ", 1));
+    let validate = abreport(s.path(), &["validate", "job.toml", "--date", REPORT_DATE]);
+    validate.assert_code(SOURCE);
+    assert!(validate.stderr.contains("has no column `device`"), "{}", validate.stderr);
+    s.run(&[]).assert_code(SOURCE);
 }

@@ -30,13 +30,22 @@ fn abnormal() -> &'static Scenario {
 }
 
 #[test]
-fn all_six_checks_are_always_present() {
+fn all_six_checks_are_always_present_then_the_extensions() {
     let result = abnormal().result("few-switchers");
     let names: Vec<&str> =
         result["checks"].as_array().expect("checks").iter().map(|c| c["name"].as_str().expect("name")).collect();
     assert_eq!(
         names,
-        ["srm", "multi_variant_units", "invalid_values", "unknown_variant", "missing_variant", "missing_partitions"]
+        [
+            "srm",
+            "multi_variant_units",
+            "invalid_values",
+            "unknown_variant",
+            "missing_variant",
+            "missing_partitions",
+            "future_exposures",
+            "incomplete_rows"
+        ]
     );
 }
 
@@ -120,4 +129,127 @@ fn every_check_status_and_the_pause_match_the_reference() {
         assert!(output.contains(derived), "the reference derived no `{derived}`:\n{output}");
     }
     assert!(output.contains("decision: pause  ['DATA_QUALITY_FAILED:multi_variant_units'"), "{output}");
+}
+
+/// Exposures of experiment `dq` and purchase events, written on the report date's partitions
+/// as given (`None` is a null), and a job naming `control` and `treatment`.
+fn write_data_quality_case(
+    s: &Scenario,
+    exposures: &[(Option<&str>, Option<&str>, &str)],
+    events: &[(Option<&str>, &str)],
+) {
+    use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMicrosecondArray};
+    use std::sync::Arc;
+    let micros = |text: &str| {
+        chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").expect("timestamp").and_utc().timestamp_micros()
+    };
+    let dir = s.path().join("data");
+    write_parquet(
+        &dir.join(format!("exposures/date={REPORT_DATE}/part-0.parquet")),
+        vec![
+            ("experiment_id", Arc::new(StringArray::from(vec!["dq"; exposures.len()])) as ArrayRef),
+            ("variant", Arc::new(StringArray::from(exposures.iter().map(|e| e.0).collect::<Vec<_>>()))),
+            ("unit_id", Arc::new(StringArray::from(exposures.iter().map(|e| e.1).collect::<Vec<_>>()))),
+            ("ts", Arc::new(TimestampMicrosecondArray::from_iter_values(exposures.iter().map(|e| micros(e.2))))),
+        ],
+    );
+    write_parquet(
+        &dir.join(format!("events/date={REPORT_DATE}/part-0.parquet")),
+        vec![
+            ("unit_id", Arc::new(StringArray::from(events.iter().map(|e| e.0).collect::<Vec<_>>())) as ArrayRef),
+            ("event", Arc::new(StringArray::from(vec!["purchase"; events.len()]))),
+            ("value", Arc::new(Float64Array::from(vec![1.0; events.len()]))),
+            ("ts", Arc::new(TimestampMicrosecondArray::from_iter_values(events.iter().map(|e| micros(e.1))))),
+        ],
+    );
+    std::fs::write(
+        s.job(),
+        format!(
+            "name = \"dq\"\n[source]\nurl = \"data\"\n\n[[metrics]]\nname = \"conversion\"\nkind = \"proportion\"\nevent = \"purchase\"\n\n\
+             [[experiments]]\nid = \"dq\"\ncontrol = \"control\"\nvariants = {{ control = 0.5, treatment = 0.5 }}\nstart = {REPORT_DATE}\nprimary = \"conversion\"\n"
+        ),
+    )
+    .expect("job file");
+}
+
+#[test]
+fn exposures_after_the_report_date_do_not_make_units_and_are_reported() {
+    let s = Scenario::empty();
+    let day = |time: &str| format!("{REPORT_DATE} {time}");
+    let (c1, t1, f2) = (day("08:00"), day("09:00"), day("10:00"));
+    write_data_quality_case(
+        &s,
+        &[
+            (Some("control"), Some("c1"), &c1),
+            (Some("control"), Some("c2"), &c1),
+            (Some("treatment"), Some("t1"), &t1),
+            (Some("treatment"), Some("t2"), &t1),
+            // Only exposed tomorrow (a clock off, or a late file): not a unit of the report date.
+            (Some("treatment"), Some("f1"), "2026-11-21 09:00"),
+            (Some("ghost"), Some("f3"), "2026-11-21 09:00"),
+            // In control today, then in treatment tomorrow: a control unit, not a switcher.
+            (Some("control"), Some("f2"), &f2),
+            (Some("treatment"), Some("f2"), "2026-11-21 09:00"),
+        ],
+        &[(Some("c1"), &day("12:00")), (Some("t1"), &day("12:00")), (Some("f2"), &day("12:00"))],
+    );
+    s.run(&[]).assert_code(0);
+    let result = s.result("dq");
+    let units: Vec<u64> =
+        result["variants"].as_array().expect("variants").iter().map(|v| v["units"].as_u64().expect("n")).collect();
+    assert_eq!(units, [3, 2], "f1 is no unit; f2 is a control unit");
+    assert_eq!(check(&result, "multi_variant_units")["status"], "pass");
+    let future = check(&result, "future_exposures");
+    assert_eq!(future["status"], "warn");
+    assert_eq!(
+        future["detail"],
+        "3 exposure rows of 3 units are timestamped at or after 2026-11-21 00:00 UTC, after the end of the report date: they are outside the window and not counted; 2 of these units have no exposure in the window and are left out"
+    );
+    assert_eq!(check(&result, "unknown_variant")["status"], "pass", "a variant seen only tomorrow is not one yet");
+    assert!(reason_codes(&result).contains(&"CHECK_WARNING:future_exposures"));
+    let conversion = &metric(&result, "conversion")["variants"];
+    assert_eq!(conversion[0]["mean"].as_f64(), Some(2.0 / 3.0), "c1 and f2 of c1, c2, f2 converted");
+    assert_eq!(conversion[1]["mean"].as_f64(), Some(0.5), "t1 of t1, t2: f1 does not drag it down");
+
+    let allocation = read_parquet(&s.out("dq").join("allocation.parquet"));
+    let rows: Vec<(String, String, String)> = strings(&allocation, "unit_id")
+        .into_iter()
+        .zip(strings(&allocation, "variant"))
+        .zip(strings(&allocation, "status"))
+        .map(|((u, v), st)| (u, v, st))
+        .collect();
+    assert!(!rows.iter().any(|r| r.0 == "f1"), "{rows:?}");
+    assert!(rows.contains(&("f2".into(), "control".into(), "ok".into())), "{rows:?}");
+    let report = std::fs::read_to_string(s.out("dq").join("report.html")).expect("report");
+    assert!(report.contains("<td>future_exposures</td><td class=\"warn\">"), "the report shows the check");
+}
+
+#[test]
+fn rows_without_a_unit_id_are_reported_not_only_logged() {
+    let s = Scenario::empty();
+    let at = format!("{REPORT_DATE} 08:00");
+    let later = format!("{REPORT_DATE} 12:00");
+    write_data_quality_case(
+        &s,
+        &[
+            (Some("control"), Some("c1"), &at),
+            (Some("control"), Some("c2"), &at),
+            (Some("treatment"), Some("t1"), &at),
+            (Some("treatment"), Some("t2"), &at),
+            (Some("treatment"), None, &at),
+            (Some("control"), None, &at),
+            (None, Some("t3"), &at),
+        ],
+        &[(Some("c1"), &later), (None, &later), (None, &later), (None, &later)],
+    );
+    s.run(&[]).assert_code(0);
+    let result = s.result("dq");
+    let incomplete = check(&result, "incomplete_rows");
+    assert_eq!(incomplete["status"], "warn");
+    assert_eq!(
+        incomplete["detail"],
+        "2 exposure rows without a `unit_id`, 1 exposure rows without a `variant` or `ts`, 3 rows of its events without a `unit_id` in the window cannot be attributed and are left out"
+    );
+    assert!(reason_codes(&result).contains(&"CHECK_WARNING:incomplete_rows"));
+    assert_eq!(check(&result, "future_exposures")["status"], "pass");
 }

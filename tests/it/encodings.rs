@@ -253,16 +253,6 @@ fn check_encoding(encoding: Encoding) {
     );
 }
 
-fn read_parquet(path: &std::path::Path) -> arrow::array::RecordBatch {
-    let file = std::fs::File::open(path).expect("parquet file");
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .expect("parquet")
-        .build()
-        .expect("reader");
-    let batches: Vec<_> = reader.collect::<Result<_, _>>().expect("batches");
-    arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("one batch")
-}
-
 #[test]
 fn utf8_strings_and_naive_microsecond_timestamps() {
     check_encoding(Encoding::Plain);

@@ -230,7 +230,7 @@ fn bad_statistics_settings_name_the_line() {
     assert!(run.stderr.contains("2 problems"), "{}", run.stderr);
     assert!(run.stderr.contains("`cap` takes one of"), "{}", run.stderr);
     assert!(
-        run.stderr.contains("a guardrail is a metric name or `{ metric = \"name\", margin = 0.02 }`"),
+        run.stderr.contains("guardrail `error_rate`: `margin` must be a relative amount from 0 to below 1, got 2.0"),
         "{}",
         run.stderr
     );

@@ -352,3 +352,21 @@ pub fn output_hashes(dir: &Path) -> std::collections::BTreeMap<String, String> {
     }
     hashes
 }
+
+/// Every row of a Parquet file, as one batch.
+pub fn read_parquet(path: &Path) -> RecordBatch {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let batches: Vec<_> = reader.collect::<Result<_, _>>().expect("batches");
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("one batch")
+}
+
+/// A Utf8 column of a batch, as strings.
+pub fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
+    let array = batch.column_by_name(column).unwrap_or_else(|| panic!("no column {column}"));
+    let array = array.as_any().downcast_ref::<arrow::array::StringArray>().expect("a Utf8 column");
+    array.iter().map(|v| v.unwrap_or_default().to_string()).collect()
+}
