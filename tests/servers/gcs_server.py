@@ -9,13 +9,23 @@ ranged `GET /<bucket>/<object>`) are served. Creates the buckets named with --bu
 every file under DIR to gs://BUCKET/PREFIX/<relative path> for each --upload (JSON API), then
 prints `READY <port>` on stdout. Runs until killed; the server dies with it.
 
-Not served: object_store's uploads (`PUT /<bucket>/<object>`, the XML API) are answered
-`400 invalid uploadType` (fake-gcs-server issue #331).
+fake-gcs-server answers object_store's uploads (`PUT /<bucket>/<object>`, the XML API) with
+`400 invalid uploadType` (fake-gcs-server issue #331), and serves no XML-API `DELETE`. So the
+port printed is a small adapter in front of it that passes every other request through
+unchanged and turns exactly those two into the JSON-API calls that mean the same
+(`POST /upload/storage/v1/b/<bucket>/o?uploadType=media&name=<object>`,
+`DELETE /storage/v1/b/<bucket>/o/<object>`), answering as GCS's XML API does (an `ETag`, the
+body's quoted MD5). What abreport sends — paths, bodies, order, manifest last — reaches the
+emulator as sent; only the API dialect is translated.
 """
 
 import argparse
 import ctypes
+import hashlib
+import http.client
+import http.server
 import json
+import threading
 import os
 import signal
 import socket
@@ -70,6 +80,79 @@ def start() -> tuple:
     sys.exit("fake-gcs-server did not start")
 
 
+class Adapter(http.server.BaseHTTPRequestHandler):
+    """XML-API uploads and deletes as JSON-API calls; everything else passed through."""
+
+    backend = 0
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def forward(self, method: str, path: str, body: bytes = b"", headers=None) -> tuple:
+        connection = http.client.HTTPConnection("127.0.0.1", self.backend, timeout=30)
+        sent = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        sent.update(headers or {})
+        sent["Host"] = f"127.0.0.1:{self.backend}"
+        connection.request(method, path, body=body if body or method in ("POST", "PUT") else None, headers=sent)
+        response = connection.getresponse()
+        data = response.read()
+        connection.close()
+        return response.status, response.getheaders(), data
+
+    def reply(self, status: int, headers, body: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers:
+            if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def bucket_and_object(self) -> tuple:
+        path = urllib.parse.urlsplit(self.path).path
+        bucket, _, name = path.lstrip("/").partition("/")
+        return bucket, urllib.parse.unquote(name)
+
+    def do_GET(self) -> None:
+        self.reply(*self.forward("GET", self.path))
+
+    def do_HEAD(self) -> None:
+        self.reply(*self.forward("HEAD", self.path))
+
+    def do_POST(self) -> None:
+        self.reply(*self.forward("POST", self.path, self.body()))
+
+    def do_PUT(self) -> None:
+        bucket, name = self.bucket_and_object()
+        body = self.body()
+        query = urllib.parse.urlencode({"uploadType": "media", "name": name})
+        status, _, data = self.forward(
+            "POST", f"/upload/storage/v1/b/{bucket}/o?{query}", body, {"Content-Type": "application/octet-stream"}
+        )
+        if status >= 300:
+            self.reply(status, [], data)
+            return
+        self.reply(200, [("ETag", f'"{hashlib.md5(body).hexdigest()}"')], b"")
+
+    def do_DELETE(self) -> None:
+        bucket, name = self.bucket_and_object()
+        status, _, data = self.forward("DELETE", f"/storage/v1/b/{bucket}/o/{urllib.parse.quote(name, safe='')}")
+        self.reply(204 if status < 300 else status, [], b"" if status < 300 else data)
+
+
+def adapter(backend: int) -> int:
+    """Starts the adapter in front of `backend` on a free loopback port; returns the port."""
+    Adapter.backend = backend
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Adapter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bucket", action="append", default=[])
@@ -91,7 +174,7 @@ def main() -> None:
                     body = handle.read()
                 query = urllib.parse.urlencode({"uploadType": "media", "name": key})
                 call(port, "POST", f"/upload/storage/v1/b/{bucket}/o?{query}", body, "application/octet-stream")
-    print(f"READY {port}", flush=True)
+    print(f"READY {adapter(port)}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.wait()
