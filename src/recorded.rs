@@ -275,7 +275,7 @@ fn owed(job: &Job, settings: &RunSettings<'_>, history: &[ledger::Delivered]) ->
             if !settings.deliver {
                 return Vec::new();
             }
-            let received = ledger::received(history, &ledger::delivery_key(delivery));
+            let received = ledger::received(history, delivery);
             selected
                 .iter()
                 .filter(|id| settings.force || !received.iter().any(|r| r == *id))
@@ -493,7 +493,7 @@ pub async fn retry_outbox_recorded(job: &Job, ledger: Option<&Ledger>) -> Vec<De
         }
     }
     let received_before = |date: NaiveDate, key: &str| -> Vec<String> {
-        history.get(&date).map(|h| ledger::received(h, key).to_vec()).unwrap_or_default()
+        history.get(&date).map(|h| ledger::received_by_key(h, &job.deliveries, key)).unwrap_or_default()
     };
     let reports = deliver::retry_outbox(job, &received_before).await;
     for report in reports.iter().filter(|r| r.ok || !r.delivered.is_empty()) {

@@ -104,8 +104,8 @@ pub enum Trigger {
 pub struct DeliveryStatus {
     /// The destination in words (`dir /srv/reports`, `upload s3://bucket/prefix`).
     pub destination: String,
-    /// A digest of the destination's configuration: a re-run of the same date sends only to
-    /// destinations whose digest has no successful delivery yet.
+    /// Its [`delivery_key`], a digest of where the destination is: a re-run of the same date
+    /// sends only to destinations whose key has no successful delivery yet.
     pub key: String,
     /// Whether the destination received the complete set.
     pub ok: bool,
@@ -127,15 +127,70 @@ pub struct Delivered {
     pub experiments: Vec<String>,
 }
 
-/// The digest identifying a destination's configuration in the ledger.
+/// The digest identifying a destination in the ledger: `v2:` and 16 hex digits of the SHA-256
+/// of a canonical JSON object (keys sorted) of what says *where* the outputs go, and nothing
+/// about *how*: the kind, then the recipients of an email (sorted and without repeats, so
+/// reordering them sends nothing again), the URL of an upload, the folder of a copy. The
+/// digest, attachment limit and link base of an email change how a message looks, not who
+/// has it, so changing them (or adding a field to [`Delivery`]) keeps every key and re-sends
+/// nothing. The prefix names the formula: records written before it carry
+/// [`legacy_delivery_key`]s, which [`received`] honours as well.
 pub fn delivery_key(delivery: &Delivery) -> String {
-    let digest = Sha256::digest(format!("{delivery:?}").as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    use serde_json::Value;
+    let mut identity = std::collections::BTreeMap::new();
+    match delivery {
+        Delivery::Email { to, .. } => {
+            let recipients: std::collections::BTreeSet<&String> = to.iter().collect();
+            identity.insert("kind", Value::from("email"));
+            identity.insert("to", recipients.into_iter().map(|r| Value::from(r.as_str())).collect());
+        }
+        Delivery::Upload { url } => {
+            identity.insert("kind", Value::from("upload"));
+            identity.insert("url", Value::from(url.as_str()));
+        }
+        Delivery::Dir { path } => {
+            identity.insert("kind", Value::from("dir"));
+            identity.insert("path", Value::from(path.to_string_lossy()));
+        }
+    }
+    let canonical = serde_json::to_string(&identity).expect("strings serialize");
+    format!("v2:{}", short_digest(&canonical))
 }
 
-/// The experiments the destination `key` received, according to `history`.
-pub fn received<'a>(history: &'a [Delivered], key: &str) -> &'a [String] {
-    history.iter().find(|d| d.key == key).map_or(&[], |d| d.experiments.as_slice())
+/// The key records written before [`delivery_key`]'s `v2:` formula carry: a digest of the
+/// `Debug` text of the whole [`Delivery`], which any new field changed. Only read, never
+/// written, so that upgrading abreport does not send delivered dates again.
+fn legacy_delivery_key(delivery: &Delivery) -> String {
+    short_digest(&format!("{delivery:?}"))
+}
+
+/// The first 8 bytes of the SHA-256 of `text`, in hex.
+fn short_digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The experiments `delivery` received, according to `history`: under its [`delivery_key`]
+/// or its [`legacy_delivery_key`] (a date delivered before the upgrade and completed after
+/// it has both), in the order they first went.
+pub fn received(history: &[Delivered], delivery: &Delivery) -> Vec<String> {
+    let keys = [delivery_key(delivery), legacy_delivery_key(delivery)];
+    let mut experiments: Vec<String> = Vec::new();
+    for id in history.iter().filter(|d| keys.contains(&d.key)).flat_map(|d| &d.experiments) {
+        if !experiments.contains(id) {
+            experiments.push(id.clone());
+        }
+    }
+    experiments
+}
+
+/// The experiments the destination recorded under `key` received, according to `history`: an
+/// outbox entry names its destination by the key of when it was written, which may be a
+/// legacy one; when one of `deliveries` has that key, either of its keys counts.
+pub fn received_by_key(history: &[Delivered], deliveries: &[Delivery], key: &str) -> Vec<String> {
+    match deliveries.iter().find(|d| delivery_key(d) == key || legacy_delivery_key(d) == key) {
+        Some(delivery) => received(history, delivery),
+        None => history.iter().find(|d| d.key == key).map_or_else(Vec::new, |d| d.experiments.clone()),
+    }
 }
 
 /// One experiment's outcome, in brief.
@@ -255,7 +310,7 @@ impl RunRecord {
         }
         let history = self.history();
         job.deliveries.iter().all(|delivery| {
-            let received = received(&history, &delivery_key(delivery));
+            let received = received(&history, delivery);
             job.experiments.iter().filter(|e| e.start <= self.report_date).all(|e| received.contains(&e.id))
         })
     }
@@ -676,11 +731,11 @@ mod tests {
         let mut r = record("j", "2026-11-20", RunStatus::Ok);
         r.add_delivered("k", "dest", &ids(&["a", "b"]));
         r.redelivered("k", "dest", &ids(&["a", "b"]), &ids(&["a"]));
-        assert_eq!(received(&r.history(), "k"), ids(&["a"]));
+        assert_eq!(received_by_key(&r.history(), &[], "k"), ids(&["a"]));
         r.redelivered("k", "dest", &ids(&["a"]), &[]);
         assert_eq!(r.history(), vec![], "nothing left");
         r.redelivered("k", "dest", &ids(&["b"]), &ids(&["b"]));
-        assert_eq!(received(&r.history(), "k"), ids(&["b"]));
+        assert_eq!(received_by_key(&r.history(), &[], "k"), ids(&["b"]));
     }
 
     #[test]
@@ -729,12 +784,73 @@ mod tests {
     }
 
     #[test]
-    fn delivery_keys_follow_the_configuration() {
+    fn delivery_keys_follow_the_destination() {
         let a = Delivery::Dir { path: "/srv/a".into() };
         let b = Delivery::Dir { path: "/srv/b".into() };
         assert_eq!(delivery_key(&a), delivery_key(&a.clone()));
         assert_ne!(delivery_key(&a), delivery_key(&b));
-        assert_eq!(delivery_key(&a).len(), 16);
+        let upload = Delivery::Upload { url: "/srv/a".into() };
+        assert_ne!(delivery_key(&a), delivery_key(&upload), "the kind is part of the destination");
+        assert_eq!(delivery_key(&a).len(), "v2:".len() + 16);
+    }
+
+    fn email(to: &[&str], digest: bool, attach_max_bytes: u64, link_base_url: Option<&str>) -> Delivery {
+        Delivery::Email {
+            to: to.iter().map(|s| s.to_string()).collect(),
+            digest,
+            attach_max_bytes,
+            link_base_url: link_base_url.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_delivery_key_ignores_how_a_destination_is_sent_to() {
+        let mail = email(&["pm@example.com", "ds@example.com"], false, 10_000_000, None);
+        // Fields about how (and any field added later) keep the key; the legacy key changed.
+        let restyled = email(&["ds@example.com", "pm@example.com", "pm@example.com"], true, 5, Some("https://r/"));
+        assert_eq!(delivery_key(&mail), delivery_key(&restyled));
+        assert_ne!(legacy_delivery_key(&mail), legacy_delivery_key(&restyled));
+        let more = email(&["pm@example.com", "ds@example.com", "cfo@example.com"], false, 10_000_000, None);
+        assert_ne!(delivery_key(&mail), delivery_key(&more), "who receives it is the destination");
+    }
+
+    #[test]
+    fn delivery_keys_are_pinned() {
+        // The SHA-256 of `{"kind":"dir","path":"/srv/reports"}` and so on, checked by hand. A
+        // change of these values re-sends every delivered date: it needs a new version prefix
+        // and the old formula kept for reading, as `legacy_delivery_key` is.
+        assert_eq!(delivery_key(&Delivery::Dir { path: "/srv/reports".into() }), "v2:2f37c051838a1815");
+        assert_eq!(delivery_key(&Delivery::Upload { url: "s3://bucket/ab".into() }), "v2:6e027627e05aefcc");
+        assert_eq!(delivery_key(&email(&["pm@example.com"], false, 1, None)), "v2:5f1b0c9a15225a05");
+        assert_eq!(legacy_delivery_key(&Delivery::Dir { path: "/srv/reports".into() }), "d8b2b93c84cbc4a2");
+    }
+
+    /// The ledger's delivery key before `v2:` keys, as it was written.
+    fn old_delivery_key(delivery: &Delivery) -> String {
+        let digest = Sha256::digest(format!("{delivery:?}").as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[tokio::test]
+    async fn records_written_with_legacy_keys_are_honoured() {
+        let job = job(&["/srv/x", "/srv/y"]);
+        let x = &job.deliveries[0];
+        assert_eq!(legacy_delivery_key(x), old_delivery_key(x));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ledger = Ledger::open(dir.path().to_str().expect("utf-8")).expect("opens");
+        // Written before the upgrade: both destinations under their old keys, x only got `a`.
+        let mut before = record("j", "2026-11-20", RunStatus::Ok);
+        before.add_delivered(&old_delivery_key(x), "dir /srv/x", &ids(&["a"]));
+        before.add_delivered(&old_delivery_key(&job.deliveries[1]), "dir /srv/y", &ids(&["a", "b"]));
+        ledger.write(&before).await.expect("writes");
+        let mut after = ledger.read("j", date("2026-11-20")).await.expect("reads").expect("exists");
+        assert!(!after.fully_delivered(&job), "x is owed b");
+        assert_eq!(received(&after.history(), &job.deliveries[1]), ids(&["a", "b"]), "y has all");
+        // Completed after the upgrade: the new key adds to what the legacy key recorded.
+        after.add_delivered(&delivery_key(x), "dir /srv/x", &ids(&["b"]));
+        assert_eq!(received(&after.history(), x), ids(&["a", "b"]));
+        assert!(after.fully_delivered(&job));
+        assert_eq!(received_by_key(&after.history(), &job.deliveries, &old_delivery_key(x)), ids(&["a", "b"]));
     }
 
     impl RunRecord {

@@ -926,6 +926,37 @@ fn a_ledger_record_that_cannot_be_read_is_not_overwritten() {
     assert!(!s.path().join("shared").exists(), "nothing sent without knowing what was");
 }
 
+/// The ledger's delivery key before `v2:` keys, kept here as it was: a digest of the
+/// `Debug` text of the whole delivery.
+fn legacy_delivery_key(delivery: &abreport::config::Delivery) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{delivery:?}").as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_date_delivered_by_a_version_with_the_legacy_delivery_key_is_not_sent_again() {
+    let s = small(&["checkout"]);
+    s.append_to_job("[[deliver]]\nkind = \"dir\"\npath = \"shared\"");
+    s.run(&[]).assert_code(0);
+    // The record as the version before `v2:` keys wrote it: the same destination, its old key.
+    let text = std::fs::read_to_string(s.path().join("job.toml")).expect("job file");
+    let job = abreport::config::check(&text, Path::new("job.toml")).expect("a valid job");
+    let legacy = legacy_delivery_key(&job.deliveries[0]);
+    let path = s.path().join("out/ledger/generated").join(format!("{REPORT_DATE}.json"));
+    let record = std::fs::read_to_string(&path).expect("record");
+    let key =
+        ledger_record(s.path(), "generated", REPORT_DATE)["delivered"][0]["key"].as_str().expect("key").to_string();
+    assert!(key.starts_with("v2:"), "{key}");
+    std::fs::write(&path, record.replace(&key, &legacy)).expect("legacy record");
+    std::fs::remove_dir_all(s.path().join("shared")).expect("delivered folder");
+
+    let rerun = s.run(&[]);
+    rerun.assert_code(0);
+    assert!(rerun.stdout.contains("already delivered"), "{}", rerun.stdout);
+    assert!(!s.path().join("shared").exists(), "not copied again");
+}
+
 #[test]
 fn when_the_outbox_cannot_be_written_the_notice_says_so_instead_of_pointing_at_it() {
     let s = small(&["checkout"]);
