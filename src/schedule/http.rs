@@ -1,23 +1,33 @@
-//! `GET /healthz` and `GET /metrics` for the service: a tiny HTTP/1.1 responder on tokio's
-//! `TcpListener`, one request per connection, no web framework.
+//! `GET /healthz` and `GET /metrics` for the service, served by hyper's HTTP/1 server on
+//! tokio's `TcpListener`, one request per connection.
 //!
-//! It reads nothing but the request line, answers and closes. It never blocks the scheduler:
-//! each connection has its own task and a 5-second limit.
+//! hyper rather than a hand-written responder: request parsing, `HEAD`, malformed requests
+//! and slow clients are its well-tested job. hyper rather than axum: hyper 1 (and
+//! `hyper-util`'s tokio glue) is already built for reqwest, its `server` and `http1` features
+//! add little to a build on two cores, and two fixed paths need no router or tower stack.
+//!
+//! It never blocks the scheduler: each connection has its own task and a 5-second limit.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
 
-use super::metrics::Metrics;
+use super::metrics::{self, Metrics};
 
-/// How long a client may take to send its request head.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// The largest request head read; the responder needs only the first line.
-const MAX_HEAD: usize = 8 * 1024;
+/// How long a client may take for its whole exchange (request and response).
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `Content-Type` of every answer but the metrics.
+const PLAIN_TEXT: &str = "text/plain; charset=utf-8";
 
 /// What the endpoints report.
 #[derive(Debug, Default)]
@@ -45,56 +55,52 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Hea
         };
         let (metrics, health) = (metrics.clone(), health.clone());
         tokio::spawn(async move {
-            if let Err(error) = tokio::time::timeout(READ_TIMEOUT, answer(stream, &metrics, &health)).await {
-                tracing::debug!(%error, "metrics endpoint: client too slow");
+            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                let response = route(&request, &metrics, &health);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            // Title-case header names, as the responder this replaced wrote them (clients do
+            // not care; people reading a `curl -i` do).
+            let connection = hyper::server::conn::http1::Builder::new()
+                .keep_alive(false)
+                .title_case_headers(true)
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(CONNECTION_TIMEOUT, connection).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::debug!(%error, "metrics endpoint: connection failed"),
+                Err(_) => tracing::debug!("metrics endpoint: client too slow"),
             }
         });
     }
 }
 
-async fn answer(mut stream: TcpStream, metrics: &Metrics, health: &Health) {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
+/// The answer to a request (hyper leaves the body out for `HEAD`).
+fn route<B>(request: &Request<B>, metrics: &Metrics, health: &Health) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return answer(StatusCode::METHOD_NOT_ALLOWED, PLAIN_TEXT, "only GET and HEAD\n".into());
+    }
+    match request.uri().path() {
+        "/healthz" if health.stopping.load(Ordering::Relaxed) => {
+            answer(StatusCode::SERVICE_UNAVAILABLE, PLAIN_TEXT, "stopping\n".into())
         }
+        "/healthz" => answer(StatusCode::OK, PLAIN_TEXT, "ok\n".into()),
+        "/metrics" => answer(StatusCode::OK, metrics::CONTENT_TYPE, metrics.render()),
+        _ => answer(StatusCode::NOT_FOUND, PLAIN_TEXT, "not found; try /healthz or /metrics\n".into()),
     }
-    let request_line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_string();
-    let (status, content_type, body) = route(&request_line, metrics, health);
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let head_only = request_line.starts_with("HEAD ");
-    let _ = stream.write_all(response.as_bytes()).await;
-    if !head_only {
-        let _ = stream.write_all(body.as_bytes()).await;
-    }
-    let _ = stream.shutdown().await;
 }
 
-/// The status line, content type and body for a request line.
-fn route(request_line: &str, metrics: &Metrics, health: &Health) -> (&'static str, &'static str, String) {
-    let mut parts = request_line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    let path = target.split('?').next().unwrap_or_default();
-    if method != "GET" && method != "HEAD" {
-        return ("405 Method Not Allowed", "text/plain; charset=utf-8", "only GET and HEAD\n".into());
-    }
-    match path {
-        "/healthz" if health.stopping.load(Ordering::Relaxed) => {
-            ("503 Service Unavailable", "text/plain; charset=utf-8", "stopping\n".into())
-        }
-        "/healthz" => ("200 OK", "text/plain; charset=utf-8", "ok\n".into()),
-        "/metrics" => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics.render()),
-        _ => ("404 Not Found", "text/plain; charset=utf-8", "not found; try /healthz or /metrics\n".into()),
-    }
+fn answer(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
     use super::*;
 
     async fn get(addr: SocketAddr, request: &str) -> String {
@@ -119,6 +125,8 @@ mod tests {
         let scraped = get(addr, "GET /metrics HTTP/1.1\r\n\r\n").await;
         assert!(scraped.contains("Content-Type: text/plain; version=0.0.4"), "{scraped}");
         assert!(scraped.contains("\nabreport_jobs 3\n"), "{scraped}");
+        let head = get(addr, "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"), "no body: {head}");
         let missing = get(addr, "GET /nope HTTP/1.1\r\n\r\n").await;
         assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
         let post = get(addr, "POST /metrics HTTP/1.1\r\n\r\n").await;
