@@ -13,14 +13,11 @@ use crate::cli::{
 use crate::config::{self, Job};
 use crate::deliver::{self, outbox};
 use crate::generate::{self, GenExperiment, GenSpec};
+use crate::ledger::{Ledger, RunRecord, Trigger};
 use crate::pipeline::{self, RunError};
 use crate::recorded::{Ran, RunSettings, notify, print_failures, retry_outbox_recorded, run_recorded};
 use crate::render::bytes;
-use crate::schedule::{
-    self,
-    ledger::{Ledger, RunRecord, Trigger},
-    service::ServeSettings,
-};
+use crate::schedule::{self, service::ServeSettings};
 use crate::source::{Dataset, Source};
 
 /// Environment variable with a `tracing` filter for the log on stderr (default `warn`, or

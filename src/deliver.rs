@@ -40,7 +40,7 @@ pub struct DeliveryReport {
     pub attempts: u32,
     /// The outbox entry where the outputs wait for this destination, when it failed.
     pub outbox: Option<PathBuf>,
-    /// The run ledger's key of the destination (`schedule::ledger::delivery_key`); none for
+    /// The run ledger's key of the destination (`ledger::delivery_key`); none for
     /// the outbox itself.
     pub key: Option<String>,
     /// The report date of the outputs, for deliveries from the outbox.
@@ -320,7 +320,7 @@ pub async fn deliver_all_within(
         .iter()
         .map(|d| Destination {
             destination: describe(d),
-            key: crate::schedule::ledger::delivery_key(d),
+            key: crate::ledger::delivery_key(d),
             delivery: absolute(d),
             done: false,
             sent: Vec::new(),

@@ -19,6 +19,7 @@ pub mod deliver;
 pub mod env;
 pub mod export;
 pub mod generate;
+pub mod ledger;
 pub mod numbers;
 pub mod pipeline;
 pub mod recorded;

@@ -15,14 +15,12 @@ use crate::app::{Exit, exit_for};
 use crate::config::Job;
 use crate::deliver::{self, DeliveryReport};
 use crate::export;
+use crate::ledger::{self, DeliveryStatus, ExperimentOutcome, Ledger, RunRecord, RunStatus, Trigger};
 use crate::pipeline::{self, RunError, RunOutput, RunRequest};
 use crate::render::bytes;
 use crate::results::Status;
 use crate::runlog::{Deadline, RunLog};
-use crate::schedule::{
-    self,
-    ledger::{self, DeliveryStatus, ExperimentOutcome, Ledger, RunRecord, RunStatus, Trigger},
-};
+use crate::schedule;
 
 /// How a run is made, beyond the job and the report date. `abreport run`, `demo` and the
 /// scheduler differ only in these settings.

@@ -11,7 +11,6 @@
 
 pub mod cron;
 pub mod http;
-pub mod ledger;
 pub mod metrics;
 pub mod service;
 
@@ -20,7 +19,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Job;
-use ledger::{RunRecord, RunStatus};
+use crate::ledger::{self, RunRecord, RunStatus};
 
 /// At most one notice per job and status is mailed within this long; the runs that end the same
 /// way in between are logged at error level as usual and counted in the next mailed notice. A

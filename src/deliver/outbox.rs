@@ -53,7 +53,7 @@ pub struct Destination {
     /// staying the same.
     pub delivery: Delivery,
     /// The run ledger's key of the delivery as the job file states it
-    /// (`schedule::ledger::delivery_key`), so a late delivery can be recorded there.
+    /// (`ledger::delivery_key`), so a late delivery can be recorded there.
     #[serde(default)]
     pub key: String,
     /// Whether everything was delivered.

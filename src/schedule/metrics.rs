@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
-use super::ledger::{RunRecord, RunStatus};
+use crate::ledger::{RunRecord, RunStatus};
 
 /// Upper bounds of the duration histogram, in seconds (the default SLA is 60 s).
 const BUCKETS: [f64; 12] = [0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0];
@@ -166,7 +166,7 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::ledger::{DeliveryStatus, Trigger};
+    use crate::ledger::{DeliveryStatus, Trigger};
 
     fn finished(job: &str, status: RunStatus, seconds: f64) -> RunRecord {
         let mut record = RunRecord::start(job, "2026-11-20".parse().expect("date"), Trigger::Schedule, 60.0);

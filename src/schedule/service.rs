@@ -32,10 +32,10 @@ use uuid::Uuid;
 
 use super::cron::{self, Schedule};
 use super::http::{self, Health};
-use super::ledger::{Ledger, RunStatus, Trigger};
 use super::metrics::Metrics;
 use crate::config::{self, Job};
 use crate::deliver;
+use crate::ledger::{Ledger, RunStatus, Trigger};
 use crate::recorded::{self, Ran, RunSettings};
 
 /// How often the job folder is checked for changed files.
