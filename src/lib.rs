@@ -14,6 +14,7 @@ pub mod analyze;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod cron;
 pub mod decide;
 pub mod deliver;
 pub mod env;

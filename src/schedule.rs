@@ -9,7 +9,6 @@
 //! A scheduled run is the same `app::run_recorded` call `abreport run` makes; this module adds
 //! only when, for which date, and what to do about the outcome. It reads no data itself.
 
-pub mod cron;
 pub mod http;
 pub mod metrics;
 pub mod service;

@@ -101,7 +101,7 @@ impl Checker<'_> {
                         schedule.get_ref()
                     ),
                 );
-            } else if let Err(e) = crate::schedule::cron::Schedule::parse(schedule.get_ref(), timezone) {
+            } else if let Err(e) = crate::cron::Schedule::parse(schedule.get_ref(), timezone) {
                 // The parser the scheduler uses, so a job that passes here also schedules.
                 self.problem(schedule, e.to_string());
             }
