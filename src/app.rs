@@ -14,7 +14,8 @@ use crate::config::{self, Job};
 use crate::deliver::{self, outbox};
 use crate::generate::{self, GenExperiment, GenSpec};
 use crate::ledger::{Ledger, RunRecord, Trigger};
-use crate::pipeline::{self, RunError};
+use crate::outcome::Exit;
+use crate::pipeline;
 use crate::recorded::{Ran, RunSettings, notify, print_failures, retry_outbox_recorded, run_recorded};
 use crate::render::bytes;
 use crate::schedule::{self, service::ServeSettings};
@@ -23,49 +24,6 @@ use crate::source::{Dataset, Source};
 /// Environment variable with a `tracing` filter for the log on stderr (default `warn`, or
 /// `info` with `--log-format json` and for `serve`).
 pub use crate::env::LOG as ENV_LOG;
-
-/// Process exit codes. Documented in the README; one place maps outcomes to them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Exit {
-    /// Everything was analysed and delivered.
-    Ok = 0,
-    /// A bug or an unexpected local failure.
-    Internal = 1,
-    /// Bad command line or job file.
-    Config = 2,
-    /// The data source could not be read: unreachable, access denied, or a file that is
-    /// corrupt or lacks the expected columns.
-    SourceUnavailable = 3,
-    /// At least one experiment had no analyzable data (the others were still published).
-    NoAnalyzableData = 4,
-    /// Writing the outputs or the run ledger, or a delivery, failed.
-    DeliveryFailed = 5,
-    /// The run did not finish within `sla_seconds`; nothing was published.
-    SlaExceeded = 6,
-    /// `validate`: the job files are valid, but the machine lacks what they need (an SMTP
-    /// setting or the secrets file, a folder the job writes that cannot be written).
-    Environment = 7,
-}
-
-impl Exit {
-    /// How bad an outcome of `validate` is, so that the worst of several jobs is returned:
-    /// a job-file error, then a source that cannot be read, then the environment.
-    fn validate_rank(self) -> u8 {
-        match self {
-            Exit::Ok => 0,
-            Exit::Environment => 1,
-            Exit::SourceUnavailable => 2,
-            Exit::Config => 3,
-            _ => 4,
-        }
-    }
-
-    /// The worse of `self` and `other` (for `validate`).
-    fn or_worse(self, other: Exit) -> Exit {
-        if other.validate_rank() > self.validate_rank() { other } else { self }
-    }
-}
 
 /// Sets up the `tracing` subscriber on stderr in `format`. A service (`serve`) and JSON logs
 /// default to `info`; a command at a terminal to `warn`.
@@ -115,15 +73,6 @@ pub fn main(cli: Cli) -> Exit {
 /// Yesterday in `tz`: the default report date.
 pub fn default_report_date(tz: chrono_tz::Tz) -> NaiveDate {
     Utc::now().with_timezone(&tz).date_naive().pred_opt().unwrap_or(NaiveDate::MIN)
-}
-
-pub(crate) fn exit_for(error: &RunError) -> Exit {
-    match error {
-        RunError::UnknownExperiment { .. } => Exit::Config,
-        RunError::Source(_) => Exit::SourceUnavailable,
-        RunError::Sla(_) => Exit::SlaExceeded,
-        RunError::Render(_) | RunError::Export(_) | RunError::Incomplete { .. } => Exit::Internal,
-    }
 }
 
 fn load_job(path: &Path) -> Result<Job, Exit> {

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::analyze::Design;
 use crate::config::{Delivery, Job, safe_path_component};
+pub use crate::outcome::RunStatus;
 use crate::runlog::StageTiming;
 
 /// The folder of experiment designs (sequential tuning and first verdict date) beside the
@@ -28,64 +29,6 @@ const DESIGNS: &str = ".designs";
 
 /// Version of the record format.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// How a run ended (or that it is still going).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Started and not finished: still going, or the process died (catch-up runs it again).
-    Running,
-    /// Every experiment analysed, published and delivered.
-    Ok,
-    /// Published and delivered, but at least one experiment had no analyzable data.
-    NoData,
-    /// The data source could not be reached or read (after retries, or refused outright).
-    SourceUnavailable,
-    /// The run passed its SLA; nothing was published as complete.
-    SlaMissed,
-    /// Writing the outputs or a delivery failed.
-    DeliveryFailed,
-    /// Anything else: a corrupt file, a bad job, a bug.
-    Failed,
-}
-
-impl RunStatus {
-    /// Every status, for metrics that list them all.
-    pub const ALL: [RunStatus; 7] = [
-        RunStatus::Running,
-        RunStatus::Ok,
-        RunStatus::NoData,
-        RunStatus::SourceUnavailable,
-        RunStatus::SlaMissed,
-        RunStatus::DeliveryFailed,
-        RunStatus::Failed,
-    ];
-
-    /// The name used in the ledger, metrics and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Ok => "ok",
-            RunStatus::NoData => "no_data",
-            RunStatus::SourceUnavailable => "source_unavailable",
-            RunStatus::SlaMissed => "sla_missed",
-            RunStatus::DeliveryFailed => "delivery_failed",
-            RunStatus::Failed => "failed",
-        }
-    }
-
-    /// Statuses the job's admin hears about.
-    pub fn needs_notice(self) -> bool {
-        matches!(
-            self,
-            RunStatus::SourceUnavailable
-                | RunStatus::SlaMissed
-                | RunStatus::Failed
-                | RunStatus::NoData
-                | RunStatus::DeliveryFailed
-        )
-    }
-}
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -341,8 +284,9 @@ impl RunRecord {
             && self.deliveries.iter().all(|d| d.ok || d.key == "outbox")
         {
             let no_data = self.experiments.iter().any(|e| e.status == "failed");
-            self.status = if no_data { RunStatus::NoData } else { RunStatus::Ok };
-            self.exit_code = if no_data { crate::app::Exit::NoAnalyzableData } else { crate::app::Exit::Ok } as u8;
+            let (status, exit) = crate::outcome::delivered_late(no_data);
+            self.status = status;
+            self.exit_code = exit as u8;
             self.error = None;
         }
         changed

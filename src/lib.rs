@@ -22,6 +22,7 @@ pub mod export;
 pub mod generate;
 pub mod ledger;
 pub mod numbers;
+pub mod outcome;
 pub mod pipeline;
 pub mod recorded;
 pub mod render;

@@ -11,11 +11,11 @@ use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::app::{Exit, exit_for};
 use crate::config::Job;
 use crate::deliver::{self, DeliveryReport};
 use crate::export;
-use crate::ledger::{self, DeliveryStatus, ExperimentOutcome, Ledger, RunRecord, RunStatus, Trigger};
+use crate::ledger::{self, DeliveryStatus, ExperimentOutcome, Ledger, RunRecord, Trigger};
+use crate::outcome::{Exit, RunStatus, exit_for, status_for};
 use crate::pipeline::{self, RunError, RunOutput, RunRequest};
 use crate::render::bytes;
 use crate::results::Status;
@@ -240,23 +240,6 @@ async fn finish(
         schedule::run_succeeded(job);
     }
     Ran::Finished { exit, record, errors }
-}
-
-/// The ledger status of an outcome. Source errors about a file's content (corrupt, missing or
-/// mistyped columns) are `failed`; a store that cannot be reached or read is
-/// `source_unavailable`.
-fn status_for(exit: Exit, error: Option<&RunError>) -> RunStatus {
-    match exit {
-        Exit::Ok => RunStatus::Ok,
-        Exit::NoAnalyzableData => RunStatus::NoData,
-        Exit::DeliveryFailed => RunStatus::DeliveryFailed,
-        Exit::SlaExceeded => RunStatus::SlaMissed,
-        Exit::SourceUnavailable => match error {
-            Some(RunError::Source(e)) if !e.is_unavailable() => RunStatus::Failed,
-            _ => RunStatus::SourceUnavailable,
-        },
-        Exit::Internal | Exit::Config | Exit::Environment => RunStatus::Failed,
-    }
 }
 
 /// What each destination of `job` is to receive in this run: the experiment ids of the run

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 /// The top-level modules of `src/`, lowest layer first. A module may import from its own layer
 /// and the layers before it, never from a later one.
 const LAYERS: &[&[&str]] = &[
-    &["env", "numbers", "rng", "threads", "runlog", "results", "store", "outcome", "cron"],
+    &["env", "numbers", "rng", "threads", "runlog", "results", "store", "cron"],
     &["stats"],
     &["config"],
     &["source"],
@@ -26,6 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["render"],
     &["export"],
     &["pipeline"],
+    &["outcome"],
     &["ledger"],
     &["deliver"],
     &["recorded"],
@@ -341,24 +342,25 @@ fn parse(src: &str) -> Parsed {
             {
                 k += 1;
             }
-            if ident(toks.get(k)) == Some("mod") && punct(toks.get(k + 2), ';') {
-                if let Some(name) = ident(toks.get(k + 1)) {
-                    p.test_children.insert(name.to_string());
-                }
+            if ident(toks.get(k)) == Some("mod")
+                && punct(toks.get(k + 2), ';')
+                && let Some(name) = ident(toks.get(k + 1))
+            {
+                p.test_children.insert(name.to_string());
             }
             let end = skip_item(&toks, j);
             live[i..end].iter_mut().for_each(|l| *l = false);
             i = end;
             continue;
         }
-        if let Some(kw) = ident(toks.get(i)) {
-            if DEFINING.contains(&kw) && !path_sep(toks.get(i.wrapping_sub(1)).filter(|_| i > 0)) {
-                if let Some(name) = ident(toks.get(i + 1)) {
-                    p.defines.insert(name.to_string());
-                    if kw == "mod" && punct(toks.get(i + 2), ';') {
-                        p.children.insert(name.to_string());
-                    }
-                }
+        if let Some(kw) = ident(toks.get(i))
+            && DEFINING.contains(&kw)
+            && !path_sep(toks.get(i.wrapping_sub(1)).filter(|_| i > 0))
+            && let Some(name) = ident(toks.get(i + 1))
+        {
+            p.defines.insert(name.to_string());
+            if kw == "mod" && punct(toks.get(i + 2), ';') {
+                p.children.insert(name.to_string());
             }
         }
         i += 1;
@@ -541,22 +543,21 @@ impl Crate {
             return Some(module);
         }
         for (bound, target) in &parsed.reexports {
-            if bound == name {
-                if let Some(t) = self.absolute(&module, target) {
-                    if let Some(m) = self.resolve(&t, hops + 1) {
-                        return Some(m);
-                    }
-                }
+            if bound == name
+                && let Some(t) = self.absolute(&module, target)
+                && let Some(m) = self.resolve(&t, hops + 1)
+            {
+                return Some(m);
             }
         }
         for (bound, target) in &parsed.reexports {
             if bound == "*" {
                 let mut t = self.absolute(&module, target)?;
                 t.push(name.clone());
-                if let Some(m) = self.resolve(&t, hops + 1) {
-                    if self.files[&m].1.defines.contains(name) {
-                        return Some(m);
-                    }
+                if let Some(m) = self.resolve(&t, hops + 1)
+                    && self.files[&m].1.defines.contains(name)
+                {
+                    return Some(m);
                 }
             }
         }
@@ -621,10 +622,10 @@ fn find_cycle<N: Ord + Clone>(nodes: &BTreeSet<N>, edges: &BTreeSet<(N, N)>) -> 
     }
     let mut marks = BTreeMap::new();
     for n in nodes {
-        if marks.get(n).copied().unwrap_or(Mark::New) == Mark::New {
-            if let Some(c) = visit(n, edges, &mut marks, &mut Vec::new()) {
-                return Some(c);
-            }
+        if marks.get(n).copied().unwrap_or(Mark::New) == Mark::New
+            && let Some(c) = visit(n, edges, &mut marks, &mut Vec::new())
+        {
+            return Some(c);
         }
     }
     None
@@ -657,10 +658,10 @@ fn violations(krate: &Crate) -> Vec<String> {
             continue;
         }
         top_edges.insert((a.clone(), b.clone()));
-        if let (Some(la), Some(lb)) = (layer_of(a), layer_of(b)) {
-            if lb > la {
-                problems.push(format!("upward import, {a} (layer {la}) → {b} (layer {lb}): {}", at(from, to)));
-            }
+        if let (Some(la), Some(lb)) = (layer_of(a), layer_of(b))
+            && lb > la
+        {
+            problems.push(format!("upward import, {a} (layer {la}) → {b} (layer {lb}): {}", at(from, to)));
         }
     }
     if let Some(cycle) = find_cycle(&tops, &top_edges) {
