@@ -375,7 +375,7 @@ async fn check_source(job: &Job, report_date: NaiveDate) -> Result<String, Strin
             None => {
                 return Err(format!(
                     "no {dataset} files under {} for {first} to {report_date}",
-                    pipeline::display_url(source.url())
+                    crate::store::display_url(source.url())
                 ));
             }
         }

@@ -109,7 +109,7 @@ pub fn run_prefix(job: &str, report_date: NaiveDate) -> String {
 pub fn describe(delivery: &Delivery) -> String {
     match delivery {
         Delivery::Dir { path } => format!("dir {}", path.display()),
-        Delivery::Upload { url } => format!("upload {}", crate::pipeline::display_url(url)),
+        Delivery::Upload { url } => format!("upload {}", crate::store::display_url(url)),
         Delivery::Email { to, digest, .. } => {
             format!("email{} to {}", if *digest { " digest" } else { "" }, to.join(", "))
         }

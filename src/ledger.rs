@@ -337,8 +337,8 @@ impl Ledger {
             _ => Some(std::path::PathBuf::from(location)),
         };
         let Some(folder) = folder else {
-            let (store, prefix) = crate::source::open_store(location).map_err(open_error)?;
-            return Ok(Self { store, prefix, location: crate::pipeline::display_url(location), folder: None });
+            let (store, prefix) = crate::store::open_writer(location).map_err(open_error)?;
+            return Ok(Self { store, prefix, location: crate::store::display_url(location), folder: None });
         };
         std::fs::create_dir_all(&folder).map_err(|e| open_error(e.to_string()))?;
         // fsync before the rename: a record that says "delivered" must survive a power cut,
@@ -416,9 +416,9 @@ impl Ledger {
     ) -> Result<Option<T>, LedgerError> {
         let read_error = |cause: String| LedgerError::Read { key: key.to_string(), cause };
         let bytes = match self.store.get(key).await {
-            Ok(result) => result.bytes().await.map_err(|e| read_error(crate::source::describe_store_error(&e)))?,
+            Ok(result) => result.bytes().await.map_err(|e| read_error(crate::store::describe_error(&e)))?,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(read_error(crate::source::describe_store_error(&e))),
+            Err(e) => return Err(read_error(crate::store::describe_error(&e))),
         };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| read_error(format!("not {what}: {e}")))
     }
@@ -436,7 +436,7 @@ impl Ledger {
             .put(key, PutPayload::from(bytes))
             .await
             .map(|_| ())
-            .map_err(|e| LedgerError::Write { key: key.to_string(), cause: crate::source::describe_store_error(&e) })
+            .map_err(|e| LedgerError::Write { key: key.to_string(), cause: crate::store::describe_error(&e) })
     }
 
     /// The last `last` records of each job (all jobs, or only `job`), newest report date

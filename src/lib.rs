@@ -33,4 +33,5 @@ pub mod schedule;
 pub mod simulate;
 pub mod source;
 pub mod stats;
+pub mod store;
 pub mod threads;
