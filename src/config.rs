@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 
+pub use crate::stats::Correction;
 pub use job::{check, safe_path_component};
 
 /// A checked job: everything a run needs to know from the job file.
@@ -170,24 +171,6 @@ impl Role {
             Role::Primary => "primary",
             Role::Secondary => "secondary",
             Role::Guardrail => "guardrail",
-        }
-    }
-}
-
-/// Multiple-comparison correction across the comparisons of one experiment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Correction {
-    Holm,
-    BenjaminiHochberg,
-    None,
-}
-
-impl Correction {
-    pub fn name(self) -> &'static str {
-        match self {
-            Correction::Holm => "holm",
-            Correction::BenjaminiHochberg => "bh",
-            Correction::None => "none",
         }
     }
 }
