@@ -21,6 +21,7 @@ pub mod env;
 pub mod export;
 pub mod generate;
 pub mod ledger;
+pub mod notice;
 pub mod numbers;
 pub mod outcome;
 pub mod pipeline;

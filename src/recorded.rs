@@ -15,12 +15,12 @@ use crate::config::Job;
 use crate::deliver::{self, DeliveryReport};
 use crate::export;
 use crate::ledger::{self, DeliveryStatus, ExperimentOutcome, Ledger, RunRecord, Trigger};
+use crate::notice;
 use crate::outcome::{Exit, RunStatus, exit_for, status_for};
 use crate::pipeline::{self, RunError, RunOutput, RunRequest};
 use crate::render::bytes;
 use crate::results::Status;
 use crate::runlog::{Deadline, RunLog};
-use crate::schedule;
 
 /// How a run is made, beyond the job and the report date. `abreport run`, `demo` and the
 /// scheduler differ only in these settings.
@@ -234,10 +234,10 @@ async fn finish(
         }
     }
     if settings.notify && record.status.needs_notice() {
-        schedule::notify_failure(job, &record).await;
+        notice::notify_failure(job, &record).await;
     }
     if record.status == RunStatus::Ok {
-        schedule::run_succeeded(job);
+        notice::run_succeeded(job);
     }
     Ran::Finished { exit, record, errors }
 }
