@@ -14,7 +14,6 @@ pub mod email;
 pub mod outbox;
 mod retry;
 pub mod smtp;
-pub mod stale;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +22,7 @@ use chrono::NaiveDate;
 
 use crate::config::{Delivery, Job, safe_path_component};
 use crate::export::{self, ExperimentOutputs};
+use crate::stale;
 use email::{EmailError, EmailSpec};
 use outbox::{Destination, OutboxError};
 use smtp::{Mailer, SmtpError, SmtpSettings};

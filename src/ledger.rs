@@ -357,8 +357,8 @@ impl Ledger {
     /// Removes the staging files (`<record>#<n>`) that writes of a local ledger killed half-way
     /// left in `job`'s folders, when older than `older_than`. An object store publishes a PUT
     /// whole and leaves none.
-    pub fn remove_stale(&self, job: &str, older_than: std::time::Duration) -> crate::deliver::stale::Removed {
-        use crate::deliver::stale::{self, TempName};
+    pub fn remove_stale(&self, job: &str, older_than: std::time::Duration) -> crate::stale::Removed {
+        use crate::stale::{self, TempName};
         let Some(folder) = &self.folder else { return stale::Removed::default() };
         let job = safe_path_component(job);
         let mut removed = stale::remove(&folder.join(&job), 0, TempName::Staged, older_than);

@@ -358,7 +358,7 @@ impl Service {
         for (name, entry) in &self.entries {
             let root = self.shared.out.join(config::safe_path_component(name));
             let older_than = entry.job.sla + deliver::STALE_AFTER_SLA;
-            let removed = deliver::stale::remove(&root, 2, deliver::stale::TempName::Dotted, older_than);
+            let removed = crate::stale::remove(&root, 2, crate::stale::TempName::Dotted, older_than);
             if removed.files > 0 {
                 tracing::info!(job = %name, files = removed.files, bytes = removed.bytes, "removed stale temporary files of killed runs");
             }
