@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 
 use crate::config::{Delivery, Job, safe_path_component};
+pub use crate::export::run_prefix;
 use crate::export::{self, ExperimentOutputs};
 use crate::stale;
 use email::{EmailError, EmailSpec};
@@ -98,11 +99,6 @@ pub enum DeliverError {
     /// The run's deadline left no time for this destination; it waits in the outbox.
     #[error("{0}")]
     Sla(String),
-}
-
-/// The key prefix of one run: `<job>/<report_date>`, each part made path-safe.
-pub fn run_prefix(job: &str, report_date: NaiveDate) -> String {
-    format!("{}/{}", safe_path_component(job), report_date)
 }
 
 /// A destination in words, for messages and the outbox.

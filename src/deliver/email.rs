@@ -285,7 +285,7 @@ fn compose(
     spec: &EmailSpec<'_>,
     renderer: &Renderer,
 ) -> Result<Composed, EmailError> {
-    let prefix = super::run_prefix(&job.name, report_date);
+    let prefix = crate::export::run_prefix(&job.name, report_date);
     let upload = upload_location(job, &prefix);
     let digest = group.len() > 1 || spec.digest;
     let results: Vec<&ExperimentResult> = group.iter().map(|p| p.result()).collect();
