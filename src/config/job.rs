@@ -9,8 +9,8 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use super::model::*;
 use super::raw::{RawDelivery, RawEventAggregate, RawExperiment, RawJob, RawMetric, RawStats};
-use super::*;
 
 /// Longest `sla_seconds`: a day, the period of a daily job.
 pub const MAX_SLA_SECONDS: f64 = 86_400.0;
