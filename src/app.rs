@@ -70,8 +70,9 @@ pub fn main(cli: Cli) -> Exit {
     })
 }
 
-/// Yesterday in `tz`: the default report date.
-pub fn default_report_date(tz: chrono_tz::Tz) -> NaiveDate {
+/// Yesterday in `tz`: the default report date (in the job's time zone) and the default last
+/// day of data (in UTC).
+pub fn yesterday(tz: chrono_tz::Tz) -> NaiveDate {
     Utc::now().with_timezone(&tz).date_naive().pred_opt().unwrap_or(NaiveDate::MIN)
 }
 
@@ -91,7 +92,7 @@ async fn run(args: RunArgs) -> Exit {
         Ok(job) => job,
         Err(exit) => return exit,
     };
-    let report_date = args.date.unwrap_or_else(|| default_report_date(job.timezone));
+    let report_date = args.date.unwrap_or_else(|| yesterday(job.timezone));
     let ledger = match Ledger::open(&ledger_location(args.ledger.as_deref(), &args.out)) {
         Ok(ledger) => ledger,
         Err(e) => {
@@ -249,9 +250,7 @@ async fn deliver_command(args: DeliverArgs) -> Exit {
     for (_, job) in jobs {
         if !args.retry {
             match outbox::list(&job) {
-                Ok(waiting) if waiting.is_empty() => {
-                    println!("{}: nothing waiting in `{}`", job.name, outbox::job_dir(&job).display())
-                }
+                Ok(waiting) if waiting.is_empty() => println!("{}", outbox::nothing_waiting(&job)),
                 Ok(waiting) => {
                     for entry in waiting {
                         let owed: Vec<&str> = entry
@@ -287,7 +286,7 @@ async fn deliver_command(args: DeliverArgs) -> Exit {
         };
         let reports = retry_outbox_recorded(&job, Some(&ledger)).await;
         if reports.is_empty() {
-            println!("{}: nothing waiting in `{}`", job.name, outbox::job_dir(&job).display());
+            println!("{}", outbox::nothing_waiting(&job));
         }
         for report in reports.iter().filter(|r| r.ok) {
             println!("{}: delivered to {}", job.name, report.destination);
@@ -326,7 +325,7 @@ async fn validate(args: ValidateArgs) -> Exit {
         if !problems.is_empty() {
             exit = exit.or_worse(Exit::Environment);
         }
-        let report_date = args.date.unwrap_or_else(|| default_report_date(job.timezone));
+        let report_date = args.date.unwrap_or_else(|| yesterday(job.timezone));
         match check_source(&job, report_date).await {
             Ok(summary) if problems.is_empty() => say!("{}: ok — {summary}", file.display()),
             Ok(summary) => say!("{}: source ok — {summary}", file.display()),
@@ -402,7 +401,7 @@ async fn check_source(job: &Job, report_date: NaiveDate) -> Result<String, Strin
 }
 
 async fn demo(args: DemoArgs) -> Exit {
-    let end_date = Utc::now().date_naive().pred_opt().unwrap_or(NaiveDate::MIN);
+    let end_date = yesterday(chrono_tz::UTC);
     let spec = generate::demo_spec(end_date);
     let generated = match generate::generate(&spec, &args.out) {
         Ok(generated) => generated,
@@ -564,7 +563,7 @@ fn generate_command(args: GenerateArgs) -> Exit {
     let spec = GenSpec {
         units: args.units,
         days: args.days,
-        end_date: args.end_date.unwrap_or_else(|| Utc::now().date_naive().pred_opt().unwrap_or(NaiveDate::MIN)),
+        end_date: args.end_date.unwrap_or_else(|| yesterday(chrono_tz::UTC)),
         files_per_day: args.files_per_day,
         seed: args.seed,
         unit_ids: args.unit_ids,

@@ -12,7 +12,7 @@ use std::time::Instant;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::config::Job;
-use crate::deliver::{self, DeliveryReport};
+use crate::deliver::{self, DeliveryReport, outbox};
 use crate::export;
 use crate::ledger::{self, DeliveryStatus, ExperimentOutcome, Ledger, RunRecord, Trigger};
 use crate::notice;
@@ -379,11 +379,7 @@ async fn publish(
                 ));
             }
             if let Some(dir) = &published.outbox {
-                published.errors.push(format!(
-                    "the outputs wait in the outbox `{}`; send them with `abreport deliver --retry --job {}`",
-                    dir.display(),
-                    job.file.display()
-                ));
+                published.errors.push(outbox::waiting_hint(dir, &job.file));
             }
         }
     }
@@ -405,11 +401,7 @@ pub(crate) fn print_failures(job: &Job, reports: &[DeliveryReport]) -> bool {
         );
     }
     if let Some(dir) = reports.iter().filter(|r| !r.ok).find_map(|r| r.outbox.as_ref()) {
-        eprintln!(
-            "note: the outputs wait in the outbox `{}`; send them with `abreport deliver --retry --job {}`",
-            dir.display(),
-            job.file.display()
-        );
+        eprintln!("note: {}", outbox::waiting_hint(dir, &job.file));
     }
     failed
 }

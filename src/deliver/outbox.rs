@@ -96,6 +96,20 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Where a run's undelivered outputs wait and how to send them, for errors and notes.
+pub fn waiting_hint(dir: &Path, job_file: &Path) -> String {
+    format!(
+        "the outputs wait in the outbox `{}`; send them with `abreport deliver --retry --job {}`",
+        dir.display(),
+        job_file.display()
+    )
+}
+
+/// What `abreport deliver` says when a job's outbox holds nothing.
+pub fn nothing_waiting(job: &Job) -> String {
+    format!("{}: nothing waiting in `{}`", job.name, job_dir(job).display())
+}
+
 /// The folder of a job's entries: `<outbox>/<job>`.
 pub fn job_dir(job: &Job) -> PathBuf {
     job.outbox.join(safe_path_component(&job.name))
