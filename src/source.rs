@@ -30,6 +30,7 @@ use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::errors::ParquetError;
 use tokio::task::JoinSet;
 
+pub use crate::config::Dataset;
 use crate::runlog::Deadline;
 use reader::ObjectReader;
 use retry::{Failure, Kind, Retry};
@@ -37,29 +38,6 @@ use retry::{Failure, Kind, Retry};
 /// Rows per decoded batch: large enough to amortise per-batch work, small enough that a few
 /// in flight per task stay in the CPU cache's neighbourhood.
 const BATCH_ROWS: usize = 16 * 1024;
-
-/// The two datasets under a source root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dataset {
-    Exposures,
-    Events,
-}
-
-impl Dataset {
-    pub fn folder(self) -> &'static str {
-        match self {
-            Dataset::Exposures => "exposures",
-            Dataset::Events => "events",
-        }
-    }
-}
-
-impl fmt::Display for Dataset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.folder())
-    }
-}
 
 /// One Parquet file of one date partition.
 #[derive(Debug, Clone)]

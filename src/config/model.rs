@@ -42,6 +42,29 @@ pub struct Job {
     pub outbox: PathBuf,
 }
 
+/// The two datasets under a source root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataset {
+    Exposures,
+    Events,
+}
+
+impl Dataset {
+    pub fn folder(self) -> &'static str {
+        match self {
+            Dataset::Exposures => "exposures",
+            Dataset::Events => "events",
+        }
+    }
+}
+
+impl fmt::Display for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.folder())
+    }
+}
+
 /// `[source]`, resolved.
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
