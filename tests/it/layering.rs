@@ -189,7 +189,6 @@ fn tokenize(stripped: &str) -> Vec<Token> {
                 i += 1;
             }
             let word: String = c[start..i].iter().collect();
-            // `r#type` is the identifier `type`.
             toks.push(Token { tok: Tok::Ident(word), line });
         } else if ch == ':' && c.get(i + 1) == Some(&':') {
             toks.push(Token { tok: Tok::PathSep, line });
