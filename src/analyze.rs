@@ -11,10 +11,10 @@ pub mod plan;
 use chrono::NaiveDate;
 
 use crate::aggregate::{AllocationCounts, VariantSummaries};
+use crate::config::Dataset;
 use crate::config::{Experiment, Job, Metric, Role, StatsSettings};
 use crate::numbers::{count, percent, pvalue};
 use crate::results::*;
-use crate::source::Dataset;
 use crate::stats::{self, CovariateSummary, Effect, GaussianPrior, Method, Scale, Summary};
 
 pub use plan::Design;

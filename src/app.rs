@@ -13,62 +13,17 @@ use crate::cli::{
 use crate::config::{self, Job};
 use crate::deliver::{self, outbox};
 use crate::generate::{self, GenExperiment, GenSpec};
-use crate::pipeline::{self, RunError};
+use crate::ledger::{Ledger, RunRecord, Trigger};
+use crate::outcome::Exit;
+use crate::pipeline;
 use crate::recorded::{Ran, RunSettings, notify, print_failures, retry_outbox_recorded, run_recorded};
 use crate::render::bytes;
-use crate::schedule::{
-    self,
-    ledger::{Ledger, RunRecord, Trigger},
-    service::ServeSettings,
-};
+use crate::schedule::{self, service::ServeSettings};
 use crate::source::{Dataset, Source};
 
 /// Environment variable with a `tracing` filter for the log on stderr (default `warn`, or
 /// `info` with `--log-format json` and for `serve`).
 pub use crate::env::LOG as ENV_LOG;
-
-/// Process exit codes. Documented in the README; one place maps outcomes to them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Exit {
-    /// Everything was analysed and delivered.
-    Ok = 0,
-    /// A bug or an unexpected local failure.
-    Internal = 1,
-    /// Bad command line or job file.
-    Config = 2,
-    /// The data source could not be read: unreachable, access denied, or a file that is
-    /// corrupt or lacks the expected columns.
-    SourceUnavailable = 3,
-    /// At least one experiment had no analyzable data (the others were still published).
-    NoAnalyzableData = 4,
-    /// Writing the outputs or the run ledger, or a delivery, failed.
-    DeliveryFailed = 5,
-    /// The run did not finish within `sla_seconds`; nothing was published.
-    SlaExceeded = 6,
-    /// `validate`: the job files are valid, but the machine lacks what they need (an SMTP
-    /// setting or the secrets file, a folder the job writes that cannot be written).
-    Environment = 7,
-}
-
-impl Exit {
-    /// How bad an outcome of `validate` is, so that the worst of several jobs is returned:
-    /// a job-file error, then a source that cannot be read, then the environment.
-    fn validate_rank(self) -> u8 {
-        match self {
-            Exit::Ok => 0,
-            Exit::Environment => 1,
-            Exit::SourceUnavailable => 2,
-            Exit::Config => 3,
-            _ => 4,
-        }
-    }
-
-    /// The worse of `self` and `other` (for `validate`).
-    fn or_worse(self, other: Exit) -> Exit {
-        if other.validate_rank() > self.validate_rank() { other } else { self }
-    }
-}
 
 /// Sets up the `tracing` subscriber on stderr in `format`. A service (`serve`) and JSON logs
 /// default to `info`; a command at a terminal to `warn`.
@@ -115,18 +70,10 @@ pub fn main(cli: Cli) -> Exit {
     })
 }
 
-/// Yesterday in `tz`: the default report date.
-pub fn default_report_date(tz: chrono_tz::Tz) -> NaiveDate {
+/// Yesterday in `tz`: the default report date (in the job's time zone) and the default last
+/// day of data (in UTC).
+pub fn yesterday(tz: chrono_tz::Tz) -> NaiveDate {
     Utc::now().with_timezone(&tz).date_naive().pred_opt().unwrap_or(NaiveDate::MIN)
-}
-
-pub(crate) fn exit_for(error: &RunError) -> Exit {
-    match error {
-        RunError::UnknownExperiment { .. } => Exit::Config,
-        RunError::Source(_) => Exit::SourceUnavailable,
-        RunError::Sla(_) => Exit::SlaExceeded,
-        RunError::Render(_) | RunError::Export(_) | RunError::Incomplete { .. } => Exit::Internal,
-    }
 }
 
 fn load_job(path: &Path) -> Result<Job, Exit> {
@@ -145,7 +92,7 @@ async fn run(args: RunArgs) -> Exit {
         Ok(job) => job,
         Err(exit) => return exit,
     };
-    let report_date = args.date.unwrap_or_else(|| default_report_date(job.timezone));
+    let report_date = args.date.unwrap_or_else(|| yesterday(job.timezone));
     let ledger = match Ledger::open(&ledger_location(args.ledger.as_deref(), &args.out)) {
         Ok(ledger) => ledger,
         Err(e) => {
@@ -303,9 +250,7 @@ async fn deliver_command(args: DeliverArgs) -> Exit {
     for (_, job) in jobs {
         if !args.retry {
             match outbox::list(&job) {
-                Ok(waiting) if waiting.is_empty() => {
-                    println!("{}: nothing waiting in `{}`", job.name, outbox::job_dir(&job).display())
-                }
+                Ok(waiting) if waiting.is_empty() => println!("{}", outbox::nothing_waiting(&job)),
                 Ok(waiting) => {
                     for entry in waiting {
                         let owed: Vec<&str> = entry
@@ -341,7 +286,7 @@ async fn deliver_command(args: DeliverArgs) -> Exit {
         };
         let reports = retry_outbox_recorded(&job, Some(&ledger)).await;
         if reports.is_empty() {
-            println!("{}: nothing waiting in `{}`", job.name, outbox::job_dir(&job).display());
+            println!("{}", outbox::nothing_waiting(&job));
         }
         for report in reports.iter().filter(|r| r.ok) {
             println!("{}: delivered to {}", job.name, report.destination);
@@ -380,7 +325,7 @@ async fn validate(args: ValidateArgs) -> Exit {
         if !problems.is_empty() {
             exit = exit.or_worse(Exit::Environment);
         }
-        let report_date = args.date.unwrap_or_else(|| default_report_date(job.timezone));
+        let report_date = args.date.unwrap_or_else(|| yesterday(job.timezone));
         match check_source(&job, report_date).await {
             Ok(summary) if problems.is_empty() => say!("{}: ok — {summary}", file.display()),
             Ok(summary) => say!("{}: source ok — {summary}", file.display()),
@@ -429,7 +374,7 @@ async fn check_source(job: &Job, report_date: NaiveDate) -> Result<String, Strin
             None => {
                 return Err(format!(
                     "no {dataset} files under {} for {first} to {report_date}",
-                    pipeline::display_url(source.url())
+                    crate::store::display_url(source.url())
                 ));
             }
         }
@@ -456,7 +401,7 @@ async fn check_source(job: &Job, report_date: NaiveDate) -> Result<String, Strin
 }
 
 async fn demo(args: DemoArgs) -> Exit {
-    let end_date = Utc::now().date_naive().pred_opt().unwrap_or(NaiveDate::MIN);
+    let end_date = yesterday(chrono_tz::UTC);
     let spec = generate::demo_spec(end_date);
     let generated = match generate::generate(&spec, &args.out) {
         Ok(generated) => generated,
@@ -618,7 +563,7 @@ fn generate_command(args: GenerateArgs) -> Exit {
     let spec = GenSpec {
         units: args.units,
         days: args.days,
-        end_date: args.end_date.unwrap_or_else(|| Utc::now().date_naive().pred_opt().unwrap_or(NaiveDate::MIN)),
+        end_date: args.end_date.unwrap_or_else(|| yesterday(chrono_tz::UTC)),
         files_per_day: args.files_per_day,
         seed: args.seed,
         unit_ids: args.unit_ids,

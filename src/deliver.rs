@@ -14,7 +14,6 @@ pub mod email;
 pub mod outbox;
 mod retry;
 pub mod smtp;
-pub mod stale;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +21,9 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 
 use crate::config::{Delivery, Job, safe_path_component};
+pub use crate::export::run_prefix;
 use crate::export::{self, ExperimentOutputs};
+use crate::stale;
 use email::{EmailError, EmailSpec};
 use outbox::{Destination, OutboxError};
 use smtp::{Mailer, SmtpError, SmtpSettings};
@@ -40,7 +41,7 @@ pub struct DeliveryReport {
     pub attempts: u32,
     /// The outbox entry where the outputs wait for this destination, when it failed.
     pub outbox: Option<PathBuf>,
-    /// The run ledger's key of the destination (`schedule::ledger::delivery_key`); none for
+    /// The run ledger's key of the destination (`ledger::delivery_key`); none for
     /// the outbox itself.
     pub key: Option<String>,
     /// The report date of the outputs, for deliveries from the outbox.
@@ -100,16 +101,11 @@ pub enum DeliverError {
     Sla(String),
 }
 
-/// The key prefix of one run: `<job>/<report_date>`, each part made path-safe.
-pub fn run_prefix(job: &str, report_date: NaiveDate) -> String {
-    format!("{}/{}", safe_path_component(job), report_date)
-}
-
 /// A destination in words, for messages and the outbox.
 pub fn describe(delivery: &Delivery) -> String {
     match delivery {
         Delivery::Dir { path } => format!("dir {}", path.display()),
-        Delivery::Upload { url } => format!("upload {}", crate::pipeline::display_url(url)),
+        Delivery::Upload { url } => format!("upload {}", crate::store::display_url(url)),
         Delivery::Email { to, digest, .. } => {
             format!("email{} to {}", if *digest { " digest" } else { "" }, to.join(", "))
         }
@@ -320,7 +316,7 @@ pub async fn deliver_all_within(
         .iter()
         .map(|d| Destination {
             destination: describe(d),
-            key: crate::schedule::ledger::delivery_key(d),
+            key: crate::ledger::delivery_key(d),
             delivery: absolute(d),
             done: false,
             sent: Vec::new(),

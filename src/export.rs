@@ -28,6 +28,11 @@ use crate::results::{ExperimentResult, ResultsFile};
 
 pub const MANIFEST: &str = "manifest.json";
 
+/// The key prefix of one run: `<job>/<report_date>`, each part made path-safe.
+pub fn run_prefix(job: &str, report_date: chrono::NaiveDate) -> String {
+    format!("{}/{}", crate::config::safe_path_component(job), report_date)
+}
+
 /// One output file, in memory.
 #[derive(Debug, Clone)]
 pub struct OutputFile {

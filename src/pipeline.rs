@@ -28,6 +28,7 @@ use crate::render::{RenderError, Renderer, RunFacts};
 use crate::results::{CapInfo, Decision, ExperimentResult, Recommendation, ResultsFile, SCHEMA_VERSION, Status};
 use crate::runlog::{Deadline, RunLog, SlaExceeded};
 use crate::source::{ColumnSpec, DataFile, Dataset, Expect, ScanPlan, ScanStats, Source, SourceError};
+use crate::store::display_url;
 
 /// What to run.
 pub struct RunRequest<'a> {
@@ -590,19 +591,6 @@ fn breakdowns(
             Some(DimensionSlices { dimension: dimension.clone(), slices })
         })
         .collect()
-}
-
-/// A URL for reports and messages: no credentials, no query string.
-pub fn display_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            let _ = parsed.set_password(None);
-            let _ = parsed.set_username("");
-            parsed.set_query(None);
-            parsed.to_string()
-        }
-        Err(_) => url.to_string(),
-    }
 }
 
 #[cfg(test)]

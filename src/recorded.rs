@@ -11,18 +11,16 @@ use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::app::{Exit, exit_for};
 use crate::config::Job;
-use crate::deliver::{self, DeliveryReport};
+use crate::deliver::{self, DeliveryReport, outbox};
 use crate::export;
+use crate::ledger::{self, DeliveryStatus, ExperimentOutcome, Ledger, RunRecord, Trigger};
+use crate::notice;
+use crate::outcome::{Exit, RunStatus, exit_for, status_for};
 use crate::pipeline::{self, RunError, RunOutput, RunRequest};
 use crate::render::bytes;
 use crate::results::Status;
 use crate::runlog::{Deadline, RunLog};
-use crate::schedule::{
-    self,
-    ledger::{self, DeliveryStatus, ExperimentOutcome, Ledger, RunRecord, RunStatus, Trigger},
-};
 
 /// How a run is made, beyond the job and the report date. `abreport run`, `demo` and the
 /// scheduler differ only in these settings.
@@ -236,29 +234,12 @@ async fn finish(
         }
     }
     if settings.notify && record.status.needs_notice() {
-        schedule::notify_failure(job, &record).await;
+        notice::notify_failure(job, &record).await;
     }
     if record.status == RunStatus::Ok {
-        schedule::run_succeeded(job);
+        notice::run_succeeded(job);
     }
     Ran::Finished { exit, record, errors }
-}
-
-/// The ledger status of an outcome. Source errors about a file's content (corrupt, missing or
-/// mistyped columns) are `failed`; a store that cannot be reached or read is
-/// `source_unavailable`.
-fn status_for(exit: Exit, error: Option<&RunError>) -> RunStatus {
-    match exit {
-        Exit::Ok => RunStatus::Ok,
-        Exit::NoAnalyzableData => RunStatus::NoData,
-        Exit::DeliveryFailed => RunStatus::DeliveryFailed,
-        Exit::SlaExceeded => RunStatus::SlaMissed,
-        Exit::SourceUnavailable => match error {
-            Some(RunError::Source(e)) if !e.is_unavailable() => RunStatus::Failed,
-            _ => RunStatus::SourceUnavailable,
-        },
-        Exit::Internal | Exit::Config | Exit::Environment => RunStatus::Failed,
-    }
 }
 
 /// What each destination of `job` is to receive in this run: the experiment ids of the run
@@ -398,11 +379,7 @@ async fn publish(
                 ));
             }
             if let Some(dir) = &published.outbox {
-                published.errors.push(format!(
-                    "the outputs wait in the outbox `{}`; send them with `abreport deliver --retry --job {}`",
-                    dir.display(),
-                    job.file.display()
-                ));
+                published.errors.push(outbox::waiting_hint(dir, &job.file));
             }
         }
     }
@@ -424,11 +401,7 @@ pub(crate) fn print_failures(job: &Job, reports: &[DeliveryReport]) -> bool {
         );
     }
     if let Some(dir) = reports.iter().filter(|r| !r.ok).find_map(|r| r.outbox.as_ref()) {
-        eprintln!(
-            "note: the outputs wait in the outbox `{}`; send them with `abreport deliver --retry --job {}`",
-            dir.display(),
-            job.file.display()
-        );
+        eprintln!("note: {}", outbox::waiting_hint(dir, &job.file));
     }
     failed
 }

@@ -10,7 +10,9 @@
 //! Pure: no IO, not async (templates and fonts are compiled into the binary).
 
 pub mod chart;
+mod escape;
 pub mod png;
+mod test_method;
 
 use serde::Serialize;
 use tera::{Context, Tera};
@@ -18,6 +20,8 @@ use tera::{Context, Tera};
 use crate::numbers::{count, level, percent, percent_interval, pvalue, signed_percent, value};
 use crate::results::*;
 use crate::runlog::StageTiming;
+pub use escape::escape_html;
+pub use test_method::Test;
 
 const HTML_TEMPLATE: &str = include_str!("../templates/report.html");
 const MARKDOWN_TEMPLATE: &str = include_str!("../templates/report.md");
@@ -111,22 +115,6 @@ struct EmailSectionModel {
     report: ReportModel,
     chart_cid: Option<String>,
     files: Vec<EmailFile>,
-}
-
-/// HTML escaping: the five significant characters as entities.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Markdown escaping that keeps `` `name` `` spans as code: outside them, the characters
@@ -273,49 +261,6 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-/// How an experiment's comparisons are tested: the method and level of their [`Inference`],
-/// the one test the recommendation reads. Every screen labels its intervals with it, so a
-/// figure and the verdict beside it always come from the same test.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Test {
-    pub method: InferenceMethod,
-    /// Confidence level of the intervals: `1 - alpha / k` for `k` treatment variants.
-    pub level: f64,
-}
-
-impl Test {
-    /// The test of the first comparison that has one; when none has (nothing is testable yet),
-    /// the one the settings call for.
-    pub fn of(result: &ExperimentResult) -> Test {
-        let first = result.metrics.iter().flat_map(|m| &m.comparisons).find_map(|c| c.inference.as_ref());
-        match first {
-            Some(i) => Test { method: i.method, level: i.level },
-            None => {
-                let k = result.variants.len().saturating_sub(1).max(1);
-                let method = if result.settings.sequential {
-                    InferenceMethod::AlwaysValid
-                } else {
-                    InferenceMethod::FixedHorizon
-                };
-                Test { method, level: 1.0 - result.settings.alpha / k as f64 }
-            }
-        }
-    }
-
-    /// `always-valid` or `fixed-horizon`.
-    pub fn method_name(self) -> &'static str {
-        match self.method {
-            InferenceMethod::AlwaysValid => "always-valid",
-            InferenceMethod::FixedHorizon => "fixed-horizon",
-        }
-    }
-
-    /// `always-valid 95% CI`; `always-valid 97.5% CI` with two treatment variants.
-    pub fn interval_label(self) -> String {
-        format!("{} {} CI", self.method_name(), level(self.level))
-    }
 }
 
 /// A signed metric value: `+0.01230`, `−3.00`, `0`.

@@ -12,7 +12,6 @@
 
 mod reader;
 pub mod retry;
-mod store;
 
 use std::fmt;
 use std::sync::Arc;
@@ -31,6 +30,7 @@ use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::errors::ParquetError;
 use tokio::task::JoinSet;
 
+pub use crate::config::Dataset;
 use crate::runlog::Deadline;
 use reader::ObjectReader;
 use retry::{Failure, Kind, Retry};
@@ -38,29 +38,6 @@ use retry::{Failure, Kind, Retry};
 /// Rows per decoded batch: large enough to amortise per-batch work, small enough that a few
 /// in flight per task stay in the CPU cache's neighbourhood.
 const BATCH_ROWS: usize = 16 * 1024;
-
-/// The two datasets under a source root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dataset {
-    Exposures,
-    Events,
-}
-
-impl Dataset {
-    pub fn folder(self) -> &'static str {
-        match self {
-            Dataset::Exposures => "exposures",
-            Dataset::Events => "events",
-        }
-    }
-}
-
-impl fmt::Display for Dataset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.folder())
-    }
-}
 
 /// One Parquet file of one date partition.
 #[derive(Debug, Clone)]
@@ -231,9 +208,9 @@ impl Source {
     /// [`Source::open_within`], counting the requests it retries in `retries` (shared with the
     /// caller, who reads it whether the run succeeds or not).
     pub fn open_counting(url: &str, deadline: Deadline, retries: Arc<AtomicU32>) -> Result<Self, SourceError> {
-        let limits = store::Limits::within(deadline.remaining());
+        let limits = crate::store::Limits::within(deadline.remaining());
         let (store, root) =
-            store::open(url, limits).map_err(|cause| SourceError::Refused { url: url.to_string(), cause })?;
+            crate::store::open(url, limits).map_err(|cause| SourceError::Refused { url: url.to_string(), cause })?;
         let local = url.starts_with("file:");
         let retry = Retry::counting(deadline, retries);
         Ok(Self { store, root, url: url.trim_end_matches('/').to_string(), local, retry })
@@ -495,84 +472,8 @@ impl Source {
     }
 }
 
-/// Opens any store URL (for writers such as uploads): the store and the prefix inside it.
-pub fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), String> {
-    store::open(url, store::Limits::default())
-}
-
 /// Data files are `*.parquet` objects that are not hidden (`.` or `_` prefix, as Spark and
 /// Hive use for temporary and marker files).
 fn is_data_file(path: &Path) -> bool {
     path.filename().is_some_and(|name| name.ends_with(".parquet") && !name.starts_with('.') && !name.starts_with('_'))
-}
-
-/// A store error in words a user can act on, without credentials or signed URLs.
-pub fn describe_store_error(err: &object_store::Error) -> String {
-    if retry::is_instance_metadata_failure(err) {
-        return format!(
-            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or run where the cloud's \
-             instance-metadata service provides a role); without them, asking that service for credentials failed: {}",
-            root_cause(err)
-        );
-    }
-    match err {
-        object_store::Error::PermissionDenied { .. } => "access denied (check the credentials' permissions)".into(),
-        object_store::Error::Unauthenticated { .. } => "not authenticated (check the credentials)".into(),
-        object_store::Error::NotFound { path, .. } => {
-            format!("`{path}` not found (does the bucket or folder exist?)")
-        }
-        other => {
-            let text = with_root_cause(other);
-            // reqwest errors quote the request URL, which for some stores carries a signature.
-            match text.find("?X-Amz-") {
-                Some(pos) => format!("{}…", &text[..pos]),
-                None => tidy_xml_error(&text),
-            }
-        }
-    }
-}
-
-/// The innermost cause of `err` ("Connection refused (os error 111)"), or its own text.
-fn root_cause(err: &object_store::Error) -> String {
-    let mut text = err.to_string();
-    let mut current = std::error::Error::source(err);
-    while let Some(cause) = current {
-        text = cause.to_string();
-        current = cause.source();
-    }
-    text
-}
-
-/// The error's text, followed by its innermost cause when the text does not already say it:
-/// a transport error's own message ("error sending request") hides the useful part
-/// ("Connection refused").
-fn with_root_cause(err: &object_store::Error) -> String {
-    let text = err.to_string();
-    let mut root: Option<&(dyn std::error::Error + 'static)> = None;
-    let mut current = std::error::Error::source(err);
-    while let Some(cause) = current {
-        root = Some(cause);
-        current = cause.source();
-    }
-    match root.map(|cause| cause.to_string()) {
-        Some(cause) if !cause.is_empty() && !text.contains(&cause) => format!("{text}: {cause}"),
-        _ => text,
-    }
-}
-
-/// S3-style error bodies are XML; keep their code and message and drop the rest (request and
-/// host ids), so the error fits on a line of a log or a notice.
-fn tidy_xml_error(text: &str) -> String {
-    let between = |open: &str, close: &str| {
-        let start = text.find(open)? + open.len();
-        let end = start + text[start..].find(close)?;
-        Some(&text[start..end])
-    };
-    match (between("<Code>", "</Code>"), between("<Message>", "</Message>")) {
-        (Some(code), Some(message)) => {
-            let head = text.find(": <").map_or(text, |i| &text[..i]);
-            format!("{head}: {code}: {message}")
-        }
-        _ => text.to_string(),
-    }
 }

@@ -8,6 +8,9 @@ use chrono::NaiveDate;
 use super::columns::UnitKey;
 use super::unit_keys::{UnitIdKind, UnitKeys};
 
+/// A dimension code for a missing (null) value.
+pub const NO_DIMENSION: u16 = u16::MAX;
+
 /// Whether a unit's exposures make it usable for an experiment's metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -274,12 +277,12 @@ impl ExperimentAllocation {
                 let mut values: Vec<(bool, String, Vec<u64>)> = by_code
                     .into_iter()
                     .map(|(code, units)| {
-                        let value = if code == super::NO_DIMENSION {
+                        let value = if code == NO_DIMENSION {
                             "(missing)"
                         } else {
                             names.get(usize::from(code)).map_or("(other)", String::as_str)
                         };
-                        (code == super::NO_DIMENSION, value.to_string(), units)
+                        (code == NO_DIMENSION, value.to_string(), units)
                     })
                     .collect();
                 // By value, `(missing)` last: codes follow the order reader threads first saw

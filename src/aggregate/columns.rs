@@ -8,7 +8,7 @@ use arrow::datatypes::{
     TimestampNanosecondType, TimestampSecondType,
 };
 
-use super::AggregateError;
+use super::error::AggregateError;
 
 /// Read access to one text column, whatever its physical encoding.
 pub enum Text<'a> {

@@ -18,11 +18,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use arrow::array::ArrayRef;
 use chrono::NaiveDate;
 
-use super::allocation::{AllocatedUnit, Allocation, DataQuality, ExperimentAllocation, UnitIndex, UnitStatus};
+use super::allocation::{
+    AllocatedUnit, Allocation, DataQuality, ExperimentAllocation, NO_DIMENSION, UnitIndex, UnitStatus,
+};
 use super::columns::{UnitIds, UnitKey, numbers, text_codes, timestamps_micros};
+use super::error::AggregateError;
 use super::exact_sum;
+use super::spec::Spec;
 use super::unit_keys::{UnitKeys, hash_unit};
-use super::{AggregateError, Spec};
 
 const SHARD_BITS: u32 = 6;
 /// Enough shards that two reader tasks seldom want the same one at once.
@@ -119,8 +122,6 @@ impl VariantNames {
     }
 }
 
-/// A dimension code for a missing (null) value.
-pub const NO_DIMENSION: u16 = u16::MAX;
 /// Distinct values kept per dimension; further values share the last code.
 const MAX_DIMENSION_VALUES: usize = u16::MAX as usize - 1;
 

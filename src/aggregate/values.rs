@@ -1,7 +1,7 @@
 //! Event accumulators -> per-unit metric values -> per-variant sufficient statistics.
 
 use super::fold::EventTotals;
-use super::{MetricPlan, SlotValue};
+use super::spec::{MetricPlan, SlotValue};
 use crate::config::{Aggregate, Cap};
 use crate::stats::{CovariateSummary, RatioSummary, Summary};
 
@@ -41,7 +41,7 @@ fn slot_values(value: SlotValue, totals: &EventTotals) -> Vec<f64> {
     aggregate_values(value.aggregate, &totals.slots[value.slot])
 }
 
-fn aggregate_values(aggregate: Aggregate, slot: &super::SlotTotals) -> Vec<f64> {
+fn aggregate_values(aggregate: Aggregate, slot: &super::fold::SlotTotals) -> Vec<f64> {
     match aggregate {
         Aggregate::Count => slot.count.iter().map(|&c| c as f64).collect(),
         Aggregate::Sum => slot.sum.clone(),

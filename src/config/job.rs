@@ -9,8 +9,8 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use super::model::*;
 use super::raw::{RawDelivery, RawEventAggregate, RawExperiment, RawJob, RawMetric, RawStats};
-use super::*;
 
 /// Longest `sla_seconds`: a day, the period of a daily job.
 pub const MAX_SLA_SECONDS: f64 = 86_400.0;
@@ -101,7 +101,7 @@ impl Checker<'_> {
                         schedule.get_ref()
                     ),
                 );
-            } else if let Err(e) = crate::schedule::cron::Schedule::parse(schedule.get_ref(), timezone) {
+            } else if let Err(e) = crate::cron::Schedule::parse(schedule.get_ref(), timezone) {
                 // The parser the scheduler uses, so a job that passes here also schedules.
                 self.problem(schedule, e.to_string());
             }

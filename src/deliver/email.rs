@@ -15,12 +15,12 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
 use crate::config::{Delivery, Job};
 use crate::export::{ExperimentOutputs, OutputFile};
-use crate::pipeline::display_url;
 use crate::render::png::{PngError, svg_to_png};
 use crate::render::{
     EmailFile, EmailFrame, EmailSection, RenderError, Renderer, RunFacts, bytes, chart, inference_effect,
 };
 use crate::results::{ExperimentResult, Inference, InferenceScale, MetricResult, Recommendation, ResultsFile, Status};
+use crate::store::display_url;
 
 /// The exports a mail attaches, in this order, while they fit.
 pub const EXPORTS: [&str; 3] = ["results.parquet", "allocation.parquet", "run.log.jsonl"];
@@ -285,7 +285,7 @@ fn compose(
     spec: &EmailSpec<'_>,
     renderer: &Renderer,
 ) -> Result<Composed, EmailError> {
-    let prefix = super::run_prefix(&job.name, report_date);
+    let prefix = crate::export::run_prefix(&job.name, report_date);
     let upload = upload_location(job, &prefix);
     let digest = group.len() > 1 || spec.digest;
     let results: Vec<&ExperimentResult> = group.iter().map(|p| p.result()).collect();

@@ -53,7 +53,7 @@ pub struct Destination {
     /// staying the same.
     pub delivery: Delivery,
     /// The run ledger's key of the delivery as the job file states it
-    /// (`schedule::ledger::delivery_key`), so a late delivery can be recorded there.
+    /// (`ledger::delivery_key`), so a late delivery can be recorded there.
     #[serde(default)]
     pub key: String,
     /// Whether everything was delivered.
@@ -94,6 +94,20 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> OutboxError + '_ {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Where a run's undelivered outputs wait and how to send them, for errors and notes.
+pub fn waiting_hint(dir: &Path, job_file: &Path) -> String {
+    format!(
+        "the outputs wait in the outbox `{}`; send them with `abreport deliver --retry --job {}`",
+        dir.display(),
+        job_file.display()
+    )
+}
+
+/// What `abreport deliver` says when a job's outbox holds nothing.
+pub fn nothing_waiting(job: &Job) -> String {
+    format!("{}: nothing waiting in `{}`", job.name, job_dir(job).display())
 }
 
 /// The folder of a job's entries: `<outbox>/<job>`.

@@ -8,13 +8,11 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 
 use crate::export::{ExperimentOutputs, MANIFEST};
-use crate::pipeline::display_url;
-use crate::source::describe_store_error;
+use crate::store::{describe_error_chain, display_url, open_writer};
 
 /// Uploads `outputs` under `url` + `prefix`, experiment after experiment, each manifest last.
 pub async fn upload(url: &str, prefix: &str, outputs: &[ExperimentOutputs]) -> Result<(), String> {
-    let (store, base) =
-        crate::source::open_store(url).map_err(|e| format!("cannot open `{}`: {e}", display_url(url)))?;
+    let (store, base) = open_writer(url).map_err(|e| format!("cannot open `{}`: {e}", display_url(url)))?;
     for output in outputs {
         let location = |name: &str| {
             let mut location: Path = base.clone();
@@ -28,36 +26,17 @@ pub async fn upload(url: &str, prefix: &str, outputs: &[ExperimentOutputs]) -> R
         let manifest = location(MANIFEST);
         match store.delete(&manifest).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(format!("cannot remove the old `{manifest}`: {}", describe(&e))),
+            Err(e) => return Err(format!("cannot remove the old `{manifest}`: {}", describe_error_chain(&e))),
         }
         // Files are listed manifest last; uploading in order keeps the manifest the last key.
         for file in &output.files {
             let location = location(&file.name);
             let payload = PutPayload::from_bytes(bytes::Bytes::copy_from_slice(&file.bytes));
-            store.put(&location, payload).await.map_err(|e| format!("cannot upload `{location}`: {}", describe(&e)))?;
+            store
+                .put(&location, payload)
+                .await
+                .map_err(|e| format!("cannot upload `{location}`: {}", describe_error_chain(&e)))?;
         }
     }
     Ok(())
-}
-
-/// A store error in words, with the causes behind a generic one (a refused connection, a
-/// TLS failure), still without signed URLs.
-fn describe(err: &object_store::Error) -> String {
-    let mut text = describe_store_error(err);
-    if matches!(err, object_store::Error::Generic { .. }) {
-        let mut source = std::error::Error::source(err);
-        while let Some(cause) = source {
-            let part = cause.to_string();
-            let part = match part.find("?X-Amz-") {
-                Some(pos) => format!("{}…", &part[..pos]),
-                None => part,
-            };
-            if !text.contains(&part) {
-                text.push_str(": ");
-                text.push_str(&part);
-            }
-            source = cause.source();
-        }
-    }
-    text
 }

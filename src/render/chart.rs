@@ -8,7 +8,8 @@
 
 use std::fmt::Write;
 
-use super::Test;
+use super::escape::escape_html;
+use super::test_method::Test;
 use crate::numbers::signed_percent;
 use crate::results::{Direction, ExperimentResult, InferenceScale};
 
@@ -28,22 +29,6 @@ fn colour(direction: Direction) -> &'static str {
         Direction::Worse => "#c2410c",
         Direction::Neutral => "#57606a",
     }
-}
-
-/// Escapes text for SVG/XML.
-pub fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 struct Row {
@@ -98,13 +83,13 @@ pub fn relative_effects_svg(result: &ExperimentResult) -> Option<String> {
     let _ = write!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12" role="img" aria-label="Relative effect of each variant against the control, with {}s">"#,
-        xml_escape(&test.interval_label())
+        escape_html(&test.interval_label())
     );
     let _ = write!(svg, r##"<rect width="{WIDTH}" height="{height}" fill="#ffffff"/>"##);
     let _ = write!(
         svg,
         r##"<text x="{plot_left}" y="18" font-size="13" font-weight="bold" fill="#1f2328">Relative effect vs control ({})</text>"##,
-        xml_escape(&test.interval_label())
+        escape_html(&test.interval_label())
     );
     let axis_y = TOP + ROW_HEIGHT * rows.len() as f64;
     let mut tick = -extent;
@@ -118,7 +103,7 @@ pub fn relative_effects_svg(result: &ExperimentResult) -> Option<String> {
             svg,
             r##"<text x="{tx:.1}" y="{:.1}" text-anchor="middle" fill="#57606a">{}</text>"##,
             axis_y + 16.0,
-            xml_escape(&signed_percent(
+            escape_html(&signed_percent(
                 if tick.abs() < step * 1e-9 { 0.0 } else { tick },
                 if step < 0.01 { 1 } else { 0 }
             ))
@@ -143,7 +128,7 @@ pub fn relative_effects_svg(result: &ExperimentResult) -> Option<String> {
             r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#1f2328">{}</text>"##,
             plot_left - 10.0,
             cy + 4.0,
-            xml_escape(&label)
+            escape_html(&label)
         );
         let (lo, hi) = (x(row.ci[0].max(-extent)), x(row.ci[1].min(extent)));
         let _ = write!(
@@ -158,10 +143,10 @@ pub fn relative_effects_svg(result: &ExperimentResult) -> Option<String> {
         let _ = write!(
             svg,
             r#"<title>{}: {} [{}, {}]</title>"#,
-            xml_escape(&row.label),
-            xml_escape(&signed_percent(row.estimate, 2)),
-            xml_escape(&signed_percent(row.ci[0], 2)),
-            xml_escape(&signed_percent(row.ci[1], 2))
+            escape_html(&row.label),
+            escape_html(&signed_percent(row.estimate, 2)),
+            escape_html(&signed_percent(row.ci[0], 2)),
+            escape_html(&signed_percent(row.ci[1], 2))
         );
     }
     if let Some(footnote) = footnote {
@@ -169,7 +154,7 @@ pub fn relative_effects_svg(result: &ExperimentResult) -> Option<String> {
             svg,
             r##"<text x="10" y="{:.1}" fill="#57606a">{}</text>"##,
             axis_y + 16.0 + FOOTNOTE,
-            xml_escape(&footnote)
+            escape_html(&footnote)
         );
     }
     svg.push_str("</svg>");
@@ -215,6 +200,6 @@ mod tests {
 
     #[test]
     fn labels_are_escaped() {
-        assert_eq!(xml_escape("<script>&\"'"), "&lt;script&gt;&amp;&quot;&#39;");
+        assert_eq!(escape_html("<script>&\"'"), "&lt;script&gt;&amp;&quot;&#39;");
     }
 }

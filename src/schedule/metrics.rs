@@ -24,7 +24,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::ledger::{RunRecord, RunStatus};
+use crate::ledger::{RunRecord, RunStatus};
 
 /// Upper bounds of the duration histogram, in seconds (the default SLA is 60 s).
 const BUCKETS: [f64; 12] = [0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0];
@@ -158,7 +158,7 @@ fn job_label(job: &str) -> JobLabel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::ledger::{DeliveryStatus, Trigger};
+    use crate::ledger::{DeliveryStatus, Trigger};
 
     fn finished(job: &str, status: RunStatus, seconds: f64) -> RunRecord {
         let mut record = RunRecord::start(job, "2026-11-20".parse().expect("date"), Trigger::Schedule, 60.0);

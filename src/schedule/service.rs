@@ -3,7 +3,7 @@
 //! - Loads every job file of the folder; invalid ones are reported and skipped, jobs without a
 //!   `schedule` are left to `abreport run`.
 //! - Schedules each job with tokio-cron-scheduler: one one-shot job per next fire instant, which
-//!   [`cron`](super::cron) computes in the job's time zone (DST-correct), re-armed after every
+//!   [`cron`](crate::cron) computes in the job's time zone (DST-correct), re-armed after every
 //!   fire. A fire runs the job for the report date it implies through `app::run_recorded`, the
 //!   same code path as `abreport run`.
 //! - One run per job at a time (a per-job mutex that survives reloads): a fire while the
@@ -30,12 +30,12 @@ use tokio::task::JoinSet;
 use tokio_cron_scheduler::{Job as CronJob, JobScheduler};
 use uuid::Uuid;
 
-use super::cron::{self, Schedule};
 use super::http::{self, Health};
-use super::ledger::{Ledger, RunStatus, Trigger};
 use super::metrics::Metrics;
 use crate::config::{self, Job};
+use crate::cron::{self, Schedule};
 use crate::deliver;
+use crate::ledger::{Ledger, RunStatus, Trigger};
 use crate::recorded::{self, Ran, RunSettings};
 
 /// How often the job folder is checked for changed files.
@@ -358,7 +358,7 @@ impl Service {
         for (name, entry) in &self.entries {
             let root = self.shared.out.join(config::safe_path_component(name));
             let older_than = entry.job.sla + deliver::STALE_AFTER_SLA;
-            let removed = deliver::stale::remove(&root, 2, deliver::stale::TempName::Dotted, older_than);
+            let removed = crate::stale::remove(&root, 2, crate::stale::TempName::Dotted, older_than);
             if removed.files > 0 {
                 tracing::info!(job = %name, files = removed.files, bytes = removed.bytes, "removed stale temporary files of killed runs");
             }

@@ -7,7 +7,7 @@
 //! that stays down ends the run as `source_unavailable` with its cause instead of hanging or
 //! turning into an SLA miss that says nothing about why.
 //!
-//! object_store's own retry loop is switched off for data reads (see `store::Limits`), so this is
+//! object_store's own retry loop is switched off for data reads (see `crate::store::Limits`), so this is
 //! the one retry policy of a run. This module only decides and waits; it makes no request itself.
 
 use std::error::Error as StdError;
@@ -105,9 +105,9 @@ impl Retry {
             let cause = match tokio::time::timeout(timeout, op()).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(err)) => match classify(&err) {
-                    Kind::Transient => crate::source::describe_store_error(&err),
+                    Kind::Transient => crate::store::describe_error(&err),
                     kind => {
-                        return Err(Failure::Permanent { kind, cause: crate::source::describe_store_error(&err) });
+                        return Err(Failure::Permanent { kind, cause: crate::store::describe_error(&err) });
                     }
                 },
                 Err(_) => format!("no answer within {timeout:.1?}"),
@@ -153,7 +153,7 @@ fn random_unit() -> f64 {
 /// as `HttpError` in the source chain.
 pub fn classify(err: &object_store::Error) -> Kind {
     use object_store::Error;
-    if is_instance_metadata_failure(err) {
+    if crate::store::is_instance_metadata_failure(err) {
         return Kind::Denied;
     }
     match err {
@@ -214,23 +214,6 @@ fn classify_chain(error: &(dyn StdError + 'static)) -> Kind {
     Kind::Permanent
 }
 
-/// True when the request that failed was object_store asking the cloud instance-metadata
-/// service for credentials, which it does when the environment holds none (`AWS_ACCESS_KEY_ID`
-/// …): off a cloud instance, that means there are no credentials, and waiting will not make
-/// any. Its token (`/latest/api/token`) and role (`/latest/meta-data/iam/…`) paths are the
-/// same on every cloud that serves it and appear nowhere else.
-pub fn is_instance_metadata_failure(err: &object_store::Error) -> bool {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(error) = current {
-        let text = error.to_string();
-        if text.contains("/latest/api/token") || text.contains("/latest/meta-data/") {
-            return true;
-        }
-        current = error.source();
-    }
-    false
-}
-
 /// True when `error` or one of its causes is a TLS failure (an untrusted or expired
 /// certificate, a name mismatch, a handshake the server refused, a peer that does not speak
 /// TLS): configuration, which no retry mends. rustls errors travel inside `io::Error`s, whose
@@ -260,6 +243,7 @@ fn http_status(text: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::is_instance_metadata_failure;
 
     fn generic(text: &str) -> object_store::Error {
         object_store::Error::Generic { store: "S3", source: text.to_string().into() }

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::analyze::Design;
 use crate::config::{Delivery, Job, safe_path_component};
+pub use crate::outcome::RunStatus;
 use crate::runlog::StageTiming;
 
 /// The folder of experiment designs (sequential tuning and first verdict date) beside the
@@ -28,64 +29,6 @@ const DESIGNS: &str = ".designs";
 
 /// Version of the record format.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// How a run ended (or that it is still going).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Started and not finished: still going, or the process died (catch-up runs it again).
-    Running,
-    /// Every experiment analysed, published and delivered.
-    Ok,
-    /// Published and delivered, but at least one experiment had no analyzable data.
-    NoData,
-    /// The data source could not be reached or read (after retries, or refused outright).
-    SourceUnavailable,
-    /// The run passed its SLA; nothing was published as complete.
-    SlaMissed,
-    /// Writing the outputs or a delivery failed.
-    DeliveryFailed,
-    /// Anything else: a corrupt file, a bad job, a bug.
-    Failed,
-}
-
-impl RunStatus {
-    /// Every status, for metrics that list them all.
-    pub const ALL: [RunStatus; 7] = [
-        RunStatus::Running,
-        RunStatus::Ok,
-        RunStatus::NoData,
-        RunStatus::SourceUnavailable,
-        RunStatus::SlaMissed,
-        RunStatus::DeliveryFailed,
-        RunStatus::Failed,
-    ];
-
-    /// The name used in the ledger, metrics and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Ok => "ok",
-            RunStatus::NoData => "no_data",
-            RunStatus::SourceUnavailable => "source_unavailable",
-            RunStatus::SlaMissed => "sla_missed",
-            RunStatus::DeliveryFailed => "delivery_failed",
-            RunStatus::Failed => "failed",
-        }
-    }
-
-    /// Statuses the job's admin hears about.
-    pub fn needs_notice(self) -> bool {
-        matches!(
-            self,
-            RunStatus::SourceUnavailable
-                | RunStatus::SlaMissed
-                | RunStatus::Failed
-                | RunStatus::NoData
-                | RunStatus::DeliveryFailed
-        )
-    }
-}
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -396,8 +339,9 @@ impl RunRecord {
             && self.deliveries.iter().all(|d| d.ok || d.key == "outbox")
         {
             let no_data = self.experiments.iter().any(|e| e.status == "failed");
-            self.status = if no_data { RunStatus::NoData } else { RunStatus::Ok };
-            self.exit_code = if no_data { crate::app::Exit::NoAnalyzableData } else { crate::app::Exit::Ok } as u8;
+            let (status, exit) = crate::outcome::delivered_late(no_data);
+            self.status = status;
+            self.exit_code = exit as u8;
             self.error = None;
         }
         changed
@@ -448,8 +392,8 @@ impl Ledger {
             _ => Some(std::path::PathBuf::from(location)),
         };
         let Some(folder) = folder else {
-            let (store, prefix) = crate::source::open_store(location).map_err(open_error)?;
-            return Ok(Self { store, prefix, location: crate::pipeline::display_url(location), folder: None });
+            let (store, prefix) = crate::store::open_writer(location).map_err(open_error)?;
+            return Ok(Self { store, prefix, location: crate::store::display_url(location), folder: None });
         };
         std::fs::create_dir_all(&folder).map_err(|e| open_error(e.to_string()))?;
         // fsync before the rename: a record that says "delivered" must survive a power cut,
@@ -468,8 +412,8 @@ impl Ledger {
     /// Removes the staging files (`<record>#<n>`) that writes of a local ledger killed half-way
     /// left in `job`'s folders, when older than `older_than`. An object store publishes a PUT
     /// whole and leaves none.
-    pub fn remove_stale(&self, job: &str, older_than: std::time::Duration) -> crate::deliver::stale::Removed {
-        use crate::deliver::stale::{self, TempName};
+    pub fn remove_stale(&self, job: &str, older_than: std::time::Duration) -> crate::stale::Removed {
+        use crate::stale::{self, TempName};
         let Some(folder) = &self.folder else { return stale::Removed::default() };
         let job = safe_path_component(job);
         let mut removed = stale::remove(&folder.join(&job), 0, TempName::Staged, older_than);
@@ -527,9 +471,9 @@ impl Ledger {
     ) -> Result<Option<T>, LedgerError> {
         let read_error = |cause: String| LedgerError::Read { key: key.to_string(), cause };
         let bytes = match self.store.get(key).await {
-            Ok(result) => result.bytes().await.map_err(|e| read_error(crate::source::describe_store_error(&e)))?,
+            Ok(result) => result.bytes().await.map_err(|e| read_error(crate::store::describe_error(&e)))?,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(read_error(crate::source::describe_store_error(&e))),
+            Err(e) => return Err(read_error(crate::store::describe_error(&e))),
         };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| read_error(format!("not {what}: {e}")))
     }
@@ -547,7 +491,7 @@ impl Ledger {
             .put(key, PutPayload::from(bytes))
             .await
             .map(|_| ())
-            .map_err(|e| LedgerError::Write { key: key.to_string(), cause: crate::source::describe_store_error(&e) })
+            .map_err(|e| LedgerError::Write { key: key.to_string(), cause: crate::store::describe_error(&e) })
     }
 
     /// The last `last` records of each job (all jobs, or only `job`), newest report date
