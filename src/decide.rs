@@ -99,11 +99,11 @@ pub fn recommend(result: &ExperimentResult) -> Decision {
 }
 
 fn on_the_metrics(result: &ExperimentResult) -> Decision {
-    let primary = result.metrics.iter().find(|m| m.role == "primary").expect("checked by no_primary");
+    let primary = result.metrics.iter().find(|m| m.role == Role::Primary).expect("checked by no_primary");
     if let Some(decision) = too_early(result, primary) {
         return decision;
     }
-    let guardrails = result.metrics.iter().filter(|m| m.role == "guardrail").count();
+    let guardrails = result.metrics.iter().filter(|m| m.role == Role::Guardrail).count();
     let k = primary.comparisons.len().max(1);
     let levels = Levels {
         k,
@@ -132,7 +132,7 @@ fn raw_worse(metric: &MetricResult, c: &ComparisonResult) -> bool {
 fn harmed(metric: &MetricResult, c: &ComparisonResult, levels: &Levels) -> bool {
     let Some(i) = &c.inference else { return false };
     let bound = match (metric.margin, i.scale) {
-        (Some(margin), InferenceScale::Relative) if metric.role == "guardrail" => {
+        (Some(margin), InferenceScale::Relative) if metric.role == Role::Guardrail => {
             if metric.higher_is_better {
                 -margin
             } else {
@@ -170,9 +170,9 @@ fn read<'a>(
     for metric in &result.metrics {
         let Some(g) = comparison_of(metric, variant) else { continue };
         let worse = g.inference.as_ref().is_some_and(|i| i.direction == Direction::Worse);
-        match metric.role.as_str() {
-            "guardrail" if harmed(metric, g, levels) => reading.guardrails_harmed.push((metric, g)),
-            "guardrail" => match &g.non_inferiority {
+        match metric.role {
+            Role::Guardrail if harmed(metric, g, levels) => reading.guardrails_harmed.push((metric, g)),
+            Role::Guardrail => match &g.non_inferiority {
                 Some(ni) if ni.non_inferior && worse => reading.losses.push((metric, g)),
                 Some(ni) if ni.non_inferior => reading.guardrails_clear.push((metric, g)),
                 Some(_) => reading.guardrails_pending.push((metric, g)),
@@ -185,8 +185,8 @@ fn read<'a>(
                 None if g.inference.is_none() && raw_worse(metric, g) => reading.guardrails_pending.push((metric, g)),
                 None => reading.guardrails_clear.push((metric, g)),
             },
-            "secondary" if worse => reading.losses.push((metric, g)),
-            _ => {}
+            Role::Secondary if worse => reading.losses.push((metric, g)),
+            Role::Primary | Role::Secondary => {}
         }
     }
     reading
@@ -211,7 +211,7 @@ fn decision(
 
 /// Rule 1.
 fn missing_variant(result: &ExperimentResult) -> Option<Decision> {
-    let check = result.check("missing_variant").filter(|c| c.status == CheckStatus::Fail)?;
+    let check = result.check(CheckName::MissingVariant).filter(|c| c.status == CheckStatus::Fail)?;
     Some(decision(
         Recommendation::Inconclusive,
         None,
@@ -226,9 +226,9 @@ fn missing_variant(result: &ExperimentResult) -> Option<Decision> {
 
 /// Rule 2.
 fn broken_allocation(result: &ExperimentResult) -> Option<Decision> {
-    ["srm", "multi_variant_units"].into_iter().find_map(|name| {
+    [CheckName::Srm, CheckName::MultiVariantUnits].into_iter().find_map(|name| {
         let check = result.check(name).filter(|c| c.status == CheckStatus::Fail)?;
-        let what = if name == "srm" { "Sample ratio mismatch" } else { "Units in several variants" };
+        let what = if name == CheckName::Srm { "Sample ratio mismatch" } else { "Units in several variants" };
         Some(decision(
             Recommendation::Pause,
             None,
@@ -244,7 +244,7 @@ fn broken_allocation(result: &ExperimentResult) -> Option<Decision> {
 
 /// Rule 3.
 fn no_primary(result: &ExperimentResult) -> Option<Decision> {
-    result.metrics.iter().all(|m| m.role != "primary").then(|| {
+    result.metrics.iter().all(|m| m.role != Role::Primary).then(|| {
         decision(
             Recommendation::Inconclusive,
             None,
@@ -401,8 +401,8 @@ fn trade_off(primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decisio
     let mut reasons = vec![format!("{}: significantly better.", effect_text(primary, held.primary))];
     let mut codes = vec!["PRIMARY_SIGNIFICANT_WIN".to_string()];
     for (metric, c) in &held.losses {
-        match metric.role.as_str() {
-            "guardrail" => {
+        match metric.role {
+            Role::Guardrail => {
                 reasons.push(format!(
                     "But guardrail {}: significantly worse, though within its margin ({}).",
                     lowercase_first(&effect_text(metric, c)),
@@ -739,7 +739,7 @@ fn significance_text(c: &ComparisonResult, at: f64, levels: &Levels) -> String {
 /// `harm p = 0.0010 < 0.0125: α = 0.05 shared by 4 harm tests`.
 fn harm_text(metric: &MetricResult, c: &ComparisonResult, levels: &Levels) -> String {
     let p = c.inference.as_ref().and_then(|i| i.harm_p_value).unwrap_or(1.0);
-    let of = match metric.margin.filter(|_| metric.role == "guardrail") {
+    let of = match metric.margin.filter(|_| metric.role == Role::Guardrail) {
         Some(margin) => format!("p of a {} worsening", percent(margin, 1)),
         None => "harm p".to_string(),
     };
@@ -867,7 +867,7 @@ mod tests {
         fn metric(
             mut self,
             name: &str,
-            role: &str,
+            role: Role,
             higher_is_better: bool,
             margin: Option<f64>,
             comparisons: Vec<ComparisonResult>,
@@ -896,8 +896,8 @@ mod tests {
                 .collect();
             self.0.metrics.push(MetricResult {
                 name: name.into(),
-                kind: "proportion".into(),
-                role: role.into(),
+                kind: MetricKind::Proportion,
+                role,
                 higher_is_better,
                 variants: vec![],
                 comparisons,
@@ -910,10 +910,10 @@ mod tests {
 
         /// The primary metric `conversion` (higher is better).
         fn primary(self, comparisons: Vec<ComparisonResult>) -> Self {
-            self.metric("conversion", "primary", true, None, comparisons)
+            self.metric("conversion", Role::Primary, true, None, comparisons)
         }
 
-        fn data_check(mut self, name: &str, status: CheckStatus, detail: &str) -> Self {
+        fn data_check(mut self, name: CheckName, status: CheckStatus, detail: &str) -> Self {
             let check = self.0.checks.iter_mut().find(|c| c.name == name).expect("a check of sample_result");
             check.status = status;
             check.detail = detail.into();
@@ -981,8 +981,8 @@ mod tests {
     fn missing_variant_is_inconclusive_even_before_a_failed_srm() {
         let e = Experiment::new(&["treatment"])
             .primary(vec![tested("treatment", WIN)])
-            .data_check("missing_variant", CheckStatus::Fail, "`treatment` has no units")
-            .data_check("srm", CheckStatus::Fail, "p = 1.0e-9");
+            .data_check(CheckName::MissingVariant, CheckStatus::Fail, "`treatment` has no units")
+            .data_check(CheckName::Srm, CheckStatus::Fail, "p = 1.0e-9");
         let d = check(e, Recommendation::Inconclusive, None, &["MISSING_VARIANT"]);
         says(&d, "`treatment` has no units");
     }
@@ -990,7 +990,7 @@ mod tests {
     #[test]
     fn failed_srm_pauses_before_a_winning_primary() {
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).data_check(
-            "srm",
+            CheckName::Srm,
             CheckStatus::Fail,
             "p = 1.0e-9",
         );
@@ -1001,7 +1001,7 @@ mod tests {
     #[test]
     fn failed_srm_pauses_before_a_harmed_primary() {
         let e = Experiment::new(&["treatment"]).primary(vec![harm(tested("treatment", LOSS), 1e-6)]).data_check(
-            "srm",
+            CheckName::Srm,
             CheckStatus::Fail,
             "p = 1.0e-9",
         );
@@ -1011,7 +1011,7 @@ mod tests {
     #[test]
     fn units_in_several_variants_pause() {
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).data_check(
-            "multi_variant_units",
+            CheckName::MultiVariantUnits,
             CheckStatus::Fail,
             "3% of units",
         );
@@ -1020,8 +1020,13 @@ mod tests {
 
     #[test]
     fn no_primary_metric_is_inconclusive() {
-        let e =
-            Experiment::new(&["treatment"]).metric("revenue", "secondary", true, None, vec![tested("treatment", WIN)]);
+        let e = Experiment::new(&["treatment"]).metric(
+            "revenue",
+            Role::Secondary,
+            true,
+            None,
+            vec![tested("treatment", WIN)],
+        );
         check(e, Recommendation::Inconclusive, None, &["NO_PRIMARY_METRIC"]);
     }
 
@@ -1060,7 +1065,7 @@ mod tests {
     fn promote_with_a_harm_only_guardrail_showing_no_harm() {
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "errors",
-            "guardrail",
+            Role::Guardrail,
             false,
             None,
             vec![harm(tested("treatment", [-0.02, 0.03]), 0.7)],
@@ -1082,7 +1087,7 @@ mod tests {
         // latency is lower-is-better: the worse end is +1.0%, within the 2% margin.
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "latency",
-            "guardrail",
+            Role::Guardrail,
             false,
             Some(0.02),
             vec![harm(tested("treatment", [-0.03, 0.01]), 0.9)],
@@ -1100,7 +1105,7 @@ mod tests {
     fn promote_with_an_untestable_harm_only_guardrail() {
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "refunds",
-            "guardrail",
+            Role::Guardrail,
             false,
             None,
             vec![untested("treatment", "no events in either variant")],
@@ -1122,7 +1127,7 @@ mod tests {
         errors.absolute_effect = Some(0.02);
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "errors",
-            "guardrail",
+            Role::Guardrail,
             false,
             None,
             vec![errors],
@@ -1140,7 +1145,7 @@ mod tests {
         // The module doc: one with a margin must be shown non-inferior.
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "refunds",
-            "guardrail",
+            Role::Guardrail,
             false,
             Some(0.5),
             vec![untested("treatment", "no events in either variant")],
@@ -1168,7 +1173,7 @@ mod tests {
         // a: −7%, b: −4% on a metric where lower is better: a is the larger improvement.
         let e = Experiment::new(&["a", "b"]).metric(
             "load_time",
-            "primary",
+            Role::Primary,
             false,
             None,
             vec![tested("a", [-0.11, -0.03]), tested("b", [-0.07, -0.01])],
@@ -1195,7 +1200,7 @@ mod tests {
         let mut e = Experiment::new(&names).primary(primary);
         for guardrail in guardrails {
             let no_harm = names.iter().map(|v| harm(tested(v, [-0.02, 0.02]), 0.9)).collect();
-            e = e.metric(guardrail, "guardrail", false, None, no_harm);
+            e = e.metric(guardrail, Role::Guardrail, false, None, no_harm);
         }
         e
     }
@@ -1248,7 +1253,7 @@ mod tests {
         // 0.001 < α/(k(1 + 1)) = 0.025.
         let e = Experiment::new(&["treatment"]).primary(vec![harm(tested("treatment", [-0.03, 0.03]), 1.0)]).metric(
             "latency",
-            "guardrail",
+            Role::Guardrail,
             false,
             Some(0.02),
             vec![harm(tested("treatment", [0.03, 0.09]), 0.001)],
@@ -1266,7 +1271,7 @@ mod tests {
         // rollback (and without a winning primary, no trade-off).
         let e = Experiment::new(&["treatment"]).primary(vec![harm(tested("treatment", OPEN), 1.0)]).metric(
             "latency",
-            "guardrail",
+            Role::Guardrail,
             false,
             Some(0.02),
             vec![harm(tested("treatment", [0.01, 0.018]), 0.001)],
@@ -1280,7 +1285,7 @@ mod tests {
     fn trade_off_on_a_secondary_loss() {
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "revenue",
-            "secondary",
+            Role::Secondary,
             true,
             None,
             vec![tested("treatment", [-0.06, -0.01])],
@@ -1299,7 +1304,7 @@ mod tests {
         // latency +1.75% [+0.5%, +3%]: significantly worse, but its worse end is within 5%.
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "latency",
-            "guardrail",
+            Role::Guardrail,
             false,
             Some(0.05),
             vec![harm(tested("treatment", [0.005, 0.03]), 0.2)],
@@ -1319,8 +1324,8 @@ mod tests {
         // data could still settle the guardrail (rule 10).
         let e = Experiment::new(&["treatment"])
             .primary(vec![tested("treatment", WIN)])
-            .metric("revenue", "secondary", true, None, vec![tested("treatment", [-0.06, -0.01])])
-            .metric("latency", "guardrail", false, Some(0.02), vec![harm(tested("treatment", [-0.01, 0.04]), 0.3)]);
+            .metric("revenue", Role::Secondary, true, None, vec![tested("treatment", [-0.06, -0.01])])
+            .metric("latency", Role::Guardrail, false, Some(0.02), vec![harm(tested("treatment", [-0.01, 0.04]), 0.3)]);
         check(
             e,
             Recommendation::Continue,
@@ -1334,7 +1339,7 @@ mod tests {
         // errors +4% [+1%, +7%] significantly worse at 0.05, harm p 0.03 ≥ 0.05/2 = 0.025.
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "errors",
-            "guardrail",
+            Role::Guardrail,
             false,
             None,
             vec![harm(tested("treatment", WIN), 0.03)],
@@ -1369,7 +1374,7 @@ mod tests {
         // Lower is better: the favourable end is the lower one, −4% > −5%.
         let e = Experiment::new(&["treatment"]).metric(
             "latency",
-            "primary",
+            Role::Primary,
             false,
             None,
             vec![tested("treatment", [-0.04, 0.02])],
@@ -1378,7 +1383,7 @@ mod tests {
         // The upper end below the MDE says nothing here: −6% still reaches past −5%.
         let e = Experiment::new(&["treatment"]).metric(
             "latency",
-            "primary",
+            Role::Primary,
             false,
             None,
             vec![tested("treatment", [-0.06, 0.04])],
@@ -1425,7 +1430,7 @@ mod tests {
     fn horizon_names_pending_guardrails() {
         let e = Experiment::new(&["treatment"])
             .primary(vec![tested("treatment", OPEN)])
-            .metric("latency", "guardrail", false, Some(0.02), vec![tested("treatment", [-0.01, 0.04])])
+            .metric("latency", Role::Guardrail, false, Some(0.02), vec![tested("treatment", [-0.01, 0.04])])
             .plan(plan(nov(20), None, false));
         check(
             e,
@@ -1520,7 +1525,7 @@ mod tests {
     #[test]
     fn warnings_become_caveats() {
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).data_check(
-            "invalid_values",
+            CheckName::InvalidValues,
             CheckStatus::Warn,
             "3 NaN values ignored",
         );
@@ -1543,8 +1548,8 @@ mod tests {
         let e = || {
             Experiment::new(&variants)
                 .primary(variants.iter().map(|v| open(v)).collect())
-                .metric("latency", "guardrail", false, Some(0.02), variants.iter().map(|v| pending(v)).collect())
-                .metric("errors", "guardrail", false, None, variants.iter().map(|v| worse(v)).collect())
+                .metric("latency", Role::Guardrail, false, Some(0.02), variants.iter().map(|v| pending(v)).collect())
+                .metric("errors", Role::Guardrail, false, None, variants.iter().map(|v| worse(v)).collect())
         };
         let d = check(
             e(),
@@ -1572,7 +1577,7 @@ mod tests {
         // Three winners, each with the same secondary loss: one trade-off, one code per metric.
         let e = Experiment::new(&variants).primary(variants.iter().map(|v| tested(v, WIN)).collect()).metric(
             "revenue",
-            "secondary",
+            Role::Secondary,
             true,
             None,
             variants.iter().map(|v| tested(v, [-0.06, -0.01])).collect(),

@@ -397,7 +397,7 @@ struct ReportModel {
 
 #[derive(Debug, Serialize)]
 struct CheckRow {
-    name: String,
+    name: &'static str,
     status: &'static str,
     p_value: String,
     detail: String,
@@ -414,8 +414,8 @@ struct VariantRow {
 #[derive(Debug, Serialize)]
 struct MetricTable {
     name: String,
-    role: String,
-    kind: String,
+    role: &'static str,
+    kind: &'static str,
     better: &'static str,
     /// Capping, CUPED and guardrail margin, in words.
     notes: Vec<String>,
@@ -508,7 +508,7 @@ struct PlanTestRow {
 #[derive(Debug, Serialize)]
 struct KeyMetric {
     name: String,
-    role: String,
+    role: &'static str,
     summary: String,
 }
 
@@ -548,7 +548,7 @@ impl ReportModel {
             .checks
             .iter()
             .map(|c| CheckRow {
-                name: c.name.clone(),
+                name: c.name.name(),
                 status: match c.status {
                     CheckStatus::Pass => "pass",
                     CheckStatus::Warn => "warn",
@@ -569,7 +569,7 @@ impl ReportModel {
             })
             .collect();
         let metrics: Vec<MetricTable> = result.metrics.iter().map(|m| metric_table(m, &fixed_level)).collect();
-        let srm_failed = result.check("srm").is_some_and(|c| c.status != CheckStatus::Pass);
+        let srm_failed = result.check(CheckName::Srm).is_some_and(|c| c.status != CheckStatus::Pass);
         let srm_days = if srm_failed {
             result
                 .srm
@@ -654,7 +654,7 @@ impl ReportModel {
             .take(4)
             .map(|m| KeyMetric {
                 name: m.name.clone(),
-                role: m.role.clone(),
+                role: m.role.name(),
                 summary: m
                     .comparisons
                     .iter()
@@ -722,7 +722,7 @@ impl ReportModel {
             fixed_horizon: fixed_horizon_rows(result),
             fixed_horizon_intro: format!(
                 "Welch t-tests (delta method for relative effects and ratio metrics) with {fixed_level} intervals, p-values adjusted over the experiment's comparisons with the {} correction, and `significant` means an adjusted p below {}. These are the contract fields of results.json and results.parquet, kept for audits and other readers; the recommendation does not read them, and reading them daily inflates false positives.",
-                correction_name(&result.settings.correction),
+                correction_name(result.settings.correction),
                 result.settings.alpha
             ),
             plan: result.plan.as_ref().map(|p| plan_model(result, p)),
@@ -747,12 +747,11 @@ impl ReportModel {
     }
 }
 
-fn correction_name(correction: &str) -> &str {
+fn correction_name(correction: Correction) -> &'static str {
     match correction {
-        "holm" => "Holm",
-        "bh" => "Benjamini–Hochberg",
-        "none" => "no",
-        other => other,
+        Correction::Holm => "Holm",
+        Correction::BenjaminiHochberg => "Benjamini–Hochberg",
+        Correction::None => "no",
     }
 }
 
@@ -924,7 +923,7 @@ fn tuning_text(result: &ExperimentResult, plan: &Plan) -> String {
         TuningSource::Default => "default: gbstats' default until the data can size the tests".to_string(),
     };
     let control = result.variants.first().map_or("control", |v| v.name.as_str());
-    let primary = result.metrics.iter().find(|m| m.role == "primary").or(result.metrics.first());
+    let primary = result.metrics.iter().find(|m| m.role == Role::Primary).or(result.metrics.first());
     let tunings: Vec<String> = primary
         .into_iter()
         .flat_map(|m| &m.comparisons)
@@ -992,8 +991,8 @@ fn metric_table(m: &MetricResult, fixed_level: &str) -> MetricTable {
     }
     MetricTable {
         name: m.name.clone(),
-        role: m.role.clone(),
-        kind: m.kind.clone(),
+        role: m.role.name(),
+        kind: m.kind.name(),
         better: if m.higher_is_better { "higher is better" } else { "lower is better" },
         notes,
         rows,

@@ -2,6 +2,8 @@
 //! and exports are rendered from. Field names follow `shared/contract.md` (schema_version 1);
 //! fields beyond the contract are additions, never renames.
 
+use std::fmt;
+
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -217,10 +219,47 @@ pub enum CheckStatus {
     Fail,
 }
 
+/// The data-quality checks: the six of the contract, then the extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckName {
+    /// The split of units between variants matches the configured weights.
+    Srm,
+    MultiVariantUnits,
+    InvalidValues,
+    UnknownVariant,
+    MissingVariant,
+    MissingPartitions,
+    FutureExposures,
+    IncompleteRows,
+}
+
+impl CheckName {
+    /// The name in `results.json`, reports and reason codes.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckName::Srm => "srm",
+            CheckName::MultiVariantUnits => "multi_variant_units",
+            CheckName::InvalidValues => "invalid_values",
+            CheckName::UnknownVariant => "unknown_variant",
+            CheckName::MissingVariant => "missing_variant",
+            CheckName::MissingPartitions => "missing_partitions",
+            CheckName::FutureExposures => "future_exposures",
+            CheckName::IncompleteRows => "incomplete_rows",
+        }
+    }
+}
+
+impl fmt::Display for CheckName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A data-quality check.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
-    pub name: String,
+    pub name: CheckName,
     pub status: CheckStatus,
     pub p_value: Option<f64>,
     pub detail: String,
@@ -242,8 +281,8 @@ pub struct VariantResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MetricResult {
     pub name: String,
-    pub kind: String,
-    pub role: String,
+    pub kind: MetricKind,
+    pub role: Role,
     pub higher_is_better: bool,
     pub variants: Vec<MetricVariant>,
     pub comparisons: Vec<ComparisonResult>,
@@ -258,6 +297,65 @@ pub struct MetricResult {
     pub cap: Option<CapInfo>,
 }
 
+/// The role of a metric in one experiment: what the recommendation reads it for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Secondary,
+    Guardrail,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Secondary => "secondary",
+            Role::Guardrail => "guardrail",
+        }
+    }
+}
+
+/// How a metric's per-unit value is made, by name (the job's `MetricKind` holds its events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricKind {
+    Proportion,
+    Mean,
+    Ratio,
+}
+
+impl MetricKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricKind::Proportion => "proportion",
+            MetricKind::Mean => "mean",
+            MetricKind::Ratio => "ratio",
+        }
+    }
+}
+
+/// Multiple-comparison correction across the comparisons of one experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Correction {
+    #[serde(rename = "holm")]
+    Holm,
+    #[serde(rename = "bh")]
+    BenjaminiHochberg,
+    #[serde(rename = "none")]
+    None,
+}
+
+impl Correction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Correction::Holm => "holm",
+            Correction::BenjaminiHochberg => "bh",
+            Correction::None => "none",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CupedInfo {
     pub theta: f64,
@@ -268,13 +366,31 @@ pub struct CupedInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CapInfo {
-    /// `absolute` or `percentile`.
-    pub kind: String,
+    pub kind: CapKind,
     pub percentile: Option<f64>,
     /// The value per-unit values were capped at.
     pub value: f64,
     /// Units whose value was lowered to the cap.
     pub capped_units: u64,
+}
+
+/// How a metric's cap was set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CapKind {
+    /// A fixed value.
+    Absolute,
+    /// A quantile of the experiment's units (`percentile`).
+    Percentile,
+}
+
+impl CapKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CapKind::Absolute => "absolute",
+            CapKind::Percentile => "percentile",
+        }
+    }
 }
 
 /// One variant's statistics on one metric.
@@ -445,7 +561,7 @@ pub struct Window {
 pub struct Settings {
     pub alpha: f64,
     pub power: f64,
-    pub correction: String,
+    pub correction: Correction,
     pub srm_p_value: f64,
     pub mde: f64,
     /// Decisions use always-valid (sequential) inference.
@@ -484,7 +600,7 @@ impl Decision {
 }
 
 impl ExperimentResult {
-    pub fn check(&self, name: &str) -> Option<&Check> {
+    pub fn check(&self, name: CheckName) -> Option<&Check> {
         self.checks.iter().find(|c| c.name == name)
     }
 }
@@ -526,10 +642,10 @@ pub(crate) fn sample_result() -> ExperimentResult {
         }),
         cuped_theta: None,
     };
-    let metric = |name: &str, role: &str, c: ComparisonResult| MetricResult {
+    let metric = |name: &str, role: Role, c: ComparisonResult| MetricResult {
         name: name.into(),
-        kind: "proportion".into(),
-        role: role.into(),
+        kind: MetricKind::Proportion,
+        role,
         higher_is_better: true,
         variants: ["control", "treatment"]
             .into_iter()
@@ -561,29 +677,29 @@ pub(crate) fn sample_result() -> ExperimentResult {
             expected_verdict_date: None,
         },
         checks: [
-            "srm",
-            "multi_variant_units",
-            "invalid_values",
-            "unknown_variant",
-            "missing_variant",
-            "missing_partitions",
+            CheckName::Srm,
+            CheckName::MultiVariantUnits,
+            CheckName::InvalidValues,
+            CheckName::UnknownVariant,
+            CheckName::MissingVariant,
+            CheckName::MissingPartitions,
         ]
         .into_iter()
-        .map(|name| Check { name: name.into(), status: CheckStatus::Pass, p_value: None, detail: String::new() })
+        .map(|name| Check { name, status: CheckStatus::Pass, p_value: None, detail: String::new() })
         .collect(),
         variants: ["control", "treatment"]
             .into_iter()
             .map(|v| VariantResult { name: v.into(), units: 1000, expected_weight: 0.5, observed_share: Some(0.5) })
             .collect(),
         metrics: vec![
-            metric("conversion", "primary", comparison(0.041, true)),
-            metric("revenue", "secondary", comparison(0.01, false)),
+            metric("conversion", Role::Primary, comparison(0.041, true)),
+            metric("revenue", Role::Secondary, comparison(0.01, false)),
         ],
         window: Window { start: date, end: date, days: 1 },
         settings: Settings {
             alpha: 0.05,
             power: 0.8,
-            correction: "holm".into(),
+            correction: Correction::Holm,
             srm_p_value: 0.001,
             mde: 0.05,
             sequential: true,

@@ -29,7 +29,7 @@ use crate::aggregate::{AllocationCounts, VariantSummaries};
 use crate::analyze::{self, Design, ExperimentData, MetricData};
 use crate::config::{self, Job};
 use crate::decide;
-use crate::results::{ExperimentResult, Recommendation};
+use crate::results::{ExperimentResult, Recommendation, Role};
 use crate::rng::Rng;
 use crate::stats::{CovariateSummary, RatioSummary, Summary};
 
@@ -461,7 +461,7 @@ fn observe(trajectory: &mut Trajectory, result: &ExperimentResult, look: u32, sc
         trajectory.first_terminal_codes = decision.reason_codes.clone();
     }
     if decision.reason_codes.iter().any(|c| c == "PRIMARY_NO_EFFECT") {
-        let primary = result.metrics.iter().find(|m| m.role == "primary");
+        let primary = result.metrics.iter().find(|m| m.role == Role::Primary);
         let contains_mde = primary.is_some_and(|m| {
             m.comparisons.iter().any(|c| {
                 c.inference.as_ref().is_some_and(|i| {

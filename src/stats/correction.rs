@@ -1,6 +1,6 @@
 //! Multiple-comparison corrections over the comparisons of one experiment.
 
-use crate::config::Correction;
+use crate::results::Correction;
 
 /// Adjusted p-values in the input order, as statsmodels' `multipletests` computes them:
 /// Holm (Holm 1979, Scand. J. Statist. 6) `p̃(i) = max_{j≤i} min(1, (m-j+1)·p(j))` over
