@@ -92,7 +92,7 @@ pub fn recommend(result: &ExperimentResult) -> Decision {
     for check in &result.checks {
         if check.status == CheckStatus::Warn {
             decision.reasons.push(format!("Caveat ({}): {}.", check.name, check.detail));
-            decision.reason_codes.push(format!("CHECK_WARNING:{}", check.name));
+            decision.reason_codes.push(ReasonCode::CheckWarning(check.name));
         }
     }
     decision
@@ -196,7 +196,7 @@ fn decision(
     recommendation: Recommendation,
     variant: Option<&str>,
     reasons: Vec<String>,
-    codes: Vec<String>,
+    codes: Vec<ReasonCode>,
     rule: &str,
 ) -> Decision {
     Decision {
@@ -219,7 +219,7 @@ fn missing_variant(result: &ExperimentResult) -> Option<Decision> {
             "Nothing can be compared: {}. Check the assignment service and the variant names in the job file.",
             check.detail
         )],
-        vec!["MISSING_VARIANT".into()],
+        vec![ReasonCode::MissingVariant],
         "a configured variant has no units",
     ))
 }
@@ -236,7 +236,7 @@ fn broken_allocation(result: &ExperimentResult) -> Option<Decision> {
                 format!("{what}: {}.", check.detail),
                 "The allocation is broken, so no metric can be trusted: hold the rollout where it is until allocation is fixed, then restart the analysis.".into(),
             ],
-            vec![format!("DATA_QUALITY_FAILED:{name}")],
+            vec![ReasonCode::DataQualityFailed(name)],
             "a data-quality check failed",
         ))
     })
@@ -249,7 +249,7 @@ fn no_primary(result: &ExperimentResult) -> Option<Decision> {
             Recommendation::Inconclusive,
             None,
             vec!["The experiment has no primary metric.".into()],
-            vec!["NO_PRIMARY_METRIC".into()],
+            vec![ReasonCode::NoPrimaryMetric],
             "no primary metric",
         )
     })
@@ -274,7 +274,7 @@ fn too_early(result: &ExperimentResult, primary: &MetricResult) -> Option<Decisi
                     plan.last_day, result.settings.max_days
                 ),
             ],
-            vec!["PRIMARY_NOT_TESTABLE".into(), "HORIZON_REACHED:max_days".into()],
+            vec![ReasonCode::PrimaryNotTestable, ReasonCode::HorizonReached(Horizon::MaxDays)],
             "the primary metric cannot be tested and the experiment reached its last day",
         ));
     }
@@ -285,7 +285,7 @@ fn too_early(result: &ExperimentResult, primary: &MetricResult) -> Option<Decisi
             why,
             "It is too early for a verdict: keep the experiment running and hold the rollout at its current exposure (do not expand it) until there is data to decide on.".into(),
         ],
-        vec!["TOO_EARLY".into(), "HOLD_ROLLOUT".into()],
+        vec![ReasonCode::TooEarly, ReasonCode::HoldRollout],
         "too early: the primary metric cannot be tested yet",
     );
     d.expected_verdict_date = result.plan.as_ref().and_then(|p| p.expected_verdict_date);
@@ -317,12 +317,12 @@ fn promote(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) ->
         effect_text(primary, best.primary),
         significance_text(best.primary, levels.alpha_k, levels)
     )];
-    let mut codes = vec!["PRIMARY_SIGNIFICANT_WIN".to_string()];
+    let mut codes = vec![ReasonCode::PrimarySignificantWin];
     for (guardrail, c) in &best.guardrails_clear {
         match &c.non_inferiority {
             Some(_) => {
                 reasons.push(format!("Guardrail `{}` is non-inferior: {}.", guardrail.name, non_inferiority_text(c)));
-                codes.push(format!("GUARDRAIL_NON_INFERIOR:{}", guardrail.name));
+                codes.push(ReasonCode::GuardrailNonInferior(guardrail.name.clone()));
             }
             None if c.inference.is_none() => {
                 reasons.push(format!(
@@ -330,7 +330,7 @@ fn promote(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) ->
                     guardrail.name,
                     c.notes.join("; ")
                 ));
-                codes.push(format!("GUARDRAIL_NOT_TESTABLE:{}", guardrail.name));
+                codes.push(ReasonCode::GuardrailNotTestable(guardrail.name.clone()));
             }
             None => {
                 reasons.push(format!(
@@ -338,14 +338,14 @@ fn promote(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) ->
                     guardrail.name,
                     interval_text(c)
                 ));
-                codes.push(format!("GUARDRAIL_NO_HARM:{}", guardrail.name));
+                codes.push(ReasonCode::GuardrailNoHarm(guardrail.name.clone()));
             }
         }
     }
     for other in readings.iter().filter(|r| r.variant != best.variant && (r.harmed || !r.guardrails_harmed.is_empty()))
     {
         reasons.push(format!("`{}` is harmful: do not ship it.", other.variant));
-        codes.push(format!("OTHER_VARIANT_HARMFUL:{}", other.variant));
+        codes.push(ReasonCode::OtherVariantHarmful(other.variant.into()));
     }
     Some(decision(
         Recommendation::Promote,
@@ -371,7 +371,7 @@ fn rollback(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) -
             effect_text(primary, worst.primary),
             harm_text(primary, worst.primary, levels)
         ));
-        codes.push("PRIMARY_SIGNIFICANT_LOSS".to_string());
+        codes.push(ReasonCode::PrimarySignificantLoss);
     }
     for (guardrail, c) in &worst.guardrails_harmed {
         let beyond = match guardrail.margin {
@@ -383,7 +383,7 @@ fn rollback(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) -
             lowercase_first(&effect_text(guardrail, c)),
             harm_text(guardrail, c, levels)
         ));
-        codes.push(format!("GUARDRAIL_SIGNIFICANT_LOSS:{}", guardrail.name));
+        codes.push(ReasonCode::GuardrailSignificantLoss(guardrail.name.clone()));
     }
     reasons.push(format!("Roll `{}` back to `{}`.", worst.variant, worst.primary.baseline));
     Some(decision(
@@ -399,7 +399,7 @@ fn rollback(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) -
 fn trade_off(primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decision> {
     let held = readings.iter().find(|r| r.wins && !r.losses.is_empty() && r.guardrails_pending.is_empty())?;
     let mut reasons = vec![format!("{}: significantly better.", effect_text(primary, held.primary))];
-    let mut codes = vec!["PRIMARY_SIGNIFICANT_WIN".to_string()];
+    let mut codes = vec![ReasonCode::PrimarySignificantWin];
     for (metric, c) in &held.losses {
         match metric.role {
             Role::Guardrail => {
@@ -408,11 +408,11 @@ fn trade_off(primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decisio
                     lowercase_first(&effect_text(metric, c)),
                     non_inferiority_text(c)
                 ));
-                codes.push(format!("GUARDRAIL_WITHIN_MARGIN_LOSS:{}", metric.name));
+                codes.push(ReasonCode::GuardrailWithinMarginLoss(metric.name.clone()));
             }
             _ => {
                 reasons.push(format!("But {}: significantly worse.", lowercase_first(&effect_text(metric, c))));
-                codes.push(format!("SECONDARY_SIGNIFICANT_LOSS:{}", metric.name));
+                codes.push(ReasonCode::SecondarySignificantLoss(metric.name.clone()));
             }
         }
     }
@@ -420,7 +420,7 @@ fn trade_off(primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decisio
         "This is a trade-off, not a clear win: running longer will not settle it. The owners of these metrics must decide whether `{}` is worth it; until then keep the rollout where it is.",
         held.variant
     ));
-    codes.push("TRADE_OFF".into());
+    codes.push(ReasonCode::TradeOff);
     Some(decision(
         Recommendation::Inconclusive,
         Some(held.variant),
@@ -453,7 +453,7 @@ fn no_effect(result: &ExperimentResult, primary: &MetricResult, readings: &[Read
         Recommendation::Inconclusive,
         None,
         reasons,
-        vec!["PRIMARY_NO_EFFECT".into()],
+        vec![ReasonCode::PrimaryNoEffect],
         "the interval rules out the MDE",
     ))
 }
@@ -471,10 +471,10 @@ fn horizon(result: &ExperimentResult, primary: &MetricResult, readings: &[Readin
     }
     let mut reasons: Vec<String> =
         readings.iter().map(|r| format!("{}: not significant.", effect_text(primary, r.primary))).collect();
-    let (why, code) = if sample_in {
-        ("The planned sample is in", "HORIZON_REACHED:sample")
+    let (why, horizon) = if sample_in {
+        ("The planned sample is in", Horizon::Sample)
     } else {
-        ("The experiment has reached its last day", "HORIZON_REACHED:max_days")
+        ("The experiment has reached its last day", Horizon::MaxDays)
     };
     reasons.push(format!(
         "{why} without a verdict: stop the test. No effect was detected yet, but the {} MDE is not ruled out either.",
@@ -483,7 +483,7 @@ fn horizon(result: &ExperimentResult, primary: &MetricResult, readings: &[Readin
     if let Some(text) = settle_text(result, plan) {
         reasons.push(text);
     }
-    let mut codes = vec![code.to_string()];
+    let mut codes = vec![ReasonCode::HorizonReached(horizon)];
     pending_guardrails(readings, &mut reasons, &mut codes);
     Some(decision(
         Recommendation::Inconclusive,
@@ -506,17 +506,17 @@ fn keep_running(
     for r in readings {
         if r.wins {
             reasons.push(format!("{}: significantly better.", effect_text(primary, r.primary)));
-            codes.push("PRIMARY_SIGNIFICANT_WIN".to_string());
+            codes.push(ReasonCode::PrimarySignificantWin);
         } else if r.primary.inference.as_ref().is_some_and(|i| i.direction == Direction::Worse) {
             reasons.push(format!(
                 "{}: worse, but not beyond the harm threshold yet ({}).",
                 effect_text(primary, r.primary),
                 harm_text(primary, r.primary, levels)
             ));
-            codes.push("PRIMARY_WORSE_NOT_YET_HARMFUL".to_string());
+            codes.push(ReasonCode::PrimaryWorseNotYetHarmful);
         } else {
             reasons.push(format!("{}: not significant yet.", effect_text(primary, r.primary)));
-            codes.push("PRIMARY_NOT_SIGNIFICANT".to_string());
+            codes.push(ReasonCode::PrimaryNotSignificant);
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -544,10 +544,10 @@ fn keep_running(
     };
     if let Some(plan) = not_feasible {
         reasons.push(not_feasible_text(result, plan));
-        codes.push("NOT_FEASIBLE_BY_LAST_DAY".into());
+        codes.push(ReasonCode::NotFeasibleByLastDay);
     }
     reasons.push(hold);
-    codes.push("HOLD_ROLLOUT".into());
+    codes.push(ReasonCode::HoldRollout);
     let mut d =
         decision(Recommendation::Continue, None, reasons, codes, "no verdict yet: the sample the rule needs is not in");
     d.expected_verdict_date = expected;
@@ -555,7 +555,7 @@ fn keep_running(
 }
 
 /// Names every guardrail that holds a verdict back, with why.
-fn pending_guardrails(readings: &[Reading<'_>], reasons: &mut Vec<String>, codes: &mut Vec<String>) {
+fn pending_guardrails(readings: &[Reading<'_>], reasons: &mut Vec<String>, codes: &mut Vec<ReasonCode>) {
     let mut named: Vec<&str> = Vec::new();
     for r in readings {
         for (guardrail, c) in &r.guardrails_pending {
@@ -567,18 +567,18 @@ fn pending_guardrails(readings: &[Reading<'_>], reasons: &mut Vec<String>, codes
                         guardrail.name,
                         non_inferiority_text(c)
                     ),
-                    format!("GUARDRAIL_NOT_YET_NON_INFERIOR:{}", guardrail.name),
+                    ReasonCode::GuardrailNotYetNonInferior(guardrail.name.clone()),
                 ),
                 None if c.inference.is_none() => (
                     format!("{prefix}guardrail `{}` cannot be tested yet: {}.", guardrail.name, c.notes.join("; ")),
-                    format!("GUARDRAIL_NOT_TESTABLE:{}", guardrail.name),
+                    ReasonCode::GuardrailNotTestable(guardrail.name.clone()),
                 ),
                 None => (
                     format!(
                         "{prefix}guardrail {}: worse, but not beyond the harm threshold yet.",
                         lowercase_first(&effect_text(guardrail, c))
                     ),
-                    format!("GUARDRAIL_WORSE_NOT_YET_HARMFUL:{}", guardrail.name),
+                    ReasonCode::GuardrailWorseNotYetHarmful(guardrail.name.clone()),
                 ),
             };
             reasons.push(capitalize(&text));
@@ -957,7 +957,8 @@ mod tests {
     ) -> Decision {
         let d = recommend(&experiment.0);
         assert_eq!((d.recommendation, d.variant.as_deref()), (recommendation, variant), "{:#?}", d.reasons);
-        assert_eq!(d.reason_codes, codes, "{:#?}", d.reasons);
+        let written: Vec<String> = d.reason_codes.iter().map(ToString::to_string).collect();
+        assert_eq!(written, codes, "{:#?}", d.reasons);
         let mut seen = std::collections::HashSet::new();
         assert!(d.reason_codes.iter().all(|c| seen.insert(c)), "a reason code repeats: {:?}", d.reason_codes);
         d

@@ -26,7 +26,7 @@ use crate::decide;
 use crate::export::{self, ExperimentOutputs};
 use crate::render::{RenderError, Renderer, RunFacts};
 use crate::results::{
-    CapInfo, CapKind, Decision, ExperimentResult, Recommendation, ResultsFile, SCHEMA_VERSION, Status,
+    CapInfo, CapKind, Decision, ExperimentResult, ReasonCode, Recommendation, ResultsFile, SCHEMA_VERSION, Status,
 };
 use crate::runlog::{Deadline, RunLog, SlaExceeded};
 use crate::source::{ColumnSpec, DataFile, Dataset, Expect, ScanPlan, ScanStats, Source, SourceError};
@@ -418,7 +418,7 @@ impl ExperimentContext<'_> {
                     recommendation: Recommendation::Inconclusive,
                     variant: None,
                     reasons: vec![error.clone()],
-                    reason_codes: vec!["NO_DATA".into()],
+                    reason_codes: vec![ReasonCode::NoData],
                     rule: "the experiment has no analyzable data".into(),
                     expected_verdict_date: None,
                 };

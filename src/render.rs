@@ -707,7 +707,7 @@ impl ReportModel {
             verdict,
             reasons: result.decision.reasons.clone(),
             rule: result.decision.rule.clone(),
-            reason_codes: result.decision.reason_codes.join(", "),
+            reason_codes: result.decision.reason_codes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             expected_verdict: expected_verdict(result),
             guardrails: guardrails_text(&result.decision),
             inference_note,
@@ -786,15 +786,15 @@ fn expected_verdict(result: &ExperimentResult) -> Option<String> {
 fn guardrails_text(decision: &Decision) -> Option<String> {
     let mut named: Vec<String> = Vec::new();
     for code in &decision.reason_codes {
-        let Some((kind, guardrail)) = code.split_once(':') else { continue };
-        let why = match kind {
+        let Some(guardrail) = code.guardrail() else { continue };
+        let why = match code {
             // On a promotion, an untestable guardrail is one without events: it holds nothing.
-            "GUARDRAIL_NOT_TESTABLE" if decision.recommendation == Recommendation::Promote => continue,
-            "GUARDRAIL_SIGNIFICANT_LOSS" => "significantly harmed",
-            "GUARDRAIL_NOT_YET_NON_INFERIOR" => "not yet shown non-inferior",
-            "GUARDRAIL_WORSE_NOT_YET_HARMFUL" => "worse, not yet beyond the harm threshold",
-            "GUARDRAIL_NOT_TESTABLE" => "cannot be tested yet",
-            "GUARDRAIL_WITHIN_MARGIN_LOSS" => "significantly worse, though within its margin",
+            ReasonCode::GuardrailNotTestable(_) if decision.recommendation == Recommendation::Promote => continue,
+            ReasonCode::GuardrailSignificantLoss(_) => "significantly harmed",
+            ReasonCode::GuardrailNotYetNonInferior(_) => "not yet shown non-inferior",
+            ReasonCode::GuardrailWorseNotYetHarmful(_) => "worse, not yet beyond the harm threshold",
+            ReasonCode::GuardrailNotTestable(_) => "cannot be tested yet",
+            ReasonCode::GuardrailWithinMarginLoss(_) => "significantly worse, though within its margin",
             _ => continue,
         };
         let text = format!("`{guardrail}` ({why})");
@@ -1275,10 +1275,10 @@ mod tests {
                 "Hold the rollout at its current exposure (do not expand it) until the verdict, expected by 2026-12-10.".into(),
             ],
             reason_codes: vec![
-                "PRIMARY_NOT_SIGNIFICANT".into(),
-                "GUARDRAIL_NOT_YET_NON_INFERIOR:error_rate".into(),
-                "GUARDRAIL_WORSE_NOT_YET_HARMFUL:latency".into(),
-                "HOLD_ROLLOUT".into(),
+                ReasonCode::PrimaryNotSignificant,
+                ReasonCode::GuardrailNotYetNonInferior("error_rate".into()),
+                ReasonCode::GuardrailWorseNotYetHarmful("latency".into()),
+                ReasonCode::HoldRollout,
             ],
             rule: "no verdict yet".into(),
             expected_verdict_date: NaiveDate::from_ymd_opt(2026, 12, 10),

@@ -29,7 +29,7 @@ use crate::aggregate::{AllocationCounts, VariantSummaries};
 use crate::analyze::{self, Design, ExperimentData, MetricData};
 use crate::config::{self, Job};
 use crate::decide;
-use crate::results::{ExperimentResult, Recommendation, Role};
+use crate::results::{ExperimentResult, ReasonCode, Recommendation, Role};
 use crate::rng::Rng;
 use crate::stats::{CovariateSummary, RatioSummary, Summary};
 
@@ -200,7 +200,7 @@ pub struct Trajectory {
     pub first_rollback: Option<u32>,
     pub first_terminal: Option<(u32, &'static str)>,
     /// The reason codes of the first terminal recommendation.
-    pub first_terminal_codes: Vec<String>,
+    pub first_terminal_codes: Vec<ReasonCode>,
     /// The day of decision the report first quoted (days since start, 1-based), if any.
     pub quoted_day: Option<u32>,
     /// Looks that said "stop and keep the control" (PRIMARY_NO_EFFECT) while the primary's
@@ -460,7 +460,7 @@ fn observe(trajectory: &mut Trajectory, result: &ExperimentResult, look: u32, sc
         trajectory.first_terminal = Some((look, name));
         trajectory.first_terminal_codes = decision.reason_codes.clone();
     }
-    if decision.reason_codes.iter().any(|c| c == "PRIMARY_NO_EFFECT") {
+    if decision.reason_codes.contains(&ReasonCode::PrimaryNoEffect) {
         let primary = result.metrics.iter().find(|m| m.role == Role::Primary);
         let contains_mde = primary.is_some_and(|m| {
             m.comparisons.iter().any(|c| {
@@ -529,8 +529,10 @@ fn measure(scenario: &Scenario, spec: &SimSpec, trajectories: &[Trajectory]) -> 
     let mut first_terminal_reasons = std::collections::BTreeMap::new();
     for t in trajectories {
         if let Some((_, r)) = t.first_terminal {
-            let main = t.first_terminal_codes.iter().find(|c| !c.starts_with("CHECK_WARNING")).cloned();
-            *first_terminal_reasons.entry(format!("{r}: {}", main.unwrap_or_default())).or_insert(0) += 1;
+            let main = t.first_terminal_codes.iter().find(|c| !matches!(c, ReasonCode::CheckWarning(_)));
+            *first_terminal_reasons
+                .entry(format!("{r}: {}", main.map(ToString::to_string).unwrap_or_default()))
+                .or_insert(0) += 1;
         }
         if let Some((_, r)) = t.first_terminal {
             let i = match r {
