@@ -1,6 +1,10 @@
 //! The results of a run: the typed model that `results.json` serializes and that the reports
 //! and exports are rendered from. Field names follow `shared/contract.md` (schema_version 1);
 //! fields beyond the contract are additions, never renames.
+//!
+//! Every word that code decides on (a metric's role and kind, a check's name, a cap's kind, the
+//! correction, a reason code) is an enum that serializes to the contract's string, so the
+//! compiler checks each rule that reads it and `results.json` reads as before.
 
 use std::fmt;
 
