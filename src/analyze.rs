@@ -76,7 +76,7 @@ pub fn settings(experiment: &Experiment) -> Settings {
     Settings {
         alpha: s.alpha,
         power: s.power,
-        correction: s.correction.name().into(),
+        correction: s.correction,
         srm_p_value: s.srm_p_value,
         mde: s.mde,
         sequential: s.sequential,
@@ -275,8 +275,8 @@ fn metric_result(
         .collect();
     MetricResult {
         name: metric.name.clone(),
-        kind: metric.kind.name().into(),
-        role: role.name().into(),
+        kind: metric.kind.kind(),
+        role,
         higher_is_better: metric.higher_is_better,
         variants: metric_variants(experiment, &data.summaries),
         comparisons,
@@ -507,7 +507,7 @@ fn empty_comparison(variant: &str, baseline: &str, notes: Vec<String>) -> Compar
 
 /// Adjusts the p-values of all comparisons of one experiment together (those without a
 /// p-value left out), then marks significance and direction.
-fn correct(metrics: &mut [MetricResult], correction: crate::config::Correction, alpha: f64) {
+fn correct(metrics: &mut [MetricResult], correction: Correction, alpha: f64) {
     let p_values: Vec<f64> = metrics.iter().flat_map(|m| m.comparisons.iter().filter_map(|c| c.p_value)).collect();
     let mut adjusted = stats::adjust(&p_values, correction).into_iter();
     for metric in metrics {
@@ -647,8 +647,8 @@ fn srm_detail(data: &ExperimentData<'_>, units: &[u64]) -> SrmDetail {
     }
 }
 
-fn check(name: &str, status: CheckStatus, p_value: Option<f64>, detail: String) -> Check {
-    Check { name: name.into(), status, p_value, detail }
+fn check(name: CheckName, status: CheckStatus, p_value: Option<f64>, detail: String) -> Check {
+    Check { name, status, p_value, detail }
 }
 
 /// Unknown variant names quoted in the `unknown_variant` check; the rest are counted.
@@ -668,7 +668,7 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
     let split =
         |f: &dyn Fn(&VariantResult) -> f64| variants.iter().map(|v| percent(f(v), 1)).collect::<Vec<_>>().join(" / ");
     out.push(match p {
-        None => check("srm", CheckStatus::Pass, None, "not tested: no units".into()),
+        None => check(CheckName::Srm, CheckStatus::Pass, None, "not tested: no units".into()),
         Some(p) => {
             let observed = split(&|v| v.observed_share.unwrap_or(0.0));
             let expected = split(&|v| v.expected_weight);
@@ -694,19 +694,24 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
                     detail.push_str(&format!("; broken in {}", values.join(", ")));
                 }
             }
-            check("srm", srm_check, Some(p), detail)
+            check(CheckName::Srm, srm_check, Some(p), detail)
         }
     });
 
     let all_units = allocation.all_units;
     let multi = allocation.multi_variant_units;
     out.push(if multi == 0 {
-        check("multi_variant_units", CheckStatus::Pass, None, "no unit was exposed to more than one variant".into())
+        check(
+            CheckName::MultiVariantUnits,
+            CheckStatus::Pass,
+            None,
+            "no unit was exposed to more than one variant".into(),
+        )
     } else {
         let share = multi as f64 / all_units as f64;
         let status = if share >= MULTI_VARIANT_FAIL_SHARE { CheckStatus::Fail } else { CheckStatus::Warn };
         check(
-            "multi_variant_units",
+            CheckName::MultiVariantUnits,
             status,
             None,
             format!(
@@ -720,10 +725,10 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
 
     let invalid = data.invalid_values;
     out.push(if invalid == 0 {
-        check("invalid_values", CheckStatus::Pass, None, "no NaN or infinite event values".into())
+        check(CheckName::InvalidValues, CheckStatus::Pass, None, "no NaN or infinite event values".into())
     } else {
         check(
-            "invalid_values",
+            CheckName::InvalidValues,
             CheckStatus::Warn,
             None,
             format!(
@@ -737,7 +742,7 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
     let unknown_units = allocation.unknown_variant_units;
     let unknown_names = &allocation.unknown_variants;
     out.push(if unknown_names.is_empty() {
-        check("unknown_variant", CheckStatus::Pass, None, "every variant in the data is configured".into())
+        check(CheckName::UnknownVariant, CheckStatus::Pass, None, "every variant in the data is configured".into())
     } else {
         let mut names =
             unknown_names.iter().take(QUOTED_UNKNOWN_VARIANTS).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
@@ -745,7 +750,7 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
             names.push_str(&format!(" and {} more", count((unknown_names.len() - QUOTED_UNKNOWN_VARIANTS) as u64)));
         }
         check(
-            "unknown_variant",
+            CheckName::UnknownVariant,
             CheckStatus::Warn,
             None,
             format!(
@@ -757,11 +762,11 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
 
     let missing: Vec<&str> = variants.iter().filter(|v| v.units == 0).map(|v| v.name.as_str()).collect();
     out.push(if missing.is_empty() {
-        check("missing_variant", CheckStatus::Pass, None, "every configured variant has units".into())
+        check(CheckName::MissingVariant, CheckStatus::Pass, None, "every configured variant has units".into())
     } else {
         let names = missing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
         check(
-            "missing_variant",
+            CheckName::MissingVariant,
             CheckStatus::Fail,
             None,
             format!("configured variants {names} have no units in the window"),
@@ -776,10 +781,15 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
         .collect();
     missing_dates.sort();
     out.push(if missing_dates.is_empty() {
-        check("missing_partitions", CheckStatus::Pass, None, "every date of the window has exposures and events".into())
+        check(
+            CheckName::MissingPartitions,
+            CheckStatus::Pass,
+            None,
+            "every date of the window has exposures and events".into(),
+        )
     } else {
         check(
-            "missing_partitions",
+            CheckName::MissingPartitions,
             CheckStatus::Warn,
             None,
             format!("no partition for {}: figures for those days are missing", missing_dates.join(", ")),
@@ -799,14 +809,14 @@ fn future_exposures(data: &ExperimentData<'_>) -> Check {
     let end = data.report_date + chrono::Days::new(1);
     if q.future_exposure_rows == 0 {
         return check(
-            "future_exposures",
+            CheckName::FutureExposures,
             CheckStatus::Pass,
             None,
             "no exposure is timestamped after the end of the report date".into(),
         );
     }
     check(
-        "future_exposures",
+        CheckName::FutureExposures,
         CheckStatus::Warn,
         None,
         format!(
@@ -835,14 +845,14 @@ fn incomplete_rows(data: &ExperimentData<'_>) -> Check {
     part(q.events_without_ts, format!("rows of its events without a `{}`", c.event_ts));
     if parts.is_empty() {
         return check(
-            "incomplete_rows",
+            CheckName::IncompleteRows,
             CheckStatus::Pass,
             None,
             "every exposure and event row has a unit id, and a variant or event and a timestamp".into(),
         );
     }
     check(
-        "incomplete_rows",
+        CheckName::IncompleteRows,
         CheckStatus::Warn,
         None,
         format!("{} in the window cannot be attributed and are left out", parts.join(", ")),

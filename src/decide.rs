@@ -92,18 +92,18 @@ pub fn recommend(result: &ExperimentResult) -> Decision {
     for check in &result.checks {
         if check.status == CheckStatus::Warn {
             decision.reasons.push(format!("Caveat ({}): {}.", check.name, check.detail));
-            decision.reason_codes.push(format!("CHECK_WARNING:{}", check.name));
+            decision.reason_codes.push(ReasonCode::CheckWarning(check.name));
         }
     }
     decision
 }
 
 fn on_the_metrics(result: &ExperimentResult) -> Decision {
-    let primary = result.metrics.iter().find(|m| m.role == "primary").expect("checked by no_primary");
+    let primary = result.metrics.iter().find(|m| m.role == Role::Primary).expect("checked by no_primary");
     if let Some(decision) = too_early(result, primary) {
         return decision;
     }
-    let guardrails = result.metrics.iter().filter(|m| m.role == "guardrail").count();
+    let guardrails = result.metrics.iter().filter(|m| m.role == Role::Guardrail).count();
     let k = primary.comparisons.len().max(1);
     let levels = Levels {
         k,
@@ -132,7 +132,7 @@ fn raw_worse(metric: &MetricResult, c: &ComparisonResult) -> bool {
 fn harmed(metric: &MetricResult, c: &ComparisonResult, levels: &Levels) -> bool {
     let Some(i) = &c.inference else { return false };
     let bound = match (metric.margin, i.scale) {
-        (Some(margin), InferenceScale::Relative) if metric.role == "guardrail" => {
+        (Some(margin), InferenceScale::Relative) if metric.role == Role::Guardrail => {
             if metric.higher_is_better {
                 -margin
             } else {
@@ -170,9 +170,9 @@ fn read<'a>(
     for metric in &result.metrics {
         let Some(g) = comparison_of(metric, variant) else { continue };
         let worse = g.inference.as_ref().is_some_and(|i| i.direction == Direction::Worse);
-        match metric.role.as_str() {
-            "guardrail" if harmed(metric, g, levels) => reading.guardrails_harmed.push((metric, g)),
-            "guardrail" => match &g.non_inferiority {
+        match metric.role {
+            Role::Guardrail if harmed(metric, g, levels) => reading.guardrails_harmed.push((metric, g)),
+            Role::Guardrail => match &g.non_inferiority {
                 Some(ni) if ni.non_inferior && worse => reading.losses.push((metric, g)),
                 Some(ni) if ni.non_inferior => reading.guardrails_clear.push((metric, g)),
                 Some(_) => reading.guardrails_pending.push((metric, g)),
@@ -185,8 +185,8 @@ fn read<'a>(
                 None if g.inference.is_none() && raw_worse(metric, g) => reading.guardrails_pending.push((metric, g)),
                 None => reading.guardrails_clear.push((metric, g)),
             },
-            "secondary" if worse => reading.losses.push((metric, g)),
-            _ => {}
+            Role::Secondary if worse => reading.losses.push((metric, g)),
+            Role::Primary | Role::Secondary => {}
         }
     }
     reading
@@ -196,7 +196,7 @@ fn decision(
     recommendation: Recommendation,
     variant: Option<&str>,
     reasons: Vec<String>,
-    codes: Vec<String>,
+    codes: Vec<ReasonCode>,
     rule: &str,
 ) -> Decision {
     Decision {
@@ -211,7 +211,7 @@ fn decision(
 
 /// Rule 1.
 fn missing_variant(result: &ExperimentResult) -> Option<Decision> {
-    let check = result.check("missing_variant").filter(|c| c.status == CheckStatus::Fail)?;
+    let check = result.check(CheckName::MissingVariant).filter(|c| c.status == CheckStatus::Fail)?;
     Some(decision(
         Recommendation::Inconclusive,
         None,
@@ -219,16 +219,16 @@ fn missing_variant(result: &ExperimentResult) -> Option<Decision> {
             "Nothing can be compared: {}. Check the assignment service and the variant names in the job file.",
             check.detail
         )],
-        vec!["MISSING_VARIANT".into()],
+        vec![ReasonCode::MissingVariant],
         "a configured variant has no units",
     ))
 }
 
 /// Rule 2.
 fn broken_allocation(result: &ExperimentResult) -> Option<Decision> {
-    ["srm", "multi_variant_units"].into_iter().find_map(|name| {
+    [CheckName::Srm, CheckName::MultiVariantUnits].into_iter().find_map(|name| {
         let check = result.check(name).filter(|c| c.status == CheckStatus::Fail)?;
-        let what = if name == "srm" { "Sample ratio mismatch" } else { "Units in several variants" };
+        let what = if name == CheckName::Srm { "Sample ratio mismatch" } else { "Units in several variants" };
         Some(decision(
             Recommendation::Pause,
             None,
@@ -236,7 +236,7 @@ fn broken_allocation(result: &ExperimentResult) -> Option<Decision> {
                 format!("{what}: {}.", check.detail),
                 "The allocation is broken, so no metric can be trusted: hold the rollout where it is until allocation is fixed, then restart the analysis.".into(),
             ],
-            vec![format!("DATA_QUALITY_FAILED:{name}")],
+            vec![ReasonCode::DataQualityFailed(name)],
             "a data-quality check failed",
         ))
     })
@@ -244,12 +244,12 @@ fn broken_allocation(result: &ExperimentResult) -> Option<Decision> {
 
 /// Rule 3.
 fn no_primary(result: &ExperimentResult) -> Option<Decision> {
-    result.metrics.iter().all(|m| m.role != "primary").then(|| {
+    result.metrics.iter().all(|m| m.role != Role::Primary).then(|| {
         decision(
             Recommendation::Inconclusive,
             None,
             vec!["The experiment has no primary metric.".into()],
-            vec!["NO_PRIMARY_METRIC".into()],
+            vec![ReasonCode::NoPrimaryMetric],
             "no primary metric",
         )
     })
@@ -274,7 +274,7 @@ fn too_early(result: &ExperimentResult, primary: &MetricResult) -> Option<Decisi
                     plan.last_day, result.settings.max_days
                 ),
             ],
-            vec!["PRIMARY_NOT_TESTABLE".into(), "HORIZON_REACHED:max_days".into()],
+            vec![ReasonCode::PrimaryNotTestable, ReasonCode::HorizonReached(Horizon::MaxDays)],
             "the primary metric cannot be tested and the experiment reached its last day",
         ));
     }
@@ -285,7 +285,7 @@ fn too_early(result: &ExperimentResult, primary: &MetricResult) -> Option<Decisi
             why,
             "It is too early for a verdict: keep the experiment running and hold the rollout at its current exposure (do not expand it) until there is data to decide on.".into(),
         ],
-        vec!["TOO_EARLY".into(), "HOLD_ROLLOUT".into()],
+        vec![ReasonCode::TooEarly, ReasonCode::HoldRollout],
         "too early: the primary metric cannot be tested yet",
     );
     d.expected_verdict_date = result.plan.as_ref().and_then(|p| p.expected_verdict_date);
@@ -317,12 +317,12 @@ fn promote(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) ->
         effect_text(primary, best.primary),
         significance_text(best.primary, levels.alpha_k, levels)
     )];
-    let mut codes = vec!["PRIMARY_SIGNIFICANT_WIN".to_string()];
+    let mut codes = vec![ReasonCode::PrimarySignificantWin];
     for (guardrail, c) in &best.guardrails_clear {
         match &c.non_inferiority {
             Some(_) => {
                 reasons.push(format!("Guardrail `{}` is non-inferior: {}.", guardrail.name, non_inferiority_text(c)));
-                codes.push(format!("GUARDRAIL_NON_INFERIOR:{}", guardrail.name));
+                codes.push(ReasonCode::GuardrailNonInferior(guardrail.name.clone()));
             }
             None if c.inference.is_none() => {
                 reasons.push(format!(
@@ -330,7 +330,7 @@ fn promote(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) ->
                     guardrail.name,
                     c.notes.join("; ")
                 ));
-                codes.push(format!("GUARDRAIL_NOT_TESTABLE:{}", guardrail.name));
+                codes.push(ReasonCode::GuardrailNotTestable(guardrail.name.clone()));
             }
             None => {
                 reasons.push(format!(
@@ -338,14 +338,14 @@ fn promote(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) ->
                     guardrail.name,
                     interval_text(c)
                 ));
-                codes.push(format!("GUARDRAIL_NO_HARM:{}", guardrail.name));
+                codes.push(ReasonCode::GuardrailNoHarm(guardrail.name.clone()));
             }
         }
     }
     for other in readings.iter().filter(|r| r.variant != best.variant && (r.harmed || !r.guardrails_harmed.is_empty()))
     {
         reasons.push(format!("`{}` is harmful: do not ship it.", other.variant));
-        codes.push(format!("OTHER_VARIANT_HARMFUL:{}", other.variant));
+        codes.push(ReasonCode::OtherVariantHarmful(other.variant.into()));
     }
     Some(decision(
         Recommendation::Promote,
@@ -371,7 +371,7 @@ fn rollback(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) -
             effect_text(primary, worst.primary),
             harm_text(primary, worst.primary, levels)
         ));
-        codes.push("PRIMARY_SIGNIFICANT_LOSS".to_string());
+        codes.push(ReasonCode::PrimarySignificantLoss);
     }
     for (guardrail, c) in &worst.guardrails_harmed {
         let beyond = match guardrail.margin {
@@ -383,7 +383,7 @@ fn rollback(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) -
             lowercase_first(&effect_text(guardrail, c)),
             harm_text(guardrail, c, levels)
         ));
-        codes.push(format!("GUARDRAIL_SIGNIFICANT_LOSS:{}", guardrail.name));
+        codes.push(ReasonCode::GuardrailSignificantLoss(guardrail.name.clone()));
     }
     reasons.push(format!("Roll `{}` back to `{}`.", worst.variant, worst.primary.baseline));
     Some(decision(
@@ -399,20 +399,20 @@ fn rollback(primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) -
 fn trade_off(primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decision> {
     let held = readings.iter().find(|r| r.wins && !r.losses.is_empty() && r.guardrails_pending.is_empty())?;
     let mut reasons = vec![format!("{}: significantly better.", effect_text(primary, held.primary))];
-    let mut codes = vec!["PRIMARY_SIGNIFICANT_WIN".to_string()];
+    let mut codes = vec![ReasonCode::PrimarySignificantWin];
     for (metric, c) in &held.losses {
-        match metric.role.as_str() {
-            "guardrail" => {
+        match metric.role {
+            Role::Guardrail => {
                 reasons.push(format!(
                     "But guardrail {}: significantly worse, though within its margin ({}).",
                     lowercase_first(&effect_text(metric, c)),
                     non_inferiority_text(c)
                 ));
-                codes.push(format!("GUARDRAIL_WITHIN_MARGIN_LOSS:{}", metric.name));
+                codes.push(ReasonCode::GuardrailWithinMarginLoss(metric.name.clone()));
             }
             _ => {
                 reasons.push(format!("But {}: significantly worse.", lowercase_first(&effect_text(metric, c))));
-                codes.push(format!("SECONDARY_SIGNIFICANT_LOSS:{}", metric.name));
+                codes.push(ReasonCode::SecondarySignificantLoss(metric.name.clone()));
             }
         }
     }
@@ -420,7 +420,7 @@ fn trade_off(primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decisio
         "This is a trade-off, not a clear win: running longer will not settle it. The owners of these metrics must decide whether `{}` is worth it; until then keep the rollout where it is.",
         held.variant
     ));
-    codes.push("TRADE_OFF".into());
+    codes.push(ReasonCode::TradeOff);
     Some(decision(
         Recommendation::Inconclusive,
         Some(held.variant),
@@ -453,7 +453,7 @@ fn no_effect(result: &ExperimentResult, primary: &MetricResult, readings: &[Read
         Recommendation::Inconclusive,
         None,
         reasons,
-        vec!["PRIMARY_NO_EFFECT".into()],
+        vec![ReasonCode::PrimaryNoEffect],
         "the interval rules out the MDE",
     ))
 }
@@ -471,10 +471,10 @@ fn horizon(result: &ExperimentResult, primary: &MetricResult, readings: &[Readin
     }
     let mut reasons: Vec<String> =
         readings.iter().map(|r| format!("{}: not significant.", effect_text(primary, r.primary))).collect();
-    let (why, code) = if sample_in {
-        ("The planned sample is in", "HORIZON_REACHED:sample")
+    let (why, horizon) = if sample_in {
+        ("The planned sample is in", Horizon::Sample)
     } else {
-        ("The experiment has reached its last day", "HORIZON_REACHED:max_days")
+        ("The experiment has reached its last day", Horizon::MaxDays)
     };
     reasons.push(format!(
         "{why} without a verdict: stop the test. No effect was detected yet, but the {} MDE is not ruled out either.",
@@ -483,7 +483,7 @@ fn horizon(result: &ExperimentResult, primary: &MetricResult, readings: &[Readin
     if let Some(text) = settle_text(result, plan) {
         reasons.push(text);
     }
-    let mut codes = vec![code.to_string()];
+    let mut codes = vec![ReasonCode::HorizonReached(horizon)];
     pending_guardrails(readings, &mut reasons, &mut codes);
     Some(decision(
         Recommendation::Inconclusive,
@@ -506,17 +506,17 @@ fn keep_running(
     for r in readings {
         if r.wins {
             reasons.push(format!("{}: significantly better.", effect_text(primary, r.primary)));
-            codes.push("PRIMARY_SIGNIFICANT_WIN".to_string());
+            codes.push(ReasonCode::PrimarySignificantWin);
         } else if r.primary.inference.as_ref().is_some_and(|i| i.direction == Direction::Worse) {
             reasons.push(format!(
                 "{}: worse, but not beyond the harm threshold yet ({}).",
                 effect_text(primary, r.primary),
                 harm_text(primary, r.primary, levels)
             ));
-            codes.push("PRIMARY_WORSE_NOT_YET_HARMFUL".to_string());
+            codes.push(ReasonCode::PrimaryWorseNotYetHarmful);
         } else {
             reasons.push(format!("{}: not significant yet.", effect_text(primary, r.primary)));
-            codes.push("PRIMARY_NOT_SIGNIFICANT".to_string());
+            codes.push(ReasonCode::PrimaryNotSignificant);
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -544,10 +544,10 @@ fn keep_running(
     };
     if let Some(plan) = not_feasible {
         reasons.push(not_feasible_text(result, plan));
-        codes.push("NOT_FEASIBLE_BY_LAST_DAY".into());
+        codes.push(ReasonCode::NotFeasibleByLastDay);
     }
     reasons.push(hold);
-    codes.push("HOLD_ROLLOUT".into());
+    codes.push(ReasonCode::HoldRollout);
     let mut d =
         decision(Recommendation::Continue, None, reasons, codes, "no verdict yet: the sample the rule needs is not in");
     d.expected_verdict_date = expected;
@@ -555,7 +555,7 @@ fn keep_running(
 }
 
 /// Names every guardrail that holds a verdict back, with why.
-fn pending_guardrails(readings: &[Reading<'_>], reasons: &mut Vec<String>, codes: &mut Vec<String>) {
+fn pending_guardrails(readings: &[Reading<'_>], reasons: &mut Vec<String>, codes: &mut Vec<ReasonCode>) {
     let mut named: Vec<&str> = Vec::new();
     for r in readings {
         for (guardrail, c) in &r.guardrails_pending {
@@ -567,18 +567,18 @@ fn pending_guardrails(readings: &[Reading<'_>], reasons: &mut Vec<String>, codes
                         guardrail.name,
                         non_inferiority_text(c)
                     ),
-                    format!("GUARDRAIL_NOT_YET_NON_INFERIOR:{}", guardrail.name),
+                    ReasonCode::GuardrailNotYetNonInferior(guardrail.name.clone()),
                 ),
                 None if c.inference.is_none() => (
                     format!("{prefix}guardrail `{}` cannot be tested yet: {}.", guardrail.name, c.notes.join("; ")),
-                    format!("GUARDRAIL_NOT_TESTABLE:{}", guardrail.name),
+                    ReasonCode::GuardrailNotTestable(guardrail.name.clone()),
                 ),
                 None => (
                     format!(
                         "{prefix}guardrail {}: worse, but not beyond the harm threshold yet.",
                         lowercase_first(&effect_text(guardrail, c))
                     ),
-                    format!("GUARDRAIL_WORSE_NOT_YET_HARMFUL:{}", guardrail.name),
+                    ReasonCode::GuardrailWorseNotYetHarmful(guardrail.name.clone()),
                 ),
             };
             reasons.push(capitalize(&text));
@@ -739,7 +739,7 @@ fn significance_text(c: &ComparisonResult, at: f64, levels: &Levels) -> String {
 /// `harm p = 0.0010 < 0.0125: α = 0.05 shared by 4 harm tests`.
 fn harm_text(metric: &MetricResult, c: &ComparisonResult, levels: &Levels) -> String {
     let p = c.inference.as_ref().and_then(|i| i.harm_p_value).unwrap_or(1.0);
-    let of = match metric.margin.filter(|_| metric.role == "guardrail") {
+    let of = match metric.margin.filter(|_| metric.role == Role::Guardrail) {
         Some(margin) => format!("p of a {} worsening", percent(margin, 1)),
         None => "harm p".to_string(),
     };
@@ -867,7 +867,7 @@ mod tests {
         fn metric(
             mut self,
             name: &str,
-            role: &str,
+            role: Role,
             higher_is_better: bool,
             margin: Option<f64>,
             comparisons: Vec<ComparisonResult>,
@@ -896,8 +896,8 @@ mod tests {
                 .collect();
             self.0.metrics.push(MetricResult {
                 name: name.into(),
-                kind: "proportion".into(),
-                role: role.into(),
+                kind: MetricKind::Proportion,
+                role,
                 higher_is_better,
                 variants: vec![],
                 comparisons,
@@ -910,10 +910,10 @@ mod tests {
 
         /// The primary metric `conversion` (higher is better).
         fn primary(self, comparisons: Vec<ComparisonResult>) -> Self {
-            self.metric("conversion", "primary", true, None, comparisons)
+            self.metric("conversion", Role::Primary, true, None, comparisons)
         }
 
-        fn data_check(mut self, name: &str, status: CheckStatus, detail: &str) -> Self {
+        fn data_check(mut self, name: CheckName, status: CheckStatus, detail: &str) -> Self {
             let check = self.0.checks.iter_mut().find(|c| c.name == name).expect("a check of sample_result");
             check.status = status;
             check.detail = detail.into();
@@ -957,7 +957,8 @@ mod tests {
     ) -> Decision {
         let d = recommend(&experiment.0);
         assert_eq!((d.recommendation, d.variant.as_deref()), (recommendation, variant), "{:#?}", d.reasons);
-        assert_eq!(d.reason_codes, codes, "{:#?}", d.reasons);
+        let written: Vec<String> = d.reason_codes.iter().map(ToString::to_string).collect();
+        assert_eq!(written, codes, "{:#?}", d.reasons);
         let mut seen = std::collections::HashSet::new();
         assert!(d.reason_codes.iter().all(|c| seen.insert(c)), "a reason code repeats: {:?}", d.reason_codes);
         d
@@ -981,8 +982,8 @@ mod tests {
     fn missing_variant_is_inconclusive_even_before_a_failed_srm() {
         let e = Experiment::new(&["treatment"])
             .primary(vec![tested("treatment", WIN)])
-            .data_check("missing_variant", CheckStatus::Fail, "`treatment` has no units")
-            .data_check("srm", CheckStatus::Fail, "p = 1.0e-9");
+            .data_check(CheckName::MissingVariant, CheckStatus::Fail, "`treatment` has no units")
+            .data_check(CheckName::Srm, CheckStatus::Fail, "p = 1.0e-9");
         let d = check(e, Recommendation::Inconclusive, None, &["MISSING_VARIANT"]);
         says(&d, "`treatment` has no units");
     }
@@ -990,7 +991,7 @@ mod tests {
     #[test]
     fn failed_srm_pauses_before_a_winning_primary() {
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).data_check(
-            "srm",
+            CheckName::Srm,
             CheckStatus::Fail,
             "p = 1.0e-9",
         );
@@ -1001,7 +1002,7 @@ mod tests {
     #[test]
     fn failed_srm_pauses_before_a_harmed_primary() {
         let e = Experiment::new(&["treatment"]).primary(vec![harm(tested("treatment", LOSS), 1e-6)]).data_check(
-            "srm",
+            CheckName::Srm,
             CheckStatus::Fail,
             "p = 1.0e-9",
         );
@@ -1011,7 +1012,7 @@ mod tests {
     #[test]
     fn units_in_several_variants_pause() {
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).data_check(
-            "multi_variant_units",
+            CheckName::MultiVariantUnits,
             CheckStatus::Fail,
             "3% of units",
         );
@@ -1020,8 +1021,13 @@ mod tests {
 
     #[test]
     fn no_primary_metric_is_inconclusive() {
-        let e =
-            Experiment::new(&["treatment"]).metric("revenue", "secondary", true, None, vec![tested("treatment", WIN)]);
+        let e = Experiment::new(&["treatment"]).metric(
+            "revenue",
+            Role::Secondary,
+            true,
+            None,
+            vec![tested("treatment", WIN)],
+        );
         check(e, Recommendation::Inconclusive, None, &["NO_PRIMARY_METRIC"]);
     }
 
@@ -1060,7 +1066,7 @@ mod tests {
     fn promote_with_a_harm_only_guardrail_showing_no_harm() {
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "errors",
-            "guardrail",
+            Role::Guardrail,
             false,
             None,
             vec![harm(tested("treatment", [-0.02, 0.03]), 0.7)],
@@ -1082,7 +1088,7 @@ mod tests {
         // latency is lower-is-better: the worse end is +1.0%, within the 2% margin.
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "latency",
-            "guardrail",
+            Role::Guardrail,
             false,
             Some(0.02),
             vec![harm(tested("treatment", [-0.03, 0.01]), 0.9)],
@@ -1100,7 +1106,7 @@ mod tests {
     fn promote_with_an_untestable_harm_only_guardrail() {
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "refunds",
-            "guardrail",
+            Role::Guardrail,
             false,
             None,
             vec![untested("treatment", "no events in either variant")],
@@ -1122,7 +1128,7 @@ mod tests {
         errors.absolute_effect = Some(0.02);
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "errors",
-            "guardrail",
+            Role::Guardrail,
             false,
             None,
             vec![errors],
@@ -1140,7 +1146,7 @@ mod tests {
         // The module doc: one with a margin must be shown non-inferior.
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "refunds",
-            "guardrail",
+            Role::Guardrail,
             false,
             Some(0.5),
             vec![untested("treatment", "no events in either variant")],
@@ -1168,7 +1174,7 @@ mod tests {
         // a: −7%, b: −4% on a metric where lower is better: a is the larger improvement.
         let e = Experiment::new(&["a", "b"]).metric(
             "load_time",
-            "primary",
+            Role::Primary,
             false,
             None,
             vec![tested("a", [-0.11, -0.03]), tested("b", [-0.07, -0.01])],
@@ -1195,7 +1201,7 @@ mod tests {
         let mut e = Experiment::new(&names).primary(primary);
         for guardrail in guardrails {
             let no_harm = names.iter().map(|v| harm(tested(v, [-0.02, 0.02]), 0.9)).collect();
-            e = e.metric(guardrail, "guardrail", false, None, no_harm);
+            e = e.metric(guardrail, Role::Guardrail, false, None, no_harm);
         }
         e
     }
@@ -1248,7 +1254,7 @@ mod tests {
         // 0.001 < α/(k(1 + 1)) = 0.025.
         let e = Experiment::new(&["treatment"]).primary(vec![harm(tested("treatment", [-0.03, 0.03]), 1.0)]).metric(
             "latency",
-            "guardrail",
+            Role::Guardrail,
             false,
             Some(0.02),
             vec![harm(tested("treatment", [0.03, 0.09]), 0.001)],
@@ -1266,7 +1272,7 @@ mod tests {
         // rollback (and without a winning primary, no trade-off).
         let e = Experiment::new(&["treatment"]).primary(vec![harm(tested("treatment", OPEN), 1.0)]).metric(
             "latency",
-            "guardrail",
+            Role::Guardrail,
             false,
             Some(0.02),
             vec![harm(tested("treatment", [0.01, 0.018]), 0.001)],
@@ -1280,7 +1286,7 @@ mod tests {
     fn trade_off_on_a_secondary_loss() {
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "revenue",
-            "secondary",
+            Role::Secondary,
             true,
             None,
             vec![tested("treatment", [-0.06, -0.01])],
@@ -1299,7 +1305,7 @@ mod tests {
         // latency +1.75% [+0.5%, +3%]: significantly worse, but its worse end is within 5%.
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "latency",
-            "guardrail",
+            Role::Guardrail,
             false,
             Some(0.05),
             vec![harm(tested("treatment", [0.005, 0.03]), 0.2)],
@@ -1319,8 +1325,8 @@ mod tests {
         // data could still settle the guardrail (rule 10).
         let e = Experiment::new(&["treatment"])
             .primary(vec![tested("treatment", WIN)])
-            .metric("revenue", "secondary", true, None, vec![tested("treatment", [-0.06, -0.01])])
-            .metric("latency", "guardrail", false, Some(0.02), vec![harm(tested("treatment", [-0.01, 0.04]), 0.3)]);
+            .metric("revenue", Role::Secondary, true, None, vec![tested("treatment", [-0.06, -0.01])])
+            .metric("latency", Role::Guardrail, false, Some(0.02), vec![harm(tested("treatment", [-0.01, 0.04]), 0.3)]);
         check(
             e,
             Recommendation::Continue,
@@ -1334,7 +1340,7 @@ mod tests {
         // errors +4% [+1%, +7%] significantly worse at 0.05, harm p 0.03 ≥ 0.05/2 = 0.025.
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).metric(
             "errors",
-            "guardrail",
+            Role::Guardrail,
             false,
             None,
             vec![harm(tested("treatment", WIN), 0.03)],
@@ -1369,7 +1375,7 @@ mod tests {
         // Lower is better: the favourable end is the lower one, −4% > −5%.
         let e = Experiment::new(&["treatment"]).metric(
             "latency",
-            "primary",
+            Role::Primary,
             false,
             None,
             vec![tested("treatment", [-0.04, 0.02])],
@@ -1378,7 +1384,7 @@ mod tests {
         // The upper end below the MDE says nothing here: −6% still reaches past −5%.
         let e = Experiment::new(&["treatment"]).metric(
             "latency",
-            "primary",
+            Role::Primary,
             false,
             None,
             vec![tested("treatment", [-0.06, 0.04])],
@@ -1425,7 +1431,7 @@ mod tests {
     fn horizon_names_pending_guardrails() {
         let e = Experiment::new(&["treatment"])
             .primary(vec![tested("treatment", OPEN)])
-            .metric("latency", "guardrail", false, Some(0.02), vec![tested("treatment", [-0.01, 0.04])])
+            .metric("latency", Role::Guardrail, false, Some(0.02), vec![tested("treatment", [-0.01, 0.04])])
             .plan(plan(nov(20), None, false));
         check(
             e,
@@ -1520,7 +1526,7 @@ mod tests {
     #[test]
     fn warnings_become_caveats() {
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", WIN)]).data_check(
-            "invalid_values",
+            CheckName::InvalidValues,
             CheckStatus::Warn,
             "3 NaN values ignored",
         );
@@ -1543,8 +1549,8 @@ mod tests {
         let e = || {
             Experiment::new(&variants)
                 .primary(variants.iter().map(|v| open(v)).collect())
-                .metric("latency", "guardrail", false, Some(0.02), variants.iter().map(|v| pending(v)).collect())
-                .metric("errors", "guardrail", false, None, variants.iter().map(|v| worse(v)).collect())
+                .metric("latency", Role::Guardrail, false, Some(0.02), variants.iter().map(|v| pending(v)).collect())
+                .metric("errors", Role::Guardrail, false, None, variants.iter().map(|v| worse(v)).collect())
         };
         let d = check(
             e(),
@@ -1572,7 +1578,7 @@ mod tests {
         // Three winners, each with the same secondary loss: one trade-off, one code per metric.
         let e = Experiment::new(&variants).primary(variants.iter().map(|v| tested(v, WIN)).collect()).metric(
             "revenue",
-            "secondary",
+            Role::Secondary,
             true,
             None,
             variants.iter().map(|v| tested(v, [-0.06, -0.01])).collect(),

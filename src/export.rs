@@ -161,8 +161,8 @@ pub fn results_parquet(report_date: &str, result: &ExperimentResult) -> Result<O
             rows.experiment_id.push(result.id.clone());
             rows.report_date.push(report_date.to_string());
             rows.metric.push(metric.name.clone());
-            rows.kind.push(metric.kind.clone());
-            rows.role.push(metric.role.clone());
+            rows.kind.push(metric.kind.name());
+            rows.role.push(metric.role.name());
             rows.variant.push(v.variant.clone());
             rows.baseline.push(c.map(|c| c.baseline.clone()));
             rows.units.push(v.units);
@@ -187,8 +187,8 @@ pub fn results_parquet(report_date: &str, result: &ExperimentResult) -> Result<O
             ("experiment_id", s(rows.experiment_id)),
             ("report_date", s(rows.report_date)),
             ("metric", s(rows.metric)),
-            ("kind", s(rows.kind)),
-            ("role", s(rows.role)),
+            ("kind", Arc::new(StringArray::from(rows.kind)) as ArrayRef),
+            ("role", Arc::new(StringArray::from(rows.role)) as ArrayRef),
             ("variant", s(rows.variant)),
             ("baseline", Arc::new(StringArray::from(rows.baseline)) as ArrayRef),
             ("units", Arc::new(UInt64Array::from(rows.units)) as ArrayRef),
@@ -213,8 +213,8 @@ struct ResultRows {
     experiment_id: Vec<String>,
     report_date: Vec<String>,
     metric: Vec<String>,
-    kind: Vec<String>,
-    role: Vec<String>,
+    kind: Vec<&'static str>,
+    role: Vec<&'static str>,
     variant: Vec<String>,
     baseline: Vec<Option<String>>,
     units: Vec<u64>,

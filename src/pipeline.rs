@@ -25,7 +25,9 @@ use crate::config::{Experiment, Job};
 use crate::decide;
 use crate::export::{self, ExperimentOutputs};
 use crate::render::{RenderError, Renderer, RunFacts};
-use crate::results::{CapInfo, Decision, ExperimentResult, Recommendation, ResultsFile, SCHEMA_VERSION, Status};
+use crate::results::{
+    CapInfo, CapKind, Decision, ExperimentResult, ReasonCode, Recommendation, ResultsFile, SCHEMA_VERSION, Status,
+};
 use crate::runlog::{Deadline, RunLog, SlaExceeded};
 use crate::source::{ColumnSpec, DataFile, Dataset, Expect, ScanPlan, ScanStats, Source, SourceError};
 use crate::store::display_url;
@@ -417,7 +419,7 @@ impl ExperimentContext<'_> {
                     recommendation: Recommendation::Inconclusive,
                     variant: None,
                     reasons: vec![error.clone()],
-                    reason_codes: vec!["NO_DATA".into()],
+                    reason_codes: vec![ReasonCode::NoData],
                     rule: "the experiment has no analyzable data".into(),
                     expected_verdict_date: None,
                 };
@@ -512,10 +514,10 @@ fn metric_data(
         let cap = metric.cap.and_then(|cap| {
             let (value, capped_units) = aggregate::apply_cap(&mut metric_values, covariate.as_mut(), cap)?;
             let (kind, percentile) = match cap {
-                crate::config::Cap::Absolute(_) => ("absolute", None),
-                crate::config::Cap::Percentile(q) => ("percentile", Some(q)),
+                crate::config::Cap::Absolute(_) => (CapKind::Absolute, None),
+                crate::config::Cap::Percentile(q) => (CapKind::Percentile, Some(q)),
             };
-            Some(CapInfo { kind: kind.into(), percentile, value, capped_units })
+            Some(CapInfo { kind, percentile, value, capped_units })
         });
         let summaries = aggregate::summarize(&metric_values, &variant_of, n_variants);
         let covariate_summaries = match (&metric_values, &covariate) {

@@ -342,7 +342,7 @@ struct ReportModel {
 
 #[derive(Debug, Serialize)]
 struct CheckRow {
-    name: String,
+    name: &'static str,
     status: &'static str,
     p_value: String,
     detail: String,
@@ -359,8 +359,8 @@ struct VariantRow {
 #[derive(Debug, Serialize)]
 struct MetricTable {
     name: String,
-    role: String,
-    kind: String,
+    role: &'static str,
+    kind: &'static str,
     better: &'static str,
     /// Capping, CUPED and guardrail margin, in words.
     notes: Vec<String>,
@@ -453,7 +453,7 @@ struct PlanTestRow {
 #[derive(Debug, Serialize)]
 struct KeyMetric {
     name: String,
-    role: String,
+    role: &'static str,
     summary: String,
 }
 
@@ -493,7 +493,7 @@ impl ReportModel {
             .checks
             .iter()
             .map(|c| CheckRow {
-                name: c.name.clone(),
+                name: c.name.name(),
                 status: match c.status {
                     CheckStatus::Pass => "pass",
                     CheckStatus::Warn => "warn",
@@ -514,7 +514,7 @@ impl ReportModel {
             })
             .collect();
         let metrics: Vec<MetricTable> = result.metrics.iter().map(|m| metric_table(m, &fixed_level)).collect();
-        let srm_failed = result.check("srm").is_some_and(|c| c.status != CheckStatus::Pass);
+        let srm_failed = result.check(CheckName::Srm).is_some_and(|c| c.status != CheckStatus::Pass);
         let srm_days = if srm_failed {
             result
                 .srm
@@ -599,7 +599,7 @@ impl ReportModel {
             .take(4)
             .map(|m| KeyMetric {
                 name: m.name.clone(),
-                role: m.role.clone(),
+                role: m.role.name(),
                 summary: m
                     .comparisons
                     .iter()
@@ -652,7 +652,7 @@ impl ReportModel {
             verdict,
             reasons: result.decision.reasons.clone(),
             rule: result.decision.rule.clone(),
-            reason_codes: result.decision.reason_codes.join(", "),
+            reason_codes: result.decision.reason_codes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             expected_verdict: expected_verdict(result),
             guardrails: guardrails_text(&result.decision),
             inference_note,
@@ -667,7 +667,7 @@ impl ReportModel {
             fixed_horizon: fixed_horizon_rows(result),
             fixed_horizon_intro: format!(
                 "Welch t-tests (delta method for relative effects and ratio metrics) with {fixed_level} intervals, p-values adjusted over the experiment's comparisons with the {} correction, and `significant` means an adjusted p below {}. These are the contract fields of results.json and results.parquet, kept for audits and other readers; the recommendation does not read them, and reading them daily inflates false positives.",
-                correction_name(&result.settings.correction),
+                correction_name(result.settings.correction),
                 result.settings.alpha
             ),
             plan: result.plan.as_ref().map(|p| plan_model(result, p)),
@@ -692,12 +692,11 @@ impl ReportModel {
     }
 }
 
-fn correction_name(correction: &str) -> &str {
+fn correction_name(correction: Correction) -> &'static str {
     match correction {
-        "holm" => "Holm",
-        "bh" => "Benjamini–Hochberg",
-        "none" => "no",
-        other => other,
+        Correction::Holm => "Holm",
+        Correction::BenjaminiHochberg => "Benjamini–Hochberg",
+        Correction::None => "no",
     }
 }
 
@@ -732,15 +731,15 @@ fn expected_verdict(result: &ExperimentResult) -> Option<String> {
 fn guardrails_text(decision: &Decision) -> Option<String> {
     let mut named: Vec<String> = Vec::new();
     for code in &decision.reason_codes {
-        let Some((kind, guardrail)) = code.split_once(':') else { continue };
-        let why = match kind {
+        let Some(guardrail) = code.guardrail() else { continue };
+        let why = match code {
             // On a promotion, an untestable guardrail is one without events: it holds nothing.
-            "GUARDRAIL_NOT_TESTABLE" if decision.recommendation == Recommendation::Promote => continue,
-            "GUARDRAIL_SIGNIFICANT_LOSS" => "significantly harmed",
-            "GUARDRAIL_NOT_YET_NON_INFERIOR" => "not yet shown non-inferior",
-            "GUARDRAIL_WORSE_NOT_YET_HARMFUL" => "worse, not yet beyond the harm threshold",
-            "GUARDRAIL_NOT_TESTABLE" => "cannot be tested yet",
-            "GUARDRAIL_WITHIN_MARGIN_LOSS" => "significantly worse, though within its margin",
+            ReasonCode::GuardrailNotTestable(_) if decision.recommendation == Recommendation::Promote => continue,
+            ReasonCode::GuardrailSignificantLoss(_) => "significantly harmed",
+            ReasonCode::GuardrailNotYetNonInferior(_) => "not yet shown non-inferior",
+            ReasonCode::GuardrailWorseNotYetHarmful(_) => "worse, not yet beyond the harm threshold",
+            ReasonCode::GuardrailNotTestable(_) => "cannot be tested yet",
+            ReasonCode::GuardrailWithinMarginLoss(_) => "significantly worse, though within its margin",
             _ => continue,
         };
         let text = format!("`{guardrail}` ({why})");
@@ -869,7 +868,7 @@ fn tuning_text(result: &ExperimentResult, plan: &Plan) -> String {
         TuningSource::Default => "default: gbstats' default until the data can size the tests".to_string(),
     };
     let control = result.variants.first().map_or("control", |v| v.name.as_str());
-    let primary = result.metrics.iter().find(|m| m.role == "primary").or(result.metrics.first());
+    let primary = result.metrics.iter().find(|m| m.role == Role::Primary).or(result.metrics.first());
     let tunings: Vec<String> = primary
         .into_iter()
         .flat_map(|m| &m.comparisons)
@@ -937,8 +936,8 @@ fn metric_table(m: &MetricResult, fixed_level: &str) -> MetricTable {
     }
     MetricTable {
         name: m.name.clone(),
-        role: m.role.clone(),
-        kind: m.kind.clone(),
+        role: m.role.name(),
+        kind: m.kind.name(),
         better: if m.higher_is_better { "higher is better" } else { "lower is better" },
         notes,
         rows,
@@ -1221,10 +1220,10 @@ mod tests {
                 "Hold the rollout at its current exposure (do not expand it) until the verdict, expected by 2026-12-10.".into(),
             ],
             reason_codes: vec![
-                "PRIMARY_NOT_SIGNIFICANT".into(),
-                "GUARDRAIL_NOT_YET_NON_INFERIOR:error_rate".into(),
-                "GUARDRAIL_WORSE_NOT_YET_HARMFUL:latency".into(),
-                "HOLD_ROLLOUT".into(),
+                ReasonCode::PrimaryNotSignificant,
+                ReasonCode::GuardrailNotYetNonInferior("error_rate".into()),
+                ReasonCode::GuardrailWorseNotYetHarmful("latency".into()),
+                ReasonCode::HoldRollout,
             ],
             rule: "no verdict yet".into(),
             expected_verdict_date: NaiveDate::from_ymd_opt(2026, 12, 10),

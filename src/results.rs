@@ -1,6 +1,12 @@
 //! The results of a run: the typed model that `results.json` serializes and that the reports
 //! and exports are rendered from. Field names follow `shared/contract.md` (schema_version 1);
 //! fields beyond the contract are additions, never renames.
+//!
+//! Every word that code decides on (a metric's role and kind, a check's name, a cap's kind, the
+//! correction, a reason code) is an enum that serializes to the contract's string, so the
+//! compiler checks each rule that reads it and `results.json` reads as before.
+
+use std::fmt;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -200,13 +206,175 @@ pub struct Decision {
     pub reasons: Vec<String>,
     /// Machine-readable reasons, e.g. `PRIMARY_SIGNIFICANT_WIN`, `GUARDRAIL_NON_INFERIOR:latency`.
     #[serde(default)]
-    pub reason_codes: Vec<String>,
+    pub reason_codes: Vec<ReasonCode>,
     /// The rule that fired, in words.
     #[serde(default)]
     pub rule: String,
     /// `continue`: the report date by which the sample for a verdict is expected.
     #[serde(default)]
     pub expected_verdict_date: Option<NaiveDate>,
+}
+
+/// A machine-readable reason for a decision. `results.json` writes it as `CODE` or
+/// `CODE:subject` (a metric, a variant, a check or a horizon); docs/job-file.md lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum ReasonCode {
+    MissingVariant,
+    /// A failed check that breaks the allocation (`srm`, `multi_variant_units`).
+    DataQualityFailed(CheckName),
+    NoPrimaryMetric,
+    TooEarly,
+    PrimaryNotTestable,
+    PrimarySignificantWin,
+    PrimarySignificantLoss,
+    PrimaryWorseNotYetHarmful,
+    PrimaryNotSignificant,
+    PrimaryNoEffect,
+    /// The guardrail (a metric name) was shown within its margin.
+    GuardrailNonInferior(String),
+    GuardrailNoHarm(String),
+    GuardrailNotTestable(String),
+    GuardrailNotYetNonInferior(String),
+    GuardrailWorseNotYetHarmful(String),
+    GuardrailSignificantLoss(String),
+    GuardrailWithinMarginLoss(String),
+    SecondarySignificantLoss(String),
+    TradeOff,
+    /// On a promotion, another variant (its name) that is harmed.
+    OtherVariantHarmful(String),
+    HorizonReached(Horizon),
+    HoldRollout,
+    NotFeasibleByLastDay,
+    /// A check that warned.
+    CheckWarning(CheckName),
+    /// The experiment has no analyzable data.
+    NoData,
+}
+
+/// Which horizon an experiment reached: its planned sample, or its last day (`max_days`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Horizon {
+    Sample,
+    MaxDays,
+}
+
+impl Horizon {
+    pub fn name(self) -> &'static str {
+        match self {
+            Horizon::Sample => "sample",
+            Horizon::MaxDays => "max_days",
+        }
+    }
+}
+
+impl ReasonCode {
+    /// The code without its subject, and the subject.
+    fn parts(&self) -> (&'static str, Option<&str>) {
+        use ReasonCode::*;
+        match self {
+            MissingVariant => ("MISSING_VARIANT", None),
+            DataQualityFailed(check) => ("DATA_QUALITY_FAILED", Some(check.name())),
+            NoPrimaryMetric => ("NO_PRIMARY_METRIC", None),
+            TooEarly => ("TOO_EARLY", None),
+            PrimaryNotTestable => ("PRIMARY_NOT_TESTABLE", None),
+            PrimarySignificantWin => ("PRIMARY_SIGNIFICANT_WIN", None),
+            PrimarySignificantLoss => ("PRIMARY_SIGNIFICANT_LOSS", None),
+            PrimaryWorseNotYetHarmful => ("PRIMARY_WORSE_NOT_YET_HARMFUL", None),
+            PrimaryNotSignificant => ("PRIMARY_NOT_SIGNIFICANT", None),
+            PrimaryNoEffect => ("PRIMARY_NO_EFFECT", None),
+            GuardrailNonInferior(metric) => ("GUARDRAIL_NON_INFERIOR", Some(metric)),
+            GuardrailNoHarm(metric) => ("GUARDRAIL_NO_HARM", Some(metric)),
+            GuardrailNotTestable(metric) => ("GUARDRAIL_NOT_TESTABLE", Some(metric)),
+            GuardrailNotYetNonInferior(metric) => ("GUARDRAIL_NOT_YET_NON_INFERIOR", Some(metric)),
+            GuardrailWorseNotYetHarmful(metric) => ("GUARDRAIL_WORSE_NOT_YET_HARMFUL", Some(metric)),
+            GuardrailSignificantLoss(metric) => ("GUARDRAIL_SIGNIFICANT_LOSS", Some(metric)),
+            GuardrailWithinMarginLoss(metric) => ("GUARDRAIL_WITHIN_MARGIN_LOSS", Some(metric)),
+            SecondarySignificantLoss(metric) => ("SECONDARY_SIGNIFICANT_LOSS", Some(metric)),
+            TradeOff => ("TRADE_OFF", None),
+            OtherVariantHarmful(variant) => ("OTHER_VARIANT_HARMFUL", Some(variant)),
+            HorizonReached(horizon) => ("HORIZON_REACHED", Some(horizon.name())),
+            HoldRollout => ("HOLD_ROLLOUT", None),
+            NotFeasibleByLastDay => ("NOT_FEASIBLE_BY_LAST_DAY", None),
+            CheckWarning(check) => ("CHECK_WARNING", Some(check.name())),
+            NoData => ("NO_DATA", None),
+        }
+    }
+
+    /// The guardrail the code is about, if it is about one.
+    pub fn guardrail(&self) -> Option<&str> {
+        use ReasonCode::*;
+        match self {
+            GuardrailNonInferior(metric)
+            | GuardrailNoHarm(metric)
+            | GuardrailNotTestable(metric)
+            | GuardrailNotYetNonInferior(metric)
+            | GuardrailWorseNotYetHarmful(metric)
+            | GuardrailSignificantLoss(metric)
+            | GuardrailWithinMarginLoss(metric) => Some(metric),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.parts() {
+            (code, None) => f.write_str(code),
+            (code, Some(subject)) => write!(f, "{code}:{subject}"),
+        }
+    }
+}
+
+impl From<ReasonCode> for String {
+    fn from(code: ReasonCode) -> String {
+        code.to_string()
+    }
+}
+
+impl TryFrom<String> for ReasonCode {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        use ReasonCode::*;
+        let unknown = || format!("unknown reason code `{text}`");
+        let (code, subject) = match text.split_once(':') {
+            Some((code, subject)) => (code, Some(subject)),
+            None => (text.as_str(), None),
+        };
+        let check = |name: &str| {
+            CheckName::from_name(name).ok_or_else(|| format!("unknown check `{name}` in reason code `{text}`"))
+        };
+        Ok(match (code, subject) {
+            ("MISSING_VARIANT", None) => MissingVariant,
+            ("DATA_QUALITY_FAILED", Some(name)) => DataQualityFailed(check(name)?),
+            ("NO_PRIMARY_METRIC", None) => NoPrimaryMetric,
+            ("TOO_EARLY", None) => TooEarly,
+            ("PRIMARY_NOT_TESTABLE", None) => PrimaryNotTestable,
+            ("PRIMARY_SIGNIFICANT_WIN", None) => PrimarySignificantWin,
+            ("PRIMARY_SIGNIFICANT_LOSS", None) => PrimarySignificantLoss,
+            ("PRIMARY_WORSE_NOT_YET_HARMFUL", None) => PrimaryWorseNotYetHarmful,
+            ("PRIMARY_NOT_SIGNIFICANT", None) => PrimaryNotSignificant,
+            ("PRIMARY_NO_EFFECT", None) => PrimaryNoEffect,
+            ("GUARDRAIL_NON_INFERIOR", Some(m)) => GuardrailNonInferior(m.into()),
+            ("GUARDRAIL_NO_HARM", Some(m)) => GuardrailNoHarm(m.into()),
+            ("GUARDRAIL_NOT_TESTABLE", Some(m)) => GuardrailNotTestable(m.into()),
+            ("GUARDRAIL_NOT_YET_NON_INFERIOR", Some(m)) => GuardrailNotYetNonInferior(m.into()),
+            ("GUARDRAIL_WORSE_NOT_YET_HARMFUL", Some(m)) => GuardrailWorseNotYetHarmful(m.into()),
+            ("GUARDRAIL_SIGNIFICANT_LOSS", Some(m)) => GuardrailSignificantLoss(m.into()),
+            ("GUARDRAIL_WITHIN_MARGIN_LOSS", Some(m)) => GuardrailWithinMarginLoss(m.into()),
+            ("SECONDARY_SIGNIFICANT_LOSS", Some(m)) => SecondarySignificantLoss(m.into()),
+            ("TRADE_OFF", None) => TradeOff,
+            ("OTHER_VARIANT_HARMFUL", Some(v)) => OtherVariantHarmful(v.into()),
+            ("HORIZON_REACHED", Some("sample")) => HorizonReached(Horizon::Sample),
+            ("HORIZON_REACHED", Some("max_days")) => HorizonReached(Horizon::MaxDays),
+            ("HOLD_ROLLOUT", None) => HoldRollout,
+            ("NOT_FEASIBLE_BY_LAST_DAY", None) => NotFeasibleByLastDay,
+            ("CHECK_WARNING", Some(name)) => CheckWarning(check(name)?),
+            ("NO_DATA", None) => NoData,
+            _ => return Err(unknown()),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,10 +385,62 @@ pub enum CheckStatus {
     Fail,
 }
 
+/// The data-quality checks: the six of the contract, then the extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckName {
+    /// The split of units between variants matches the configured weights.
+    Srm,
+    MultiVariantUnits,
+    InvalidValues,
+    UnknownVariant,
+    MissingVariant,
+    MissingPartitions,
+    FutureExposures,
+    IncompleteRows,
+}
+
+impl CheckName {
+    /// The name in `results.json`, reports and reason codes.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckName::Srm => "srm",
+            CheckName::MultiVariantUnits => "multi_variant_units",
+            CheckName::InvalidValues => "invalid_values",
+            CheckName::UnknownVariant => "unknown_variant",
+            CheckName::MissingVariant => "missing_variant",
+            CheckName::MissingPartitions => "missing_partitions",
+            CheckName::FutureExposures => "future_exposures",
+            CheckName::IncompleteRows => "incomplete_rows",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<CheckName> {
+        CheckName::ALL.into_iter().find(|check| check.name() == name)
+    }
+
+    pub const ALL: [CheckName; 8] = [
+        CheckName::Srm,
+        CheckName::MultiVariantUnits,
+        CheckName::InvalidValues,
+        CheckName::UnknownVariant,
+        CheckName::MissingVariant,
+        CheckName::MissingPartitions,
+        CheckName::FutureExposures,
+        CheckName::IncompleteRows,
+    ];
+}
+
+impl fmt::Display for CheckName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A data-quality check.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
-    pub name: String,
+    pub name: CheckName,
     pub status: CheckStatus,
     pub p_value: Option<f64>,
     pub detail: String,
@@ -242,8 +462,8 @@ pub struct VariantResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MetricResult {
     pub name: String,
-    pub kind: String,
-    pub role: String,
+    pub kind: MetricKind,
+    pub role: Role,
     pub higher_is_better: bool,
     pub variants: Vec<MetricVariant>,
     pub comparisons: Vec<ComparisonResult>,
@@ -258,6 +478,65 @@ pub struct MetricResult {
     pub cap: Option<CapInfo>,
 }
 
+/// The role of a metric in one experiment: what the recommendation reads it for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Secondary,
+    Guardrail,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Secondary => "secondary",
+            Role::Guardrail => "guardrail",
+        }
+    }
+}
+
+/// How a metric's per-unit value is made, by name (the job's `MetricKind` holds its events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricKind {
+    Proportion,
+    Mean,
+    Ratio,
+}
+
+impl MetricKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricKind::Proportion => "proportion",
+            MetricKind::Mean => "mean",
+            MetricKind::Ratio => "ratio",
+        }
+    }
+}
+
+/// Multiple-comparison correction across the comparisons of one experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Correction {
+    #[serde(rename = "holm")]
+    Holm,
+    #[serde(rename = "bh")]
+    BenjaminiHochberg,
+    #[serde(rename = "none")]
+    None,
+}
+
+impl Correction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Correction::Holm => "holm",
+            Correction::BenjaminiHochberg => "bh",
+            Correction::None => "none",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CupedInfo {
     pub theta: f64,
@@ -268,13 +547,31 @@ pub struct CupedInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CapInfo {
-    /// `absolute` or `percentile`.
-    pub kind: String,
+    pub kind: CapKind,
     pub percentile: Option<f64>,
     /// The value per-unit values were capped at.
     pub value: f64,
     /// Units whose value was lowered to the cap.
     pub capped_units: u64,
+}
+
+/// How a metric's cap was set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CapKind {
+    /// A fixed value.
+    Absolute,
+    /// A quantile of the experiment's units (`percentile`).
+    Percentile,
+}
+
+impl CapKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CapKind::Absolute => "absolute",
+            CapKind::Percentile => "percentile",
+        }
+    }
 }
 
 /// One variant's statistics on one metric.
@@ -445,7 +742,7 @@ pub struct Window {
 pub struct Settings {
     pub alpha: f64,
     pub power: f64,
-    pub correction: String,
+    pub correction: Correction,
     pub srm_p_value: f64,
     pub mde: f64,
     /// Decisions use always-valid (sequential) inference.
@@ -484,7 +781,7 @@ impl Decision {
 }
 
 impl ExperimentResult {
-    pub fn check(&self, name: &str) -> Option<&Check> {
+    pub fn check(&self, name: CheckName) -> Option<&Check> {
         self.checks.iter().find(|c| c.name == name)
     }
 }
@@ -526,10 +823,10 @@ pub(crate) fn sample_result() -> ExperimentResult {
         }),
         cuped_theta: None,
     };
-    let metric = |name: &str, role: &str, c: ComparisonResult| MetricResult {
+    let metric = |name: &str, role: Role, c: ComparisonResult| MetricResult {
         name: name.into(),
-        kind: "proportion".into(),
-        role: role.into(),
+        kind: MetricKind::Proportion,
+        role,
         higher_is_better: true,
         variants: ["control", "treatment"]
             .into_iter()
@@ -561,29 +858,29 @@ pub(crate) fn sample_result() -> ExperimentResult {
             expected_verdict_date: None,
         },
         checks: [
-            "srm",
-            "multi_variant_units",
-            "invalid_values",
-            "unknown_variant",
-            "missing_variant",
-            "missing_partitions",
+            CheckName::Srm,
+            CheckName::MultiVariantUnits,
+            CheckName::InvalidValues,
+            CheckName::UnknownVariant,
+            CheckName::MissingVariant,
+            CheckName::MissingPartitions,
         ]
         .into_iter()
-        .map(|name| Check { name: name.into(), status: CheckStatus::Pass, p_value: None, detail: String::new() })
+        .map(|name| Check { name, status: CheckStatus::Pass, p_value: None, detail: String::new() })
         .collect(),
         variants: ["control", "treatment"]
             .into_iter()
             .map(|v| VariantResult { name: v.into(), units: 1000, expected_weight: 0.5, observed_share: Some(0.5) })
             .collect(),
         metrics: vec![
-            metric("conversion", "primary", comparison(0.041, true)),
-            metric("revenue", "secondary", comparison(0.01, false)),
+            metric("conversion", Role::Primary, comparison(0.041, true)),
+            metric("revenue", Role::Secondary, comparison(0.01, false)),
         ],
         window: Window { start: date, end: date, days: 1 },
         settings: Settings {
             alpha: 0.05,
             power: 0.8,
-            correction: "holm".into(),
+            correction: Correction::Holm,
             srm_p_value: 0.001,
             mde: 0.05,
             sequential: true,
@@ -593,5 +890,81 @@ pub(crate) fn sample_result() -> ExperimentResult {
         srm: SrmDetail::default(),
         breakdowns: vec![],
         plan: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each enum writes the very string `results.json` had before it was typed, and reads it back.
+    #[test]
+    fn the_typed_words_serialize_as_their_names() {
+        for check in CheckName::ALL {
+            assert_eq!(json(&check), format!("\"{}\"", check.name()));
+            assert_eq!(CheckName::from_name(check.name()), Some(check));
+        }
+        for role in [Role::Primary, Role::Secondary, Role::Guardrail] {
+            assert_eq!(json(&role), format!("\"{}\"", role.name()));
+        }
+        for kind in [MetricKind::Proportion, MetricKind::Mean, MetricKind::Ratio] {
+            assert_eq!(json(&kind), format!("\"{}\"", kind.name()));
+        }
+        for correction in [Correction::Holm, Correction::BenjaminiHochberg, Correction::None] {
+            assert_eq!(json(&correction), format!("\"{}\"", correction.name()));
+        }
+        for cap in [CapKind::Absolute, CapKind::Percentile] {
+            assert_eq!(json(&cap), format!("\"{}\"", cap.name()));
+        }
+    }
+
+    #[test]
+    fn reason_codes_read_back_what_they_write() {
+        let written = [
+            "MISSING_VARIANT",
+            "DATA_QUALITY_FAILED:srm",
+            "DATA_QUALITY_FAILED:multi_variant_units",
+            "NO_PRIMARY_METRIC",
+            "TOO_EARLY",
+            "PRIMARY_NOT_TESTABLE",
+            "PRIMARY_SIGNIFICANT_WIN",
+            "PRIMARY_SIGNIFICANT_LOSS",
+            "PRIMARY_WORSE_NOT_YET_HARMFUL",
+            "PRIMARY_NOT_SIGNIFICANT",
+            "PRIMARY_NO_EFFECT",
+            "GUARDRAIL_NON_INFERIOR:latency",
+            "GUARDRAIL_NO_HARM:errors",
+            "GUARDRAIL_NOT_TESTABLE:refunds",
+            "GUARDRAIL_NOT_YET_NON_INFERIOR:latency",
+            "GUARDRAIL_WORSE_NOT_YET_HARMFUL:errors",
+            "GUARDRAIL_SIGNIFICANT_LOSS:a:b",
+            "GUARDRAIL_WITHIN_MARGIN_LOSS:latency",
+            "SECONDARY_SIGNIFICANT_LOSS:revenue",
+            "TRADE_OFF",
+            "OTHER_VARIANT_HARMFUL:b",
+            "HORIZON_REACHED:sample",
+            "HORIZON_REACHED:max_days",
+            "HOLD_ROLLOUT",
+            "NOT_FEASIBLE_BY_LAST_DAY",
+            "CHECK_WARNING:invalid_values",
+            "NO_DATA",
+        ];
+        for text in written {
+            let code: ReasonCode = serde_json::from_str(&format!("\"{text}\"")).expect(text);
+            assert_eq!(code.to_string(), text);
+            assert_eq!(serde_json::to_string(&code).expect("a string"), format!("\"{text}\""));
+        }
+        assert_eq!(
+            ReasonCode::try_from("GUARDRAIL_SIGNIFICANT_LOSS:a:b".to_string()),
+            Ok(ReasonCode::GuardrailSignificantLoss("a:b".into()))
+        );
+        for wrong in ["PRIMARY_WIN", "TRADE_OFF:x", "HORIZON_REACHED:never", "CHECK_WARNING:nope", "GUARDRAIL_NO_HARM"]
+        {
+            assert!(ReasonCode::try_from(wrong.to_string()).is_err(), "{wrong}");
+        }
+    }
+
+    fn json(value: &impl Serialize) -> String {
+        serde_json::to_string(value).expect("serializable")
     }
 }

@@ -14,13 +14,22 @@ use serde_json::{Map, Value};
 pub struct Entry {
     pub ts: String,
     pub elapsed_ms: f64,
-    pub level: &'static str,
+    pub level: Level,
     pub stage: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub experiment: Option<String>,
     pub message: String,
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub fields: Map<String, Value>,
+}
+
+/// How much an entry matters; `run.log.jsonl` writes it in lowercase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
 }
 
 /// A stage's name and how long it took.
@@ -51,22 +60,15 @@ impl RunLog {
         self.started.elapsed()
     }
 
-    fn push(
-        &self,
-        level: &'static str,
-        stage: &str,
-        experiment: Option<&str>,
-        message: String,
-        fields: Map<String, Value>,
-    ) {
+    fn push(&self, level: Level, stage: &str, experiment: Option<&str>, message: String, fields: Map<String, Value>) {
         match level {
-            "warn" => {
+            Level::Warn => {
                 tracing::warn!(stage, experiment, fields = %serde_json::Value::Object(fields.clone()), "{message}")
             }
-            "error" => {
+            Level::Error => {
                 tracing::error!(stage, experiment, fields = %serde_json::Value::Object(fields.clone()), "{message}")
             }
-            _ => {
+            Level::Info => {
                 tracing::info!(stage, experiment, fields = %serde_json::Value::Object(fields.clone()), "{message}")
             }
         }
@@ -83,15 +85,15 @@ impl RunLog {
     }
 
     pub fn info(&self, stage: &str, experiment: Option<&str>, message: impl Into<String>, fields: Value) {
-        self.push("info", stage, experiment, message.into(), object(fields));
+        self.push(Level::Info, stage, experiment, message.into(), object(fields));
     }
 
     pub fn warn(&self, stage: &str, experiment: Option<&str>, message: impl Into<String>, fields: Value) {
-        self.push("warn", stage, experiment, message.into(), object(fields));
+        self.push(Level::Warn, stage, experiment, message.into(), object(fields));
     }
 
     pub fn error(&self, stage: &str, experiment: Option<&str>, message: impl Into<String>, fields: Value) {
-        self.push("error", stage, experiment, message.into(), object(fields));
+        self.push(Level::Error, stage, experiment, message.into(), object(fields));
     }
 
     /// Records that `stage` finished after `took`, with the process's peak memory so far.
@@ -101,7 +103,7 @@ impl RunLog {
         if let Some(peak) = peak_rss_mib() {
             fields.insert("peak_rss_mib".into(), Value::from(peak));
         }
-        self.push("info", stage, None, format!("{stage} done"), fields);
+        self.push(Level::Info, stage, None, format!("{stage} done"), fields);
     }
 
     /// Every stage timing so far, in order.
@@ -128,7 +130,13 @@ impl RunLog {
 
     /// Entries at warn level or above.
     pub fn warnings(&self) -> Vec<Entry> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|e| e.level != "info").cloned().collect()
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|e| e.level != Level::Info)
+            .cloned()
+            .collect()
     }
 }
 

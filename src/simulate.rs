@@ -29,7 +29,7 @@ use crate::aggregate::{AllocationCounts, VariantSummaries};
 use crate::analyze::{self, Design, ExperimentData, MetricData};
 use crate::config::{self, Job};
 use crate::decide;
-use crate::results::{ExperimentResult, Recommendation};
+use crate::results::{ExperimentResult, ReasonCode, Recommendation, Role};
 use crate::rng::Rng;
 use crate::stats::{CovariateSummary, RatioSummary, Summary};
 
@@ -198,9 +198,9 @@ pub struct Trajectory {
     /// Day (1-based look) of the first PROMOTE, ROLLBACK and of any terminal recommendation.
     pub first_promote: Option<u32>,
     pub first_rollback: Option<u32>,
-    pub first_terminal: Option<(u32, &'static str)>,
+    pub first_terminal: Option<(u32, Recommendation)>,
     /// The reason codes of the first terminal recommendation.
-    pub first_terminal_codes: Vec<String>,
+    pub first_terminal_codes: Vec<ReasonCode>,
     /// The day of decision the report first quoted (days since start, 1-based), if any.
     pub quoted_day: Option<u32>,
     /// Looks that said "stop and keep the control" (PRIMARY_NO_EFFECT) while the primary's
@@ -443,7 +443,6 @@ fn observe(trajectory: &mut Trajectory, result: &ExperimentResult, look: u32, sc
     {
         trajectory.quoted_day = Some((date - start).num_days() as u32 + 1);
     }
-    let name = decision.recommendation.name();
     match decision.recommendation {
         Recommendation::Promote => {
             trajectory.first_promote.get_or_insert(look);
@@ -457,11 +456,11 @@ fn observe(trajectory: &mut Trajectory, result: &ExperimentResult, look: u32, sc
         _ => {}
     }
     if decision.recommendation != Recommendation::Continue && trajectory.first_terminal.is_none() {
-        trajectory.first_terminal = Some((look, name));
+        trajectory.first_terminal = Some((look, decision.recommendation));
         trajectory.first_terminal_codes = decision.reason_codes.clone();
     }
-    if decision.reason_codes.iter().any(|c| c == "PRIMARY_NO_EFFECT") {
-        let primary = result.metrics.iter().find(|m| m.role == "primary");
+    if decision.reason_codes.contains(&ReasonCode::PrimaryNoEffect) {
+        let primary = result.metrics.iter().find(|m| m.role == Role::Primary);
         let contains_mde = primary.is_some_and(|m| {
             m.comparisons.iter().any(|c| {
                 c.inference.as_ref().is_some_and(|i| {
@@ -524,20 +523,22 @@ pub fn simulate(spec: &SimSpec) -> Result<Vec<ScenarioReport>, SimulateError> {
 fn measure(scenario: &Scenario, spec: &SimSpec, trajectories: &[Trajectory]) -> ScenarioReport {
     let n = trajectories.len() as f64;
     let share = |f: &dyn Fn(&Trajectory) -> bool| trajectories.iter().filter(|t| f(t)).count() as f64 / n;
-    let promoted_first = |t: &Trajectory| t.first_terminal.is_some_and(|(_, r)| r == "promote");
+    let promoted_first = |t: &Trajectory| t.first_terminal.is_some_and(|(_, r)| r == Recommendation::Promote);
     let mut first_terminal = [0u32; 4];
     let mut first_terminal_reasons = std::collections::BTreeMap::new();
     for t in trajectories {
         if let Some((_, r)) = t.first_terminal {
-            let main = t.first_terminal_codes.iter().find(|c| !c.starts_with("CHECK_WARNING")).cloned();
-            *first_terminal_reasons.entry(format!("{r}: {}", main.unwrap_or_default())).or_insert(0) += 1;
+            let main = t.first_terminal_codes.iter().find(|c| !matches!(c, ReasonCode::CheckWarning(_)));
+            *first_terminal_reasons
+                .entry(format!("{}: {}", r.name(), main.map(ToString::to_string).unwrap_or_default()))
+                .or_insert(0) += 1;
         }
         if let Some((_, r)) = t.first_terminal {
             let i = match r {
-                "promote" => 0,
-                "rollback" => 1,
-                "inconclusive" => 2,
-                _ => 3,
+                Recommendation::Promote => 0,
+                Recommendation::Rollback => 1,
+                Recommendation::Inconclusive => 2,
+                Recommendation::Continue | Recommendation::Pause => 3,
             };
             first_terminal[i] += 1;
         }

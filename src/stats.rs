@@ -19,7 +19,7 @@ mod summary;
 mod welch;
 
 pub use bayesian::{BayesianComparison, GaussianPrior, compare_bayesian, compare_bayesian_with};
-pub use correction::{Correction, adjust};
+pub use correction::adjust;
 pub use cuped::{CovariateSummary, Cuped, adjust as cuped_adjust, compare_cuped, cuped};
 pub use inference::{Effect, Method, Scale};
 pub use noninferiority::{NonInferiority, noninferiority};

@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 
-pub use crate::stats::Correction;
+use crate::results;
+/// A metric's role and the multiple-comparison correction are the result model's words.
+pub use crate::results::{Correction, Role};
 
 /// A checked job: everything a run needs to know from the job file.
 #[derive(Debug, Clone)]
@@ -134,13 +136,17 @@ pub enum MetricKind {
 }
 
 impl MetricKind {
-    /// The contract's name of the kind: `proportion`, `mean` or `ratio`.
-    pub fn name(&self) -> &'static str {
+    /// The kind as the results name it: `proportion`, `mean` or `ratio`.
+    pub fn kind(&self) -> results::MetricKind {
         match self {
-            MetricKind::Proportion { .. } => "proportion",
-            MetricKind::Mean(_) => "mean",
-            MetricKind::Ratio { .. } => "ratio",
+            MetricKind::Proportion { .. } => results::MetricKind::Proportion,
+            MetricKind::Mean(_) => results::MetricKind::Mean,
+            MetricKind::Ratio { .. } => results::MetricKind::Ratio,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 }
 
@@ -168,25 +174,6 @@ impl Aggregate {
             Aggregate::Sum => "sum",
             Aggregate::Count => "count",
             Aggregate::Max => "max",
-        }
-    }
-}
-
-/// The role of a metric in one experiment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Primary,
-    Secondary,
-    Guardrail,
-}
-
-impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Primary => "primary",
-            Role::Secondary => "secondary",
-            Role::Guardrail => "guardrail",
         }
     }
 }

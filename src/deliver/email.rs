@@ -19,7 +19,9 @@ use crate::render::png::{PngError, svg_to_png};
 use crate::render::{
     EmailFile, EmailFrame, EmailSection, RenderError, Renderer, RunFacts, bytes, chart, inference_effect,
 };
-use crate::results::{ExperimentResult, Inference, InferenceScale, MetricResult, Recommendation, ResultsFile, Status};
+use crate::results::{
+    ExperimentResult, Inference, InferenceScale, MetricResult, ReasonCode, Recommendation, ResultsFile, Role, Status,
+};
 use crate::store::display_url;
 
 /// The exports a mail attaches, in this order, while they fit.
@@ -135,17 +137,20 @@ fn subject_effect(result: &ExperimentResult) -> Option<(&MetricResult, &Inferenc
     let decision = &result.decision;
     let variant = decision.variant.as_deref()?;
     let metric = match decision.recommendation {
-        Recommendation::Promote => result.metrics.iter().find(|m| m.role == "primary")?,
+        Recommendation::Promote => result.metrics.iter().find(|m| m.role == Role::Primary)?,
         Recommendation::Rollback => {
-            let primary_harmed = decision.reason_codes.iter().any(|c| c == "PRIMARY_SIGNIFICANT_LOSS");
+            let primary_harmed = decision.reason_codes.contains(&ReasonCode::PrimarySignificantLoss);
             let guardrail = decision
                 .reason_codes
                 .iter()
-                .find_map(|c| c.strip_prefix("GUARDRAIL_SIGNIFICANT_LOSS:"))
+                .find_map(|c| match c {
+                    ReasonCode::GuardrailSignificantLoss(guardrail) => Some(guardrail.as_str()),
+                    _ => None,
+                })
                 .filter(|_| !primary_harmed);
             match guardrail {
                 Some(name) => result.metrics.iter().find(|m| m.name == name)?,
-                None => result.metrics.iter().find(|m| m.role == "primary")?,
+                None => result.metrics.iter().find(|m| m.role == Role::Primary)?,
             }
         }
         _ => return None,
@@ -561,11 +566,11 @@ url = "s3://reports/abreport"
     #[test]
     fn a_rollback_subject_quotes_the_harmed_guardrail_when_the_primary_is_not_harmed() {
         let mut result = decided("checkout-redesign", Recommendation::Rollback, Some("treatment"));
-        result.metrics[1].role = "guardrail".into();
+        result.metrics[1].role = Role::Guardrail;
         result.metrics[1].comparisons[0].inference.as_mut().expect("a test").estimate = -0.31;
-        result.decision.reason_codes = vec!["GUARDRAIL_SIGNIFICANT_LOSS:revenue".into()];
+        result.decision.reason_codes = vec![ReasonCode::GuardrailSignificantLoss("revenue".into())];
         assert_eq!(subject(&result), "[abreport] checkout-redesign: ROLLBACK treatment (−31.0% revenue)");
-        result.decision.reason_codes.insert(0, "PRIMARY_SIGNIFICANT_LOSS".into());
+        result.decision.reason_codes.insert(0, ReasonCode::PrimarySignificantLoss);
         assert_eq!(subject(&result), "[abreport] checkout-redesign: ROLLBACK treatment (+4.1% conversion)");
     }
 

@@ -1,23 +1,6 @@
 //! Multiple-comparison corrections over the comparisons of one experiment.
 
-/// Multiple-comparison correction across the comparisons of one experiment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Correction {
-    Holm,
-    BenjaminiHochberg,
-    None,
-}
-
-impl Correction {
-    /// The name used in job files and results.
-    pub fn name(self) -> &'static str {
-        match self {
-            Correction::Holm => "holm",
-            Correction::BenjaminiHochberg => "bh",
-            Correction::None => "none",
-        }
-    }
-}
+use crate::results::Correction;
 
 /// Adjusted p-values in the input order, as statsmodels' `multipletests` computes them:
 /// Holm (Holm 1979, Scand. J. Statist. 6) `p̃(i) = max_{j≤i} min(1, (m-j+1)·p(j))` over
