@@ -12,6 +12,7 @@
 mod allocation;
 mod columns;
 mod exact_sum;
+mod experiment;
 mod fold;
 mod unit_keys;
 mod values;
@@ -26,6 +27,7 @@ pub use allocation::{
     AllocatedUnit, Allocation, AllocationCounts, DataQuality, ExperimentAllocation, UnitIndex, UnitStatus,
 };
 pub use columns::UnitKey;
+pub use experiment::{DimensionSlices, ExperimentAggregates, ExperimentInput, MetricData, TOP_SLICES, experiment};
 pub use fold::{Aggregator, EventTotals, NO_DIMENSION, SlotTotals};
 pub use unit_keys::{UnitIdKind, UnitKeys};
 pub use values::{

@@ -1,16 +1,18 @@
-//! Per-variant statistics and data-quality counts -> an [`ExperimentResult`]: fixed-horizon
+//! Per-variant statistics and data-quality counts -> an [`Analyzed`] experiment: fixed-horizon
 //! comparisons with corrected p-values (the contract's numbers), and beside them the test the
 //! recommendation reads ([`Inference`]: always-valid by default), CUPED-adjusted numbers, the
 //! Bayesian view, non-inferiority of guardrails, the plan (units and days the verdict needs,
 //! [`plan`]), the six data-quality checks with SRM localisation, and exploratory breakdowns.
 //!
-//! Pure: no IO, not async. The recommendation is left to [`crate::decide`].
+//! Pure: no IO, not async. The recommendation is left to [`crate::decide`], which turns the
+//! [`Analyzed`] experiment into its result.
 
 pub mod plan;
 
 use chrono::NaiveDate;
 
 use crate::aggregate::{AllocationCounts, VariantSummaries};
+pub use crate::aggregate::{DimensionSlices, MetricData};
 use crate::config::{Experiment, Job, Metric, Role, StatsSettings};
 use crate::numbers::{count, percent, pvalue};
 use crate::results::*;
@@ -21,26 +23,6 @@ pub use plan::Design;
 
 /// Share of an experiment's units exposed to several variants from which the check fails.
 pub const MULTI_VARIANT_FAIL_SHARE: f64 = 0.01;
-/// Slices shown per dimension in breakdowns; the rest are pooled as `(other)`.
-pub const TOP_SLICES: usize = 20;
-
-/// One metric's data after the scan: per-variant statistics of its (capped) per-unit values,
-/// and the CUPED covariate statistics when the metric uses CUPED.
-#[derive(Debug, Clone)]
-pub struct MetricData {
-    pub summaries: VariantSummaries,
-    pub covariates: Option<Vec<CovariateSummary>>,
-    pub cap: Option<CapInfo>,
-}
-
-/// The primary metric's statistics per value of one dimension.
-#[derive(Debug, Clone)]
-pub struct DimensionSlices {
-    pub dimension: String,
-    /// (value, its per-variant statistics), largest first, `(other)` last.
-    pub slices: Vec<(String, VariantSummaries)>,
-}
-
 /// Everything known about one experiment after the scan.
 pub struct ExperimentData<'a> {
     pub job: &'a Job,
@@ -61,7 +43,7 @@ pub struct ExperimentData<'a> {
 
 /// An analysed experiment, and the design this run fixed when it made one (to keep).
 pub struct Analysis {
-    pub result: ExperimentResult,
+    pub result: Analyzed,
     pub new_design: Option<Design>,
 }
 
@@ -131,7 +113,7 @@ struct Context<'a> {
     control: &'a str,
 }
 
-/// Analyses one experiment. The decision is a placeholder until [`crate::decide::recommend`].
+/// Analyses one experiment; [`crate::decide`] then recommends on it.
 pub fn analyze(data: &ExperimentData<'_>) -> Analysis {
     let experiment = data.experiment;
     let stats = experiment.stats;
@@ -199,11 +181,8 @@ pub fn analyze(data: &ExperimentData<'_>) -> Analysis {
         .iter()
         .map(|b| breakdown(&context, experiment, &data.job.metrics[experiment.metrics[0].metric], b))
         .collect();
-    let result = ExperimentResult {
+    let result = Analyzed {
         id: experiment.id.clone(),
-        status: Status::Ok,
-        error: None,
-        decision: Decision::placeholder(),
         checks,
         variants,
         metrics,

@@ -317,6 +317,44 @@ pub fn units_parquet(
     Ok(OutputFile::new("units.parquet", parquet_bytes("units.parquet", &batch)?))
 }
 
+/// What one experiment's files are made of: its rendered reports, its result (in
+/// `results.json`'s shape), its allocation and its per-unit values.
+pub struct ExperimentExports<'a> {
+    pub html: String,
+    pub markdown: String,
+    /// `results.json` of this experiment alone.
+    pub results_file: &'a ResultsFile,
+    pub result: &'a ExperimentResult,
+    pub allocation: &'a Allocation,
+    pub experiment_allocation: &'a ExperimentAllocation,
+    /// The experiment's metric names, in its metric order.
+    pub metric_names: Vec<&'a str>,
+    /// Per metric: per-unit values and CUPED covariates, as `aggregate` made them.
+    pub values: Vec<MetricValues>,
+    pub covariates: Vec<Option<Vec<f64>>>,
+}
+
+/// The files of one experiment, in the manifest's order: `report.html`, `report.md`,
+/// `results.json`, `results.parquet`, `allocation.parquet`, `units.parquet` (the run log and the
+/// manifest follow, once the log has the export's own line).
+pub fn experiment_files(exports: ExperimentExports<'_>) -> Result<Vec<OutputFile>, ExportError> {
+    let report_date = exports.results_file.report_date.to_string();
+    Ok(vec![
+        text_file("report.html", exports.html),
+        text_file("report.md", exports.markdown),
+        results_json(exports.results_file)?,
+        results_parquet(&report_date, exports.result)?,
+        allocation_parquet(exports.allocation, exports.experiment_allocation)?,
+        units_parquet(
+            exports.allocation,
+            exports.experiment_allocation,
+            &exports.metric_names,
+            exports.values,
+            exports.covariates,
+        )?,
+    ])
+}
+
 /// Writes `outputs` under `root/<dir_name>/`, atomically per file, manifest last. Returns the
 /// experiment's folder.
 pub fn write_dir(root: &Path, outputs: &ExperimentOutputs) -> Result<PathBuf, ExportError> {

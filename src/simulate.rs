@@ -428,8 +428,7 @@ fn run_experiment(job: &Job, scenario: &Scenario, days: u32, seed: u64, index: u
         if analysis.new_design.is_some() {
             design = analysis.new_design;
         }
-        let mut result = analysis.result;
-        result.decision = decide::recommend(&result);
+        let result = decide::decide(analysis.result, None);
         observe(&mut trajectory, &result, day as u32 + 1, scenario);
     }
     trajectory
