@@ -30,4 +30,6 @@ pub mod schedule;
 pub mod simulate;
 pub mod source;
 pub mod stats;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod threads;

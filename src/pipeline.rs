@@ -336,3 +336,5 @@ pub fn display_url(url: &str) -> String {
 
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod snapshot;
