@@ -827,3 +827,88 @@ fn incomplete_rows(data: &ExperimentData<'_>) -> Check {
         format!("{} in the window cannot be attributed and are left out", parts.join(", ")),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::test_support::{checked_job, close, experiment_text, job_text};
+
+    fn nov(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, day).expect("a date")
+    }
+
+    /// A proportion's summary: `p` of `n` units converted (sample variance, ddof 1).
+    fn proportion(n: u64, p: f64) -> Summary {
+        Summary { n, mean: p, variance: p * (1.0 - p) * n as f64 / (n as f64 - 1.0) }
+    }
+
+    #[test]
+    fn hand_made_summaries_give_the_fixed_horizon_welch_comparison_and_passing_checks() {
+        let job = checked_job(&job_text("t", "file:///data", &experiment_text("x", "2026-11-14")), Path::new("t.toml"));
+        let counts = AllocationCounts {
+            units: vec![1000, 1000],
+            by_day: vec![(nov(14), vec![1000, 1000])],
+            all_units: 2000,
+            exposure_rows: 2500,
+            ..AllocationCounts::default()
+        };
+        let metrics = [MetricData {
+            summaries: VariantSummaries::Single(vec![proportion(1000, 0.10), proportion(1000, 0.12)]),
+            covariates: None,
+            cap: None,
+        }];
+        let data = ExperimentData {
+            job: &job,
+            experiment: &job.experiments[0],
+            report_date: nov(20),
+            allocation: &counts,
+            counted_events: 220,
+            invalid_values: 0,
+            metrics: &metrics,
+            missing_partitions: &[],
+            breakdowns: &[],
+            design: None,
+        };
+        let result = analyze(&data).result;
+
+        assert_eq!((result.window.start, result.window.end, result.window.days), (nov(14), nov(20), 7));
+        let variants: Vec<(&str, u64, f64, Option<f64>)> =
+            result.variants.iter().map(|v| (v.name.as_str(), v.units, v.expected_weight, v.observed_share)).collect();
+        assert_eq!(variants, [("control", 1000, 0.5, Some(0.5)), ("treatment", 1000, 0.5, Some(0.5))]);
+        // 2000 units over 2 variants and 7 days.
+        close(result.traffic.units_per_variant_per_day.expect("traffic"), 2000.0 / 14.0, 1e-12, "units a day");
+        assert_eq!(
+            (result.traffic.exposure_rows, result.traffic.counted_events, result.traffic.excluded_units),
+            (2500, 220, 0)
+        );
+
+        assert_eq!(result.metrics.len(), 1);
+        let metric = &result.metrics[0];
+        assert_eq!((metric.name.as_str(), metric.role.as_str()), ("conversion", "primary"));
+        assert_eq!(metric.comparisons.len(), 1);
+        let c = &metric.comparisons[0];
+        assert_eq!((c.variant.as_str(), c.baseline.as_str()), ("treatment", "control"));
+        // By hand: 0.12 - 0.10, and relative to 0.10.
+        close(c.absolute_effect.expect("defined"), 0.02, 1e-12, "absolute effect");
+        close(c.relative_effect.expect("defined"), 0.2, 1e-12, "relative effect");
+        // By hand, independently of stats/: variances 0.1·0.9·1000/999 and 0.12·0.88·1000/999,
+        // se = sqrt(vc/n + vt/n) = 0.013992705092146972, t = 0.02/se = 1.42931619499538, Welch
+        // df = 1985.3714563542524, two-sided p = I_{df/(df+t²)}(df/2, 1/2) = 0.15307069563474884
+        // (regularized incomplete beta by Lentz's continued fraction, in Python's floats).
+        close(c.p_value.expect("defined"), 0.15307069563474884, 1e-9, "Welch p-value");
+        // One primary and nothing else: the correction leaves it as it is.
+        close(c.p_value_adjusted.expect("defined"), 0.15307069563474884, 1e-9, "adjusted p-value");
+        assert!(!c.significant);
+        let [low, high] = c.ci_absolute.expect("defined");
+        close((low + high) / 2.0, 0.02, 1e-12, "interval centred on the effect");
+        assert!(low < 0.0 && high > 0.0, "p > 0.05: the interval holds 0: [{low}, {high}]");
+
+        // An even split of an even design: chi-square 0, p = 1; every other check passes.
+        let srm = result.checks.iter().find(|c| c.name == "srm").expect("the SRM check");
+        close(srm.p_value.expect("a p-value"), 1.0, 1e-12, "SRM p-value");
+        assert!(result.checks.iter().all(|c| c.status == CheckStatus::Pass), "{:#?}", result.checks);
+        assert!(result.breakdowns.is_empty());
+    }
+}
