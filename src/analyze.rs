@@ -833,11 +833,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::test_support::{checked_job, close, experiment_text, job_text};
-
-    fn nov(day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(2026, 11, day).expect("a date")
-    }
+    use crate::test_support::{checked_job, close, experiment_text, job_text, nov};
 
     /// A proportion's summary: `p` of `n` units converted (sample variance, ddof 1).
     fn proportion(n: u64, p: f64) -> Summary {

@@ -832,11 +832,7 @@ mod tests {
 
     use super::*;
     use crate::results::sample_result;
-
-    /// `2026-11-DD`; the built experiments report on the 20th (as `sample_result`).
-    fn nov(day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(2026, 11, day).expect("a date")
-    }
+    use crate::test_support::nov;
 
     /// A comparison of `variant` with the control, its relative interval `ci` (the estimate in
     /// the middle). Level, significance and direction are set when it joins a metric.

@@ -1,9 +1,11 @@
 //! Helpers the unit tests of several modules share, so each exists once: a float comparison
-//! with a relative tolerance, the job file most tests start from, and the async runtime the
-//! tests that run the pipeline share. Compiled only for tests.
+//! with a relative tolerance, a date of the tests' month, the job file most tests start from,
+//! and the async runtime of the tests that run the pipeline. Compiled only for tests.
 
 use std::path::Path;
 use std::sync::OnceLock;
+
+use chrono::NaiveDate;
 
 use crate::config::Job;
 
@@ -13,6 +15,11 @@ use crate::config::Job;
 pub(crate) fn close(actual: f64, expected: f64, tolerance: f64, what: &str) {
     let err = (actual - expected).abs() / expected.abs().max(1e-300);
     assert!(err <= tolerance, "{what}: {actual} vs {expected} (rel err {err:e})");
+}
+
+/// `2026-11-DD`: the month the tests' experiments run in.
+pub(crate) fn nov(day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, day).expect("a date")
 }
 
 /// A job file named `name` reading `url`, with one proportion metric `conversion` (on

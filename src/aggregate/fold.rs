@@ -845,16 +845,11 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMicrosecondArray};
-    use chrono::NaiveDate;
 
     use super::*;
     use crate::aggregate::{ExperimentInput, MetricValues, VariantSummaries, experiment};
     use crate::stats::Summary;
-    use crate::test_support::{checked_job, experiment_text, job_text};
-
-    fn nov(day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(2026, 11, day).expect("a date")
-    }
+    use crate::test_support::{checked_job, experiment_text, job_text, nov};
 
     /// Microseconds of `hour`:00 UTC on 2026-11-`day`.
     fn at(day: u32, hour: i64) -> i64 {

@@ -389,6 +389,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::test_support::nov;
 
     /// A 50/50 experiment on conversion with a margin guardrail, started 2026-11-01; each test
     /// edits the experiment's lines.
@@ -428,10 +429,6 @@ description = "checkout redesign"
             text = text.replace(from, to);
         }
         crate::config::check(&text, Path::new("t.toml")).expect("a valid job")
-    }
-
-    fn nov(day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(2026, 11, day).expect("a date")
     }
 
     /// Conversion 10% and latency breaches 5% in every variant, over `n` units each: the
