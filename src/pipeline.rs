@@ -1,8 +1,8 @@
 //! One run of one job on one report date, stage after stage:
 //!
 //! ```text
-//! list partitions -> read exposures (ExposureFold) -> read events (EventFold)
-//!   -> per experiment: per-unit values -> summaries -> analyze -> decide -> render -> export
+//! list partitions -> read exposures -> read events -> allocate        (read.rs, aggregate::fold)
+//!   -> per experiment: aggregate -> analyze -> decide -> render -> export
 //! ```
 //!
 //! Both `abreport run` and the scheduler call [`run`]. It returns every output in memory and
@@ -26,7 +26,7 @@ use crate::export::{self, ExperimentExports, ExperimentOutputs};
 use crate::render::{RenderError, Renderer, RunFacts};
 use crate::results::{ExperimentResult, ResultsFile, SCHEMA_VERSION, Status};
 use crate::runlog::{Deadline, RunLog, SlaExceeded};
-use crate::source::{self, Dataset, Source, SourceError};
+use crate::source::{Dataset, Source, SourceError};
 
 pub use read::{scan_dates, started};
 
@@ -117,42 +117,10 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
 
     let reader = read::Reader { source: &source, plan: &plan, progress: request.progress, deadline: &deadline, log };
     let aggregator = Arc::new(Aggregator::new(spec.clone()));
-    let fold = aggregator.clone();
-    let exposure_stats = reader
-        .read(Dataset::Exposures, source::read_columns(job, Dataset::Exposures), move |file, columns| {
-            fold.fold_exposures(file.date, columns)
-        })
-        .await?;
-    let fold = aggregator.clone();
-    let event_stats = reader
-        .read(Dataset::Events, source::read_columns(job, Dataset::Events), move |file, columns| {
-            fold.fold_events(file.date, columns)
-        })
-        .await?;
-    // Logged before the experiments' run logs are cut, so each run.log.jsonl shows it.
-    let source_retries = source.retries();
-    if source_retries > 0 {
-        log.warn(
-            "read",
-            None,
-            format!("{source_retries} request(s) to the data source were retried after transient errors"),
-            json!({ "retries": source_retries }),
-        );
-    }
-
-    let started = Instant::now();
-    // The readers' clones of the aggregator are gone once both scans have returned.
-    let aggregator = Arc::try_unwrap(aggregator).map_err(|_| RunError::Incomplete { expected: 1, got: 0 })?;
-    let (allocation, mut totals) = tokio::task::block_in_place(|| aggregator.finish());
-    log.stage_done(
-        "allocate",
-        started.elapsed(),
-        json!({
-            "distinct_units": allocation.keys.len(),
-            "unit_index_bytes": allocation.keys.heap_bytes(),
-            "rows_without_key": allocation.rows_without_key,
-        }),
-    );
+    let exposure_stats = reader.exposures(job, &aggregator).await?;
+    let event_stats = reader.events(job, &aggregator).await?;
+    let source_retries = read::retries(&source, log);
+    let (allocation, mut totals) = read::allocate(aggregator, log)?;
 
     let renderer = Renderer::new()?;
     let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -259,14 +227,9 @@ impl ExperimentContext<'_> {
             breakdowns: &aggregates.breakdowns,
             design: self.designs.iter().find(|d| d.experiment == experiment.id),
         });
+        let units = experiment_allocation.units.len();
         let source = display_url(&job.source.url);
-        let no_data = decide::missing_data(
-            &experiment.id,
-            experiment.start,
-            report_date,
-            experiment_allocation.units.len(),
-            &source,
-        );
+        let no_data = decide::missing_data(&experiment.id, experiment.start, report_date, units, &source);
         let result = decide::decide(analysis.result, no_data);
         if let Some(error) = &result.error {
             log.error("analyze", Some(&experiment.id), error.clone(), json!({}));

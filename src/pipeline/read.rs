@@ -1,6 +1,7 @@
-//! The reading stages of the spine: which partition dates a run lists, the listing itself, and
-//! each dataset's files streamed through the fold, timed, logged, under the run's deadline and
-//! with a progress bar on a terminal. Storage itself is `source`'s; this only drives it.
+//! The reading stages of the spine: which partition dates a run lists, the listing itself, each
+//! dataset's files streamed through the fold (timed, logged, under the run's deadline, with a
+//! progress bar on a terminal), and the fold's end, the allocation. Storage itself is
+//! `source`'s and the fold `aggregate`'s; this only drives them.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,10 +12,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use super::RunError;
-use crate::aggregate::{AggregateError, Spec};
-use crate::config::Experiment;
+use crate::aggregate::{AggregateError, Aggregator, Allocation, EventTotals, Spec};
+use crate::config::{Experiment, Job};
 use crate::runlog::{Deadline, RunLog};
-use crate::source::{ColumnSpec, DataFile, Dataset, ScanPlan, ScanStats, Source};
+use crate::source::{self, ColumnSpec, DataFile, Dataset, ScanPlan, ScanStats, Source};
 
 /// The experiments of `selected` whose window has begun by `report_date` (the others are
 /// reported as not started, and read nothing).
@@ -86,8 +87,22 @@ pub(super) struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// Reads the exposure files into `aggregator`: each experiment's allocation.
+    pub async fn exposures(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
+        let fold = aggregator.clone();
+        let columns = source::read_columns(job, Dataset::Exposures);
+        self.read(Dataset::Exposures, columns, move |file, columns| fold.fold_exposures(file.date, columns)).await
+    }
+
+    /// Reads the event files into `aggregator` (after the exposures): the units' accumulators.
+    pub async fn events(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
+        let fold = aggregator.clone();
+        let columns = source::read_columns(job, Dataset::Events);
+        self.read(Dataset::Events, columns, move |file, columns| fold.fold_events(file.date, columns)).await
+    }
+
     /// Reads the files of one dataset through `fold`, timed and under the deadline.
-    pub async fn read(
+    async fn read(
         &self,
         dataset: Dataset,
         columns: Arc<[ColumnSpec]>,
@@ -112,4 +127,38 @@ impl Reader<'_> {
         );
         Ok(stats)
     }
+}
+
+/// The requests to `source` retried after transient errors, warned about when there were any.
+/// Logged before the experiments' run logs are cut, so each run.log.jsonl shows it.
+pub(super) fn retries(source: &Source, log: &RunLog) -> u32 {
+    let retries = source.retries();
+    if retries > 0 {
+        log.warn(
+            "read",
+            None,
+            format!("{retries} request(s) to the data source were retried after transient errors"),
+            json!({ "retries": retries }),
+        );
+    }
+    retries
+}
+
+/// Ends the fold once both scans have returned: the allocation of every experiment, and each
+/// experiment's event accumulators, gathered on all cores.
+pub(super) fn allocate(aggregator: Arc<Aggregator>, log: &RunLog) -> Result<(Allocation, Vec<EventTotals>), RunError> {
+    let started = Instant::now();
+    // The readers' clones of the aggregator are gone once both scans have returned.
+    let aggregator = Arc::try_unwrap(aggregator).map_err(|_| RunError::Incomplete { expected: 1, got: 0 })?;
+    let (allocation, totals) = tokio::task::block_in_place(|| aggregator.finish());
+    log.stage_done(
+        "allocate",
+        started.elapsed(),
+        json!({
+            "distinct_units": allocation.keys.len(),
+            "unit_index_bytes": allocation.keys.heap_bytes(),
+            "rows_without_key": allocation.rows_without_key,
+        }),
+    );
+    Ok((allocation, totals))
 }
