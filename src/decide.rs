@@ -833,6 +833,7 @@ mod tests {
     use super::*;
     use crate::results::sample_result;
     use crate::test_support::nov;
+    use crate::test_support::planned_success;
 
     /// A comparison of `variant` with the control, its relative interval `ci` (the estimate in
     /// the middle). Level, significance and direction are set when it joins a metric.
@@ -1535,16 +1536,7 @@ mod tests {
     #[test]
     fn continue_quotes_the_sample_a_verdict_needs() {
         let mut p = plan(nov(30), Some(nov(30)), false);
-        p.tests = vec![PlannedTest {
-            metric: "conversion".into(),
-            variant: "treatment".into(),
-            test: PlannedTestKind::Success,
-            effect: 0.05,
-            alpha: 0.05,
-            power: 0.8,
-            required_units: [2000, 2000],
-            power_at_current_n: 0.5,
-        }];
+        p.tests = vec![planned_success(2000, 0.5)];
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", OPEN)]).plan(p);
         let d = check(e, Recommendation::Continue, None, &["PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT"]);
         // 1,000 more units at 100 a day: 10 days (the plan's days_to_decision).

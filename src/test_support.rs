@@ -1,6 +1,7 @@
 //! Helpers the unit tests of several modules share, so each exists once: a float comparison
-//! with a relative tolerance, a date of the tests' month, the job file most tests start from,
-//! and the async runtime of the tests that run the pipeline. Compiled only for tests.
+//! with a relative tolerance, a date of the tests' month, a planned test, the job file most
+//! tests start from, and the async runtime of the tests that run the pipeline. Compiled only
+//! for tests.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -8,6 +9,7 @@ use std::sync::OnceLock;
 use chrono::NaiveDate;
 
 use crate::config::Job;
+use crate::results::{PlannedTest, PlannedTestKind};
 
 /// Asserts that `actual` is within `tolerance` of `expected`, relative to `expected` (an
 /// `expected` of 0 wants exactly 0); `what` names the number in the failure.
@@ -20,6 +22,21 @@ pub(crate) fn close(actual: f64, expected: f64, tolerance: f64, what: &str) {
 /// `2026-11-DD`: the month the tests' experiments run in.
 pub(crate) fn nov(day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, day).expect("a date")
+}
+
+/// The planned success test of `treatment` on `conversion` (a 5% effect, α 0.05, 80% power)
+/// with `required_units` per variant and the power it has now.
+pub(crate) fn planned_success(required_units: u64, power_at_current_n: f64) -> PlannedTest {
+    PlannedTest {
+        metric: "conversion".into(),
+        variant: "treatment".into(),
+        test: PlannedTestKind::Success,
+        effect: 0.05,
+        alpha: 0.05,
+        power: 0.8,
+        required_units: [required_units, required_units],
+        power_at_current_n,
+    }
 }
 
 /// A job file named `name` reading `url`, with one proportion metric `conversion` (on
