@@ -13,6 +13,7 @@ mod allocation;
 mod columns;
 mod error;
 mod exact_sum;
+mod experiment;
 mod fold;
 mod spec;
 mod unit_keys;
@@ -23,6 +24,7 @@ pub use allocation::{
 };
 pub use columns::UnitKey;
 pub use error::AggregateError;
+pub use experiment::{DimensionSlices, ExperimentAggregates, ExperimentInput, MetricData, TOP_SLICES, experiment};
 pub use fold::{Aggregator, EventTotals, SlotTotals};
 pub use spec::{ExperimentSpec, MetricPlan, Slot, SlotValue, Spec, day_start_micros};
 pub use unit_keys::{UnitIdKind, UnitKeys};

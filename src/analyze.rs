@@ -1,16 +1,18 @@
-//! Per-variant statistics and data-quality counts -> an [`ExperimentResult`]: fixed-horizon
+//! Per-variant statistics and data-quality counts -> an [`Analyzed`] experiment: fixed-horizon
 //! comparisons with corrected p-values (the contract's numbers), and beside them the test the
 //! recommendation reads ([`Inference`]: always-valid by default), CUPED-adjusted numbers, the
 //! Bayesian view, non-inferiority of guardrails, the plan (units and days the verdict needs,
 //! [`plan`]), the six data-quality checks with SRM localisation, and exploratory breakdowns.
 //!
-//! Pure: no IO, not async. The recommendation is left to [`crate::decide`].
+//! Pure: no IO, not async. The recommendation is left to [`crate::decide`], which turns the
+//! [`Analyzed`] experiment into its result.
 
 pub mod plan;
 
 use chrono::NaiveDate;
 
 use crate::aggregate::{AllocationCounts, VariantSummaries};
+pub use crate::aggregate::{DimensionSlices, MetricData};
 use crate::config::Dataset;
 use crate::config::{Experiment, Job, Metric, Role, StatsSettings};
 use crate::numbers::{count, percent, pvalue};
@@ -21,26 +23,6 @@ pub use plan::Design;
 
 /// Share of an experiment's units exposed to several variants from which the check fails.
 pub const MULTI_VARIANT_FAIL_SHARE: f64 = 0.01;
-/// Slices shown per dimension in breakdowns; the rest are pooled as `(other)`.
-pub const TOP_SLICES: usize = 20;
-
-/// One metric's data after the scan: per-variant statistics of its (capped) per-unit values,
-/// and the CUPED covariate statistics when the metric uses CUPED.
-#[derive(Debug, Clone)]
-pub struct MetricData {
-    pub summaries: VariantSummaries,
-    pub covariates: Option<Vec<CovariateSummary>>,
-    pub cap: Option<CapInfo>,
-}
-
-/// The primary metric's statistics per value of one dimension.
-#[derive(Debug, Clone)]
-pub struct DimensionSlices {
-    pub dimension: String,
-    /// (value, its per-variant statistics), largest first, `(other)` last.
-    pub slices: Vec<(String, VariantSummaries)>,
-}
-
 /// Everything known about one experiment after the scan.
 pub struct ExperimentData<'a> {
     pub job: &'a Job,
@@ -61,7 +43,7 @@ pub struct ExperimentData<'a> {
 
 /// An analysed experiment, and the design this run fixed when it made one (to keep).
 pub struct Analysis {
-    pub result: ExperimentResult,
+    pub result: Analyzed,
     pub new_design: Option<Design>,
 }
 
@@ -131,7 +113,7 @@ struct Context<'a> {
     control: &'a str,
 }
 
-/// Analyses one experiment. The decision is a placeholder until [`crate::decide::recommend`].
+/// Analyses one experiment; [`crate::decide`] then recommends on it.
 pub fn analyze(data: &ExperimentData<'_>) -> Analysis {
     let experiment = data.experiment;
     let stats = experiment.stats;
@@ -199,11 +181,8 @@ pub fn analyze(data: &ExperimentData<'_>) -> Analysis {
         .iter()
         .map(|b| breakdown(&context, experiment, &data.job.metrics[experiment.metrics[0].metric], b))
         .collect();
-    let result = ExperimentResult {
+    let result = Analyzed {
         id: experiment.id.clone(),
-        status: Status::Ok,
-        error: None,
-        decision: Decision::placeholder(),
         checks,
         variants,
         metrics,
@@ -857,4 +836,85 @@ fn incomplete_rows(data: &ExperimentData<'_>) -> Check {
         None,
         format!("{} in the window cannot be attributed and are left out", parts.join(", ")),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::test_support::{checked_job, close, experiment_text, job_text, nov};
+
+    /// A proportion's summary: `p` of `n` units converted (sample variance, ddof 1).
+    fn proportion(n: u64, p: f64) -> Summary {
+        Summary { n, mean: p, variance: p * (1.0 - p) * n as f64 / (n as f64 - 1.0) }
+    }
+
+    #[test]
+    fn hand_made_summaries_give_the_fixed_horizon_welch_comparison_and_passing_checks() {
+        let job = checked_job(&job_text("t", "file:///data", &experiment_text("x", "2026-11-14")), Path::new("t.toml"));
+        let counts = AllocationCounts {
+            units: vec![1000, 1000],
+            by_day: vec![(nov(14), vec![1000, 1000])],
+            all_units: 2000,
+            exposure_rows: 2500,
+            ..AllocationCounts::default()
+        };
+        let metrics = [MetricData {
+            summaries: VariantSummaries::Single(vec![proportion(1000, 0.10), proportion(1000, 0.12)]),
+            covariates: None,
+            cap: None,
+        }];
+        let data = ExperimentData {
+            job: &job,
+            experiment: &job.experiments[0],
+            report_date: nov(20),
+            allocation: &counts,
+            counted_events: 220,
+            invalid_values: 0,
+            metrics: &metrics,
+            missing_partitions: &[],
+            breakdowns: &[],
+            design: None,
+        };
+        let result = analyze(&data).result;
+
+        assert_eq!((result.window.start, result.window.end, result.window.days), (nov(14), nov(20), 7));
+        let variants: Vec<(&str, u64, f64, Option<f64>)> =
+            result.variants.iter().map(|v| (v.name.as_str(), v.units, v.expected_weight, v.observed_share)).collect();
+        assert_eq!(variants, [("control", 1000, 0.5, Some(0.5)), ("treatment", 1000, 0.5, Some(0.5))]);
+        // 2000 units over 2 variants and 7 days.
+        close(result.traffic.units_per_variant_per_day.expect("traffic"), 2000.0 / 14.0, 1e-12, "units a day");
+        assert_eq!(
+            (result.traffic.exposure_rows, result.traffic.counted_events, result.traffic.excluded_units),
+            (2500, 220, 0)
+        );
+
+        assert_eq!(result.metrics.len(), 1);
+        let metric = &result.metrics[0];
+        assert_eq!((metric.name.as_str(), metric.role), ("conversion", Role::Primary));
+        assert_eq!(metric.comparisons.len(), 1);
+        let c = &metric.comparisons[0];
+        assert_eq!((c.variant.as_str(), c.baseline.as_str()), ("treatment", "control"));
+        // By hand: 0.12 - 0.10, and relative to 0.10.
+        close(c.absolute_effect.expect("defined"), 0.02, 1e-12, "absolute effect");
+        close(c.relative_effect.expect("defined"), 0.2, 1e-12, "relative effect");
+        // By hand, independently of stats/: variances 0.1·0.9·1000/999 and 0.12·0.88·1000/999,
+        // se = sqrt(vc/n + vt/n) = 0.013992705092146972, t = 0.02/se = 1.42931619499538, Welch
+        // df = 1985.3714563542524, two-sided p = I_{df/(df+t²)}(df/2, 1/2) = 0.15307069563474884
+        // (regularized incomplete beta by Lentz's continued fraction, in Python's floats).
+        close(c.p_value.expect("defined"), 0.15307069563474884, 1e-9, "Welch p-value");
+        // One primary and nothing else: the correction leaves it as it is.
+        close(c.p_value_adjusted.expect("defined"), 0.15307069563474884, 1e-9, "adjusted p-value");
+        assert!(!c.significant);
+        let [low, high] = c.ci_absolute.expect("defined");
+        close((low + high) / 2.0, 0.02, 1e-12, "interval centred on the effect");
+        assert!(low < 0.0 && high > 0.0, "p > 0.05: the interval holds 0: [{low}, {high}]");
+
+        // An even split of an even design: chi-square 0, p = 1; every other check passes.
+        let srm = result.checks.iter().find(|c| c.name == CheckName::Srm).expect("the SRM check");
+        close(srm.p_value.expect("a p-value"), 1.0, 1e-12, "SRM p-value");
+        assert!(result.checks.iter().all(|c| c.status == CheckStatus::Pass), "{:#?}", result.checks);
+        assert!(result.breakdowns.is_empty());
+    }
 }

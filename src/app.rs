@@ -367,7 +367,7 @@ async fn check_source(job: &Job, report_date: NaiveDate) -> Result<String, Strin
         return Ok(format!("no experiment has started by {report_date}: a run reads nothing"));
     };
     let plan = source.plan(&datasets).await.map_err(|e| e.to_string())?;
-    let checks = [Dataset::Exposures, Dataset::Events].map(|d| (d, pipeline::read_columns(job, d)));
+    let checks = [Dataset::Exposures, Dataset::Events].map(|d| (d, crate::source::read_columns(job, d)));
     for (dataset, columns) in &checks {
         match plan.files_of(*dataset).next() {
             Some(file) => source.probe(file, columns).await.map_err(|e| e.to_string())?,

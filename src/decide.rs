@@ -38,7 +38,11 @@
 //! 10. [`keep_running`]: otherwise `continue`, with what is pending, the units still needed,
 //!     the date they are expected, and the advice to hold the rollout until then.
 //!
-//! Warnings from the data-quality checks become caveats. Pure: no IO, not async.
+//! Warnings from the data-quality checks become caveats. Before any rule, [`decide`] fails an
+//! experiment that has nothing to analyse ([`missing_data`]: not started, or no exposures) with
+//! [`no_data`]. Pure: no IO, not async.
+
+use chrono::NaiveDate;
 
 use crate::numbers::{compact, count, level, percent, percent_interval, pvalue, signed_percent, threshold, value};
 use crate::results::*;
@@ -83,8 +87,52 @@ fn comparison_of<'a>(metric: &'a MetricResult, variant: &str) -> Option<&'a Comp
     metric.comparisons.iter().find(|c| c.variant == variant)
 }
 
+/// The result of an analysed experiment: failed with [`no_data`] when `no_data` says why it has
+/// nothing to analyse (see [`missing_data`]), otherwise with the [`recommend`]ation.
+pub fn decide(analyzed: Analyzed, no_data_reason: Option<String>) -> ExperimentResult {
+    match no_data_reason {
+        Some(reason) => analyzed.with_decision(no_data(&reason), Some(reason)),
+        None => {
+            let decision = recommend(&analyzed);
+            analyzed.with_decision(decision, None)
+        }
+    }
+}
+
+/// Why an experiment has nothing to analyse, when it has not: it starts after the report date,
+/// or no unit was exposed in its window (read from `source`, shown without credentials).
+pub fn missing_data(
+    id: &str,
+    start: NaiveDate,
+    report_date: NaiveDate,
+    exposed_units: usize,
+    source: &str,
+) -> Option<String> {
+    if start > report_date {
+        Some(format!(
+            "experiment `{id}` starts on {start}, after the report date {report_date}: nothing to analyse yet"
+        ))
+    } else if exposed_units == 0 {
+        Some(format!("experiment `{id}` has no exposures in its window {start} to {report_date} under {source}"))
+    } else {
+        None
+    }
+}
+
+/// The decision on an experiment without analyzable data: `inconclusive`, `NO_DATA`, `reason`.
+pub fn no_data(reason: &str) -> Decision {
+    Decision {
+        recommendation: Recommendation::Inconclusive,
+        variant: None,
+        reasons: vec![reason.to_string()],
+        reason_codes: vec![ReasonCode::NoData],
+        rule: "the experiment has no analyzable data".into(),
+        expected_verdict_date: None,
+    }
+}
+
 /// The recommendation for an analysed experiment.
-pub fn recommend(result: &ExperimentResult) -> Decision {
+pub fn recommend(result: &Analyzed) -> Decision {
     let mut decision = missing_variant(result)
         .or_else(|| broken_allocation(result))
         .or_else(|| no_primary(result))
@@ -98,7 +146,7 @@ pub fn recommend(result: &ExperimentResult) -> Decision {
     decision
 }
 
-fn on_the_metrics(result: &ExperimentResult) -> Decision {
+fn on_the_metrics(result: &Analyzed) -> Decision {
     let primary = result.metrics.iter().find(|m| m.role == Role::Primary).expect("checked by no_primary");
     if let Some(decision) = too_early(result, primary) {
         return decision;
@@ -146,7 +194,7 @@ fn harmed(metric: &MetricResult, c: &ComparisonResult, levels: &Levels) -> bool 
 }
 
 fn read<'a>(
-    result: &'a ExperimentResult,
+    result: &'a Analyzed,
     primary: &'a MetricResult,
     c: &'a ComparisonResult,
     mde: f64,
@@ -210,7 +258,7 @@ fn decision(
 }
 
 /// Rule 1.
-fn missing_variant(result: &ExperimentResult) -> Option<Decision> {
+fn missing_variant(result: &Analyzed) -> Option<Decision> {
     let check = result.check(CheckName::MissingVariant).filter(|c| c.status == CheckStatus::Fail)?;
     Some(decision(
         Recommendation::Inconclusive,
@@ -225,7 +273,7 @@ fn missing_variant(result: &ExperimentResult) -> Option<Decision> {
 }
 
 /// Rule 2.
-fn broken_allocation(result: &ExperimentResult) -> Option<Decision> {
+fn broken_allocation(result: &Analyzed) -> Option<Decision> {
     [CheckName::Srm, CheckName::MultiVariantUnits].into_iter().find_map(|name| {
         let check = result.check(name).filter(|c| c.status == CheckStatus::Fail)?;
         let what = if name == CheckName::Srm { "Sample ratio mismatch" } else { "Units in several variants" };
@@ -243,7 +291,7 @@ fn broken_allocation(result: &ExperimentResult) -> Option<Decision> {
 }
 
 /// Rule 3.
-fn no_primary(result: &ExperimentResult) -> Option<Decision> {
+fn no_primary(result: &Analyzed) -> Option<Decision> {
     result.metrics.iter().all(|m| m.role != Role::Primary).then(|| {
         decision(
             Recommendation::Inconclusive,
@@ -257,7 +305,7 @@ fn no_primary(result: &ExperimentResult) -> Option<Decision> {
 
 /// Rule 4: nothing to test yet is a reason to wait, not a verdict — unless the experiment has
 /// reached its last day.
-fn too_early(result: &ExperimentResult, primary: &MetricResult) -> Option<Decision> {
+fn too_early(result: &Analyzed, primary: &MetricResult) -> Option<Decision> {
     if primary.comparisons.iter().any(|c| c.inference.is_some()) {
         return None;
     }
@@ -431,7 +479,7 @@ fn trade_off(primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decisio
 }
 
 /// Rule 8.
-fn no_effect(result: &ExperimentResult, primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decision> {
+fn no_effect(result: &Analyzed, primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decision> {
     if readings.is_empty() || !readings.iter().all(|r| r.no_effect) {
         return None;
     }
@@ -459,7 +507,7 @@ fn no_effect(result: &ExperimentResult, primary: &MetricResult, readings: &[Read
 }
 
 /// Rule 9.
-fn horizon(result: &ExperimentResult, primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decision> {
+fn horizon(result: &Analyzed, primary: &MetricResult, readings: &[Reading<'_>]) -> Option<Decision> {
     let plan = result.plan.as_ref()?;
     let last_day_reached = result.window.end >= plan.last_day;
     // The planned sample ends the test, but never before the verdict date the report quoted:
@@ -495,12 +543,7 @@ fn horizon(result: &ExperimentResult, primary: &MetricResult, readings: &[Readin
 }
 
 /// Rule 10.
-fn keep_running(
-    result: &ExperimentResult,
-    primary: &MetricResult,
-    readings: &[Reading<'_>],
-    levels: &Levels,
-) -> Decision {
+fn keep_running(result: &Analyzed, primary: &MetricResult, readings: &[Reading<'_>], levels: &Levels) -> Decision {
     let mut reasons = Vec::new();
     let mut codes = Vec::new();
     for r in readings {
@@ -591,7 +634,7 @@ fn pending_guardrails(readings: &[Reading<'_>], reasons: &mut Vec<String>, codes
 }
 
 /// `A verdict needs about 35,210 units in control and 35,210 in treatment (…); they have …`
-fn sample_text(result: &ExperimentResult, plan: &Plan) -> Option<String> {
+fn sample_text(result: &Analyzed, plan: &Plan) -> Option<String> {
     if plan.tests.is_empty() || plan.required_units.iter().any(Option::is_none) {
         return None;
     }
@@ -635,7 +678,7 @@ fn sample_text(result: &ExperimentResult, plan: &Plan) -> Option<String> {
 }
 
 /// `About 52,000 units in control and 52,000 in treatment would settle it (…).`
-fn settle_text(result: &ExperimentResult, plan: &Plan) -> Option<String> {
+fn settle_text(result: &Analyzed, plan: &Plan) -> Option<String> {
     let units: Vec<u64> = plan.units_to_settle.iter().copied().collect::<Option<Vec<u64>>>()?;
     let more: Vec<String> = units
         .iter()
@@ -664,7 +707,7 @@ fn settle_text(result: &ExperimentResult, plan: &Plan) -> Option<String> {
     ))
 }
 
-fn not_feasible_text(result: &ExperimentResult, plan: &Plan) -> String {
+fn not_feasible_text(result: &Analyzed, plan: &Plan) -> String {
     let larger = plan
         .feasible_mde
         .filter(|&m| m > result.settings.mde)
@@ -789,11 +832,8 @@ mod tests {
 
     use super::*;
     use crate::results::sample_result;
-
-    /// `2026-11-DD`; the built experiments report on the 20th (as `sample_result`).
-    fn nov(day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(2026, 11, day).expect("a date")
-    }
+    use crate::test_support::nov;
+    use crate::test_support::planned_success;
 
     /// A comparison of `variant` with the control, its relative interval `ci` (the estimate in
     /// the middle). Level, significance and direction are set when it joins a metric.
@@ -955,7 +995,7 @@ mod tests {
         variant: Option<&str>,
         codes: &[&str],
     ) -> Decision {
-        let d = recommend(&experiment.0);
+        let d = recommend(&experiment.0.analyzed());
         assert_eq!((d.recommendation, d.variant.as_deref()), (recommendation, variant), "{:#?}", d.reasons);
         let written: Vec<String> = d.reason_codes.iter().map(ToString::to_string).collect();
         assert_eq!(written, codes, "{:#?}", d.reasons);
@@ -1502,16 +1542,7 @@ mod tests {
     #[test]
     fn continue_quotes_the_sample_a_verdict_needs() {
         let mut p = plan(nov(30), Some(nov(30)), false);
-        p.tests = vec![PlannedTest {
-            metric: "conversion".into(),
-            variant: "treatment".into(),
-            test: PlannedTestKind::Success,
-            effect: 0.05,
-            alpha: 0.05,
-            power: 0.8,
-            required_units: [2000, 2000],
-            power_at_current_n: 0.5,
-        }];
+        p.tests = vec![planned_success(2000, 0.5)];
         let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", OPEN)]).plan(p);
         let d = check(e, Recommendation::Continue, None, &["PRIMARY_NOT_SIGNIFICANT", "HOLD_ROLLOUT"]);
         // 1,000 more units at 100 a day: 10 days (the plan's days_to_decision).

@@ -322,6 +322,44 @@ pub fn units_parquet(
     Ok(OutputFile::new("units.parquet", parquet_bytes("units.parquet", &batch)?))
 }
 
+/// What one experiment's files are made of: its rendered reports, its result (in
+/// `results.json`'s shape), its allocation and its per-unit values.
+pub struct ExperimentExports<'a> {
+    pub html: String,
+    pub markdown: String,
+    /// `results.json` of this experiment alone.
+    pub results_file: &'a ResultsFile,
+    pub result: &'a ExperimentResult,
+    pub allocation: &'a Allocation,
+    pub experiment_allocation: &'a ExperimentAllocation,
+    /// The experiment's metric names, in its metric order.
+    pub metric_names: Vec<&'a str>,
+    /// Per metric: per-unit values and CUPED covariates, as `aggregate` made them.
+    pub values: Vec<MetricValues>,
+    pub covariates: Vec<Option<Vec<f64>>>,
+}
+
+/// The files of one experiment, in the manifest's order: `report.html`, `report.md`,
+/// `results.json`, `results.parquet`, `allocation.parquet`, `units.parquet` (the run log and the
+/// manifest follow, once the log has the export's own line).
+pub fn experiment_files(exports: ExperimentExports<'_>) -> Result<Vec<OutputFile>, ExportError> {
+    let report_date = exports.results_file.report_date.to_string();
+    Ok(vec![
+        text_file("report.html", exports.html),
+        text_file("report.md", exports.markdown),
+        results_json(exports.results_file)?,
+        results_parquet(&report_date, exports.result)?,
+        allocation_parquet(exports.allocation, exports.experiment_allocation)?,
+        units_parquet(
+            exports.allocation,
+            exports.experiment_allocation,
+            &exports.metric_names,
+            exports.values,
+            exports.covariates,
+        )?,
+    ])
+}
+
 /// Writes `outputs` under `root/<dir_name>/`, atomically per file, manifest last. Returns the
 /// experiment's folder.
 pub fn write_dir(root: &Path, outputs: &ExperimentOutputs) -> Result<PathBuf, ExportError> {
@@ -353,4 +391,116 @@ pub fn write_dir(root: &Path, outputs: &ExperimentOutputs) -> Result<PathBuf, Ex
         }
     }
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, UInt64Type};
+    use chrono::NaiveDate;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::*;
+    use crate::results::sample_result;
+
+    fn results_file(result: &ExperimentResult) -> ResultsFile {
+        ResultsFile {
+            schema_version: crate::results::SCHEMA_VERSION,
+            job: "daily".into(),
+            report_date: NaiveDate::from_ymd_opt(2026, 11, 20).expect("a date"),
+            generated_at: "2026-11-21T06:00:00Z".into(),
+            abreport_version: "0.0.0".into(),
+            experiments: vec![result.clone()],
+        }
+    }
+
+    /// The one record batch of a Parquet file.
+    fn read_parquet(file: &OutputFile) -> RecordBatch {
+        let bytes = bytes::Bytes::copy_from_slice(&file.bytes);
+        let mut reader =
+            ParquetRecordBatchReaderBuilder::try_new(bytes).expect("a Parquet file").build().expect("reader");
+        let batch = reader.next().expect("a batch").expect("readable");
+        assert!(reader.next().is_none(), "one row group");
+        batch
+    }
+
+    #[test]
+    fn sha256_of_abc_is_the_fips_180_example() {
+        // FIPS 180-2, appendix B.1.
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn results_parquet_reads_back_one_row_per_metric_and_variant_with_the_results_numbers() {
+        let result = sample_result();
+        let file = results_parquet("2026-11-20", &result).expect("encoded");
+        assert_eq!(file.name, "results.parquet");
+        let batch = read_parquet(&file);
+        let expected_rows: usize = result.metrics.iter().map(|m| m.variants.len()).sum();
+        assert_eq!(batch.num_rows(), expected_rows);
+        let column = |name: &str| batch.column_by_name(name).unwrap_or_else(|| panic!("column {name}")).clone();
+        let metric = column("metric");
+        let variant = column("variant");
+        let units = column("units");
+        let mean = column("mean");
+        let relative = column("relative_effect");
+        let (metric, variant) = (metric.as_string::<i32>(), variant.as_string::<i32>());
+        let (units, mean, relative) = (
+            units.as_primitive::<UInt64Type>(),
+            mean.as_primitive::<Float64Type>(),
+            relative.as_primitive::<Float64Type>(),
+        );
+        let mut row = 0;
+        for m in &result.metrics {
+            for v in &m.variants {
+                assert_eq!((metric.value(row), variant.value(row)), (m.name.as_str(), v.variant.as_str()));
+                assert_eq!(units.value(row), v.units);
+                assert_eq!(mean.is_null(row), v.mean.is_none());
+                if let Some(expected) = v.mean {
+                    assert_eq!(mean.value(row), expected);
+                }
+                // The control has no comparison with itself: its effect is null.
+                let comparison = m.comparisons.iter().find(|c| c.variant == v.variant);
+                match comparison.and_then(|c| c.relative_effect) {
+                    Some(expected) => assert_eq!(relative.value(row), expected),
+                    None => assert!(relative.is_null(row)),
+                }
+                row += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn the_manifest_comes_last_and_lists_every_file_with_its_size_and_hash() {
+        let result = sample_result();
+        let results = results_file(&result);
+        let files = vec![
+            text_file("report.md", "# report\n".into()),
+            results_json(&results).expect("results.json"),
+            results_parquet("2026-11-20", &result).expect("results.parquet"),
+        ];
+        let outputs = with_manifest(&results, &result, "checkout", files.clone()).expect("a manifest");
+        assert_eq!(outputs.dir_name, "checkout");
+        let names: Vec<&str> = outputs.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["report.md", "results.json", "results.parquet", MANIFEST]);
+        let manifest: Manifest =
+            serde_json::from_slice(&outputs.files[3].bytes).expect("the manifest is JSON of its own type");
+        assert_eq!((manifest.job.as_str(), manifest.report_date.as_str()), ("daily", "2026-11-20"));
+        assert_eq!(manifest.experiment, result.id);
+        assert_eq!((manifest.status.as_str(), manifest.recommendation.as_str()), ("ok", "promote"));
+        assert_eq!(manifest.files.len(), files.len());
+        for (entry, file) in manifest.files.iter().zip(&files) {
+            assert_eq!(entry.name, file.name);
+            assert_eq!(entry.bytes, file.bytes.len() as u64);
+            assert_eq!(entry.sha256, sha256_hex(&file.bytes));
+        }
+        // "# report\n" is 9 bytes.
+        assert_eq!(manifest.files[0].bytes, 9);
+        // results.json reads back as the results it encodes, ending in a newline.
+        let json = &outputs.files[1].bytes;
+        assert_eq!(json.last(), Some(&b'\n'));
+        let read: ResultsFile = serde_json::from_slice(json).expect("results.json is a ResultsFile");
+        assert_eq!(read.experiments[0].id, result.id);
+        assert_eq!(read.experiments[0].decision.recommendation, result.decision.recommendation);
+    }
 }

@@ -36,4 +36,6 @@ pub mod source;
 pub mod stale;
 pub mod stats;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod threads;

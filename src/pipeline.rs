@@ -1,36 +1,35 @@
 //! One run of one job on one report date, stage after stage:
 //!
 //! ```text
-//! list partitions -> read exposures (ExposureFold) -> read events (EventFold)
-//!   -> per experiment: per-unit values -> summaries -> analyze -> decide -> render -> export
+//! list partitions -> read exposures -> read events -> allocate        (read.rs, aggregate::fold)
+//!   -> per experiment: aggregate -> analyze -> decide -> render -> export
 //! ```
 //!
 //! Both `abreport run` and the scheduler call [`run`]. It returns every output in memory and
 //! writes nothing: publishing is the caller's (export::write_dir, deliver), after a last
 //! deadline check, so a run that misses its SLA publishes nothing.
 
+mod read;
+
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::Instant;
 
-use arrow::array::ArrayRef;
 use chrono::NaiveDate;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use crate::aggregate::UnitStatus;
-use crate::aggregate::{self, Aggregator, EventTotals, ExperimentAllocation, Spec};
-use crate::analyze::{self, Design, DimensionSlices, ExperimentData, MetricData};
+use crate::aggregate::{self, Aggregator, EventTotals, ExperimentAllocation, ExperimentInput, Spec};
+use crate::analyze::{self, Design, ExperimentData};
 use crate::config::{Experiment, Job};
 use crate::decide;
-use crate::export::{self, ExperimentOutputs};
+use crate::export::{self, ExperimentExports, ExperimentOutputs};
 use crate::render::{RenderError, Renderer, RunFacts};
-use crate::results::{
-    CapInfo, CapKind, Decision, ExperimentResult, ReasonCode, Recommendation, ResultsFile, SCHEMA_VERSION, Status,
-};
+use crate::results::{ExperimentResult, ResultsFile, SCHEMA_VERSION, Status};
 use crate::runlog::{Deadline, RunLog, SlaExceeded};
-use crate::source::{ColumnSpec, DataFile, Dataset, Expect, ScanPlan, ScanStats, Source, SourceError};
+use crate::source::{Dataset, Source, SourceError};
+
 use crate::store::display_url;
+pub use read::{scan_dates, started};
 
 /// What to run.
 pub struct RunRequest<'a> {
@@ -97,99 +96,6 @@ fn select<'a>(job: &'a Job, only: Option<&str>) -> Result<Vec<&'a Experiment>, R
     }
 }
 
-fn progress_bar(enabled: bool, total: u64, message: &'static str) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{msg:>16} [{bar:30}] {bytes}/{total_bytes} {elapsed}") {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(message);
-    bar
-}
-
-/// The columns a run reads of `dataset`, in the order the fold takes them: exposures'
-/// `experiment_id, variant, unit_id, ts` and the job's dimensions; events' `unit_id, event,
-/// value, ts` (as `[source.columns]` names them). `validate` probes the same.
-pub fn read_columns(job: &Job, dataset: Dataset) -> Arc<[ColumnSpec]> {
-    let names = &job.source.columns;
-    let mut specs: Vec<(&str, Expect)> = match dataset {
-        Dataset::Exposures => vec![
-            (&names.experiment_id, Expect::Text),
-            (&names.variant, Expect::Text),
-            (&names.unit_id, Expect::UnitId),
-            (&names.exposure_ts, Expect::Timestamp),
-        ],
-        Dataset::Events => vec![
-            (&names.unit_id, Expect::UnitId),
-            (&names.event, Expect::Text),
-            (&names.value, Expect::Number),
-            (&names.event_ts, Expect::Timestamp),
-        ],
-    };
-    if dataset == Dataset::Exposures {
-        specs.extend(job.dimensions.iter().map(|d| (d.as_str(), Expect::Text)));
-    }
-    specs.iter().map(|(name, expect)| ColumnSpec { name: name.to_string(), expect: *expect }).collect()
-}
-
-/// What every read of a run shares: where, which files, the clock and the log.
-struct Reader<'a> {
-    source: &'a Source,
-    plan: &'a ScanPlan,
-    progress: bool,
-    deadline: &'a Deadline,
-    log: &'a RunLog,
-}
-
-impl Reader<'_> {
-    /// Reads the files of one dataset through `fold`, timed and under the deadline.
-    async fn read(
-        &self,
-        dataset: Dataset,
-        columns: Arc<[ColumnSpec]>,
-        fold: impl Fn(&DataFile, &[ArrayRef]) -> Result<(), aggregate::AggregateError> + Send + Sync + 'static,
-    ) -> Result<ScanStats, RunError> {
-        let stage = match dataset {
-            Dataset::Exposures => "read exposures",
-            Dataset::Events => "read events",
-        };
-        let files: Vec<DataFile> = self.plan.files_of(dataset).cloned().collect();
-        let total: u64 = files.iter().map(|f| f.size).sum();
-        let bar = progress_bar(self.progress, total, stage);
-        let concurrency = crate::threads::count().max(2);
-        let started = Instant::now();
-        let scan = self.source.scan(files, columns, concurrency, &bar, Arc::new(fold));
-        let stats = self.deadline.within(stage, scan).await??;
-        bar.finish_and_clear();
-        self.log.stage_done(
-            stage,
-            started.elapsed(),
-            json!({ "files": stats.files, "bytes": stats.bytes, "rows": stats.rows }),
-        );
-        Ok(stats)
-    }
-}
-
-/// The experiments of `selected` whose window has begun by `report_date` (the others are
-/// reported as not started, and read nothing).
-pub fn started<'a>(selected: &[&'a Experiment], report_date: NaiveDate) -> Vec<&'a Experiment> {
-    selected.iter().copied().filter(|e| e.start <= report_date).collect()
-}
-
-/// The partition dates a run of `spec` lists and reads: exposures from the earliest start,
-/// events from it less the CUPED lookback of the experiments that need covariates, both
-/// through the report date; nothing without experiments. `run` and `validate` both plan
-/// with it, so `validate` counts the files a run reads.
-pub fn scan_dates(spec: &Spec) -> Vec<(Dataset, Vec<NaiveDate>)> {
-    let Some(first) = spec.first_date() else { return Vec::new() };
-    let dates =
-        |from: NaiveDate| -> Vec<NaiveDate> { from.iter_days().take_while(|d| *d <= spec.report_date).collect() };
-    let event_dates = dates(spec.first_event_date().unwrap_or(first));
-    vec![(Dataset::Exposures, dates(first)), (Dataset::Events, event_dates)]
-}
-
 /// Runs the pipeline. See the module docs.
 pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, RunError> {
     let job = request.job;
@@ -206,65 +112,16 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     let not_started: Vec<&Experiment> = selected.into_iter().filter(|e| e.start > report_date).collect();
     let spec = Arc::new(Spec::new(job, &in_window, report_date));
 
-    // List the partitions of every date any experiment's window covers.
-    let started = Instant::now();
     // Every request to the source gets a timeout and retries bounded by the deadline.
     let source = Source::open_counting(&job.source.url, deadline, request.source_retries.clone())?;
-    let datasets = scan_dates(&spec);
-    let plan = if datasets.is_empty() {
-        ScanPlan::default()
-    } else {
-        deadline.within("list", source.plan(&datasets)).await??
-    };
-    log.stage_done(
-        "list",
-        started.elapsed(),
-        json!({ "files": plan.files.len(), "bytes": plan.bytes(), "missing_partitions": plan.missing.len() }),
-    );
-    for (dataset, date) in &plan.missing {
-        log.warn(
-            "list",
-            None,
-            format!("no {dataset} partition for {date}"),
-            json!({ "dataset": dataset, "date": date.to_string() }),
-        );
-    }
+    let plan = read::list(&source, &spec, &deadline, log).await?;
 
-    let reader = Reader { source: &source, plan: &plan, progress: request.progress, deadline: &deadline, log };
+    let reader = read::Reader { source: &source, plan: &plan, progress: request.progress, deadline: &deadline, log };
     let aggregator = Arc::new(Aggregator::new(spec.clone()));
-    let exposure_columns = read_columns(job, Dataset::Exposures);
-    let fold = aggregator.clone();
-    let exposure_stats = reader
-        .read(Dataset::Exposures, exposure_columns, move |file, columns| fold.fold_exposures(file.date, columns))
-        .await?;
-
-    let event_columns = read_columns(job, Dataset::Events);
-    let fold = aggregator.clone();
-    let event_stats =
-        reader.read(Dataset::Events, event_columns, move |file, columns| fold.fold_events(file.date, columns)).await?;
-    // Logged before the experiments' run logs are cut, so each run.log.jsonl shows it.
-    let source_retries = source.retries();
-    if source_retries > 0 {
-        log.warn(
-            "read",
-            None,
-            format!("{source_retries} request(s) to the data source were retried after transient errors"),
-            json!({ "retries": source_retries }),
-        );
-    }
-    let started = Instant::now();
-    // The readers' clones of the aggregator are gone once both scans have returned.
-    let aggregator = Arc::try_unwrap(aggregator).map_err(|_| RunError::Incomplete { expected: 1, got: 0 })?;
-    let (allocation, mut totals) = tokio::task::block_in_place(|| aggregator.finish());
-    log.stage_done(
-        "allocate",
-        started.elapsed(),
-        json!({
-            "distinct_units": allocation.keys.len(),
-            "unit_index_bytes": allocation.keys.heap_bytes(),
-            "rows_without_key": allocation.rows_without_key,
-        }),
-    );
+    let exposure_stats = reader.exposures(job, &aggregator).await?;
+    let event_stats = reader.events(job, &aggregator).await?;
+    let source_retries = read::retries(&source, log);
+    let (allocation, mut totals) = read::allocate(aggregator, log)?;
 
     let renderer = Renderer::new()?;
     let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -276,21 +133,19 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         files_read: exposure_stats.files + event_stats.files,
         bytes_read: exposure_stats.bytes + event_stats.bytes,
         rows_read: exposure_stats.rows + event_stats.rows,
-        timings: Vec::new(),
+        timings: log.timings(),
         elapsed_seconds: 0.0,
         sla_seconds: job.sla.as_secs_f64(),
     };
 
-    // Each experiment is analysed, rendered and encoded on its own; both cores take turns
-    // from the queue. Accumulators are moved into their experiment's work and freed with it.
-    let mut work: Vec<(usize, &Experiment, Option<usize>, EventTotals)> = Vec::new();
+    // Each experiment is analysed, rendered and encoded on its own, on every core. Accumulators
+    // are moved into their experiment's work and freed with it; experiments not started yet
+    // come last, with none.
+    let mut work: Vec<(&Experiment, Option<usize>, EventTotals)> = Vec::new();
     for (i, experiment) in in_window.iter().enumerate() {
-        work.push((work.len(), experiment, Some(i), std::mem::take(&mut totals[i])));
+        work.push((experiment, Some(i), std::mem::take(&mut totals[i])));
     }
-    for experiment in &not_started {
-        work.push((work.len(), experiment, None, EventTotals::default()));
-    }
-    facts.timings = log.timings();
+    work.extend(not_started.iter().map(|experiment| (*experiment, None, EventTotals::default())));
     let context = ExperimentContext {
         job,
         report_date,
@@ -306,33 +161,9 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         log,
     };
     let n_work = work.len();
-    let queue = std::sync::Mutex::new(work);
-    let threads = crate::threads::count().min(n_work.max(1));
-    let done: Vec<(usize, Processed)> = tokio::task::block_in_place(|| {
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                            let Some((position, experiment, index, totals)) = next else { break };
-                            let outcome = context.experiment(experiment, index, totals);
-                            let failed = outcome.is_err();
-                            done.push((position, outcome));
-                            if failed {
-                                break;
-                            }
-                        }
-                        done
-                    })
-                })
-                .collect();
-            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
-        })
+    let done = tokio::task::block_in_place(|| {
+        crate::threads::each(work, |(experiment, index, totals)| context.experiment(experiment, index, totals))
     });
-    let mut done = done;
-    done.sort_by_key(|(position, _)| *position);
     let mut results = Vec::with_capacity(n_work);
     let mut outputs = Vec::with_capacity(n_work);
     let mut new_designs = Vec::new();
@@ -379,53 +210,30 @@ impl ExperimentContext<'_> {
         let started = Instant::now();
         let empty = ExperimentAllocation::default();
         let experiment_allocation = index.map_or(&empty, |i| &self.allocation.experiments[i]);
-        let (values, covariates, metrics) =
-            metric_data(job, experiment, index.map(|i| &self.spec.experiments[i]), experiment_allocation, &totals);
+        let spec = index.map(|i| &self.spec.experiments[i]);
+        let input = ExperimentInput { job, experiment, spec, allocation: experiment_allocation, totals: &totals };
+        let aggregates = aggregate::experiment(&input);
         // The per-unit accumulators are values now; only the counts are still needed.
         let totals = EventTotals { slots: Vec::new(), pre_slots: Vec::new(), ..totals };
-        let breakdowns = breakdowns(job, experiment, experiment_allocation, values.first());
         let counts = experiment_allocation.counts(experiment.start);
-        let data = ExperimentData {
+        let analysis = analyze::analyze(&ExperimentData {
             job,
             experiment,
             report_date,
             allocation: &counts,
             counted_events: totals.counted_events,
             invalid_values: totals.invalid_values,
-            metrics: &metrics,
+            metrics: &aggregates.metrics,
             missing_partitions: self.missing_partitions,
-            breakdowns: &breakdowns,
+            breakdowns: &aggregates.breakdowns,
             design: self.designs.iter().find(|d| d.experiment == experiment.id),
-        };
-        let analyze::Analysis { mut result, new_design } = analyze::analyze(&data);
-        let failure = match index {
-            None => Some(format!(
-                "experiment `{}` starts on {}, after the report date {report_date}: nothing to analyse yet",
-                experiment.id, experiment.start
-            )),
-            Some(_) if experiment_allocation.units.is_empty() => Some(format!(
-                "experiment `{}` has no exposures in its window {} to {report_date} under {}",
-                experiment.id,
-                experiment.start,
-                display_url(&job.source.url)
-            )),
-            Some(_) => None,
-        };
-        match failure {
-            Some(error) => {
-                log.error("analyze", Some(&experiment.id), error.clone(), json!({}));
-                result.status = Status::Failed;
-                result.decision = Decision {
-                    recommendation: Recommendation::Inconclusive,
-                    variant: None,
-                    reasons: vec![error.clone()],
-                    reason_codes: vec![ReasonCode::NoData],
-                    rule: "the experiment has no analyzable data".into(),
-                    expected_verdict_date: None,
-                };
-                result.error = Some(error);
-            }
-            None => result.decision = decide::recommend(&result),
+        });
+        let units = experiment_allocation.units.len();
+        let source = display_url(&job.source.url);
+        let no_data = decide::missing_data(&experiment.id, experiment.start, report_date, units, &source);
+        let result = decide::decide(analysis.result, no_data);
+        if let Some(error) = &result.error {
+            log.error("analyze", Some(&experiment.id), error.clone(), json!({}));
         }
         log.info(
             "analyze",
@@ -451,15 +259,17 @@ impl ExperimentContext<'_> {
             abreport_version: env!("CARGO_PKG_VERSION").to_string(),
             experiments: vec![result.clone()],
         };
-        let metric_names: Vec<&str> = experiment.metrics.iter().map(|m| job.metrics[m.metric].name.as_str()).collect();
-        let mut files = vec![
-            export::text_file("report.html", html),
-            export::text_file("report.md", markdown),
-            export::results_json(&results_file)?,
-            export::results_parquet(&report_date.to_string(), &result)?,
-            export::allocation_parquet(self.allocation, experiment_allocation)?,
-            export::units_parquet(self.allocation, experiment_allocation, &metric_names, values, covariates)?,
-        ];
+        let mut files = export::experiment_files(ExperimentExports {
+            html,
+            markdown,
+            results_file: &results_file,
+            result: &result,
+            allocation: self.allocation,
+            experiment_allocation,
+            metric_names: experiment.metrics.iter().map(|m| job.metrics[m.metric].name.as_str()).collect(),
+            values: aggregates.values,
+            covariates: aggregates.covariates,
+        })?;
         log.info(
             "export",
             Some(&experiment.id),
@@ -470,130 +280,12 @@ impl ExperimentContext<'_> {
         let outputs = export::with_manifest(&results_file, &result, &experiment.output_dir, files)?;
         self.deadline.check("render and export")?;
         // A failed experiment fixes no design: its numbers are not the experiment's.
-        let new_design = new_design.filter(|_| result.status == Status::Ok);
+        let new_design = analysis.new_design.filter(|_| result.status == Status::Ok);
         Ok((result, outputs, new_design))
     }
 }
 
-/// Per-unit values (capped), CUPED covariates and per-variant statistics of every metric of one
-/// experiment. `spec` is `None` for an experiment outside the run (no data).
-type Prepared = (Vec<aggregate::MetricValues>, Vec<Option<Vec<f64>>>, Vec<MetricData>);
-
-fn metric_data(
-    job: &Job,
-    experiment: &Experiment,
-    spec: Option<&aggregate::ExperimentSpec>,
-    allocation: &ExperimentAllocation,
-    totals: &EventTotals,
-) -> Prepared {
-    let Some(spec) = spec else {
-        let empty = experiment
-            .metrics
-            .iter()
-            .map(|m| {
-                let summaries = match job.metrics[m.metric].kind {
-                    crate::config::MetricKind::Ratio { .. } => {
-                        aggregate::VariantSummaries::Ratio(vec![Default::default(); experiment.variants.len()])
-                    }
-                    _ => aggregate::VariantSummaries::Single(vec![Default::default(); experiment.variants.len()]),
-                };
-                MetricData { summaries, covariates: None, cap: None }
-            })
-            .collect();
-        return (Vec::new(), Vec::new(), empty);
-    };
-    let variant_of: Vec<u32> = allocation.analyzable().map(|u| u.variant).collect();
-    let n_variants = experiment.variants.len();
-    let mut values = Vec::with_capacity(spec.metrics.len());
-    let mut covariates = Vec::with_capacity(spec.metrics.len());
-    let mut data = Vec::with_capacity(spec.metrics.len());
-    for ((plan, cuped), m) in spec.metrics.iter().zip(&spec.cuped).zip(&experiment.metrics) {
-        let metric = &job.metrics[m.metric];
-        let mut metric_values = aggregate::metric_values(plan, totals);
-        let mut covariate = if *cuped { aggregate::covariate_values(plan, totals) } else { None };
-        let cap = metric.cap.and_then(|cap| {
-            let (value, capped_units) = aggregate::apply_cap(&mut metric_values, covariate.as_mut(), cap)?;
-            let (kind, percentile) = match cap {
-                crate::config::Cap::Absolute(_) => (CapKind::Absolute, None),
-                crate::config::Cap::Percentile(q) => (CapKind::Percentile, Some(q)),
-            };
-            Some(CapInfo { kind, percentile, value, capped_units })
-        });
-        let summaries = aggregate::summarize(&metric_values, &variant_of, n_variants);
-        let covariate_summaries = match (&metric_values, &covariate) {
-            (aggregate::MetricValues::Single(ys), Some(xs)) => {
-                Some(aggregate::summarize_covariate(ys, xs, &variant_of, n_variants))
-            }
-            _ => None,
-        };
-        data.push(MetricData { summaries, covariates: covariate_summaries, cap });
-        values.push(metric_values);
-        covariates.push(covariate);
-    }
-    (values, covariates, data)
-}
-
-/// The primary metric's statistics per value of each dimension: the 20 values with the most
-/// units, the rest pooled as `(other)`, nulls as `(missing)`.
-fn breakdowns(
-    job: &Job,
-    experiment: &Experiment,
-    allocation: &ExperimentAllocation,
-    primary: Option<&aggregate::MetricValues>,
-) -> Vec<DimensionSlices> {
-    let Some(primary) = primary else { return Vec::new() };
-    let n_variants = experiment.variants.len();
-    let variant_of: Vec<u32> = allocation.analyzable().map(|u| u.variant).collect();
-    job.dimensions
-        .iter()
-        .enumerate()
-        .filter_map(|(d, dimension)| {
-            let codes = allocation.dimensions.get(d)?;
-            let names = allocation.dimension_values.get(d)?;
-            let codes: Vec<u16> = allocation
-                .units
-                .iter()
-                .zip(codes)
-                .filter(|(u, _)| u.status == UnitStatus::Ok)
-                .map(|(_, &c)| c)
-                .collect();
-            let mut counts: std::collections::HashMap<u16, u64> = std::collections::HashMap::new();
-            for &code in &codes {
-                *counts.entry(code).or_default() += 1;
-            }
-            let mut ranked: Vec<(u16, u64)> = counts.into_iter().collect();
-            // Ties by value: codes number the values in the order reader threads first saw them.
-            let value = |code: u16| (code == aggregate::NO_DIMENSION, names.get(usize::from(code)));
-            ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| value(a.0).cmp(&value(b.0))));
-            let top: Vec<u16> = ranked.iter().take(analyze::TOP_SLICES).map(|(c, _)| *c).collect();
-            let other = top.len();
-            let slice_of = |code: u16| top.iter().position(|&c| c == code).unwrap_or(other);
-            let n_slices = other + usize::from(ranked.len() > top.len());
-            let group_of: Vec<u32> =
-                codes.iter().zip(&variant_of).map(|(&code, &v)| (slice_of(code) * n_variants) as u32 + v).collect();
-            let grouped = aggregate::summarize(primary, &group_of, n_slices * n_variants);
-            let slices = (0..n_slices)
-                .map(|s| {
-                    let name = match top.get(s) {
-                        Some(&code) if code == aggregate::NO_DIMENSION => "(missing)".to_string(),
-                        Some(&code) => names.get(usize::from(code)).cloned().unwrap_or_else(|| "(other)".into()),
-                        None => "(other)".to_string(),
-                    };
-                    let part = |range: std::ops::Range<usize>| match &grouped {
-                        aggregate::VariantSummaries::Single(all) => {
-                            aggregate::VariantSummaries::Single(all[range].to_vec())
-                        }
-                        aggregate::VariantSummaries::Ratio(all) => {
-                            aggregate::VariantSummaries::Ratio(all[range].to_vec())
-                        }
-                    };
-                    (name, part(s * n_variants..(s + 1) * n_variants))
-                })
-                .collect();
-            Some(DimensionSlices { dimension: dimension.clone(), slices })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod snapshot;

@@ -1004,6 +1004,7 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
+    use crate::test_support::planned_success;
 
     #[test]
     fn html_escaping_neutralises_markup() {
@@ -1258,16 +1259,7 @@ mod tests {
             tuning_source: TuningSource::Design,
             designed_on: day(1),
             first_expected_verdict_date: day(9),
-            tests: vec![PlannedTest {
-                metric: "conversion".into(),
-                variant: "treatment".into(),
-                test: PlannedTestKind::Success,
-                effect: 0.05,
-                alpha: 0.05,
-                power: 0.8,
-                required_units: [8000, 8000],
-                power_at_current_n: 0.21,
-            }],
+            tests: vec![planned_success(8000, 0.21)],
             required_units: vec![Some(8000), Some(8000)],
             inflow_per_day: vec![700.4, 699.6],
             inflow_days: 7,

@@ -55,6 +55,51 @@ pub struct ExperimentResult {
     pub plan: Option<Plan>,
 }
 
+/// An analysed experiment before its recommendation: what `analyze` computes and `decide`
+/// reads. `decide` turns it into the [`ExperimentResult`] (one field per field, plus the
+/// status, error and decision).
+#[derive(Debug, Clone)]
+pub struct Analyzed {
+    pub id: String,
+    pub checks: Vec<Check>,
+    pub variants: Vec<VariantResult>,
+    pub metrics: Vec<MetricResult>,
+    pub window: Window,
+    pub settings: Settings,
+    pub traffic: Traffic,
+    pub srm: SrmDetail,
+    pub breakdowns: Vec<Breakdown>,
+    pub plan: Option<Plan>,
+}
+
+impl Analyzed {
+    pub fn check(&self, name: CheckName) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+
+    /// The result of this analysis with its outcome: the decision, and the error that failed
+    /// the experiment when one did.
+    pub fn with_decision(self, decision: Decision, error: Option<String>) -> ExperimentResult {
+        let Analyzed { id, checks, variants, metrics, window, settings, traffic, srm, breakdowns, plan } = self;
+        let status = if error.is_some() { Status::Failed } else { Status::Ok };
+        ExperimentResult {
+            id,
+            status,
+            error,
+            decision,
+            checks,
+            variants,
+            metrics,
+            window,
+            settings,
+            traffic,
+            srm,
+            breakdowns,
+            plan,
+        }
+    }
+}
+
 /// Where an experiment stands against the sample its recommendation needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -766,23 +811,20 @@ pub struct Traffic {
     pub excluded_units: u64,
 }
 
-impl Decision {
-    /// The decision of an experiment not decided yet.
-    pub fn placeholder() -> Self {
-        Decision {
-            recommendation: Recommendation::Inconclusive,
-            variant: None,
-            reasons: vec![],
-            reason_codes: vec![],
-            rule: String::new(),
-            expected_verdict_date: None,
-        }
-    }
-}
-
 impl ExperimentResult {
     pub fn check(&self, name: CheckName) -> Option<&Check> {
         self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+#[cfg(test)]
+impl ExperimentResult {
+    /// The analysis this result was decided from (its status, error and decision dropped).
+    pub(crate) fn analyzed(self) -> Analyzed {
+        let ExperimentResult {
+            id, checks, variants, metrics, window, settings, traffic, srm, breakdowns, plan, ..
+        } = self;
+        Analyzed { id, checks, variants, metrics, window, settings, traffic, srm, breakdowns, plan }
     }
 }
 

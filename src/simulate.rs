@@ -428,8 +428,7 @@ fn run_experiment(job: &Job, scenario: &Scenario, days: u32, seed: u64, index: u
         if analysis.new_design.is_some() {
             design = analysis.new_design;
         }
-        let mut result = analysis.result;
-        result.decision = decide::recommend(&result);
+        let result = decide::decide(analysis.result, None);
         observe(&mut trajectory, &result, day as u32 + 1, scenario);
     }
     trajectory
@@ -613,12 +612,7 @@ pub fn table(reports: &[ScenarioReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `a` and `b` agree to 1e-12, relative to their size (absolute near 0).
-    #[track_caller]
-    fn close(what: &str, a: f64, b: f64) {
-        assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{what}: {a} vs {b}");
-    }
+    use crate::test_support::close;
 
     /// Sums of units `(y, x)` added one at a time, as the simulation adds them, turned into
     /// each summary, against the two-pass summaries of the values themselves.
@@ -632,26 +626,26 @@ mod tests {
 
         let s = m.summary();
         assert_eq!(s.n, y.n);
-        close("mean", s.mean, y.mean);
-        close("variance", s.variance, y.variance);
+        close(s.mean, y.mean, 1e-12, "mean");
+        close(s.variance, y.variance, 1e-12, "variance");
 
         let r = m.ratio();
         assert_eq!(r.n, yx.n);
-        close("mean_numerator", r.mean_numerator, yx.mean_numerator);
-        close("mean_denominator", r.mean_denominator, yx.mean_denominator);
-        close("var_numerator", r.var_numerator, yx.var_numerator);
-        close("var_denominator", r.var_denominator, yx.var_denominator);
-        close("ratio covariance", r.covariance, yx.covariance);
+        close(r.mean_numerator, yx.mean_numerator, 1e-12, "mean_numerator");
+        close(r.mean_denominator, yx.mean_denominator, 1e-12, "mean_denominator");
+        close(r.var_numerator, yx.var_numerator, 1e-12, "var_numerator");
+        close(r.var_denominator, yx.var_denominator, 1e-12, "var_denominator");
+        close(r.covariance, yx.covariance, 1e-12, "ratio covariance");
 
         // CovariateSummary has no two-pass constructor: its parts are those of Y, of X, and
         // the covariance of the pair.
         let c = m.covariate();
         assert_eq!(c.n, y.n);
-        close("covariate: mean", c.mean, y.mean);
-        close("covariate: variance", c.variance, y.variance);
-        close("covariate: mean_covariate", c.mean_covariate, x.mean);
-        close("covariate: variance_covariate", c.variance_covariate, x.variance);
-        close("covariate: covariance", c.covariance, yx.covariance);
+        close(c.mean, y.mean, 1e-12, "covariate: mean");
+        close(c.variance, y.variance, 1e-12, "covariate: variance");
+        close(c.mean_covariate, x.mean, 1e-12, "covariate: mean_covariate");
+        close(c.variance_covariate, x.variance, 1e-12, "covariate: variance_covariate");
+        close(c.covariance, yx.covariance, 1e-12, "covariate: covariance");
     }
 
     #[test]

@@ -31,6 +31,7 @@ use parquet::errors::ParquetError;
 use tokio::task::JoinSet;
 
 pub use crate::config::Dataset;
+use crate::config::Job;
 use crate::runlog::Deadline;
 use reader::ObjectReader;
 use retry::{Failure, Kind, Retry};
@@ -112,6 +113,31 @@ fn is_text(data_type: &DataType) -> bool {
 pub struct ColumnSpec {
     pub name: String,
     pub expect: Expect,
+}
+
+/// The columns a run reads of `dataset`, in the order the fold takes them: exposures'
+/// `experiment_id, variant, unit_id, ts` and the job's dimensions; events' `unit_id, event,
+/// value, ts` (as `[source.columns]` names them). `validate` probes the same.
+pub fn read_columns(job: &Job, dataset: Dataset) -> Arc<[ColumnSpec]> {
+    let names = &job.source.columns;
+    let mut specs: Vec<(&str, Expect)> = match dataset {
+        Dataset::Exposures => vec![
+            (&names.experiment_id, Expect::Text),
+            (&names.variant, Expect::Text),
+            (&names.unit_id, Expect::UnitId),
+            (&names.exposure_ts, Expect::Timestamp),
+        ],
+        Dataset::Events => vec![
+            (&names.unit_id, Expect::UnitId),
+            (&names.event, Expect::Text),
+            (&names.value, Expect::Number),
+            (&names.event_ts, Expect::Timestamp),
+        ],
+    };
+    if dataset == Dataset::Exposures {
+        specs.extend(job.dimensions.iter().map(|d| (d.as_str(), Expect::Text)));
+    }
+    specs.iter().map(|(name, expect)| ColumnSpec { name: name.to_string(), expect: *expect }).collect()
 }
 
 /// How a read went.

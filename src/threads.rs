@@ -2,8 +2,8 @@
 //!
 //! The one number behind the async runtime's workers, the files read at once, the gathering of
 //! allocations and the experiments analysed at once. No output depends on it (ARCHITECTURE.md,
-//! invariants): it only trades time for cores. This module reads the variable; it starts no
-//! thread.
+//! invariants): it only trades time for cores. This module reads the variable, and [`each`]
+//! runs a queue of work on that many scoped threads.
 
 use std::sync::OnceLock;
 
@@ -32,6 +32,42 @@ fn cores() -> usize {
 /// `app` reports before anything runs, counts as unset here).
 pub fn count() -> usize {
     *THREADS.get_or_init(|| configured().unwrap_or_else(|_| cores()))
+}
+
+/// Runs `work` on every item on up to [`count`] threads, each taking the next item from a
+/// shared queue; a thread stops after its first error (the others finish their items). Returns
+/// each item's position and outcome, in position order; a thread that panicked loses its items,
+/// so fewer outcomes than items means a worker failed.
+pub fn each<T: Send, R: Send, E: Send>(
+    items: Vec<T>,
+    work: impl Fn(T) -> Result<R, E> + Sync,
+) -> Vec<(usize, Result<R, E>)> {
+    let threads = count().min(items.len().max(1));
+    // Popped from the back: the last item first, as the run has always taken them.
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate().collect::<Vec<_>>());
+    let mut done: Vec<(usize, Result<R, E>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                        let Some((position, item)) = next else { break };
+                        let outcome = work(item);
+                        let failed = outcome.is_err();
+                        done.push((position, outcome));
+                        if failed {
+                            break;
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+    });
+    done.sort_by_key(|(position, _)| *position);
+    done
 }
 
 #[cfg(test)]

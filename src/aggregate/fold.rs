@@ -839,3 +839,101 @@ fn gather(
     };
     (allocation, totals)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMicrosecondArray};
+
+    use super::*;
+    use crate::aggregate::{ExperimentInput, MetricValues, VariantSummaries, experiment};
+    use crate::stats::Summary;
+    use crate::test_support::{checked_job, experiment_text, job_text, nov};
+
+    /// Microseconds of `hour`:00 UTC on 2026-11-`day`.
+    fn at(day: u32, hour: i64) -> i64 {
+        super::super::day_start_micros(nov(day)) + hour * 3_600_000_000
+    }
+
+    fn text(values: &[&str]) -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(values.iter().copied()))
+    }
+
+    fn times(values: &[i64]) -> ArrayRef {
+        Arc::new(TimestampMicrosecondArray::from(values.to_vec()).with_timezone("UTC"))
+    }
+
+    /// Experiment `x` from 2026-11-19 on `conversion` (any purchase) and `revenue` (the sum of
+    /// purchase values), reported on 2026-11-20.
+    fn aggregator() -> (crate::config::Job, Aggregator) {
+        let revenue = "[[metrics]]\nname = \"revenue\"\nkind = \"mean\"\nevent = \"purchase\"\naggregate = \"sum\"\n";
+        let rest = format!("{revenue}{}secondary = [\"revenue\"]\n", experiment_text("x", "2026-11-19"));
+        let job = checked_job(&job_text("t", "file:///data", &rest), Path::new("t.toml"));
+        let experiments: Vec<&crate::config::Experiment> = job.experiments.iter().collect();
+        let spec = Arc::new(Spec::new(&job, &experiments, nov(20)));
+        (job, Aggregator::new(spec))
+    }
+
+    #[test]
+    fn hand_made_batches_fold_into_the_allocation_and_the_sums_the_contract_counts() {
+        let (job, aggregator) = aggregator();
+        // u1: control, exposed twice; u2: treatment; u3: both variants (excluded).
+        let exposures = [
+            text(&["x", "x", "x", "x", "x"]),
+            text(&["control", "treatment", "control", "treatment", "control"]),
+            text(&["u1", "u2", "u3", "u3", "u1"]),
+            times(&[at(19, 10), at(19, 11), at(19, 12), at(19, 13), at(19, 14)]),
+        ];
+        aggregator.fold_exposures(nov(19), &exposures).expect("exposures fold");
+        // Counted: u1's 5.0 and 2.5, u2's 1.0 and NaN (counted, but not summed). Not counted:
+        // u2's 4.0 before its first exposure, u4 never exposed, u1's purchase after the report
+        // date, and `view`, an event no metric reads.
+        let events = [
+            text(&["u1", "u1", "u2", "u2", "u2", "u4", "u1", "u1"]),
+            text(&["purchase", "purchase", "purchase", "purchase", "purchase", "purchase", "purchase", "view"]),
+            Arc::new(Float64Array::from(vec![5.0, 2.5, 4.0, 1.0, f64::NAN, 3.0, 9.0, 1.0])) as ArrayRef,
+            times(&[at(20, 9), at(20, 10), at(19, 10), at(19, 12), at(19, 15), at(20, 1), at(21, 1), at(20, 2)]),
+        ];
+        aggregator.fold_events(nov(20), &events).expect("events fold");
+        let (allocation, totals) = aggregator.finish();
+
+        let x = &allocation.experiments[0];
+        assert_eq!(x.exposure_rows, 5);
+        assert_eq!(x.units_per_variant(), vec![1, 1]);
+        assert_eq!(x.count(UnitStatus::MultiVariant), 1);
+        let u1 = x.units.iter().find(|u| u.first_micros == at(19, 10)).expect("u1");
+        assert_eq!((u1.exposures, u1.variant, u1.status), (2, 0, UnitStatus::Ok));
+
+        let totals = &totals[0];
+        assert_eq!((totals.counted_events, totals.invalid_values, totals.pre_exposure_events), (4, 1, 1));
+        let input = ExperimentInput {
+            job: &job,
+            experiment: &job.experiments[0],
+            spec: Some(&aggregator_spec(&job)),
+            allocation: x,
+            totals,
+        };
+        let aggregates = experiment(&input);
+        let summary = |n, mean, variance| Summary { n, mean, variance };
+        // One unit per variant: each has converted; revenue 5.0 + 2.5 for u1, 1.0 for u2.
+        assert_eq!(
+            aggregates.metrics[0].summaries,
+            VariantSummaries::Single(vec![summary(1, 1.0, 0.0), summary(1, 1.0, 0.0)])
+        );
+        assert_eq!(
+            aggregates.metrics[1].summaries,
+            VariantSummaries::Single(vec![summary(1, 7.5, 0.0), summary(1, 1.0, 0.0)])
+        );
+        let MetricValues::Single(revenue) = &aggregates.values[1] else { panic!("a mean metric") };
+        let mut revenue = revenue.clone();
+        revenue.sort_by(f64::total_cmp);
+        assert_eq!(revenue, vec![1.0, 7.5]);
+    }
+
+    fn aggregator_spec(job: &crate::config::Job) -> crate::aggregate::ExperimentSpec {
+        let experiments: Vec<&crate::config::Experiment> = job.experiments.iter().collect();
+        Spec::new(job, &experiments, nov(20)).experiments.remove(0)
+    }
+}

@@ -389,49 +389,25 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::test_support::{checked_job, experiment_text, job_text, nov};
 
     /// A 50/50 experiment on conversion with a margin guardrail, started 2026-11-01; each test
     /// edits the experiment's lines.
-    const JOB: &str = r#"
-name = "t"
+    fn job_file() -> String {
+        let latency = "[[metrics]]\nname = \"latency_breach\"\nkind = \"proportion\"\nevent = \"slow_page\"\nhigher_is_better = false\n";
+        let experiment = experiment_text("x", "2026-11-01")
+            + "guardrails = [{ metric = \"latency_breach\", margin = 0.02 }]\nmde = 0.05\ndescription = \"checkout redesign\"\n";
+        job_text("t", "file:///data", &(latency.to_string() + &experiment))
+    }
 
-[source]
-url = "file:///data"
-
-[[metrics]]
-name = "conversion"
-kind = "proportion"
-event = "purchase"
-
-[[metrics]]
-name = "latency_breach"
-kind = "proportion"
-event = "slow_page"
-higher_is_better = false
-
-[[experiments]]
-id = "x"
-control = "control"
-variants = { control = 0.5, treatment = 0.5 }
-start = 2026-11-01
-primary = "conversion"
-guardrails = [{ metric = "latency_breach", margin = 0.02 }]
-mde = 0.05
-description = "checkout redesign"
-"#;
-
-    /// [`JOB`] with each `(from, to)` edit made.
+    /// [`job_file`] with each `(from, to)` edit made.
     fn job(edits: &[(&str, &str)]) -> Job {
-        let mut text = JOB.to_string();
+        let mut text = job_file();
         for (from, to) in edits {
             assert!(text.contains(from), "{from:?} is not in the job");
             text = text.replace(from, to);
         }
-        crate::config::check(&text, Path::new("t.toml")).expect("a valid job")
-    }
-
-    fn nov(day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(2026, 11, day).expect("a date")
+        checked_job(&text, Path::new("t.toml"))
     }
 
     /// Conversion 10% and latency breaches 5% in every variant, over `n` units each: the

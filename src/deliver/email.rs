@@ -472,28 +472,12 @@ mod tests {
     use super::*;
     use crate::export::{self, OutputFile};
     use crate::results::{Recommendation, sample_result};
-
-    const JOB: &str = r#"
-name = "daily"
-[source]
-url = "s3://data/xp"
-[[metrics]]
-name = "conversion"
-kind = "proportion"
-event = "purchase"
-[[experiments]]
-id = "checkout-redesign"
-control = "control"
-variants = { control = 0.5, treatment = 0.5 }
-start = 2026-11-20
-primary = "conversion"
-[[deliver]]
-kind = "upload"
-url = "s3://reports/abreport"
-"#;
+    use crate::test_support::{checked_job, experiment_text, job_text};
 
     fn job() -> Job {
-        crate::config::check(JOB, Path::new("jobs/daily.toml")).expect("valid job")
+        let deliver = "[[deliver]]\nkind = \"upload\"\nurl = \"s3://reports/abreport\"\n";
+        let rest = experiment_text("checkout-redesign", "2026-11-20") + deliver;
+        checked_job(&job_text("daily", "s3://data/xp", &rest), Path::new("jobs/daily.toml"))
     }
 
     fn date() -> NaiveDate {

@@ -292,30 +292,11 @@ pub fn remove(dir: &Path) -> Result<(), OutboxError> {
 mod tests {
     use super::*;
     use crate::export::OutputFile;
+    use crate::test_support::{checked_job, experiment_text, job_text};
 
     fn job(dir: &Path) -> Job {
-        let text = r#"
-name = "daily"
-[source]
-url = "file:///data"
-[[metrics]]
-name = "conversion"
-kind = "proportion"
-event = "purchase"
-[[experiments]]
-id = "a"
-control = "control"
-variants = { control = 0.5, treatment = 0.5 }
-start = 2026-11-20
-primary = "conversion"
-[[experiments]]
-id = "b"
-control = "control"
-variants = { control = 0.5, treatment = 0.5 }
-start = 2026-11-20
-primary = "conversion"
-"#;
-        crate::config::check(text, &dir.join("daily.toml")).expect("valid job")
+        let experiments = experiment_text("a", "2026-11-20") + &experiment_text("b", "2026-11-20");
+        checked_job(&job_text("daily", "file:///data", &experiments), &dir.join("daily.toml"))
     }
 
     /// An outbox entry owing one message of one experiment.

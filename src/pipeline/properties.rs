@@ -6,7 +6,7 @@
 //! panic (in the test thread, a reader task or an experiment worker).
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{
@@ -20,6 +20,7 @@ use proptest::prelude::*;
 
 use super::{RunRequest, run};
 use crate::runlog::RunLog;
+use crate::test_support::runtime;
 
 const REPORT_DATE: &str = "2026-11-20";
 
@@ -251,13 +252,6 @@ fn write(path: &Path, names: &[&str], columns: &[Cells]) {
     let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
     writer.write(&batch).expect("write");
     writer.close().expect("close");
-}
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime")
-    })
 }
 
 /// Runs the pipeline on the files in `dir`; the error's text when it fails.

@@ -126,11 +126,7 @@ pub fn compare_bayesian_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn close(actual: f64, expected: f64, what: &str) {
-        let err = (actual - expected).abs() / expected.abs().max(1e-300);
-        assert!(err <= 1e-9, "{what}: {actual} vs {expected} (rel err {err:e})");
-    }
+    use crate::test_support::close;
 
     const CONTROL: Summary = Summary { n: 1000, mean: 10.0, variance: 4.0 };
     const TREATMENT: Summary = Summary { n: 1100, mean: 10.3, variance: 4.5 };
@@ -146,13 +142,13 @@ mod tests {
         expected: [f64; 7],
     ) {
         let got = compare_bayesian(control, treatment, alpha, prior, higher_is_better).expect("defined");
-        close(got.relative_effect, expected[0], "expected");
-        close(got.posterior_sd, expected[1], "stddev");
-        close(got.chance_to_win, expected[2], "chance_to_win");
-        close(got.risk[0], expected[3], "risk[0] (control)");
-        close(got.risk[1], expected[4], "risk[1] (treatment)");
-        close(got.ci_relative[0], expected[5], "ci low");
-        close(got.ci_relative[1], expected[6], "ci high");
+        close(got.relative_effect, expected[0], 1e-9, "expected");
+        close(got.posterior_sd, expected[1], 1e-9, "stddev");
+        close(got.chance_to_win, expected[2], 1e-9, "chance_to_win");
+        close(got.risk[0], expected[3], 1e-9, "risk[0] (control)");
+        close(got.risk[1], expected[4], 1e-9, "risk[1] (treatment)");
+        close(got.ci_relative[0], expected[5], 1e-9, "ci low");
+        close(got.ci_relative[1], expected[6], 1e-9, "ci high");
     }
 
     #[test]
@@ -269,11 +265,11 @@ mod tests {
         let control = Summary { n: 200000, mean: 5.0, variance: 16.0 };
         let treatment = Summary { n: 200000, mean: 5.1, variance: 17.0 };
         let got = compare_bayesian(&control, &treatment, 0.05, None, true).expect("defined");
-        close(got.risk[1], 2.0532627508321643e-18, "risk[1] vs mpmath");
-        close(got.risk[0], 0.01999999999999993, "risk[0]");
-        close(got.chance_to_win, 0.9999999999999937, "chance_to_win");
-        close(got.ci_relative[0], 0.014915685689011613, "ci low");
-        close(got.ci_relative[1], 0.02508431431098824, "ci high");
+        close(got.risk[1], 2.0532627508321643e-18, 1e-9, "risk[1] vs mpmath");
+        close(got.risk[0], 0.01999999999999993, 1e-9, "risk[0]");
+        close(got.chance_to_win, 0.9999999999999937, 1e-9, "chance_to_win");
+        close(got.ci_relative[0], 0.014915685689011613, 1e-9, "ci low");
+        close(got.ci_relative[1], 0.02508431431098824, 1e-9, "ci high");
     }
 
     #[test]

@@ -142,11 +142,7 @@ pub fn compare_cuped(control: &CovariateSummary, treatment: &CovariateSummary, t
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn close(actual: f64, expected: f64, what: &str) {
-        let err = (actual - expected).abs() / expected.abs().max(1e-300);
-        assert!(err <= 1e-9, "{what}: {actual} vs {expected} (rel err {err:e})");
-    }
+    use crate::test_support::close;
 
     // Moments of the seeded draws in tests/reference/cuped.py, as numpy prints them.
     const VARIANT_0: CovariateSummary = CovariateSummary {
@@ -181,18 +177,18 @@ mod tests {
         // variance 4.128759276041755 / 3.992615186797151. gbstats reads sums of squares, numpy
         // two-pass moments: they agree to 3e-15, well inside 1e-9.
         let got = cuped(&[VARIANT_0, VARIANT_1]).expect("defined");
-        close(got.theta, 0.8001334821744706, "theta");
+        close(got.theta, 0.8001334821744706, 1e-9, "theta");
         let gbstats_mean = |i: usize| got.adjusted[i].mean - got.theta * got.mean_covariate;
-        close(gbstats_mean(0), 1.9215674210236786, "gbstats mean 0");
-        close(gbstats_mean(1), 2.293085559215182, "gbstats mean 1");
-        close(got.adjusted[0].variance, 4.128759276041755, "variance 0");
-        close(got.adjusted[1].variance, 3.992615186797151, "variance 1");
+        close(gbstats_mean(0), 1.9215674210236786, 1e-9, "gbstats mean 0");
+        close(gbstats_mean(1), 2.293085559215182, 1e-9, "gbstats mean 1");
+        close(got.adjusted[0].variance, 4.128759276041755, 1e-9, "variance 0");
+        close(got.adjusted[1].variance, 3.992615186797151, 1e-9, "variance 1");
         // numpy on the raw units: mean of y - θ(x - mean(x)) = 9.93499406592034 /
         // 10.306512204111845; covariate mean 10.01511225741872; reduction 0.5876769939007214.
-        close(got.adjusted[0].mean, 9.93499406592034, "centred mean 0");
-        close(got.adjusted[1].mean, 10.306512204111845, "centred mean 1");
-        close(got.mean_covariate, 10.01511225741872, "covariate mean");
-        close(got.variance_reduction.expect("defined"), 0.5876769939007214, "variance reduction");
+        close(got.adjusted[0].mean, 9.93499406592034, 1e-9, "centred mean 0");
+        close(got.adjusted[1].mean, 10.306512204111845, 1e-9, "centred mean 1");
+        close(got.mean_covariate, 10.01511225741872, 1e-9, "covariate mean");
+        close(got.variance_reduction.expect("defined"), 0.5876769939007214, 1e-9, "variance reduction");
         assert_eq!((got.adjusted[0].n, got.adjusted[1].n), (2000, 2100));
     }
 
@@ -207,23 +203,23 @@ mod tests {
         //             ci [0.024801459573407646, 0.05049274982831425]
         let theta = cuped(&[VARIANT_0, VARIANT_1]).expect("defined").theta;
         let got = compare_cuped(&VARIANT_0, &VARIANT_1, theta, 0.05);
-        close(got.absolute_effect.expect("defined"), 0.3715181381915036, "absolute effect");
+        close(got.absolute_effect.expect("defined"), 0.3715181381915036, 1e-9, "absolute effect");
         let [lo, hi] = got.ci_absolute.expect("defined");
-        close(lo, 0.24805629630019602, "ci_absolute low");
-        close(hi, 0.4949799800828112, "ci_absolute high");
-        close(got.p_value.expect("defined"), 3.938901792574313e-09, "p_value");
-        close(got.relative_effect.expect("defined"), 0.037647104700860946, "relative effect");
+        close(lo, 0.24805629630019602, 1e-9, "ci_absolute low");
+        close(hi, 0.4949799800828112, 1e-9, "ci_absolute high");
+        close(got.p_value.expect("defined"), 3.938901792574313e-09, 1e-9, "p_value");
+        close(got.relative_effect.expect("defined"), 0.037647104700860946, 1e-9, "relative effect");
         let [lo, hi] = got.ci_relative.expect("defined");
-        close(lo, 0.024801459573407646, "ci_relative low");
-        close(hi, 0.05049274982831425, "ci_relative high");
+        close(lo, 0.024801459573407646, 1e-9, "ci_relative low");
+        close(hi, 0.05049274982831425, 1e-9, "ci_relative high");
         assert!(got.notes.is_empty());
 
         // The adjusted summaries go through the plain Welch compare with the same absolute
         // results.
         let adjusted = cuped(&[VARIANT_0, VARIANT_1]).expect("defined").adjusted;
         let welch = compare(&adjusted[0], &adjusted[1], 0.05);
-        close(welch.p_value.expect("defined"), 3.938901792574313e-09, "Welch p_value");
-        close(welch.ci_absolute.expect("defined")[0], 0.24805629630019602, "Welch ci_absolute low");
+        close(welch.p_value.expect("defined"), 3.938901792574313e-09, 1e-9, "Welch p_value");
+        close(welch.ci_absolute.expect("defined")[0], 0.24805629630019602, 1e-9, "Welch ci_absolute low");
     }
 
     #[test]
@@ -234,18 +230,18 @@ mod tests {
         // 4.127606547276862 / 3.9940362325726615 / 3.8968938468762033; reduction
         // 0.5895714637887206.
         let got = cuped(&[VARIANT_0, VARIANT_1, VARIANT_2]).expect("defined");
-        close(got.theta, 0.7938879569527622, "theta");
-        close(got.mean_covariate, 9.993914524835697, "covariate mean");
+        close(got.theta, 0.7938879569527622, 1e-9, "theta");
+        close(got.mean_covariate, 9.993914524835697, 1e-9, "covariate mean");
         let expected = [
             (9.917645935062115, 4.127606547276862),
             (10.290178347352679, 3.9940362325726615),
             (10.100700449448727, 3.8968938468762033),
         ];
         for (i, (mean, variance)) in expected.into_iter().enumerate() {
-            close(got.adjusted[i].mean, mean, "adjusted mean");
-            close(got.adjusted[i].variance, variance, "adjusted variance");
+            close(got.adjusted[i].mean, mean, 1e-9, "adjusted mean");
+            close(got.adjusted[i].variance, variance, 1e-9, "adjusted variance");
         }
-        close(got.variance_reduction.expect("defined"), 0.5895714637887206, "variance reduction");
+        close(got.variance_reduction.expect("defined"), 0.5895714637887206, 1e-9, "variance reduction");
     }
 
     #[test]

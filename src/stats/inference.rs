@@ -118,11 +118,7 @@ impl Effect {
 mod tests {
     use super::super::{compare, compare_sequential_with};
     use super::*;
-
-    fn close(actual: f64, expected: f64, what: &str) {
-        let err = (actual - expected).abs() / expected.abs().max(1e-300);
-        assert!(err <= 1e-12, "{what}: {actual} vs {expected} (rel err {err:e})");
-    }
+    use crate::test_support::close;
 
     const CONTROL: Summary = Summary { n: 25_000, mean: 0.12, variance: 0.1056 };
     const TREATMENT: Summary = Summary { n: 24_800, mean: 0.13, variance: 0.1131 };
@@ -138,9 +134,9 @@ mod tests {
             let sequential = compare_sequential_with(&CONTROL, &TREATMENT, TREATMENT.mean, alpha, tuning);
             let [lo, hi] = effect.interval(alpha, method);
             let expected = sequential.ci_relative.expect("defined");
-            close(lo, expected[0], "lower");
-            close(hi, expected[1], "upper");
-            close(effect.p_value(0.0, alpha, method), sequential.p_value_relative.expect("defined"), "p");
+            close(lo, expected[0], 1e-12, "lower");
+            close(hi, expected[1], 1e-12, "upper");
+            close(effect.p_value(0.0, alpha, method), sequential.p_value_relative.expect("defined"), 1e-12, "p");
         }
     }
 
@@ -150,9 +146,9 @@ mod tests {
         let welch = compare(&CONTROL, &TREATMENT, 0.05);
         let [lo, hi] = effect.interval(0.05, Method::FixedHorizon);
         let expected = welch.ci_relative.expect("defined");
-        close(lo, expected[0], "lower");
-        close(hi, expected[1], "upper");
-        close(effect.df, welch.df.expect("defined"), "df");
+        close(lo, expected[0], 1e-12, "lower");
+        close(hi, expected[1], 1e-12, "upper");
+        close(effect.df, welch.df.expect("defined"), 1e-12, "df");
     }
 
     #[test]

@@ -78,11 +78,7 @@ pub fn noninferiority(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn close(actual: f64, expected: f64, tolerance: f64, what: &str) {
-        let err = (actual - expected).abs() / expected.abs().max(1e-300);
-        assert!(err <= tolerance, "{what}: {actual} vs {expected} (rel err {err:e})");
-    }
+    use crate::test_support::close;
 
     /// Checks t, df and p against statsmodels 0.15.0 `ttest_ind(t, k*c, usevar='unequal',
     /// alternative=...)` on the raw arrays of tests/reference/noninferiority.py; the summaries

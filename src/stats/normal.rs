@@ -93,11 +93,7 @@ pub(super) fn quantile(p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn close(actual: f64, expected: f64, tolerance: f64, what: &str) {
-        let err = (actual - expected).abs() / expected.abs().max(1e-300);
-        assert!(err <= tolerance, "{what}: {actual} vs {expected} (rel err {err:e})");
-    }
+    use crate::test_support::close;
 
     #[test]
     fn cdf_and_sf_match_mpmath() {

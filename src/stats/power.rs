@@ -168,11 +168,7 @@ pub fn detectable_distance(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn close(actual: f64, expected: f64, tolerance: f64, what: &str) {
-        let err = (actual - expected).abs() / expected.abs().max(1e-300);
-        assert!(err <= tolerance, "{what}: {actual} vs {expected} (rel err {err:e})");
-    }
+    use crate::test_support::close;
 
     #[test]
     fn fixed_horizon_sample_size_matches_statsmodels() {

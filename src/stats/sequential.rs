@@ -137,11 +137,7 @@ pub fn compare_sequential_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn close(actual: f64, expected: f64, what: &str) {
-        let err = (actual - expected).abs() / expected.abs().max(1e-300);
-        assert!(err <= 1e-9, "{what}: {actual} vs {expected} (rel err {err:e})");
-    }
+    use crate::test_support::close;
 
     /// Checks every output against gbstats 0.8.0 `SequentialTwoSidedTTest` (absolute and
     /// relative), as printed by tests/reference/sequential.py.
@@ -150,12 +146,12 @@ mod tests {
         let got = compare_sequential(&summary(control), &summary(treatment), alpha, tuning);
         let [abs_lo, abs_hi] = got.ci_absolute.expect("defined");
         let [rel_lo, rel_hi] = got.ci_relative.expect("defined");
-        close(abs_lo, expected[0], "ci_absolute low");
-        close(abs_hi, expected[1], "ci_absolute high");
-        close(got.p_value.expect("defined"), expected[2], "p_value");
-        close(rel_lo, expected[3], "ci_relative low");
-        close(rel_hi, expected[4], "ci_relative high");
-        close(got.p_value_relative.expect("defined"), expected[5], "p_value_relative");
+        close(abs_lo, expected[0], 1e-9, "ci_absolute low");
+        close(abs_hi, expected[1], 1e-9, "ci_absolute high");
+        close(got.p_value.expect("defined"), expected[2], 1e-9, "p_value");
+        close(rel_lo, expected[3], 1e-9, "ci_relative low");
+        close(rel_hi, expected[4], 1e-9, "ci_relative high");
+        close(got.p_value_relative.expect("defined"), expected[5], 1e-9, "p_value_relative");
         assert!(got.notes.is_empty());
     }
 
@@ -261,12 +257,12 @@ mod tests {
         assert_eq!(got.p_value, Some(1.0));
         assert_eq!(got.p_value_relative, Some(1.0));
         let [lo, hi] = got.ci_absolute.expect("defined");
-        close(lo, -0.0037679314654740746, "ci_absolute low");
-        close(hi, 0.013767931465474084, "ci_absolute high");
+        close(lo, -0.0037679314654740746, 1e-9, "ci_absolute low");
+        close(hi, 0.013767931465474084, 1e-9, "ci_absolute high");
         // Identical variants: gbstats gives ci_absolute = ±0.021939218797108837, p = 1.0.
         let same = Summary { n: 500000, mean: 2.0, variance: 9.0 };
         let got = compare_sequential(&same, &same, 0.05, DEFAULT_TUNING);
-        close(got.ci_absolute.expect("defined")[1], 0.021939218797108837, "ci_absolute high");
+        close(got.ci_absolute.expect("defined")[1], 0.021939218797108837, 1e-9, "ci_absolute high");
         assert_eq!(got.p_value, Some(1.0));
     }
 

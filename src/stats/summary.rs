@@ -97,25 +97,22 @@ impl RatioSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn close(a: f64, b: f64) -> bool {
-        (a - b).abs() <= 1e-12 * b.abs().max(1e-300)
-    }
+    use crate::test_support::close;
 
     #[test]
     fn summary_matches_numpy() {
         // numpy: x = [1, 2, 4, 7]; x.mean() = 3.5; x.var(ddof=1) = 7.0
         let s = Summary::from_values(&[1.0, 2.0, 4.0, 7.0]);
         assert_eq!(s.n, 4);
-        assert!(close(s.mean, 3.5));
-        assert!(close(s.variance, 7.0));
+        close(s.mean, 3.5, 1e-12, "mean");
+        close(s.variance, 7.0, 1e-12, "variance");
     }
 
     #[test]
     fn summary_keeps_precision_with_a_large_mean() {
         // x = 1e9 + [0, 1, 2]: variance 1 exactly; Σx² - n·x̄² would lose it.
         let s = Summary::from_values(&[1e9, 1e9 + 1.0, 1e9 + 2.0]);
-        assert!(close(s.variance, 1.0), "{}", s.variance);
+        close(s.variance, 1.0, 1e-12, "variance");
     }
 
     #[test]
@@ -131,8 +128,8 @@ mod tests {
         // s_nd = 0.5; R = 1.5; var = (1 - 2·1.5·0.5 + 2.25/3) / (16/9) = 0.25 / (16/9) = 0.140625
         let r = RatioSummary::from_values(&[1.0, 2.0, 3.0], &[1.0, 1.0, 2.0]);
         let s = r.to_summary().expect("defined");
-        assert!(close(s.mean, 1.5));
-        assert!(close(s.variance, 0.140625), "{}", s.variance);
+        close(s.mean, 1.5, 1e-12, "mean");
+        close(s.variance, 0.140625, 1e-12, "variance");
     }
 
     #[test]
