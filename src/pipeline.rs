@@ -23,12 +23,15 @@ use crate::analyze::{self, Design, ExperimentData};
 use crate::config::{Experiment, Job};
 use crate::decide;
 use crate::export::{self, ExperimentExports, ExperimentOutputs};
-use crate::render::{RenderError, Renderer, RunFacts};
+use crate::render::{Renderer, RunFacts};
 use crate::results::{ExperimentResult, ResultsFile, SCHEMA_VERSION, Status};
-use crate::runlog::{Deadline, RunLog, SlaExceeded};
-use crate::source::{Dataset, Source, SourceError};
+use crate::runlog::{Deadline, RunLog};
+use crate::source::{Dataset, Source};
 
 use crate::store::display_url;
+
+mod error;
+pub use error::RunError;
 pub use read::{scan_dates, started};
 
 /// What to run.
@@ -64,22 +67,6 @@ impl RunOutput {
     pub fn failed(&self) -> impl Iterator<Item = &ExperimentResult> {
         self.results.iter().filter(|r| r.status == Status::Failed)
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("job `{job}` has no experiment `{id}` (experiments: {available})")]
-    UnknownExperiment { job: String, id: String, available: String },
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    #[error(transparent)]
-    Sla(#[from] SlaExceeded),
-    #[error(transparent)]
-    Render(#[from] RenderError),
-    #[error(transparent)]
-    Export(#[from] export::ExportError),
-    #[error("internal error: {got} of {expected} experiments were processed (a worker failed); nothing was published")]
-    Incomplete { expected: usize, got: usize },
 }
 
 fn select<'a>(job: &'a Job, only: Option<&str>) -> Result<Vec<&'a Experiment>, RunError> {

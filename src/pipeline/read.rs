@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use super::RunError;
+use super::error::RunError;
 use crate::aggregate::{AggregateError, Aggregator, Allocation, EventTotals, Spec};
 use crate::config::{Experiment, Job};
 use crate::runlog::{Deadline, RunLog};
