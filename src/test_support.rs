@@ -68,3 +68,22 @@ pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime")
     })
 }
+
+/// One whole run of `job` for `report_date`, as `abreport run` makes it (all experiments, no
+/// kept designs, no progress bar), on the tests' runtime.
+pub(crate) fn run_job(
+    job: &Job,
+    report_date: NaiveDate,
+) -> Result<crate::pipeline::RunOutput, crate::pipeline::RunError> {
+    let request = crate::pipeline::RunRequest {
+        job,
+        report_date,
+        experiment: None,
+        started: std::time::Instant::now(),
+        progress: false,
+        designs: &[],
+        source_retries: Default::default(),
+    };
+    let log = crate::runlog::RunLog::new(std::time::Instant::now());
+    runtime().block_on(crate::pipeline::run(&request, &log))
+}

@@ -7,7 +7,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use arrow::array::{
     ArrayRef, DictionaryArray, Float32Array, Float64Array, Int64Array, LargeStringArray, RecordBatch, StringArray,
@@ -18,9 +17,7 @@ use arrow::datatypes::{Field, Int32Type, Schema};
 use chrono::NaiveDate;
 use proptest::prelude::*;
 
-use super::{RunRequest, run};
-use crate::runlog::RunLog;
-use crate::test_support::runtime;
+use crate::test_support::run_job;
 
 const REPORT_DATE: &str = "2026-11-20";
 
@@ -292,17 +289,8 @@ secondary = ["revenue", "order_value", "largest"]
         dir.join("data").display()
     );
     let job = crate::config::check(&text, &dir.join("job.toml")).map_err(|e| format!("job: {e}"))?;
-    let request = RunRequest {
-        job: &job,
-        report_date: NaiveDate::parse_from_str(REPORT_DATE, "%Y-%m-%d").expect("a date"),
-        experiment: None,
-        started: Instant::now(),
-        progress: false,
-        designs: &[],
-        source_retries: Default::default(),
-    };
-    let log = RunLog::new(Instant::now());
-    runtime().block_on(run(&request, &log)).map(|output| output.results.len()).map_err(|e| e.to_string())
+    let report_date = NaiveDate::parse_from_str(REPORT_DATE, "%Y-%m-%d").expect("a date");
+    run_job(&job, report_date).map(|output| output.results.len()).map_err(|e| e.to_string())
 }
 
 proptest! {

@@ -4,14 +4,10 @@
 //! writes a `.snap.new` beside it, or nothing in CI). Time stamps, timings, the version and
 //! the temporary folder are redacted.
 
-use std::time::Instant;
-
 use chrono::NaiveDate;
 
-use super::{RunRequest, run};
 use crate::generate::{self, GenExperiment, GenSpec, UnitIdStyle};
-use crate::runlog::RunLog;
-use crate::test_support::{checked_job, runtime};
+use crate::test_support::{checked_job, run_job};
 
 /// Two experiments over a week, small enough to run in about a second: a clear win, and an
 /// allocation that breaks on day 4.
@@ -68,17 +64,7 @@ fn report_md_and_results_json_of_a_small_generated_dataset() {
     let generated = generate::generate(&spec(), dir.path()).expect("generated data");
     let text = std::fs::read_to_string(&generated.job_file).expect("the generated job file");
     let job = checked_job(&text, &generated.job_file);
-    let request = RunRequest {
-        job: &job,
-        report_date: spec().end_date,
-        experiment: None,
-        started: Instant::now(),
-        progress: false,
-        designs: &[],
-        source_retries: Default::default(),
-    };
-    let log = RunLog::new(Instant::now());
-    let output = runtime().block_on(run(&request, &log)).expect("a run");
+    let output = run_job(&job, spec().end_date).expect("a run");
     let folder = dir.path().display().to_string();
     for outputs in &output.outputs {
         for name in ["report.md", "results.json"] {
