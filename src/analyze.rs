@@ -134,7 +134,7 @@ pub fn analyze(data: &ExperimentData<'_>) -> Analysis {
         })
         .collect();
     let per_variant_per_day =
-        (window.days > 0 && total_units > 0).then(|| total_units as f64 / n_variants as f64 / window.days as f64);
+        (window.days > 0 && total_units > 0).then(|| total_units as f64 / n_variants as f64 / f64::from(window.days));
 
     let pairs: Vec<Vec<Pair>> = data.metrics.iter().map(|m| pairs(experiment, m)).collect();
     let used: Vec<Vec<Option<(Summary, Summary)>>> =
@@ -389,7 +389,7 @@ fn compare_variant(
     )
     .map(|b| BayesianResult { chance_to_win: b.chance_to_win, risk: b.risk, ci_relative: b.ci_relative });
 
-    let mut notes: Vec<String> = main.notes.iter().map(|n| n.to_string()).collect();
+    let mut notes: Vec<String> = main.notes.iter().map(ToString::to_string).collect();
     let inference = match Effect::new(&c_used, &t_used, variance_mean_t, method) {
         Ok(effect) => Some(inference(context, &effect, method, role, margin, metric.higher_is_better)),
         Err(why) => {
@@ -527,7 +527,7 @@ fn breakdown(context: &Context<'_>, experiment: &Experiment, metric: &Metric, da
                             let mut result = empty_comparison(
                                 &experiment.variants[v].name,
                                 context.control,
-                                comparison.notes.iter().map(|n| n.to_string()).collect(),
+                                comparison.notes.iter().map(ToString::to_string).collect(),
                             );
                             result.absolute_effect = comparison.absolute_effect;
                             result.relative_effect = comparison.relative_effect;

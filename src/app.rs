@@ -63,8 +63,8 @@ pub fn main(cli: Cli) -> Exit {
             Command::Status(args) => status(args).await,
             Command::Validate(args) => validate(args).await,
             Command::Demo(args) => demo(args).await,
-            Command::Generate(args) => generate_command(args),
-            Command::Simulate(args) => simulate_command(args),
+            Command::Generate(args) => generate_command(&args),
+            Command::Simulate(args) => simulate_command(&args),
             Command::Deliver(args) => deliver_command(args).await,
         }
     })
@@ -491,7 +491,7 @@ fn parse_experiment(text: &str, effect: f64) -> Result<GenExperiment, String> {
     Ok(experiment)
 }
 
-fn simulate_command(args: SimulateArgs) -> Exit {
+fn simulate_command(args: &SimulateArgs) -> Exit {
     let threads = args.threads.unwrap_or_else(crate::threads::count);
     let spec = crate::simulate::SimSpec {
         experiments: args.experiments,
@@ -528,7 +528,7 @@ fn simulate_command(args: SimulateArgs) -> Exit {
     }
 }
 
-fn generate_command(args: GenerateArgs) -> Exit {
+fn generate_command(args: &GenerateArgs) -> Exit {
     let experiments: Result<Vec<GenExperiment>, String> = if args.experiment_specs.is_empty() {
         Ok((1..=args.experiments)
             .map(|i| GenExperiment { conversion_effect: args.effect, ..GenExperiment::new(&format!("exp-{i}")) })

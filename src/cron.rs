@@ -234,13 +234,13 @@ mod tests {
         // From 03-27 12:00Z to 03-30 03:00Z: fires on 03-28 (05:00Z) and 03-29 (04:00Z, CEST);
         // 03-30's fire at 04:00Z is after the window.
         let fires = schedule.first_fire_per_day(utc("2026-03-27T12:00:00Z"), utc("2026-03-30T03:00:00Z"));
-        let fires: Vec<String> = fires.iter().map(|f| f.to_rfc3339()).collect();
+        let fires: Vec<String> = fires.iter().map(DateTime::to_rfc3339).collect();
         assert_eq!(fires, ["2026-03-28T05:00:00+00:00", "2026-03-29T04:00:00+00:00"]);
 
         // A schedule firing every two seconds has one first fire per local day.
         let every_two = Schedule::parse("*/2 * * * * *", chrono_tz::UTC).expect("valid");
         let fires = every_two.first_fire_per_day(utc("2026-11-23T10:00:01Z"), utc("2026-11-26T10:00:00Z"));
-        let fires: Vec<String> = fires.iter().map(|f| f.to_rfc3339()).collect();
+        let fires: Vec<String> = fires.iter().map(DateTime::to_rfc3339).collect();
         assert_eq!(
             fires,
             [

@@ -802,8 +802,7 @@ fn non_inferiority_text(c: &ComparisonResult) -> String {
         Some(n) => {
             let bound = n
                 .bound
-                .map(|b| format!("worst plausible change {}", signed_percent(b, 1)))
-                .unwrap_or_else(|| "no bound yet".into());
+                .map_or_else(|| "no bound yet".into(), |b| format!("worst plausible change {}", signed_percent(b, 1)));
             format!("{bound}, margin {}", percent(n.margin, 1))
         }
         None => "not tested".into(),

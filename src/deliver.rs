@@ -330,7 +330,7 @@ pub async fn deliver_all_within(
         let subset: Vec<ExperimentOutputs> =
             outputs.iter().filter(|o| owed.get(i).is_none_or(|ids| ids.contains(&o.experiment_id))).cloned().collect();
         let mut accepted: Vec<String> = Vec::new();
-        let remaining = deadline.map(|d| d.remaining());
+        let remaining = deadline.map(super::runlog::Deadline::remaining);
         let (result, attempts) = if remaining.is_some_and(|r| r.is_zero()) {
             (Err(DeliverError::Sla("not started: the run's SLA budget was spent".into())), 0)
         } else {

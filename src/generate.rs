@@ -257,7 +257,7 @@ struct UnitTraits {
 
 fn traits(spec: &GenSpec, unit: u64) -> UnitTraits {
     let mut rng = Rng::for_stream(spec.seed, unit, u64::MAX);
-    let arrival_day = (rng.uniform() * spec.days as f64) as u32;
+    let arrival_day = (rng.uniform() * f64::from(spec.days)) as u32;
     let arrival_offset = (rng.uniform() * 0.9 * DAY_MICROS as f64) as i64;
     let propensity = (0.6 * rng.normal() - 0.18).exp();
     let engagement = (0.5 * rng.normal() - 0.125).exp();

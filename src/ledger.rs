@@ -641,7 +641,7 @@ mod tests {
     }
 
     fn ids(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+        list.iter().map(ToString::to_string).collect()
     }
 
     #[test]
@@ -740,7 +740,7 @@ mod tests {
 
     fn email(to: &[&str], digest: bool, attach_max_bytes: u64, link_base_url: Option<&str>) -> Delivery {
         Delivery::Email {
-            to: to.iter().map(|s| s.to_string()).collect(),
+            to: to.iter().map(ToString::to_string).collect(),
             digest,
             attach_max_bytes,
             link_base_url: link_base_url.map(str::to_string),

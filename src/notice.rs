@@ -7,7 +7,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Job;
-use crate::ledger::{self, RunRecord, RunStatus};
+use crate::ledger::{RunRecord, RunStatus};
 
 /// At most one notice per job and status is mailed within this long; the runs that end the same
 /// way in between are logged at error level as usual and counted in the next mailed notice. A
@@ -62,7 +62,7 @@ impl NoticeGate {
 
 /// Tells the notice gate that a run of `job` ended `ok`.
 pub fn run_succeeded(job: &Job) {
-    NOTICES.lock().unwrap_or_else(|p| p.into_inner()).clear(&job.name);
+    NOTICES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear(&job.name);
 }
 
 /// Tells the job's admin that a run ended badly (`source_unavailable`, `sla_missed`, `failed`,
@@ -74,7 +74,13 @@ pub fn run_succeeded(job: &Job) {
 pub async fn notify_failure(job: &Job, record: &RunRecord) {
     let subject = notice_subject(record);
     let mut body = notice_body(record, &job.file);
-    let admit = { NOTICES.lock().unwrap_or_else(|p| p.into_inner()).admit(&job.name, record.status, Instant::now()) };
+    let admit = {
+        NOTICES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).admit(
+            &job.name,
+            record.status,
+            Instant::now(),
+        )
+    };
     let mailed = match (&job.admin, admit) {
         (None, _) => "not mailed: the job names no `admin`".to_string(),
         (Some(_), Admit::Hold { ago }) => format!(
@@ -129,7 +135,7 @@ pub fn notice_body(record: &RunRecord, job_file: &std::path::Path) -> String {
     if let Some(error) = &record.error {
         body.push_str(&format!("Error: {error}\n"));
     }
-    if record.status == ledger::RunStatus::DeliveryFailed {
+    if record.status == RunStatus::DeliveryFailed {
         // Say where the outputs really are: the outbox may be what could not be written.
         let destination_failed = record.deliveries.iter().any(|d| !d.ok && d.key != "outbox");
         match &record.outbox {

@@ -200,16 +200,18 @@ impl ExperimentContext<'_> {
         let spec = index.map(|i| &self.spec.experiments[i]);
         let input = ExperimentInput { job, experiment, spec, allocation: experiment_allocation, totals: &totals };
         let aggregates = aggregate::experiment(&input);
-        // The per-unit accumulators are values now; only the counts are still needed.
-        let totals = EventTotals { slots: Vec::new(), pre_slots: Vec::new(), ..totals };
+        // The per-unit accumulators are values now; only the counts are still needed, so the
+        // accumulators are freed before the statistics run.
+        let EventTotals { counted_events, invalid_values, .. } = totals;
+        drop(totals);
         let counts = experiment_allocation.counts(experiment.start);
         let analysis = analyze::analyze(&ExperimentData {
             job,
             experiment,
             report_date,
             allocation: &counts,
-            counted_events: totals.counted_events,
-            invalid_values: totals.invalid_values,
+            counted_events,
+            invalid_values,
             metrics: &aggregates.metrics,
             missing_partitions: self.missing_partitions,
             breakdowns: &aggregates.breakdowns,

@@ -260,7 +260,7 @@ fn owed(job: &Job, settings: &RunSettings<'_>, history: &[ledger::Delivered]) ->
             selected
                 .iter()
                 .filter(|id| settings.force || !received.iter().any(|r| r == *id))
-                .map(|id| id.to_string())
+                .map(ToString::to_string)
                 .collect()
         })
         .collect()
@@ -453,7 +453,7 @@ pub async fn retry_outbox_recorded(job: &Job, ledger: Option<&Ledger>) -> Vec<De
     // What the ledger shows a destination received of the date (by a run made since the entry,
     // or a late delivery) is not sent again from the outbox.
     let mut history: HashMap<NaiveDate, Vec<ledger::Delivered>> = HashMap::new();
-    for entry in deliver::outbox::list(job).unwrap_or_default() {
+    for entry in outbox::list(job).unwrap_or_default() {
         let date = entry.state.report_date;
         match ledger.read(&job.name, date).await {
             Ok(record) => {

@@ -499,7 +499,7 @@ impl ReportModel {
                     CheckStatus::Warn => "warn",
                     CheckStatus::Fail => "fail",
                 },
-                p_value: c.p_value.map(pvalue).unwrap_or_else(dash),
+                p_value: c.p_value.map_or_else(dash, pvalue),
                 detail: c.detail.clone(),
             })
             .collect();
@@ -510,7 +510,7 @@ impl ReportModel {
                 name: v.name.clone(),
                 units: count(v.units),
                 expected: percent(v.expected_weight, 1),
-                observed: v.observed_share.map(|s| percent(s, 1)).unwrap_or_else(dash),
+                observed: v.observed_share.map_or_else(dash, |s| percent(s, 1)),
             })
             .collect();
         let metrics: Vec<MetricTable> = result.metrics.iter().map(|m| metric_table(m, &fixed_level)).collect();
@@ -531,7 +531,7 @@ impl ReportModel {
                             .map(|&n| percent(n as f64 / total.max(1) as f64, 1))
                             .collect::<Vec<_>>()
                             .join(" / "),
-                        p_value: d.p_value.map(pvalue).unwrap_or_else(dash),
+                        p_value: d.p_value.map_or_else(dash, pvalue),
                         broken: d.broken,
                     }
                 })
@@ -556,18 +556,12 @@ impl ReportModel {
                             means: slice
                                 .variants
                                 .iter()
-                                .map(|v| v.mean.map(value).unwrap_or_else(dash))
+                                .map(|v| v.mean.map_or_else(dash, value))
                                 .collect::<Vec<_>>()
                                 .join(" / "),
-                            relative: c
-                                .and_then(|c| c.relative_effect)
-                                .map(|r| signed_percent(r, 1))
-                                .unwrap_or_else(dash),
-                            ci_relative: c
-                                .and_then(|c| c.ci_relative)
-                                .map(|ci| percent_interval(ci, 1))
-                                .unwrap_or_else(dash),
-                            p_value: c.and_then(|c| c.p_value).map(pvalue).unwrap_or_else(dash),
+                            relative: c.and_then(|c| c.relative_effect).map_or_else(dash, |r| signed_percent(r, 1)),
+                            ci_relative: c.and_then(|c| c.ci_relative).map_or_else(dash, |ci| percent_interval(ci, 1)),
+                            p_value: c.and_then(|c| c.p_value).map_or_else(dash, pvalue),
                         }
                     })
                     .collect(),
@@ -632,7 +626,7 @@ impl ReportModel {
             ("Units excluded (several or unknown variants)".to_string(), count(result.traffic.excluded_units)),
             (
                 "New units per variant per day".to_string(),
-                result.traffic.units_per_variant_per_day.map(|d| count(d.round() as u64)).unwrap_or_else(dash),
+                result.traffic.units_per_variant_per_day.map_or_else(dash, |d| count(d.round() as u64)),
             ),
         ];
         let run_time = format!(
@@ -766,12 +760,12 @@ fn fixed_horizon_rows(result: &ExperimentResult) -> Vec<FixedHorizonRow> {
             m.comparisons.iter().map(|c| FixedHorizonRow {
                 metric: m.name.clone(),
                 variant: c.variant.clone(),
-                relative: c.relative_effect.map(|r| signed_percent(r, 2)).unwrap_or_else(dash),
-                ci_relative: c.ci_relative.map(|ci| percent_interval(ci, 2)).unwrap_or_else(dash),
-                absolute: c.absolute_effect.map(value).unwrap_or_else(dash),
-                ci_absolute: c.ci_absolute.map(interval).unwrap_or_else(dash),
-                p_value: c.p_value.map(pvalue).unwrap_or_else(dash),
-                p_adjusted: c.p_value_adjusted.map(pvalue).unwrap_or_else(dash),
+                relative: c.relative_effect.map_or_else(dash, |r| signed_percent(r, 2)),
+                ci_relative: c.ci_relative.map_or_else(dash, |ci| percent_interval(ci, 2)),
+                absolute: c.absolute_effect.map_or_else(dash, value),
+                ci_absolute: c.ci_absolute.map_or_else(dash, interval),
+                p_value: c.p_value.map_or_else(dash, pvalue),
+                p_adjusted: c.p_value_adjusted.map_or_else(dash, pvalue),
                 significant: if c.significant {
                     format!("yes ({})", direction_name(c.direction))
                 } else {
@@ -892,12 +886,12 @@ fn metric_table(m: &MetricResult, fixed_level: &str) -> MetricTable {
         .map(|v| {
             let comparison = m.comparisons.iter().find(|c| c.variant == v.variant);
             let inference = comparison.and_then(|c| c.inference.as_ref());
-            let text = |f: &dyn Fn(&Inference) -> String| inference.map(f).unwrap_or_else(dash);
+            let text = |f: &dyn Fn(&Inference) -> String| inference.map_or_else(dash, f);
             MetricRow {
                 variant: v.variant.clone(),
                 is_control: v.variant == control,
                 units: count(v.units),
-                mean: v.mean.map(value).unwrap_or_else(dash),
+                mean: v.mean.map_or_else(dash, value),
                 effect: text(&|i| inference_effect(i, 2)),
                 ci: text(&|i| inference_interval(i, 2)),
                 p_value: text(&|i| pvalue(i.p_value)),
@@ -918,16 +912,13 @@ fn metric_table(m: &MetricResult, fixed_level: &str) -> MetricTable {
     }
     if let Some(cap) = &m.cap {
         let at = match cap.percentile {
-            Some(q) => format!(
-                "the {}th percentile",
-                crate::numbers::value(q * 100.0).trim_end_matches('0').trim_end_matches('.')
-            ),
+            Some(q) => format!("the {}th percentile", value(q * 100.0).trim_end_matches('0').trim_end_matches('.')),
             None => "an absolute cap".into(),
         };
         notes.push(format!("values capped at {} ({at}; {} units capped)", value(cap.value), count(cap.capped_units)));
     }
     if let Some(cuped) = &m.cuped {
-        let reduction = cuped.variance_reduction.map(|r| percent(r, 1)).unwrap_or_else(dash);
+        let reduction = cuped.variance_reduction.map_or_else(dash, |r| percent(r, 1));
         notes.push(format!(
             "CUPED with the {}-day pre-exposure value: variance reduced by {reduction} (theta {})",
             cuped.lookback_days,
@@ -962,11 +953,11 @@ fn comparison_details(c: &ComparisonResult, fixed_level: &str) -> Vec<String> {
         ));
     }
     if let Some(u) = &c.unadjusted {
-        let relative = u.relative_effect.map(|r| signed_percent(r, 2)).unwrap_or_else(dash);
+        let relative = u.relative_effect.map_or_else(dash, |r| signed_percent(r, 2));
         details.push(format!("before CUPED {relative}"));
     }
     if let Some(n) = &c.non_inferiority {
-        let bound = n.bound.map(|b| signed_percent(b, 2)).unwrap_or_else(dash);
+        let bound = n.bound.map_or_else(dash, |b| signed_percent(b, 2));
         let verdict = if n.non_inferior { "non-inferior" } else { "not yet shown non-inferior" };
         details.push(format!("worst plausible change {bound} vs margin {}: {verdict}", percent(n.margin, 1)));
     }
@@ -1044,7 +1035,7 @@ mod tests {
 
     #[test]
     fn the_email_html_has_inline_styles_a_cid_image_and_no_svg_or_script() {
-        let mut result = crate::results::sample_result();
+        let mut result = sample_result();
         result.id = "<script>alert(1)</script>".into();
         let renderer = Renderer::new().expect("templates compile");
         let facts = facts();
@@ -1101,7 +1092,7 @@ mod tests {
     /// The sample result with the primary's fixed-horizon contract fields saying "not
     /// significant" while its test (`inference`) says "significantly better".
     fn significant_only_by_the_test() -> ExperimentResult {
-        let mut result = crate::results::sample_result();
+        let mut result = sample_result();
         let c = &mut result.metrics[0].comparisons[0];
         c.significant = false;
         c.direction = Direction::Neutral;
@@ -1141,7 +1132,7 @@ mod tests {
 
     #[test]
     fn a_figure_significant_only_by_the_fixed_horizon_field_is_not_marked() {
-        let mut result = crate::results::sample_result();
+        let mut result = sample_result();
         result.decision.recommendation = Recommendation::Continue;
         result.decision.variant = None;
         let i = result.metrics[0].comparisons[0].inference.as_mut().expect("a test");
@@ -1160,7 +1151,7 @@ mod tests {
 
     #[test]
     fn intervals_are_labelled_with_the_method_and_the_level_of_the_test() {
-        let mut result = crate::results::sample_result();
+        let mut result = sample_result();
         for metric in &mut result.metrics {
             for c in &mut metric.comparisons {
                 c.inference.as_mut().expect("a test").level = 0.975;
@@ -1176,7 +1167,7 @@ mod tests {
 
     #[test]
     fn fixed_horizon_inference_warns_that_the_figures_hold_for_one_look() {
-        let mut result = crate::results::sample_result();
+        let mut result = sample_result();
         result.settings.sequential = false;
         for metric in &mut result.metrics {
             for c in &mut metric.comparisons {
@@ -1200,7 +1191,7 @@ mod tests {
 
     #[test]
     fn an_absolute_test_shows_absolute_values() {
-        let mut result = crate::results::sample_result();
+        let mut result = sample_result();
         let i = result.metrics[0].comparisons[0].inference.as_mut().expect("a test");
         (i.scale, i.estimate, i.ci) = (InferenceScale::Absolute, 0.0041, [0.001, 0.0072]);
         let (html, _) = render(&result);
@@ -1211,7 +1202,7 @@ mod tests {
 
     #[test]
     fn the_verdict_box_names_every_guardrail_in_the_way_and_when_a_continue_expects_its_verdict() {
-        let mut result = crate::results::sample_result();
+        let mut result = sample_result();
         result.decision = Decision {
             recommendation: Recommendation::Continue,
             variant: None,
@@ -1247,13 +1238,13 @@ mod tests {
         assert!(markdown.contains("Guardrails holding the verdict back: `error_rate` (not yet shown"), "{markdown}");
         assert!(markdown.contains("**Expected verdict by 2026-12-10. Hold the rollout"));
         // A promotion has no such line.
-        let (html, _) = render(&crate::results::sample_result());
+        let (html, _) = render(&sample_result());
         assert!(!verdict_box(&html).contains("Expected verdict") && !html.contains("Guardrails holding"));
     }
 
     #[test]
     fn the_plan_shows_the_sample_needed_the_dates_and_the_tuning() {
-        let mut result = crate::results::sample_result();
+        let mut result = sample_result();
         let day = |d: u32| NaiveDate::from_ymd_opt(2026, 12, d);
         result.plan = Some(Plan {
             tuning_source: TuningSource::Design,

@@ -63,13 +63,13 @@ impl RunLog {
     fn push(&self, level: Level, stage: &str, experiment: Option<&str>, message: String, fields: Map<String, Value>) {
         match level {
             Level::Warn => {
-                tracing::warn!(stage, experiment, fields = %serde_json::Value::Object(fields.clone()), "{message}")
+                tracing::warn!(stage, experiment, fields = %serde_json::Value::Object(fields.clone()), "{message}");
             }
             Level::Error => {
-                tracing::error!(stage, experiment, fields = %serde_json::Value::Object(fields.clone()), "{message}")
+                tracing::error!(stage, experiment, fields = %serde_json::Value::Object(fields.clone()), "{message}");
             }
             Level::Info => {
-                tracing::info!(stage, experiment, fields = %serde_json::Value::Object(fields.clone()), "{message}")
+                tracing::info!(stage, experiment, fields = %serde_json::Value::Object(fields.clone()), "{message}");
             }
         }
         let entry = Entry {
@@ -81,7 +81,7 @@ impl RunLog {
             message,
             fields,
         };
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(entry);
     }
 
     pub fn info(&self, stage: &str, experiment: Option<&str>, message: impl Into<String>, fields: Value) {
@@ -110,7 +110,7 @@ impl RunLog {
     pub fn timings(&self) -> Vec<StageTiming> {
         self.entries
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .filter(|e| e.experiment.is_none())
             .filter_map(|e| Some(StageTiming { stage: e.stage.clone(), seconds: e.fields.get("seconds")?.as_f64()? }))
@@ -119,7 +119,7 @@ impl RunLog {
 
     /// The JSON-lines log for one experiment: run-wide entries and the experiment's own.
     pub fn jsonl_for(&self, experiment: &str) -> String {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = String::new();
         for e in entries.iter().filter(|e| e.experiment.as_deref().is_none_or(|x| x == experiment)) {
             out.push_str(&serde_json::to_string(e).expect("log entries serialize"));
@@ -132,7 +132,7 @@ impl RunLog {
     pub fn warnings(&self) -> Vec<Entry> {
         self.entries
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .filter(|e| e.level != Level::Info)
             .cloned()
@@ -198,7 +198,7 @@ impl Deadline {
     }
 
     /// Runs `future`, abandoning it when the deadline passes.
-    pub async fn within<T>(&self, stage: &str, future: impl std::future::Future<Output = T>) -> Result<T, SlaExceeded> {
+    pub async fn within<T>(&self, stage: &str, future: impl Future<Output = T>) -> Result<T, SlaExceeded> {
         tokio::time::timeout(self.remaining(), future).await.map_err(|_| self.exceeded(stage))
     }
 }

@@ -77,7 +77,7 @@ pub fn remove(root: &Path, levels: usize, kind: TempName, older_than: Duration) 
                 removed.bytes += meta.len();
             }
             Err(error) => {
-                tracing::warn!(file = %entry.path().display(), %error, "cannot remove a stale temporary file")
+                tracing::warn!(file = %entry.path().display(), %error, "cannot remove a stale temporary file");
             }
         }
     }

@@ -179,7 +179,7 @@ fn with_root_cause(err: &object_store::Error) -> String {
         root = Some(cause);
         current = cause.source();
     }
-    match root.map(|cause| cause.to_string()) {
+    match root.map(ToString::to_string) {
         Some(cause) if !cause.is_empty() && !text.contains(&cause) => format!("{text}: {cause}"),
         _ => text,
     }

@@ -25,7 +25,7 @@ fn parse(text: &str) -> Option<usize> {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }
 
 /// The thread count of this process, fixed on first use (an invalid `ABREPORT_THREADS`, which
@@ -51,7 +51,7 @@ pub fn each<T: Send, R: Send, E: Send>(
                 scope.spawn(|| {
                     let mut done = Vec::new();
                     loop {
-                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                        let next = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
                         let Some((position, item)) = next else { break };
                         let outcome = work(item);
                         let failed = outcome.is_err();

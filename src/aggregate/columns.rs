@@ -11,7 +11,7 @@ use arrow::datatypes::{
 use super::error::AggregateError;
 
 /// Read access to one text column, whatever its physical encoding.
-pub enum Text<'a> {
+pub(super) enum Text<'a> {
     Utf8(&'a GenericStringArray<i32>),
     Large(&'a GenericStringArray<i64>),
     View(&'a StringViewArray),
@@ -19,7 +19,7 @@ pub enum Text<'a> {
 
 impl<'a> Text<'a> {
     /// A plain (non-dictionary) text column.
-    pub fn plain(array: &'a dyn Array) -> Option<Self> {
+    pub(super) fn plain(array: &'a dyn Array) -> Option<Self> {
         match array.data_type() {
             DataType::Utf8 => Some(Text::Utf8(array.as_string::<i32>())),
             DataType::LargeUtf8 => Some(Text::Large(array.as_string::<i64>())),
@@ -28,7 +28,7 @@ impl<'a> Text<'a> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         match self {
             Text::Utf8(a) => a.len(),
             Text::Large(a) => a.len(),
@@ -38,7 +38,7 @@ impl<'a> Text<'a> {
 
     /// The value at `row`, or `None` when null.
     #[inline]
-    pub fn get(&self, row: usize) -> Option<&'a str> {
+    pub(super) fn get(&self, row: usize) -> Option<&'a str> {
         match self {
             Text::Utf8(a) => a.is_valid(row).then(|| a.value(row)),
             Text::Large(a) => a.is_valid(row).then(|| a.value(row)),
@@ -49,7 +49,7 @@ impl<'a> Text<'a> {
 
 /// Maps each row of a text column through `code`, evaluating `code` once per distinct
 /// dictionary value when the column is dictionary-encoded. Nulls map to `None`.
-pub fn text_codes<T: Copy>(
+pub(super) fn text_codes<T: Copy>(
     column: &str,
     array: &dyn Array,
     mut code: impl FnMut(&str) -> Option<T>,
@@ -74,7 +74,7 @@ pub enum UnitKey<'a> {
 }
 
 /// Read access to a unit id column.
-pub enum UnitIds<'a> {
+pub(super) enum UnitIds<'a> {
     Text(Text<'a>),
     /// Dictionary-encoded text: keys resolved once per batch.
     DictText {
@@ -87,7 +87,7 @@ pub enum UnitIds<'a> {
 }
 
 impl<'a> UnitIds<'a> {
-    pub fn new(column: &str, array: &'a dyn Array) -> Result<Self, AggregateError> {
+    pub(super) fn new(column: &str, array: &'a dyn Array) -> Result<Self, AggregateError> {
         if let Some(dictionary) = array.as_any_dictionary_opt() {
             let values = Text::plain(dictionary.values().as_ref()).ok_or_else(|| unexpected(column, array))?;
             return Ok(UnitIds::DictText { keys: dictionary.normalized_keys(), values, array });
@@ -99,12 +99,12 @@ impl<'a> UnitIds<'a> {
         }
     }
 
-    pub fn is_text(&self) -> bool {
+    pub(super) fn is_text(&self) -> bool {
         matches!(self, UnitIds::Text(_) | UnitIds::DictText { .. })
     }
 
     #[inline]
-    pub fn get(&self, row: usize) -> Option<UnitKey<'a>> {
+    pub(super) fn get(&self, row: usize) -> Option<UnitKey<'a>> {
         match self {
             UnitIds::Text(text) => text.get(row).map(UnitKey::Text),
             UnitIds::DictText { keys, values, array } => {
@@ -115,14 +115,14 @@ impl<'a> UnitIds<'a> {
                 }
             }
             UnitIds::Int64(a) => a.is_valid(row).then(|| UnitKey::Int(a.value(row))),
-            UnitIds::Int32(a) => a.is_valid(row).then(|| UnitKey::Int(a.value(row) as i64)),
+            UnitIds::Int32(a) => a.is_valid(row).then(|| UnitKey::Int(i64::from(a.value(row)))),
         }
     }
 }
 
 /// Microseconds since the Unix epoch for each row (`None` when null). Time-zone-aware and naive
 /// timestamps are both stored as UTC instants by Arrow, so the zone needs no handling here.
-pub fn timestamps_micros(column: &str, array: &dyn Array) -> Result<Vec<Option<i64>>, AggregateError> {
+pub(super) fn timestamps_micros(column: &str, array: &dyn Array) -> Result<Vec<Option<i64>>, AggregateError> {
     fn scaled<T: arrow::datatypes::ArrowPrimitiveType<Native = i64>>(
         array: &dyn Array,
         to_micros: impl Fn(i64) -> i64,
@@ -145,7 +145,7 @@ pub fn timestamps_micros(column: &str, array: &dyn Array) -> Result<Vec<Option<i
 }
 
 /// Each row as f64 (`None` when null); NaN and infinities are kept as they are.
-pub fn numbers(column: &str, array: &dyn Array) -> Result<Vec<Option<f64>>, AggregateError> {
+pub(super) fn numbers(column: &str, array: &dyn Array) -> Result<Vec<Option<f64>>, AggregateError> {
     if array.data_type() == &DataType::Float64 {
         return Ok(array.as_primitive::<Float64Type>().iter().collect());
     }

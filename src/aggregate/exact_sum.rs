@@ -15,7 +15,7 @@
 //! No IO; pure functions on the words of a unit's accumulator row.
 
 /// Words of one sum.
-pub const WORDS: usize = 3;
+pub(super) const WORDS: usize = 3;
 
 /// The fixed point's fraction bits: the lowest bit is worth 2^-96.
 const FRACTION_BITS: i32 = 96;
@@ -25,7 +25,7 @@ const LIMIT_EXPONENT: i32 = 62;
 
 /// Adds the finite `value` to the sum in `words` (`WORDS` long).
 #[inline]
-pub fn add(words: &mut [u64], value: f64) {
+pub(super) fn add(words: &mut [u64], value: f64) {
     let [a0, a1, a2] = fixed(value);
     let (w0, carry0) = words[0].overflowing_add(a0);
     let (w1, carry1) = words[1].overflowing_add(a1);
@@ -38,7 +38,7 @@ pub fn add(words: &mut [u64], value: f64) {
 }
 
 /// The sum in `words`, rounded to the nearest `f64` (ties to even).
-pub fn total(words: &[u64]) -> f64 {
+pub(super) fn total(words: &[u64]) -> f64 {
     let mut w = [words[0], words[1], words[2]];
     let negative = w[2] >> 63 == 1;
     if negative {

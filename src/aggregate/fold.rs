@@ -29,7 +29,7 @@ use super::unit_keys::{UnitKeys, hash_unit};
 
 const SHARD_BITS: u32 = 6;
 /// Enough shards that two reader tasks seldom want the same one at once.
-pub const SHARDS: usize = 1 << SHARD_BITS;
+pub(super) const SHARDS: usize = 1 << SHARD_BITS;
 /// [`Exposure::variant`] flag: the unit was exposed to two or more variants (its shard's
 /// `multi` table lists them).
 const MULTI: u32 = 1 << 31;
@@ -89,7 +89,7 @@ struct Exposure {
 
 const UNEXPOSED: Exposure = Exposure { first_micros: i64::MAX, exposures: 0, variant: 0 };
 // One per unit and experiment of the run: it must not grow with the number of variants.
-const _: () = assert!(std::mem::size_of::<Exposure>() == 16);
+const _: () = assert!(size_of::<Exposure>() == 16);
 
 /// The variant names of one experiment: configured ones (control first), then unknown ones
 /// as the data shows them; a name's index is its position.
@@ -369,7 +369,7 @@ pub struct Aggregator {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic elsewhere cannot leave these plain accumulators half-updated in a way that
     // matters more than the panic itself, which is reported anyway.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Row indices grouped by shard (a counting sort): `rows[starts[s]..starts[s + 1]]`.
@@ -713,15 +713,15 @@ impl Aggregator {
         // Freeze the keys now if no event batch did (a run without events).
         self.keys();
         let Aggregator { spec, layout, shards, frozen, variants, dimensions, .. } = self;
-        let dimension_values = dimensions.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()).values;
+        let dimension_values = dimensions.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner).values;
         let keys = frozen.into_inner().unwrap_or_default();
         let mut shards: Vec<Shard> =
-            shards.into_iter().map(|s| s.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())).collect();
+            shards.into_iter().map(|s| s.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)).collect();
         let n_configured: Vec<usize> = spec.experiments.iter().map(|e| e.variants.len()).collect();
         for shard in &mut shards {
             shard.ensure_accumulators(&layout, &n_configured);
         }
-        let registry = variants.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let registry = variants.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         let rows_without_key = shards
             .iter()
             .flat_map(|s| &s.counters)

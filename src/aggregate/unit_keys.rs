@@ -15,7 +15,7 @@ static UNIT_HASHER: std::sync::LazyLock<ahash::RandomState> =
 
 /// The hash of a unit id.
 #[inline]
-pub fn hash_unit(key: UnitKey<'_>) -> u64 {
+pub(super) fn hash_unit(key: UnitKey<'_>) -> u64 {
     match key {
         UnitKey::Text(text) => UNIT_HASHER.hash_one(text.as_bytes()),
         UnitKey::Int(int) => UNIT_HASHER.hash_one(int),
@@ -152,7 +152,7 @@ impl UnitKeys {
 
     /// Approximate heap bytes held, for the run log.
     pub fn heap_bytes(&self) -> usize {
-        self.table.capacity() * std::mem::size_of::<Entry>()
+        self.table.capacity() * size_of::<Entry>()
             + self.arena.capacity()
             + self.offsets.capacity() * 8
             + self.ints.capacity() * 8

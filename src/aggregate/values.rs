@@ -43,7 +43,7 @@ fn slot_values(value: SlotValue, totals: &EventTotals) -> Vec<f64> {
 
 fn aggregate_values(aggregate: Aggregate, slot: &super::fold::SlotTotals) -> Vec<f64> {
     match aggregate {
-        Aggregate::Count => slot.count.iter().map(|&c| c as f64).collect(),
+        Aggregate::Count => slot.count.iter().map(|&c| f64::from(c)).collect(),
         Aggregate::Sum => slot.sum.clone(),
         // A unit without a finite value has no maximum; the contract makes it 0.
         Aggregate::Max => slot.max.iter().map(|&m| if m == f64::NEG_INFINITY { 0.0 } else { m }).collect(),

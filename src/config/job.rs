@@ -13,24 +13,24 @@ use super::model::*;
 use super::raw::{RawDelivery, RawEventAggregate, RawExperiment, RawJob, RawMetric, RawStats};
 
 /// Longest `sla_seconds`: a day, the period of a daily job.
-pub const MAX_SLA_SECONDS: f64 = 86_400.0;
+pub(super) const MAX_SLA_SECONDS: f64 = 86_400.0;
 /// Largest `attach_max_bytes`: 1 GB, more than any mail server takes.
-pub const MAX_ATTACH_BYTES: u64 = 1_000_000_000;
+pub(super) const MAX_ATTACH_BYTES: u64 = 1_000_000_000;
 /// Largest relative `mde` and `prior_stddev`: 10 (+1000%).
-pub const MAX_RELATIVE_EFFECT: f64 = 10.0;
+pub(super) const MAX_RELATIVE_EFFECT: f64 = 10.0;
 /// Smallest `prior_stddev`: 0.0001 (a prior of ±0.01%).
-pub const MIN_PRIOR_STDDEV: f64 = 1e-4;
+pub(super) const MIN_PRIOR_STDDEV: f64 = 1e-4;
 /// Expected weights of variants: from a millionth to a million, so that any split of any
 /// number of variants sums and divides without overflow or underflow.
-pub const MIN_WEIGHT: f64 = 1e-6;
-pub const MAX_WEIGHT: f64 = 1e6;
+pub(super) const MIN_WEIGHT: f64 = 1e-6;
+pub(super) const MAX_WEIGHT: f64 = 1e6;
 /// Largest `planned_units`: a trillion units.
-pub const MAX_PLANNED_UNITS: u64 = 1_000_000_000_000;
+pub(super) const MAX_PLANNED_UNITS: u64 = 1_000_000_000_000;
 /// Largest absolute `cap` (either sign): 1e15, beyond any per-unit value worth capping.
-pub const MAX_CAP: f64 = 1e15;
+pub(super) const MAX_CAP: f64 = 1e15;
 /// Earliest and latest experiment `start`: timestamps of these years fit the microsecond
 /// clock every stage uses.
-pub const START_YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
+pub(super) const START_YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
 
 /// Parses and checks the text of a job file. `file` is used for messages and to resolve
 /// relative paths.
@@ -427,7 +427,7 @@ impl Checker<'_> {
                 "bh" => stats.correction = Correction::BenjaminiHochberg,
                 "none" => stats.correction = Correction::None,
                 other => {
-                    self.problem(correction, format!("unknown correction `{other}` (expected `holm`, `bh` or `none`)"))
+                    self.problem(correction, format!("unknown correction `{other}` (expected `holm`, `bh` or `none`)"));
                 }
             }
         }
@@ -557,7 +557,10 @@ impl Checker<'_> {
                 variants.insert(0, c);
             }
             None => {
-                self.problem(&raw.control, format!("experiment `{id}`: control `{control}` is not one of its variants"))
+                self.problem(
+                    &raw.control,
+                    format!("experiment `{id}`: control `{control}` is not one of its variants"),
+                );
             }
         }
         if variants.len() < 2 {
@@ -565,7 +568,7 @@ impl Checker<'_> {
         }
         let start = match raw.start.get_ref() {
             toml::Value::Datetime(dt) => {
-                dt.date.and_then(|d| NaiveDate::from_ymd_opt(d.year as i32, d.month as u32, d.day as u32))
+                dt.date.and_then(|d| NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day)))
             }
             toml::Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(),
             _ => None,
@@ -864,7 +867,7 @@ alpha = 0.01
                 Delivery::Email {
                     to: vec!["qa@example.com".into()],
                     digest: false,
-                    attach_max_bytes: crate::config::DEFAULT_ATTACH_MAX_BYTES,
+                    attach_max_bytes: DEFAULT_ATTACH_MAX_BYTES,
                     link_base_url: None,
                 },
             ]
@@ -1092,7 +1095,7 @@ alpha = 0.01
                         rest.push('\n');
                     }
                     None if field.name == "sla_seconds" => {
-                        top.push_str(&format!("{}\n", field.line.replace("{}", value)))
+                        top.push_str(&format!("{}\n", field.line.replace("{}", value)));
                     }
                     None => rest.push_str(&format!("{}\n", field.line.replace("{}", value))),
                 }

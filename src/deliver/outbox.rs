@@ -300,7 +300,7 @@ mod tests {
     }
 
     /// An outbox entry owing one message of one experiment.
-    fn waiting(job: &Job) -> std::path::PathBuf {
+    fn waiting(job: &Job) -> PathBuf {
         record_run(job, date(), &[outputs("a", "report a")], vec![destination("x@example.com", false, &[])], false)
             .expect("recorded")
             .expect("waiting")
@@ -336,7 +336,7 @@ mod tests {
             destination: format!("email to {to}"),
             delivery: Delivery::Email { to: vec![to.into()], digest: false, attach_max_bytes: 10, link_base_url: None },
             done,
-            sent: sent.iter().map(|s| s.to_string()).collect(),
+            sent: sent.iter().map(ToString::to_string).collect(),
             attempts: 1,
             last_error: (!done).then(|| "SMTP server h:25: cannot connect".to_string()),
         }

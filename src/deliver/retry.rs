@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 /// Attempts per send, the first included.
-pub const ATTEMPTS: u32 = 3;
+pub(super) const ATTEMPTS: u32 = 3;
 
 /// First wait between attempts when `ABREPORT_RETRY_DELAY_MS` is unset; each later wait is
 /// four times the one before (0.2 s, then 0.8 s).
@@ -17,13 +17,12 @@ fn first_delay() -> Duration {
     std::env::var(crate::env::RETRY_DELAY_MS)
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(DEFAULT_FIRST_DELAY)
+        .map_or(DEFAULT_FIRST_DELAY, Duration::from_millis)
 }
 
 /// The wait before attempt `attempt + 1` (attempt counts from 1), ±25% jitter so that many
 /// jobs failing together do not knock again in step.
-pub fn delay(first: Duration, attempt: u32, jitter_seed: u32) -> Duration {
+pub(super) fn delay(first: Duration, attempt: u32, jitter_seed: u32) -> Duration {
     let base = first.saturating_mul(4u32.saturating_pow(attempt.saturating_sub(1)));
     let jitter = 0.75 + f64::from(jitter_seed % 1000) / 2000.0;
     base.mul_f64(jitter)
@@ -36,7 +35,7 @@ fn jitter_seed() -> u32 {
 
 /// Runs `attempt` up to [`ATTEMPTS`] times while it fails with an error `is_transient` calls
 /// transient. Returns the outcome and the number of attempts made.
-pub async fn retry<T, E, F, Fut>(mut attempt: F, is_transient: impl Fn(&E) -> bool) -> (Result<T, E>, u32)
+pub(super) async fn retry<T, E, F, Fut>(mut attempt: F, is_transient: impl Fn(&E) -> bool) -> (Result<T, E>, u32)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,

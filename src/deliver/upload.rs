@@ -11,7 +11,7 @@ use crate::export::{ExperimentOutputs, MANIFEST};
 use crate::store::{describe_error_chain, display_url, open_writer};
 
 /// Uploads `outputs` under `url` + `prefix`, experiment after experiment, each manifest last.
-pub async fn upload(url: &str, prefix: &str, outputs: &[ExperimentOutputs]) -> Result<(), String> {
+pub(super) async fn upload(url: &str, prefix: &str, outputs: &[ExperimentOutputs]) -> Result<(), String> {
     let (store, base) = open_writer(url).map_err(|e| format!("cannot open `{}`: {e}", display_url(url)))?;
     for output in outputs {
         let location = |name: &str| {

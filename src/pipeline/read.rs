@@ -88,14 +88,14 @@ pub(super) struct Reader<'a> {
 
 impl Reader<'_> {
     /// Reads the exposure files into `aggregator`: each experiment's allocation.
-    pub async fn exposures(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
+    pub(super) async fn exposures(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
         let fold = aggregator.clone();
         let columns = source::read_columns(job, Dataset::Exposures);
         self.read(Dataset::Exposures, columns, move |file, columns| fold.fold_exposures(file.date, columns)).await
     }
 
     /// Reads the event files into `aggregator` (after the exposures): the units' accumulators.
-    pub async fn events(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
+    pub(super) async fn events(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
         let fold = aggregator.clone();
         let columns = source::read_columns(job, Dataset::Events);
         self.read(Dataset::Events, columns, move |file, columns| fold.fold_events(file.date, columns)).await

@@ -57,7 +57,7 @@ pub fn relative_effects_svg(result: &ExperimentResult) -> Option<String> {
             let label = if many { format!("{} · {}", m.name, c.variant) } else { m.name.clone() };
             match i.scale {
                 InferenceScale::Relative => {
-                    rows.push(Row { label, estimate: i.estimate, ci: i.ci, direction: i.direction })
+                    rows.push(Row { label, estimate: i.estimate, ci: i.ci, direction: i.direction });
                 }
                 InferenceScale::Absolute => absolute.push(label),
             }

@@ -66,7 +66,7 @@ mod tests {
             for col in x.clone() {
                 if let Some(p) = pixmap.pixel(col, row) {
                     let p = p.demultiply();
-                    if p.alpha() > 128 && (p.red() as u32 + p.green() as u32 + p.blue() as u32) < 3 * 110 {
+                    if p.alpha() > 128 && (u32::from(p.red()) + u32::from(p.green()) + u32::from(p.blue())) < 3 * 110 {
                         n += 1;
                     }
                 }

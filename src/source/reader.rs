@@ -22,7 +22,7 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use super::retry::{Failure, Retry};
 
 /// Reads one Parquet object.
-pub struct ObjectReader {
+pub(super) struct ObjectReader {
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
@@ -30,7 +30,7 @@ pub struct ObjectReader {
 }
 
 impl ObjectReader {
-    pub fn new(store: Arc<dyn ObjectStore>, path: Path, size: u64, retry: Retry) -> Self {
+    pub(super) fn new(store: Arc<dyn ObjectStore>, path: Path, size: u64, retry: Retry) -> Self {
         Self { store, path, size, retry }
     }
 }

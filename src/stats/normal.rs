@@ -19,7 +19,7 @@ fn erfc_nonnegative(x: f64) -> f64 {
         let x2 = x * x;
         let (mut term, mut sum) = (x, x);
         for n in 1..200 {
-            term *= 2.0 * x2 / (2 * n + 1) as f64;
+            term *= 2.0 * x2 / f64::from(2 * n + 1);
             sum += term;
             if term <= 1e-17 * sum {
                 break;
@@ -31,7 +31,7 @@ fn erfc_nonnegative(x: f64) -> f64 {
         let mut f = x;
         let (mut c, mut d) = (f, 0.0);
         for k in 1..5000 {
-            let a = 0.5 * k as f64;
+            let a = 0.5 * f64::from(k);
             d = x + a * d;
             d = if d == 0.0 { 1.0 / TINY } else { 1.0 / d };
             c = x + a / c;

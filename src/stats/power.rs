@@ -88,9 +88,9 @@ pub fn control_units_for_half_width(contrast: &Contrast, target: f64, alpha: f64
     for _ in 0..200 {
         let mid = 0.5 * (lo + hi);
         if narrow_enough(mid) {
-            hi = mid
+            hi = mid;
         } else {
-            lo = mid
+            lo = mid;
         }
         if hi - lo <= 1e-10 * hi {
             break;
@@ -132,9 +132,9 @@ pub fn required_control_units(contrast: &Contrast, alpha: f64, target: f64, meth
     for _ in 0..200 {
         let mid = 0.5 * (lo + hi);
         if reaches(mid) {
-            hi = mid
+            hi = mid;
         } else {
-            lo = mid
+            lo = mid;
         }
         if hi - lo <= 1e-10 * hi {
             break;

@@ -46,7 +46,7 @@ fn beta_continued_fraction(a: f64, b: f64, x: f64) -> f64 {
     d = 1.0 / d;
     let mut h = d;
     for m in 1..200_000 {
-        let m = m as f64;
+        let m = f64::from(m);
         let m2 = 2.0 * m;
         let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
         d = 1.0 + aa * d;
@@ -98,7 +98,7 @@ fn incomplete_beta(a: f64, b: f64, x: f64, y: f64) -> f64 {
 }
 
 /// `P(T > t)` for Student's t with `df` degrees of freedom.
-pub fn sf(t: f64, df: f64) -> f64 {
+pub(super) fn sf(t: f64, df: f64) -> f64 {
     if t.is_nan() {
         return f64::NAN;
     }
@@ -114,7 +114,7 @@ fn pdf(t: f64, df: f64) -> f64 {
 }
 
 /// The `p` quantile of Student's t with `df` degrees of freedom, `0 < p < 1`.
-pub fn quantile(p: f64, df: f64) -> f64 {
+pub(super) fn quantile(p: f64, df: f64) -> f64 {
     if p == 0.5 {
         return 0.0;
     }

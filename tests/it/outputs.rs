@@ -21,7 +21,7 @@ fn assert_complete_set(dir: &std::path::Path) {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    let mut expected: Vec<String> = FILES.iter().map(|s| s.to_string()).collect();
+    let mut expected: Vec<String> = FILES.iter().map(ToString::to_string).collect();
     expected.sort();
     assert_eq!(names, expected, "exactly the contract's files, no temporaries left");
     let manifest: serde_json::Value =

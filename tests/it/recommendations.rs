@@ -39,7 +39,7 @@ fn five_truths() -> &'static Scenario {
 
 /// The experiments of [`rules`] whose decision the module doc and the code agree on, with the
 /// rule each one pins.
-pub const RULE_EXPERIMENTS: [&str; 12] = [
+pub(crate) const RULE_EXPERIMENTS: [&str; 12] = [
     "win",               // 5: promote
     "lose",              // 6: rollback on the primary
     "harmful-guardrail", // 6: rollback on a guardrail without a margin
@@ -56,13 +56,13 @@ pub const RULE_EXPERIMENTS: [&str; 12] = [
 
 /// Experiments of [`rules`] on which the rule as documented and the code part ways (see
 /// `reference::the_documented_rule_and_the_code_agree_on_its_edge_cases`).
-pub const EDGE_EXPERIMENTS: [&str; 2] = ["pending-trade-off", "untestable-guardrail"];
+pub(crate) const EDGE_EXPERIMENTS: [&str; 2] = ["pending-trade-off", "untestable-guardrail"];
 
 /// One dataset with an experiment per rule (12,000 units over 5 days, a second proportion
 /// guardrail `bounce_rate`), each experiment's guardrails and settings edited in its own table.
 /// The seed is one on which every outcome holds with some room (checked by the tests below,
 /// which name the margins).
-pub fn rules() -> &'static Scenario {
+pub(crate) fn rules() -> &'static Scenario {
     static SCENARIO: OnceLock<Scenario> = OnceLock::new();
     SCENARIO.get_or_init(|| {
         let mut args = vec!["--units", "12000", "--days", "5", "--seed", "6", "--bounce-rate", "0.3"];
@@ -87,7 +87,7 @@ pub fn rules() -> &'static Scenario {
         let s = Scenario::generate(&args);
         let generated = "guardrails = [{ metric = \"error_rate\", margin = 0.2 }]";
         let guardrails = |id: &str, to: &str, extra: &str| {
-            s.edit_experiment(id, |table| format!("{}\n{extra}", table.replace(generated, &format!("guardrails = {to}"))))
+            s.edit_experiment(id, |table| format!("{}\n{extra}", table.replace(generated, &format!("guardrails = {to}"))));
         };
         let named = r#"["error_rate"]"#;
         let bounce = |margin: f64| format!(r#"["error_rate", {{ metric = "bounce_rate", margin = {margin} }}]"#);
@@ -120,7 +120,7 @@ pub fn rules() -> &'static Scenario {
 
 /// A first day without any purchase yet (the primary's event): `first-day` as configured,
 /// `first-and-last-day` with `max_days = 1`.
-pub fn first_day() -> &'static Scenario {
+pub(crate) fn first_day() -> &'static Scenario {
     static SCENARIO: OnceLock<Scenario> = OnceLock::new();
     SCENARIO.get_or_init(|| {
         let s = Scenario::generate(&[

@@ -22,7 +22,7 @@ fn run_reference(s: &Scenario, experiments: &[&str]) -> (bool, String) {
 }
 
 /// Checks `experiments` of `s`'s run against the reference; returns its output.
-pub fn reference_check(s: &Scenario, experiments: &[&str]) -> String {
+pub(crate) fn reference_check(s: &Scenario, experiments: &[&str]) -> String {
     let (passed, output) = run_reference(s, experiments);
     assert!(passed, "{experiments:?}:\n{output}");
     assert!(output.contains("comparisons match scipy, gbstats and statsmodels"), "{output}");

@@ -543,8 +543,7 @@ fn a_job_failing_every_two_seconds_mails_one_notice_not_one_per_run() {
     );
     assert!(service.terminate(Duration::from_secs(5)).success());
     let mailed = std::fs::read_dir(&store)
-        .map(|entries| entries.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count())
-        .unwrap_or(0);
+        .map_or(0, |entries| entries.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count());
     assert_eq!(mailed, 1, "one notice per job and cause within the hour; log:\n{}", service.log());
     let held: Vec<Value> = service
         .logged("admin notice")

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::support::{python, repo_root};
 
 /// Polls `condition` every 50 ms until it holds or `timeout` passes; returns whether it held.
-pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
     loop {
         if condition() {
@@ -30,14 +30,14 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 }
 
 /// moto's S3 server with one bucket loaded from a folder (`tests/servers/s3_server.py`).
-pub struct S3Server {
+pub(crate) struct S3Server {
     child: Child,
     pub port: u16,
 }
 
 impl S3Server {
     /// Starts the server with `bucket` holding every file under `dir` at `prefix/<path>`.
-    pub fn start(bucket: &str, dir: &Path, prefix: &str) -> Self {
+    pub(crate) fn start(bucket: &str, dir: &Path, prefix: &str) -> Self {
         let mut child = Command::new(python())
             .arg(repo_root().join("tests/servers/s3_server.py"))
             .args(["--bucket", bucket, "--upload", &format!("{bucket}/{prefix}={}", dir.display())])
@@ -91,7 +91,7 @@ struct ProxyState {
 /// A TCP proxy on loopback in front of the S3 server. It passes bytes through unchanged (so
 /// request signatures still verify) and can answer 503, delay answers, or stop listening and
 /// cut every connection as a crashed server would.
-pub struct Proxy {
+pub(crate) struct Proxy {
     pub port: u16,
     upstream: SocketAddr,
     state: Arc<ProxyState>,
@@ -100,7 +100,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// Starts a proxy to `127.0.0.1:<upstream_port>`.
-    pub fn start(upstream_port: u16) -> Self {
+    pub(crate) fn start(upstream_port: u16) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -132,44 +132,44 @@ impl Proxy {
     }
 
     /// Answers the next `n` connections with 503.
-    pub fn fail_next(&self, n: u32) {
+    pub(crate) fn fail_next(&self, n: u32) {
         self.state.fail_next.store(n, Ordering::SeqCst);
     }
 
     /// Lets clients send `bytes` more bytes, then cuts the connection that goes past them and
     /// answers every later connection with 503, as a store failing mid-upload would.
-    pub fn fail_after_bytes(&self, bytes: u64) {
+    pub(crate) fn fail_after_bytes(&self, bytes: u64) {
         let from = self.state.bytes_up.load(Ordering::SeqCst).saturating_add(bytes);
         self.state.fail_from_byte.store(from, Ordering::SeqCst);
     }
 
     /// Passes everything again after [`Proxy::fail_after_bytes`].
-    pub fn stop_failing(&self) {
+    pub(crate) fn stop_failing(&self) {
         self.state.fail_from_byte.store(u64::MAX, Ordering::SeqCst);
     }
 
     /// Bytes clients sent through the proxy so far.
-    pub fn bytes_up(&self) -> u64 {
+    pub(crate) fn bytes_up(&self) -> u64 {
         self.state.bytes_up.load(Ordering::SeqCst)
     }
 
     /// Delays every chunk the server sends back by `delay`.
-    pub fn delay(&self, delay: Duration) {
+    pub(crate) fn delay(&self, delay: Duration) {
         self.state.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Connections accepted so far.
-    pub fn connections(&self) -> u32 {
+    pub(crate) fn connections(&self) -> u32 {
         self.state.connections.load(Ordering::SeqCst)
     }
 
     /// 503 answers given so far.
-    pub fn failed(&self) -> u32 {
+    pub(crate) fn failed(&self) -> u32 {
         self.state.failed.load(Ordering::SeqCst)
     }
 
     /// Stops listening and cuts every connection: new connections are refused.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.state.stopped.store(true, Ordering::SeqCst);
         for task in self.state.tasks.lock().expect("lock").drain(..) {
             task.abort();
@@ -177,7 +177,7 @@ impl Proxy {
     }
 
     /// Listens again on the same port.
-    pub fn restart(&self) {
+    pub(crate) fn restart(&self) {
         self.state.stopped.store(false, Ordering::SeqCst);
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let listener = self.runtime.block_on(TcpListener::bind(addr)).expect("the proxy binds its port again");
@@ -257,15 +257,15 @@ async fn relay(mut client: TcpStream, upstream: SocketAddr, state: Arc<ProxyStat
 }
 
 /// `abreport serve` running as a child process, its log (JSON lines) in a file.
-pub struct ServeProcess {
+pub(crate) struct ServeProcess {
     child: Child,
     log: PathBuf,
 }
 
 impl ServeProcess {
     /// Starts `abreport --log-format json serve <args>` in `dir` with `envs`.
-    pub fn start(dir: &Path, args: &[&str], envs: &[(&str, String)]) -> Self {
-        let log = unique(dir.join("serve.log"));
+    pub(crate) fn start(dir: &Path, args: &[&str], envs: &[(&str, String)]) -> Self {
+        let log = unique(&dir.join("serve.log"));
         let stderr = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_abreport"))
             .args(["--log-format", "json", "serve"])
@@ -282,12 +282,12 @@ impl ServeProcess {
     }
 
     /// The log so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Log lines whose message contains `text`.
-    pub fn logged(&self, text: &str) -> Vec<serde_json::Value> {
+    pub(crate) fn logged(&self, text: &str) -> Vec<serde_json::Value> {
         self.log()
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -296,14 +296,14 @@ impl ServeProcess {
     }
 
     /// Sends the signal `name` (`TERM`, `HUP`, …).
-    pub fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("kill runs");
         assert!(sent.success(), "SIG{name} sent");
     }
 
     /// Sends SIGTERM and waits up to `timeout` for the exit.
-    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         self.signal("TERM");
         let mut status = None;
         assert!(
@@ -327,8 +327,8 @@ impl Drop for ServeProcess {
     }
 }
 
-fn unique(path: PathBuf) -> PathBuf {
-    let mut candidate = path.clone();
+fn unique(path: &Path) -> PathBuf {
+    let mut candidate = path.to_path_buf();
     let mut n = 0;
     while candidate.exists() {
         n += 1;

@@ -203,12 +203,12 @@ fn guardrails_named_only_have_no_margin_and_only_block_on_harm() {
     s.run(&[]).assert_code(0);
     let result = s.result("plain");
     assert!(
-        metric(&result, "error_rate").get("margin").is_none_or(|m| m.is_null()),
+        metric(&result, "error_rate").get("margin").is_none_or(serde_json::Value::is_null),
         "{}",
         metric(&result, "error_rate")
     );
     let c = comparison(&result, "error_rate");
-    assert!(c.get("non_inferiority").is_none_or(|n| n.is_null()), "{c}");
+    assert!(c.get("non_inferiority").is_none_or(serde_json::Value::is_null), "{c}");
     assert!(c["inference"]["harm_p_value"].is_f64(), "the harm test of 0: {c}");
     let planned: Vec<&str> =
         result["plan"]["tests"].as_array().expect("tests").iter().map(|t| t["test"].as_str().expect("kind")).collect();

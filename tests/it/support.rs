@@ -11,10 +11,10 @@ use arrow::datatypes::{Field, Schema};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub const REPORT_DATE: &str = "2026-11-20";
+pub(crate) const REPORT_DATE: &str = "2026-11-20";
 
 /// The outcome of one `abreport` invocation.
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -24,20 +24,22 @@ impl Run {
     fn from(output: Output) -> Self {
         Self {
             code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            stdout: String::from_utf8(output.stdout)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            stderr: String::from_utf8(output.stderr)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         }
     }
 
     #[track_caller]
-    pub fn assert_code(&self, code: i32) -> &Self {
+    pub(crate) fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
 }
 
 /// Runs the built binary in `dir` with `args`.
-pub fn abreport(dir: &Path, args: &[&str]) -> Run {
+pub(crate) fn abreport(dir: &Path, args: &[&str]) -> Run {
     abreport_with_env(dir, args, &[])
 }
 
@@ -64,14 +66,14 @@ const HERMETIC: [&str; 17] = [
 ];
 
 /// Runs the built binary in `dir` with `args` and extra environment variables.
-pub fn abreport_env(dir: &Path, args: &[&str], envs: &[(&str, String)]) -> Run {
+pub(crate) fn abreport_env(dir: &Path, args: &[&str], envs: &[(&str, String)]) -> Run {
     let pairs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     abreport_with_env(dir, args, &pairs)
 }
 
 /// Runs the built binary in `dir` with `args` and extra environment variables (on top of a
 /// hermetic environment: see [`HERMETIC`]).
-pub fn abreport_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+pub(crate) fn abreport_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_abreport"));
     command.args(args).current_dir(dir);
     for key in HERMETIC {
@@ -82,14 +84,14 @@ pub fn abreport_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run
 }
 
 /// A folder with a generated dataset (`data/`, `job.toml`) and room for outputs.
-pub struct Scenario {
+pub(crate) struct Scenario {
     dir: tempfile::TempDir,
 }
 
 impl Scenario {
     /// `abreport generate --out <dir> --end-date REPORT_DATE <args>`, in a fresh temp folder
     /// under cargo's target/tmp (removed when the scenario is dropped).
-    pub fn generate(args: &[&str]) -> Self {
+    pub(crate) fn generate(args: &[&str]) -> Self {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
         let out = dir.path().to_str().expect("utf-8 path").to_string();
         let mut full = vec!["generate", "--out", &out, "--end-date", REPORT_DATE];
@@ -99,44 +101,44 @@ impl Scenario {
     }
 
     /// An empty folder (for hand-made data).
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self { dir: tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir") }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn job(&self) -> PathBuf {
+    pub(crate) fn job(&self) -> PathBuf {
         self.path().join("job.toml")
     }
 
     /// Rewrites the job file with `edit`.
-    pub fn edit_job(&self, edit: impl FnOnce(String) -> String) {
+    pub(crate) fn edit_job(&self, edit: impl FnOnce(String) -> String) {
         let text = std::fs::read_to_string(self.job()).expect("job file");
         std::fs::write(self.job(), edit(text)).expect("job file written");
     }
 
     /// `abreport run --job job.toml --date REPORT_DATE --out out <extra>`.
-    pub fn run(&self, extra: &[&str]) -> Run {
+    pub(crate) fn run(&self, extra: &[&str]) -> Run {
         self.run_with_env(extra, &[])
     }
 
     /// [`Scenario::run`] with extra environment variables.
-    pub fn run_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    pub(crate) fn run_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Run {
         let mut args = vec!["run", "--job", "job.toml", "--date", REPORT_DATE, "--out", "out"];
         args.extend_from_slice(extra);
         abreport_with_env(self.path(), &args, env)
     }
 
     /// Puts top-level keys (`admin = …`) before the job file's first table, where TOML wants them.
-    pub fn prepend_to_job(&self, lines: &str) {
+    pub(crate) fn prepend_to_job(&self, lines: &str) {
         self.edit_job(|job| format!("{lines}\n{job}"));
     }
 
     /// Rewrites the `[[experiments]]` table of experiment `id` with `edit` (the table's text,
     /// from its `id = …` line to the next table).
-    pub fn edit_experiment(&self, id: &str, edit: impl FnOnce(String) -> String) {
+    pub(crate) fn edit_experiment(&self, id: &str, edit: impl FnOnce(String) -> String) {
         self.edit_job(|job| {
             let start = job.find(&format!("id = \"{id}\"\n")).unwrap_or_else(|| panic!("no experiment {id}"));
             let end = job[start..].find("\n[[").map_or(job.len(), |i| start + i + 1);
@@ -145,16 +147,16 @@ impl Scenario {
     }
 
     /// Appends a table (`[[deliver]]` …) to the job file.
-    pub fn append_to_job(&self, table: &str) {
+    pub(crate) fn append_to_job(&self, table: &str) {
         self.edit_job(|job| format!("{job}\n{table}\n"));
     }
 
-    pub fn out(&self, experiment: &str) -> PathBuf {
+    pub(crate) fn out(&self, experiment: &str) -> PathBuf {
         self.path().join("out").join(experiment)
     }
 
     /// The experiment entry of `out/<experiment>/results.json`.
-    pub fn result(&self, experiment: &str) -> Value {
+    pub(crate) fn result(&self, experiment: &str) -> Value {
         let path = self.out(experiment).join("results.json");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let json: Value = serde_json::from_str(&text).expect("results.json parses");
@@ -163,19 +165,19 @@ impl Scenario {
 }
 
 /// A check of an experiment result by name.
-pub fn check<'a>(result: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn check<'a>(result: &'a Value, name: &str) -> &'a Value {
     result["checks"]
         .as_array()
         .and_then(|c| c.iter().find(|c| c["name"] == name))
         .unwrap_or_else(|| panic!("check {name} missing"))
 }
 
-pub fn recommendation(result: &Value) -> &str {
+pub(crate) fn recommendation(result: &Value) -> &str {
     result["decision"]["recommendation"].as_str().expect("recommendation")
 }
 
 /// The decision's reason codes.
-pub fn reason_codes(result: &Value) -> Vec<&str> {
+pub(crate) fn reason_codes(result: &Value) -> Vec<&str> {
     result["decision"]["reason_codes"]
         .as_array()
         .expect("reason codes")
@@ -184,7 +186,7 @@ pub fn reason_codes(result: &Value) -> Vec<&str> {
         .collect()
 }
 
-pub fn metric<'a>(result: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn metric<'a>(result: &'a Value, name: &str) -> &'a Value {
     result["metrics"]
         .as_array()
         .and_then(|m| m.iter().find(|m| m["name"] == name))
@@ -192,7 +194,7 @@ pub fn metric<'a>(result: &'a Value, name: &str) -> &'a Value {
 }
 
 /// Writes one Parquet file with the given columns.
-pub fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
+pub(crate) fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("partition folder");
     let fields: Vec<Field> = columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect();
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, a)| a).collect())
@@ -206,33 +208,33 @@ pub fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
 /// The Python interpreter with scipy, statsmodels, gbstats and pyarrow, set up by the test
 /// command (`.ci/run`). Missing it is a failure, not a skip: the reference checks are part of
 /// the suite.
-pub fn python() -> String {
+pub(crate) fn python() -> String {
     std::env::var("ABREPORT_TEST_PYTHON").unwrap_or_else(|_| {
         panic!("ABREPORT_TEST_PYTHON is not set: run the tests with ./.ci/run (it installs the reference packages)")
     })
 }
 
 /// The run ledger record of `job` and `date` under `<dir>/out/ledger`.
-pub fn ledger_record(dir: &Path, job: &str, date: &str) -> Value {
+pub(crate) fn ledger_record(dir: &Path, job: &str, date: &str) -> Value {
     let path = dir.join("out/ledger").join(job).join(format!("{date}.json"));
     try_ledger_record(dir, job, date).unwrap_or_else(|| panic!("no ledger record {}", path.display()))
 }
 
 /// The run ledger record of `job` and `date` under `<dir>/out/ledger`, if there is one yet.
-pub fn try_ledger_record(dir: &Path, job: &str, date: &str) -> Option<Value> {
+pub(crate) fn try_ledger_record(dir: &Path, job: &str, date: &str) -> Option<Value> {
     let path = dir.join("out/ledger").join(job).join(format!("{date}.json"));
     let text = std::fs::read_to_string(&path).ok()?;
     Some(serde_json::from_str(&text).expect("a ledger record is JSON (written atomically)"))
 }
 
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A test server (`tests/servers/<script>`) run by the reference Python: started with its
 /// arguments, ready once it printed `READY <port>`, killed when dropped. Its stderr goes to a
 /// log file beside the test's data, named in failures.
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
     /// The loopback port it listens on.
     pub port: u16,
@@ -241,7 +243,7 @@ pub struct Server {
 
 impl Server {
     /// Starts `script` with `args`, waiting up to 60 s for its ready line.
-    pub fn start(script: &str, args: &[&str], log_dir: &Path) -> Self {
+    pub(crate) fn start(script: &str, args: &[&str], log_dir: &Path) -> Self {
         let log = log_dir.join(format!("{script}.log"));
         let stderr = std::fs::File::create(&log).expect("server log");
         let mut child = Command::new(python())
@@ -275,7 +277,7 @@ impl Server {
     }
 
     /// What the server wrote to stderr so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -288,18 +290,18 @@ impl Drop for Server {
 }
 
 /// A loopback port nothing listens on (it was free a moment ago).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("address").port()
 }
 
-pub fn sha256(bytes: &[u8]) -> String {
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The bytes of an output with its documented time-stamped parts taken out, or `None` for a
 /// file that is all time stamps (`run.log.jsonl`).
-pub fn without_timestamps(name: &str, bytes: Vec<u8>) -> Option<Vec<u8>> {
+pub(crate) fn without_timestamps(name: &str, bytes: Vec<u8>) -> Option<Vec<u8>> {
     let text = || String::from_utf8(bytes.clone()).expect("UTF-8 text");
     match name {
         "run.log.jsonl" => None,
@@ -341,7 +343,7 @@ pub fn without_timestamps(name: &str, bytes: Vec<u8>) -> Option<Vec<u8>> {
 
 /// The sha256 of each output in an experiment's folder, its time-stamped parts taken out
 /// (`run.log.jsonl`, all time stamps, is left out).
-pub fn output_hashes(dir: &Path) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn output_hashes(dir: &Path) -> std::collections::BTreeMap<String, String> {
     let mut hashes = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("entry").path();
@@ -354,7 +356,7 @@ pub fn output_hashes(dir: &Path) -> std::collections::BTreeMap<String, String> {
 }
 
 /// Every row of a Parquet file, as one batch.
-pub fn read_parquet(path: &Path) -> RecordBatch {
+pub(crate) fn read_parquet(path: &Path) -> RecordBatch {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .expect("parquet")
@@ -365,7 +367,7 @@ pub fn read_parquet(path: &Path) -> RecordBatch {
 }
 
 /// A Utf8 column of a batch, as strings.
-pub fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
+pub(crate) fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
     let array = batch.column_by_name(column).unwrap_or_else(|| panic!("no column {column}"));
     let array = array.as_any().downcast_ref::<arrow::array::StringArray>().expect("a Utf8 column");
     array.iter().map(|v| v.unwrap_or_default().to_string()).collect()
