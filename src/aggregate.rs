@@ -16,6 +16,7 @@ mod exact_sum;
 mod experiment;
 mod fold;
 mod spec;
+pub mod sufficient;
 mod unit_keys;
 mod values;
 
