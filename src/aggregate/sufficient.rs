@@ -6,6 +6,10 @@
 //! the same table from its own aggregates (`embedded`), which is how the tests prove the
 //! engines equal.
 
+mod read;
+
+pub use read::{ExperimentStats, TableError, TableStats, read};
+
 /// The version of the table's schema; a reader refuses any other.
 pub const SCHEMA_VERSION: i32 = 1;
 

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use super::model::*;
-use super::raw::{RawDelivery, RawEventAggregate, RawExperiment, RawJob, RawMetric, RawStats};
+use super::raw::{RawDelivery, RawEventAggregate, RawExperiment, RawJob, RawMetric, RawSource, RawStats};
 
 /// Longest `sla_seconds`: a day, the period of a daily job.
 pub(super) const MAX_SLA_SECONDS: f64 = 86_400.0;
@@ -124,6 +124,7 @@ impl Checker<'_> {
         };
         let base_dir = file.parent().unwrap_or(Path::new("."));
         let url = self.source_url(&raw.source.url, base_dir);
+        let (kind, engine) = self.source_engine(&raw.source);
         let c = raw.source.columns;
         let defaults = ColumnNames::default();
         let columns = ColumnNames {
@@ -211,7 +212,7 @@ impl Checker<'_> {
             schedule: raw.schedule.map(Spanned::into_inner),
             timezone,
             sla,
-            source: SourceConfig { url: url?, columns },
+            source: SourceConfig { url: url?, columns, kind, engine },
             metrics,
             experiments,
             deliveries,
@@ -320,6 +321,43 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// `[source] kind`, `engine` and `spark_remote`. The remote may also come from the command
+    /// line or the environment (`app` applies those), so a Spark engine without one is only
+    /// a problem when nothing provides it; here it stays empty.
+    fn source_engine(&mut self, raw: &RawSource) -> (SourceKind, Engine) {
+        let kind = match raw.kind.as_ref().map(|k| (k, k.get_ref().as_str())) {
+            None | Some((_, "parquet")) => SourceKind::Parquet,
+            Some((_, "sufficient_stats")) => SourceKind::SufficientStats,
+            Some((k, other)) => {
+                self.problem(k, format!("`source.kind` must be `parquet` or `sufficient_stats`, got `{other}`"));
+                SourceKind::Parquet
+            }
+        };
+        let remote = raw.spark_remote.as_ref().map(|r| r.get_ref().trim().to_string());
+        if let Some(r) = &raw.spark_remote
+            && !r.get_ref().trim().starts_with("sc://")
+        {
+            self.problem(r, "`source.spark_remote` must be a Spark Connect URL, `sc://host:port`");
+        }
+        let engine = match raw.engine.as_ref().map(|e| (e, e.get_ref().as_str())) {
+            None | Some((_, "embedded")) => Engine::Embedded,
+            Some((e, "spark")) => {
+                if kind == SourceKind::SufficientStats {
+                    self.problem(e, "`source.engine = \"spark\"` computes statistics from Parquet data; a `sufficient_stats` source already holds them");
+                }
+                Engine::Spark { remote: remote.clone().unwrap_or_default() }
+            }
+            Some((e, other)) => {
+                self.problem(e, format!("`source.engine` must be `embedded` or `spark`, got `{other}`"));
+                Engine::Embedded
+            }
+        };
+        if let (Some(r), Engine::Embedded) = (&raw.spark_remote, &engine) {
+            self.problem(r, "`source.spark_remote` is only used with `engine = \"spark\"`");
+        }
+        (kind, engine)
     }
 
     fn source_url(&mut self, raw_url: &Spanned<String>, base_dir: &Path) -> Option<String> {

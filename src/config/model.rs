@@ -74,6 +74,51 @@ pub struct SourceConfig {
     pub url: String,
     /// Column names in the files.
     pub columns: ColumnNames,
+    /// What the URL holds.
+    pub kind: SourceKind,
+    /// What computes the statistics.
+    pub engine: Engine,
+}
+
+/// What a source URL holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceKind {
+    /// The contract's two datasets, `exposures/` and `events/`.
+    #[default]
+    Parquet,
+    /// The sufficient-statistics table (docs/sufficient-stats.md), one `date=` folder per report
+    /// date, computed by a warehouse from `abreport sql`.
+    SufficientStats,
+}
+
+impl SourceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Parquet => "parquet",
+            SourceKind::SufficientStats => "sufficient_stats",
+        }
+    }
+}
+
+/// What computes a run's statistics from the datasets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// This process reads and folds every byte (the default: fast, no services).
+    #[default]
+    Embedded,
+    /// A Spark cluster computes the sufficient statistics through Spark Connect; `remote` is
+    /// its `sc://` URL (it may carry a token: never print it whole).
+    Spark { remote: String },
+}
+
+impl Engine {
+    /// The engine's name, as reports and the run log say it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::Embedded => "embedded",
+            Engine::Spark { .. } => "spark",
+        }
+    }
 }
 
 /// The physical column names of both datasets.

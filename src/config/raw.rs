@@ -57,6 +57,14 @@ pub struct RawSource {
     /// Column names in the files, when they differ from the contract's names.
     #[serde(default)]
     pub columns: RawColumns,
+    /// What `url` holds: `parquet` (the two datasets; the default) or `sufficient_stats` (the
+    /// table of docs/sufficient-stats.md, computed elsewhere).
+    pub kind: Option<Spanned<String>>,
+    /// What computes the statistics of `parquet` data: `embedded` (this process; the default) or
+    /// `spark` (a Spark cluster through Spark Connect).
+    pub engine: Option<Spanned<String>>,
+    /// The Spark Connect URL (`sc://host:15002`) when `engine = "spark"`.
+    pub spark_remote: Option<Spanned<String>>,
 }
 
 /// `[source.columns]`: each key names the column in the files.
