@@ -330,6 +330,13 @@ pub struct ExperimentExports<'a> {
     /// `results.json` of this experiment alone.
     pub results_file: &'a ResultsFile,
     pub result: &'a ExperimentResult,
+    /// The per-unit data, when this process computed the statistics (another engine keeps its
+    /// units where they are: `allocation.parquet` and `units.parquet` are then not made here).
+    pub per_unit: Option<PerUnit<'a>>,
+}
+
+/// One experiment's units, for `allocation.parquet` and `units.parquet`.
+pub struct PerUnit<'a> {
     pub allocation: &'a Allocation,
     pub experiment_allocation: &'a ExperimentAllocation,
     /// The experiment's metric names, in its metric order.
@@ -344,20 +351,23 @@ pub struct ExperimentExports<'a> {
 /// manifest follow, once the log has the export's own line).
 pub fn experiment_files(exports: ExperimentExports<'_>) -> Result<Vec<OutputFile>, ExportError> {
     let report_date = exports.results_file.report_date.to_string();
-    Ok(vec![
+    let mut files = vec![
         text_file("report.html", exports.html),
         text_file("report.md", exports.markdown),
         results_json(exports.results_file)?,
         results_parquet(&report_date, exports.result)?,
-        allocation_parquet(exports.allocation, exports.experiment_allocation)?,
-        units_parquet(
-            exports.allocation,
-            exports.experiment_allocation,
-            &exports.metric_names,
-            exports.values,
-            exports.covariates,
-        )?,
-    ])
+    ];
+    if let Some(units) = exports.per_unit {
+        files.push(allocation_parquet(units.allocation, units.experiment_allocation)?);
+        files.push(units_parquet(
+            units.allocation,
+            units.experiment_allocation,
+            &units.metric_names,
+            units.values,
+            units.covariates,
+        )?);
+    }
+    Ok(files)
 }
 
 /// Writes `outputs` under `root/<dir_name>/`, atomically per file, manifest last. Returns the

@@ -36,6 +36,7 @@ pub mod source;
 pub mod stale;
 pub mod stats;
 pub mod store;
+pub mod sufficient_table;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod threads;

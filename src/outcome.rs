@@ -52,7 +52,7 @@ impl Exit {
 /// The exit code of a run that failed with `error`.
 pub(crate) fn exit_for(error: &RunError) -> Exit {
     match error {
-        RunError::UnknownExperiment { .. } => Exit::Config,
+        RunError::UnknownExperiment { .. } | RunError::EngineUnavailable { .. } => Exit::Config,
         RunError::Source(_) => Exit::SourceUnavailable,
         RunError::Sla(_) => Exit::SlaExceeded,
         RunError::Render(_) | RunError::Export(_) | RunError::Incomplete { .. } => Exit::Internal,

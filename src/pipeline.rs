@@ -18,15 +18,17 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use serde_json::json;
 
-use crate::aggregate::{self, Aggregator, EventTotals, ExperimentAllocation, ExperimentInput, Spec};
+use crate::aggregate::sufficient::ExperimentStats;
+use crate::aggregate::{self, EventTotals, ExperimentAllocation, ExperimentInput, Spec};
 use crate::analyze::{self, Design, ExperimentData};
-use crate::config::{Experiment, Job};
+use crate::config::{Engine, Experiment, Job, SourceKind};
 use crate::decide;
-use crate::export::{self, ExperimentExports, ExperimentOutputs};
+use crate::export::{self, ExperimentExports, ExperimentOutputs, PerUnit};
 use crate::render::{Renderer, RunFacts};
 use crate::results::{ExperimentResult, ResultsFile, SCHEMA_VERSION, Status};
 use crate::runlog::{Deadline, RunLog};
 use crate::source::{Dataset, Source};
+use read::Work;
 
 use crate::store::display_url;
 
@@ -101,14 +103,16 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
 
     // Every request to the source gets a timeout and retries bounded by the deadline.
     let source = Source::open_counting(&job.source.url, deadline, request.source_retries.clone())?;
-    let plan = read::list(&source, &spec, &deadline, log).await?;
-
-    let reader = read::Reader { source: &source, plan: &plan, progress: request.progress, deadline: &deadline, log };
-    let aggregator = Arc::new(Aggregator::new(spec.clone()));
-    let exposure_stats = reader.exposures(job, &aggregator).await?;
-    let event_stats = reader.events(job, &aggregator).await?;
+    let computed = match (job.source.kind, &job.source.engine) {
+        (SourceKind::SufficientStats, _) => {
+            read::sufficient_stats(&source, job, &spec, request.progress, &deadline, log).await?
+        }
+        (SourceKind::Parquet, Engine::Embedded) => {
+            read::embedded(&source, job, &spec, request.progress, &deadline, log).await?
+        }
+        (SourceKind::Parquet, Engine::Spark { .. }) => return Err(RunError::EngineUnavailable { engine: "spark" }),
+    };
     let source_retries = read::retries(&source, log);
-    let (allocation, mut totals) = read::allocate(aggregator, log)?;
 
     let renderer = Renderer::new()?;
     let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -117,9 +121,10 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         report_date: report_date.to_string(),
         generated_at: generated_at.clone(),
         source: display_url(&job.source.url),
-        files_read: exposure_stats.files + event_stats.files,
-        bytes_read: exposure_stats.bytes + event_stats.bytes,
-        rows_read: exposure_stats.rows + event_stats.rows,
+        engine: engine_description(job),
+        files_read: computed.read.files,
+        bytes_read: computed.read.bytes,
+        rows_read: computed.read.rows,
         timings: log.timings(),
         elapsed_seconds: 0.0,
         sla_seconds: job.sla.as_secs_f64(),
@@ -128,17 +133,15 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     // Each experiment is analysed, rendered and encoded on its own, on every core. Accumulators
     // are moved into their experiment's work and freed with it; experiments not started yet
     // come last, with none.
-    let mut work: Vec<(&Experiment, Option<usize>, EventTotals)> = Vec::new();
-    for (i, experiment) in in_window.iter().enumerate() {
-        work.push((experiment, Some(i), std::mem::take(&mut totals[i])));
-    }
-    work.extend(not_started.iter().map(|experiment| (*experiment, None, EventTotals::default())));
+    let mut work: Vec<(&Experiment, Option<Work>)> =
+        in_window.iter().copied().zip(computed.work.into_iter().map(Some)).collect();
+    work.extend(not_started.iter().map(|experiment| (*experiment, None)));
     let context = ExperimentContext {
         job,
         report_date,
         spec: &spec,
-        allocation: &allocation,
-        missing_partitions: &plan.missing,
+        allocation: computed.allocation.as_ref(),
+        missing_partitions: &computed.missing,
         renderer: &renderer,
         facts: &facts,
         generated_at: &generated_at,
@@ -149,7 +152,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     };
     let n_work = work.len();
     let done = tokio::task::block_in_place(|| {
-        crate::threads::each(work, |(experiment, index, totals)| context.experiment(experiment, index, totals))
+        crate::threads::each(work, |(experiment, work)| context.experiment(experiment, work))
     });
     let mut results = Vec::with_capacity(n_work);
     let mut outputs = Vec::with_capacity(n_work);
@@ -178,7 +181,8 @@ struct ExperimentContext<'a> {
     job: &'a Job,
     report_date: NaiveDate,
     spec: &'a Spec,
-    allocation: &'a aggregate::Allocation,
+    /// The embedded fold's allocation; `None` when another engine computed the statistics.
+    allocation: Option<&'a aggregate::Allocation>,
     missing_partitions: &'a [(Dataset, NaiveDate)],
     renderer: &'a Renderer,
     facts: &'a RunFacts,
@@ -191,33 +195,24 @@ struct ExperimentContext<'a> {
 
 impl ExperimentContext<'_> {
     /// Values -> summaries -> analyze -> decide -> render -> encode, for one experiment.
-    /// `index` is its position in the spec (`None`: it starts after the report date).
-    fn experiment(&self, experiment: &Experiment, index: Option<usize>, totals: EventTotals) -> Processed {
+    /// `work` is its statistics-to-be (`None`: it starts after the report date).
+    fn experiment(&self, experiment: &Experiment, work: Option<Work>) -> Processed {
         let (job, report_date, log) = (self.job, self.report_date, self.log);
         let started = Instant::now();
-        let empty = ExperimentAllocation::default();
-        let experiment_allocation = index.map_or(&empty, |i| &self.allocation.experiments[i]);
-        let spec = index.map(|i| &self.spec.experiments[i]);
-        let input = ExperimentInput { job, experiment, spec, allocation: experiment_allocation, totals: &totals };
-        let aggregates = aggregate::experiment(&input);
-        // The per-unit accumulators are values now; only the counts are still needed, so the
-        // accumulators are freed before the statistics run.
-        let EventTotals { counted_events, invalid_values, .. } = totals;
-        drop(totals);
-        let counts = experiment_allocation.counts(experiment.start);
+        let (stats, per_unit) = self.statistics(experiment, work);
         let analysis = analyze::analyze(&ExperimentData {
             job,
             experiment,
             report_date,
-            allocation: &counts,
-            counted_events,
-            invalid_values,
-            metrics: &aggregates.metrics,
+            allocation: &stats.counts,
+            counted_events: stats.counted_events,
+            invalid_values: stats.invalid_values,
+            metrics: &stats.metrics,
             missing_partitions: self.missing_partitions,
-            breakdowns: &aggregates.breakdowns,
+            breakdowns: &stats.breakdowns,
             design: self.designs.iter().find(|d| d.experiment == experiment.id),
         });
-        let units = experiment_allocation.units.len();
+        let units = stats.counts.all_units as usize;
         let source = display_url(&job.source.url);
         let no_data = decide::missing_data(&experiment.id, experiment.start, report_date, units, &source);
         let result = decide::decide(analysis.result, no_data);
@@ -253,11 +248,7 @@ impl ExperimentContext<'_> {
             markdown,
             results_file: &results_file,
             result: &result,
-            allocation: self.allocation,
-            experiment_allocation,
-            metric_names: experiment.metrics.iter().map(|m| job.metrics[m.metric].name.as_str()).collect(),
-            values: aggregates.values,
-            covariates: aggregates.covariates,
+            per_unit,
         })?;
         log.info(
             "export",
@@ -272,6 +263,76 @@ impl ExperimentContext<'_> {
         let new_design = analysis.new_design.filter(|_| result.status == Status::Ok);
         Ok((result, outputs, new_design))
     }
+}
+
+impl<'a> ExperimentContext<'a> {
+    /// One experiment's statistics, and its per-unit values when this process computed them.
+    /// The embedded fold's accumulators become values here and are freed before the statistics
+    /// run; another engine's statistics arrive whole.
+    fn statistics(&self, experiment: &'a Experiment, work: Option<Work>) -> (ExperimentStats, Option<PerUnit<'a>>) {
+        let job = self.job;
+        let metric_names = || experiment.metrics.iter().map(|m| job.metrics[m.metric].name.as_str()).collect();
+        match work {
+            Some(Work::Computed(stats)) => (*stats, None),
+            Some(Work::Embedded { index, totals }) => {
+                let allocation = self.allocation.expect("the embedded engine hands over its allocation");
+                let experiment_allocation = &allocation.experiments[index];
+                let spec = Some(&self.spec.experiments[index]);
+                let input =
+                    ExperimentInput { job, experiment, spec, allocation: experiment_allocation, totals: &totals };
+                let aggregates = aggregate::experiment(&input);
+                let EventTotals { counted_events, invalid_values, .. } = totals;
+                drop(totals);
+                let stats = ExperimentStats {
+                    counts: experiment_allocation.counts(experiment.start),
+                    counted_events,
+                    invalid_values,
+                    metrics: aggregates.metrics,
+                    breakdowns: aggregates.breakdowns,
+                };
+                let per_unit = PerUnit {
+                    allocation,
+                    experiment_allocation,
+                    metric_names: metric_names(),
+                    values: aggregates.values,
+                    covariates: aggregates.covariates,
+                };
+                (stats, Some(per_unit))
+            }
+            None => {
+                let empty = ExperimentAllocation::default();
+                let input = ExperimentInput {
+                    job,
+                    experiment,
+                    spec: None,
+                    allocation: &empty,
+                    totals: &EventTotals::default(),
+                };
+                let aggregates = aggregate::experiment(&input);
+                let stats = ExperimentStats {
+                    counts: empty.counts(experiment.start),
+                    metrics: aggregates.metrics,
+                    breakdowns: aggregates.breakdowns,
+                    ..ExperimentStats::default()
+                };
+                (stats, None)
+            }
+        }
+    }
+}
+
+/// How the report names what computed its statistics.
+fn engine_description(job: &Job) -> String {
+    match (job.source.kind, &job.source.engine) {
+        (SourceKind::SufficientStats, _) => "sufficient statistics computed elsewhere (`abreport sql`)".to_string(),
+        (SourceKind::Parquet, Engine::Embedded) => "abreport (embedded engine)".to_string(),
+        (SourceKind::Parquet, Engine::Spark { remote }) => format!("Spark at {}", display_remote(remote)),
+    }
+}
+
+/// A Spark Connect URL without its parameters (they may carry a token).
+fn display_remote(remote: &str) -> String {
+    remote.split(['/', ';']).filter(|p| !p.is_empty()).take(2).collect::<Vec<_>>().join("//")
 }
 
 #[cfg(test)]

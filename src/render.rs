@@ -35,6 +35,8 @@ pub struct RunFacts {
     pub generated_at: String,
     /// The source URL without credentials or query.
     pub source: String,
+    /// What computed the statistics: this process, a Spark cluster, or a warehouse.
+    pub engine: String,
     pub files_read: usize,
     pub bytes_read: u64,
     pub rows_read: u64,
@@ -619,6 +621,7 @@ impl ReportModel {
             })
             .collect();
         let data = vec![
+            ("Computed by".to_string(), facts.engine.clone()),
             ("Files read".to_string(), format!("{} ({})", count(facts.files_read as u64), bytes(facts.bytes_read))),
             ("Rows read".to_string(), count(facts.rows_read)),
             ("Exposure rows for this experiment".to_string(), count(result.traffic.exposure_rows)),
@@ -1024,6 +1027,7 @@ mod tests {
             report_date: "2026-11-20".into(),
             generated_at: "2026-11-21T06:00:00Z".into(),
             source: "s3://data/xp".into(),
+            engine: "abreport (embedded engine)".into(),
             files_read: 2,
             bytes_read: 1000,
             rows_read: 10,

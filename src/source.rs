@@ -78,6 +78,10 @@ pub enum Expect {
     Timestamp,
     /// Any float or integer type (read as f64).
     Number,
+    /// Any integer type.
+    Integer,
+    /// A date (Date32 or Date64).
+    Date,
 }
 
 impl Expect {
@@ -86,7 +90,9 @@ impl Expect {
             Expect::Text => is_text(data_type),
             Expect::UnitId => is_text(data_type) || matches!(data_type, DataType::Int64 | DataType::Int32),
             Expect::Timestamp => matches!(data_type, DataType::Timestamp(_, _)),
-            Expect::Number => data_type.is_numeric(),
+            Expect::Number => data_type.is_numeric() || data_type == &DataType::Null,
+            Expect::Integer => data_type.is_integer(),
+            Expect::Date => matches!(data_type, DataType::Date32 | DataType::Date64),
         }
     }
 
@@ -96,6 +102,8 @@ impl Expect {
             Expect::UnitId => "a string or Int64",
             Expect::Timestamp => "a timestamp",
             Expect::Number => "Float64 (or another numeric type)",
+            Expect::Integer => "an integer",
+            Expect::Date => "a date",
         }
     }
 }
@@ -113,6 +121,29 @@ fn is_text(data_type: &DataType) -> bool {
 pub struct ColumnSpec {
     pub name: String,
     pub expect: Expect,
+}
+
+/// The sufficient-statistics table's columns (docs/sufficient-stats.md), in its order.
+fn table_columns<'a>() -> Vec<(&'a str, Expect)> {
+    use crate::sufficient_table::column;
+    vec![
+        (column::SCHEMA_VERSION, Expect::Integer),
+        (column::REPORT_DATE, Expect::Date),
+        (column::EXPERIMENT_ID, Expect::Text),
+        (column::SECTION, Expect::Text),
+        (column::NAME, Expect::Text),
+        (column::VARIANT, Expect::Text),
+        (column::DAY, Expect::Date),
+        (column::DIMENSION, Expect::Text),
+        (column::DIMENSION_VALUE, Expect::Text),
+        (column::N, Expect::Integer),
+        (column::SUM_Y, Expect::Number),
+        (column::SUM_YY, Expect::Number),
+        (column::SUM_X, Expect::Number),
+        (column::SUM_XX, Expect::Number),
+        (column::SUM_XY, Expect::Number),
+        (column::CAP_VALUE, Expect::Number),
+    ]
 }
 
 /// The columns a run reads of `dataset`, in the order the fold takes them: exposures'
@@ -133,6 +164,7 @@ pub fn read_columns(job: &Job, dataset: Dataset) -> Arc<[ColumnSpec]> {
             (&names.value, Expect::Number),
             (&names.event_ts, Expect::Timestamp),
         ],
+        Dataset::SufficientStats => table_columns(),
     };
     if dataset == Dataset::Exposures {
         specs.extend(job.dimensions.iter().map(|d| (d.as_str(), Expect::Text)));

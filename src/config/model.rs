@@ -44,12 +44,14 @@ pub struct Job {
     pub outbox: PathBuf,
 }
 
-/// The two datasets under a source root.
+/// The datasets under a source root: the contract's two, or the sufficient-statistics table
+/// (a `kind = "sufficient_stats"` source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Dataset {
     Exposures,
     Events,
+    SufficientStats,
 }
 
 impl Dataset {
@@ -57,6 +59,7 @@ impl Dataset {
         match self {
             Dataset::Exposures => "exposures",
             Dataset::Events => "events",
+            Dataset::SufficientStats => "sufficient_stats",
         }
     }
 }

@@ -313,6 +313,7 @@ fn compose(
             report_date: p.results.report_date.to_string(),
             generated_at: p.results.generated_at.clone(),
             source: display_url(&job.source.url),
+            engine: String::new(),
             // The mail shows no run statistics (they are in report.html); results.json does
             // not carry them, and a retry from the outbox has only the files.
             files_read: 0,

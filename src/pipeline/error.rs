@@ -19,6 +19,8 @@ pub enum RunError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Export(#[from] ExportError),
+    #[error("the `{engine}` engine is not available in this build of abreport")]
+    EngineUnavailable { engine: &'static str },
     #[error("internal error: {got} of {expected} experiments were processed (a worker failed); nothing was published")]
     Incomplete { expected: usize, got: usize },
 }

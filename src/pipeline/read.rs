@@ -6,16 +6,126 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::ArrayRef;
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::{Field, Schema};
 use chrono::NaiveDate;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use super::error::RunError;
-use crate::aggregate::{AggregateError, Aggregator, Allocation, EventTotals, Spec};
+use crate::aggregate::sufficient::{self, ExperimentStats};
+use crate::aggregate::{Aggregator, Allocation, EventTotals, Spec};
 use crate::config::{Experiment, Job};
 use crate::runlog::{Deadline, RunLog};
-use crate::source::{self, ColumnSpec, DataFile, Dataset, ScanPlan, ScanStats, Source};
+use crate::source::{self, ColumnSpec, DataFile, Dataset, ScanPlan, ScanStats, Source, SourceError};
+
+/// What the reading stages hand the experiments, whichever engine computed it.
+pub(super) struct Computed {
+    /// The embedded fold's allocation (unit ids and per-unit states, for the per-unit exports);
+    /// `None` when another engine computed the statistics.
+    pub allocation: Option<Allocation>,
+    /// Per experiment of the spec, in its order.
+    pub work: Vec<Work>,
+    /// Window dates without a partition, per dataset.
+    pub missing: Vec<(Dataset, NaiveDate)>,
+    /// What this process read.
+    pub read: ScanStats,
+}
+
+/// One experiment's statistics-to-be.
+pub(super) enum Work {
+    /// The embedded fold's accumulators of experiment `index` of the spec.
+    Embedded { index: usize, totals: EventTotals },
+    /// Statistics another engine computed.
+    Computed(Box<ExperimentStats>),
+}
+
+/// The embedded engine: lists, reads and folds every file of the window in this process.
+pub(super) async fn embedded(
+    source: &Source,
+    job: &Job,
+    spec: &Arc<Spec>,
+    progress: bool,
+    deadline: &Deadline,
+    log: &RunLog,
+) -> Result<Computed, RunError> {
+    let plan = list(source, spec, deadline, log).await?;
+    let reader = Reader { source, plan: &plan, progress, deadline, log };
+    let aggregator = Arc::new(Aggregator::new(spec.clone()));
+    let exposures = reader.exposures(job, &aggregator).await?;
+    let events = reader.events(job, &aggregator).await?;
+    let (allocation, totals) = allocate(aggregator, log)?;
+    let work = totals.into_iter().enumerate().map(|(index, totals)| Work::Embedded { index, totals }).collect();
+    let read = ScanStats {
+        files: exposures.files + events.files,
+        bytes: exposures.bytes + events.bytes,
+        rows: exposures.rows + events.rows,
+    };
+    Ok(Computed { allocation: Some(allocation), work, missing: plan.missing, read })
+}
+
+/// A `sufficient_stats` source: reads the report date's table (`sufficient_stats/date=D/`),
+/// computed elsewhere from `abreport sql`, and checks it against the job.
+pub(super) async fn sufficient_stats(
+    source: &Source,
+    job: &Job,
+    spec: &Spec,
+    progress: bool,
+    deadline: &Deadline,
+    log: &RunLog,
+) -> Result<Computed, RunError> {
+    let started = Instant::now();
+    let dates = vec![(Dataset::SufficientStats, vec![spec.report_date])];
+    let plan = deadline.within("list", source.plan(&dates)).await??;
+    let folder = format!("{}/{}/date={}", source.url(), Dataset::SufficientStats.folder(), spec.report_date);
+    if spec.experiments.is_empty() {
+        return Ok(Computed { allocation: None, work: Vec::new(), missing: Vec::new(), read: ScanStats::default() });
+    }
+    if plan.files.is_empty() {
+        return Err(SourceError::Missing {
+            url: folder,
+            cause: format!(
+                "no sufficient statistics for {}: the `abreport sql` result of that date is not there",
+                spec.report_date
+            ),
+        }
+        .into());
+    }
+    log.stage_done("list", started.elapsed(), json!({ "files": plan.files.len(), "bytes": plan.bytes() }));
+    let reader = Reader { source, plan: &plan, progress, deadline, log };
+    let columns = source::read_columns(job, Dataset::SufficientStats);
+    let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = {
+        let (batches, names) = (batches.clone(), columns.clone());
+        move |_: &DataFile, arrays: &[ArrayRef]| -> Result<(), arrow::error::ArrowError> {
+            let fields: Vec<Field> =
+                names.iter().zip(arrays).map(|(c, a)| Field::new(&c.name, a.data_type().clone(), true)).collect();
+            let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays.to_vec())?;
+            batches.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(batch);
+            Ok(())
+        }
+    };
+    let read = reader.read(Dataset::SufficientStats, columns, sink).await?;
+    let batches = std::mem::take(&mut *batches.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let table = sufficient::read(&batches, job, spec)
+        .map_err(|cause| SourceError::Batch { file: folder.clone(), cause: Box::new(cause) })?;
+    // A window date without rows in the table's `partition` section had no partition.
+    let missing: Vec<(Dataset, NaiveDate)> = scan_dates(spec)
+        .into_iter()
+        .flat_map(|(dataset, dates)| dates.into_iter().map(move |date| (dataset, date)))
+        .filter(|key| !table.partitions.contains(key))
+        .collect();
+    for (dataset, date) in &missing {
+        log.warn(
+            "list",
+            None,
+            format!("no {dataset} partition for {date}"),
+            json!({ "dataset": dataset, "date": date.to_string() }),
+        );
+    }
+    let work = table.experiments.into_iter().map(|stats| Work::Computed(Box::new(stats))).collect();
+    Ok(Computed { allocation: None, work, missing, read })
+}
 
 /// The experiments of `selected` whose window has begun by `report_date` (the others are
 /// reported as not started, and read nothing).
@@ -36,12 +146,7 @@ pub fn scan_dates(spec: &Spec) -> Vec<(Dataset, Vec<NaiveDate>)> {
 }
 
 /// Lists the partitions of every date any experiment's window covers, and logs the missing ones.
-pub(super) async fn list(
-    source: &Source,
-    spec: &Spec,
-    deadline: &Deadline,
-    log: &RunLog,
-) -> Result<ScanPlan, RunError> {
+async fn list(source: &Source, spec: &Spec, deadline: &Deadline, log: &RunLog) -> Result<ScanPlan, RunError> {
     let started = Instant::now();
     let datasets = scan_dates(spec);
     let plan = if datasets.is_empty() {
@@ -78,7 +183,7 @@ fn progress_bar(enabled: bool, total: u64, message: &'static str) -> ProgressBar
 }
 
 /// What every read of a run shares: where, which files, the clock and the log.
-pub(super) struct Reader<'a> {
+struct Reader<'a> {
     pub source: &'a Source,
     pub plan: &'a ScanPlan,
     pub progress: bool,
@@ -88,29 +193,30 @@ pub(super) struct Reader<'a> {
 
 impl Reader<'_> {
     /// Reads the exposure files into `aggregator`: each experiment's allocation.
-    pub(super) async fn exposures(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
+    async fn exposures(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
         let fold = aggregator.clone();
         let columns = source::read_columns(job, Dataset::Exposures);
         self.read(Dataset::Exposures, columns, move |file, columns| fold.fold_exposures(file.date, columns)).await
     }
 
     /// Reads the event files into `aggregator` (after the exposures): the units' accumulators.
-    pub(super) async fn events(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
+    async fn events(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
         let fold = aggregator.clone();
         let columns = source::read_columns(job, Dataset::Events);
         self.read(Dataset::Events, columns, move |file, columns| fold.fold_events(file.date, columns)).await
     }
 
     /// Reads the files of one dataset through `fold`, timed and under the deadline.
-    async fn read(
+    async fn read<E: std::error::Error + Send + Sync + 'static>(
         &self,
         dataset: Dataset,
         columns: Arc<[ColumnSpec]>,
-        fold: impl Fn(&DataFile, &[ArrayRef]) -> Result<(), AggregateError> + Send + Sync + 'static,
+        fold: impl Fn(&DataFile, &[ArrayRef]) -> Result<(), E> + Send + Sync + 'static,
     ) -> Result<ScanStats, RunError> {
         let stage = match dataset {
             Dataset::Exposures => "read exposures",
             Dataset::Events => "read events",
+            Dataset::SufficientStats => "read sufficient statistics",
         };
         let files: Vec<DataFile> = self.plan.files_of(dataset).cloned().collect();
         let total: u64 = files.iter().map(|f| f.size).sum();
@@ -146,7 +252,7 @@ pub(super) fn retries(source: &Source, log: &RunLog) -> u32 {
 
 /// Ends the fold once both scans have returned: the allocation of every experiment, and each
 /// experiment's event accumulators, gathered on all cores.
-pub(super) fn allocate(aggregator: Arc<Aggregator>, log: &RunLog) -> Result<(Allocation, Vec<EventTotals>), RunError> {
+fn allocate(aggregator: Arc<Aggregator>, log: &RunLog) -> Result<(Allocation, Vec<EventTotals>), RunError> {
     let started = Instant::now();
     // The readers' clones of the aggregator are gone once both scans have returned.
     let aggregator = Arc::try_unwrap(aggregator).map_err(|_| RunError::Incomplete { expected: 1, got: 0 })?;

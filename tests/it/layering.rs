@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 /// The top-level modules of `src/`, lowest layer first. A module may import from its own layer
 /// and the layers before it, never from a later one.
 const LAYERS: &[&[&str]] = &[
-    &["env", "numbers", "rng", "threads", "runlog", "results", "store", "stale", "cron"],
+    &["env", "numbers", "rng", "threads", "runlog", "results", "store", "sufficient_table", "stale", "cron"],
     &["stats"],
     &["config"],
     &["source"],

@@ -138,7 +138,10 @@ fn rows(batch: &RecordBatch, report_date: NaiveDate) -> Result<Vec<Row>, TableEr
             return Ok(array.clone());
         }
         let castable = match to {
-            DataType::Utf8 => matches!(array.data_type(), DataType::LargeUtf8 | DataType::Utf8View | DataType::Null),
+            DataType::Utf8 => matches!(
+                array.data_type(),
+                DataType::LargeUtf8 | DataType::Utf8View | DataType::Null | DataType::Dictionary(_, _)
+            ),
             DataType::Int32 | DataType::Int64 => array.data_type().is_integer(),
             DataType::Float64 => array.data_type().is_numeric() || array.data_type() == &DataType::Null,
             DataType::Date32 => matches!(array.data_type(), DataType::Date64 | DataType::Null),
