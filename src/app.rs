@@ -10,7 +10,7 @@ use crate::cli::{
     Cli, Command, DeliverArgs, DemoArgs, GenerateArgs, LogFormat, RunArgs, ServeArgs, SimulateArgs, StatusArgs,
     ValidateArgs,
 };
-use crate::config::{self, Job};
+use crate::config::{self, EngineOverride, Job};
 use crate::deliver::{self, outbox};
 use crate::generate::{self, GenExperiment, GenSpec};
 use crate::ledger::{Ledger, RunRecord, Trigger};
@@ -88,9 +88,13 @@ fn ledger_location(ledger: Option<&str>, out: &Path) -> String {
 }
 
 async fn run(args: RunArgs) -> Exit {
-    let job = match load_job(&args.job) {
+    let command_line = EngineOverride { engine: args.engine.clone(), spark_remote: args.spark_remote.clone() };
+    let job = match config::load_with(&args.job, &command_line) {
         Ok(job) => job,
-        Err(exit) => return exit,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Config;
+        }
     };
     let report_date = args.date.unwrap_or_else(|| yesterday(job.timezone));
     let ledger = match Ledger::open(&ledger_location(args.ledger.as_deref(), &args.out)) {

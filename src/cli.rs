@@ -87,6 +87,14 @@ pub struct RunArgs {
     /// The run ledger: a folder or an object-store URL; default `<out>/ledger`.
     #[arg(long, value_name = "DIR_OR_URL")]
     pub ledger: Option<String>,
+    /// What computes the statistics: `embedded` (this process) or `spark` (Spark Connect);
+    /// over the job file's `[source] engine` and ABREPORT_ENGINE.
+    #[arg(long, value_name = "ENGINE", value_parser = ["embedded", "spark"])]
+    pub engine: Option<String>,
+    /// The Spark Connect URL, `sc://host:15002`; over `[source] spark_remote` and
+    /// ABREPORT_SPARK_REMOTE.
+    #[arg(long, value_name = "URL")]
+    pub spark_remote: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -15,12 +15,17 @@ pub use model::*;
 
 /// Reads and checks one job file.
 pub fn load(file: &Path) -> Result<Job, ConfigError> {
+    load_with(file, &EngineOverride::default())
+}
+
+/// [`load`], with engine settings from the command line over the environment's and the file's.
+pub fn load_with(file: &Path, command_line: &EngineOverride) -> Result<Job, ConfigError> {
     let text =
         std::fs::read_to_string(file).map_err(|source| ConfigError::Read { file: file.to_path_buf(), source })?;
     // A job file is input: whatever it holds must not take the process down (`serve` reloads
     // job files beside other jobs' runs). `check` does not panic on any text or number (its
     // property tests); this keeps a bug in it from being fatal all the same.
-    std::panic::catch_unwind(|| check(&text, file)).unwrap_or_else(|_| {
+    let mut job = std::panic::catch_unwind(|| check(&text, file)).unwrap_or_else(|_| {
         Err(ConfigError::Invalid {
             file: file.to_path_buf(),
             problems: vec![Problem {
@@ -28,7 +33,13 @@ pub fn load(file: &Path) -> Result<Job, ConfigError> {
                 message: "internal error while checking this file (a bug in abreport); the file is not used".into(),
             }],
         })
-    })
+    })?;
+    let overrides = EngineOverride::from_environment().or(command_line.clone());
+    job.source.apply(&overrides).map_err(|message| ConfigError::Invalid {
+        file: job.file.clone(),
+        problems: vec![Problem { line: None, message: format!("[source] engine: {message}") }],
+    })?;
+    Ok(job)
 }
 
 /// Job files of a folder, each with its outcome.

@@ -48,6 +48,14 @@ pub const RETRY_DELAY_MS: &str = "ABREPORT_RETRY_DELAY_MS";
 /// once. Default: one per core. The outputs are the same whatever the number.
 pub const THREADS: &str = "ABREPORT_THREADS";
 
+/// The engine that computes the statistics, over the job file's `[source] engine`:
+/// `embedded` or `spark`. `--engine` wins over it.
+pub const ENGINE: &str = "ABREPORT_ENGINE";
+
+/// The Spark Connect URL (`sc://host:15002`, with `;token=…` when the cluster wants one) over
+/// the job file's `[source] spark_remote`. `--spark-remote` wins over it. Never printed whole.
+pub const SPARK_REMOTE: &str = "ABREPORT_SPARK_REMOTE";
+
 /// The SMTP settings that may also come from a job's `secrets_file`.
 pub const SMTP_SETTINGS: [&str; 8] =
     [SMTP_HOST, SMTP_PORT, SMTP_TLS, SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM, SMTP_CA_FILE, SMTP_TIMEOUT_SECONDS];

@@ -1255,4 +1255,56 @@ alpha = 0.01
             }
         }
     }
+
+    fn with_source(lines: &str) -> String {
+        GOOD.replace("url = \"file:///data/xp\"\n", &format!("url = \"file:///data/xp\"\n{lines}"))
+    }
+
+    #[test]
+    fn source_kind_and_engine_are_read_and_default_to_parquet_and_embedded() {
+        let job = check(GOOD, Path::new("jobs/t.toml")).expect("valid");
+        assert_eq!((job.source.kind, job.source.engine.clone()), (SourceKind::Parquet, Engine::Embedded));
+        let text = with_source("kind = \"sufficient_stats\"\n");
+        let job = check(&text, Path::new("jobs/t.toml")).expect("valid");
+        assert_eq!(job.source.kind, SourceKind::SufficientStats);
+        let text = with_source("engine = \"spark\"\nspark_remote = \"sc://127.0.0.1:15002\"\n");
+        let job = check(&text, Path::new("jobs/t.toml")).expect("valid");
+        assert_eq!(job.source.engine, Engine::Spark { remote: "sc://127.0.0.1:15002".into() });
+    }
+
+    #[test]
+    fn a_wrong_kind_engine_or_remote_is_named_with_its_line() {
+        let found = problems(&with_source("kind = \"csv\"\n"));
+        assert!(
+            found.iter().any(|p| p.starts_with("8: `source.kind` must be `parquet` or `sufficient_stats`")),
+            "{found:?}"
+        );
+        let found = problems(&with_source("engine = \"flink\"\n"));
+        assert!(found.iter().any(|p| p.starts_with("8: `source.engine` must be `embedded` or `spark`")), "{found:?}");
+        let found = problems(&with_source("engine = \"spark\"\nspark_remote = \"http://x\"\n"));
+        assert!(
+            found.iter().any(|p| p.starts_with("9: `source.spark_remote` must be a Spark Connect URL")),
+            "{found:?}"
+        );
+        let found = problems(&with_source("spark_remote = \"sc://x:1\"\n"));
+        assert!(found.iter().any(|p| p.contains("only used with `engine = \"spark\"`")), "{found:?}");
+        let found = problems(&with_source("kind = \"sufficient_stats\"\nengine = \"spark\"\n"));
+        assert!(found.iter().any(|p| p.contains("already holds them")), "{found:?}");
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_environment_and_the_file_and_a_spark_engine_needs_a_remote() {
+        let mut source = check(GOOD, Path::new("jobs/t.toml")).expect("valid").source;
+        let environment = EngineOverride { engine: Some("spark".into()), spark_remote: Some("sc://env:1".into()) };
+        let command_line = EngineOverride { engine: None, spark_remote: Some("sc://cli:2;token=secret".into()) };
+        source.apply(&environment.clone().or(command_line)).expect("complete");
+        assert_eq!(source.engine, Engine::Spark { remote: "sc://cli:2;token=secret".into() });
+        let mut source = check(GOOD, Path::new("jobs/t.toml")).expect("valid").source;
+        let missing = source.apply(&EngineOverride { engine: Some("spark".into()), spark_remote: None });
+        let message = missing.expect_err("no remote");
+        assert!(message.contains("spark_remote") && message.contains("ABREPORT_SPARK_REMOTE"), "{message}");
+        let mut source = check(GOOD, Path::new("jobs/t.toml")).expect("valid").source;
+        source.apply(&EngineOverride { engine: Some("embedded".into()), spark_remote: None }).expect("embedded");
+        assert_eq!(source.engine, Engine::Embedded);
+    }
 }

@@ -83,6 +83,66 @@ pub struct SourceConfig {
     pub engine: Engine,
 }
 
+/// Engine settings from outside the job file: the command line (`--engine`,
+/// `--spark-remote`) and the environment (`ABREPORT_ENGINE`, `ABREPORT_SPARK_REMOTE`). Each
+/// wins over the job file; the command line wins over the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineOverride {
+    pub engine: Option<String>,
+    pub spark_remote: Option<String>,
+}
+
+impl EngineOverride {
+    /// The environment's settings (empty values count as unset).
+    pub fn from_environment() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self { engine: var(crate::env::ENGINE), spark_remote: var(crate::env::SPARK_REMOTE) }
+    }
+
+    /// `self`, with `other`'s settings where it has them.
+    pub fn or(self, other: EngineOverride) -> Self {
+        Self { engine: other.engine.or(self.engine), spark_remote: other.spark_remote.or(self.spark_remote) }
+    }
+}
+
+impl SourceConfig {
+    /// Applies `overrides` and checks the engine is complete: a Spark engine needs its remote.
+    /// The error says where each setting can come from, never the remote itself (it may carry
+    /// a token).
+    pub fn apply(&mut self, overrides: &EngineOverride) -> Result<(), String> {
+        let remote = overrides.spark_remote.clone().or(match &self.engine {
+            Engine::Spark { remote } if !remote.is_empty() => Some(remote.clone()),
+            _ => None,
+        });
+        if let Some(r) = &remote
+            && !r.starts_with("sc://")
+        {
+            return Err("the Spark remote must be a Spark Connect URL, `sc://host:port`".into());
+        }
+        let engine = match overrides.engine.as_deref() {
+            None => self.engine.name(),
+            Some(e @ ("embedded" | "spark")) => e,
+            Some(other) => return Err(format!("the engine must be `embedded` or `spark`, got `{other}`")),
+        };
+        self.engine = match engine {
+            "spark" => {
+                if self.kind == SourceKind::SufficientStats {
+                    return Err("a `sufficient_stats` source already holds the statistics: it takes no engine".into());
+                }
+                let remote = remote.ok_or_else(|| {
+                    format!(
+                        "the spark engine needs a Spark Connect URL: set `[source] spark_remote`, `--spark-remote` or {}",
+                        crate::env::SPARK_REMOTE
+                    )
+                })?;
+                Engine::Spark { remote }
+            }
+            _ => Engine::Embedded,
+        };
+        Ok(())
+    }
+}
+
 /// What a source URL holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SourceKind {
