@@ -18,5 +18,6 @@ mod servers;
 mod simulate;
 mod sla;
 mod statistics;
+mod sufficient_source;
 mod support;
 mod variants;
