@@ -12,6 +12,7 @@
 
 mod reader;
 pub mod retry;
+pub mod spark;
 
 use std::fmt;
 use std::sync::Arc;

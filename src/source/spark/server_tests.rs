@@ -1,0 +1,1 @@
+//! Tests against the real Spark Connect server tests/run.sh starts.
