@@ -334,8 +334,12 @@ impl SparkSession {
         // the server sees the deadline too (`grpc-timeout`), the client enforces it below
         request.set_timeout(left);
         match tokio::time::timeout_at(deadline.into(), self.execute(request)).await {
-            Ok(result) => result,
-            Err(_elapsed) => {
+            Ok(Ok(batches)) => Ok(batches),
+            Ok(Err(error)) if Instant::now() < deadline => Err(error),
+            // the deadline passed: either timer fired (tonic enforces `grpc-timeout` too, as a
+            // `CANCELLED` status)
+            Ok(Err(_)) | Err(_) => {
+                // the server does not stop an operation whose stream was dropped: ask it to
                 self.interrupt_detached(operation_id);
                 Err(SparkError::Timeout { remote: addr, during: "running the SQL" })
             }
