@@ -188,3 +188,21 @@ fn a_deadline_that_passes_mid_query_is_a_timeout_and_the_session_stays_usable() 
     let batches = sql(&session, "SELECT 1 AS one").expect("a small query after a timeout");
     assert_eq!(int64s(&batches, "one"), [1]);
 }
+
+#[test]
+fn a_result_of_many_arrow_batches_arrives_whole() {
+    // Spark sends at most `spark.sql.execution.arrow.maxRecordsPerBatch` (10 000) rows per batch
+    let batches = sql(&session(), "SELECT id FROM range(250000)").expect("query");
+    let ids = int64s(&batches, "id");
+    assert_eq!(ids.len(), 250_000);
+    assert_eq!(ids.iter().sum::<i64>(), 250_000 * 249_999 / 2);
+}
+
+#[test]
+fn a_division_by_zero_is_a_permanent_execution_error() {
+    // ANSI mode (Spark 4's default) fails the query at run time with SQLSTATE 22012
+    let error = sql(&session(), "SELECT 1 / (id - 3) AS x FROM range(5)").expect_err("division by zero");
+    assert!(matches!(&error, SparkError::Execution { sql_state: Some(state), .. } if state == "22012"), "{error:?}");
+    assert!(!error.is_transient());
+    assert!(error.to_string().contains("DIVIDE_BY_ZERO"), "{error}");
+}
