@@ -9,9 +9,13 @@
 //! Every request goes through [`retry::Retry`]: transient failures are retried inside the run's
 //! SLA budget, each request has a timeout derived from what is left of it, and permanent ones
 //! (access denied, a missing bucket or prefix, a corrupt file) fail at once.
+//!
+//! [`spark`] is the other way data comes in: a Spark Connect client that has a Spark cluster
+//! run SQL over the data and returns the (small) result as Arrow record batches.
 
 mod reader;
 pub mod retry;
+pub mod spark;
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (Python reference packages and test servers in
-# a virtualenv under target/, Azurite with npm under target/), then runs every test. Works on a
-# fresh clone; re-runs reuse both.
+# The test command: installs what the tests need (Python reference packages, test servers and
+# pyspark in a virtualenv under target/, Azurite with npm under target/), starts a Spark Connect
+# server, then runs every test. Works on a fresh clone; re-runs reuse the installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,5 +28,13 @@ if [ ! -f "$npm_dir/.installed-azurite-$azurite_version" ]; then
   touch "$npm_dir/.installed-azurite-$azurite_version"
 fi
 export ABREPORT_TEST_AZURITE="$PWD/$npm_dir/node_modules/.bin/azurite-blob"
+
+# A Spark Connect server on loopback (Spark from the venv's pyspark, in local mode), started once
+# so that every test process shares it, and stopped however the tests end.
+trap 'tests/servers/spark_connect.sh stop' EXIT
+spark_started=$(date +%s)
+ABREPORT_TEST_SPARK_REMOTE=$(tests/servers/spark_connect.sh start)
+export ABREPORT_TEST_SPARK_REMOTE
+echo "tests/run.sh: Spark Connect server at $ABREPORT_TEST_SPARK_REMOTE (up in $(($(date +%s) - spark_started)) s)"
 
 cargo test --all-targets "$@"
