@@ -33,6 +33,7 @@ pub mod runlog;
 pub mod schedule;
 pub mod simulate;
 pub mod source;
+pub mod sql;
 pub mod stale;
 pub mod stats;
 pub mod store;

@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["source"],
     &["aggregate"],
+    &["sql"],
     &["analyze"],
     &["decide"],
     &["render"],
