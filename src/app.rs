@@ -88,7 +88,11 @@ fn ledger_location(ledger: Option<&str>, out: &Path) -> String {
 }
 
 async fn run(args: RunArgs) -> Exit {
-    let command_line = EngineOverride { engine: args.engine.clone(), spark_remote: args.spark_remote.clone() };
+    let command_line = EngineOverride {
+        engine: args.engine.clone(),
+        spark_remote: args.spark_remote.clone(),
+        spark_output: args.spark_output.clone(),
+    };
     let job = match config::load_with(&args.job, &command_line) {
         Ok(job) => job,
         Err(e) => {

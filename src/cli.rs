@@ -95,6 +95,11 @@ pub struct RunArgs {
     /// ABREPORT_SPARK_REMOTE.
     #[arg(long, value_name = "URL")]
     pub spark_remote: Option<String>,
+    /// Where Spark writes the per-unit exports (part files under
+    /// `<URL>/<job>/<date>/<experiment>/`); over `[source] spark_output` and
+    /// ABREPORT_SPARK_OUTPUT.
+    #[arg(long, value_name = "URL")]
+    pub spark_output: Option<String>,
 }
 
 #[derive(Debug, Args)]

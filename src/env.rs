@@ -56,6 +56,11 @@ pub const ENGINE: &str = "ABREPORT_ENGINE";
 /// the job file's `[source] spark_remote`. `--spark-remote` wins over it. Never printed whole.
 pub const SPARK_REMOTE: &str = "ABREPORT_SPARK_REMOTE";
 
+/// Where Spark writes the per-unit exports (`allocation/`, `units/` part files), over the job
+/// file's `[source] spark_output`; `--spark-output` wins over it. A URL or a path that both
+/// the Spark cluster and abreport can reach.
+pub const SPARK_OUTPUT: &str = "ABREPORT_SPARK_OUTPUT";
+
 /// The SMTP settings that may also come from a job's `secrets_file`.
 pub const SMTP_SETTINGS: [&str; 8] =
     [SMTP_HOST, SMTP_PORT, SMTP_TLS, SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM, SMTP_CA_FILE, SMTP_TIMEOUT_SECONDS];

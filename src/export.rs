@@ -77,6 +77,23 @@ pub struct Manifest {
     pub status: String,
     pub recommendation: String,
     pub files: Vec<ManifestEntry>,
+    /// Files another engine wrote straight to its output location (Spark's per-unit part
+    /// files); absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engine_files: Vec<EngineFile>,
+}
+
+/// A file another engine wrote where it writes (a part of `allocation/` or `units/`), listed
+/// by size and the store's etag: the engine does not hash it, and hashing it here would move
+/// every per-unit row through abreport.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct EngineFile {
+    /// `<export>/<part file>`, e.g. `units/part-00000-….parquet`.
+    pub name: String,
+    /// Where it is (credentials never part of it).
+    pub url: String,
+    pub bytes: u64,
+    pub etag: Option<String>,
 }
 
 #[derive(Debug, Serialize, serde::Deserialize)]
@@ -96,6 +113,7 @@ pub fn with_manifest(
     result: &ExperimentResult,
     dir_name: &str,
     mut files: Vec<OutputFile>,
+    engine_files: Vec<EngineFile>,
 ) -> Result<ExperimentOutputs, ExportError> {
     let manifest = Manifest {
         schema_version: 1,
@@ -108,6 +126,7 @@ pub fn with_manifest(
             .iter()
             .map(|f| ManifestEntry { name: f.name.clone(), bytes: f.bytes.len() as u64, sha256: sha256_hex(&f.bytes) })
             .collect(),
+        engine_files,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| encode_error("manifest.json")(e.to_string()))?;
     files.push(OutputFile::new(MANIFEST, json));
@@ -489,7 +508,7 @@ mod tests {
             results_json(&results).expect("results.json"),
             results_parquet("2026-11-20", &result).expect("results.parquet"),
         ];
-        let outputs = with_manifest(&results, &result, "checkout", files.clone()).expect("a manifest");
+        let outputs = with_manifest(&results, &result, "checkout", files.clone(), Vec::new()).expect("a manifest");
         assert_eq!(outputs.dir_name, "checkout");
         let names: Vec<&str> = outputs.files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["report.md", "results.json", "results.parquet", MANIFEST]);

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::pipeline::RunError;
+use crate::source::spark::SparkError;
 
 /// Process exit codes. Documented in the README; one place maps outcomes to them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,10 +53,15 @@ impl Exit {
 /// The exit code of a run that failed with `error`.
 pub(crate) fn exit_for(error: &RunError) -> Exit {
     match error {
-        RunError::UnknownExperiment { .. } | RunError::EngineUnavailable { .. } => Exit::Config,
-        RunError::Source(_) => Exit::SourceUnavailable,
+        RunError::UnknownExperiment { .. } | RunError::Sql(_) | RunError::Spark(SparkError::InvalidRemote(_)) => {
+            Exit::Config
+        }
+        RunError::Source(_) | RunError::Spark(_) => Exit::SourceUnavailable,
+        RunError::EngineOutput { .. } => Exit::DeliveryFailed,
         RunError::Sla(_) => Exit::SlaExceeded,
-        RunError::Render(_) | RunError::Export(_) | RunError::Incomplete { .. } => Exit::Internal,
+        RunError::Render(_) | RunError::Export(_) | RunError::Incomplete { .. } | RunError::EngineResult { .. } => {
+            Exit::Internal
+        }
     }
 }
 
@@ -128,6 +134,11 @@ pub(crate) fn status_for(exit: Exit, error: Option<&RunError>) -> RunStatus {
         Exit::SlaExceeded => RunStatus::SlaMissed,
         Exit::SourceUnavailable => match error {
             Some(RunError::Source(e)) if !e.is_unavailable() => RunStatus::Failed,
+            // A server that cannot be reached, or refuses the session, is unavailable; SQL it
+            // rejects or a query that fails on the data fails the same way again.
+            Some(RunError::Spark(e)) if !e.is_transient() && !matches!(e, SparkError::Rejected { .. }) => {
+                RunStatus::Failed
+            }
             _ => RunStatus::SourceUnavailable,
         },
         Exit::Internal | Exit::Config | Exit::Environment => RunStatus::Failed,

@@ -10,6 +10,7 @@
 //! deadline check, so a run that misses its SLA publishes nothing.
 
 mod read;
+mod spark;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
@@ -27,6 +28,7 @@ use crate::export::{self, ExperimentExports, ExperimentOutputs, PerUnit};
 use crate::render::{Renderer, RunFacts};
 use crate::results::{ExperimentResult, ResultsFile, SCHEMA_VERSION, Status};
 use crate::runlog::{Deadline, RunLog};
+use crate::source::spark::SparkRemote;
 use crate::source::{Dataset, Source};
 use read::Work;
 
@@ -110,7 +112,10 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         (SourceKind::Parquet, Engine::Embedded) => {
             read::embedded(&source, job, &spec, request.progress, &deadline, log).await?
         }
-        (SourceKind::Parquet, Engine::Spark { .. }) => return Err(RunError::EngineUnavailable { engine: "spark" }),
+        (SourceKind::Parquet, Engine::Spark { remote, output }) => {
+            let engine = spark::SparkEngine { remote, output: output.as_deref(), retries: &request.source_retries };
+            spark::spark(&engine, job, &spec, &deadline, log).await?
+        }
     };
     let source_retries = read::retries(&source, log);
 
@@ -173,6 +178,10 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     Ok(RunOutput { results, outputs, facts, source_retries, new_designs })
 }
 
+/// One experiment's statistics, its per-unit values when this process computed them, and the
+/// per-unit files another engine wrote.
+type Statistics<'a> = (ExperimentStats, Option<PerUnit<'a>>, Vec<export::EngineFile>);
+
 /// One experiment's outcome.
 type Processed = Result<(ExperimentResult, ExperimentOutputs, Option<Design>), RunError>;
 
@@ -199,7 +208,7 @@ impl ExperimentContext<'_> {
     fn experiment(&self, experiment: &Experiment, work: Option<Work>) -> Processed {
         let (job, report_date, log) = (self.job, self.report_date, self.log);
         let started = Instant::now();
-        let (stats, per_unit) = self.statistics(experiment, work);
+        let (stats, per_unit, engine_files) = self.statistics(experiment, work);
         let analysis = analyze::analyze(&ExperimentData {
             job,
             experiment,
@@ -257,7 +266,7 @@ impl ExperimentContext<'_> {
             json!({ "seconds": encode_started.elapsed().as_secs_f64(), "peak_rss_mib": crate::runlog::peak_rss_mib() }),
         );
         files.push(export::text_file("run.log.jsonl", log.jsonl_for(&experiment.id)));
-        let outputs = export::with_manifest(&results_file, &result, &experiment.output_dir, files)?;
+        let outputs = export::with_manifest(&results_file, &result, &experiment.output_dir, files, engine_files)?;
         self.deadline.check("render and export")?;
         // A failed experiment fixes no design: its numbers are not the experiment's.
         let new_design = analysis.new_design.filter(|_| result.status == Status::Ok);
@@ -269,11 +278,11 @@ impl<'a> ExperimentContext<'a> {
     /// One experiment's statistics, and its per-unit values when this process computed them.
     /// The embedded fold's accumulators become values here and are freed before the statistics
     /// run; another engine's statistics arrive whole.
-    fn statistics(&self, experiment: &'a Experiment, work: Option<Work>) -> (ExperimentStats, Option<PerUnit<'a>>) {
+    fn statistics(&self, experiment: &'a Experiment, work: Option<Work>) -> Statistics<'a> {
         let job = self.job;
         let metric_names = || experiment.metrics.iter().map(|m| job.metrics[m.metric].name.as_str()).collect();
         match work {
-            Some(Work::Computed(stats)) => (*stats, None),
+            Some(Work::Computed { stats, engine_files }) => (*stats, None, engine_files),
             Some(Work::Embedded { index, totals }) => {
                 let allocation = self.allocation.expect("the embedded engine hands over its allocation");
                 let experiment_allocation = &allocation.experiments[index];
@@ -297,7 +306,7 @@ impl<'a> ExperimentContext<'a> {
                     values: aggregates.values,
                     covariates: aggregates.covariates,
                 };
-                (stats, Some(per_unit))
+                (stats, Some(per_unit), Vec::new())
             }
             None => {
                 let empty = ExperimentAllocation::default();
@@ -315,7 +324,7 @@ impl<'a> ExperimentContext<'a> {
                     breakdowns: aggregates.breakdowns,
                     ..ExperimentStats::default()
                 };
-                (stats, None)
+                (stats, None, Vec::new())
             }
         }
     }
@@ -326,13 +335,11 @@ fn engine_description(job: &Job) -> String {
     match (job.source.kind, &job.source.engine) {
         (SourceKind::SufficientStats, _) => "sufficient statistics computed elsewhere (`abreport sql`)".to_string(),
         (SourceKind::Parquet, Engine::Embedded) => "abreport (embedded engine)".to_string(),
-        (SourceKind::Parquet, Engine::Spark { remote }) => format!("Spark at {}", display_remote(remote)),
+        (SourceKind::Parquet, Engine::Spark { remote, .. }) => match SparkRemote::parse(remote) {
+            Ok(remote) => format!("Spark at {}", remote.display_addr()),
+            Err(_) => "Spark".to_string(),
+        },
     }
-}
-
-/// A Spark Connect URL without its parameters (they may carry a token).
-fn display_remote(remote: &str) -> String {
-    remote.split(['/', ';']).filter(|p| !p.is_empty()).take(2).collect::<Vec<_>>().join("//")
 }
 
 #[cfg(test)]

@@ -62,3 +62,13 @@ pub fn per_unit_sql(
 ) -> Result<String, SqlError> {
     Err(SqlError::Unsupported(format!("{dialect:?}: not written yet")))
 }
+
+/// `text` as a string literal of `dialect`. Spark and BigQuery read backslash escapes inside
+/// literals, so a backslash is doubled and a quote escaped with one; DuckDB and Trino follow
+/// standard SQL, where only a doubled quote escapes.
+pub fn string_literal(text: &str, dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Spark | Dialect::BigQuery => format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'")),
+        Dialect::DuckDb | Dialect::Trino => format!("'{}'", text.replace('\'', "''")),
+    }
+}

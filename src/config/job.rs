@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -124,7 +124,7 @@ impl Checker<'_> {
         };
         let base_dir = file.parent().unwrap_or(Path::new("."));
         let url = self.source_url(&raw.source.url, base_dir);
-        let (kind, engine) = self.source_engine(&raw.source);
+        let (kind, engine) = self.source_engine(&raw.source, base_dir);
         let c = raw.source.columns;
         let defaults = ColumnNames::default();
         let columns = ColumnNames {
@@ -326,7 +326,7 @@ impl Checker<'_> {
     /// `[source] kind`, `engine` and `spark_remote`. The remote may also come from the command
     /// line or the environment (`app` applies those), so a Spark engine without one is only
     /// a problem when nothing provides it; here it stays empty.
-    fn source_engine(&mut self, raw: &RawSource) -> (SourceKind, Engine) {
+    fn source_engine(&mut self, raw: &RawSource, base_dir: &Path) -> (SourceKind, Engine) {
         let kind = match raw.kind.as_ref().map(|k| (k, k.get_ref().as_str())) {
             None | Some((_, "parquet")) => SourceKind::Parquet,
             Some((_, "sufficient_stats")) => SourceKind::SufficientStats,
@@ -341,13 +341,14 @@ impl Checker<'_> {
         {
             self.problem(r, "`source.spark_remote` must be a Spark Connect URL, `sc://host:port`");
         }
+        let output = raw.spark_output.as_ref().and_then(|o| self.location(o, "source.spark_output", base_dir));
         let engine = match raw.engine.as_ref().map(|e| (e, e.get_ref().as_str())) {
             None | Some((_, "embedded")) => Engine::Embedded,
             Some((e, "spark")) => {
                 if kind == SourceKind::SufficientStats {
                     self.problem(e, "`source.engine = \"spark\"` computes statistics from Parquet data; a `sufficient_stats` source already holds them");
                 }
-                Engine::Spark { remote: remote.clone().unwrap_or_default() }
+                Engine::Spark { remote: remote.clone().unwrap_or_default(), output: output.clone() }
             }
             Some((e, other)) => {
                 self.problem(e, format!("`source.engine` must be `embedded` or `spark`, got `{other}`"));
@@ -357,31 +358,23 @@ impl Checker<'_> {
         if let (Some(r), Engine::Embedded) = (&raw.spark_remote, &engine) {
             self.problem(r, "`source.spark_remote` is only used with `engine = \"spark\"`");
         }
+        if let (Some(o), Engine::Embedded) = (&raw.spark_output, &engine) {
+            self.problem(o, "`source.spark_output` is only used with `engine = \"spark\"`");
+        }
         (kind, engine)
     }
 
     fn source_url(&mut self, raw_url: &Spanned<String>, base_dir: &Path) -> Option<String> {
-        let text = raw_url.get_ref().trim();
-        if text.is_empty() {
-            self.problem(raw_url, "`source.url` must not be empty");
-            return None;
-        }
-        if text.contains("://") {
-            return match url::Url::parse(text) {
-                Ok(url) => Some(url.to_string()),
-                Err(err) => {
-                    self.problem(raw_url, format!("`source.url` `{text}` is not a valid URL: {err}"));
-                    None
-                }
-            };
-        }
-        let path = base_dir.join(text);
-        let absolute =
-            if path.is_absolute() { path } else { std::env::current_dir().map(|cwd| cwd.join(&path)).unwrap_or(path) };
-        match url::Url::from_directory_path(normalize(&absolute)) {
-            Ok(url) => Some(url.to_string()),
-            Err(()) => {
-                self.problem(raw_url, format!("`source.url` `{text}` is not a usable path"));
+        self.location(raw_url, "source.url", base_dir)
+    }
+
+    /// A location setting (`key`) as an absolute URL: URLs as given, paths resolved against
+    /// the job file's folder.
+    fn location(&mut self, raw: &Spanned<String>, key: &str, base_dir: &Path) -> Option<String> {
+        match absolute_url(raw.get_ref(), base_dir) {
+            Ok(url) => Some(url),
+            Err(problem) => {
+                self.problem(raw, format!("`{key}` {problem}"));
                 None
             }
         }
@@ -723,21 +716,6 @@ pub fn safe_path_component(id: &str) -> String {
         safe = format!("{safe}-{hash}");
     }
     safe
-}
-
-/// Removes `.` and `..` components without touching the file system.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -1269,7 +1247,25 @@ alpha = 0.01
         assert_eq!(job.source.kind, SourceKind::SufficientStats);
         let text = with_source("engine = \"spark\"\nspark_remote = \"sc://127.0.0.1:15002\"\n");
         let job = check(&text, Path::new("jobs/t.toml")).expect("valid");
-        assert_eq!(job.source.engine, Engine::Spark { remote: "sc://127.0.0.1:15002".into() });
+        assert_eq!(job.source.engine, Engine::Spark { remote: "sc://127.0.0.1:15002".into(), output: None });
+    }
+
+    #[test]
+    fn the_spark_output_is_a_url_paths_resolved_against_the_job_folder_and_only_for_spark() {
+        let text = with_source("engine = \"spark\"\nspark_remote = \"sc://h:1\"\nspark_output = \"per-unit\"\n");
+        let job = check(&text, Path::new("/srv/jobs/t.toml")).expect("valid");
+        let output = Some("file:///srv/jobs/per-unit/".to_string());
+        assert_eq!(job.source.engine, Engine::Spark { remote: "sc://h:1".into(), output });
+        let text = with_source("engine = \"spark\"\nspark_remote = \"sc://h:1\"\nspark_output = \"s3://b/units\"\n");
+        let job = check(&text, Path::new("/srv/jobs/t.toml")).expect("valid");
+        assert_eq!(job.source.engine, Engine::Spark { remote: "sc://h:1".into(), output: Some("s3://b/units".into()) });
+        let found = problems(&with_source("spark_output = \"s3://b/units\"\n"));
+        assert!(found.iter().any(|p| p.starts_with("8: `source.spark_output` is only used with")), "{found:?}");
+        // The command line's output wins over the file's.
+        let mut source = job.source;
+        let cli = EngineOverride { engine: None, spark_remote: None, spark_output: Some("gs://other/x".into()) };
+        source.apply(&cli).expect("complete");
+        assert_eq!(source.engine, Engine::Spark { remote: "sc://h:1".into(), output: Some("gs://other/x".into()) });
     }
 
     #[test]
@@ -1295,16 +1291,24 @@ alpha = 0.01
     #[test]
     fn the_command_line_wins_over_the_environment_and_the_file_and_a_spark_engine_needs_a_remote() {
         let mut source = check(GOOD, Path::new("jobs/t.toml")).expect("valid").source;
-        let environment = EngineOverride { engine: Some("spark".into()), spark_remote: Some("sc://env:1".into()) };
-        let command_line = EngineOverride { engine: None, spark_remote: Some("sc://cli:2;token=secret".into()) };
+        let environment = EngineOverride {
+            engine: Some("spark".into()),
+            spark_remote: Some("sc://env:1".into()),
+            spark_output: None,
+        };
+        let command_line =
+            EngineOverride { engine: None, spark_remote: Some("sc://cli:2;token=secret".into()), spark_output: None };
         source.apply(&environment.clone().or(command_line)).expect("complete");
-        assert_eq!(source.engine, Engine::Spark { remote: "sc://cli:2;token=secret".into() });
+        assert_eq!(source.engine, Engine::Spark { remote: "sc://cli:2;token=secret".into(), output: None });
         let mut source = check(GOOD, Path::new("jobs/t.toml")).expect("valid").source;
-        let missing = source.apply(&EngineOverride { engine: Some("spark".into()), spark_remote: None });
+        let missing =
+            source.apply(&EngineOverride { engine: Some("spark".into()), spark_remote: None, spark_output: None });
         let message = missing.expect_err("no remote");
         assert!(message.contains("spark_remote") && message.contains("ABREPORT_SPARK_REMOTE"), "{message}");
         let mut source = check(GOOD, Path::new("jobs/t.toml")).expect("valid").source;
-        source.apply(&EngineOverride { engine: Some("embedded".into()), spark_remote: None }).expect("embedded");
+        source
+            .apply(&EngineOverride { engine: Some("embedded".into()), spark_remote: None, spark_output: None })
+            .expect("embedded");
         assert_eq!(source.engine, Engine::Embedded);
     }
 }

@@ -90,18 +90,27 @@ pub struct SourceConfig {
 pub struct EngineOverride {
     pub engine: Option<String>,
     pub spark_remote: Option<String>,
+    pub spark_output: Option<String>,
 }
 
 impl EngineOverride {
     /// The environment's settings (empty values count as unset).
     pub fn from_environment() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        Self { engine: var(crate::env::ENGINE), spark_remote: var(crate::env::SPARK_REMOTE) }
+        Self {
+            engine: var(crate::env::ENGINE),
+            spark_remote: var(crate::env::SPARK_REMOTE),
+            spark_output: var(crate::env::SPARK_OUTPUT),
+        }
     }
 
     /// `self`, with `other`'s settings where it has them.
     pub fn or(self, other: EngineOverride) -> Self {
-        Self { engine: other.engine.or(self.engine), spark_remote: other.spark_remote.or(self.spark_remote) }
+        Self {
+            engine: other.engine.or(self.engine),
+            spark_remote: other.spark_remote.or(self.spark_remote),
+            spark_output: other.spark_output.or(self.spark_output),
+        }
     }
 }
 
@@ -111,9 +120,18 @@ impl SourceConfig {
     /// a token).
     pub fn apply(&mut self, overrides: &EngineOverride) -> Result<(), String> {
         let remote = overrides.spark_remote.clone().or(match &self.engine {
-            Engine::Spark { remote } if !remote.is_empty() => Some(remote.clone()),
+            Engine::Spark { remote, .. } if !remote.is_empty() => Some(remote.clone()),
             _ => None,
         });
+        let output = overrides
+            .spark_output
+            .as_deref()
+            .map(|o| absolute_url(o, Path::new("")).map_err(|e| format!("the Spark output {e}")))
+            .transpose()?
+            .or(match &self.engine {
+                Engine::Spark { output, .. } => output.clone(),
+                Engine::Embedded => None,
+            });
         if let Some(r) = &remote
             && !r.starts_with("sc://")
         {
@@ -135,7 +153,7 @@ impl SourceConfig {
                         crate::env::SPARK_REMOTE
                     )
                 })?;
-                Engine::Spark { remote }
+                Engine::Spark { remote, output }
             }
             _ => Engine::Embedded,
         };
@@ -170,8 +188,9 @@ pub enum Engine {
     #[default]
     Embedded,
     /// A Spark cluster computes the sufficient statistics through Spark Connect; `remote` is
-    /// its `sc://` URL (it may carry a token: never print it whole).
-    Spark { remote: String },
+    /// its `sc://` URL (it may carry a token: never print it whole). `output` is where Spark
+    /// writes the per-unit exports (an absolute URL); without it they are not made.
+    Spark { remote: String, output: Option<String> },
 }
 
 impl Engine {
@@ -445,4 +464,39 @@ fn write_problem(f: &mut fmt::Formatter<'_>, file: impl fmt::Display, problem: &
         Some(line) => write!(f, "{file}:{line}: {}", problem.message),
         None => write!(f, "{file}: {}", problem.message),
     }
+}
+
+/// A location as an absolute URL: URLs as given, paths resolved against `base_dir` (and the
+/// working directory when that is relative). The error completes "`key` ...".
+pub(crate) fn absolute_url(text: &str, base_dir: &Path) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if text.contains("://") {
+        return url::Url::parse(text)
+            .map(|url| url.to_string())
+            .map_err(|e| format!("`{text}` is not a valid URL: {e}"));
+    }
+    let path = base_dir.join(text);
+    let absolute =
+        if path.is_absolute() { path } else { std::env::current_dir().map(|cwd| cwd.join(&path)).unwrap_or(path) };
+    url::Url::from_directory_path(normalize(&absolute))
+        .map(|url| url.to_string())
+        .map_err(|()| format!("`{text}` is not a usable path"))
+}
+
+/// Removes `.` and `..` components without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }

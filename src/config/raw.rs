@@ -65,6 +65,8 @@ pub struct RawSource {
     pub engine: Option<Spanned<String>>,
     /// The Spark Connect URL (`sc://host:15002`) when `engine = "spark"`.
     pub spark_remote: Option<Spanned<String>>,
+    /// Where Spark writes the per-unit exports (a URL or a path both Spark and abreport reach).
+    pub spark_output: Option<Spanned<String>>,
 }
 
 /// `[source.columns]`: each key names the column in the files.

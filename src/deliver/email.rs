@@ -506,7 +506,7 @@ mod tests {
             named("units.parquet", bytes(10)),
             named("run.log.jsonl", bytes(sizes[2])),
         ];
-        export::with_manifest(&results, result, dir_name, files).expect("manifest")
+        export::with_manifest(&results, result, dir_name, files, Vec::new()).expect("manifest")
     }
 
     fn spec(limit: u64, link_base_url: Option<&'static str>, digest: bool) -> EmailSpec<'static> {

@@ -325,6 +325,7 @@ mod tests {
                 bytes: content.len() as u64,
                 sha256: export::sha256_hex(content.as_bytes()),
             }],
+            engine_files: Vec::new(),
         };
         let manifest = OutputFile { name: MANIFEST.into(), bytes: serde_json::to_vec(&manifest).expect("json").into() };
         ExperimentOutputs { experiment_id: dir_name.into(), dir_name: dir_name.into(), files: vec![file, manifest] }

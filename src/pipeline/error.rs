@@ -2,10 +2,13 @@
 //! ledger statuses. Its own file so the reading stages (`read.rs`) and the spine share it
 //! without importing each other.
 
+use crate::aggregate::sufficient::TableError;
 use crate::export::ExportError;
 use crate::render::RenderError;
 use crate::runlog::SlaExceeded;
 use crate::source::SourceError;
+use crate::source::spark::SparkError;
+use crate::sql::SqlError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -19,8 +22,14 @@ pub enum RunError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Export(#[from] ExportError),
-    #[error("the `{engine}` engine is not available in this build of abreport")]
-    EngineUnavailable { engine: &'static str },
+    #[error(transparent)]
+    Spark(#[from] SparkError),
+    #[error("the job's work cannot be written as SQL: {0}")]
+    Sql(#[from] SqlError),
+    #[error("{engine} returned a sufficient-statistics table abreport cannot use: {cause}")]
+    EngineResult { engine: String, cause: TableError },
+    #[error("the per-unit exports at `{url}`: {cause}")]
+    EngineOutput { url: String, cause: String },
     #[error("internal error: {got} of {expected} experiments were processed (a worker failed); nothing was published")]
     Incomplete { expected: usize, got: usize },
 }

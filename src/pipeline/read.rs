@@ -16,6 +16,7 @@ use super::error::RunError;
 use crate::aggregate::sufficient::{self, ExperimentStats};
 use crate::aggregate::{Aggregator, Allocation, EventTotals, Spec};
 use crate::config::{Experiment, Job};
+use crate::export::EngineFile;
 use crate::runlog::{Deadline, RunLog};
 use crate::source::{self, ColumnSpec, DataFile, Dataset, ScanPlan, ScanStats, Source, SourceError};
 
@@ -36,8 +37,8 @@ pub(super) struct Computed {
 pub(super) enum Work {
     /// The embedded fold's accumulators of experiment `index` of the spec.
     Embedded { index: usize, totals: EventTotals },
-    /// Statistics another engine computed.
-    Computed(Box<ExperimentStats>),
+    /// Statistics another engine computed, and the per-unit files it wrote (if any).
+    Computed { stats: Box<ExperimentStats>, engine_files: Vec<EngineFile> },
 }
 
 /// The embedded engine: lists, reads and folds every file of the window in this process.
@@ -109,13 +110,33 @@ pub(super) async fn sufficient_stats(
     let batches = std::mem::take(&mut *batches.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     let table = sufficient::read(&batches, job, spec)
         .map_err(|cause| SourceError::Batch { file: folder.clone(), cause: Box::new(cause) })?;
-    // A window date without rows in the table's `partition` section had no partition.
+    let missing = missing_partitions(spec, &table.partitions, log);
+    let work = table
+        .experiments
+        .into_iter()
+        .map(|stats| Work::Computed { stats: Box::new(stats), engine_files: Vec::new() })
+        .collect();
+    Ok(Computed { allocation: None, work, missing, read })
+}
+
+/// The window dates of `spec` that a sufficient-statistics table has no partition rows for
+/// (a date without rows had no partition), each logged as the embedded listing logs it.
+pub(super) fn missing_partitions(
+    spec: &Spec,
+    partitions: &[(Dataset, NaiveDate)],
+    log: &RunLog,
+) -> Vec<(Dataset, NaiveDate)> {
     let missing: Vec<(Dataset, NaiveDate)> = scan_dates(spec)
         .into_iter()
         .flat_map(|(dataset, dates)| dates.into_iter().map(move |date| (dataset, date)))
-        .filter(|key| !table.partitions.contains(key))
+        .filter(|key| !partitions.contains(key))
         .collect();
-    for (dataset, date) in &missing {
+    log_missing(&missing, log);
+    missing
+}
+
+fn log_missing(missing: &[(Dataset, NaiveDate)], log: &RunLog) {
+    for (dataset, date) in missing {
         log.warn(
             "list",
             None,
@@ -123,8 +144,6 @@ pub(super) async fn sufficient_stats(
             json!({ "dataset": dataset, "date": date.to_string() }),
         );
     }
-    let work = table.experiments.into_iter().map(|stats| Work::Computed(Box::new(stats))).collect();
-    Ok(Computed { allocation: None, work, missing, read })
 }
 
 /// The experiments of `selected` whose window has begun by `report_date` (the others are
@@ -159,14 +178,7 @@ async fn list(source: &Source, spec: &Spec, deadline: &Deadline, log: &RunLog) -
         started.elapsed(),
         json!({ "files": plan.files.len(), "bytes": plan.bytes(), "missing_partitions": plan.missing.len() }),
     );
-    for (dataset, date) in &plan.missing {
-        log.warn(
-            "list",
-            None,
-            format!("no {dataset} partition for {date}"),
-            json!({ "dataset": dataset, "date": date.to_string() }),
-        );
-    }
+    log_missing(&plan.missing, log);
     Ok(plan)
 }
 

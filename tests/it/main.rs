@@ -17,6 +17,7 @@ mod serve_bad_job;
 mod servers;
 mod simulate;
 mod sla;
+mod spark_engine;
 mod statistics;
 mod sufficient_source;
 mod support;

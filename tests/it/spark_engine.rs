@@ -1,0 +1,164 @@
+//! `engine = "spark"`: the built binary computing a run on the real Spark Connect server that
+//! tests/run.sh starts on loopback (`ABREPORT_TEST_SPARK_REMOTE`; Spark in local mode, so
+//! `file://` paths are shared with it). The report names the engine, per-unit exports are
+//! Spark's part files listed in the manifest, and Spark's failures end as the contract's exit
+//! codes and ledger statuses, with the remote named and its token never shown.
+//! (Every scenario computed by Spark equal to the embedded engine: tests/it/engines.rs.)
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type};
+use serde_json::Value;
+
+use crate::support::*;
+
+/// The test server's `sc://` URL. Missing it is a failure, not a skip.
+pub(crate) fn spark_remote() -> String {
+    std::env::var("ABREPORT_TEST_SPARK_REMOTE").unwrap_or_else(|_| {
+        panic!(
+            "ABREPORT_TEST_SPARK_REMOTE is not set: run the tests with tests/run.sh (it starts a Spark Connect server)"
+        )
+    })
+}
+
+fn small() -> Scenario {
+    Scenario::generate(&[
+        "--units",
+        "1500",
+        "--days",
+        "3",
+        "--files-per-day",
+        "2",
+        "--experiment",
+        "exp,effect=0.2",
+        "--history-days",
+        "2",
+    ])
+}
+
+fn manifest(s: &Scenario, experiment: &str) -> Value {
+    let text = std::fs::read_to_string(s.out(experiment).join("manifest.json")).expect("manifest.json");
+    serde_json::from_str(&text).expect("manifest parses")
+}
+
+/// Every row of the Parquet part files under `dir`, as sortable text (floats to 12 digits).
+fn part_rows(files: &[&Path]) -> BTreeSet<String> {
+    let mut rows = BTreeSet::new();
+    for file in files {
+        let batch = read_parquet(file);
+        rows.extend(rows_of(&batch));
+    }
+    rows
+}
+
+fn rows_of(batch: &RecordBatch) -> Vec<String> {
+    let schema = batch.schema();
+    let mut names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    names.sort_unstable();
+    (0..batch.num_rows())
+        .map(|i| {
+            names
+                .iter()
+                .map(|name| {
+                    let column = batch.column_by_name(name).expect("column");
+                    if column.is_null(i) {
+                        return format!("{name}=null");
+                    }
+                    let value = match column.data_type() {
+                        DataType::Float64 => format!("{:.12e}", column.as_primitive::<Float64Type>().value(i)),
+                        DataType::Timestamp(_, _) => {
+                            let micros = arrow::compute::cast(
+                                &column.slice(i, 1),
+                                &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+                            )
+                            .expect("timestamp cast");
+                            let micros = arrow::compute::cast(&micros, &DataType::Int64).expect("as integer");
+                            micros.as_primitive::<arrow::datatypes::Int64Type>().value(0).to_string()
+                        }
+                        _ => {
+                            let text = arrow::compute::cast(&column.slice(i, 1), &DataType::Utf8).expect("as text");
+                            text.as_string::<i32>().value(0).to_string()
+                        }
+                    };
+                    format!("{name}={value}")
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+#[test]
+fn spark_computes_the_report_and_writes_the_per_unit_exports_as_listed_part_files() {
+    let s = small();
+    let remote = spark_remote();
+    s.run(&["--no-deliver", "--out", "embedded"]).assert_code(0);
+    s.run(&["--no-deliver", "--engine", "spark", "--spark-remote", &remote, "--spark-output", "spark-out"])
+        .assert_code(0);
+
+    let report = std::fs::read_to_string(s.out("exp").join("report.md")).expect("report.md");
+    let addr = remote.trim_start_matches("sc://");
+    assert!(report.contains(&format!("Spark at {addr}")), "the report names the engine:\n{report}");
+
+    // The per-unit exports are Spark's part files, listed with size and etag, never in `files`.
+    let manifest = manifest(&s, "exp");
+    let listed: Vec<&str> =
+        manifest["files"].as_array().expect("files").iter().filter_map(|f| f["name"].as_str()).collect();
+    assert!(!listed.contains(&"allocation.parquet") && !listed.contains(&"units.parquet"), "{listed:?}");
+    let parts = manifest["engine_files"].as_array().expect("engine_files");
+    let mut by_export: std::collections::BTreeMap<&str, Vec<std::path::PathBuf>> = Default::default();
+    for part in parts {
+        let name = part["name"].as_str().expect("name");
+        let url = part["url"].as_str().expect("url");
+        let path = url::Url::parse(url).expect("a URL").to_file_path().expect("a local path");
+        assert!(
+            path.starts_with(s.path().join("spark-out").join("generated").join(REPORT_DATE).join("exp")),
+            "{}",
+            path.display()
+        );
+        assert_eq!(part["bytes"].as_u64(), Some(std::fs::metadata(&path).expect("the part exists").len()), "{name}");
+        assert!(part["etag"].as_str().is_some_and(|e| !e.is_empty()), "{name} has an etag");
+        by_export.entry(name.split('/').next().expect("export")).or_default().push(path);
+    }
+    assert_eq!(by_export.keys().copied().collect::<Vec<_>>(), ["allocation", "units"], "{parts:?}");
+
+    // Their rows are the embedded engine's, as sets.
+    for export in ["allocation", "units"] {
+        let embedded = rows_of(&read_parquet(&s.path().join("embedded/exp").join(format!("{export}.parquet"))));
+        let files: Vec<&Path> = by_export[export].iter().map(std::path::PathBuf::as_path).collect();
+        let spark = part_rows(&files);
+        assert_eq!(spark.len(), embedded.len(), "{export}: rows");
+        assert_eq!(spark, embedded.into_iter().collect::<BTreeSet<_>>(), "{export}: the same rows");
+    }
+}
+
+#[test]
+fn an_unreachable_spark_server_is_source_unavailable_naming_the_host_and_never_the_token() {
+    let s = small();
+    let port = free_port();
+    let remote = format!("sc://127.0.0.1:{port}/;token=s3cr3t-t0ken;use_ssl=true");
+    let run = s.run(&["--no-deliver", "--engine", "spark", "--spark-remote", &remote]);
+    run.assert_code(2);
+    assert!(run.stderr.contains(&format!("127.0.0.1:{port}")), "names the server:\n{}", run.stderr);
+    assert!(run.stderr.contains("unreachable"), "says what happened:\n{}", run.stderr);
+    assert!(!run.stderr.contains("s3cr3t") && !run.stdout.contains("s3cr3t"), "the token never shows");
+    assert!(!s.out("exp").join("manifest.json").exists(), "nothing is published");
+    let record = ledger_record(s.path(), "generated", REPORT_DATE);
+    assert_eq!(record["status"], "source_unavailable", "{record}");
+    assert!(!record.to_string().contains("s3cr3t"), "nor in the ledger");
+}
+
+#[test]
+fn sql_that_spark_rejects_fails_the_run_naming_the_column() {
+    let s = small();
+    // The events have no column `amount`: Spark's analysis rejects the SQL.
+    s.edit_job(|job| job.replace("[source]\n", "[source]\ncolumns = { value = \"amount\" }\n"));
+    let run = s.run(&["--no-deliver", "--engine", "spark", "--spark-remote", &spark_remote()]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("amount"), "names the column:\n{}", run.stderr);
+    assert!(run.stderr.contains("rejected the SQL"), "says Spark rejected it:\n{}", run.stderr);
+    let record = ledger_record(s.path(), "generated", REPORT_DATE);
+    assert_eq!(record["status"], "failed", "the same SQL fails again: not a source outage\n{record}");
+}
