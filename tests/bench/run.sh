@@ -5,9 +5,14 @@
 # same files with 2 threads computing (a) only per-unit and per-variant aggregates and (b) the
 # same attributed per-variant numbers abreport computes.
 # Prints the median wall time and peak RSS of each, and the ratios.
+# With SPARK=1 it adds `abreport run --engine spark`: the same run computed by a Spark Connect
+# server in local[2] mode on this machine (tests/servers/spark_connect.sh, pyspark from PyPI,
+# Java 17), on the same files, per-unit exports written by Spark. It shows the engine's
+# overhead on one machine, not a cluster's speed; its peak RSS is abreport's plus the JVM's.
 #
 #   tests/bench/run.sh                 # defaults: UNITS=1000000 RUNS=5
 #   UNITS=200000 RUNS=3 tests/bench/run.sh
+#   SPARK=1 SPARK_RUNS=3 tests/bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -46,6 +51,26 @@ median() { sed -n "$(( (runs + 1) / 2 ))p" "$1"; }
 # Warm the page cache once, so both tools read from memory.
 cat "$data"/data/exposures/*/*.parquet "$data"/data/events/*/*.parquet > /dev/null
 
+labels="abreport duckdb-aggregates duckdb-attributed"
+if [ "${SPARK:-0}" = 1 ]; then
+  # Spark from the test venv's pyspark (tests/run.sh installs it), started once, stopped on exit.
+  if [ ! -x target/test-venv/bin/python ] || ! target/test-venv/bin/python -c 'import pyspark' 2>/dev/null; then
+    python3 -m venv target/test-venv
+    target/test-venv/bin/pip install --quiet --disable-pip-version-check -r tests/reference/requirements.txt
+  fi
+  trap 'tests/servers/spark_connect.sh stop' EXIT
+  spark_remote=$(tests/servers/spark_connect.sh start)
+  # A run on Spark may take longer than the job's 60 s SLA on one machine: the benchmark times it.
+  sed 's/^sla_seconds = .*/sla_seconds = 3600/' "$data/job.toml" > "$data/job-spark.toml"
+  spark_job=(target/release/abreport run --job "$data/job-spark.toml" --date "$date" --out target/bench-out-spark
+    --no-deliver --engine spark --spark-remote "$spark_remote" --spark-output "$PWD/target/bench-spark-units")
+  "${spark_job[@]}" > /dev/null # warm the JVM (classes, codegen) once, as a long-running server would be
+  runs=${SPARK_RUNS:-$runs} measure spark "${spark_job[@]}"
+  spark_pid=$(cat target/spark-connect/pids/*.pid)
+  spark_jvm_kib=$(awk '/VmHWM/ { print $2 }' "/proc/$spark_pid/status")
+  labels="$labels spark"
+fi
+
 measure abreport target/release/abreport run --job "$data/job.toml" --date "$date" --out target/bench-out --no-deliver
 measure duckdb-aggregates "$venv/bin/python" tests/bench/duckdb_baseline.py "$data/data" "$date" aggregates
 measure duckdb-attributed "$venv/bin/python" tests/bench/duckdb_baseline.py "$data/data" "$date" attributed
@@ -54,9 +79,12 @@ summary=$(target/release/abreport run --job "$data/job.toml" --date "$date" --ou
 echo "dataset: $units units, $(du -sh "$data/data" | cut -f1) of Parquet; $summary"
 echo "machine: $(nproc) cores, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 read -r a_s _ < <(median target/bench-abreport.txt)
-for label in abreport duckdb-aggregates duckdb-attributed; do
-  read -r s _ < <(median "target/bench-$label.txt")
+for label in $labels; do
+  n=$runs
+  [ "$label" = spark ] && n=${SPARK_RUNS:-$runs}
+  read -r s _ < <(runs=$n median "target/bench-$label.txt")
   peak=$(sort -k2 -n "target/bench-$label.txt" | tail -1 | cut -d' ' -f2)
-  awk -v l="$label" -v s="$s" -v p="$peak" -v a="$a_s" -v n="$runs" \
+  [ "$label" = spark ] && peak=$((peak + spark_jvm_kib))
+  awk -v l="$label" -v s="$s" -v p="$peak" -v a="$a_s" -v n="$n" \
     'BEGIN { printf "%-18s median %6.2f s over %d runs, peak RSS %5d MiB, abreport/this %.2f\n", l, s, n, p / 1024, a / s }'
 done
