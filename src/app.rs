@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 
@@ -362,9 +362,51 @@ fn environment_problems(job: &Job) -> Vec<String> {
     problems
 }
 
-/// Lists the job's window and reads the footer of one file per dataset.
+/// Lists the job's window and reads the footer of one file per dataset; a `sufficient_stats`
+/// source, the report date's table; with the Spark engine, also asks the cluster for `SELECT 1`.
 async fn check_source(job: &Job, report_date: NaiveDate) -> Result<String, String> {
     let source = Source::open(&job.source.url).map_err(|e| e.to_string())?;
+    if job.source.kind == config::SourceKind::SufficientStats {
+        return check_sufficient_stats(job, &source, report_date).await;
+    }
+    let engine = match &job.source.engine {
+        config::Engine::Embedded => String::new(),
+        config::Engine::Spark { remote, .. } => format!("; {}", check_spark(remote).await?),
+    };
+    check_datasets(job, &source, report_date).await.map(|summary| summary + &engine)
+}
+
+/// How long `validate` waits for a Spark Connect server's answer to `SELECT 1`.
+const SPARK_PROBE_SECONDS: u64 = 30;
+
+/// Connects to the Spark Connect server and runs `SELECT 1`.
+async fn check_spark(remote: &str) -> Result<String, String> {
+    use crate::source::spark::SparkSession;
+    let deadline = Instant::now() + Duration::from_secs(SPARK_PROBE_SECONDS);
+    let session = SparkSession::connect(remote, deadline).await.map_err(|e| e.to_string())?;
+    session.sql("SELECT 1", deadline).await.map_err(|e| e.to_string())?;
+    Ok(format!("Spark at {} answers", session.remote().display_addr()))
+}
+
+/// The report date's folder of a `sufficient_stats` source: present, and its table's columns.
+async fn check_sufficient_stats(job: &Job, source: &Source, report_date: NaiveDate) -> Result<String, String> {
+    let plan = source.plan(&[(Dataset::SufficientStats, vec![report_date])]).await.map_err(|e| e.to_string())?;
+    let columns = crate::source::read_columns(job, Dataset::SufficientStats);
+    match plan.files_of(Dataset::SufficientStats).next() {
+        Some(file) => source.probe(file, &columns).await.map_err(|e| e.to_string())?,
+        None => {
+            return Err(format!(
+                "no sufficient statistics under {}/{}/date={report_date}: the `abreport sql` result of that date is not there",
+                crate::store::display_url(source.url()).trim_end_matches('/'),
+                Dataset::SufficientStats.folder()
+            ));
+        }
+    }
+    Ok(format!("sufficient statistics for {report_date}: {} files, {}", plan.files.len(), bytes(plan.bytes())))
+}
+
+/// The exposures and events of the window: listed, one file of each probed.
+async fn check_datasets(job: &Job, source: &Source, report_date: NaiveDate) -> Result<String, String> {
     // The partitions `run` would read on this date, CUPED lookback days included.
     let all: Vec<&config::Experiment> = job.experiments.iter().collect();
     let scan = crate::aggregate::Spec::new(job, &pipeline::started(&all, report_date), report_date);
@@ -511,7 +553,7 @@ fn simulate_command(args: &SimulateArgs) -> Exit {
             .filter(|s| args.only.as_deref().is_none_or(|only| s.name.contains(only)))
             .collect(),
     };
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     match crate::simulate::simulate(&spec) {
         Ok(reports) if args.json => {
             say!("{}", serde_json::to_string_pretty(&reports).expect("reports serialize"));

@@ -135,12 +135,28 @@ fn spark_computes_the_report_and_writes_the_per_unit_exports_as_listed_part_file
 }
 
 #[test]
+fn validate_asks_the_spark_server_for_an_answer() {
+    let s = small();
+    let remote = spark_remote();
+    let env = [("ABREPORT_ENGINE", "spark"), ("ABREPORT_SPARK_REMOTE", remote.as_str())];
+    let ok = abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &env);
+    ok.assert_code(0);
+    let addr = remote.trim_start_matches("sc://");
+    assert!(ok.stdout.contains(&format!("Spark at {addr} answers")), "{}", ok.stdout);
+    let closed = format!("sc://127.0.0.1:{}", free_port());
+    let env = [("ABREPORT_ENGINE", "spark"), ("ABREPORT_SPARK_REMOTE", closed.as_str())];
+    let down = abreport_with_env(s.path(), &["validate", "job.toml", "--date", REPORT_DATE], &env);
+    down.assert_code(3);
+    assert!(down.stderr.contains("unreachable"), "{}", down.stderr);
+}
+
+#[test]
 fn an_unreachable_spark_server_is_source_unavailable_naming_the_host_and_never_the_token() {
     let s = small();
     let port = free_port();
     let remote = format!("sc://127.0.0.1:{port}/;token=s3cr3t-t0ken;use_ssl=true");
     let run = s.run(&["--no-deliver", "--engine", "spark", "--spark-remote", &remote]);
-    run.assert_code(2);
+    run.assert_code(3);
     assert!(run.stderr.contains(&format!("127.0.0.1:{port}")), "names the server:\n{}", run.stderr);
     assert!(run.stderr.contains("unreachable"), "says what happened:\n{}", run.stderr);
     assert!(!run.stderr.contains("s3cr3t") && !run.stdout.contains("s3cr3t"), "the token never shows");
@@ -156,7 +172,7 @@ fn sql_that_spark_rejects_fails_the_run_naming_the_column() {
     // The events have no column `amount`: Spark's analysis rejects the SQL.
     s.edit_job(|job| job.replace("[source]\n", "[source]\ncolumns = { value = \"amount\" }\n"));
     let run = s.run(&["--no-deliver", "--engine", "spark", "--spark-remote", &spark_remote()]);
-    run.assert_code(2);
+    run.assert_code(3);
     assert!(run.stderr.contains("amount"), "names the column:\n{}", run.stderr);
     assert!(run.stderr.contains("rejected the SQL"), "says Spark rejected it:\n{}", run.stderr);
     let record = ledger_record(s.path(), "generated", REPORT_DATE);

@@ -229,6 +229,21 @@ fn a_date_without_a_table_names_its_folder() {
 }
 
 #[test]
+fn validate_checks_the_report_dates_table_not_exposures_and_events() {
+    let s = scenario(&healthy(), 1, None);
+    let ok = abreport(s.path(), &["validate", "job.toml", "--date", REPORT_DATE]);
+    ok.assert_code(0);
+    assert!(ok.stdout.contains("sufficient statistics for 2026-11-20: 1 files"), "{}", ok.stdout);
+    let missing = abreport(s.path(), &["validate", "job.toml", "--date", "2026-11-21"]);
+    missing.assert_code(3);
+    assert!(missing.stderr.contains("sufficient_stats/date=2026-11-21"), "{}", missing.stderr);
+    let s = scenario(&healthy(), 1, Some("sum_yy"));
+    let mistyped = abreport(s.path(), &["validate", "job.toml", "--date", REPORT_DATE]);
+    assert_ne!(mistyped.code, 0);
+    assert!(mistyped.stderr.contains("sum_yy"), "names the missing column: {}", mistyped.stderr);
+}
+
+#[test]
 fn another_schema_version_is_refused() {
     let run = scenario(&healthy(), 2, None).run(&["--no-deliver"]);
     assert_ne!(run.code, 0);
