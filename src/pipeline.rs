@@ -127,6 +127,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         generated_at: generated_at.clone(),
         source: display_url(&job.source.url),
         engine: engine_description(job),
+        per_unit: per_unit_description(job),
         files_read: computed.read.files,
         bytes_read: computed.read.bytes,
         rows_read: computed.read.rows,
@@ -326,6 +327,23 @@ impl<'a> ExperimentContext<'a> {
                 };
                 (stats, None, Vec::new())
             }
+        }
+    }
+}
+
+/// Where a report's per-unit values are, completing "the per-unit values …".
+fn per_unit_description(job: &Job) -> String {
+    match (job.source.kind, &job.source.engine) {
+        (SourceKind::SufficientStats, _) => "stay where the sufficient statistics were computed".to_string(),
+        (SourceKind::Parquet, Engine::Embedded) => {
+            "are in units.parquet, and each unit's allocation in allocation.parquet, beside it".to_string()
+        }
+        (SourceKind::Parquet, Engine::Spark { output: Some(output), .. }) => format!(
+            "are in Spark's part files under {} (units/ and allocation/ of this job, date and experiment; manifest.json lists them)",
+            display_url(output)
+        ),
+        (SourceKind::Parquet, Engine::Spark { output: None, .. }) => {
+            "stayed on the Spark cluster (no `spark_output` was set)".to_string()
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct RunFacts {
     pub source: String,
     /// What computed the statistics: this process, a Spark cluster, or a warehouse.
     pub engine: String,
+    /// Where the per-unit values are, completing "the per-unit values …".
+    pub per_unit: String,
     pub files_read: usize,
     pub bytes_read: u64,
     pub rows_read: u64,
@@ -1028,6 +1030,7 @@ mod tests {
             generated_at: "2026-11-21T06:00:00Z".into(),
             source: "s3://data/xp".into(),
             engine: "abreport (embedded engine)".into(),
+            per_unit: "are in units.parquet beside it".into(),
             files_read: 2,
             bytes_read: 1000,
             rows_read: 10,

@@ -314,6 +314,7 @@ fn compose(
             generated_at: p.results.generated_at.clone(),
             source: display_url(&job.source.url),
             engine: String::new(),
+            per_unit: String::new(),
             // The mail shows no run statistics (they are in report.html); results.json does
             // not carry them, and a retry from the outbox has only the files.
             files_read: 0,

@@ -101,6 +101,8 @@ fn spark_computes_the_report_and_writes_the_per_unit_exports_as_listed_part_file
     let report = std::fs::read_to_string(s.out("exp").join("report.md")).expect("report.md");
     let addr = remote.trim_start_matches("sc://");
     assert!(report.contains(&format!("Spark at {addr}")), "the report names the engine:\n{report}");
+    let html = std::fs::read_to_string(s.out("exp").join("report.html")).expect("report.html");
+    assert!(html.contains("the per-unit values are in Spark&#39;s part files under file:///"), "says where they are");
 
     // The per-unit exports are Spark's part files, listed with size and etag, never in `files`.
     let manifest = manifest(&s, "exp");
