@@ -94,7 +94,8 @@ fn rows_of(batch: &RecordBatch) -> Vec<String> {
 fn spark_computes_the_report_and_writes_the_per_unit_exports_as_listed_part_files() {
     let s = small();
     let remote = spark_remote();
-    s.run(&["--no-deliver", "--out", "embedded"]).assert_code(0);
+    let embedded = ["run", "--job", "job.toml", "--date", REPORT_DATE, "--out", "embedded", "--no-deliver"];
+    abreport(s.path(), &embedded).assert_code(0);
     s.run(&["--no-deliver", "--engine", "spark", "--spark-remote", &remote, "--spark-output", "spark-out"])
         .assert_code(0);
 
