@@ -9,72 +9,18 @@
 //! or escaped for the dialect, so no job can change what a query does.
 
 mod dialect;
+mod error;
 mod query;
+mod source;
 
-use chrono::NaiveDate;
+pub use dialect::Dialect;
+pub use error::SqlError;
+pub use query::PerUnitTable;
+pub use source::SqlSource;
 
 use crate::aggregate::Spec;
 use crate::config::Job;
 use query::Query;
-
-/// The SQL dialect a query is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Dialect {
-    Spark,
-    #[value(name = "duckdb")]
-    DuckDb,
-    Trino,
-    #[value(name = "bigquery")]
-    BigQuery,
-}
-
-/// Where the query reads the two datasets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SqlSource {
-    /// The contract's layout under a root the engine can read (a local path, `s3://...`):
-    /// `<root>/exposures/date=YYYY-MM-DD/*.parquet` and `<root>/events/...`.
-    Files { root: String },
-    /// Tables (or views) with the datasets' columns and a `date` partition column.
-    Tables { exposures: String, events: String },
-}
-
-impl SqlSource {
-    /// The source of a query for `dialect`: the tables when given (`(exposures, events)`),
-    /// else the job's `[source] url` as files, a `file://` URL as its local path and any other
-    /// URL (`s3://…`) as it is. Trino and BigQuery read tables only.
-    pub fn for_dialect(dialect: Dialect, source_url: &str, tables: Option<(String, String)>) -> Result<Self, SqlError> {
-        if let Some((exposures, events)) = tables {
-            return Ok(SqlSource::Tables { exposures, events });
-        }
-        if matches!(dialect, Dialect::Trino | Dialect::BigQuery) {
-            return Err(SqlError::FilesUnsupported { dialect: dialect.name() });
-        }
-        let root = source_url.strip_prefix("file://").unwrap_or(source_url);
-        Ok(SqlSource::Files { root: root.to_string() })
-    }
-}
-
-/// One of the per-unit exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PerUnitTable {
-    /// `allocation.parquet`'s columns: every unit exposed in the window.
-    Allocation,
-    /// `units.parquet`'s columns: the analyzable units' metric values.
-    Units,
-}
-
-/// Why no SQL can be written.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum SqlError {
-    #[error(
-        "{dialect} cannot read the Parquet files of a source root: create tables over `exposures/` and `events/` (with a `date` partition column) and name them with --exposures-table and --events-table"
-    )]
-    FilesUnsupported { dialect: &'static str },
-    #[error("job `{job}`: no experiment has started by {report_date}: there is nothing to compute")]
-    NoExperiments { job: String, report_date: NaiveDate },
-    #[error("job `{job}`: the run has no experiment number {index} (it has {count})")]
-    NoSuchExperiment { job: String, index: usize, count: usize },
-}
 
 /// The query computing the sufficient-statistics table of `spec`'s experiments at
 /// `spec.report_date`: one SELECT with the table's columns and types.

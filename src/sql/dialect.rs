@@ -3,7 +3,16 @@
 //! tests, percentiles, ordered string aggregation, dates from day numbers). Everything else in
 //! the queries is plain SQL that all four engines read the same way.
 
-use super::Dialect;
+/// The SQL dialect a query is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dialect {
+    Spark,
+    #[value(name = "duckdb")]
+    DuckDb,
+    Trino,
+    #[value(name = "bigquery")]
+    BigQuery,
+}
 
 impl Dialect {
     /// The dialect's name on the command line and in the queries' header.

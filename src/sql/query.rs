@@ -22,12 +22,22 @@
 
 use chrono::NaiveDate;
 
-use super::dialect::comment;
-use super::{Dialect, PerUnitTable, SqlError, SqlSource};
+use super::dialect::{Dialect, comment};
+use super::error::SqlError;
+use super::source::SqlSource;
 use crate::aggregate::Spec;
 use crate::aggregate::{ExperimentSpec, MetricPlan, SlotValue};
 use crate::config::{Aggregate, Cap, Job, Metric};
 use crate::sufficient_table::{SCHEMA_VERSION, Section, column, counter};
+
+/// One of the per-unit exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerUnitTable {
+    /// `allocation.parquet`'s columns: every unit exposed in the window.
+    Allocation,
+    /// `units.parquet`'s columns: the analyzable units' metric values.
+    Units,
+}
 
 /// One query under construction: the job, which of the spec's experiments it covers, the
 /// dialect and where the data is.
