@@ -64,10 +64,11 @@ fn times_utc_millis(values: &[Option<i64>]) -> ArrayRef {
     Arc::new(arrow::array::TimestampMillisecondArray::from(millis).with_timezone("UTC"))
 }
 
-/// Microseconds as naive nanoseconds.
-fn times_nanos(values: &[Option<i64>]) -> ArrayRef {
-    let nanos: Vec<Option<i64>> = values.iter().map(|v| v.map(|us| us * 1000)).collect();
-    Arc::new(arrow::array::TimestampNanosecondArray::from(nanos))
+/// Microseconds as naive milliseconds. (Not nanoseconds: Spark cannot read a Parquet
+/// TIMESTAMP(NANOS); see docs/sufficient-stats.md.)
+fn times_naive_millis(values: &[Option<i64>]) -> ArrayRef {
+    let millis: Vec<Option<i64>> = values.iter().map(|v| v.map(|us| us / 1000)).collect();
+    Arc::new(arrow::array::TimestampMillisecondArray::from(millis))
 }
 
 /// A generated scenario: `abreport generate <args>`, then `edit` on its job file.
@@ -265,7 +266,7 @@ fn dirty_data() -> EngineScenario {
                 ("unit_id", texts(&rows.iter().map(|r| r.0).collect::<Vec<_>>())),
                 ("event", texts(&rows.iter().map(|r| r.1).collect::<Vec<_>>())),
                 ("value", Arc::new(Float64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())) as ArrayRef),
-                ("ts", times_nanos(&rows.iter().map(|r| r.3).collect::<Vec<_>>())),
+                ("ts", times_naive_millis(&rows.iter().map(|r| r.3).collect::<Vec<_>>())),
             ],
         );
     };
@@ -398,23 +399,67 @@ fn job_and_spec(scenario: &EngineScenario) -> (abreport::config::Job, abreport::
     (job, spec)
 }
 
-/// The proof for one engine: for every scenario, the embedded run, then `execute(scenario,
-/// sql, out)` of `abreport sql --dialect <dialect>` (writing the table as Parquet at `out`),
-/// then the `sufficient_stats` run; the results must agree. Then the per-unit queries, executed
-/// the same way, against the embedded `allocation.parquet` and `units.parquet`.
-pub(crate) fn prove_scenarios(dialect: &str, execute: impl Fn(&EngineScenario, &str, &Path)) {
+/// One query for an engine to run: its text is in `sql`, its result goes to `out` as Parquet.
+pub(crate) struct SqlRun {
+    pub sql: PathBuf,
+    pub out: PathBuf,
+}
+
+/// A per-unit export to compare: experiment, file name, the embedded file, the query's result.
+type PerUnitCheck = (String, &'static str, PathBuf, PathBuf);
+
+/// The proof for one engine. For every scenario: the embedded run and the queries — `abreport
+/// sql --dialect <dialect>`, whose result is the scenario's table
+/// (`<data>/sufficient_stats/date=D/part-0.parquet`), and the per-unit queries of each
+/// experiment. Then `execute` runs all the queries at once (an engine that takes seconds to
+/// start starts once), and each scenario's `sufficient_stats` run must give the embedded
+/// results, its per-unit rows the embedded `allocation.parquet` and `units.parquet`.
+pub(crate) fn prove_scenarios(dialect: &str, execute: impl Fn(&[SqlRun])) {
     let sql_dialect = match dialect {
         "duckdb" => abreport::sql::Dialect::DuckDb,
         "spark" => abreport::sql::Dialect::Spark,
         other => panic!("no test engine for dialect {other}"),
     };
-    let mut failures = Vec::new();
-    for scenario in scenarios() {
-        let embedded_code = run_embedded(&scenario);
+    let write = |sql: &str, out: PathBuf| -> SqlRun {
+        let file = out.with_extension("sql");
+        std::fs::create_dir_all(file.parent().expect("a folder")).expect("folder");
+        std::fs::write(&file, sql).expect("sql written");
+        SqlRun { sql: file, out }
+    };
+    let scenarios = scenarios();
+    let mut runs = Vec::new();
+    // Per scenario: the embedded run's exit code; per experiment and export, the embedded file
+    // and the query's result.
+    let mut expected: Vec<(i32, Vec<PerUnitCheck>)> = Vec::new();
+    for scenario in &scenarios {
+        let embedded_code = run_embedded(scenario);
         let sql = abreport(scenario.path(), &["sql", "--job", "job.toml", "--date", REPORT_DATE, "--dialect", dialect]);
         sql.assert_code(0);
         let table = scenario.path().join(format!("data/sufficient_stats/date={REPORT_DATE}/part-0.parquet"));
-        execute(&scenario, &sql.stdout, &table);
+        runs.push(write(&sql.stdout, table));
+        let (job, spec) = job_and_spec(scenario);
+        let source = abreport::sql::SqlSource::Files { root: scenario.path().join("data").display().to_string() };
+        let mut per_unit = Vec::new();
+        for (index, experiment) in spec.experiments.iter().enumerate() {
+            let embedded_dir = experiment_dir(&scenario.path().join("embedded"), &experiment.id);
+            for (table, file) in [
+                (abreport::sql::PerUnitTable::Allocation, "allocation.parquet"),
+                (abreport::sql::PerUnitTable::Units, "units.parquet"),
+            ] {
+                let sql = abreport::sql::per_unit_sql(&job, &spec, index, table, &source, sql_dialect).expect("sql");
+                let out = scenario.path().join(format!("per-unit/{index}-{file}"));
+                runs.push(write(&sql, out.clone()));
+                per_unit.push((experiment.id.clone(), file, embedded_dir.join(file), out));
+            }
+        }
+        expected.push((embedded_code, per_unit));
+    }
+
+    execute(&runs);
+
+    let mut failures = Vec::new();
+    for (scenario, (embedded_code, per_unit)) in scenarios.iter().zip(expected) {
+        let table = scenario.path().join(format!("data/sufficient_stats/date={REPORT_DATE}/part-0.parquet"));
         let counters = read_parquet(&table);
         for name in &scenario.counted {
             assert!(counter(&counters, name) > 0, "{}: counter {name} is 0", scenario.name);
@@ -440,21 +485,9 @@ pub(crate) fn prove_scenarios(dialect: &str, execute: impl Fn(&EngineScenario, &
                 failures.push(format!("{} / {experiment}: results.json{difference}", scenario.name));
             }
         }
-
-        let (job, spec) = job_and_spec(&scenario);
-        let source = abreport::sql::SqlSource::Files { root: scenario.path().join("data").display().to_string() };
-        for (index, experiment) in spec.experiments.iter().enumerate() {
-            let embedded_dir = experiment_dir(&scenario.path().join("embedded"), &experiment.id);
-            for (table, file) in [
-                (abreport::sql::PerUnitTable::Allocation, "allocation.parquet"),
-                (abreport::sql::PerUnitTable::Units, "units.parquet"),
-            ] {
-                let sql = abreport::sql::per_unit_sql(&job, &spec, index, table, &source, sql_dialect).expect("sql");
-                let out = scenario.path().join(format!("per-unit/{index}-{file}"));
-                execute(&scenario, &sql, &out);
-                for difference in compare_rows(&read_parquet(&embedded_dir.join(file)), &read_parquet(&out)) {
-                    failures.push(format!("{} / {} / {file}: {difference}", scenario.name, experiment.id));
-                }
+        for (experiment, file, embedded, out) in per_unit {
+            for difference in compare_rows(&read_parquet(&embedded), &read_parquet(&out)) {
+                failures.push(format!("{} / {experiment} / {file}: {difference}", scenario.name));
             }
         }
     }
@@ -569,24 +602,27 @@ fn compare_rows(expected: &RecordBatch, actual: &RecordBatch) -> Vec<String> {
     differences
 }
 
-/// Runs `sql` in DuckDB (tests/reference/run_sql.py), writing its result to `out`.
-fn duckdb(scenario: &EngineScenario, sql: &str, out: &Path) {
-    let file = out.with_extension("sql");
-    std::fs::create_dir_all(file.parent().expect("a folder")).expect("folder");
-    std::fs::write(&file, sql).expect("sql written");
+/// Runs the queries in DuckDB (tests/reference/run_sql.py).
+fn duckdb(runs: &[SqlRun]) {
+    run_sql(runs, "duckdb");
+}
+
+/// tests/reference/run_sql.py on `engine`, with every query of `runs` in one batch file.
+fn run_sql(runs: &[SqlRun], engine: &str) {
+    let batch: Vec<Value> = runs.iter().map(|r| serde_json::json!({ "sql": r.sql, "out": r.out })).collect();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let file = dir.path().join("batch.json");
+    std::fs::write(&file, serde_json::to_string(&batch).expect("json")).expect("batch written");
     let script = repo_root().join("tests/reference/run_sql.py");
     let output = std::process::Command::new(python())
         .arg(script)
-        .arg("--sql")
+        .args(["--engine", engine, "--batch"])
         .arg(&file)
-        .arg("--out")
-        .arg(out)
         .output()
         .expect("python runs");
     assert!(
         output.status.success(),
-        "{}: DuckDB failed on {}:\n{}",
-        scenario.name,
+        "{engine} failed on a query of {}:\n{}",
         file.display(),
         String::from_utf8_lossy(&output.stderr)
     );
