@@ -1,6 +1,6 @@
 //! What differs between the SQL dialects the queries are written in: quoting, type names, and
 //! the few functions without a common spelling (timestamps as integer microseconds, finite
-//! tests, percentiles, ordered string aggregation, dates from day numbers). Everything else in
+//! tests, ordered string aggregation, dates from day numbers). Everything else in
 //! the queries is plain SQL that all four engines read the same way.
 
 /// The SQL dialect a query is written in.
@@ -129,24 +129,6 @@ impl Dialect {
             Dialect::Spark => format!("(NOT isnan({value}) AND abs({value}) <> double('Infinity'))"),
             Dialect::Trino => format!("is_finite({value})"),
             Dialect::BigQuery => format!("(NOT IS_NAN({value}) AND NOT IS_INF({value}))"),
-        }
-    }
-
-    /// The `q` quantile of `value` over the rows of `from` (a FROM clause with its WHERE), as
-    /// one row with one column `cap_value` (null when there are no rows), following the
-    /// engine's `quantile` (Hyndman & Fan type 7, numpy's default): exact, except on Trino,
-    /// whose `approx_percentile` is the only percentile it has.
-    pub fn quantile_select(self, value: &str, q: f64, from: &str) -> String {
-        match self {
-            Dialect::DuckDb => format!("SELECT quantile_cont({value}, {q:?}) AS cap_value {from}"),
-            Dialect::Spark => format!("SELECT percentile({value}, {q:?}) AS cap_value {from}"),
-            Dialect::Trino => format!(
-                "SELECT approx_percentile({value}, {q:?}) AS cap_value {from} /* APPROXIMATE: Trino has no exact percentile */"
-            ),
-            // BigQuery's PERCENTILE_CONT is an analytic function only.
-            Dialect::BigQuery => format!(
-                "SELECT ANY_VALUE(cap_value) AS cap_value FROM (SELECT PERCENTILE_CONT({value}, {q:?}) OVER () AS cap_value {from})"
-            ),
         }
     }
 

@@ -174,9 +174,6 @@ impl<'a> Query<'a> {
         if self.dialect == Dialect::Spark {
             lines.push("-- run with spark.sql.session.timeZone=UTC (naive timestamps are UTC)".into());
         }
-        if self.dialect == Dialect::Trino {
-            lines.push("-- percentile caps use approx_percentile: APPROXIMATE on Trino".into());
-        }
         lines.into_iter().map(|l| comment(&l)).collect::<Vec<_>>().join("\n")
     }
 
@@ -243,6 +240,11 @@ impl<'a> Query<'a> {
                     .collect::<Vec<_>>(),
             ),
         );
+        cte(
+            "experiment_metrics",
+            "each experiment's metrics: the event and aggregate of their value (y) and of their ratio denominator or CUPED covariate (x), their cap",
+            self.experiment_metrics(),
+        );
         let dimensions: Vec<String> = (0..self.spec.dimensions.len()).map(|i| format!("dimension_{}", i + 1)).collect();
         let dimension_columns: String = self
             .spec
@@ -307,8 +309,35 @@ impl<'a> Query<'a> {
                 "unit_dimensions",
                 "each analyzable unit's dimension values at its first exposure",
                 format!(
-                    "  SELECT a.experiment_id, a.unit_id, {}\n  FROM analyzable_units a\n  JOIN window_exposures w\n    ON w.experiment_id = a.experiment_id AND w.unit_id = a.unit_id AND w.ts_us = a.first_us\n  GROUP BY a.experiment_id, a.unit_id",
+                    "  SELECT a.experiment_id, a.unit_id, a.variant, {}\n  FROM analyzable_units a\n  JOIN window_exposures w\n    ON w.experiment_id = a.experiment_id AND w.unit_id = a.unit_id AND w.ts_us = a.first_us\n  GROUP BY a.experiment_id, a.unit_id, a.variant",
                     mins.join(", ")
+                ),
+            );
+            cte(
+                "dimension_names",
+                "the job's dimensions",
+                self.literal_rows(
+                    &self
+                        .spec
+                        .dimensions
+                        .iter()
+                        .enumerate()
+                        .map(|(i, name)| {
+                            vec![
+                                (format!("CAST({} AS {bigint})", i + 1), "dimension_index"),
+                                (format!("CAST({} AS {text})", self.s(name)), "dimension"),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+            );
+            let cases: String =
+                dimensions.iter().enumerate().map(|(i, alias)| format!(" WHEN {} THEN u.{alias}", i + 1)).collect();
+            cte(
+                "unit_dimension_values",
+                "the same, one row per unit and dimension",
+                format!(
+                    "  SELECT u.experiment_id, u.unit_id, u.variant, k.dimension,\n    CASE k.dimension_index{cases} END AS dimension_value\n  FROM unit_dimensions u\n  CROSS JOIN dimension_names k"
                 ),
             );
         }
@@ -364,121 +393,107 @@ impl<'a> Query<'a> {
         cte(
             "metric_values_uncapped",
             "each analyzable unit's value of each metric (y) and its ratio denominator or CUPED covariate (x)",
-            self.metric_values_uncapped(),
+            format!(
+                "  SELECT a.experiment_id, d.metric, a.unit_id, a.variant, a.first_us,\n    {} AS y,\n    CASE WHEN d.x_event IS NULL THEN CAST(NULL AS {double})\n      WHEN d.x_pre = 1 THEN {}\n      ELSE {} END AS x\n  FROM analyzable_units a\n  JOIN experiment_metrics d ON d.experiment_id = a.experiment_id\n  LEFT JOIN unit_event_totals ty\n    ON ty.experiment_id = a.experiment_id AND ty.unit_id = a.unit_id AND ty.event = d.y_event\n  LEFT JOIN unit_event_totals tx\n    ON tx.experiment_id = a.experiment_id AND tx.unit_id = a.unit_id AND tx.event = d.x_event",
+                self.unit_value("d.y_aggregate", "ty.", ""),
+                self.unit_value("d.x_aggregate", "tx.", "pre_"),
+                self.unit_value("d.x_aggregate", "tx.", ""),
+            ),
         );
-        let caps = self.metric_caps();
-        if let Some(caps) = caps {
-            cte("metric_caps", "each capped metric's cap", caps);
-            cte(
-                "metric_values",
-                "the values and covariates, capped",
-                "  SELECT m.experiment_id, m.metric, m.unit_id, m.variant, m.first_us,\n    CASE WHEN m.y > c.cap_value THEN c.cap_value ELSE m.y END AS y,\n    CASE WHEN m.x > c.cap_value THEN c.cap_value ELSE m.x END AS x\n  FROM metric_values_uncapped m\n  LEFT JOIN metric_caps c ON c.experiment_id = m.experiment_id AND c.metric = m.metric".into(),
-            );
-        } else {
-            cte("metric_values", "no metric is capped", "  SELECT * FROM metric_values_uncapped".into());
-        }
+        cte(
+            "percentile_cap_ranks",
+            "the values of metrics with a percentile cap, ranked within their experiment",
+            "  SELECT m.experiment_id, m.metric, m.y, d.cap_percentile,\n    row_number() OVER (PARTITION BY m.experiment_id, m.metric ORDER BY m.y) - 1 AS k,\n    count(*) OVER (PARTITION BY m.experiment_id, m.metric) AS n\n  FROM metric_values_uncapped m\n  JOIN experiment_metrics d ON d.experiment_id = m.experiment_id AND d.metric = m.metric\n  WHERE d.cap_percentile IS NOT NULL".into(),
+        );
+        cte(
+            "metric_caps",
+            "each capped metric's cap: the given value, or the quantile of its values with linear interpolation between order statistics (numpy's default, as aggregate::values::quantile computes it, operation for operation)",
+            format!(
+                "  SELECT experiment_id, metric, cap_absolute AS cap_value FROM experiment_metrics WHERE cap_absolute IS NOT NULL\n  UNION ALL\n  SELECT experiment_id, metric, lower_value + (upper_value - lower_value) * (position - floor(position)) AS cap_value\n  FROM (\n    SELECT experiment_id, metric, position,\n      max(CASE WHEN k = floor(position) THEN y END) AS lower_value,\n      max(CASE WHEN k = ceil(position) THEN y END) AS upper_value\n    FROM (SELECT experiment_id, metric, y, k, cap_percentile * CAST(n - 1 AS {double}) AS position FROM percentile_cap_ranks) ranked\n    GROUP BY experiment_id, metric, position\n  ) bounds"
+            ),
+        );
+        cte(
+            "metric_values",
+            "the values and covariates, capped",
+            "  SELECT m.experiment_id, m.metric, m.unit_id, m.variant, m.first_us,\n    CASE WHEN m.y > c.cap_value THEN c.cap_value ELSE m.y END AS y,\n    CASE WHEN m.x > c.cap_value THEN c.cap_value ELSE m.x END AS x\n  FROM metric_values_uncapped m\n  LEFT JOIN metric_caps c ON c.experiment_id = m.experiment_id AND c.metric = m.metric".into(),
+        );
         ctes
     }
 
-    /// One branch per experiment and metric: the unit's slot totals made into its value.
-    fn metric_values_uncapped(&self) -> String {
+    /// A unit's value from its totals of one event (`t` the totals' alias with a dot, `pre`
+    /// the prefix of the lookback's columns) by `aggregate`, a column holding `any` (a
+    /// proportion: 1 with an event, else 0), `count`, `sum` (of finite values, 0 without) or
+    /// `max` (the largest finite value, 0 without).
+    fn unit_value(&self, aggregate: &str, t: &str, pre: &str) -> String {
+        let double = self.dialect.double_type();
+        format!(
+            "CASE {aggregate} WHEN 'any' THEN CAST(CASE WHEN coalesce({t}{pre}n_events, 0) > 0 THEN 1 ELSE 0 END AS {double}) WHEN 'count' THEN CAST(coalesce({t}{pre}n_events, 0) AS {double}) WHEN 'sum' THEN coalesce({t}{pre}sum_value, CAST(0 AS {double})) ELSE coalesce({t}{pre}max_value, CAST(0 AS {double})) END"
+        )
+    }
+
+    /// `experiment_metrics`: per experiment and metric, how its per-unit value (`y`) and its
+    /// ratio denominator or CUPED covariate (`x`, from the lookback when `x_pre = 1`) are made
+    /// from one event's totals each, and its cap (ratio metrics are never capped).
+    fn experiment_metrics(&self) -> String {
         let d = self.dialect;
-        let double = d.double_type();
-        let mut branches = Vec::new();
+        let (text, double, bigint) = (d.text_type(), d.double_type(), d.bigint_type());
+        let aggregate = |a: Aggregate| a.name();
+        let mut rows = Vec::new();
         for e in &self.experiments {
             for (m, (plan, cuped)) in e.metrics.iter().zip(&e.cuped).enumerate() {
                 let metric = self.metric_of(e, m);
-                let mut events: Vec<usize> = Vec::new();
-                let mut alias = |slot: usize| {
-                    let event = e.slots[slot].event;
-                    let i = events.iter().position(|&x| x == event).unwrap_or_else(|| {
-                        events.push(event);
-                        events.len() - 1
-                    });
-                    format!("t{i}")
-                };
-                let value = |t: &str, aggregate: Aggregate, pre: bool| {
-                    let p = if pre { "pre_" } else { "" };
-                    match aggregate {
-                        Aggregate::Count => format!("CAST(coalesce({t}.{p}n_events, 0) AS {double})"),
-                        Aggregate::Sum => format!("coalesce({t}.{p}sum_value, CAST(0 AS {double}))"),
-                        Aggregate::Max => format!("coalesce({t}.{p}max_value, CAST(0 AS {double}))"),
-                    }
-                };
-                let proportion = |t: &str, pre: bool| {
-                    let p = if pre { "pre_" } else { "" };
-                    format!("CAST(CASE WHEN coalesce({t}.{p}n_events, 0) > 0 THEN 1 ELSE 0 END AS {double})")
-                };
-                let null = format!("CAST(NULL AS {double})");
-                let (y, x) = match *plan {
+                let event = |slot: usize| self.spec.events[e.slots[slot].event].as_str();
+                let (kind, y, x, x_pre) = match *plan {
                     MetricPlan::Proportion { slot } => {
-                        let t = alias(slot);
-                        (proportion(&t, false), if *cuped { proportion(&t, true) } else { null })
+                        ("proportion", (event(slot), "any"), cuped.then(|| (event(slot), "any")), *cuped)
                     }
-                    MetricPlan::Mean(SlotValue { slot, aggregate }) => {
-                        let t = alias(slot);
-                        (value(&t, aggregate, false), if *cuped { value(&t, aggregate, true) } else { null })
+                    MetricPlan::Mean(SlotValue { slot, aggregate: a }) => {
+                        ("mean", (event(slot), aggregate(a)), cuped.then(|| (event(slot), aggregate(a))), *cuped)
                     }
-                    MetricPlan::Ratio { numerator, denominator } => {
-                        let (tn, td) = (alias(numerator.slot), alias(denominator.slot));
-                        (value(&tn, numerator.aggregate, false), value(&td, denominator.aggregate, false))
-                    }
+                    MetricPlan::Ratio { numerator, denominator } => (
+                        "ratio",
+                        (event(numerator.slot), aggregate(numerator.aggregate)),
+                        Some((event(denominator.slot), aggregate(denominator.aggregate))),
+                        false,
+                    ),
                 };
-                let joins: String = events
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &event)| {
-                        format!(
-                            "\n  LEFT JOIN unit_event_totals t{i}\n    ON t{i}.experiment_id = a.experiment_id AND t{i}.unit_id = a.unit_id AND t{i}.event = {}",
-                            self.s(&self.spec.events[event])
-                        )
-                    })
-                    .collect();
-                branches.push(format!(
-                    "  -- {}\n  SELECT a.experiment_id, CAST({} AS {}) AS metric, a.unit_id, a.variant, a.first_us,\n    {y} AS y,\n    {x} AS x\n  FROM analyzable_units a{joins}\n  WHERE a.experiment_id = {}",
-                    comment(&format!("{} / {}", e.id, metric.name)),
-                    self.s(&metric.name),
-                    d.text_type(),
-                    self.s(&e.id)
-                ));
+                let cap = if kind == "ratio" { None } else { metric.cap };
+                let text_or_null = |v: Option<&str>| match v {
+                    Some(v) => format!("CAST({} AS {text})", self.s(v)),
+                    None => format!("CAST(NULL AS {text})"),
+                };
+                let number_or_null = |v: Option<f64>| match v {
+                    Some(v) => format!("CAST({v:?} AS {double})"),
+                    None => format!("CAST(NULL AS {double})"),
+                };
+                rows.push(vec![
+                    (format!("CAST({} AS {text})", self.s(&e.id)), "experiment_id"),
+                    (format!("CAST({} AS {text})", self.s(&metric.name)), "metric"),
+                    (format!("CAST({} AS {bigint})", i64::from(m == 0)), "is_primary"),
+                    (format!("CAST({} AS {text})", self.s(kind)), "kind"),
+                    (format!("CAST({} AS {text})", self.s(y.0)), "y_event"),
+                    (format!("CAST({} AS {text})", self.s(y.1)), "y_aggregate"),
+                    (text_or_null(x.map(|x| x.0)), "x_event"),
+                    (text_or_null(x.map(|x| x.1)), "x_aggregate"),
+                    (format!("CAST({} AS {bigint})", i64::from(x_pre)), "x_pre"),
+                    (
+                        number_or_null(match cap {
+                            Some(Cap::Absolute(v)) => Some(v),
+                            _ => None,
+                        }),
+                        "cap_absolute",
+                    ),
+                    (
+                        number_or_null(match cap {
+                            Some(Cap::Percentile(q)) => Some(q),
+                            _ => None,
+                        }),
+                        "cap_percentile",
+                    ),
+                ]);
             }
         }
-        branches.join("\n  UNION ALL\n")
-    }
-
-    /// One branch per capped metric (ratio metrics are never capped); `None` without any.
-    fn metric_caps(&self) -> Option<String> {
-        let d = self.dialect;
-        let mut branches = Vec::new();
-        for e in &self.experiments {
-            for (m, plan) in e.metrics.iter().enumerate() {
-                let metric = self.metric_of(e, m);
-                let Some(cap) = metric.cap else { continue };
-                if matches!(plan, MetricPlan::Ratio { .. }) {
-                    continue;
-                }
-                let keys = format!(
-                    "CAST({} AS {text}) AS experiment_id, CAST({} AS {text}) AS metric",
-                    self.s(&e.id),
-                    self.s(&metric.name),
-                    text = d.text_type()
-                );
-                branches.push(match cap {
-                    Cap::Absolute(limit) => {
-                        format!("  SELECT {keys}, CAST({limit:?} AS {}) AS cap_value", d.double_type())
-                    }
-                    Cap::Percentile(q) => {
-                        let from = format!(
-                            "FROM metric_values_uncapped WHERE experiment_id = {} AND metric = {}",
-                            self.s(&e.id),
-                            self.s(&metric.name)
-                        );
-                        format!("  SELECT {keys}, q.cap_value FROM ({}) q", d.quantile_select("y", q, &from))
-                    }
-                });
-            }
-        }
-        (!branches.is_empty()).then(|| branches.join("\n  UNION ALL\n"))
+        self.literal_rows(&rows)
     }
 
     /// `WITH name AS (…), …` of `ctes`.
@@ -515,7 +530,6 @@ impl<'a> Query<'a> {
         let d = self.dialect;
         let end = self.end();
         let mut ctes = self.ctes();
-        let dimensions: Vec<String> = (0..self.spec.dimensions.len()).map(|i| format!("dimension_{}", i + 1)).collect();
         ctes.push((
             "experiment_counters",
             "the fourteen counters of each experiment, zeros included".into(),
@@ -581,15 +595,17 @@ impl<'a> Query<'a> {
         ctes.push((
             "cap_rows",
             "each capped metric's cap and the units above it".into(),
-            if ctes.iter().any(|(name, ..)| *name == "metric_caps") {
-                "  SELECT c.experiment_id, c.metric, c.cap_value, count(m.unit_id) AS capped_units\n  FROM metric_caps c\n  LEFT JOIN metric_values_uncapped m\n    ON m.experiment_id = c.experiment_id AND m.metric = c.metric AND m.y > c.cap_value\n  WHERE c.cap_value IS NOT NULL\n  GROUP BY c.experiment_id, c.metric, c.cap_value".into()
-            } else {
-                format!(
-                    "  SELECT experiment_id, CAST(NULL AS {text}) AS metric, CAST(NULL AS {double}) AS cap_value, 0 AS capped_units\n  FROM experiments WHERE 1 = 0",
-                    text = d.text_type(),
-                    double = d.double_type()
-                )
-            },
+            "  SELECT c.experiment_id, c.metric, c.cap_value, count(m.unit_id) AS capped_units\n  FROM metric_caps c\n  LEFT JOIN metric_values_uncapped m\n    ON m.experiment_id = c.experiment_id AND m.metric = c.metric AND m.y > c.cap_value\n  WHERE c.cap_value IS NOT NULL\n  GROUP BY c.experiment_id, c.metric, c.cap_value".into(),
+        ));
+        ctes.push((
+            "counter_names",
+            "the table's counters".into(),
+            self.literal_rows(
+                &counter::ALL
+                    .iter()
+                    .map(|name| vec![(format!("CAST({} AS {})", self.s(name), d.text_type()), "name")])
+                    .collect::<Vec<_>>(),
+            ),
         ));
         ctes.push((
             "partition_rows",
@@ -599,17 +615,17 @@ impl<'a> Query<'a> {
 
         let section = |s: Section| self.s(s.name());
         let mut rows: Vec<String> = Vec::new();
-        for name in counter::ALL {
-            rows.push(self.row(
-                &[
-                    (column::EXPERIMENT_ID, "experiment_id".into()),
-                    (column::SECTION, section(Section::Counter)),
-                    (column::NAME, self.s(name)),
-                    (column::N, name.to_string()),
-                ],
-                "FROM experiment_counters",
-            ));
-        }
+        let counter_cases: String =
+            counter::ALL.iter().map(|name| format!(" WHEN {} THEN c.{name}", self.s(name))).collect();
+        rows.push(self.row(
+            &[
+                (column::EXPERIMENT_ID, "c.experiment_id".into()),
+                (column::SECTION, section(Section::Counter)),
+                (column::NAME, "k.name".into()),
+                (column::N, format!("CASE k.name{counter_cases} END")),
+            ],
+            "FROM experiment_counters c CROSS JOIN counter_names k",
+        ));
         rows.push(self.row(
             &[
                 (column::EXPERIMENT_ID, "experiment_id".into()),
@@ -639,19 +655,17 @@ impl<'a> Query<'a> {
             ],
             &format!("FROM analyzable_units GROUP BY experiment_id, variant, {day}"),
         ));
-        for (name, alias) in self.spec.dimensions.iter().zip(&dimensions) {
+        if !self.spec.dimensions.is_empty() {
             rows.push(self.row(
                 &[
-                    (column::EXPERIMENT_ID, "a.experiment_id".into()),
+                    (column::EXPERIMENT_ID, "experiment_id".into()),
                     (column::SECTION, section(Section::Dimension)),
-                    (column::VARIANT, "a.variant".into()),
-                    (column::DIMENSION, self.s(name)),
-                    (column::DIMENSION_VALUE, format!("u.{alias}")),
+                    (column::VARIANT, "variant".into()),
+                    (column::DIMENSION, "dimension".into()),
+                    (column::DIMENSION_VALUE, "dimension_value".into()),
                     (column::N, "count(*)".into()),
                 ],
-                &format!(
-                    "FROM analyzable_units a\n  JOIN unit_dimensions u ON u.experiment_id = a.experiment_id AND u.unit_id = a.unit_id\n  GROUP BY a.experiment_id, a.variant, u.{alias}"
-                ),
+                "FROM unit_dimension_values GROUP BY experiment_id, variant, dimension, dimension_value",
             ));
         }
         let sums = |with_x: bool| -> Vec<(&'static str, String)> {
@@ -675,32 +689,22 @@ impl<'a> Query<'a> {
         // x is null for metrics without a denominator or covariate, and so are its sums.
         metric.extend(sums(true));
         rows.push(self.row(&metric, "FROM metric_values m GROUP BY m.experiment_id, m.metric, m.variant"));
-        for e in &self.experiments {
-            if e.metrics.is_empty() {
-                continue;
-            }
-            let primary = self.metric_of(e, 0);
-            let is_ratio = matches!(e.metrics[0], MetricPlan::Ratio { .. });
-            for (name, alias) in self.spec.dimensions.iter().zip(&dimensions) {
-                let mut values = vec![
-                    (column::EXPERIMENT_ID, "m.experiment_id".to_string()),
-                    (column::SECTION, section(Section::MetricDimension)),
-                    (column::NAME, "m.metric".into()),
-                    (column::VARIANT, "m.variant".into()),
-                    (column::DIMENSION, self.s(name)),
-                    (column::DIMENSION_VALUE, format!("u.{alias}")),
-                    (column::N, "count(*)".into()),
-                ];
-                values.extend(sums(is_ratio));
-                rows.push(self.row(
-                    &values,
-                    &format!(
-                        "FROM metric_values m\n  JOIN unit_dimensions u ON u.experiment_id = m.experiment_id AND u.unit_id = m.unit_id\n  WHERE m.experiment_id = {} AND m.metric = {}\n  GROUP BY m.experiment_id, m.metric, m.variant, u.{alias}",
-                        self.s(&e.id),
-                        self.s(&primary.name)
-                    ),
-                ));
-            }
+        if !self.spec.dimensions.is_empty() {
+            // The primary metric's; x (and its sums) only for a ratio's denominator.
+            let mut values = vec![
+                (column::EXPERIMENT_ID, "m.experiment_id".to_string()),
+                (column::SECTION, section(Section::MetricDimension)),
+                (column::NAME, "m.metric".into()),
+                (column::VARIANT, "m.variant".into()),
+                (column::DIMENSION, "u.dimension".into()),
+                (column::DIMENSION_VALUE, "u.dimension_value".into()),
+                (column::N, "count(*)".into()),
+            ];
+            values.extend(sums(true));
+            rows.push(self.row(
+                &values,
+                "FROM (\n    SELECT v.experiment_id, v.metric, v.unit_id, v.variant, v.y, CASE WHEN d.kind = 'ratio' THEN v.x END AS x\n    FROM metric_values v\n    JOIN experiment_metrics d ON d.experiment_id = v.experiment_id AND d.metric = v.metric AND d.is_primary = 1\n  ) m\n  JOIN unit_dimension_values u ON u.experiment_id = m.experiment_id AND u.unit_id = m.unit_id\n  GROUP BY m.experiment_id, m.metric, m.variant, u.dimension, u.dimension_value",
+            ));
         }
         rows.push(self.row(
             &[
