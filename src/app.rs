@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, Utc};
 
 use crate::cli::{
-    Cli, Command, DeliverArgs, DemoArgs, GenerateArgs, LogFormat, RunArgs, ServeArgs, SimulateArgs, StatusArgs,
-    ValidateArgs,
+    Cli, Command, DeliverArgs, DemoArgs, GenerateArgs, LogFormat, RunArgs, ServeArgs, SimulateArgs, SqlArgs,
+    StatusArgs, ValidateArgs,
 };
 use crate::config::{self, EngineOverride, Job};
 use crate::deliver::{self, outbox};
@@ -66,6 +66,7 @@ pub fn main(cli: Cli) -> Exit {
             Command::Generate(args) => generate_command(&args),
             Command::Simulate(args) => simulate_command(&args),
             Command::Deliver(args) => deliver_command(args).await,
+            Command::Sql(args) => sql_command(&args),
         }
     })
 }
@@ -137,6 +138,40 @@ async fn run(args: RunArgs) -> Exit {
                 eprintln!("error: {error}");
             }
             exit
+        }
+    }
+}
+
+/// `abreport sql`: prints the query computing the sufficient statistics of the job's
+/// experiments (or one) that have started by the report date.
+fn sql_command(args: &SqlArgs) -> Exit {
+    let job = match load_job(&args.job) {
+        Ok(job) => job,
+        Err(exit) => return exit,
+    };
+    let report_date = args.date.unwrap_or_else(|| yesterday(job.timezone));
+    let selected: Vec<&config::Experiment> = match &args.experiment {
+        Some(id) => match job.experiments.iter().find(|e| &e.id == id) {
+            Some(experiment) => vec![experiment],
+            None => {
+                eprintln!("error: job `{}` has no experiment `{id}`", job.name);
+                return Exit::Config;
+            }
+        },
+        None => job.experiments.iter().collect(),
+    };
+    let spec = crate::aggregate::Spec::new(&job, &pipeline::started(&selected, report_date), report_date);
+    let tables = args.exposures_table.clone().zip(args.events_table.clone());
+    let sql = crate::sql::SqlSource::for_dialect(args.dialect, &job.source.url, tables)
+        .and_then(|source| crate::sql::sufficient_stats_sql(&job, &spec, &source, args.dialect));
+    match sql {
+        Ok(sql) => {
+            say!("{sql}");
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Config
         }
     }
 }

@@ -45,6 +45,10 @@ pub enum Command {
     /// Measure the recommendation's error rates: synthetic A/A and A/B experiments, each read
     /// every day through the real analysis and decision code.
     Simulate(SimulateArgs),
+    /// Print the SQL that computes a run's sufficient statistics (docs/sufficient-stats.md)
+    /// where the data lives: Spark, DuckDB, Trino or BigQuery. Write its result under
+    /// `<url>/sufficient_stats/date=D/` and run a `kind = "sufficient_stats"` job on it.
+    Sql(SqlArgs),
     /// Show, or with --retry send, the outputs waiting in a job's outbox after a failed
     /// delivery. Each destination and message is sent at most once.
     Deliver(DeliverArgs),
@@ -100,6 +104,29 @@ pub struct RunArgs {
     /// ABREPORT_SPARK_OUTPUT.
     #[arg(long, value_name = "URL")]
     pub spark_output: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The job file.
+    #[arg(long)]
+    pub job: PathBuf,
+    /// Report date (UTC partition date); default: yesterday in the job's time zone.
+    #[arg(long)]
+    pub date: Option<NaiveDate>,
+    /// Only this experiment of the job.
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// The SQL dialect.
+    #[arg(long, value_enum)]
+    pub dialect: crate::sql::Dialect,
+    /// The exposures table (with a `date` partition column); without it the query reads the
+    /// job's `[source] url` as Parquet files (Spark, DuckDB).
+    #[arg(long, requires = "events_table", value_name = "TABLE")]
+    pub exposures_table: Option<String>,
+    /// The events table (with a `date` partition column).
+    #[arg(long, requires = "exposures_table", value_name = "TABLE")]
+    pub events_table: Option<String>,
 }
 
 #[derive(Debug, Args)]

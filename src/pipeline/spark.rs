@@ -141,7 +141,7 @@ async fn per_unit_exports(
         let directory = format!("{folder}/{name}");
         let statement = format!(
             "INSERT OVERWRITE DIRECTORY {} USING parquet {select}",
-            sql::string_literal(&spark_location(&directory), Dialect::Spark)
+            Dialect::Spark.string(&spark_location(&directory))
         );
         let what = "per-unit exports on Spark";
         attempts(engine, deadline, log, what, || session.sql(&statement, instant(deadline))).await?;

@@ -7,6 +7,7 @@ mod checks;
 mod cloud;
 mod deliver;
 mod encodings;
+mod engines;
 mod layering;
 mod outputs;
 mod recommendations;

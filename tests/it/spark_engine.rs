@@ -12,6 +12,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type};
 use serde_json::Value;
 
+use crate::engines;
 use crate::support::*;
 
 /// The test server's `sc://` URL. Missing it is a failure, not a skip.
@@ -180,4 +181,64 @@ fn sql_that_spark_rejects_fails_the_run_naming_the_column() {
     assert!(run.stderr.contains("rejected the SQL"), "says Spark rejected it:\n{}", run.stderr);
     let record = ledger_record(s.path(), "generated", REPORT_DATE);
     assert_eq!(record["status"], "failed", "the same SQL fails again: not a source outage\n{record}");
+}
+
+/// The part files of one per-unit export in a Spark run's manifest, read as one batch.
+fn spark_export(manifest: &Value, export: &str) -> Option<RecordBatch> {
+    let batches: Vec<RecordBatch> = manifest["engine_files"]
+        .as_array()?
+        .iter()
+        .filter(|f| f["name"].as_str().is_some_and(|n| n.starts_with(&format!("{export}/"))))
+        .map(|f| {
+            let url = url::Url::parse(f["url"].as_str().expect("url")).expect("a URL");
+            read_parquet(&url.to_file_path().expect("a local path"))
+        })
+        .collect();
+    let first = batches.first()?;
+    Some(arrow::compute::concat_batches(&first.schema(), &batches).expect("the parts share a schema"))
+}
+
+/// Every scenario of tests/it/engines.rs, computed by `abreport run --engine spark` on the test
+/// server with Spark writing the per-unit exports: the same results.json as the embedded
+/// engine (every count equal, every float to 1e-9 relative) and the same per-unit rows. This is
+/// the whole engine path — the Spark dialect's SQL, the Arrow result read back, the part files
+/// Spark writes — not the SQL alone.
+#[test]
+fn every_engine_scenario_computed_by_spark_equals_the_embedded_engine() {
+    let remote = spark_remote();
+    let mut failures = Vec::new();
+    for scenario in engines::scenarios() {
+        let embedded_code = engines::run_embedded(&scenario);
+        let args = ["run", "--job", "job.toml", "--date", REPORT_DATE, "--out", "spark", "--no-deliver"];
+        let env = [
+            ("ABREPORT_ENGINE", "spark"),
+            ("ABREPORT_SPARK_REMOTE", remote.as_str()),
+            ("ABREPORT_SPARK_OUTPUT", "spark-units"),
+        ];
+        let run = abreport_with_env(scenario.path(), &args, &env);
+        assert_eq!(run.code, embedded_code, "{}: exit codes\n{}\n{}", scenario.name, run.stdout, run.stderr);
+        for experiment in &scenario.experiments {
+            let expected = engines::results_json(&scenario.path().join("embedded"), experiment);
+            let actual = engines::results_json(&scenario.path().join("spark"), experiment);
+            for difference in engines::compare_results(&expected, &actual) {
+                failures.push(format!("{} / {experiment}: results.json{difference}", scenario.name));
+            }
+            let embedded = engines::experiment_dir(&scenario.path().join("embedded"), experiment);
+            let spark = engines::experiment_dir(&scenario.path().join("spark"), experiment);
+            let manifest: Value =
+                serde_json::from_str(&std::fs::read_to_string(spark.join("manifest.json")).expect("manifest.json"))
+                    .expect("manifest parses");
+            for export in ["allocation", "units"] {
+                let Some(parts) = spark_export(&manifest, export) else {
+                    failures.push(format!("{} / {experiment}: no {export} parts in the manifest", scenario.name));
+                    continue;
+                };
+                let expected = read_parquet(&embedded.join(format!("{export}.parquet")));
+                for difference in engines::compare_rows(&expected, &parts) {
+                    failures.push(format!("{} / {experiment} / {export}: {difference}", scenario.name));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "Spark and the embedded engine differ:\n{}", failures.join("\n"));
 }

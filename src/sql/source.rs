@@ -1,0 +1,30 @@
+//! Where a query reads the two datasets: Parquet files under a root, or tables.
+
+use super::dialect::Dialect;
+use super::error::SqlError;
+
+/// Where the query reads the two datasets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlSource {
+    /// The contract's layout under a root the engine can read (a local path, `s3://...`):
+    /// `<root>/exposures/date=YYYY-MM-DD/*.parquet` and `<root>/events/...`.
+    Files { root: String },
+    /// Tables (or views) with the datasets' columns and a `date` partition column.
+    Tables { exposures: String, events: String },
+}
+
+impl SqlSource {
+    /// The source of a query for `dialect`: the tables when given (`(exposures, events)`),
+    /// else the job's `[source] url` as files, a `file://` URL as its local path and any other
+    /// URL (`s3://…`) as it is. Trino and BigQuery read tables only.
+    pub fn for_dialect(dialect: Dialect, source_url: &str, tables: Option<(String, String)>) -> Result<Self, SqlError> {
+        if let Some((exposures, events)) = tables {
+            return Ok(SqlSource::Tables { exposures, events });
+        }
+        if matches!(dialect, Dialect::Trino | Dialect::BigQuery) {
+            return Err(SqlError::FilesUnsupported { dialect: dialect.name() });
+        }
+        let root = source_url.strip_prefix("file://").unwrap_or(source_url);
+        Ok(SqlSource::Files { root: root.to_string() })
+    }
+}
