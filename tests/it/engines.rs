@@ -6,6 +6,9 @@
 //! report date, events before the exposure, missing partitions), integer unit ids, dimensions,
 //! several experiments with different starts, and names that need quoting.
 //!
+//! Two engines run the SQL: DuckDB and Spark (local mode, the test venv's pyspark), each in one
+//! session for all the queries (tests/reference/run_sql.py).
+//!
 //! For each scenario: `abreport run` (embedded), then the query on the engine, its table
 //! written as `<data>/sufficient_stats/date=D/part-0.parquet`, then the same job with
 //! `[source] kind = "sufficient_stats"`; the two `results.json` must agree ([`compare_results`]).
@@ -607,6 +610,12 @@ fn duckdb(runs: &[SqlRun]) {
     run_sql(runs, "duckdb");
 }
 
+/// Runs the queries on Spark, in local mode in one session (tests/reference/run_sql.py; the
+/// test venv's pyspark, on the Java that tests/run.sh provides for its Spark Connect server).
+fn spark(runs: &[SqlRun]) {
+    run_sql(runs, "spark");
+}
+
 /// tests/reference/run_sql.py on `engine`, with every query of `runs` in one batch file.
 fn run_sql(runs: &[SqlRun], engine: &str) {
     let batch: Vec<Value> = runs.iter().map(|r| serde_json::json!({ "sql": r.sql, "out": r.out })).collect();
@@ -618,6 +627,8 @@ fn run_sql(runs: &[SqlRun], engine: &str) {
         .arg(script)
         .args(["--engine", engine, "--batch"])
         .arg(&file)
+        // Spark leaves a `spark-warehouse` folder where it runs: not in the repository.
+        .current_dir(dir.path())
         .output()
         .expect("python runs");
     assert!(
@@ -631,6 +642,13 @@ fn run_sql(runs: &[SqlRun], engine: &str) {
 #[test]
 fn duckdb_computes_what_the_embedded_engine_computes() {
     prove_scenarios("duckdb", duckdb);
+}
+
+/// The Spark dialect, run as SQL on a real Spark (not through `--engine spark`, whose test
+/// compares that engine's run with [`run_embedded`]'s on the same [`scenarios`]).
+#[test]
+fn spark_computes_what_the_embedded_engine_computes() {
+    prove_scenarios("spark", spark);
 }
 
 #[test]
