@@ -148,8 +148,19 @@ pub(crate) fn scenarios() -> Vec<EngineScenario> {
     ]
 }
 
-/// Column names in the files that need quoting, as `[source.columns]` maps them: every column
-/// of `scenario`'s files renamed, and the job told.
+/// A text column in another of the encodings the contract accepts: experiment ids and event
+/// names dictionary-encoded, variants and dimensions as large strings.
+fn reencoded(name: &str, column: &ArrayRef) -> ArrayRef {
+    let to = match name {
+        "experiment_id" | "event" => DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+        "variant" | "country" | "platform" => DataType::LargeUtf8,
+        _ => return column.clone(),
+    };
+    arrow::compute::cast(column, &to).expect("a text column")
+}
+
+/// Column names in the files that need quoting, as `[source.columns]` maps them, and text
+/// columns in other encodings: every column of `scenario`'s files renamed, and the job told.
 fn remapped(scenario: EngineScenario) -> EngineScenario {
     let exposures =
         [("experiment_id", "exp id"), ("variant", "arm's"), ("unit_id", "user \"id\""), ("ts", "exposed at")];
@@ -166,7 +177,7 @@ fn remapped(scenario: EngineScenario) -> EngineScenario {
                     .zip(batch.columns())
                     .map(|(field, column)| {
                         let renamed = renames.iter().find(|(from, _)| from == field.name()).map(|(_, to)| *to);
-                        (renamed.unwrap_or(field.name().as_str()), column.clone())
+                        (renamed.unwrap_or(field.name().as_str()), reencoded(field.name(), column))
                     })
                     .collect();
                 write_parquet(&file.path(), columns);
