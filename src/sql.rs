@@ -2,7 +2,7 @@
 //! (docs/sufficient-stats.md) where the data lives — on Spark, in DuckDB, in a warehouse — and
 //! the per-unit queries behind `allocation.parquet` and `units.parquet`. It follows the
 //! contract's attribution exactly as `aggregate::fold` does; tests/it/engines.rs runs the
-//! queries on DuckDB and proves the results equal to the embedded engine's.
+//! queries on DuckDB and on Spark and proves the results equal to the embedded engine's.
 //!
 //! Pure text: no IO, not async, no engine. Every name and string from the job (experiment
 //! ids, variants, metrics, events, column remaps, dimensions, table names, paths) is quoted

@@ -88,8 +88,9 @@ impl Dialect {
 
     /// A timestamp column as integer microseconds since the epoch, a naive timestamp read as
     /// UTC (the contract). Spark's `unix_micros(CAST(ts AS TIMESTAMP))` reads a TIMESTAMP_NTZ
-    /// in the session time zone: the query relies on `spark.sql.session.timeZone=UTC`, which
-    /// the pipeline's Spark session sets first. Trino has no integer conversion: the seconds
+    /// in the session time zone (checked: a session in `Asia/Bangkok` moves it by 7 hours): the
+    /// query relies on `spark.sql.session.timeZone=UTC`, which the pipeline's Spark session
+    /// sets first. Trino has no integer conversion: the seconds
     /// of `to_unixtime` (a double, exact to well under a microsecond for dates of this
     /// century) are rounded to microseconds; the column must be a naive `timestamp`.
     pub fn micros(self, ts: &str) -> String {

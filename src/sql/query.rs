@@ -2,14 +2,16 @@
 //! values, each named after what it holds, and the queries made of them: the
 //! sufficient-statistics table and the two per-unit exports.
 //!
-//! Each step follows `aggregate::fold` and `aggregate::values` (the comments name the rule):
+//! Each step follows `aggregate::fold` and `aggregate::values` (each CTE's comment says what it
+//! holds):
 //! - exposures: the rows of an experiment's window partitions (`start..=report_date`); a row
 //!   without a unit id counts in `exposures_without_unit`, one with a unit but no variant or
 //!   timestamp in `exposures_without_variant_or_ts`; a complete row timestamped at or after the
 //!   end of the report date is a future exposure, decides nothing, and is only counted.
-//! - a unit's variant is the set of variants of its other (window) rows; two or more make it
+//! - a unit's variant is the set of variants of its complete window rows; two or more make it
 //!   `multi_variant`, one not configured `unknown_variant`; its first exposure is the earliest
-//!   window row, and its dimension values are those of that row.
+//!   of those rows, and its dimension values are those of that row (of tied rows, the
+//!   smallest value: the engine keeps whichever it folded first).
 //! - events: the rows of partitions `first_event_date..=report_date` (one range for all
 //!   experiments, as the engine reads them) of an event some experiment uses, attributed to the
 //!   experiment's analyzable units: counted when `first exposure <= ts < end of report date`,
@@ -18,7 +20,13 @@
 //!   nothing to sums and maxima; NaN and ±Inf the same, and are `invalid_values`.
 //! - per-unit values: `count`, the sum of finite values (0 without), the largest finite value
 //!   (0 without), a proportion's 0/1; caps lower values (and CUPED covariates) above the cap,
-//!   a percentile cap being the quantile of the experiment's analyzable units' values.
+//!   a percentile cap being the quantile of the experiment's analyzable units' values, computed
+//!   in plain SQL with the engine's operations (`aggregate::values::quantile`).
+//!
+//! Metrics, counters and dimensions are rows of small literal tables joined to the data, not
+//! one UNION branch each: an engine that inlines every reference to a CTE (Spark) then plans a
+//! query whose size does not grow with the job (one branch per metric ran Spark's driver out
+//! of memory on three experiments).
 
 use chrono::NaiveDate;
 
