@@ -6,17 +6,17 @@
 //! report date, events before the exposure, missing partitions), integer unit ids, remapped
 //! columns, dimensions, several experiments with different starts, and names that need quoting.
 //!
-//! Two engines run the SQL: DuckDB and Spark (local mode, the test venv's pyspark), each in one
-//! session for all the queries (tests/reference/run_sql.py).
+//! DuckDB runs the SQL here, in one session for all the queries (tests/reference/run_sql.py).
+//! Spark runs it through the whole engine path, `abreport run --engine spark` against the
+//! tests' Spark Connect server, on these same scenarios (tests/it/spark_engine.rs).
 //!
 //! For each scenario: `abreport run` (embedded), then the query on the engine, its table
 //! written as `<data>/sufficient_stats/date=D/part-0.parquet`, then the same job with
 //! `[source] kind = "sufficient_stats"`; the two `results.json` must agree ([`compare_results`]).
 //! The per-unit queries' rows must be the embedded `allocation.parquet` and `units.parquet`.
 //!
-//! The scenarios and the comparison are `pub(crate)`, for another engine's test (Spark): build
-//! [`scenarios`], run each with that engine and [`compare_results`] with [`run_embedded`]'s, or
-//! hand [`prove_scenarios`] a function that executes a query on it.
+//! The scenarios and the comparisons are `pub(crate)`, for the Spark engine's test: it builds
+//! [`scenarios`], runs each with that engine and compares with [`run_embedded`]'s.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -458,15 +458,6 @@ pub(crate) struct SqlRun {
     pub out: PathBuf,
 }
 
-/// Which scenarios' per-unit queries a proof runs.
-#[derive(Clone, Copy)]
-pub(crate) enum PerUnitOf {
-    Every,
-    /// Only the scenario named: its dialect-specific parts (the `|`-join of a multi-variant
-    /// unit's variants, timestamps from microseconds) are the same for every scenario.
-    Only(&'static str),
-}
-
 /// A per-unit export to compare: experiment, file name, the embedded file, the query's result.
 type PerUnitCheck = (String, &'static str, PathBuf, PathBuf);
 
@@ -476,7 +467,7 @@ type PerUnitCheck = (String, &'static str, PathBuf, PathBuf);
 /// experiment. Then `execute` runs all the queries at once (an engine that takes seconds to
 /// start starts once), and each scenario's `sufficient_stats` run must give the embedded
 /// results, its per-unit rows the embedded `allocation.parquet` and `units.parquet`.
-pub(crate) fn prove_scenarios(dialect: &str, per_unit_of: PerUnitOf, execute: impl Fn(&[SqlRun])) {
+pub(crate) fn prove_scenarios(dialect: &str, execute: impl Fn(&[SqlRun])) {
     let sql_dialect = match dialect {
         "duckdb" => abreport::sql::Dialect::DuckDb,
         "spark" => abreport::sql::Dialect::Spark,
@@ -502,11 +493,7 @@ pub(crate) fn prove_scenarios(dialect: &str, per_unit_of: PerUnitOf, execute: im
         let (job, spec) = job_and_spec(scenario);
         let source = abreport::sql::SqlSource::Files { root: scenario.path().join("data").display().to_string() };
         let mut per_unit = Vec::new();
-        let wanted = match per_unit_of {
-            PerUnitOf::Every => true,
-            PerUnitOf::Only(name) => name == scenario.name,
-        };
-        for (index, experiment) in spec.experiments.iter().enumerate().filter(|_| wanted) {
+        for (index, experiment) in spec.experiments.iter().enumerate() {
             let embedded_dir = experiment_dir(&scenario.path().join("embedded"), &experiment.id);
             for (table, file) in [
                 (abreport::sql::PerUnitTable::Allocation, "allocation.parquet"),
@@ -683,12 +670,6 @@ fn duckdb(runs: &[SqlRun]) {
     run_sql(runs, "duckdb");
 }
 
-/// Runs the queries on Spark, in local mode in one session (tests/reference/run_sql.py; the
-/// test venv's pyspark, on the Java that tests/run.sh provides for its Spark Connect server).
-fn spark(runs: &[SqlRun]) {
-    run_sql(runs, "spark");
-}
-
 /// tests/reference/run_sql.py on `engine`, with every query of `runs` in one batch file.
 fn run_sql(runs: &[SqlRun], engine: &str) {
     let batch: Vec<Value> = runs.iter().map(|r| serde_json::json!({ "sql": r.sql, "out": r.out })).collect();
@@ -714,15 +695,7 @@ fn run_sql(runs: &[SqlRun], engine: &str) {
 
 #[test]
 fn duckdb_computes_what_the_embedded_engine_computes() {
-    prove_scenarios("duckdb", PerUnitOf::Every, duckdb);
-}
-
-/// The Spark dialect, run as SQL on a real Spark (not through `--engine spark`, whose test
-/// compares that engine's run with [`run_embedded`]'s on the same [`scenarios`]).
-#[test]
-fn spark_computes_what_the_embedded_engine_computes() {
-    // Spark takes seconds a query on a small machine: the per-unit queries of one scenario.
-    prove_scenarios("spark", PerUnitOf::Only("dirty_data"), spark);
+    prove_scenarios("duckdb", duckdb);
 }
 
 #[test]
