@@ -355,15 +355,16 @@ pub(crate) fn output_hashes(dir: &Path) -> std::collections::BTreeMap<String, St
     hashes
 }
 
-/// Every row of a Parquet file, as one batch.
+/// Every row of a Parquet file, as one batch (with the file's schema when it has no rows).
 pub(crate) fn read_parquet(path: &Path) -> RecordBatch {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .expect("parquet")
         .build()
         .expect("reader");
+    let schema = arrow::array::RecordBatchReader::schema(&reader);
     let batches: Vec<_> = reader.collect::<Result<_, _>>().expect("batches");
-    arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("one batch")
+    arrow::compute::concat_batches(&schema, &batches).expect("one batch")
 }
 
 /// A Utf8 column of a batch, as strings.
