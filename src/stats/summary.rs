@@ -1,5 +1,9 @@
 //! Sufficient statistics of one variant's per-unit values.
 
+/// A difference of terms smaller than this share of their magnitude is rounding noise: double
+/// precision carries ~16 digits, and sums of many terms lose a few of them.
+pub const CANCELLATION_FLOOR: f64 = 1e-12;
+
 /// Count, mean and unbiased (n-1) variance of per-unit values.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct Summary {
@@ -87,10 +91,17 @@ impl RatioSummary {
             return None;
         }
         let r = self.mean_numerator / self.mean_denominator;
-        let variance = (self.var_numerator - 2.0 * r * self.covariance + r * r * self.var_denominator)
-            / (self.mean_denominator * self.mean_denominator);
-        // Rounding can take an exactly-zero variance a hair below zero.
-        Some(Summary { n: self.n, mean: r, variance: variance.max(0.0) })
+        let terms = [self.var_numerator, -2.0 * r * self.covariance, r * r * self.var_denominator];
+        let combined: f64 = terms.iter().sum();
+        // When every unit has the same ratio the terms cancel exactly in exact arithmetic, but
+        // not in floating point: what is left is rounding noise of the terms' size times ~1e-16,
+        // whose sign and size depend on summation order (so engines differ), and which would
+        // make a "significant" test of a difference of zero noise. Below this share of the
+        // terms' magnitude the difference carries no digits of its own: it is zero.
+        let magnitude: f64 = terms.iter().map(|t| t.abs()).sum();
+        let combined = if combined <= CANCELLATION_FLOOR * magnitude { 0.0 } else { combined };
+        let variance = combined / (self.mean_denominator * self.mean_denominator);
+        Some(Summary { n: self.n, mean: r, variance })
     }
 }
 
@@ -130,6 +141,22 @@ mod tests {
         let s = r.to_summary().expect("defined");
         close(s.mean, 1.5, 1e-12, "mean");
         close(s.variance, 0.140625, 1e-12, "variance");
+    }
+
+    #[test]
+    fn a_ratio_every_unit_shares_has_a_variance_of_exactly_zero() {
+        // numerator = 0.1 × denominator for every unit: the delta-method variance is 0 exactly,
+        // but its terms (s_nn, -2R·s_nd, R²·s_dd) cancel with rounding noise left over.
+        let denominators: Vec<f64> = (1..=37).map(|i| f64::from(i) * 1.7).collect();
+        let numerators: Vec<f64> = denominators.iter().map(|d| d * 0.1).collect();
+        let s = RatioSummary::from_values(&numerators, &denominators).to_summary().expect("defined");
+        close(s.mean, 0.1, 1e-12, "mean");
+        assert_eq!(s.variance, 0.0);
+        // A real spread well above the floor is kept.
+        let mut spread = numerators.clone();
+        spread[0] += 1e-3;
+        let s = RatioSummary::from_values(&spread, &denominators).to_summary().expect("defined");
+        assert!(s.variance > 0.0);
     }
 
     #[test]
