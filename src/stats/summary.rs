@@ -2,7 +2,7 @@
 
 /// A difference of terms smaller than this share of their magnitude is rounding noise: double
 /// precision carries ~16 digits, and sums of many terms lose a few of them.
-pub const CANCELLATION_FLOOR: f64 = 1e-12;
+pub(crate) const CANCELLATION_FLOOR: f64 = 1e-12;
 
 /// Count, mean and unbiased (n-1) variance of per-unit values.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
