@@ -133,6 +133,12 @@ struct DimensionRegistry {
 }
 
 impl DimensionRegistry {
+    /// Whether the value of code `a` sorts before that of code `b` (byte-wise, as SQL's `min`).
+    fn less(&self, dimension: usize, a: u16, b: u16) -> bool {
+        let values = &self.values[dimension];
+        values[usize::from(a)] < values[usize::from(b)]
+    }
+
     fn code(&mut self, dimension: usize, value: &str) -> u16 {
         if let Some(&code) = self.codes[dimension].get(value) {
             return code;
@@ -561,6 +567,8 @@ impl Aggregator {
                 let variant = variant_index[experiment * width + variant as usize];
                 counters.rows += 1;
                 let first = micros < x.first_micros;
+                // Another row at the first exposure's instant: its dimension values compete.
+                let tie = micros == x.first_micros && x.exposures > 0;
                 if x.exposures == 0 {
                     x.variant = (x.variant & FUTURE) | variant;
                 } else if x.variant & VARIANT_INDEX != variant {
@@ -575,11 +583,21 @@ impl Aggregator {
                 }
                 x.first_micros = x.first_micros.min(micros);
                 x.exposures = x.exposures.saturating_add(1);
-                if first && n_dimensions > 0 {
+                if (first || tie) && n_dimensions > 0 {
                     let at = (local * n_experiments + experiment) * n_dimensions;
                     for d in 0..n_dimensions {
-                        shard.dimensions[at + d] =
+                        let value =
                             dimension_codes[d][row].map_or(NO_DIMENSION, |code| dimension_maps[d][code as usize]);
+                        let kept = &mut shard.dimensions[at + d];
+                        // Of rows tied at the first exposure, the smallest value wins (nulls
+                        // lose), whatever order the files are folded in; the SQL's `min`.
+                        if first
+                            || (value != NO_DIMENSION
+                                && value != *kept
+                                && (*kept == NO_DIMENSION || lock(&self.dimensions).less(d, value, *kept)))
+                        {
+                            *kept = value;
+                        }
                     }
                 }
             }
@@ -930,6 +948,38 @@ mod tests {
         let mut revenue = revenue.clone();
         revenue.sort_by(f64::total_cmp);
         assert_eq!(revenue, vec![1.0, 7.5]);
+    }
+
+    #[test]
+    fn of_exposures_tied_at_the_first_instant_the_smallest_dimension_value_wins_in_any_order() {
+        // u1's two rows share its first instant with countries `US` and `DE`, and a null one;
+        // u2's tie is between a null and `FR`. Folded in either order, the smallest value wins.
+        let country_of = |order: &[usize]| {
+            let (job, mut aggregator) = aggregator();
+            let mut spec = (*aggregator.spec).clone();
+            spec.dimensions = vec!["country".into()];
+            aggregator = Aggregator::new(Arc::new(spec));
+            let rows: [(&str, Option<&str>); 5] =
+                [("u1", Some("US")), ("u1", Some("DE")), ("u1", None), ("u2", None), ("u2", Some("FR"))];
+            for &i in order {
+                let (unit, country) = rows[i];
+                let exposures = [
+                    text(&["x"]),
+                    text(&["control"]),
+                    text(&[unit]),
+                    times(&[at(19, 10)]),
+                    Arc::new(StringArray::from(vec![country])) as ArrayRef,
+                ];
+                aggregator.fold_exposures(nov(19), &exposures).expect("exposures fold");
+            }
+            let (allocation, _) = aggregator.finish();
+            let counts = allocation.experiments[0].counts(job.experiments[0].start);
+            counts.by_dimension[0].iter().map(|(value, units)| (value.clone(), units[0])).collect::<Vec<_>>()
+        };
+        let expected = vec![("DE".to_string(), 1), ("FR".to_string(), 1)];
+        assert_eq!(country_of(&[0, 1, 2, 3, 4]), expected);
+        assert_eq!(country_of(&[2, 0, 1, 4, 3]), expected);
+        assert_eq!(country_of(&[1, 2, 0, 3, 4]), expected);
     }
 
     fn aggregator_spec(job: &crate::config::Job) -> crate::aggregate::ExperimentSpec {

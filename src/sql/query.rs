@@ -10,8 +10,8 @@
 //!   end of the report date is a future exposure, decides nothing, and is only counted.
 //! - a unit's variant is the set of variants of its complete window rows; two or more make it
 //!   `multi_variant`, one not configured `unknown_variant`; its first exposure is the earliest
-//!   of those rows, and its dimension values are those of that row (of tied rows, the
-//!   smallest value: the engine keeps whichever it folded first).
+//!   of those rows, and its dimension values are those of that row (of rows tied at that
+//!   instant, the smallest value, nulls losing, as the engine keeps it).
 //! - events: the rows of partitions `first_event_date..=report_date` (one range for all
 //!   experiments, as the engine reads them) of an event some experiment uses, attributed to the
 //!   experiment's analyzable units: counted when `first exposure <= ts < end of report date`,
@@ -310,8 +310,8 @@ impl<'a> Query<'a> {
             "  SELECT experiment_id, unit_id, variant, first_us FROM units WHERE status = 'ok'".into(),
         );
         if !dimensions.is_empty() {
-            // A tie of first exposures with different values has no defined winner in the
-            // engine (the first row folded); the query takes the smallest value.
+            // Of rows tied at the first exposure, the smallest value (`min` skips nulls), as
+            // `aggregate::fold` keeps it whatever order it folds the files in.
             let mins: Vec<String> = dimensions.iter().map(|a| format!("min(w.{a}) AS {a}")).collect();
             cte(
                 "unit_dimensions",
