@@ -8,7 +8,8 @@
 #   tests/servers/spark_connect.sh start   prints the server's `sc://127.0.0.1:<port>` URL
 #   tests/servers/spark_connect.sh stop
 #
-# Its logs, pid file and warehouse live under target/spark-connect/. The session time zone is
+# SPARK_DRIVER_MEMORY (default 1g) sizes its one JVM. Its logs, pid file and warehouse live under
+# target/spark-connect/. The session time zone is
 # UTC, as abreport's day boundaries are. Shuffles get 4 partitions, as suits local[2] and the
 # tests' small data (Spark's default, 200, made each query of the engine tests ~60% slower).
 set -euo pipefail
@@ -39,7 +40,7 @@ case "${1:-}" in
     port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     # from its own folder, so that nothing Spark writes beside it lands in the repository
     (cd "$state/work" && "$SPARK_HOME/sbin/spark-daemon.sh" submit "$server_class" 1 \
-      --name "Spark Connect server" --master 'local[2]' --driver-memory 1g \
+      --name "Spark Connect server" --master 'local[2]' --driver-memory "${SPARK_DRIVER_MEMORY:-1g}" \
       --conf spark.connect.grpc.binding.address=127.0.0.1 \
       --conf "spark.connect.grpc.binding.port=$port" \
       --conf spark.ui.enabled=false \
