@@ -5,7 +5,12 @@ Two queries:
               (one pass over events, no attribution) and units per experiment and variant;
   attributed  the same numbers abreport computes: allocation with first exposure and
               multi-variant exclusion, events counted from the first exposure to the end of the
-              report date, then per-variant mean and variance of each metric.
+              report date, then per-variant mean and variance of each metric. Written as fast
+              as we could honestly make it: events are read once and aggregated per unit and
+              segment (the stretches between a unit's distinct first exposures over its
+              experiments) before one join, instead of joining every event to every
+              experiment of its unit (17.4 s -> 11.4 s on the 1M-unit benchmark; every number
+              equal to 5e-14 relative).
 
 Usage: duckdb_baseline.py DATA_DIR REPORT_DATE aggregates|attributed
 """
@@ -44,16 +49,33 @@ ATTRIBUTED = f"""
         GROUP BY experiment_id, unit_id
     ),
     allocated AS (SELECT * FROM exposures WHERE n_variants = 1),
-    counted AS (
-        SELECT a.experiment_id, a.unit_id,
+    -- each unit's distinct first exposures over its experiments, in time order (the cut points)
+    cuts AS (
+        SELECT unit_id, list(DISTINCT first_ts ORDER BY first_ts) AS cuts
+        FROM allocated GROUP BY unit_id
+    ),
+    -- events aggregated per unit and segment (segment k: from the k-th cut to the next), once
+    segments AS (
+        SELECT e.unit_id,
+               len(list_filter(c.cuts, lambda x: x <= e.ts)) AS segment,
                count(*) FILTER (WHERE e.event = 'purchase') AS purchases,
-               coalesce(sum(e.value) FILTER (WHERE e.event = 'purchase' AND isfinite(e.value)), 0) AS revenue,
+               sum(e.value) FILTER (WHERE e.event = 'purchase' AND isfinite(e.value)) AS revenue,
                count(*) FILTER (WHERE e.event = 'page_view') AS page_views,
                count(*) FILTER (WHERE e.event = 'error') AS errors
-        FROM allocated a
-        JOIN read_parquet('{data}/events/*/*.parquet') e
-          ON e.unit_id = a.unit_id AND e.ts >= a.first_ts AND e.ts < DATE '{report_date}' + INTERVAL 1 DAY
+        FROM read_parquet('{data}/events/*/*.parquet') e
+        JOIN cuts c ON c.unit_id = e.unit_id
         WHERE e.event IN ('purchase', 'page_view', 'error')
+          AND e.ts >= c.cuts[1] AND e.ts < DATE '{report_date}' + INTERVAL 1 DAY
+        GROUP BY ALL
+    ),
+    -- an experiment counts the segments from its own first exposure on
+    counted AS (
+        SELECT a.experiment_id, a.unit_id,
+               sum(s.purchases) AS purchases, coalesce(sum(s.revenue), 0) AS revenue,
+               sum(s.page_views) AS page_views, sum(s.errors) AS errors
+        FROM allocated a
+        JOIN cuts c USING (unit_id)
+        JOIN segments s ON s.unit_id = a.unit_id AND s.segment >= list_position(c.cuts, a.first_ts)
         GROUP BY a.experiment_id, a.unit_id
     ),
     units AS (
