@@ -16,7 +16,7 @@ mod source;
 pub use dialect::Dialect;
 pub use error::SqlError;
 pub use query::PerUnitTable;
-pub use source::SqlSource;
+pub use source::{SqlSource, engine_location};
 
 use crate::aggregate::Spec;
 use crate::config::Job;

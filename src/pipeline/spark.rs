@@ -88,8 +88,9 @@ pub(super) async fn spark(
     match engine.output {
         Some(output) => {
             let started = Instant::now();
+            let run = SparkRun { engine, session: &session, job, spec, source: &source, deadline, log };
             for (index, files) in parts.iter_mut().enumerate() {
-                *files = per_unit_exports(engine, &session, output, job, spec, index, &source, deadline, log).await?;
+                *files = per_unit_exports(&run, output, index).await?;
             }
             log.stage_done(
                 "per-unit exports on Spark",
@@ -114,20 +115,21 @@ pub(super) async fn spark(
     Ok(Computed { allocation: None, work, missing, read })
 }
 
+/// What every Spark call of one run shares.
+struct SparkRun<'a> {
+    engine: &'a SparkEngine<'a>,
+    session: &'a SparkSession,
+    job: &'a Job,
+    spec: &'a Spec,
+    source: &'a SqlSource,
+    deadline: &'a Deadline,
+    log: &'a RunLog,
+}
+
 /// Has Spark write experiment `index`'s `allocation/` and `units/` under
 /// `<output>/<job>/<date>/<experiment>/`, and lists the part files it wrote.
-#[allow(clippy::too_many_arguments)]
-async fn per_unit_exports(
-    engine: &SparkEngine<'_>,
-    session: &SparkSession,
-    output: &str,
-    job: &Job,
-    spec: &Spec,
-    index: usize,
-    source: &SqlSource,
-    deadline: &Deadline,
-    log: &RunLog,
-) -> Result<Vec<EngineFile>, RunError> {
+async fn per_unit_exports(run: &SparkRun<'_>, output: &str, index: usize) -> Result<Vec<EngineFile>, RunError> {
+    let SparkRun { engine, session, job, spec, source, deadline, log } = *run;
     let experiment = &spec.experiments[index];
     let folder = format!(
         "{}/{}/{}",
@@ -184,21 +186,14 @@ async fn list_parts(directory: &str, name: &str, deadline: &Deadline) -> Result<
     Ok(files)
 }
 
-/// A source or output URL as Spark names it: a local path for `file://` (Spark in local mode,
-/// or a path every node mounts), `s3a://` for `s3://` (Hadoop's S3 connector); other URLs as
-/// they are. No trailing slash.
-pub(super) fn spark_location(url: &str) -> String {
-    let url = url.trim_end_matches('/');
-    if let Some(path) = url.strip_prefix("file://") {
-        // Percent-encoded characters of a `file://` URL are the path's own.
-        return url::Url::parse(&format!("file://{path}/"))
-            .ok()
-            .and_then(|u| u.to_file_path().ok())
-            .map_or_else(|| path.to_string(), |p| p.to_string_lossy().trim_end_matches('/').to_string());
-    }
-    match url.strip_prefix("s3://") {
+/// A source or output URL as Spark names it: [`sql::engine_location`] (a local path for
+/// `file://`: Spark in local mode, or a path every node mounts), with `s3a://` for `s3://`
+/// (Hadoop's S3 connector).
+fn spark_location(url: &str) -> String {
+    let location = sql::engine_location(url);
+    match location.strip_prefix("s3://") {
         Some(rest) => format!("s3a://{rest}"),
-        None => url.to_string(),
+        None => location,
     }
 }
 

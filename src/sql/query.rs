@@ -676,17 +676,13 @@ impl<'a> Query<'a> {
                 "FROM unit_dimension_values GROUP BY experiment_id, variant, dimension, dimension_value",
             ));
         }
-        let sums = |with_x: bool| -> Vec<(&'static str, String)> {
-            let mut sums = vec![(column::SUM_Y, "sum(m.y)".to_string()), (column::SUM_YY, "sum(m.y * m.y)".into())];
-            if with_x {
-                sums.extend([
-                    (column::SUM_X, "sum(m.x)".to_string()),
-                    (column::SUM_XX, "sum(m.x * m.x)".into()),
-                    (column::SUM_XY, "sum(m.x * m.y)".into()),
-                ]);
-            }
-            sums
-        };
+        let sums = [
+            (column::SUM_Y, "sum(m.y)".to_string()),
+            (column::SUM_YY, "sum(m.y * m.y)".into()),
+            (column::SUM_X, "sum(m.x)".into()),
+            (column::SUM_XX, "sum(m.x * m.x)".into()),
+            (column::SUM_XY, "sum(m.x * m.y)".into()),
+        ];
         let mut metric = vec![
             (column::EXPERIMENT_ID, "m.experiment_id".to_string()),
             (column::SECTION, section(Section::Metric)),
@@ -695,7 +691,7 @@ impl<'a> Query<'a> {
             (column::N, "count(*)".into()),
         ];
         // x is null for metrics without a denominator or covariate, and so are its sums.
-        metric.extend(sums(true));
+        metric.extend(sums.clone());
         rows.push(self.row(&metric, "FROM metric_values m GROUP BY m.experiment_id, m.metric, m.variant"));
         if !self.spec.dimensions.is_empty() {
             // The primary metric's; x (and its sums) only for a ratio's denominator.
@@ -708,7 +704,7 @@ impl<'a> Query<'a> {
                 (column::DIMENSION_VALUE, "u.dimension_value".into()),
                 (column::N, "count(*)".into()),
             ];
-            values.extend(sums(true));
+            values.extend(sums);
             rows.push(self.row(
                 &values,
                 "FROM (\n    SELECT v.experiment_id, v.metric, v.unit_id, v.variant, v.y, CASE WHEN d.kind = 'ratio' THEN v.x END AS x\n    FROM metric_values v\n    JOIN experiment_metrics d ON d.experiment_id = v.experiment_id AND d.metric = v.metric AND d.is_primary = 1\n  ) m\n  JOIN unit_dimension_values u ON u.experiment_id = m.experiment_id AND u.unit_id = m.unit_id\n  GROUP BY m.experiment_id, m.metric, m.variant, u.dimension, u.dimension_value",

@@ -24,7 +24,19 @@ impl SqlSource {
         if matches!(dialect, Dialect::Trino | Dialect::BigQuery) {
             return Err(SqlError::FilesUnsupported { dialect: dialect.name() });
         }
-        let root = source_url.strip_prefix("file://").unwrap_or(source_url);
-        Ok(SqlSource::Files { root: root.to_string() })
+        Ok(SqlSource::Files { root: engine_location(source_url) })
     }
+}
+
+/// A URL as a SQL engine names the location: a `file://` URL as its local path
+/// (percent-decoded), any other URL (`s3://…`) as it is; no trailing slash.
+pub fn engine_location(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    if let Some(path) = url.strip_prefix("file://") {
+        return url::Url::parse(&format!("file://{path}/"))
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+            .map_or_else(|| path.to_string(), |p| p.to_string_lossy().trim_end_matches('/').to_string());
+    }
+    url.to_string()
 }

@@ -5,11 +5,7 @@
 //! codes and ledger statuses, with the remote named and its token never shown.
 //! (Every scenario computed by Spark equal to the embedded engine: tests/it/engines.rs.)
 
-use std::collections::BTreeSet;
-use std::path::Path;
-
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float64Type};
+use arrow::array::RecordBatch;
 use serde_json::Value;
 
 use crate::engines;
@@ -42,53 +38,6 @@ fn small() -> Scenario {
 fn manifest(s: &Scenario, experiment: &str) -> Value {
     let text = std::fs::read_to_string(s.out(experiment).join("manifest.json")).expect("manifest.json");
     serde_json::from_str(&text).expect("manifest parses")
-}
-
-/// Every row of the Parquet part files under `dir`, as sortable text (floats to 12 digits).
-fn part_rows(files: &[&Path]) -> BTreeSet<String> {
-    let mut rows = BTreeSet::new();
-    for file in files {
-        let batch = read_parquet(file);
-        rows.extend(rows_of(&batch));
-    }
-    rows
-}
-
-fn rows_of(batch: &RecordBatch) -> Vec<String> {
-    let schema = batch.schema();
-    let mut names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    names.sort_unstable();
-    (0..batch.num_rows())
-        .map(|i| {
-            names
-                .iter()
-                .map(|name| {
-                    let column = batch.column_by_name(name).expect("column");
-                    if column.is_null(i) {
-                        return format!("{name}=null");
-                    }
-                    let value = match column.data_type() {
-                        DataType::Float64 => format!("{:.12e}", column.as_primitive::<Float64Type>().value(i)),
-                        DataType::Timestamp(_, _) => {
-                            let micros = arrow::compute::cast(
-                                &column.slice(i, 1),
-                                &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
-                            )
-                            .expect("timestamp cast");
-                            let micros = arrow::compute::cast(&micros, &DataType::Int64).expect("as integer");
-                            micros.as_primitive::<arrow::datatypes::Int64Type>().value(0).to_string()
-                        }
-                        _ => {
-                            let text = arrow::compute::cast(&column.slice(i, 1), &DataType::Utf8).expect("as text");
-                            text.as_string::<i32>().value(0).to_string()
-                        }
-                    };
-                    format!("{name}={value}")
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
 }
 
 #[test]
@@ -130,11 +79,9 @@ fn spark_computes_the_report_and_writes_the_per_unit_exports_as_listed_part_file
 
     // Their rows are the embedded engine's, as sets.
     for export in ["allocation", "units"] {
-        let embedded = rows_of(&read_parquet(&s.path().join("embedded/exp").join(format!("{export}.parquet"))));
-        let files: Vec<&Path> = by_export[export].iter().map(std::path::PathBuf::as_path).collect();
-        let spark = part_rows(&files);
-        assert_eq!(spark.len(), embedded.len(), "{export}: rows");
-        assert_eq!(spark, embedded.into_iter().collect::<BTreeSet<_>>(), "{export}: the same rows");
+        let embedded = read_parquet(&s.path().join("embedded/exp").join(format!("{export}.parquet")));
+        let spark = spark_export(&manifest, export).expect("the export's parts");
+        assert_eq!(engines::compare_rows(&embedded, &spark), Vec::<String>::new(), "{export}: the same rows");
     }
 }
 
