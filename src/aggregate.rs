@@ -15,6 +15,7 @@ mod error;
 mod exact_sum;
 mod experiment;
 mod fold;
+mod prefetch;
 mod spec;
 pub mod sufficient;
 mod unit_keys;

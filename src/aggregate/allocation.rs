@@ -70,7 +70,10 @@ pub struct UnitIndex {
 }
 
 impl UnitIndex {
-    pub(super) fn new(shards: Vec<UnitKeys>) -> Self {
+    pub(super) fn new(mut shards: Vec<UnitKeys>) -> Self {
+        for shard in &mut shards {
+            shard.freeze();
+        }
         let mut bases = Vec::with_capacity(shards.len());
         let mut next = 0u32;
         for shard in &shards {

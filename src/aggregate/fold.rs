@@ -24,10 +24,16 @@ use super::allocation::{
 use super::columns::{UnitIds, UnitKey, numbers, text_codes, timestamps_micros};
 use super::error::AggregateError;
 use super::exact_sum;
+use super::prefetch::prefetch;
 use super::spec::Spec;
 use super::unit_keys::{UnitKeys, hash_unit};
 
 const SHARD_BITS: u32 = 6;
+/// How many rows ahead the event fold prefetches the unit-id table's line, and the unit's
+/// accumulator row: far enough that the line arrives in time (a miss costs about as much as
+/// the work of a few rows), near enough that it is still cached when used.
+const PROBE_AHEAD: usize = 16;
+const ROW_AHEAD: usize = 8;
 /// Enough shards that two reader tasks seldom want the same one at once.
 pub(super) const SHARDS: usize = 1 << SHARD_BITS;
 /// [`Exposure::variant`] flag: the unit was exposed to two or more variants (its shard's
@@ -181,14 +187,24 @@ impl Accumulators {
         }
     }
 
-    /// This accumulator's totals for the given rows.
-    fn totals<'a>(&self, rows: impl Iterator<Item = &'a [u64]> + Clone) -> SlotTotals {
+    /// Empty totals for `units` rows, with room for all of them.
+    fn empty_totals(&self, units: usize) -> SlotTotals {
         SlotTotals {
-            count: rows.clone().map(|row| (row[self.count_word] >> self.count_shift) as u32).collect(),
-            sum: self.sum.map_or_else(Vec::new, |i| {
-                rows.clone().map(|row| exact_sum::total(&row[i..i + exact_sum::WORDS])).collect()
-            }),
-            max: self.max.map_or_else(Vec::new, |i| rows.map(|row| f64::from_bits(row[i])).collect()),
+            count: Vec::with_capacity(units),
+            sum: if self.sum.is_some() { Vec::with_capacity(units) } else { Vec::new() },
+            max: if self.max.is_some() { Vec::with_capacity(units) } else { Vec::new() },
+        }
+    }
+
+    /// Appends this accumulator's values in `row` to `totals`.
+    #[inline]
+    fn push_totals(&self, row: &[u64], totals: &mut SlotTotals) {
+        totals.count.push((row[self.count_word] >> self.count_shift) as u32);
+        if let Some(i) = self.sum {
+            totals.sum.push(exact_sum::total(&row[i..i + exact_sum::WORDS]));
+        }
+        if let Some(i) = self.max {
+            totals.max.push(f64::from_bits(row[i]));
         }
     }
 }
@@ -203,18 +219,22 @@ struct SlotIndex {
 
 /// The event phase keeps one row of `u64` words per unit: for each experiment the time from
 /// which its events count (the first exposure, or `i64::MAX` when the unit is not analyzable),
-/// then every accumulator's count (two per word), exact sum (`exact_sum::WORDS` words) and
-/// maximum (`f64` bits). One event touches one contiguous row, a few cache lines, whatever the
-/// number of experiments.
+/// then one block per event with every experiment's accumulators of it: counts (two per word),
+/// exact sums (`exact_sum::WORDS` words each) and maxima (`f64` bits). The lookback's
+/// accumulators of CUPED covariates follow all those blocks, one block per event too. An event
+/// touches the gates and its own block, a few adjacent cache lines, whatever the number of
+/// experiments and metrics; [`Layout::blocks`] says which, so they can be prefetched.
 struct Layout {
     experiments: usize,
     slots: Vec<Vec<SlotIndex>>,
     /// Words per unit row.
     width: usize,
-    /// Words `maxes.0..maxes.1` start at `-inf`; all others at 0.
-    maxes: (usize, usize),
+    /// The words that start at `-inf` (maxima); all others start at 0.
+    maxes: Vec<usize>,
     /// For each event id, the (experiment, slot) pairs it feeds.
     targets: Vec<Vec<(usize, SlotIndex)>>,
+    /// For each event id, the words `start..end` of its block of counted-event accumulators.
+    blocks: Vec<(usize, usize)>,
     /// Per experiment, the CUPED lookback.
     lookback_micros: Vec<i64>,
 }
@@ -222,50 +242,84 @@ struct Layout {
 impl Layout {
     fn new(spec: &Spec) -> Self {
         let experiments = spec.experiments.len();
-        // (sum, max) of every accumulator set, in slot order, pre after post.
-        let sets: Vec<(bool, bool)> = spec
-            .experiments
-            .iter()
-            .flat_map(|e| e.slots.iter())
-            .flat_map(|s| std::iter::once((s.sum, s.max)).chain(s.pre.then_some((s.sum, s.max))))
-            .collect();
-        let sums_at = experiments + sets.len().div_ceil(2);
-        let maxes_at = sums_at + exact_sum::WORDS * sets.iter().filter(|s| s.0).count();
-        let width = maxes_at + sets.iter().filter(|s| s.1).count();
-        let (mut count, mut sum, mut max) = (0, 0, 0);
-        let mut next = |with_sum: bool, with_max: bool| {
-            let set = Accumulators {
-                count_word: experiments + count / 2,
-                count_shift: 32 * (count % 2) as u32,
-                sum: with_sum.then_some(sums_at + exact_sum::WORDS * sum),
-                max: with_max.then_some(maxes_at + max),
-            };
-            count += 1;
-            sum += usize::from(with_sum);
-            max += usize::from(with_max);
-            set
+        let mut width = experiments;
+        let mut maxes = Vec::new();
+        let mut blocks = Vec::with_capacity(spec.events.len());
+        // One block of accumulator sets per event: counts, then sums, then maxima.
+        let mut block = |sets: &[(bool, bool)], width: &mut usize| -> Vec<Accumulators> {
+            let counts_at = *width;
+            let sums_at = counts_at + sets.len().div_ceil(2);
+            let maxes_at = sums_at + exact_sum::WORDS * sets.iter().filter(|s| s.0).count();
+            *width = maxes_at + sets.iter().filter(|s| s.1).count();
+            let (mut sum, mut max) = (0, 0);
+            sets.iter()
+                .enumerate()
+                .map(|(i, &(with_sum, with_max))| {
+                    let set = Accumulators {
+                        count_word: counts_at + i / 2,
+                        count_shift: 32 * (i % 2) as u32,
+                        sum: with_sum.then_some(sums_at + exact_sum::WORDS * sum),
+                        max: with_max.then_some(maxes_at + max),
+                    };
+                    sum += usize::from(with_sum);
+                    max += usize::from(with_max);
+                    if let Some(word) = set.max {
+                        maxes.push(word);
+                    }
+                    set
+                })
+                .collect()
         };
-        let mut targets = vec![Vec::new(); spec.events.len()];
-        let slots = spec
-            .experiments
-            .iter()
-            .enumerate()
-            .map(|(e, experiment)| {
-                experiment
-                    .slots
+        // The (experiment, slot) pairs of each event, in experiment order.
+        let users: Vec<Vec<(usize, usize)>> = (0..spec.events.len())
+            .map(|event| {
+                spec.experiments
                     .iter()
-                    .map(|slot| {
-                        let post = next(slot.sum, slot.max);
-                        let pre = slot.pre.then(|| next(slot.sum, slot.max));
-                        let index = SlotIndex { post, pre };
-                        targets[slot.event].push((e, index));
+                    .enumerate()
+                    .flat_map(|(e, experiment)| {
+                        experiment.slots.iter().enumerate().filter(|(_, s)| s.event == event).map(move |(k, _)| (e, k))
+                    })
+                    .collect()
+            })
+            .collect();
+        let slot = |(e, k): (usize, usize)| &spec.experiments[e].slots[k];
+        let mut post: Vec<Vec<Option<Accumulators>>> =
+            spec.experiments.iter().map(|e| vec![None; e.slots.len()]).collect();
+        let mut pre = post.clone();
+        for event_users in &users {
+            let start = width;
+            let sets: Vec<(bool, bool)> = event_users.iter().map(|&u| (slot(u).sum, slot(u).max)).collect();
+            for (&(e, k), set) in event_users.iter().zip(block(&sets, &mut width)) {
+                post[e][k] = Some(set);
+            }
+            blocks.push((start, width));
+        }
+        for event_users in &users {
+            let with_pre: Vec<(usize, usize)> = event_users.iter().copied().filter(|&u| slot(u).pre).collect();
+            let sets: Vec<(bool, bool)> = with_pre.iter().map(|&u| (slot(u).sum, slot(u).max)).collect();
+            for (&(e, k), set) in with_pre.iter().zip(block(&sets, &mut width)) {
+                pre[e][k] = Some(set);
+            }
+        }
+        let mut targets = vec![Vec::new(); spec.events.len()];
+        let slots = post
+            .into_iter()
+            .zip(pre)
+            .enumerate()
+            .map(|(e, (post, pre))| {
+                post.into_iter()
+                    .zip(pre)
+                    .enumerate()
+                    .map(|(k, (post, pre))| {
+                        let index = SlotIndex { post: post.expect("every slot has a block"), pre };
+                        targets[spec.experiments[e].slots[k].event].push((e, index));
                         index
                     })
                     .collect()
             })
             .collect();
         let lookback_micros = spec.experiments.iter().map(|e| e.lookback_micros).collect();
-        Self { experiments, slots, width, maxes: (maxes_at, width), targets, lookback_micros }
+        Self { experiments, slots, width, maxes, targets, blocks, lookback_micros }
     }
 
     /// A unit's fresh row, given its exposure state in each experiment.
@@ -274,7 +328,9 @@ impl Layout {
             row[e] = if analyzable(x, n_configured[e]) { x.first_micros } else { i64::MAX } as u64;
         }
         row[self.experiments..].fill(0);
-        row[self.maxes.0..self.maxes.1].fill(f64::NEG_INFINITY.to_bits());
+        for &word in &self.maxes {
+            row[word] = f64::NEG_INFINITY.to_bits();
+        }
     }
 }
 
@@ -633,16 +689,17 @@ impl Aggregator {
         let times = timestamps_micros(&names.event_ts, ts_col.as_ref())?;
 
         // Outside the locks: drop unneeded events and unknown units, find each unit's shard and
-        // local index (a tight loop, so the CPU overlaps the table's cache misses), and bucket
-        // the rows by shard.
+        // local index, and bucket the rows by shard. Hashing first and looking up second lets
+        // the lookup loop prefetch the table line of the row `PROBE_AHEAD` rows on, so that
+        // the table's cache misses (one per event: the ids do not repeat within a batch of
+        // rows in time order) overlap instead of queueing.
         let keys = self.keys();
         let layout = &self.layout;
         let report_date = self.spec.report_date;
         // Per experiment: rows of its events in its window's partitions without a unit id,
         // and without a timestamp (they cannot be attributed).
         let mut incomplete: Option<Vec<(u64, u64)>> = None;
-        let mut hashed: Vec<(u32, u8)> = Vec::with_capacity(events.len());
-        let mut locals: Vec<u32> = vec![0; events.len()];
+        let mut candidates: Vec<(u32, u64)> = Vec::with_capacity(events.len());
         for row in 0..events.len() {
             let Some(event) = events[row] else { continue };
             let unit = units.get(row);
@@ -659,11 +716,19 @@ impl Aggregator {
                 }
                 continue;
             };
-            let hash = hash_unit(unit);
+            candidates.push((row as u32, hash_unit(unit)));
+        }
+        let mut hashed: Vec<(u32, u8)> = Vec::with_capacity(candidates.len());
+        let mut locals: Vec<u32> = vec![0; events.len()];
+        for (i, &(row, hash)) in candidates.iter().enumerate() {
+            if let Some(&(_, ahead)) = candidates.get(i + PROBE_AHEAD) {
+                keys.shard(shard_of(ahead)).prefetch(ahead);
+            }
             let shard = shard_of(hash);
+            let Some(unit) = units.get(row as usize) else { continue };
             let Some(local) = keys.shard(shard).get(hash, unit) else { continue };
-            locals[row] = local;
-            hashed.push((row as u32, shard as u8));
+            locals[row as usize] = local;
+            hashed.push((row, shard as u8));
         }
         if let Some(incomplete) = incomplete {
             let mut shard = lock(&self.shards[0]);
@@ -683,7 +748,18 @@ impl Aggregator {
             let mut guard = lock(&self.shards[s]);
             guard.ensure_accumulators(layout, &n_configured);
             let shard = &mut *guard;
-            for &row in rows {
+            for (i, &row) in rows.iter().enumerate() {
+                // The row `ROW_AHEAD` on: its gates and its event's block, on their way.
+                if let Some(&ahead) = rows.get(i + ROW_AHEAD)
+                    && let Some(event) = events[ahead as usize]
+                {
+                    let at = locals[ahead as usize] as usize * layout.width;
+                    let (start, end) = layout.blocks[event as usize];
+                    prefetch(&shard.rows[at]);
+                    for word in (at + start..at + end).step_by(8) {
+                        prefetch(&shard.rows[word]);
+                    }
+                }
                 let row = row as usize;
                 let (Some(event), Some(micros)) = (events[row], times[row]) else { continue };
                 let local = locals[row] as usize;
@@ -826,9 +902,21 @@ fn gather(
             members.push(AllocatedUnit { unit, first_micros, exposures: x.exposures, variant, status });
         }
     }
-    let rows = analyzable_units.iter().map(|&(s, l)| &shards[s].rows[l * layout.width..(l + 1) * layout.width]);
-    let slots = layout.slots[e].iter().map(|slot| slot.post.totals(rows.clone())).collect();
-    let pre_slots = layout.slots[e].iter().map(|slot| slot.pre.map(|pre| pre.totals(rows.clone()))).collect();
+    // One visit per unit row, in allocation order (which is not memory order): every
+    // accumulator of the row is read while its cache lines are loaded.
+    let n = analyzable_units.len();
+    let mut slots: Vec<SlotTotals> = layout.slots[e].iter().map(|slot| slot.post.empty_totals(n)).collect();
+    let mut pre_slots: Vec<Option<SlotTotals>> =
+        layout.slots[e].iter().map(|slot| slot.pre.map(|pre| pre.empty_totals(n))).collect();
+    for &(s, l) in &analyzable_units {
+        let row = &shards[s].rows[l * layout.width..(l + 1) * layout.width];
+        for ((slot, post), pre) in layout.slots[e].iter().zip(&mut slots).zip(&mut pre_slots) {
+            slot.post.push_totals(row, post);
+            if let (Some(accumulators), Some(pre)) = (&slot.pre, pre) {
+                accumulators.push_totals(row, pre);
+            }
+        }
+    }
     let sum = |f: fn(&Counters) -> u64| shards.iter().map(|s| f(&s.counters[e])).sum::<u64>();
     let totals = EventTotals {
         slots,

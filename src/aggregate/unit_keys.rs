@@ -33,8 +33,10 @@ pub enum UnitIdKind {
 const INLINE: usize = 19;
 
 /// A table entry: the id's hash and index, and the id itself when it is short (integer ids
-/// always are), so that a lookup touches one cache line instead of two.
+/// always are), so that a lookup touches one cache line instead of two. 32 bytes, aligned to
+/// them, so an entry never straddles two cache lines.
 #[derive(Clone, Copy)]
+#[repr(align(32))]
 struct Entry {
     hash: u64,
     index: u32,
@@ -62,10 +64,22 @@ impl Entry {
     }
 }
 
+/// [`Entry::index`] of an empty slot of a frozen table.
+const EMPTY: u32 = u32::MAX;
+
+const _: () = assert!(size_of::<Entry>() == 32);
+
 /// The distinct unit ids seen in the exposure log.
 pub struct UnitKeys {
     kind: Option<UnitIdKind>,
+    /// The growing table while ids are interned; empty once [`UnitKeys::freeze`] has built
+    /// `frozen`.
     table: HashTable<Entry>,
+    /// After [`UnitKeys::freeze`]: open addressing with linear probing, a power of two of
+    /// slots at most half full, an entry's home slot the low bits of its hash. Lookups then
+    /// touch the entry's own cache line only (no control bytes), and the caller can prefetch
+    /// that line ahead of the lookup ([`UnitKeys::prefetch`]).
+    frozen: Vec<Entry>,
     arena: String,
     /// `offsets[i]..offsets[i + 1]` is text id `i` in `arena`.
     offsets: Vec<u64>,
@@ -74,7 +88,14 @@ pub struct UnitKeys {
 
 impl Default for UnitKeys {
     fn default() -> Self {
-        Self { kind: None, table: HashTable::new(), arena: String::new(), offsets: vec![0], ints: Vec::new() }
+        Self {
+            kind: None,
+            table: HashTable::new(),
+            frozen: Vec::new(),
+            arena: String::new(),
+            offsets: vec![0],
+            ints: Vec::new(),
+        }
     }
 }
 
@@ -84,11 +105,42 @@ impl UnitKeys {
     }
 
     pub fn len(&self) -> usize {
-        self.table.len()
+        match self.kind {
+            Some(UnitIdKind::Int) => self.ints.len(),
+            _ => self.offsets.len() - 1,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.len() == 0
+    }
+
+    /// Ends interning: moves the entries into the frozen table that [`UnitKeys::get`] and
+    /// [`UnitKeys::prefetch`] read from then on.
+    pub(super) fn freeze(&mut self) {
+        if !self.frozen.is_empty() {
+            return;
+        }
+        let slots = (self.table.len() * 2).next_power_of_two().max(16);
+        let mask = slots - 1;
+        let empty = Entry { hash: 0, index: EMPTY, len: 0, inline: [0; INLINE] };
+        self.frozen = vec![empty; slots];
+        for entry in std::mem::take(&mut self.table) {
+            let mut at = entry.hash as usize & mask;
+            while self.frozen[at].index != EMPTY {
+                at = (at + 1) & mask;
+            }
+            self.frozen[at] = entry;
+        }
+    }
+
+    /// Asks the CPU to start loading the cache line where a lookup of `hash` begins, so that a
+    /// loop can look up row `i` while row `i + k`'s line is on its way. Frozen keys only.
+    #[inline]
+    pub(super) fn prefetch(&self, hash: u64) {
+        if let Some(entry) = self.frozen.get(hash as usize & self.frozen.len().wrapping_sub(1)) {
+            super::prefetch::prefetch(entry);
+        }
     }
 
     #[inline]
@@ -117,12 +169,27 @@ impl UnitKeys {
     /// The index of `key` (with its precomputed `hash`), if it was seen.
     #[inline]
     pub fn get(&self, hash: u64, key: UnitKey<'_>) -> Option<u32> {
-        self.table.find(hash, |entry| self.matches(entry, hash, key)).map(|entry| entry.index)
+        if self.frozen.is_empty() {
+            return self.table.find(hash, |entry| self.matches(entry, hash, key)).map(|entry| entry.index);
+        }
+        let mask = self.frozen.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            let entry = &self.frozen[at];
+            if entry.index == EMPTY {
+                return None;
+            }
+            if self.matches(entry, hash, key) {
+                return Some(entry.index);
+            }
+            at = (at + 1) & mask;
+        }
     }
 
-    /// The index of `key`, adding it when new.
+    /// The index of `key`, adding it when new. Not after [`UnitKeys::freeze`].
     #[inline]
     pub fn intern(&mut self, hash: u64, key: UnitKey<'_>) -> u32 {
+        debug_assert!(self.frozen.is_empty(), "interning into frozen unit keys");
         if let Some(index) = self.get(hash, key) {
             return index;
         }
@@ -152,7 +219,7 @@ impl UnitKeys {
 
     /// Approximate heap bytes held, for the run log.
     pub fn heap_bytes(&self) -> usize {
-        self.table.capacity() * size_of::<Entry>()
+        (self.table.capacity() + self.frozen.capacity()) * size_of::<Entry>()
             + self.arena.capacity()
             + self.offsets.capacity() * 8
             + self.ints.capacity() * 8
@@ -197,6 +264,26 @@ mod tests {
             keys.get(hash_unit(UnitKey::Text("user-0000000000000000003")), UnitKey::Text("user-0000000000000000003")),
             None
         );
+    }
+
+    #[test]
+    fn frozen_keys_find_every_id_and_no_other() {
+        let mut keys = UnitKeys::default();
+        let ids: Vec<String> =
+            (0..5_000).map(|i| if i % 3 == 0 { format!("long-unit-id-{i:020}") } else { format!("u{i}") }).collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(keys.intern(hash_unit(UnitKey::Text(id)), UnitKey::Text(id)), i as u32);
+        }
+        keys.freeze();
+        assert_eq!(keys.len(), ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            let hash = hash_unit(UnitKey::Text(id));
+            keys.prefetch(hash);
+            assert_eq!(keys.get(hash, UnitKey::Text(id)), Some(i as u32));
+        }
+        for absent in ["u5000", "u-1", "", "long-unit-id-00000000000000000001"] {
+            assert_eq!(keys.get(hash_unit(UnitKey::Text(absent)), UnitKey::Text(absent)), None, "{absent}");
+        }
     }
 
     #[test]
