@@ -64,6 +64,14 @@ impl Entry {
     }
 }
 
+/// A short id's bytes, zero-padded to an entry's inline array.
+#[inline]
+fn padded(bytes: &[u8]) -> [u8; INLINE] {
+    let mut inline = [0; INLINE];
+    inline[..bytes.len()].copy_from_slice(bytes);
+    inline
+}
+
 /// [`Entry::index`] of an empty slot of a frozen table.
 const EMPTY: u32 = u32::MAX;
 
@@ -149,7 +157,12 @@ impl UnitKeys {
             return false;
         }
         match key {
-            UnitKey::Text(text) if entry.len != u8::MAX => &entry.inline[..entry.len as usize] == text.as_bytes(),
+            // Inline ids are zero-padded: comparing the whole fixed-size arrays is a few
+            // instructions, where a slice comparison calls `memcmp`.
+            UnitKey::Text(text) if entry.len != u8::MAX => {
+                let bytes = text.as_bytes();
+                bytes.len() == entry.len as usize && entry.inline == padded(bytes)
+            }
             // Bytes, not `str`: slicing a `str` would check char boundaries on every probe.
             UnitKey::Text(text) => self.text_bytes(entry.index) == text.as_bytes(),
             UnitKey::Int(int) => entry.inline[..8] == int.to_le_bytes(),
