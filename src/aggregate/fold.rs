@@ -27,6 +27,13 @@ use super::exact_sum;
 use super::spec::Spec;
 use super::unit_keys::{UnitKeys, hash_unit};
 
+// The checkpoint of incremental runs: state to bytes and back, and the regating of a loaded
+// state. Children, so they reach the state's private parts; this file never calls into them
+// by path (only their `impl Aggregator` methods), so the layering has no circle.
+pub(super) mod checkpoint;
+pub(super) mod incremental;
+pub(super) mod tracking;
+
 const SHARD_BITS: u32 = 6;
 /// Enough shards that two reader tasks seldom want the same one at once.
 pub(super) const SHARDS: usize = 1 << SHARD_BITS;
@@ -64,11 +71,16 @@ pub struct EventTotals {
     pub slots: Vec<SlotTotals>,
     /// Per slot, the lookback window's accumulators when a CUPED covariate needs them.
     pub pre_slots: Vec<Option<SlotTotals>>,
-    /// Events that counted toward a metric.
+    /// Events that counted toward a metric: the sum of the slots' counts over the analyzable
+    /// units, so a unit that stops being analyzable takes its events away.
     pub counted_events: u64,
-    /// Counted events whose value was NaN or infinite (treated as missing).
+    /// Counted events whose value was NaN or infinite (treated as missing), from a per-unit
+    /// counter for the same reason.
     pub invalid_values: u64,
-    /// Events of exposed units before their first exposure (not counted).
+    /// Events of exposed units before their first exposure (not counted). An incremental run
+    /// leaves out, for units first exposed (or first exposed earlier) after its checkpoint's
+    /// date, those in partitions its checkpoint read that it does not re-read (see
+    /// `fold::incremental`); results.json does not carry it.
     pub pre_exposure_events: u64,
 }
 
@@ -217,6 +229,9 @@ struct Layout {
     targets: Vec<Vec<(usize, SlotIndex)>>,
     /// Per experiment, the CUPED lookback.
     lookback_micros: Vec<i64>,
+    /// Per experiment, the `(word, shift)` of the unit's count of invalid values (NaN or
+    /// infinite) among its counted events: a `u32` half-word like the counts.
+    invalid: Vec<(usize, u32)>,
 }
 
 impl Layout {
@@ -229,7 +244,8 @@ impl Layout {
             .flat_map(|e| e.slots.iter())
             .flat_map(|s| std::iter::once((s.sum, s.max)).chain(s.pre.then_some((s.sum, s.max))))
             .collect();
-        let sums_at = experiments + sets.len().div_ceil(2);
+        // Counts: every set's, then each experiment's invalid-value count.
+        let sums_at = experiments + (sets.len() + experiments).div_ceil(2);
         let maxes_at = sums_at + exact_sum::WORDS * sets.iter().filter(|s| s.0).count();
         let width = maxes_at + sets.iter().filter(|s| s.1).count();
         let (mut count, mut sum, mut max) = (0, 0, 0);
@@ -265,7 +281,13 @@ impl Layout {
             })
             .collect();
         let lookback_micros = spec.experiments.iter().map(|e| e.lookback_micros).collect();
-        Self { experiments, slots, width, maxes: (maxes_at, width), targets, lookback_micros }
+        let invalid = (0..experiments)
+            .map(|e| {
+                let at = sets.len() + e;
+                (experiments + at / 2, 32 * (at % 2) as u32)
+            })
+            .collect();
+        Self { experiments, slots, width, maxes: (maxes_at, width), targets, lookback_micros, invalid }
     }
 
     /// A unit's fresh row, given its exposure state in each experiment.
@@ -283,8 +305,6 @@ impl Layout {
 struct Counters {
     /// Exposure rows in the window.
     rows: u64,
-    counted: u64,
-    invalid: u64,
     pre_exposure: u64,
     /// Exposure rows timestamped at or after the end of the report date.
     future_rows: u64,
@@ -328,18 +348,23 @@ impl Shard {
         local
     }
 
-    fn ensure_accumulators(&mut self, layout: &Layout, n_configured: &[usize]) {
-        if self.rows.len() == self.units * layout.width {
-            return;
-        }
-        self.rows = vec![0; self.units * layout.width];
+    /// Gives every unit its row: fresh rows for the units that have none yet (all of them in
+    /// a run from scratch; the new ones in a run from a checkpoint). Returns the first unit
+    /// that got one.
+    fn ensure_accumulators(&mut self, layout: &Layout, n_configured: &[usize]) -> usize {
         if layout.width == 0 {
-            return;
+            return self.units;
         }
+        let built = self.rows.len() / layout.width;
+        if built == self.units {
+            return built;
+        }
+        self.rows.resize(self.units * layout.width, 0);
         let n = layout.experiments;
-        for (local, row) in self.rows.chunks_exact_mut(layout.width).enumerate() {
+        for (local, row) in self.rows.chunks_exact_mut(layout.width).enumerate().skip(built) {
             layout.row(&self.exposure[local * n..(local + 1) * n], n_configured, row);
         }
+        built
     }
 }
 
@@ -370,6 +395,12 @@ pub struct Aggregator {
     variants: Mutex<Vec<VariantNames>>,
     dimensions: Mutex<DimensionRegistry>,
     unit_kind: AtomicU8,
+    /// Per dataset and partition date, the largest timestamp of its rows (any row with one):
+    /// what a checkpoint needs to know which old partitions a later run must read again.
+    max_ts: Mutex<tracking::MaxTimestamps>,
+    /// After [`Aggregator::regate`]: the (unit, experiment) pairs whose gate moved, the only
+    /// ones [`Aggregator::fold_old_events`] adds to.
+    touched: std::sync::OnceLock<tracking::Touched>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -432,6 +463,8 @@ impl Aggregator {
                 codes: vec![HashMap::new(); spec.dimensions.len()],
             }),
             unit_kind: AtomicU8::new(KIND_UNSET),
+            max_ts: Mutex::default(),
+            touched: std::sync::OnceLock::new(),
             spec,
         }
     }
@@ -501,6 +534,7 @@ impl Aggregator {
         let units = UnitIds::new(&names.unit_id, unit_col.as_ref())?;
         self.accept_kind(&units)?;
         let times = timestamps_micros(&names.exposure_ts, ts_col.as_ref())?;
+        self.note_max_ts(crate::config::Dataset::Exposures, date, &times);
 
         // Resolve (experiment, batch variant) pairs to experiment variant indices at once.
         let n_experiments = self.spec.experiments.len();
@@ -622,6 +656,17 @@ impl Aggregator {
     /// Folds one batch of `[unit_id, event, value, ts]` from the partition of `date`. All
     /// exposure batches must have been folded before the first call.
     pub fn fold_events(&self, date: NaiveDate, columns: &[ArrayRef]) -> Result<(), AggregateError> {
+        self.fold_events_of(date, columns, None)
+    }
+
+    /// [`Aggregator::fold_events`], adding only to the (unit, experiment) pairs of `only` when
+    /// given (a partition read again for them: its other counts are in the state already).
+    fn fold_events_of(
+        &self,
+        date: NaiveDate,
+        columns: &[ArrayRef],
+        only: Option<&tracking::Touched>,
+    ) -> Result<(), AggregateError> {
         let names = &self.spec.columns;
         let [unit_col, event_col, value_col, ts_col] = columns else {
             return Err(AggregateError::Columns { expected: 4, found: columns.len() });
@@ -631,6 +676,7 @@ impl Aggregator {
         self.accept_kind(&units)?;
         let values = numbers(&names.value, value_col.as_ref())?;
         let times = timestamps_micros(&names.event_ts, ts_col.as_ref())?;
+        self.note_max_ts(crate::config::Dataset::Events, date, &times);
 
         // Outside the locks: drop unneeded events and unknown units, find each unit's shard and
         // local index (a tight loop, so the CPU overlaps the table's cache misses), and bucket
@@ -665,7 +711,7 @@ impl Aggregator {
             locals[row] = local;
             hashed.push((row as u32, shard as u8));
         }
-        if let Some(incomplete) = incomplete {
+        if let Some(incomplete) = incomplete.filter(|_| only.is_none()) {
             let mut shard = lock(&self.shards[0]);
             for (counters, (without_unit, without_ts)) in shard.counters.iter_mut().zip(incomplete) {
                 counters.events_without_unit += without_unit;
@@ -698,9 +744,12 @@ impl Aggregator {
                     if from == i64::MAX {
                         continue; // not analyzable in this experiment
                     }
+                    if only.is_some_and(|touched| !touched.contains(s, local, e)) {
+                        continue;
+                    }
                     let counters = &mut shard.counters[e];
                     if micros < from {
-                        counters.pre_exposure += 1;
+                        counters.pre_exposure += u64::from(only.is_none());
                         if let Some(pre) = &slot.pre
                             && micros >= from.saturating_sub(layout.lookback_micros[e])
                         {
@@ -711,9 +760,9 @@ impl Aggregator {
                     if micros >= end {
                         continue;
                     }
-                    counters.counted += 1;
                     if let Value::Invalid = value {
-                        counters.invalid += 1;
+                        let (word, shift) = layout.invalid[e];
+                        row[word] += 1 << shift;
                     }
                     slot.post.add(row, value);
                 }
@@ -827,16 +876,17 @@ fn gather(
         }
     }
     let rows = analyzable_units.iter().map(|&(s, l)| &shards[s].rows[l * layout.width..(l + 1) * layout.width]);
-    let slots = layout.slots[e].iter().map(|slot| slot.post.totals(rows.clone())).collect();
+    let slots: Vec<SlotTotals> = layout.slots[e].iter().map(|slot| slot.post.totals(rows.clone())).collect();
     let pre_slots = layout.slots[e].iter().map(|slot| slot.pre.map(|pre| pre.totals(rows.clone()))).collect();
     let sum = |f: fn(&Counters) -> u64| shards.iter().map(|s| f(&s.counters[e])).sum::<u64>();
-    let totals = EventTotals {
-        slots,
-        pre_slots,
-        counted_events: sum(|c| c.counted),
-        invalid_values: sum(|c| c.invalid),
-        pre_exposure_events: sum(|c| c.pre_exposure),
-    };
+    // Every counted event added one to its slot's count, in the unit's row: summed over the
+    // analyzable units, the counts are the counted events (and a unit that stopped being
+    // analyzable in a later run takes its events with it).
+    let counted_events = slots.iter().flat_map(|slot| &slot.count).map(|&count| u64::from(count)).sum();
+    let (invalid_word, invalid_shift) = layout.invalid[e];
+    let invalid_values = rows.map(|row| u64::from((row[invalid_word] >> invalid_shift) as u32)).sum();
+    let totals =
+        EventTotals { slots, pre_slots, counted_events, invalid_values, pre_exposure_events: sum(|c| c.pre_exposure) };
     let allocation = ExperimentAllocation {
         variants,
         n_configured,
