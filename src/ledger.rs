@@ -470,13 +470,11 @@ impl Ledger {
     }
 
     /// The bytes of `job`'s checkpoint, or `None` when there is none.
-    pub async fn read_checkpoint(&self, job: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+    pub async fn read_checkpoint(&self, job: &str) -> Result<Option<bytes::Bytes>, LedgerError> {
         let key = self.checkpoint_key(job);
         let read_error = |cause: String| LedgerError::Read { key: key.to_string(), cause };
         match self.store.get(&key).await {
-            Ok(result) => {
-                result.bytes().await.map(|b| Some(b.to_vec())).map_err(|e| read_error(crate::store::describe_error(&e)))
-            }
+            Ok(result) => result.bytes().await.map(Some).map_err(|e| read_error(crate::store::describe_error(&e))),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(read_error(crate::store::describe_error(&e))),
         }

@@ -119,17 +119,18 @@ pub async fn run(request: &mut RunRequest<'_>, log: &RunLog) -> Result<RunOutput
 
     // Every request to the source gets a timeout and retries bounded by the deadline.
     let source = Source::open_counting(&job.source.url, deadline, request.source_retries.clone())?;
-    let mut checkpoint = None;
+    let (mut checkpoint, mut read_note) = (None, None);
     let computed = match (job.source.kind, &job.source.engine) {
         (SourceKind::SufficientStats, _) => {
             read::sufficient_stats(&source, job, &spec, request.progress, &deadline, log).await?
         }
         (SourceKind::Parquet, Engine::Embedded) => match &mut request.checkpoint {
             Some(checkpointing) => {
-                let (computed, bytes) =
+                let checkpointed =
                     incremental::embedded(&source, job, &spec, request.progress, &deadline, log, checkpointing).await?;
-                checkpoint = Some(bytes);
-                computed
+                checkpoint = Some(checkpointed.bytes);
+                read_note = checkpointed.read_note;
+                checkpointed.computed
             }
             None => read::embedded(&source, job, &spec, request.progress, &deadline, log).await?,
         },
@@ -152,6 +153,7 @@ pub async fn run(request: &mut RunRequest<'_>, log: &RunLog) -> Result<RunOutput
         files_read: computed.read.files,
         bytes_read: computed.read.bytes,
         rows_read: computed.read.rows,
+        read_note,
         timings: log.timings(),
         elapsed_seconds: 0.0,
         sla_seconds: job.sla.as_secs_f64(),

@@ -474,13 +474,14 @@ pub(crate) async fn notify(job: &Job, subject: &str, body: &str) {
 /// `dirs` is aligned with `output.results` (a run's results and outputs are in the same order).
 fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[Option<PathBuf>]) {
     say!(
-        "abreport: job `{}`, report date {report_date}: {} experiment(s) in {:.2} s (SLA {:.0} s), {} files / {} read",
+        "abreport: job `{}`, report date {report_date}: {} experiment(s) in {:.2} s (SLA {:.0} s), {} files / {} read{}",
         job.name,
         output.results.len(),
         output.facts.elapsed_seconds,
         job.sla.as_secs_f64(),
         output.facts.files_read,
-        bytes(output.facts.bytes_read)
+        bytes(output.facts.bytes_read),
+        output.facts.read_note.as_ref().map_or_else(String::new, |note| format!(" ({note})"))
     );
     for (result, dir) in output.results.iter().zip(dirs.iter().map(Option::as_ref).chain(std::iter::repeat(None))) {
         let decision = &result.decision;

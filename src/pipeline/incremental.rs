@@ -37,7 +37,7 @@ pub struct Checkpointing {
     /// Where the checkpoint is kept, for messages.
     pub location: String,
     /// Its bytes as read; `None` when there is none (or it could not be read, said already).
-    pub previous: Option<Vec<u8>>,
+    pub previous: Option<bytes::Bytes>,
     /// Ignore it and read everything (`--full`); a new one is written all the same.
     pub full: bool,
 }
@@ -46,6 +46,15 @@ pub struct Checkpointing {
 struct Resumed {
     aggregator: Aggregator,
     header: CheckpointHeader,
+}
+
+/// What [`embedded`] hands the run.
+pub(super) struct Checkpointed {
+    pub computed: Computed,
+    /// The new checkpoint.
+    pub bytes: Vec<u8>,
+    /// How the run read, for the report, when it went on from the checkpoint.
+    pub read_note: Option<String>,
 }
 
 /// Lists, reads and folds like [`super::read::embedded`], from the checkpoint when it is
@@ -58,7 +67,7 @@ pub(super) async fn embedded(
     deadline: &Deadline,
     log: &RunLog,
     checkpointing: &mut Checkpointing,
-) -> Result<(Computed, Vec<u8>), RunError> {
+) -> Result<Checkpointed, RunError> {
     let plan = list(source, spec, deadline, log).await?;
     let current = partitions(spec, &plan);
     let fingerprint = aggregate::fingerprint(spec);
@@ -66,10 +75,10 @@ pub(super) async fn embedded(
     let previous = checkpointing.previous.take();
     let resumed =
         tokio::task::block_in_place(|| resume(spec, &current, &fingerprint, checkpointing, previous.as_deref(), log));
-    let bytes_loaded = previous.as_ref().map_or(0, Vec::len);
+    let bytes_loaded = previous.as_ref().map_or(0, bytes::Bytes::len);
     drop(previous);
     let reader = Reader { source, plan: &plan, progress, deadline, log };
-    let (aggregator, old, read) = match resumed {
+    let (aggregator, old, read, read_note) = match resumed {
         Err(reason) => {
             log.info(
                 "checkpoint",
@@ -80,7 +89,7 @@ pub(super) async fn embedded(
             let aggregator = Arc::new(Aggregator::new(spec.clone()));
             let exposures = reader.exposures(job, &aggregator).await?;
             let events = reader.events(job, &aggregator).await?;
-            (aggregator, MaxTimestamps::default(), sum(&[exposures, events]))
+            (aggregator, MaxTimestamps::default(), sum(&[exposures, events]), None)
         }
         Ok(Resumed { aggregator, header }) => {
             let since = header.report_date;
@@ -139,7 +148,11 @@ pub(super) async fn embedded(
                 }),
             );
             let old = max_timestamps(&header);
-            (aggregator, old, sum(&[exposures, events, again]))
+            let note = format!(
+                "incremental: the checkpoint of {since}, the partitions after it and {} old event partition(s) read again",
+                reread.len()
+            );
+            (aggregator, old, sum(&[exposures, events, again]), Some(note))
         }
     };
 
@@ -171,7 +184,8 @@ pub(super) async fn embedded(
 
     let (allocation, totals) = allocate(aggregator, log)?;
     let work = totals.into_iter().enumerate().map(|(index, totals)| Work::Embedded { index, totals }).collect();
-    Ok((Computed { allocation: Some(allocation), work, missing: plan.missing, read }, bytes))
+    let computed = Computed { allocation: Some(allocation), work, missing: plan.missing, read };
+    Ok(Checkpointed { computed, bytes, read_note })
 }
 
 /// The loaded checkpoint, or why the run reads everything.

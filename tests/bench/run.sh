@@ -109,5 +109,10 @@ for label in $labels; do
     'BEGIN { printf "%-20s median %6.2f s over %d runs, peak RSS %5d MiB, abreport/this %.2f\n", l, s, n, p / 1024, a / s }'
 done
 ckpt_bytes=$(stat -c %s target/bench-checkpoint-previous.abrckpt)
-echo "checkpoint: $((ckpt_bytes / 1048576)) MiB; the incremental run's log:"
+echo "checkpoint: $((ckpt_bytes / 1048576)) MiB; the last incremental run's stages (seconds):"
+python3 -c '
+import json, sys
+record = json.load(open(sys.argv[1]))
+print("  " + ", ".join(f"{s[\"stage\"]} {s[\"seconds\"]:.2f}" for s in record["stages"]))
+' "$incr_out/ledger/generated/$date.json"
 sed 's/^/  /' target/bench-incremental-log.txt | cut -c1-400
