@@ -359,6 +359,9 @@ impl Shard {
         if built == self.units {
             return built;
         }
+        // Exactly: the rows are most of a run's memory, and a doubling would keep up to twice
+        // what a run from a checkpoint needs.
+        self.rows.reserve_exact(self.units * layout.width - self.rows.len());
         self.rows.resize(self.units * layout.width, 0);
         let n = layout.experiments;
         for (local, row) in self.rows.chunks_exact_mut(layout.width).enumerate().skip(built) {

@@ -113,6 +113,6 @@ echo "checkpoint: $((ckpt_bytes / 1048576)) MiB; the last incremental run's stag
 python3 -c '
 import json, sys
 record = json.load(open(sys.argv[1]))
-print("  " + ", ".join(f"{s[\"stage\"]} {s[\"seconds\"]:.2f}" for s in record["stages"]))
+print("  " + ", ".join("%s %.2f" % (s["stage"], s["seconds"]) for s in record["stages"]))
 ' "$incr_out/ledger/generated/$date.json"
 sed 's/^/  /' target/bench-incremental-log.txt | cut -c1-400
