@@ -27,6 +27,11 @@ pub use allocation::{
 pub use columns::UnitKey;
 pub use error::AggregateError;
 pub use experiment::{DimensionSlices, ExperimentAggregates, ExperimentInput, MetricData, TOP_SLICES, experiment};
+pub use fold::checkpoint::{
+    CHECKPOINT_VERSION, CheckpointError, CheckpointHeader, FileRecord, PartitionRecord, fingerprint, read_header,
+};
+pub use fold::incremental::Regated;
+pub use fold::tracking::MaxTimestamps;
 pub use fold::{Aggregator, EventTotals, SlotTotals};
 pub use spec::{ExperimentSpec, MetricPlan, Slot, SlotValue, Spec, day_start_micros};
 pub use unit_keys::{UnitIdKind, UnitKeys};

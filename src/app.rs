@@ -120,6 +120,7 @@ async fn run(args: RunArgs) -> Exit {
         progress: std::io::stderr().is_terminal(),
         print_summary: true,
         notify: !args.no_deliver,
+        full: args.full,
     };
     match run_recorded(&job, report_date, &settings).await {
         Ran::AlreadyDelivered(previous) => {
@@ -519,6 +520,7 @@ async fn demo(args: DemoArgs) -> Exit {
         progress: std::io::stderr().is_terminal(),
         print_summary: true,
         notify: false,
+        full: false,
     };
     let exit = match run_recorded(&job, end_date, &settings).await {
         Ran::Finished { exit, errors, .. } => {

@@ -91,6 +91,11 @@ pub struct RunArgs {
     /// The run ledger: a folder or an object-store URL; default `<out>/ledger`.
     #[arg(long, value_name = "DIR_OR_URL")]
     pub ledger: Option<String>,
+    /// Read the whole window, ignoring the job's checkpoint (`<ledger>/.checkpoints/<job>/`),
+    /// and write a fresh one. Without it a run of all the job's experiments goes on from the
+    /// last run's checkpoint and reads only the partitions after its date.
+    #[arg(long)]
+    pub full: bool,
     /// What computes the statistics: `embedded` (this process) or `spark` (Spark Connect);
     /// over the job file's `[source] engine` and ABREPORT_ENGINE.
     #[arg(long, value_name = "ENGINE", value_parser = ["embedded", "spark"])]

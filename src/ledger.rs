@@ -27,6 +27,11 @@ use crate::runlog::StageTiming;
 /// dot).
 const DESIGNS: &str = ".designs";
 
+/// The folder of the jobs' checkpoints (the per-unit state of the last run, for incremental
+/// runs) beside the records: `<ledger>/.checkpoints/<job>/state.abrckpt`.
+const CHECKPOINTS: &str = ".checkpoints";
+const CHECKPOINT_FILE: &str = "state.abrckpt";
+
 /// Version of the record format.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -418,6 +423,7 @@ impl Ledger {
         let job = safe_path_component(job);
         let mut removed = stale::remove(&folder.join(&job), 0, TempName::Staged, older_than);
         removed += stale::remove(&folder.join(DESIGNS).join(&job), 0, TempName::Staged, older_than);
+        removed += stale::remove(&folder.join(CHECKPOINTS).join(&job), 0, TempName::Staged, older_than);
         removed
     }
 
@@ -452,6 +458,37 @@ impl Ledger {
     /// Keeps a design for the next runs of `job`.
     pub async fn write_design(&self, job: &str, design: &Design) -> Result<(), LedgerError> {
         self.write_json(&self.design_key(job, &design.experiment), design).await
+    }
+
+    fn checkpoint_key(&self, job: &str) -> Path {
+        self.prefix.clone().join(CHECKPOINTS).join(safe_path_component(job)).join(CHECKPOINT_FILE)
+    }
+
+    /// Where `job`'s checkpoint is, for messages.
+    pub fn checkpoint_location(&self, job: &str) -> String {
+        format!("{}/{CHECKPOINTS}/{}/{CHECKPOINT_FILE}", self.location, safe_path_component(job))
+    }
+
+    /// The bytes of `job`'s checkpoint, or `None` when there is none.
+    pub async fn read_checkpoint(&self, job: &str) -> Result<Option<bytes::Bytes>, LedgerError> {
+        let key = self.checkpoint_key(job);
+        let read_error = |cause: String| LedgerError::Read { key: key.to_string(), cause };
+        match self.store.get(&key).await {
+            Ok(result) => result.bytes().await.map(Some).map_err(|e| read_error(crate::store::describe_error(&e))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(read_error(crate::store::describe_error(&e))),
+        }
+    }
+
+    /// Replaces `job`'s checkpoint whole: one PUT on an object store; a temporary file,
+    /// fsynced and renamed into place in a folder.
+    pub async fn write_checkpoint(&self, job: &str, bytes: Vec<u8>) -> Result<(), LedgerError> {
+        let key = self.checkpoint_key(job);
+        self.store
+            .put(&key, PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| LedgerError::Write { key: key.to_string(), cause: crate::store::describe_error(&e) })
     }
 
     /// The record of `job` and `report_date`, if any.
@@ -504,7 +541,7 @@ impl Ledger {
             None => {
                 let mut folders =
                     self.store.list_with_delimiter(Some(&self.prefix)).await.map_err(list_error)?.common_prefixes;
-                folders.retain(|f| f.filename().is_none_or(|name| name != DESIGNS));
+                folders.retain(|f| f.filename().is_none_or(|name| name != DESIGNS && name != CHECKPOINTS));
                 folders
             }
         };

@@ -9,6 +9,7 @@
 //! writes nothing: publishing is the caller's (export::write_dir, deliver), after a last
 //! deadline check, so a run that misses its SLA publishes nothing.
 
+mod incremental;
 mod read;
 mod spark;
 
@@ -36,6 +37,7 @@ use crate::store::display_url;
 
 mod error;
 pub use error::RunError;
+pub use incremental::Checkpointing;
 pub use read::{scan_dates, started};
 
 /// What to run.
@@ -53,6 +55,9 @@ pub struct RunRequest<'a> {
     /// Counts the requests to the data source retried after transient errors; the caller
     /// reads it after the run, failed or not.
     pub source_retries: Arc<AtomicU32>,
+    /// The job's checkpoint, for a run of the embedded engine over all the job's experiments
+    /// (see [`uses_checkpoint`]); `None`: the run neither reads nor makes one.
+    pub checkpoint: Option<Checkpointing>,
 }
 
 /// Everything a run produced, in memory.
@@ -64,6 +69,15 @@ pub struct RunOutput {
     pub source_retries: u32,
     /// Designs this run fixed, to keep for the next runs.
     pub new_designs: Vec<Design>,
+    /// The new checkpoint of the job (when the request had one), to keep once the outputs
+    /// are published.
+    pub checkpoint: Option<Vec<u8>>,
+}
+
+/// Whether runs of `job` keep a checkpoint: the embedded engine reading Parquet (another
+/// engine keeps no per-unit state here).
+pub fn uses_checkpoint(job: &Job) -> bool {
+    matches!((job.source.kind, &job.source.engine), (SourceKind::Parquet, Engine::Embedded))
 }
 
 impl RunOutput {
@@ -88,7 +102,7 @@ fn select<'a>(job: &'a Job, only: Option<&str>) -> Result<Vec<&'a Experiment>, R
 }
 
 /// Runs the pipeline. See the module docs.
-pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, RunError> {
+pub async fn run(request: &mut RunRequest<'_>, log: &RunLog) -> Result<RunOutput, RunError> {
     let job = request.job;
     let report_date = request.report_date;
     let deadline = Deadline::new(request.started, job.sla);
@@ -105,13 +119,21 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
 
     // Every request to the source gets a timeout and retries bounded by the deadline.
     let source = Source::open_counting(&job.source.url, deadline, request.source_retries.clone())?;
+    let (mut checkpoint, mut read_note) = (None, None);
     let computed = match (job.source.kind, &job.source.engine) {
         (SourceKind::SufficientStats, _) => {
             read::sufficient_stats(&source, job, &spec, request.progress, &deadline, log).await?
         }
-        (SourceKind::Parquet, Engine::Embedded) => {
-            read::embedded(&source, job, &spec, request.progress, &deadline, log).await?
-        }
+        (SourceKind::Parquet, Engine::Embedded) => match &mut request.checkpoint {
+            Some(checkpointing) => {
+                let checkpointed =
+                    incremental::embedded(&source, job, &spec, request.progress, &deadline, log, checkpointing).await?;
+                checkpoint = Some(checkpointed.bytes);
+                read_note = checkpointed.read_note;
+                checkpointed.computed
+            }
+            None => read::embedded(&source, job, &spec, request.progress, &deadline, log).await?,
+        },
         (SourceKind::Parquet, Engine::Spark { remote, output }) => {
             let engine = spark::SparkEngine { remote, output: output.as_deref(), retries: &request.source_retries };
             spark::spark(&engine, job, &spec, &deadline, log).await?
@@ -131,6 +153,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
         files_read: computed.read.files,
         bytes_read: computed.read.bytes,
         rows_read: computed.read.rows,
+        read_note,
         timings: log.timings(),
         elapsed_seconds: 0.0,
         sla_seconds: job.sla.as_secs_f64(),
@@ -176,7 +199,7 @@ pub async fn run(request: &RunRequest<'_>, log: &RunLog) -> Result<RunOutput, Ru
     }
     facts.timings = log.timings();
     facts.elapsed_seconds = request.started.elapsed().as_secs_f64();
-    Ok(RunOutput { results, outputs, facts, source_retries, new_designs })
+    Ok(RunOutput { results, outputs, facts, source_retries, new_designs, checkpoint })
 }
 
 /// One experiment's statistics, its per-unit values when this process computed them, and the

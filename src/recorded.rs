@@ -47,6 +47,9 @@ pub struct RunSettings<'a> {
     /// Send a failure notice to the job's admin for `source_unavailable`, `sla_missed` and
     /// `failed` outcomes.
     pub notify: bool,
+    /// Read the whole window, ignoring the job's checkpoint (a new one is written all the
+    /// same).
+    pub full: bool,
 }
 
 /// The end of [`run_recorded`].
@@ -143,7 +146,14 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         }
         None => Vec::new(),
     };
-    let request = RunRequest {
+    let checkpoint = match settings.ledger {
+        // An ad hoc run of one experiment neither uses nor replaces the job's checkpoint.
+        Some(ledger) if settings.experiment.is_none() && pipeline::uses_checkpoint(job) => {
+            Some(read_checkpoint(ledger, job, settings.full, &log).await)
+        }
+        _ => None,
+    };
+    let mut request = RunRequest {
         job,
         report_date,
         experiment: settings.experiment,
@@ -151,8 +161,9 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         progress: settings.progress,
         designs: &designs,
         source_retries: Arc::default(),
+        checkpoint,
     };
-    let output = match pipeline::run(&request, &log).await {
+    let mut output = match pipeline::run(&mut request, &log).await {
         Ok(output) => output,
         Err(e) => {
             record.stages = log.timings();
@@ -191,6 +202,11 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         published_at.elapsed(),
         serde_json::json!({ "destinations": published.deliveries.len() }),
     );
+    if let (Some(ledger), Some(bytes)) = (settings.ledger, output.checkpoint.take())
+        && published.exit != Exit::SlaExceeded
+    {
+        write_checkpoint(ledger, job, bytes, &log).await;
+    }
     record.stages = log.timings();
     for (status, attempted, delivered) in &published.received {
         record.redelivered(&status.key, &status.destination, attempted, delivered);
@@ -204,6 +220,47 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
     }
     let status = status_for(published.exit, None);
     finish(job, settings, record, published.exit, status, errors, started).await
+}
+
+/// The job's checkpoint for the run; a store that cannot be read is a warning, and the run
+/// reads everything.
+async fn read_checkpoint(ledger: &Ledger, job: &Job, full: bool, log: &RunLog) -> pipeline::Checkpointing {
+    let location = ledger.checkpoint_location(&job.name);
+    let previous = if full {
+        None
+    } else {
+        ledger.read_checkpoint(&job.name).await.unwrap_or_else(|e| {
+            log.warn(
+                "checkpoint",
+                None,
+                format!("{e}; the run reads everything"),
+                serde_json::json!({ "location": location }),
+            );
+            None
+        })
+    };
+    pipeline::Checkpointing { location, previous, full }
+}
+
+/// Keeps the run's checkpoint for the next run, once its outputs are published. A failed
+/// write is a warning: the run is done, and the next one reads everything.
+async fn write_checkpoint(ledger: &Ledger, job: &Job, bytes: Vec<u8>, log: &RunLog) {
+    let started = Instant::now();
+    let n_bytes = bytes.len();
+    let location = ledger.checkpoint_location(&job.name);
+    match ledger.write_checkpoint(&job.name, bytes).await {
+        Ok(()) => log.stage_done(
+            "checkpoint write",
+            started.elapsed(),
+            serde_json::json!({ "bytes": n_bytes, "location": location }),
+        ),
+        Err(e) => log.warn(
+            "checkpoint",
+            None,
+            format!("{e}; the next run reads everything"),
+            serde_json::json!({ "location": location }),
+        ),
+    }
 }
 
 /// Completes `record`, writes it to the ledger and sends the failure notice it calls for.
@@ -417,13 +474,14 @@ pub(crate) async fn notify(job: &Job, subject: &str, body: &str) {
 /// `dirs` is aligned with `output.results` (a run's results and outputs are in the same order).
 fn print_summary(job: &Job, report_date: NaiveDate, output: &RunOutput, dirs: &[Option<PathBuf>]) {
     say!(
-        "abreport: job `{}`, report date {report_date}: {} experiment(s) in {:.2} s (SLA {:.0} s), {} files / {} read",
+        "abreport: job `{}`, report date {report_date}: {} experiment(s) in {:.2} s (SLA {:.0} s), {} files / {} read{}",
         job.name,
         output.results.len(),
         output.facts.elapsed_seconds,
         job.sla.as_secs_f64(),
         output.facts.files_read,
-        bytes(output.facts.bytes_read)
+        bytes(output.facts.bytes_read),
+        output.facts.read_note.as_ref().map_or_else(String::new, |note| format!(" ({note})"))
     );
     for (result, dir) in output.results.iter().zip(dirs.iter().map(Option::as_ref).chain(std::iter::repeat(None))) {
         let decision = &result.decision;

@@ -42,6 +42,8 @@ pub struct RunFacts {
     pub files_read: usize,
     pub bytes_read: u64,
     pub rows_read: u64,
+    /// How the data was read when not all of it was (an incremental run from a checkpoint).
+    pub read_note: Option<String>,
     pub timings: Vec<StageTiming>,
     pub elapsed_seconds: f64,
     pub sla_seconds: f64,
@@ -624,7 +626,13 @@ impl ReportModel {
             .collect();
         let data = vec![
             ("Computed by".to_string(), facts.engine.clone()),
-            ("Files read".to_string(), format!("{} ({})", count(facts.files_read as u64), bytes(facts.bytes_read))),
+            (
+                "Files read".to_string(),
+                match &facts.read_note {
+                    None => format!("{} ({})", count(facts.files_read as u64), bytes(facts.bytes_read)),
+                    Some(note) => format!("{} ({}); {note}", count(facts.files_read as u64), bytes(facts.bytes_read)),
+                },
+            ),
             ("Rows read".to_string(), count(facts.rows_read)),
             ("Exposure rows for this experiment".to_string(), count(result.traffic.exposure_rows)),
             ("Events counted toward metrics".to_string(), count(result.traffic.counted_events)),
@@ -1034,6 +1042,7 @@ mod tests {
             files_read: 2,
             bytes_read: 1000,
             rows_read: 10,
+            read_note: None,
             timings: vec![],
             elapsed_seconds: 0.5,
             sla_seconds: 60.0,

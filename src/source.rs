@@ -51,6 +51,9 @@ pub struct DataFile {
     pub date: NaiveDate,
     pub path: Path,
     pub size: u64,
+    /// The store's etag of the file, else its last-modified time: what tells a rewritten file
+    /// of the same size from the one a checkpoint read.
+    pub version: Option<String>,
 }
 
 /// What a window's partitions hold.
@@ -319,7 +322,13 @@ impl Source {
             let mut files: Vec<DataFile> = metas
                 .into_iter()
                 .filter(|meta| is_data_file(&meta.location))
-                .map(|meta| DataFile { dataset, date, path: meta.location, size: meta.size })
+                .map(|meta| DataFile {
+                    dataset,
+                    date,
+                    version: meta.e_tag.clone().or_else(|| Some(meta.last_modified.to_rfc3339())),
+                    path: meta.location,
+                    size: meta.size,
+                })
                 .collect();
             files.sort_by(|a, b| a.path.cmp(&b.path));
             Ok::<_, SourceError>((dataset, date, files))

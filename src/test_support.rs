@@ -75,7 +75,7 @@ pub(crate) fn run_job(
     job: &Job,
     report_date: NaiveDate,
 ) -> Result<crate::pipeline::RunOutput, crate::pipeline::RunError> {
-    let request = crate::pipeline::RunRequest {
+    let mut request = crate::pipeline::RunRequest {
         job,
         report_date,
         experiment: None,
@@ -83,7 +83,8 @@ pub(crate) fn run_job(
         progress: false,
         designs: &[],
         source_retries: Default::default(),
+        checkpoint: None,
     };
     let log = crate::runlog::RunLog::new(std::time::Instant::now());
-    runtime().block_on(crate::pipeline::run(&request, &log))
+    runtime().block_on(crate::pipeline::run(&mut request, &log))
 }

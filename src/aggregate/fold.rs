@@ -28,6 +28,13 @@ use super::prefetch::prefetch;
 use super::spec::Spec;
 use super::unit_keys::{UnitKeys, hash_unit};
 
+// The checkpoint of incremental runs: state to bytes and back, and the regating of a loaded
+// state. Children, so they reach the state's private parts; this file never calls into them
+// by path (only their `impl Aggregator` methods), so the layering has no circle.
+pub(super) mod checkpoint;
+pub(super) mod incremental;
+pub(super) mod tracking;
+
 const SHARD_BITS: u32 = 6;
 /// How many rows ahead the event fold prefetches the unit-id table's line, and the unit's
 /// accumulator row: far enough that the line arrives in time (a miss costs about as much as
@@ -70,11 +77,16 @@ pub struct EventTotals {
     pub slots: Vec<SlotTotals>,
     /// Per slot, the lookback window's accumulators when a CUPED covariate needs them.
     pub pre_slots: Vec<Option<SlotTotals>>,
-    /// Events that counted toward a metric.
+    /// Events that counted toward a metric: the sum of the slots' counts over the analyzable
+    /// units, so a unit that stops being analyzable takes its events away.
     pub counted_events: u64,
-    /// Counted events whose value was NaN or infinite (treated as missing).
+    /// Counted events whose value was NaN or infinite (treated as missing), from a per-unit
+    /// counter for the same reason.
     pub invalid_values: u64,
-    /// Events of exposed units before their first exposure (not counted).
+    /// Events of exposed units before their first exposure (not counted). An incremental run
+    /// leaves out, for units first exposed (or first exposed earlier) after its checkpoint's
+    /// date, those in partitions its checkpoint read that it does not re-read (see
+    /// `fold::incremental`); results.json does not carry it.
     pub pre_exposure_events: u64,
 }
 
@@ -237,12 +249,18 @@ struct Layout {
     blocks: Vec<(usize, usize)>,
     /// Per experiment, the CUPED lookback.
     lookback_micros: Vec<i64>,
+    /// Per experiment, the `(word, shift)` of the unit's count of invalid values (NaN or
+    /// infinite) among its counted events: a `u32` half-word like the counts.
+    invalid: Vec<(usize, u32)>,
 }
 
 impl Layout {
     fn new(spec: &Spec) -> Self {
         let experiments = spec.experiments.len();
-        let mut width = experiments;
+        // Each experiment's invalid-value count (two per word) right after the gates: both
+        // on the row's first cache line.
+        let invalid = (0..experiments).map(|e| (experiments + e / 2, 32 * (e % 2) as u32)).collect();
+        let mut width = experiments + experiments.div_ceil(2);
         let mut maxes = Vec::new();
         let mut blocks = Vec::with_capacity(spec.events.len());
         // One block of accumulator sets per event: counts, then sums, then maxima.
@@ -319,7 +337,7 @@ impl Layout {
             })
             .collect();
         let lookback_micros = spec.experiments.iter().map(|e| e.lookback_micros).collect();
-        Self { experiments, slots, width, maxes, targets, blocks, lookback_micros }
+        Self { experiments, slots, width, maxes, targets, blocks, lookback_micros, invalid }
     }
 
     /// A unit's fresh row, given its exposure state in each experiment.
@@ -339,8 +357,6 @@ impl Layout {
 struct Counters {
     /// Exposure rows in the window.
     rows: u64,
-    counted: u64,
-    invalid: u64,
     pre_exposure: u64,
     /// Exposure rows timestamped at or after the end of the report date.
     future_rows: u64,
@@ -384,18 +400,26 @@ impl Shard {
         local
     }
 
-    fn ensure_accumulators(&mut self, layout: &Layout, n_configured: &[usize]) {
-        if self.rows.len() == self.units * layout.width {
-            return;
-        }
-        self.rows = vec![0; self.units * layout.width];
+    /// Gives every unit its row: fresh rows for the units that have none yet (all of them in
+    /// a run from scratch; the new ones in a run from a checkpoint). Returns the first unit
+    /// that got one.
+    fn ensure_accumulators(&mut self, layout: &Layout, n_configured: &[usize]) -> usize {
         if layout.width == 0 {
-            return;
+            return self.units;
         }
+        let built = self.rows.len() / layout.width;
+        if built == self.units {
+            return built;
+        }
+        // Exactly: the rows are most of a run's memory, and a doubling would keep up to twice
+        // what a run from a checkpoint needs.
+        self.rows.reserve_exact(self.units * layout.width - self.rows.len());
+        self.rows.resize(self.units * layout.width, 0);
         let n = layout.experiments;
-        for (local, row) in self.rows.chunks_exact_mut(layout.width).enumerate() {
+        for (local, row) in self.rows.chunks_exact_mut(layout.width).enumerate().skip(built) {
             layout.row(&self.exposure[local * n..(local + 1) * n], n_configured, row);
         }
+        built
     }
 }
 
@@ -426,6 +450,12 @@ pub struct Aggregator {
     variants: Mutex<Vec<VariantNames>>,
     dimensions: Mutex<DimensionRegistry>,
     unit_kind: AtomicU8,
+    /// Per dataset and partition date, the largest timestamp of its rows (any row with one):
+    /// what a checkpoint needs to know which old partitions a later run must read again.
+    max_ts: Mutex<tracking::MaxTimestamps>,
+    /// After [`Aggregator::regate`]: the (unit, experiment) pairs whose gate moved, the only
+    /// ones [`Aggregator::fold_old_events`] adds to.
+    touched: std::sync::OnceLock<tracking::Touched>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -488,6 +518,8 @@ impl Aggregator {
                 codes: vec![HashMap::new(); spec.dimensions.len()],
             }),
             unit_kind: AtomicU8::new(KIND_UNSET),
+            max_ts: Mutex::default(),
+            touched: std::sync::OnceLock::new(),
             spec,
         }
     }
@@ -557,6 +589,7 @@ impl Aggregator {
         let units = UnitIds::new(&names.unit_id, unit_col.as_ref())?;
         self.accept_kind(&units)?;
         let times = timestamps_micros(&names.exposure_ts, ts_col.as_ref())?;
+        self.note_max_ts(crate::config::Dataset::Exposures, date, &times);
 
         // Resolve (experiment, batch variant) pairs to experiment variant indices at once.
         let n_experiments = self.spec.experiments.len();
@@ -678,6 +711,17 @@ impl Aggregator {
     /// Folds one batch of `[unit_id, event, value, ts]` from the partition of `date`. All
     /// exposure batches must have been folded before the first call.
     pub fn fold_events(&self, date: NaiveDate, columns: &[ArrayRef]) -> Result<(), AggregateError> {
+        self.fold_events_of(date, columns, None)
+    }
+
+    /// [`Aggregator::fold_events`], adding only to the (unit, experiment) pairs of `only` when
+    /// given (a partition read again for them: its other counts are in the state already).
+    fn fold_events_of(
+        &self,
+        date: NaiveDate,
+        columns: &[ArrayRef],
+        only: Option<&tracking::Touched>,
+    ) -> Result<(), AggregateError> {
         let names = &self.spec.columns;
         let [unit_col, event_col, value_col, ts_col] = columns else {
             return Err(AggregateError::Columns { expected: 4, found: columns.len() });
@@ -687,6 +731,7 @@ impl Aggregator {
         self.accept_kind(&units)?;
         let values = numbers(&names.value, value_col.as_ref())?;
         let times = timestamps_micros(&names.event_ts, ts_col.as_ref())?;
+        self.note_max_ts(crate::config::Dataset::Events, date, &times);
 
         // Outside the locks: drop unneeded events and unknown units, find each unit's shard and
         // local index, and bucket the rows by shard. Hashing first and looking up second lets
@@ -730,7 +775,7 @@ impl Aggregator {
             locals[row as usize] = local;
             hashed.push((row, shard as u8));
         }
-        if let Some(incomplete) = incomplete {
+        if let Some(incomplete) = incomplete.filter(|_| only.is_none()) {
             let mut shard = lock(&self.shards[0]);
             for (counters, (without_unit, without_ts)) in shard.counters.iter_mut().zip(incomplete) {
                 counters.events_without_unit += without_unit;
@@ -774,9 +819,12 @@ impl Aggregator {
                     if from == i64::MAX {
                         continue; // not analyzable in this experiment
                     }
+                    if only.is_some_and(|touched| !touched.contains(s, local, e)) {
+                        continue;
+                    }
                     let counters = &mut shard.counters[e];
                     if micros < from {
-                        counters.pre_exposure += 1;
+                        counters.pre_exposure += u64::from(only.is_none());
                         if let Some(pre) = &slot.pre
                             && micros >= from.saturating_sub(layout.lookback_micros[e])
                         {
@@ -787,9 +835,9 @@ impl Aggregator {
                     if micros >= end {
                         continue;
                     }
-                    counters.counted += 1;
                     if let Value::Invalid = value {
-                        counters.invalid += 1;
+                        let (word, shift) = layout.invalid[e];
+                        row[word] += 1 << shift;
                     }
                     slot.post.add(row, value);
                 }
@@ -918,13 +966,17 @@ fn gather(
         }
     }
     let sum = |f: fn(&Counters) -> u64| shards.iter().map(|s| f(&s.counters[e])).sum::<u64>();
-    let totals = EventTotals {
-        slots,
-        pre_slots,
-        counted_events: sum(|c| c.counted),
-        invalid_values: sum(|c| c.invalid),
-        pre_exposure_events: sum(|c| c.pre_exposure),
-    };
+    // Every counted event added one to its slot's count, in the unit's row: summed over the
+    // analyzable units, the counts are the counted events (and a unit that stopped being
+    // analyzable in a later run takes its events with it).
+    let counted_events = slots.iter().flat_map(|slot| &slot.count).map(|&count| u64::from(count)).sum();
+    let (invalid_word, invalid_shift) = layout.invalid[e];
+    let invalid_values = analyzable_units
+        .iter()
+        .map(|&(s, l)| u64::from((shards[s].rows[l * layout.width + invalid_word] >> invalid_shift) as u32))
+        .sum();
+    let totals =
+        EventTotals { slots, pre_slots, counted_events, invalid_values, pre_exposure_events: sum(|c| c.pre_exposure) };
     let allocation = ExperimentAllocation {
         variants,
         n_configured,

@@ -320,6 +320,7 @@ fn compose(
             files_read: 0,
             bytes_read: 0,
             rows_read: 0,
+            read_note: None,
             timings: Vec::new(),
             elapsed_seconds: 0.0,
             sla_seconds: job.sla.as_secs_f64(),

@@ -165,7 +165,12 @@ pub fn scan_dates(spec: &Spec) -> Vec<(Dataset, Vec<NaiveDate>)> {
 }
 
 /// Lists the partitions of every date any experiment's window covers, and logs the missing ones.
-async fn list(source: &Source, spec: &Spec, deadline: &Deadline, log: &RunLog) -> Result<ScanPlan, RunError> {
+pub(super) async fn list(
+    source: &Source,
+    spec: &Spec,
+    deadline: &Deadline,
+    log: &RunLog,
+) -> Result<ScanPlan, RunError> {
     let started = Instant::now();
     let datasets = scan_dates(spec);
     let plan = if datasets.is_empty() {
@@ -195,7 +200,7 @@ fn progress_bar(enabled: bool, total: u64, message: &'static str) -> ProgressBar
 }
 
 /// What every read of a run shares: where, which files, the clock and the log.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     pub source: &'a Source,
     pub plan: &'a ScanPlan,
     pub progress: bool,
@@ -205,14 +210,14 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     /// Reads the exposure files into `aggregator`: each experiment's allocation.
-    async fn exposures(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
+    pub(super) async fn exposures(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
         let fold = aggregator.clone();
         let columns = source::read_columns(job, Dataset::Exposures);
         self.read(Dataset::Exposures, columns, move |file, columns| fold.fold_exposures(file.date, columns)).await
     }
 
     /// Reads the event files into `aggregator` (after the exposures): the units' accumulators.
-    async fn events(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
+    pub(super) async fn events(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
         let fold = aggregator.clone();
         let columns = source::read_columns(job, Dataset::Events);
         self.read(Dataset::Events, columns, move |file, columns| fold.fold_events(file.date, columns)).await
@@ -230,6 +235,17 @@ impl Reader<'_> {
             Dataset::Events => "read events",
             Dataset::SufficientStats => "read sufficient statistics",
         };
+        self.read_as(stage, dataset, columns, fold).await
+    }
+
+    /// [`Reader::read`], timed and logged as `stage`.
+    pub(super) async fn read_as<E: std::error::Error + Send + Sync + 'static>(
+        &self,
+        stage: &'static str,
+        dataset: Dataset,
+        columns: Arc<[ColumnSpec]>,
+        fold: impl Fn(&DataFile, &[ArrayRef]) -> Result<(), E> + Send + Sync + 'static,
+    ) -> Result<ScanStats, RunError> {
         let files: Vec<DataFile> = self.plan.files_of(dataset).cloned().collect();
         let total: u64 = files.iter().map(|f| f.size).sum();
         let bar = progress_bar(self.progress, total, stage);
@@ -264,7 +280,7 @@ pub(super) fn retries(source: &Source, log: &RunLog) -> u32 {
 
 /// Ends the fold once both scans have returned: the allocation of every experiment, and each
 /// experiment's event accumulators, gathered on all cores.
-fn allocate(aggregator: Arc<Aggregator>, log: &RunLog) -> Result<(Allocation, Vec<EventTotals>), RunError> {
+pub(super) fn allocate(aggregator: Arc<Aggregator>, log: &RunLog) -> Result<(Allocation, Vec<EventTotals>), RunError> {
     let started = Instant::now();
     // The readers' clones of the aggregator are gone once both scans have returned.
     let aggregator = Arc::try_unwrap(aggregator).map_err(|_| RunError::Incomplete { expected: 1, got: 0 })?;

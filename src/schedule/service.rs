@@ -505,6 +505,7 @@ async fn run_one(
         progress: false,
         print_summary: false,
         notify: true,
+        full: false,
     };
     // What an earlier run could not deliver goes first, from the outbox; a date it completes
     // is then recorded as delivered and not run again below.

@@ -4,6 +4,11 @@
 # (string unit ids, zstd Parquet, 4 files per day, rows in time order), beside DuckDB on the
 # same files with 2 threads computing (a) only per-unit and per-variant aggregates and (b) the
 # same attributed per-variant numbers abreport computes.
+# Beside them, the daily incremental run: `abreport run` for the same date going on from the
+# checkpoint of the day before (written once by a full run of that date, and restored before
+# each timed run), which reads the last day's partitions (and the old event partitions its
+# new units' CUPED lookback needs) instead of the whole window. The full run is `--full`; both
+# write the next checkpoint, as a scheduled run does.
 # Prints the median wall time and peak RSS of each, and the ratios.
 # With SPARK=1 it adds `abreport run --engine spark`: the same run computed by a Spark Connect
 # server in local[2] mode on this machine (tests/servers/spark_connect.sh, pyspark from PyPI,
@@ -40,6 +45,7 @@ fi
 measure() { # label, command...: one line "seconds peak_kib" per run
   local label=$1; shift
   for _ in $(seq "$runs"); do
+    if [ -n "${SETUP:-}" ]; then eval "$SETUP"; fi
     /usr/bin/time -f "%e %M" -o target/bench-time.txt "$@" > /dev/null 2> target/bench-stderr.txt \
       || { cat target/bench-stderr.txt; exit 1; }
     cat target/bench-time.txt
@@ -51,7 +57,7 @@ median() { sed -n "$(( (runs + 1) / 2 ))p" "$1"; }
 # Warm the page cache once, so both tools read from memory.
 cat "$data"/data/exposures/*/*.parquet "$data"/data/events/*/*.parquet > /dev/null
 
-labels="abreport duckdb-aggregates duckdb-attributed"
+labels="abreport abreport-incremental duckdb-aggregates duckdb-attributed"
 if [ "${SPARK:-0}" = 1 ]; then
   # Spark from the test venv's pyspark (tests/run.sh installs it), started once, stopped on exit.
   if [ ! -x target/test-venv/bin/python ] || ! target/test-venv/bin/python -c 'import pyspark' 2>/dev/null; then
@@ -75,11 +81,21 @@ if [ "${SPARK:-0}" = 1 ]; then
   labels="$labels spark duckdb-sql"
 fi
 
-measure abreport target/release/abreport run --job "$data/job.toml" --date "$date" --out target/bench-out --no-deliver
+measure abreport target/release/abreport run --job "$data/job.toml" --date "$date" --out target/bench-out --no-deliver --full
+# The checkpoint of the day before, made once by a full run of that date.
+previous=$(date -d "$date - 1 day" +%F)
+incr_out=target/bench-out-incremental
+checkpoint=$incr_out/ledger/.checkpoints/generated/state.abrckpt
+rm -rf "$incr_out"
+target/release/abreport run --job "$data/job.toml" --date "$previous" --out "$incr_out" --no-deliver --full > /dev/null
+cp "$checkpoint" target/bench-checkpoint-previous.abrckpt
+SETUP="cp target/bench-checkpoint-previous.abrckpt $checkpoint" measure abreport-incremental \
+  target/release/abreport run --job "$data/job.toml" --date "$date" --out "$incr_out" --no-deliver
+grep -h '"stage":"checkpoint' "$incr_out"/exp-1/run.log.jsonl > target/bench-incremental-log.txt || true
 measure duckdb-aggregates "$venv/bin/python" tests/bench/duckdb_baseline.py "$data/data" "$date" aggregates
 measure duckdb-attributed "$venv/bin/python" tests/bench/duckdb_baseline.py "$data/data" "$date" attributed
 
-summary=$(target/release/abreport run --job "$data/job.toml" --date "$date" --out target/bench-out --no-deliver | head -1)
+summary=$(target/release/abreport run --job "$data/job.toml" --date "$date" --out target/bench-out --no-deliver --full | head -1)
 echo "dataset: $units units, $(du -sh "$data/data" | cut -f1) of Parquet; $summary"
 echo "machine: $(nproc) cores, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 read -r a_s _ < <(median target/bench-abreport.txt)
@@ -90,5 +106,13 @@ for label in $labels; do
   peak=$(sort -k2 -n "target/bench-$label.txt" | tail -1 | cut -d' ' -f2)
   [ "$label" = spark ] && peak=$((peak + spark_jvm_kib))
   awk -v l="$label" -v s="$s" -v p="$peak" -v a="$a_s" -v n="$n" \
-    'BEGIN { printf "%-18s median %6.2f s over %d runs, peak RSS %5d MiB, abreport/this %.2f\n", l, s, n, p / 1024, a / s }'
+    'BEGIN { printf "%-20s median %6.2f s over %d runs, peak RSS %5d MiB, abreport/this %.2f\n", l, s, n, p / 1024, a / s }'
 done
+ckpt_bytes=$(stat -c %s target/bench-checkpoint-previous.abrckpt)
+echo "checkpoint: $((ckpt_bytes / 1048576)) MiB; the last incremental run's stages (seconds):"
+python3 -c '
+import json, sys
+record = json.load(open(sys.argv[1]))
+print("  " + ", ".join("%s %.2f" % (s["stage"], s["seconds"]) for s in record["stages"]))
+' "$incr_out/ledger/generated/$date.json"
+sed 's/^/  /' target/bench-incremental-log.txt | cut -c1-400

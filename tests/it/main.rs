@@ -8,6 +8,7 @@ mod cloud;
 mod deliver;
 mod encodings;
 mod engines;
+mod incremental;
 mod layering;
 mod outputs;
 mod recommendations;
