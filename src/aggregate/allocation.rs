@@ -70,10 +70,7 @@ pub struct UnitIndex {
 }
 
 impl UnitIndex {
-    pub(super) fn new(mut shards: Vec<UnitKeys>) -> Self {
-        for shard in &mut shards {
-            shard.freeze();
-        }
+    pub(super) fn new(shards: Vec<UnitKeys>) -> Self {
         let mut bases = Vec::with_capacity(shards.len());
         let mut next = 0u32;
         for shard in &shards {

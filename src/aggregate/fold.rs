@@ -635,7 +635,11 @@ impl Aggregator {
             }
             let mut guard = lock(&self.shards[s]);
             let shard = &mut *guard;
-            for &row in rows {
+            for (i, &row) in rows.iter().enumerate() {
+                // The id table's line of the row `PROBE_AHEAD` on, on its way.
+                if let Some(&ahead) = rows.get(i + PROBE_AHEAD) {
+                    shard.keys.prefetch(hashes[ahead as usize]);
+                }
                 let row = row as usize;
                 let (Some(experiment), Some(variant), Some(unit), Some(micros)) =
                     (experiments[row], variants[row], units.get(row), times[row])

@@ -4,8 +4,6 @@
 //! Text ids live in one string arena (no allocation per id, no re-validation when read back); the table stores `(hash, index)`
 //! so growing it never rehashes a string and a lookup compares hashes before bytes.
 
-use hashbrown::HashTable;
-
 use super::columns::UnitKey;
 
 /// The hasher of unit ids: fixed seeds, so the same id hashes the same in every shard, thread
@@ -72,22 +70,21 @@ fn padded(bytes: &[u8]) -> [u8; INLINE] {
     inline
 }
 
-/// [`Entry::index`] of an empty slot of a frozen table.
+/// [`Entry::index`] of an empty slot.
 const EMPTY: u32 = u32::MAX;
+
+const EMPTY_ENTRY: Entry = Entry { hash: 0, index: EMPTY, len: 0, inline: [0; INLINE] };
 
 const _: () = assert!(size_of::<Entry>() == 32);
 
 /// The distinct unit ids seen in the exposure log.
 pub struct UnitKeys {
     kind: Option<UnitIdKind>,
-    /// The growing table while ids are interned; empty once [`UnitKeys::freeze`] has built
-    /// `frozen`.
-    table: HashTable<Entry>,
-    /// After [`UnitKeys::freeze`]: open addressing with linear probing, a power of two of
-    /// slots at most half full, an entry's home slot the low bits of its hash. Lookups then
-    /// touch the entry's own cache line only (no control bytes), and the caller can prefetch
-    /// that line ahead of the lookup ([`UnitKeys::prefetch`]).
-    frozen: Vec<Entry>,
+    /// Open addressing with linear probing: a power of two of slots, at most half full, an
+    /// entry's home slot the low bits of its hash. A lookup touches the entry's own cache line
+    /// only (no control bytes), so the caller can prefetch that line ahead of it
+    /// ([`UnitKeys::prefetch`]), when interning exposures and when looking up events.
+    slots: Vec<Entry>,
     arena: String,
     /// `offsets[i]..offsets[i + 1]` is text id `i` in `arena`.
     offsets: Vec<u64>,
@@ -96,14 +93,7 @@ pub struct UnitKeys {
 
 impl Default for UnitKeys {
     fn default() -> Self {
-        Self {
-            kind: None,
-            table: HashTable::new(),
-            frozen: Vec::new(),
-            arena: String::new(),
-            offsets: vec![0],
-            ints: Vec::new(),
-        }
+        Self { kind: None, slots: Vec::new(), arena: String::new(), offsets: vec![0], ints: Vec::new() }
     }
 }
 
@@ -123,30 +113,11 @@ impl UnitKeys {
         self.len() == 0
     }
 
-    /// Ends interning: moves the entries into the frozen table that [`UnitKeys::get`] and
-    /// [`UnitKeys::prefetch`] read from then on.
-    pub(super) fn freeze(&mut self) {
-        if !self.frozen.is_empty() {
-            return;
-        }
-        let slots = (self.table.len() * 2).next_power_of_two().max(16);
-        let mask = slots - 1;
-        let empty = Entry { hash: 0, index: EMPTY, len: 0, inline: [0; INLINE] };
-        self.frozen = vec![empty; slots];
-        for entry in std::mem::take(&mut self.table) {
-            let mut at = entry.hash as usize & mask;
-            while self.frozen[at].index != EMPTY {
-                at = (at + 1) & mask;
-            }
-            self.frozen[at] = entry;
-        }
-    }
-
     /// Asks the CPU to start loading the cache line where a lookup of `hash` begins, so that a
-    /// loop can look up row `i` while row `i + k`'s line is on its way. Frozen keys only.
+    /// loop can look up row `i` while row `i + k`'s line is on its way.
     #[inline]
     pub(super) fn prefetch(&self, hash: u64) {
-        if let Some(entry) = self.frozen.get(hash as usize & self.frozen.len().wrapping_sub(1)) {
+        if let Some(entry) = self.slots.get(hash as usize & self.slots.len().wrapping_sub(1)) {
             super::prefetch::prefetch(entry);
         }
     }
@@ -179,34 +150,41 @@ impl UnitKeys {
         &self.arena[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
 
-    /// The index of `key` (with its precomputed `hash`), if it was seen.
+    /// The slot holding `key`, or the empty slot where it would go.
     #[inline]
-    pub fn get(&self, hash: u64, key: UnitKey<'_>) -> Option<u32> {
-        if self.frozen.is_empty() {
-            return self.table.find(hash, |entry| self.matches(entry, hash, key)).map(|entry| entry.index);
-        }
-        let mask = self.frozen.len() - 1;
+    fn slot(&self, hash: u64, key: UnitKey<'_>) -> usize {
+        let mask = self.slots.len() - 1;
         let mut at = hash as usize & mask;
         loop {
-            let entry = &self.frozen[at];
-            if entry.index == EMPTY {
-                return None;
-            }
-            if self.matches(entry, hash, key) {
-                return Some(entry.index);
+            let entry = &self.slots[at];
+            if entry.index == EMPTY || self.matches(entry, hash, key) {
+                return at;
             }
             at = (at + 1) & mask;
         }
     }
 
-    /// The index of `key`, adding it when new. Not after [`UnitKeys::freeze`].
+    /// The index of `key` (with its precomputed `hash`), if it was seen.
+    #[inline]
+    pub fn get(&self, hash: u64, key: UnitKey<'_>) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let index = self.slots[self.slot(hash, key)].index;
+        (index != EMPTY).then_some(index)
+    }
+
+    /// The index of `key`, adding it when new.
     #[inline]
     pub fn intern(&mut self, hash: u64, key: UnitKey<'_>) -> u32 {
-        debug_assert!(self.frozen.is_empty(), "interning into frozen unit keys");
-        if let Some(index) = self.get(hash, key) {
-            return index;
+        if (self.len() + 1) * 2 > self.slots.len() {
+            self.grow();
         }
-        let index = self.table.len() as u32;
+        let at = self.slot(hash, key);
+        if self.slots[at].index != EMPTY {
+            return self.slots[at].index;
+        }
+        let index = self.len() as u32;
         self.kind.get_or_insert(match key {
             UnitKey::Text(_) => UnitIdKind::Text,
             UnitKey::Int(_) => UnitIdKind::Int,
@@ -218,8 +196,22 @@ impl UnitKeys {
             }
             UnitKey::Int(int) => self.ints.push(int),
         }
-        self.table.insert_unique(hash, Entry::new(hash, index, key), |entry| entry.hash);
+        self.slots[at] = Entry::new(hash, index, key);
         index
+    }
+
+    /// Doubles the slots (16 at first) and places every entry again.
+    fn grow(&mut self) {
+        let slots = (self.slots.len() * 2).max(16);
+        let mask = slots - 1;
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY_ENTRY; slots]);
+        for entry in old.into_iter().filter(|entry| entry.index != EMPTY) {
+            let mut at = entry.hash as usize & mask;
+            while self.slots[at].index != EMPTY {
+                at = (at + 1) & mask;
+            }
+            self.slots[at] = entry;
+        }
     }
 
     /// The original id of `index`, for exports.
@@ -232,7 +224,7 @@ impl UnitKeys {
 
     /// Approximate heap bytes held, for the run log.
     pub fn heap_bytes(&self) -> usize {
-        (self.table.capacity() + self.frozen.capacity()) * size_of::<Entry>()
+        self.slots.capacity() * size_of::<Entry>()
             + self.arena.capacity()
             + self.offsets.capacity() * 8
             + self.ints.capacity() * 8
@@ -280,14 +272,13 @@ mod tests {
     }
 
     #[test]
-    fn frozen_keys_find_every_id_and_no_other() {
+    fn keys_find_every_id_and_no_other_with_prefetches() {
         let mut keys = UnitKeys::default();
         let ids: Vec<String> =
             (0..5_000).map(|i| if i % 3 == 0 { format!("long-unit-id-{i:020}") } else { format!("u{i}") }).collect();
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(keys.intern(hash_unit(UnitKey::Text(id)), UnitKey::Text(id)), i as u32);
         }
-        keys.freeze();
         assert_eq!(keys.len(), ids.len());
         for (i, id) in ids.iter().enumerate() {
             let hash = hash_unit(UnitKey::Text(id));
