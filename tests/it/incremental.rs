@@ -34,15 +34,17 @@ fn read_mode(dir: &Path, out: &str, experiment: &str) -> (String, String) {
         .unwrap_or_else(|| panic!("no checkpoint entry in {experiment}'s run log:\n{log}"))
 }
 
-/// The regating counts of an incremental run's log: `(touched_pairs, excluded_pairs)`.
-fn regated(dir: &Path, out: &str, experiment: &str) -> (u64, u64) {
+/// The regating counts of an incremental run's log: `(touched_pairs, excluded_pairs,
+/// old event partitions read again for the touched pairs)`.
+fn regated(dir: &Path, out: &str, experiment: &str) -> (u64, u64, u64) {
     let log = std::fs::read_to_string(dir.join(out).join(experiment).join("run.log.jsonl")).expect("run log");
     log.lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .find(|entry| entry["stage"] == "checkpoint" && entry["fields"]["touched_pairs"].is_u64())
-        .map_or((0, 0), |entry| {
+        .map_or((0, 0, 0), |entry| {
             let count = |key: &str| entry["fields"][key].as_u64().unwrap_or_default();
-            (count("touched_pairs"), count("excluded_pairs"))
+            let reread = entry["fields"]["reread_partition_dates"].as_array().map_or(0, Vec::len) as u64;
+            (count("touched_pairs"), count("excluded_pairs"), reread)
         })
 }
 
@@ -126,7 +128,7 @@ fn fourteen_daily_runs_from_checkpoints_give_the_full_runs_results() {
     scenario.edit_experiment("exp-3", |table| table.replace("start = 2026-11-05", "start = 2026-11-12"));
     let dir = scenario.path();
     let first = chrono::NaiveDate::from_ymd_opt(2026, 11, 7).expect("date");
-    let (mut touched, mut excluded) = (0, 0);
+    let (mut touched, mut excluded, mut reread) = (0, 0, 0);
     for day in 0..14 {
         let date = (first + chrono::Days::new(day)).to_string();
         run_on(dir, &date, "full", &["--full"]);
@@ -145,13 +147,14 @@ fn fourteen_daily_runs_from_checkpoints_give_the_full_runs_results() {
             _ => {}
         }
         assert_eq!(read_mode(dir, "full", "exp-1"), ("full".to_string(), "--full".to_string()));
-        let (t, e) = regated(dir, "chain", "exp-1");
+        let (t, e, r) = regated(dir, "chain", "exp-1");
         touched += t;
         excluded += e;
+        reread += r;
     }
-    // The chain met new units (their rows started afresh, old partitions read again for them)
-    // and units that became multi-variant.
-    assert!(touched > 0 && excluded > 0, "touched {touched}, excluded {excluded}");
+    // The chain met new units (their rows started afresh, and the old partitions their CUPED
+    // lookback reaches were read again for them) and units that became multi-variant.
+    assert!(touched > 0 && excluded > 0 && reread > 0, "touched {touched}, excluded {excluded}, re-read {reread}");
 }
 
 /// An events file of hand-made rows: `(unit, event, value, ts)`.
