@@ -237,29 +237,12 @@ impl Counters {
     }
 }
 
-/// Runs `work` over `0..n` on every core, results in index order.
+/// Runs `work` over `0..n` on every core ([`crate::threads::each`]), results in index order.
 fn each_index<T: Send>(n: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let threads = crate::threads::count().clamp(1, n.max(1));
-    let mut done: Vec<(usize, T)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= n {
-                            return done;
-                        }
-                        done.push((i, work(i)));
-                    }
-                })
-            })
-            .collect();
-        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, t)| t).collect()
+    let done = crate::threads::each((0..n).collect(), |i| Ok::<T, std::convert::Infallible>(work(i)));
+    // `each` drops the items of a worker that panicked; the panic itself was printed.
+    assert_eq!(done.len(), n, "a checkpoint worker panicked");
+    done.into_iter().map(|(_, Ok(t))| t).collect()
 }
 
 impl Aggregator {
