@@ -187,6 +187,16 @@ pub struct ScanStats {
     pub rows: u64,
 }
 
+impl std::iter::Sum for ScanStats {
+    fn sum<I: Iterator<Item = ScanStats>>(reads: I) -> Self {
+        reads.fold(ScanStats::default(), |a, b| ScanStats {
+            files: a.files + b.files,
+            bytes: a.bytes + b.bytes,
+            rows: a.rows + b.rows,
+        })
+    }
+}
+
 /// Why the source could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

@@ -24,13 +24,13 @@ use chrono::NaiveDate;
 use serde_json::json;
 
 use super::error::RunError;
-use super::read::{Computed, Reader, Work, allocate, list, scan_dates};
+use super::read::{Computed, Reader, folded, list, scan_dates};
 use crate::aggregate::{
     self, Aggregator, CheckpointHeader, FileRecord, MaxTimestamps, PartitionRecord, Spec, day_start_micros,
 };
 use crate::config::{Dataset, Job};
 use crate::runlog::{Deadline, RunLog};
-use crate::source::{self, ScanPlan, ScanStats, Source};
+use crate::source::{self, ScanPlan, Source};
 
 /// A run's use of its job's checkpoint.
 pub struct Checkpointing {
@@ -87,9 +87,8 @@ pub(super) async fn embedded(
                 json!({ "mode": "full", "reason": reason, "location": checkpointing.location }),
             );
             let aggregator = Arc::new(Aggregator::new(spec.clone()));
-            let exposures = reader.exposures(job, &aggregator).await?;
-            let events = reader.events(job, &aggregator).await?;
-            (aggregator, MaxTimestamps::default(), sum(&[exposures, events]), None)
+            let read = reader.window(job, &aggregator).await?;
+            (aggregator, MaxTimestamps::default(), read, None)
         }
         Ok(Resumed { aggregator, header }) => {
             let since = header.report_date;
@@ -152,7 +151,7 @@ pub(super) async fn embedded(
                 "incremental: the checkpoint of {since}, the partitions after it and {} old event partition(s) read again",
                 reread.len()
             );
-            (aggregator, old, sum(&[exposures, events, again]), Some(note))
+            (aggregator, old, [exposures, events, again].into_iter().sum(), Some(note))
         }
     };
 
@@ -182,9 +181,7 @@ pub(super) async fn embedded(
     let bytes = tokio::task::block_in_place(|| aggregator.checkpoint(&header));
     log.stage_done("checkpoint encode", encoded_at.elapsed(), json!({ "bytes": bytes.len() }));
 
-    let (allocation, totals) = allocate(aggregator, log)?;
-    let work = totals.into_iter().enumerate().map(|(index, totals)| Work::Embedded { index, totals }).collect();
-    let computed = Computed { allocation: Some(allocation), work, missing: plan.missing, read };
+    let computed = folded(aggregator, plan.missing, read, log)?;
     Ok(Checkpointed { computed, bytes, read_note })
 }
 
@@ -272,12 +269,4 @@ fn max_timestamps(header: &CheckpointHeader) -> MaxTimestamps {
 
 fn subplan(plan: &ScanPlan, keep: impl Fn(&source::DataFile) -> bool) -> ScanPlan {
     ScanPlan { files: plan.files.iter().filter(|f| keep(f)).cloned().collect(), missing: Vec::new() }
-}
-
-fn sum(stats: &[ScanStats]) -> ScanStats {
-    ScanStats {
-        files: stats.iter().map(|s| s.files).sum(),
-        bytes: stats.iter().map(|s| s.bytes).sum(),
-        rows: stats.iter().map(|s| s.rows).sum(),
-    }
 }

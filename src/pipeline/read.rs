@@ -53,16 +53,21 @@ pub(super) async fn embedded(
     let plan = list(source, spec, deadline, log).await?;
     let reader = Reader { source, plan: &plan, progress, deadline, log };
     let aggregator = Arc::new(Aggregator::new(spec.clone()));
-    let exposures = reader.exposures(job, &aggregator).await?;
-    let events = reader.events(job, &aggregator).await?;
+    let read = reader.window(job, &aggregator).await?;
+    folded(aggregator, plan.missing, read, log)
+}
+
+/// The embedded fold's end, whichever way it was fed: the allocation and one `Work` per
+/// experiment.
+pub(super) fn folded(
+    aggregator: Arc<Aggregator>,
+    missing: Vec<(Dataset, NaiveDate)>,
+    read: ScanStats,
+    log: &RunLog,
+) -> Result<Computed, RunError> {
     let (allocation, totals) = allocate(aggregator, log)?;
     let work = totals.into_iter().enumerate().map(|(index, totals)| Work::Embedded { index, totals }).collect();
-    let read = ScanStats {
-        files: exposures.files + events.files,
-        bytes: exposures.bytes + events.bytes,
-        rows: exposures.rows + events.rows,
-    };
-    Ok(Computed { allocation: Some(allocation), work, missing: plan.missing, read })
+    Ok(Computed { allocation: Some(allocation), work, missing, read })
 }
 
 /// A `sufficient_stats` source: reads the report date's table (`sufficient_stats/date=D/`),
@@ -209,6 +214,14 @@ pub(super) struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// Every exposure, then every event of the plan, through the fold: the events need the
+    /// exposures' units first.
+    pub(super) async fn window(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
+        let exposures = self.exposures(job, aggregator).await?;
+        let events = self.events(job, aggregator).await?;
+        Ok([exposures, events].into_iter().sum())
+    }
+
     /// Reads the exposure files into `aggregator`: each experiment's allocation.
     pub(super) async fn exposures(&self, job: &Job, aggregator: &Arc<Aggregator>) -> Result<ScanStats, RunError> {
         let fold = aggregator.clone();
