@@ -33,7 +33,7 @@ use crate::aggregate::unit_keys::hash_unit;
 
 const MAGIC: &[u8; 8] = b"ABRCKPT\0";
 /// The format's version; a checkpoint of another version is not read (the run reads all).
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
 /// zstd level: the state is mostly small integers and zeros; level 1 keeps the write short.
 const LEVEL: i32 = 1;
 
@@ -292,6 +292,8 @@ impl Aggregator {
             }
             push_u64s(&mut raw, [shard.rows.len() as u64]);
             push_u64s(&mut raw, shard.rows.iter().copied());
+            push_u64s(&mut raw, [shard.sums.len() as u64]);
+            push_u64s(&mut raw, shard.sums.iter().copied());
             for counters in &shard.counters {
                 push_u64s(&mut raw, counters.words());
             }
@@ -369,6 +371,7 @@ impl Aggregator {
             experiments: n,
             dimensions: d,
             width: aggregator.layout.width,
+            sum_blocks: &aggregator.layout.sum_blocks(),
             unit_kind: index.unit_kind,
             n_variants: &n_variants,
             n_values: &n_values,
@@ -410,6 +413,8 @@ struct ShardShape<'a> {
     experiments: usize,
     dimensions: usize,
     width: usize,
+    /// `(handle word, words)` of each block of sums in a row.
+    sum_blocks: &'a [(usize, usize)],
     unit_kind: u8,
     n_variants: &'a [u32],
     n_values: &'a [usize],
@@ -489,6 +494,19 @@ fn decode_shard(s: usize, frame: &[u8], units: u64, shape: &ShardShape<'_>) -> R
     }
     shard.rows =
         cursor.take(words * 8)?.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().expect("8"))).collect();
+    let words = cursor.count(8)?;
+    shard.sums =
+        cursor.take(words * 8)?.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().expect("8"))).collect();
+    // Every handle must point at a whole block of sums: the fold indexes the arena by them.
+    if shape.width > 0
+        && shard.rows.chunks_exact(shape.width).any(|row| {
+            shape.sum_blocks.iter().any(|&(handle, block)| {
+                row[handle] != 0 && (row[handle] - 1).checked_add(block as u64).is_none_or(|end| end > words as u64)
+            })
+        })
+    {
+        return Err(corrupt(&what, "a row's sums are not in the shard's sums"));
+    }
     for counters in &mut shard.counters {
         let mut w = [0u64; 7];
         for word in &mut w {
@@ -693,9 +711,35 @@ mod tests {
         }
         let mut other_version = bytes.clone();
         other_version[8] = 9;
-        assert!(matches!(read_header(&other_version), Err(CheckpointError::Version { found: 9, expected: 1 })));
+        assert!(matches!(
+            read_header(&other_version),
+            Err(CheckpointError::Version { found: 9, expected: CHECKPOINT_VERSION })
+        ));
         assert!(matches!(read_header(b"PAR1 not a checkpoint"), Err(CheckpointError::NotACheckpoint)));
         let error = Aggregator::from_checkpoint(spec(19), &bytes[..bytes.len() - 3]).err().expect("an error");
         assert!(error.to_string().contains("checkpoint"), "{error}");
+    }
+
+    #[test]
+    fn a_row_whose_sums_handle_points_past_its_shards_sums_is_an_error() {
+        let aggregator = Aggregator::new(spec(19));
+        day_19(&aggregator);
+        events_19(&aggregator, Aggregator::fold_events);
+        let header =
+            CheckpointHeader { fingerprint: fingerprint(&spec(19)), report_date: nov(19), partitions: Vec::new() };
+        let blocks = aggregator.layout.sum_blocks();
+        assert!(!blocks.is_empty(), "the test job sums revenue");
+        let (handle, _) = blocks[0];
+        let width = aggregator.layout.width;
+        let summed = (aggregator.shards.iter())
+            .find(|shard| lock(shard).rows.chunks_exact(width).any(|row| row[handle] != 0))
+            .expect("a unit summed a value");
+        {
+            let mut shard = lock(summed);
+            let row = shard.rows.chunks_exact_mut(width).find(|row| row[handle] != 0).expect("that unit");
+            row[handle] += 1_000;
+        }
+        let error = Aggregator::from_checkpoint(spec(19), &aggregator.checkpoint(&header)).err().expect("an error");
+        assert!(error.to_string().contains("sums"), "{error}");
     }
 }

@@ -47,10 +47,14 @@ pub struct Regated {
 
 impl Accumulators {
     /// Back to the state of a fresh row: no events.
-    fn reset(&self, row: &mut [u64]) {
+    fn reset(&self, row: &mut [u64], sums: &mut [u64]) {
         row[self.count_word] &= !(u64::from(u32::MAX) << self.count_shift);
-        if let Some(i) = self.sum {
-            row[i..i + exact_sum::WORDS].fill(0);
+        // A block's sums stay allocated: another of its sums may still hold a value.
+        if let Some(at) = self.sum
+            && row[at.handle] != 0
+        {
+            let base = row[at.handle] as usize - 1 + at.offset;
+            sums[base..base + exact_sum::WORDS].fill(0);
         }
         if let Some(i) = self.max {
             row[i] = f64::NEG_INFINITY.to_bits();
@@ -60,11 +64,11 @@ impl Accumulators {
 
 impl Layout {
     /// Starts experiment `e`'s accumulators in `row` afresh (its gate stays).
-    fn reset(&self, e: usize, row: &mut [u64]) {
+    fn reset(&self, e: usize, row: &mut [u64], sums: &mut [u64]) {
         for slot in &self.slots[e] {
-            slot.post.reset(row);
+            slot.post.reset(row, sums);
             if let Some(pre) = &slot.pre {
-                pre.reset(row);
+                pre.reset(row, sums);
             }
         }
         let (word, shift) = self.invalid[e];
@@ -121,7 +125,7 @@ impl Aggregator {
                                 regated.excluded += 1;
                                 continue;
                             }
-                            layout.reset(e, row);
+                            layout.reset(e, row, &mut shard.sums);
                         } else if from == i64::MAX {
                             continue;
                         }
