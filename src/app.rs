@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, Utc};
 
 use crate::cli::{
-    Cli, Command, DeliverArgs, DemoArgs, GenerateArgs, LogFormat, RunArgs, ServeArgs, SimulateArgs, SqlArgs,
+    Cli, Command, DeliverArgs, DemoArgs, GenerateArgs, LogFormat, RunArgs, ScanArgs, ServeArgs, SimulateArgs, SqlArgs,
     StatusArgs, ValidateArgs,
 };
 use crate::config::{self, EngineOverride, Job};
 use crate::deliver::{self, outbox};
 use crate::generate::{self, GenExperiment, GenSpec};
 use crate::ledger::{Ledger, RunRecord, Trigger};
-use crate::outcome::Exit;
+use crate::outcome::{Exit, exit_for};
 use crate::pipeline;
 use crate::recorded::{Ran, RunSettings, notify, print_failures, retry_outbox_recorded, run_recorded};
 use crate::render::bytes;
@@ -67,6 +67,7 @@ pub fn main(cli: Cli) -> Exit {
             Command::Simulate(args) => simulate_command(&args),
             Command::Deliver(args) => deliver_command(args).await,
             Command::Sql(args) => sql_command(&args),
+            Command::Scan(args) => scan(&args).await,
         }
     })
 }
@@ -175,6 +176,46 @@ fn sql_command(args: &SqlArgs) -> Exit {
             Exit::Config
         }
     }
+}
+
+/// `abreport scan`: the decode floor of a run (`pipeline::decode_floor`), one line per dataset
+/// and the total (which includes the listing).
+async fn scan(args: &ScanArgs) -> Exit {
+    let job = match load_job(&args.job) {
+        Ok(job) => job,
+        Err(exit) => return exit,
+    };
+    if job.source.kind == config::SourceKind::SufficientStats {
+        eprintln!(
+            "error: job `{}` reads a sufficient-statistics table (kind = \"sufficient_stats\"): `abreport scan` measures \
+             the reads of exposures and events",
+            job.name
+        );
+        return Exit::Config;
+    }
+    let report_date = args.date.unwrap_or_else(|| yesterday(job.timezone));
+    let log = crate::runlog::RunLog::default();
+    let floor = match pipeline::decode_floor(&job, report_date, std::io::stderr().is_terminal(), &log).await {
+        Ok(floor) => floor,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_for(&e);
+        }
+    };
+    let line = |name: &str, read: crate::source::ScanStats, rows: u64, took: Duration| {
+        format!(
+            "{name:<10} {:>3} files  {:>9}  {:>14} rows  {:.2} s",
+            read.files,
+            bytes(read.bytes),
+            crate::numbers::count(rows),
+            took.as_secs_f64()
+        )
+    };
+    for scanned in &floor.datasets {
+        say!("{}", line(&scanned.dataset.to_string(), scanned.read, scanned.rows, scanned.took));
+    }
+    say!("{}  (listing {:.2} s)", line("total", floor.read(), floor.rows(), floor.took), floor.listed.as_secs_f64());
+    Exit::Ok
 }
 
 async fn status(args: StatusArgs) -> Exit {

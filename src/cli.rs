@@ -49,6 +49,10 @@ pub enum Command {
     /// where the data lives: Spark, DuckDB, Trino or BigQuery. Write its result under
     /// `<url>/sufficient_stats/date=D/` and run a `kind = "sufficient_stats"` job on it.
     Sql(SqlArgs),
+    /// Measure the decode floor of a run: list the window's partitions and read and decode the
+    /// exposure and event files `run` reads (the same columns, reader and concurrency), without
+    /// folding them. Prints each dataset's files, bytes, rows and seconds, and the total.
+    Scan(ScanArgs),
     /// Show, or with --retry send, the outputs waiting in a job's outbox after a failed
     /// delivery. Each destination and message is sent at most once.
     Deliver(DeliverArgs),
@@ -109,6 +113,16 @@ pub struct RunArgs {
     /// ABREPORT_SPARK_OUTPUT.
     #[arg(long, value_name = "URL")]
     pub spark_output: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The job file.
+    #[arg(long)]
+    pub job: PathBuf,
+    /// Report date (UTC partition date); default: yesterday in the job's time zone.
+    #[arg(long)]
+    pub date: Option<NaiveDate>,
 }
 
 #[derive(Debug, Args)]

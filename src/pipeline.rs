@@ -9,6 +9,7 @@
 //! writes nothing: publishing is the caller's (export::write_dir, deliver), after a last
 //! deadline check, so a run that misses its SLA publishes nothing.
 
+mod floor;
 mod incremental;
 mod read;
 mod spark;
@@ -37,6 +38,7 @@ use crate::store::display_url;
 
 mod error;
 pub use error::RunError;
+pub use floor::{DatasetScan, DecodeFloor, decode_floor};
 pub use incremental::Checkpointing;
 pub use read::{scan_dates, started};
 

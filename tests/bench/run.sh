@@ -9,6 +9,9 @@
 # each timed run), which reads the last day's partitions (and the old event partitions its
 # new units' CUPED lookback needs) instead of the whole window. The full run is `--full`; both
 # write the next checkpoint, as a scheduled run does.
+# Beside them, the decode floor: `abreport scan` lists the same window and reads and decodes the
+# same columns of the same files with the same reader and concurrency, without folding them; the
+# full run's ratio to it is what the fold, the statistics and the exports cost.
 # Prints the median wall time and peak RSS of each, and the ratios.
 # With SPARK=1 it adds `abreport run --engine spark`: the same run computed by a Spark Connect
 # server in local[2] mode on this machine (tests/servers/spark_connect.sh, pyspark from PyPI,
@@ -57,7 +60,7 @@ median() { sed -n "$(( (runs + 1) / 2 ))p" "$1"; }
 # Warm the page cache once, so both tools read from memory.
 cat "$data"/data/exposures/*/*.parquet "$data"/data/events/*/*.parquet > /dev/null
 
-labels="abreport abreport-incremental duckdb-aggregates duckdb-attributed"
+labels="abreport abreport-incremental decode-floor duckdb-aggregates duckdb-attributed"
 if [ "${SPARK:-0}" = 1 ]; then
   # Spark from the test venv's pyspark (tests/run.sh installs it), started once, stopped on exit.
   if [ ! -x target/test-venv/bin/python ] || ! target/test-venv/bin/python -c 'import pyspark' 2>/dev/null; then
@@ -85,6 +88,7 @@ fi
 # cores, and the benchmark times it rather than stopping it.
 sed 's/^sla_seconds = .*/sla_seconds = 3600/' "$data/job.toml" > "$data/job-bench.toml"
 measure abreport target/release/abreport run --job "$data/job-bench.toml" --date "$date" --out target/bench-out --no-deliver --full
+measure decode-floor target/release/abreport scan --job "$data/job-bench.toml" --date "$date"
 # The checkpoint of the day before, made once by a full run of that date.
 previous=$(date -d "$date - 1 day" +%F)
 incr_out=target/bench-out-incremental
@@ -111,6 +115,8 @@ for label in $labels; do
   awk -v l="$label" -v s="$s" -v p="$peak" -v a="$a_s" -v n="$n" \
     'BEGIN { printf "%-20s median %6.2f s over %d runs, peak RSS %5d MiB, abreport/this %.2f\n", l, s, n, p / 1024, a / s }'
 done
+read -r floor_s _ < <(median target/bench-decode-floor.txt)
+awk -v a="$a_s" -v f="$floor_s" 'BEGIN { printf "full run / decode floor: %.2f\n", a / f }'
 ckpt_bytes=$(stat -c %s target/bench-checkpoint-previous.abrckpt)
 echo "checkpoint: $((ckpt_bytes / 1048576)) MiB; the last incremental run's stages (seconds):"
 python3 -c '

@@ -14,6 +14,7 @@ mod outputs;
 mod recommendations;
 mod reference;
 mod reproducible;
+mod scan;
 mod serve;
 mod serve_bad_job;
 mod servers;
