@@ -405,21 +405,37 @@ pub fn write_dir(root: &Path, outputs: &ExperimentOutputs) -> Result<PathBuf, Ex
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(&manifest)(e)),
     }
-    for file in &outputs.files {
-        let target = dir.join(&file.name);
-        let temporary = dir.join(format!(".{}.tmp-{}", file.name, std::process::id()));
-        let result = (|| {
-            let mut handle = std::fs::File::create(&temporary)?;
-            handle.write_all(&file.bytes)?;
-            handle.sync_all()?;
-            std::fs::rename(&temporary, &target)
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&temporary);
-            return Err(io(&target)(e));
+    // Every file is written before the first fsync, so the disk writes them back together
+    // instead of one fsync after another; each is renamed into place once it is durable.
+    let places: Vec<(PathBuf, PathBuf)> = (outputs.files.iter())
+        .map(|file| (dir.join(format!(".{}.tmp-{}", file.name, std::process::id())), dir.join(&file.name)))
+        .collect();
+    let mut handles = Vec::with_capacity(places.len());
+    let mut failed = None;
+    for (file, (temporary, target)) in outputs.files.iter().zip(&places) {
+        match std::fs::File::create(temporary).and_then(|mut handle| handle.write_all(&file.bytes).map(|()| handle)) {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                failed = Some(io(target)(e));
+                break;
+            }
         }
     }
-    Ok(dir)
+    if failed.is_none() {
+        failed = handles.iter().zip(&places).find_map(|(handle, (_, target))| handle.sync_all().err().map(io(target)));
+    }
+    if failed.is_none() {
+        failed = places.iter().find_map(|(temporary, target)| std::fs::rename(temporary, target).err().map(io(target)));
+    }
+    match failed {
+        None => Ok(dir),
+        Some(e) => {
+            for (temporary, _) in &places {
+                let _ = std::fs::remove_file(temporary);
+            }
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]

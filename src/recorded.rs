@@ -366,12 +366,30 @@ async fn publish(
         published.exit = Exit::SlaExceeded;
         return published;
     }
-    for outputs in &output.outputs {
-        match export::write_dir(out, outputs) {
-            Ok(dir) => published.dirs.push(Some(dir)),
-            Err(e) => {
+    // Each experiment's folder on its own thread: most of a write is waiting for the disk's
+    // fsync, and the folders do not depend on each other.
+    let written = tokio::task::block_in_place(|| {
+        crate::threads::each(output.outputs.iter().collect(), |outputs| {
+            Ok::<_, std::convert::Infallible>(export::write_dir(out, outputs))
+        })
+    });
+    // A writer thread that panicked lost its folders: they stay `None`, not written.
+    let mut by_position: Vec<Option<Result<PathBuf, export::ExportError>>> =
+        std::iter::repeat_with(|| None).take(output.outputs.len()).collect();
+    for (position, Ok(dir)) in written {
+        by_position[position] = Some(dir);
+    }
+    for (written, outputs) in by_position.into_iter().zip(&output.outputs) {
+        match written {
+            Some(Ok(dir)) => published.dirs.push(Some(dir)),
+            Some(Err(e)) => {
                 published.dirs.push(None);
                 published.errors.push(e.to_string());
+                published.exit = Exit::DeliveryFailed;
+            }
+            None => {
+                published.dirs.push(None);
+                published.errors.push(format!("the outputs of `{}` were not written", outputs.dir_name));
                 published.exit = Exit::DeliveryFailed;
             }
         }

@@ -729,6 +729,7 @@ impl Aggregator {
 
         let end = self.spec.end_micros;
         let buckets = Buckets::new(&hashed);
+        let mut locals: Vec<u32> = Vec::new();
         for s in 0..SHARDS {
             let rows = buckets.of(s);
             if rows.is_empty() {
@@ -736,18 +737,44 @@ impl Aggregator {
             }
             let mut guard = lock(&self.shards[s]);
             let shard = &mut *guard;
+            // Two passes: the ids first (each row's table line asked for `PROBE_AHEAD` rows
+            // ahead), then the exposure states (each row's asked for `ROW_AHEAD` rows ahead,
+            // now that its unit's place is known). Rows are interned in the same order either
+            // way, so the units' places do not change.
+            locals.clear();
             for (i, &row) in rows.iter().enumerate() {
-                // The id table's line of the row `PROBE_AHEAD` on, on its way.
                 if let Some(&ahead) = rows.get(i + PROBE_AHEAD) {
                     shard.keys.prefetch(hashes[ahead as usize]);
                 }
                 let row = row as usize;
-                let (Some(experiment), Some(variant), Some(unit), Some(micros)) =
+                let (Some(_), Some(_), Some(unit), Some(_)) =
                     (experiments[row], variants[row], units.get(row), times[row])
+                else {
+                    locals.push(u32::MAX);
+                    continue;
+                };
+                locals.push(shard.intern(hashes[row], unit, n_experiments, n_dimensions) as u32);
+            }
+            for (i, &row) in rows.iter().enumerate() {
+                if let Some(&ahead) = locals.get(i + ROW_AHEAD)
+                    && ahead != u32::MAX
+                    && let Some(experiment) = experiments[rows[i + ROW_AHEAD] as usize]
+                {
+                    let at = ahead as usize * n_experiments + experiment;
+                    prefetch(&shard.exposure[at]);
+                    if n_dimensions > 0 {
+                        prefetch(&shard.dimensions[at * n_dimensions]);
+                    }
+                }
+                let local = locals[i] as usize;
+                let row = row as usize;
+                let (Some(experiment), Some(variant), Some(micros)) = (experiments[row], variants[row], times[row])
                 else {
                     continue;
                 };
-                let local = shard.intern(hashes[row], unit, n_experiments, n_dimensions);
+                if local == u32::MAX as usize {
+                    continue;
+                }
                 let counters = &mut shard.counters[experiment];
                 let x = &mut shard.exposure[local * n_experiments + experiment];
                 // After the end of the report date is outside the window: such an exposure
