@@ -18,9 +18,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use arrow::array::ArrayRef;
 use chrono::NaiveDate;
 
-use super::allocation::{
-    AllocatedUnit, Allocation, DataQuality, ExperimentAllocation, NO_DIMENSION, UnitIndex, UnitStatus,
-};
+use super::allocation::{NO_DIMENSION, UnitIndex};
 use super::columns::{UnitIds, UnitKey, numbers, text_codes, timestamps_micros};
 use super::error::AggregateError;
 use super::exact_sum;
@@ -32,6 +30,7 @@ use super::unit_keys::{UnitKeys, hash_unit};
 // state. Children, so they reach the state's private parts; this file never calls into them
 // by path (only their `impl Aggregator` methods), so the layering has no circle.
 pub(super) mod checkpoint;
+mod gather;
 pub(super) mod incremental;
 pub(super) mod tracking;
 
@@ -239,27 +238,6 @@ impl Accumulators {
             }
         }
     }
-
-    /// Empty totals for `units` rows, with room for all of them.
-    fn empty_totals(&self, units: usize) -> SlotTotals {
-        SlotTotals {
-            count: Vec::with_capacity(units),
-            sum: if self.sum.is_some() { Vec::with_capacity(units) } else { Vec::new() },
-            max: if self.max.is_some() { Vec::with_capacity(units) } else { Vec::new() },
-        }
-    }
-
-    /// Appends this accumulator's values in `row` to `totals`.
-    #[inline]
-    fn push_totals(&self, row: &[u64], sums: &[u64], totals: &mut SlotTotals) {
-        totals.count.push((row[self.count_word] >> self.count_shift) as u32);
-        if let Some(at) = self.sum {
-            totals.sum.push(at.words(row, sums).map_or(0.0, exact_sum::total));
-        }
-        if let Some(i) = self.max {
-            totals.max.push(f64::from_bits(row[i]));
-        }
-    }
 }
 
 /// Where an experiment's slot lives in a unit's row: the counted events' accumulators, and for
@@ -386,12 +364,6 @@ impl Layout {
         Self { experiments, slots, width, maxes, targets, blocks, lookback_micros, invalid }
     }
 
-    /// Words of a row to prefetch so that every word experiment `e`'s gather reads is on a
-    /// line asked for ([`covering_words`]).
-    fn read_words(&self, e: usize) -> Vec<usize> {
-        covering_words(&self.gathered_words(e))
-    }
-
     /// `(handle word, words)` of each block of sums in a row (see [`SumAt`]).
     fn sum_blocks(&self) -> Vec<(usize, usize)> {
         let mut blocks: Vec<(usize, usize)> = (self.slots.iter().flatten())
@@ -401,22 +373,6 @@ impl Layout {
         blocks.sort_unstable();
         blocks.dedup();
         blocks
-    }
-
-    /// The words of a row that experiment `e`'s gather reads (its accumulators and its
-    /// invalid-value count), sorted.
-    fn gathered_words(&self, e: usize) -> Vec<usize> {
-        let mut words = vec![self.invalid[e].0];
-        for slot in &self.slots[e] {
-            for set in std::iter::once(&slot.post).chain(&slot.pre) {
-                words.push(set.count_word);
-                words.extend(set.sum.map(|at| at.handle));
-                words.extend(set.max);
-            }
-        }
-        words.sort_unstable();
-        words.dedup();
-        words
     }
 
     /// A unit's fresh row, given its exposure state in each experiment.
@@ -429,26 +385,6 @@ impl Layout {
             row[word] = f64::NEG_INFINITY.to_bits();
         }
     }
-}
-
-/// Sorted word offsets of a row → offsets to prefetch so that each of them is on a line
-/// asked for, wherever the row starts (rows start on any word, not on a cache line). Words
-/// less than a line apart form a run, covered by its first word, every eighth word after it
-/// and its last word: any word between two of those shares a line with one of them.
-fn covering_words(words: &[usize]) -> Vec<usize> {
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    for &word in words {
-        match runs.last_mut() {
-            Some((_, end)) if word < *end + 8 => *end = word,
-            _ => runs.push((word, word)),
-        }
-    }
-    let mut covering = Vec::new();
-    for (start, end) in runs {
-        covering.extend((start..end).step_by(8));
-        covering.push(end);
-    }
-    covering
 }
 
 /// Per-experiment row counts within a shard.
@@ -978,163 +914,6 @@ impl Aggregator {
         }
         Ok(())
     }
-
-    /// The allocation of every experiment and each experiment's event totals in the order of
-    /// its analyzable units. Units are ordered by shard, then first exposure, then id: the
-    /// shard is a fixed function of the id, so the order never depends on thread timing, and
-    /// gathering walks each shard's memory in place. Experiments are gathered on all cores.
-    /// Takes the state out: call once, after both scans.
-    pub fn finish(self) -> (Allocation, Vec<EventTotals>) {
-        // Freeze the keys now if no event batch did (a run without events).
-        self.keys();
-        let Aggregator { spec, layout, shards, frozen, variants, dimensions, .. } = self;
-        let dimension_values = dimensions.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner).values;
-        let keys = frozen.into_inner().unwrap_or_default();
-        let mut shards: Vec<Shard> =
-            shards.into_iter().map(|s| s.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)).collect();
-        let n_configured: Vec<usize> = spec.experiments.iter().map(|e| e.variants.len()).collect();
-        for shard in &mut shards {
-            shard.ensure_accumulators(&layout, &n_configured);
-        }
-        let registry = variants.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let rows_without_key = shards
-            .iter()
-            .flat_map(|s| &s.counters)
-            .map(|c| c.exposures_without_unit + c.exposures_without_variant_or_ts)
-            .sum();
-
-        let work: Mutex<Vec<(usize, Vec<String>)>> =
-            Mutex::new(registry.into_iter().map(|names| names.names).enumerate().rev().collect());
-        let threads = crate::threads::count();
-        let mut gathered: Vec<(usize, ExperimentAllocation, EventTotals)> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        while let Some((e, variants)) = lock(&work).pop() {
-                            let (allocation, totals) =
-                                gather(&spec, &layout, e, variants, &shards, &keys, &dimension_values);
-                            done.push((e, allocation, totals));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            // A gather cannot fail; a panicking one is re-raised here rather than lost.
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                .collect()
-        });
-        gathered.sort_by_key(|(e, ..)| *e);
-        let (experiments, totals) = gathered.into_iter().map(|(_, a, t)| (a, t)).unzip();
-        (Allocation { keys, experiments, rows_without_key }, totals)
-    }
-}
-
-/// One experiment's allocation and event totals, from all shards.
-fn gather(
-    spec: &Spec,
-    layout: &Layout,
-    e: usize,
-    variants: Vec<String>,
-    shards: &[Shard],
-    keys: &UnitIndex,
-    dimension_values: &[Vec<String>],
-) -> (ExperimentAllocation, EventTotals) {
-    let n_experiments = spec.experiments.len();
-    let n_dimensions = spec.dimensions.len();
-    let n_configured = spec.experiments[e].variants.len();
-    let mut members: Vec<AllocatedUnit> = Vec::new();
-    let mut dimensions: Vec<Vec<u16>> = vec![Vec::new(); n_dimensions];
-    let mut analyzable_units: Vec<(usize, usize)> = Vec::new();
-    let mut multi_variants: HashMap<u32, Vec<u32>> = HashMap::new();
-    let (mut future_units, mut future_only_units) = (0u64, 0u64);
-    for (s, shard) in shards.iter().enumerate() {
-        let shard_keys = keys.shard(s);
-        let of_experiment = || shard.exposure.iter().skip(e).step_by(n_experiments);
-        for x in of_experiment().filter(|x| x.variant & FUTURE != 0) {
-            future_units += 1;
-            future_only_units += u64::from(x.exposures == 0);
-        }
-        let mut order: Vec<(i64, u32)> = of_experiment()
-            .enumerate()
-            .filter(|(_, x)| x.exposures > 0)
-            .map(|(local, x)| (x.first_micros, local as u32))
-            .collect();
-        order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| shard_keys.key(a.1).cmp(&shard_keys.key(b.1))));
-        for (first_micros, local) in order {
-            let x = shard.exposure[local as usize * n_experiments + e];
-            let multi = x.variant & MULTI != 0;
-            let variant = x.variant & VARIANT_INDEX;
-            let status = UnitStatus::of(variant, multi, n_configured);
-            if status == UnitStatus::Ok {
-                analyzable_units.push((s, local as usize));
-            }
-            let unit = keys.global(s, local);
-            if let Some(seen) = multi.then(|| shard.multi.get(&(local, e as u32))).flatten() {
-                let mut seen = seen.clone();
-                seen.sort_unstable();
-                multi_variants.insert(unit, seen);
-            }
-            for (d, codes) in dimensions.iter_mut().enumerate() {
-                codes.push(shard.dimensions[(local as usize * n_experiments + e) * n_dimensions + d]);
-            }
-            members.push(AllocatedUnit { unit, first_micros, exposures: x.exposures, variant, status });
-        }
-    }
-    // One visit per unit row, in allocation order (which is not memory order): every
-    // accumulator of the row is read while its cache lines are loaded, and the lines of the
-    // row `ROW_AHEAD` on are asked for meanwhile, as the event fold does.
-    let n = analyzable_units.len();
-    let mut slots: Vec<SlotTotals> = layout.slots[e].iter().map(|slot| slot.post.empty_totals(n)).collect();
-    let mut pre_slots: Vec<Option<SlotTotals>> =
-        layout.slots[e].iter().map(|slot| slot.pre.map(|pre| pre.empty_totals(n))).collect();
-    let (invalid_word, invalid_shift) = layout.invalid[e];
-    let read_words = layout.read_words(e);
-    let mut invalid_values = 0u64;
-    for (i, &(s, l)) in analyzable_units.iter().enumerate() {
-        if let Some(&(s, l)) = analyzable_units.get(i + ROW_AHEAD) {
-            let at = l * layout.width;
-            for &word in &read_words {
-                prefetch(&shards[s].rows[at + word]);
-            }
-        }
-        let (row, sums) = (&shards[s].rows[l * layout.width..(l + 1) * layout.width], &shards[s].sums);
-        for ((slot, post), pre) in layout.slots[e].iter().zip(&mut slots).zip(&mut pre_slots) {
-            slot.post.push_totals(row, sums, post);
-            if let (Some(accumulators), Some(pre)) = (&slot.pre, pre) {
-                accumulators.push_totals(row, sums, pre);
-            }
-        }
-        invalid_values += u64::from((row[invalid_word] >> invalid_shift) as u32);
-    }
-    let sum = |f: fn(&Counters) -> u64| shards.iter().map(|s| f(&s.counters[e])).sum::<u64>();
-    // Every counted event added one to its slot's count, in the unit's row: summed over the
-    // analyzable units, the counts are the counted events (and a unit that stopped being
-    // analyzable in a later run takes its events with it).
-    let counted_events = slots.iter().flat_map(|slot| &slot.count).map(|&count| u64::from(count)).sum();
-    let totals =
-        EventTotals { slots, pre_slots, counted_events, invalid_values, pre_exposure_events: sum(|c| c.pre_exposure) };
-    let allocation = ExperimentAllocation {
-        variants,
-        n_configured,
-        units: members,
-        exposure_rows: sum(|c| c.rows),
-        multi_variants,
-        dimensions,
-        dimension_values: dimension_values.to_vec(),
-        quality: DataQuality {
-            future_exposure_rows: sum(|c| c.future_rows),
-            future_exposure_units: future_units,
-            future_only_units,
-            exposures_without_unit: sum(|c| c.exposures_without_unit),
-            exposures_without_variant_or_ts: sum(|c| c.exposures_without_variant_or_ts),
-            events_without_unit: sum(|c| c.events_without_unit),
-            events_without_ts: sum(|c| c.events_without_ts),
-        },
-    };
-    (allocation, totals)
 }
 
 #[cfg(test)]
@@ -1145,7 +924,7 @@ mod tests {
     use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMicrosecondArray};
 
     use super::*;
-    use crate::aggregate::{ExperimentInput, MetricValues, VariantSummaries, experiment};
+    use crate::aggregate::{ExperimentInput, MetricValues, UnitStatus, VariantSummaries, experiment};
     use crate::stats::Summary;
     use crate::test_support::{checked_job, experiment_text, job_text, nov};
 
@@ -1171,27 +950,6 @@ mod tests {
         let experiments: Vec<&crate::config::Experiment> = job.experiments.iter().collect();
         let spec = Arc::new(Spec::new(&job, &experiments, nov(20)));
         (job, Aggregator::new(spec))
-    }
-
-    #[test]
-    fn the_gather_prefetches_a_line_of_every_word_it_reads_wherever_a_row_starts() {
-        let (_, aggregator) = aggregator();
-        let layout = &aggregator.layout;
-        let sparse = [0, 3, 9, 10, 17, 30, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 63];
-        let cases = [layout.gathered_words(0), sparse.to_vec(), vec![5]];
-        for words in cases {
-            let covering = covering_words(&words);
-            assert!(covering.len() <= words.len());
-            for start in 0..8 {
-                let line = |word: usize| (start + word) / 8;
-                for &word in &words {
-                    assert!(
-                        covering.iter().any(|&c| line(c) == line(word)),
-                        "word {word} of {words:?} not covered by {covering:?} with the row at {start}"
-                    );
-                }
-            }
-        }
     }
 
     #[test]
