@@ -257,25 +257,55 @@ impl ExperimentAllocation {
     /// The counts of this allocation. A unit whose first exposure has no valid date counts on
     /// `fallback_day`.
     pub fn counts(&self, fallback_day: NaiveDate) -> AllocationCounts {
-        let mut by_day: BTreeMap<NaiveDate, Vec<u64>> = BTreeMap::new();
+        // Counted per UTC day number, a date made once per day: units come in first-exposure
+        // order within each shard, so the last day's counts are nearly always the next unit's.
+        const MICROS_PER_DAY: i64 = 86_400_000_000;
+        let mut per_day: Vec<(i64, Vec<u64>)> = Vec::new();
+        let mut last = usize::MAX;
         for unit in self.analyzable() {
-            let day =
-                chrono::DateTime::from_timestamp_micros(unit.first_micros).map_or(fallback_day, |t| t.date_naive());
-            by_day.entry(day).or_insert_with(|| vec![0; self.n_configured])[unit.variant as usize] += 1;
+            let day = unit.first_micros.div_euclid(MICROS_PER_DAY);
+            if per_day.get(last).is_none_or(|(d, _)| *d != day) {
+                last = match per_day.binary_search_by_key(&day, |(d, _)| *d) {
+                    Ok(found) => found,
+                    Err(at) => {
+                        per_day.insert(at, (day, vec![0; self.n_configured]));
+                        at
+                    }
+                };
+            }
+            per_day[last].1[unit.variant as usize] += 1;
+        }
+        let mut by_day: BTreeMap<NaiveDate, Vec<u64>> = BTreeMap::new();
+        for (day, units) in per_day {
+            let date = chrono::DateTime::from_timestamp_micros(day.saturating_mul(MICROS_PER_DAY))
+                .map_or(fallback_day, |t| t.date_naive());
+            let counts = by_day.entry(date).or_insert_with(|| vec![0; self.n_configured]);
+            for (count, n) in counts.iter_mut().zip(units) {
+                *count += n;
+            }
         }
         let by_dimension = self
             .dimensions
             .iter()
             .zip(&self.dimension_values)
             .map(|(codes, names)| {
-                let mut by_code: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
+                // Per code (dense: codes are small indices), then per variant.
+                let n = self.n_configured;
+                let width = codes.iter().filter(|&&c| c != NO_DIMENSION).max().map_or(0, |&c| usize::from(c) + 1);
+                let mut by_code: Vec<Option<Vec<u64>>> = vec![None; width + 1];
                 for (unit, &code) in self.units.iter().zip(codes) {
                     if unit.status == UnitStatus::Ok {
-                        by_code.entry(code).or_insert_with(|| vec![0; self.n_configured])[unit.variant as usize] += 1;
+                        let at = if code == NO_DIMENSION { width } else { usize::from(code) };
+                        by_code[at].get_or_insert_with(|| vec![0; n])[unit.variant as usize] += 1;
                     }
                 }
                 let mut values: Vec<(bool, String, Vec<u64>)> = by_code
                     .into_iter()
+                    .enumerate()
+                    .filter_map(|(at, units)| {
+                        let code = if at == width { NO_DIMENSION } else { at as u16 };
+                        Some((code, units?))
+                    })
                     .map(|(code, units)| {
                         let value = if code == NO_DIMENSION {
                             "(missing)"
