@@ -202,19 +202,19 @@ async fn scan(args: &ScanArgs) -> Exit {
             return exit_for(&e);
         }
     };
-    let line = |name: &str, read: crate::source::ScanStats, rows: u64, took: Duration| {
+    let line = |name: &str, read: crate::source::ScanStats, took: Duration| {
         format!(
             "{name:<10} {:>3} files  {:>9}  {:>14} rows  {:.2} s",
             read.files,
             bytes(read.bytes),
-            crate::numbers::count(rows),
+            crate::numbers::count(read.rows),
             took.as_secs_f64()
         )
     };
     for scanned in &floor.datasets {
-        say!("{}", line(&scanned.dataset.to_string(), scanned.read, scanned.rows, scanned.took));
+        say!("{}", line(&scanned.dataset.to_string(), scanned.read, scanned.took));
     }
-    say!("{}  (listing {:.2} s)", line("total", floor.read(), floor.rows(), floor.took), floor.listed.as_secs_f64());
+    say!("{}  (listing {:.2} s)", line("total", floor.read(), floor.took), floor.listed.as_secs_f64());
     Exit::Ok
 }
 

@@ -70,6 +70,16 @@ pub fn each<T: Send, R: Send, E: Send>(
     done
 }
 
+/// [`each`] for work that cannot fail: every item's result, in item order. A worker that
+/// panicked loses its items in `each`; here that is a panic too, never a shorter result.
+pub fn map<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let n = items.len();
+    let done = each(items, |item| Ok::<R, std::convert::Infallible>(work(item)));
+    // `each` drops the items of a worker that panicked; the panic itself was printed.
+    assert_eq!(done.len(), n, "a worker thread panicked");
+    done.into_iter().map(|(_, Ok(result))| result).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse;

@@ -677,24 +677,21 @@ impl Aggregator {
             // ahead), then the exposure states (each row's asked for `ROW_AHEAD` rows ahead,
             // now that its unit's place is known). Rows are interned in the same order either
             // way, so the units' places do not change.
+            // Only rows with an experiment, unit id, variant and time were bucketed.
             locals.clear();
             for (i, &row) in rows.iter().enumerate() {
                 if let Some(&ahead) = rows.get(i + PROBE_AHEAD) {
                     shard.keys.prefetch(hashes[ahead as usize]);
                 }
-                let row = row as usize;
-                let (Some(_), Some(_), Some(unit), Some(_)) =
-                    (experiments[row], variants[row], units.get(row), times[row])
-                else {
-                    locals.push(u32::MAX);
-                    continue;
-                };
-                locals.push(shard.intern(hashes[row], unit, n_experiments, n_dimensions) as u32);
+                let local = units
+                    .get(row as usize)
+                    .map(|unit| shard.intern(hashes[row as usize], unit, n_experiments, n_dimensions));
+                locals.push(local.map_or(u32::MAX, |local| local as u32));
             }
-            for (i, &row) in rows.iter().enumerate() {
-                if let Some(&ahead) = locals.get(i + ROW_AHEAD)
+            for (i, (&row, &local)) in rows.iter().zip(&locals).enumerate() {
+                if let (Some(&ahead), Some(&ahead_row)) = (locals.get(i + ROW_AHEAD), rows.get(i + ROW_AHEAD))
                     && ahead != u32::MAX
-                    && let Some(experiment) = experiments[rows[i + ROW_AHEAD] as usize]
+                    && let Some(experiment) = experiments[ahead_row as usize]
                 {
                     let at = ahead as usize * n_experiments + experiment;
                     prefetch(&shard.exposure[at]);
@@ -702,15 +699,13 @@ impl Aggregator {
                         prefetch(&shard.dimensions[at * n_dimensions]);
                     }
                 }
-                let local = locals[i] as usize;
                 let row = row as usize;
-                let (Some(experiment), Some(variant), Some(micros)) = (experiments[row], variants[row], times[row])
+                let (Some(experiment), Some(variant), Some(micros), true) =
+                    (experiments[row], variants[row], times[row], local != u32::MAX)
                 else {
                     continue;
                 };
-                if local == u32::MAX as usize {
-                    continue;
-                }
+                let local = local as usize;
                 let counters = &mut shard.counters[experiment];
                 let x = &mut shard.exposure[local * n_experiments + experiment];
                 // After the end of the report date is outside the window: such an exposure

@@ -25,8 +25,6 @@ pub struct DatasetScan {
     pub dataset: Dataset,
     /// Files, bytes and rows, as the scan counted them.
     pub read: ScanStats,
-    /// Rows the sink was handed (equal to `read.rows`).
-    pub rows: u64,
     /// The decoded arrays' lengths summed over every column: the sink's proof that it touched
     /// each batch.
     pub values: u64,
@@ -48,11 +46,6 @@ impl DecodeFloor {
     /// Every dataset's reads together.
     pub fn read(&self) -> ScanStats {
         self.datasets.iter().map(|d| d.read).sum()
-    }
-
-    /// Rows the sink was handed, over every dataset.
-    pub fn rows(&self) -> u64 {
-        self.datasets.iter().map(|d| d.rows).sum()
     }
 }
 
@@ -83,12 +76,10 @@ pub async fn decode_floor(
 
 /// Reads `dataset`'s files of the plan, counting rows and values, timed and logged as `stage`.
 async fn count(reader: &Reader<'_>, job: &Job, dataset: Dataset, stage: &'static str) -> Result<DatasetScan, RunError> {
-    let (rows, values) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let values = Arc::new(AtomicU64::new(0));
     let sink = {
-        let (rows, values) = (rows.clone(), values.clone());
+        let values = values.clone();
         move |_: &DataFile, arrays: &[ArrayRef]| -> Result<(), Infallible> {
-            let batch_rows = arrays.first().map_or(0, Array::len);
-            rows.fetch_add(batch_rows as u64, Ordering::Relaxed);
             values.fetch_add(arrays.iter().map(|a| a.len() as u64).sum(), Ordering::Relaxed);
             Ok(())
         }
@@ -96,7 +87,7 @@ async fn count(reader: &Reader<'_>, job: &Job, dataset: Dataset, stage: &'static
     let started_at = Instant::now();
     let read = reader.read_as(stage, dataset, source::read_columns(job, dataset), sink).await?;
     let took = started_at.elapsed();
-    let (rows, values) = (rows.load(Ordering::Relaxed), values.load(Ordering::Relaxed));
-    reader.log.info(stage, None, format!("{dataset} decoded"), json!({ "rows": rows, "values": values }));
-    Ok(DatasetScan { dataset, read, rows, values, took })
+    let values = values.load(Ordering::Relaxed);
+    reader.log.info(stage, None, format!("{dataset} decoded"), json!({ "rows": read.rows, "values": values }));
+    Ok(DatasetScan { dataset, read, values, took })
 }

@@ -262,14 +262,6 @@ impl Counters {
     }
 }
 
-/// Runs `work` over `0..n` on every core ([`crate::threads::each`]), results in index order.
-fn each_index<T: Send>(n: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let done = crate::threads::each((0..n).collect(), |i| Ok::<T, std::convert::Infallible>(work(i)));
-    // `each` drops the items of a worker that panicked; the panic itself was printed.
-    assert_eq!(done.len(), n, "a checkpoint worker panicked");
-    done.into_iter().map(|(_, Ok(t))| t).collect()
-}
-
 impl Aggregator {
     /// The state after both scans as checkpoint bytes, with `header`. Call before
     /// [`Aggregator::finish`], which takes the state apart.
@@ -278,7 +270,7 @@ impl Aggregator {
         let n = self.spec.experiments.len();
         let d = self.spec.dimensions.len();
         let unit_kind = self.unit_kind.load(std::sync::atomic::Ordering::Acquire);
-        let shards: Vec<(u64, Vec<u8>)> = each_index(self.shards.len(), |s| {
+        let shards: Vec<(u64, Vec<u8>)> = crate::threads::map((0..self.shards.len()).collect(), |s| {
             with_scratch(|raw| {
                 let shard = lock(&self.shards[s]);
                 let shard_keys = keys.shard(s);
@@ -403,7 +395,7 @@ impl Aggregator {
             n_values: &n_values,
         };
         let shards: Vec<Result<Shard, CheckpointError>> =
-            each_index(frames.len(), |s| decode_shard(s, frames[s], index.shards[s].0, &shape));
+            crate::threads::map((0..frames.len()).collect(), |s| decode_shard(s, frames[s], index.shards[s].0, &shape));
         for (slot, shard) in aggregator.shards.iter().zip(shards) {
             *lock(slot) = shard?;
         }
@@ -685,13 +677,20 @@ mod tests {
         format!("{experiments:?}\n{totals:?}")
     }
 
-    fn checkpoint_of_19() -> Vec<u8> {
+    /// Day 19's exposures and events, folded.
+    fn folded_19() -> Aggregator {
         let aggregator = Aggregator::new(spec(19));
         day_19(&aggregator);
         events_19(&aggregator, Aggregator::fold_events);
-        let header =
-            CheckpointHeader { fingerprint: fingerprint(&spec(19)), report_date: nov(19), partitions: Vec::new() };
-        aggregator.checkpoint(&header)
+        aggregator
+    }
+
+    fn header_19() -> CheckpointHeader {
+        CheckpointHeader { fingerprint: fingerprint(&spec(19)), report_date: nov(19), partitions: Vec::new() }
+    }
+
+    fn checkpoint_of_19() -> Vec<u8> {
+        folded_19().checkpoint(&header_19())
     }
 
     #[test]
@@ -701,10 +700,7 @@ mod tests {
         assert_eq!(header.report_date, nov(19));
         assert_eq!(read_header(&bytes).expect("header"), header);
         assert_eq!(loaded.checkpoint(&header), bytes, "the same bytes again");
-        let original = Aggregator::new(spec(19));
-        day_19(&original);
-        events_19(&original, Aggregator::fold_events);
-        assert_eq!(outcome(loaded.finish()), outcome(original.finish()));
+        assert_eq!(outcome(loaded.finish()), outcome(folded_19().finish()));
         assert_eq!(fingerprint(&spec(19)), fingerprint(&spec(20)), "the report date is not in the fingerprint");
     }
 
@@ -756,11 +752,7 @@ mod tests {
 
     #[test]
     fn a_row_whose_sums_handle_points_past_its_shards_sums_is_an_error() {
-        let aggregator = Aggregator::new(spec(19));
-        day_19(&aggregator);
-        events_19(&aggregator, Aggregator::fold_events);
-        let header =
-            CheckpointHeader { fingerprint: fingerprint(&spec(19)), report_date: nov(19), partitions: Vec::new() };
+        let aggregator = folded_19();
         let blocks = aggregator.layout.sum_blocks();
         assert!(!blocks.is_empty(), "the test job sums revenue");
         let (handle, _) = blocks[0];
@@ -773,7 +765,8 @@ mod tests {
             let row = shard.rows.chunks_exact_mut(width).find(|row| row[handle] != 0).expect("that unit");
             row[handle] += 1_000;
         }
-        let error = Aggregator::from_checkpoint(spec(19), &aggregator.checkpoint(&header)).err().expect("an error");
+        let error =
+            Aggregator::from_checkpoint(spec(19), &aggregator.checkpoint(&header_19())).err().expect("an error");
         assert!(error.to_string().contains("sums"), "{error}");
     }
 }

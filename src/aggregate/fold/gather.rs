@@ -140,24 +140,19 @@ pub(super) fn gather(
     debug_assert_eq!(shards.len(), SHARDS);
 
     // Per shard and experiment: (members, analyzable members).
-    let sizes: Vec<Vec<(usize, usize)>> = crate::threads::each(shards.iter().collect(), |shard| {
-        Ok::<_, std::convert::Infallible>(
-            (0..n)
-                .map(|e| {
-                    let of_experiment = shard.exposure.iter().skip(e).step_by(n);
-                    of_experiment.filter(|x| x.exposures > 0).fold((0, 0), |(members, ok), x| {
-                        (members + 1, ok + usize::from(analyzable(x, n_configured[e])))
-                    })
-                })
-                .collect(),
-        )
-    })
-    .into_iter()
-    .map(|(_, Ok(sizes))| sizes)
-    .collect();
-    assert_eq!(sizes.len(), shards.len(), "a thread counting the allocation panicked");
+    let sizes: Vec<Vec<(usize, usize)>> = crate::threads::map(shards.iter().collect(), |shard| {
+        (0..n)
+            .map(|e| {
+                let of_experiment = shard.exposure.iter().skip(e).step_by(n);
+                of_experiment
+                    .filter(|x| x.exposures > 0)
+                    .fold((0, 0), |(members, ok), x| (members + 1, ok + usize::from(analyzable(x, n_configured[e]))))
+            })
+            .collect()
+    });
     let total = |e: usize, of: fn(&(usize, usize)) -> usize| sizes.iter().map(|s| of(&s[e])).sum::<usize>();
-    let quality: Vec<(u64, DataQuality)> = (0..n)
+    // Per experiment: exposure rows, the data-quality counts and the pre-exposure events.
+    let counted: Vec<(u64, DataQuality, u64)> = (0..n)
         .map(|e| {
             let sum = |f: fn(&super::Counters) -> u64| shards.iter().map(|s| f(&s.counters[e])).sum::<u64>();
             let quality = DataQuality {
@@ -168,10 +163,9 @@ pub(super) fn gather(
                 events_without_ts: sum(|c| c.events_without_ts),
                 ..DataQuality::default()
             };
-            (sum(|c| c.rows), quality)
+            (sum(|c| c.rows), quality, sum(|c| c.pre_exposure))
         })
         .collect();
-    let pre_exposure: Vec<u64> = (0..n).map(|e| shards.iter().map(|s| s.counters[e].pre_exposure).sum()).collect();
 
     // The final vectors, allocated once.
     let placeholder = AllocatedUnit { unit: 0, first_micros: 0, exposures: 0, variant: 0, status: UnitStatus::Ok };
@@ -212,20 +206,13 @@ pub(super) fn gather(
 
     let work: Vec<(usize, Shard, Vec<ExperimentPart<'_>>)> =
         shards.into_iter().zip(parts).enumerate().map(|(s, (shard, parts))| (s, shard, parts)).collect();
-    let n_shards = work.len();
-    let extras: Vec<ShardExtras> = crate::threads::each(work, |(s, shard, parts)| {
-        Ok::<_, std::convert::Infallible>(gather_shard(spec, layout, &n_configured, keys, s, shard, parts))
-    })
-    .into_iter()
-    .map(|(_, Ok(extras))| extras)
-    .collect();
-    // A gather cannot fail; a panicking one loses its shard, which must not pass unnoticed.
-    assert_eq!(extras.len(), n_shards, "a thread gathering the allocation panicked");
+    let mut extras: Vec<ShardExtras> =
+        crate::threads::map(work, |(s, shard, parts)| gather_shard(spec, layout, &n_configured, keys, s, shard, parts));
 
     let mut multi_variants: Vec<HashMap<u32, Vec<u32>>> = vec![HashMap::new(); n];
-    for extra in &extras {
-        for (e, unit, seen) in &extra.multi {
-            multi_variants[*e].insert(*unit, seen.clone());
+    for extra in &mut extras {
+        for (e, unit, seen) in extra.multi.drain(..) {
+            multi_variants[e].insert(unit, seen);
         }
     }
     let mut allocations = Vec::with_capacity(n);
@@ -234,7 +221,7 @@ pub(super) fn gather(
     for (e, (((members, dimensions), (slots, pre_slots)), (variants, multi_variants))) in
         per_experiment.zip(variants.into_iter().zip(multi_variants)).enumerate()
     {
-        let (exposure_rows, mut quality) = quality[e];
+        let (exposure_rows, mut quality, pre_exposure_events) = counted[e];
         quality.future_exposure_units = extras.iter().map(|x| x.future_units[e]).sum();
         quality.future_only_units = extras.iter().map(|x| x.future_only_units[e]).sum();
         // Every counted event added one to its slot's count, in the unit's row: summed over
@@ -246,7 +233,7 @@ pub(super) fn gather(
             pre_slots,
             counted_events,
             invalid_values: extras.iter().map(|x| x.invalid_values[e]).sum(),
-            pre_exposure_events: pre_exposure[e],
+            pre_exposure_events,
         });
         allocations.push(ExperimentAllocation {
             variants,
