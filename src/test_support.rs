@@ -1,7 +1,7 @@
 //! Helpers the unit tests of several modules share, so each exists once: a float comparison
 //! with a relative tolerance, a date of the tests' month, a planned test, the job file most
-//! tests start from, and the async runtime of the tests that run the pipeline. Compiled only
-//! for tests.
+//! tests start from, the async runtime of the tests that run the pipeline, and the columns
+//! the fold's tests build batches from. Compiled only for tests.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -87,4 +87,19 @@ pub(crate) fn run_job(
     };
     let log = crate::runlog::RunLog::new(std::time::Instant::now());
     runtime().block_on(crate::pipeline::run(&mut request, &log))
+}
+
+/// Microseconds of `hour`:00 UTC on 2026-11-`day`.
+pub(crate) fn at(day: u32, hour: i64) -> i64 {
+    crate::aggregate::day_start_micros(nov(day)) + hour * 3_600_000_000
+}
+
+/// A text column of `values`.
+pub(crate) fn text(values: &[&str]) -> arrow::array::ArrayRef {
+    std::sync::Arc::new(arrow::array::StringArray::from_iter_values(values.iter().copied()))
+}
+
+/// A UTC timestamp column (microseconds) of `values`.
+pub(crate) fn times(values: &[i64]) -> arrow::array::ArrayRef {
+    std::sync::Arc::new(arrow::array::TimestampMicrosecondArray::from(values.to_vec()).with_timezone("UTC"))
 }

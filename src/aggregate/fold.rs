@@ -916,25 +916,12 @@ mod tests {
     use std::path::Path;
     use std::sync::Arc;
 
-    use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::array::{ArrayRef, Float64Array, StringArray};
 
     use super::*;
     use crate::aggregate::{ExperimentInput, MetricValues, UnitStatus, VariantSummaries, experiment};
     use crate::stats::Summary;
-    use crate::test_support::{checked_job, experiment_text, job_text, nov};
-
-    /// Microseconds of `hour`:00 UTC on 2026-11-`day`.
-    fn at(day: u32, hour: i64) -> i64 {
-        super::super::day_start_micros(nov(day)) + hour * 3_600_000_000
-    }
-
-    fn text(values: &[&str]) -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(values.iter().copied()))
-    }
-
-    fn times(values: &[i64]) -> ArrayRef {
-        Arc::new(TimestampMicrosecondArray::from(values.to_vec()).with_timezone("UTC"))
-    }
+    use crate::test_support::{at, checked_job, experiment_text, job_text, nov, text, times};
 
     /// Experiment `x` from 2026-11-19 on `conversion` (any purchase) and `revenue` (the sum of
     /// purchase values), reported on 2026-11-20.

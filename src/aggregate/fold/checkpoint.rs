@@ -560,24 +560,11 @@ mod tests {
     use std::path::Path;
     use std::sync::Arc;
 
-    use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::array::{ArrayRef, Float64Array};
 
     use super::*;
     use crate::aggregate::{Allocation, EventTotals};
-    use crate::test_support::{checked_job, experiment_text, nov};
-
-    /// Microseconds of `hour`:00 UTC on 2026-11-`day`.
-    fn at(day: u32, hour: i64) -> i64 {
-        crate::aggregate::day_start_micros(nov(day)) + hour * 3_600_000_000
-    }
-
-    fn text(values: &[&str]) -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(values.iter().copied()))
-    }
-
-    fn times(values: &[i64]) -> ArrayRef {
-        Arc::new(TimestampMicrosecondArray::from(values.to_vec()).with_timezone("UTC"))
-    }
+    use crate::test_support::{at, checked_job, experiment_text, nov, text, times};
 
     /// Experiment `x` from 2026-11-19 on `conversion` and `revenue` (a sum, with a CUPED
     /// covariate over one day), with a `country` dimension.
