@@ -1,4 +1,4 @@
-//! Results -> the data exports, as bytes: `results.json`, `results.parquet`,
+//! Results -> the data exports, as bytes: `results.json`, `results.parquet`, `results.csv`,
 //! `allocation.parquet`, `units.parquet`, `run.log.jsonl`, and the `manifest.json` that lists
 //! every file with its size and sha256.
 //!
@@ -24,7 +24,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::aggregate::{Allocation, ExperimentAllocation, MetricValues, UnitIdKind, UnitKey};
-use crate::results::{ExperimentResult, ResultsFile};
+use crate::results::{Direction, ExperimentResult, InferenceScale, ResultsFile};
 
 pub const MANIFEST: &str = "manifest.json";
 
@@ -240,6 +240,120 @@ pub fn results_parquet(report_date: &str, result: &ExperimentResult) -> Result<O
     Ok(OutputFile::new("results.parquet", parquet_bytes("results.parquet", &batch)?))
 }
 
+/// `results.csv`: the results table a PM opens in a spreadsheet — one row per metric ×
+/// variant with the figures of the test the recommendation reads (each comparison's
+/// `inference`), not the fixed-horizon contract fields of `results.parquet`.
+///
+/// RFC 4180 (CRLF, quotes doubled), UTF-8 without a byte-order mark, numbers in full precision
+/// with a `.` (Rust's shortest round-trip form, never an exponent), empty cells where a figure
+/// is undefined. A text cell a spreadsheet would read as a formula is prefixed with `'`.
+pub fn results_csv(report_date: &str, result: &ExperimentResult) -> OutputFile {
+    let test = crate::render::Test::of(result).interval_label();
+    let mut out = String::new();
+    let header = [
+        "experiment_id",
+        "report_date",
+        "metric",
+        "role",
+        "kind",
+        "variant",
+        "is_control",
+        "units",
+        "mean",
+        "effect_scale",
+        "effect",
+        "ci_lower",
+        "ci_upper",
+        "p_value",
+        "significant",
+        "direction",
+        "test",
+    ];
+    csv_row(&mut out, header.iter().map(|h| csv_text(h)));
+    for metric in &result.metrics {
+        for v in &metric.variants {
+            let comparison = metric.comparisons.iter().find(|c| c.variant == v.variant);
+            let inference = comparison.and_then(|c| c.inference.as_ref());
+            let number = |x: Option<f64>| x.map(csv_number).unwrap_or_default();
+            csv_row(
+                &mut out,
+                [
+                    csv_text(&result.id),
+                    csv_text(report_date),
+                    csv_text(&metric.name),
+                    csv_text(metric.role.name()),
+                    csv_text(metric.kind.name()),
+                    csv_text(&v.variant),
+                    // Comparisons name every variant but the control.
+                    comparison.is_none().to_string(),
+                    v.units.to_string(),
+                    number(v.mean),
+                    inference.map(|i| scale_name(i.scale).to_string()).unwrap_or_default(),
+                    number(inference.map(|i| i.estimate)),
+                    number(inference.map(|i| i.ci[0])),
+                    number(inference.map(|i| i.ci[1])),
+                    number(inference.map(|i| i.p_value)),
+                    inference.map(|i| i.significant.to_string()).unwrap_or_default(),
+                    inference.map(|i| direction_name(i.direction).to_string()).unwrap_or_default(),
+                    // The control row has no test: its label would suggest one.
+                    if comparison.is_some() { csv_text(&test) } else { String::new() },
+                ],
+            );
+        }
+    }
+    OutputFile::new("results.csv", out.into_bytes())
+}
+
+/// `relative` or `absolute`, as results.json spells it.
+fn scale_name(scale: InferenceScale) -> &'static str {
+    match scale {
+        InferenceScale::Relative => "relative",
+        InferenceScale::Absolute => "absolute",
+    }
+}
+
+/// `better`, `worse` or `neutral`, as results.json spells it.
+fn direction_name(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Better => "better",
+        Direction::Worse => "worse",
+        Direction::Neutral => "neutral",
+    }
+}
+
+/// One CSV record of already-encoded cells, CRLF-terminated.
+fn csv_row(out: &mut String, cells: impl IntoIterator<Item = String>) {
+    for (i, cell) in cells.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&cell);
+    }
+    out.push_str("\r\n");
+}
+
+/// A number cell: full precision with a `.`; empty when not finite (undefined figures are
+/// null in results.json too).
+fn csv_number(x: f64) -> String {
+    if x.is_finite() { x.to_string() } else { String::new() }
+}
+
+/// A text cell, RFC 4180-quoted when it holds a comma, a quote or a line break. Text starting
+/// with `=`, `+`, `-`, `@`, a tab or a CR is prefixed with `'`: spreadsheets would run it as a
+/// formula (CSV injection), and a variant or metric name comes from the job file.
+fn csv_text(text: &str) -> String {
+    let guarded = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
+    if guarded.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded.into_owned()
+    }
+}
+
 #[derive(Default)]
 struct ResultRows {
     experiment_id: Vec<String>,
@@ -379,7 +493,7 @@ pub struct PerUnit<'a> {
 }
 
 /// The files of one experiment, in the manifest's order: `report.html`, `report.md`,
-/// `results.json`, `results.parquet`, `allocation.parquet`, `units.parquet` (the run log and the
+/// `results.json`, `results.parquet`, `results.csv`, `allocation.parquet`, `units.parquet` (the run log and the
 /// manifest follow, once the log has the export's own line).
 pub fn experiment_files(exports: ExperimentExports<'_>) -> Result<Vec<OutputFile>, ExportError> {
     let report_date = exports.results_file.report_date.to_string();
@@ -388,6 +502,7 @@ pub fn experiment_files(exports: ExperimentExports<'_>) -> Result<Vec<OutputFile
         text_file("report.md", exports.markdown),
         results_json(exports.results_file)?,
         results_parquet(&report_date, exports.result)?,
+        results_csv(&report_date, exports.result),
     ];
     if let Some(units) = exports.per_unit {
         files.push(allocation_parquet(units.allocation, units.experiment_allocation)?);
@@ -526,6 +641,104 @@ mod tests {
                 row += 1;
             }
         }
+    }
+
+    /// Splits RFC 4180 text into records of unquoted cells (a test-only reader, strict about
+    /// CRLF line ends).
+    fn read_csv(text: &str) -> Vec<Vec<String>> {
+        let mut records = Vec::new();
+        let (mut record, mut cell, mut quoted, mut chars) = (Vec::new(), String::new(), false, text.chars().peekable());
+        while let Some(c) = chars.next() {
+            match (quoted, c) {
+                (true, '"') if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    cell.push('"');
+                }
+                (true, '"') => quoted = false,
+                (false, '"') if cell.is_empty() => quoted = true,
+                (false, ',') => record.push(std::mem::take(&mut cell)),
+                (false, '\r') => {
+                    assert_eq!(chars.next(), Some('\n'), "CRLF line ends");
+                    record.push(std::mem::take(&mut cell));
+                    records.push(std::mem::take(&mut record));
+                }
+                (_, c) => cell.push(c),
+            }
+        }
+        assert!(record.is_empty() && cell.is_empty(), "the last record ends with CRLF");
+        records
+    }
+
+    #[test]
+    fn results_csv_holds_the_tests_figures_in_full_precision_one_row_per_metric_and_variant() {
+        let mut result = sample_result();
+        let inference = result.metrics[0].comparisons[0].inference.as_mut().expect("a test");
+        inference.ci = [0.011_234_567_890_123_4, 0.071_000_000_000_000_01];
+        inference.p_value = 1.234e-7;
+        let file = results_csv("2026-11-20", &result);
+        assert_eq!(file.name, "results.csv");
+        let text = std::str::from_utf8(&file.bytes).expect("UTF-8");
+        assert!(!text.starts_with('\u{feff}'), "no byte-order mark");
+        let records = read_csv(text);
+        assert_eq!(
+            records[0][..9],
+            ["experiment_id", "report_date", "metric", "role", "kind", "variant", "is_control", "units", "mean"]
+        );
+        assert_eq!(records.len(), 1 + 4, "a header and two variants of two metrics");
+        let column = |name: &str| records[0].iter().position(|h| h == name).unwrap_or_else(|| panic!("{name}"));
+        let treatment = &records[2];
+        assert_eq!(
+            (treatment[column("metric")].as_str(), treatment[column("variant")].as_str()),
+            ("conversion", "treatment")
+        );
+        assert_eq!(treatment[column("is_control")], "false");
+        assert_eq!(treatment[column("effect_scale")], "relative");
+        // Full precision: each number reads back as the very f64 it was.
+        let number = |cell: &str| cell.parse::<f64>().unwrap_or_else(|e| panic!("`{cell}`: {e}"));
+        assert_eq!(number(&treatment[column("effect")]), 0.041);
+        assert_eq!(number(&treatment[column("ci_lower")]), 0.011_234_567_890_123_4);
+        assert_eq!(number(&treatment[column("ci_upper")]), 0.071_000_000_000_000_01);
+        assert_eq!(number(&treatment[column("p_value")]), 1.234e-7);
+        assert!(!treatment[column("p_value")].contains('e'), "no exponent: {}", treatment[column("p_value")]);
+        assert_eq!(treatment[column("significant")], "true");
+        assert_eq!(treatment[column("test")], "always-valid 95% CI");
+        let control = &records[1];
+        assert_eq!(control[column("is_control")], "true");
+        assert_eq!(
+            (control[column("effect")].as_str(), control[column("test")].as_str()),
+            ("", ""),
+            "no test on the control"
+        );
+        assert_eq!(control[column("units")], "1000");
+    }
+
+    #[test]
+    fn results_csv_quotes_by_rfc_4180_and_guards_text_a_spreadsheet_would_run_as_a_formula() {
+        let mut result = sample_result();
+        result.metrics[0].name = "=HYPERLINK(\"http://x\",\"click\")".into();
+        result.metrics[1].name = "revenue, net\r\nof \"refunds\"".into();
+        for (variant, name) in result.metrics[1].variants.iter_mut().zip(["+1", "@sum"]) {
+            variant.variant = name.into();
+        }
+        result.metrics[1].comparisons[0].variant = "@sum".into();
+        result.metrics[1].comparisons[0].inference.as_mut().expect("a test").estimate = -0.25;
+        let text = String::from_utf8(results_csv("2026-11-20", &result).bytes.to_vec()).expect("UTF-8");
+        assert!(
+            text.contains("\r\ncheckout-redesign,2026-11-20,\"'=HYPERLINK(\"\"http://x\"\",\"\"click\"\")\",primary,"),
+            "{text}"
+        );
+        let records = read_csv(&text);
+        assert_eq!(records.len(), 5, "a quoted line break does not end a record");
+        assert_eq!(records[1][2], "'=HYPERLINK(\"http://x\",\"click\")");
+        assert_eq!(records[3][2], "revenue, net\r\nof \"refunds\"");
+        assert_eq!((records[3][5].as_str(), records[4][5].as_str()), ("'+1", "'@sum"));
+        let effect = records[0].iter().position(|h| h == "effect").expect("effect column");
+        assert_eq!(records[4][effect], "-0.25", "a negative number is a number, not guarded text");
+        assert_eq!(csv_text("-x"), "'-x");
+        assert_eq!(csv_text("\tx"), "'\tx");
+        assert_eq!(csv_text("\rx"), "\"'\rx\"");
+        assert_eq!(csv_text("a-b"), "a-b", "only a leading character is a formula");
+        assert_eq!(csv_number(f64::NAN), "", "undefined figures are empty, as results.json's nulls");
     }
 
     #[test]

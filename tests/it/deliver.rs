@@ -152,12 +152,13 @@ fn s3_get(port: u16, key: &str) -> Vec<u8> {
         .to_vec()
 }
 
-/// The eight outputs of one experiment, sorted.
-const OUTPUT_FILES: [&str; 8] = [
+/// The nine outputs of one experiment, sorted.
+const OUTPUT_FILES: [&str; 9] = [
     "allocation.parquet",
     "manifest.json",
     "report.html",
     "report.md",
+    "results.csv",
     "results.json",
     "results.parquet",
     "run.log.jsonl",

@@ -4,11 +4,12 @@ use sha2::{Digest, Sha256};
 
 use crate::support::*;
 
-const FILES: [&str; 8] = [
+const FILES: [&str; 9] = [
     "report.html",
     "report.md",
     "results.json",
     "results.parquet",
+    "results.csv",
     "allocation.parquet",
     "units.parquet",
     "run.log.jsonl",

@@ -195,6 +195,7 @@ fn one_two_and_four_threads_give_byte_identical_outputs_apart_from_the_time_stam
         "manifest.json",
         "report.html",
         "report.md",
+        "results.csv",
         "results.json",
         "results.parquet",
         "units.parquet",
