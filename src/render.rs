@@ -11,6 +11,7 @@
 
 pub mod chart;
 mod escape;
+mod plain;
 pub mod png;
 mod test_method;
 
@@ -26,6 +27,7 @@ pub use test_method::Test;
 const HTML_TEMPLATE: &str = include_str!("../templates/report.html");
 const MARKDOWN_TEMPLATE: &str = include_str!("../templates/report.md");
 const EMAIL_TEMPLATE: &str = include_str!("../templates/email.html");
+const EMAIL_TEXT_TEMPLATE: &str = include_str!("../templates/email.txt");
 
 /// Facts about the run that the report shows beside the results.
 #[derive(Debug, Clone, Serialize)]
@@ -62,6 +64,7 @@ pub struct Renderer {
     html: Tera,
     markdown: Tera,
     email: Tera,
+    email_text: Tera,
 }
 
 /// One experiment's part of a mail: its result, the run facts, and what the mail carries
@@ -75,6 +78,24 @@ pub struct EmailSection<'a> {
     pub chart_cid: Option<String>,
     /// The exports and where the reader finds each.
     pub files: Vec<EmailFile>,
+    /// The `id` of the section's heading, which a digest's summary links to.
+    pub anchor: String,
+    /// The uploaded `report.html`, when the delivery has a `link_base_url`.
+    pub report_link: Option<String>,
+}
+
+/// One experiment's line in a digest's summary table.
+#[derive(Debug, Clone, Serialize)]
+pub struct DigestRow {
+    pub experiment: String,
+    /// The section's anchor in this message.
+    pub anchor: String,
+    /// `PROMOTE treatment`, `PAUSE`, `FAILED`.
+    pub verdict: String,
+    /// The primary metric's effect per variant with its interval, as the report writes them.
+    pub primary: String,
+    /// The uploaded `report.html`, when known.
+    pub report_link: Option<String>,
 }
 
 /// An export as a mail lists it: attached, linked, or where to find it.
@@ -104,6 +125,23 @@ pub struct EmailFrame<'a> {
     pub upload_hint: Option<&'a str>,
     /// When the run made the outputs.
     pub generated_at: &'a str,
+    /// A digest's summary, one row per experiment in the sections' order; empty otherwise.
+    pub summary: &'a [DigestRow],
+    /// How much of each experiment the message shows.
+    pub layout: EmailLayout,
+}
+
+/// How much of each experiment a mail shows: all of it, unless that would make the message
+/// too long for mail clients (`deliver::email` decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailLayout {
+    /// Every section in full: verdict, key figures, chart, metric tables, checks, exports.
+    Full,
+    /// Without the per-metric tables and the checks table: each section keeps its verdict,
+    /// key metrics, chart, links, failing checks and exports.
+    Compact,
+    /// A digest's summary table alone, no sections.
+    SummaryOnly,
 }
 
 #[derive(Serialize)]
@@ -113,6 +151,9 @@ struct EmailModel<'a> {
     note: Option<&'a str>,
     upload_hint: Option<&'a str>,
     generated_at: &'a str,
+    summary: &'a [DigestRow],
+    compact: bool,
+    summary_only: bool,
     sections: Vec<EmailSectionModel>,
 }
 
@@ -121,6 +162,8 @@ struct EmailSectionModel {
     report: ReportModel,
     chart_cid: Option<String>,
     files: Vec<EmailFile>,
+    anchor: String,
+    report_link: Option<String>,
 }
 
 /// Markdown escaping that keeps `` `name` `` spans as code: outside them, the characters
@@ -177,32 +220,28 @@ impl Renderer {
             html: compile("report.html", HTML_TEMPLATE, escape_html)?,
             markdown: compile("report.md", MARKDOWN_TEMPLATE, escape_markdown)?,
             email: compile("email.html", EMAIL_TEMPLATE, escape_html)?,
+            email_text: compile("email.txt", EMAIL_TEXT_TEMPLATE, plain::escape_plain)?,
         })
     }
 
     /// The HTML part of a mail: one section per experiment, from the same report model as
     /// `report.html`.
     pub fn email_html(&self, frame: &EmailFrame<'_>, sections: &[EmailSection<'_>]) -> Result<String, RenderError> {
-        let model = EmailModel {
-            title: frame.title,
-            intro: frame.intro,
-            note: frame.note,
-            upload_hint: frame.upload_hint,
-            generated_at: frame.generated_at,
-            sections: sections
-                .iter()
-                .map(|s| EmailSectionModel {
-                    report: ReportModel::new(s.result, s.facts),
-                    chart_cid: s.chart_cid.clone(),
-                    files: s.files.clone(),
-                })
-                .collect(),
-        };
-        let context = Context::from_serialize(&model)
-            .map_err(|e| RenderError { template: "email.html", message: error_chain(&e) })?;
+        let context = email_context(frame, sections, "email.html")?;
         self.email
             .render("email.html", &context)
             .map_err(|e| RenderError { template: "email.html", message: error_chain(&e) })
+    }
+
+    /// The plain-text part of a mail (`templates/email.txt`), from the same model as its HTML
+    /// part, wrapped at [`plain::WIDTH`] characters.
+    pub fn email_text(&self, frame: &EmailFrame<'_>, sections: &[EmailSection<'_>]) -> Result<String, RenderError> {
+        let context = email_context(frame, sections, "email.txt")?;
+        let text = self
+            .email_text
+            .render("email.txt", &context)
+            .map_err(|e| RenderError { template: "email.txt", message: error_chain(&e) })?;
+        Ok(plain::wrap(&text, plain::WIDTH))
     }
 
     /// Renders both reports of one experiment: `(html, markdown)`.
@@ -220,6 +259,55 @@ impl Renderer {
             .map_err(|e| RenderError { template: "report.md", message: error_chain(&e) })?;
         Ok((html, markdown))
     }
+}
+
+/// What the mail's templates see: the frame, and per section the report model.
+fn email_context(
+    frame: &EmailFrame<'_>,
+    sections: &[EmailSection<'_>],
+    template: &'static str,
+) -> Result<Context, RenderError> {
+    let model = EmailModel {
+        title: frame.title,
+        intro: frame.intro,
+        note: frame.note,
+        upload_hint: frame.upload_hint,
+        generated_at: frame.generated_at,
+        summary: frame.summary,
+        compact: frame.layout != EmailLayout::Full,
+        summary_only: frame.layout == EmailLayout::SummaryOnly,
+        sections: sections
+            .iter()
+            .filter(|_| frame.layout != EmailLayout::SummaryOnly)
+            .map(|s| EmailSectionModel {
+                report: ReportModel::new(s.result, s.facts),
+                chart_cid: s.chart_cid.clone(),
+                files: s.files.clone(),
+                anchor: s.anchor.clone(),
+                report_link: s.report_link.clone(),
+            })
+            .collect(),
+    };
+    Context::from_serialize(&model).map_err(|e| RenderError { template, message: error_chain(&e) })
+}
+
+/// The primary metric's effect for each variant, with the interval of the test the
+/// recommendation reads, as the report writes them: `treatment +4.1% [+1.1%, +7.1%]`; `None`
+/// without a primary metric or any comparison.
+pub fn primary_effect(result: &ExperimentResult) -> Option<String> {
+    let primary = result.metrics.iter().find(|m| m.role == Role::Primary)?;
+    let parts: Vec<String> = primary
+        .comparisons
+        .iter()
+        .map(|c| match &c.inference {
+            Some(i) => {
+                let scale = if i.scale == InferenceScale::Absolute { " (absolute)" } else { "" };
+                format!("{} {} {}{scale}", c.variant, inference_effect(i, 1), inference_interval(i, 1))
+            }
+            None => format!("{} not testable yet", c.variant),
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Escapes text, then turns `` `name` `` spans into `<code>` elements (HTML only). The input
@@ -1071,14 +1159,22 @@ mod tests {
                 location: None,
             },
         ];
-        let section =
-            EmailSection { result: &result, facts: &facts, chart_cid: Some("chart.x@abreport".into()), files };
+        let section = EmailSection {
+            result: &result,
+            facts: &facts,
+            chart_cid: Some("chart.x@abreport".into()),
+            files,
+            anchor: "xp-x".into(),
+            report_link: None,
+        };
         let frame = EmailFrame {
             title: "subject",
             intro: None,
             note: Some("One export is too large to attach."),
             upload_hint: None,
             generated_at: "2026-11-21T06:00:00Z",
+            summary: &[],
+            layout: EmailLayout::Full,
         };
         let html = renderer.email_html(&frame, &[section]).expect("renders");
         assert!(html.contains(r#"<img src="cid:chart.x@abreport""#), "{html}");
@@ -1200,8 +1296,23 @@ mod tests {
         assert!(!html.contains("safe to read daily"));
         let renderer = Renderer::new().expect("templates compile");
         let facts = facts();
-        let section = EmailSection { result: &result, facts: &facts, chart_cid: None, files: vec![] };
-        let frame = EmailFrame { title: "s", intro: None, note: None, upload_hint: None, generated_at: "now" };
+        let section = EmailSection {
+            result: &result,
+            facts: &facts,
+            chart_cid: None,
+            files: vec![],
+            anchor: "xp".into(),
+            report_link: None,
+        };
+        let frame = EmailFrame {
+            title: "s",
+            intro: None,
+            note: None,
+            upload_hint: None,
+            generated_at: "now",
+            summary: &[],
+            layout: EmailLayout::Full,
+        };
         assert!(renderer.email_html(&frame, &[section]).expect("renders").contains(warning), "the mail warns too");
     }
 

@@ -1,12 +1,16 @@
 //! `kind = "email"`: builds the messages of a run from its output files — pure, testable
 //! without a server — for `deliver` to send through [`super::smtp::Mailer`].
 //!
-//! A message is `multipart/alternative` (the Markdown report as plain text; the HTML of
+//! A message is `multipart/alternative` (plain text from `templates/email.txt`; the HTML of
 //! `templates/email.html` in a `multipart/related` with the charts as inline PNGs referenced
-//! by `cid:`), inside a `multipart/mixed` with the exports attached while they fit under the
-//! delivery's `attach_max_bytes`; the others are linked or located, and the mail says so.
-//! Everything is built from the files (`results.json`, `report.md`, the exports), so a retry
-//! from the outbox builds the same mail as the run did. Nothing here sends or touches disk.
+//! by `cid:`, both from the report model), inside a `multipart/mixed` with the exports
+//! attached while they fit under the delivery's `attach_max_bytes` (`results.csv` first); the
+//! others are linked or located, and the mail says so. With a `link_base_url`, each
+//! experiment links to its uploaded `report.html` under the verdict. A digest opens with a
+//! summary, one row per experiment; a message whose HTML would pass [`HTML_BUDGET`] (Gmail
+//! clips after 102 KB) is shortened to verdicts, key metrics and links.
+//! Everything is built from the files (`results.json`, the exports), so a retry from the
+//! outbox builds the same mail as the run did. Nothing here sends or touches disk.
 
 use chrono::NaiveDate;
 use lettre::Message;
@@ -17,15 +21,21 @@ use crate::config::{Delivery, Job};
 use crate::export::{ExperimentOutputs, OutputFile};
 use crate::render::png::{PngError, svg_to_png};
 use crate::render::{
-    EmailFile, EmailFrame, EmailSection, RenderError, Renderer, RunFacts, bytes, chart, inference_effect,
+    DigestRow, EmailFile, EmailFrame, EmailLayout, EmailSection, RenderError, Renderer, RunFacts, bytes, chart,
+    inference_effect, primary_effect,
 };
 use crate::results::{
     ExperimentResult, Inference, InferenceScale, MetricResult, ReasonCode, Recommendation, ResultsFile, Role, Status,
 };
 use crate::store::display_url;
 
-/// The exports a mail attaches, in this order, while they fit.
-pub const EXPORTS: [&str; 3] = ["results.parquet", "allocation.parquet", "run.log.jsonl"];
+/// The exports a mail attaches, in this order, while they fit: the small results table a PM
+/// opens first.
+pub const EXPORTS: [&str; 4] = ["results.csv", "results.parquet", "allocation.parquet", "run.log.jsonl"];
+
+/// The most HTML a message carries in full: Gmail clips a message's HTML after 102 KB (and
+/// hides the rest behind a link), so a message over this is shortened (see `compose`).
+pub const HTML_BUDGET: usize = 100_000;
 
 /// Scale of the chart PNG: twice the SVG's size, sharp on high-density screens.
 const CHART_SCALE: f32 = 2.0;
@@ -76,7 +86,6 @@ pub enum EmailError {
 struct Parsed<'a> {
     output: &'a ExperimentOutputs,
     results: ResultsFile,
-    markdown: String,
 }
 
 fn file<'a>(output: &'a ExperimentOutputs, name: &'static str) -> Result<&'a OutputFile, EmailError> {
@@ -96,8 +105,7 @@ fn parse(output: &ExperimentOutputs) -> Result<Parsed<'_>, EmailError> {
             cause: "no experiment in it".into(),
         });
     }
-    let markdown = String::from_utf8_lossy(&file(output, "report.md")?.bytes).into_owned();
-    Ok(Parsed { output, results, markdown })
+    Ok(Parsed { output, results })
 }
 
 impl Parsed<'_> {
@@ -184,23 +192,23 @@ pub fn subject(result: &ExperimentResult) -> String {
 /// `[abreport] daily 2026-11-20: pricing PAUSE; checkout-redesign PROMOTE treatment`: the first
 /// three experiments in the digest's order (most urgent first, see [`severity`]) are named.
 pub fn digest_subject(job: &str, report_date: NaiveDate, results: &[&ExperimentResult]) -> String {
-    let mut parts: Vec<String> = results
-        .iter()
-        .take(3)
-        .map(|r| {
-            let mut words = r.decision.recommendation.name().to_uppercase();
-            if r.status == Status::Failed {
-                words = "FAILED".into();
-            } else if let Some(v) = &r.decision.variant {
-                words = format!("{words} {v}");
-            }
-            format!("{} {words}", r.id)
-        })
-        .collect();
+    let mut parts: Vec<String> = results.iter().take(3).map(|r| format!("{} {}", r.id, verdict_words(r))).collect();
     if results.len() > 3 {
         parts.push(format!("+{} more", results.len() - 3));
     }
     format!("[abreport] {job} {report_date}: {}", parts.join("; "))
+}
+
+/// The verdict without figures: `PROMOTE treatment`, `PAUSE`, `FAILED`.
+fn verdict_words(result: &ExperimentResult) -> String {
+    if result.status == Status::Failed {
+        return "FAILED".into();
+    }
+    let words = result.decision.recommendation.name().to_uppercase();
+    match &result.decision.variant {
+        Some(variant) => format!("{words} {variant}"),
+        None => words,
+    }
 }
 
 /// Where the uploaded copies of a run are, for mails: the first upload destination.
@@ -272,7 +280,7 @@ pub fn compose_all(
 pub struct Composed {
     /// The subject line.
     pub subject: String,
-    /// The plain-text part (the Markdown reports and the list of exports).
+    /// The plain-text part (`templates/email.txt`: verdicts, reasons, figures, checks, exports).
     pub text: String,
     /// The HTML part.
     pub html: String,
@@ -296,11 +304,12 @@ fn compose(
     let results: Vec<&ExperimentResult> = group.iter().map(|p| p.result()).collect();
     let subject = if digest { digest_subject(&job.name, report_date, &results) } else { subject(results[0]) };
 
-    // Attachments: every export of every experiment in the group, in order, within the limit.
-    let exports: Vec<(&Parsed<'_>, &OutputFile)> = group
+    // Attachments: every export of every experiment in the group, within the limit, taken
+    // export by export (each experiment's results.csv first: a PM opens it, and it is small).
+    let exports: Vec<(&Parsed<'_>, &OutputFile)> = EXPORTS
         .iter()
-        .flat_map(|p| {
-            EXPORTS.iter().filter_map(move |name| p.output.files.iter().find(|f| f.name == *name).map(|f| (*p, f)))
+        .flat_map(|name| {
+            group.iter().filter_map(move |p| p.output.files.iter().find(|f| f.name == *name).map(|f| (*p, f)))
         })
         .collect();
     let sizes: Vec<u64> = exports.iter().map(|(_, f)| f.bytes.len() as u64).collect();
@@ -326,9 +335,11 @@ fn compose(
             sla_seconds: job.sla.as_secs_f64(),
         })
         .collect();
+    let link = |p: &Parsed<'_>, file: &str| {
+        spec.link_base_url.map(|base| format!("{base}/{prefix}/{}/{file}", p.output.dir_name))
+    };
     let mut images: Vec<(String, Vec<u8>)> = Vec::new();
     let mut sections = Vec::with_capacity(group.len());
-    let mut text = String::new();
     for (i, parsed) in group.iter().enumerate() {
         let result = parsed.result();
         let chart_cid = match chart::relative_effects_svg(result) {
@@ -346,8 +357,8 @@ fn compose(
             .map(|((p, f), attached)| {
                 let (link, location) = if *attached {
                     (None, None)
-                } else if let Some(base) = spec.link_base_url {
-                    (Some(format!("{base}/{prefix}/{}/{}", p.output.dir_name, f.name)), None)
+                } else if let Some(link) = link(p, &f.name) {
+                    (Some(link), None)
                 } else if let Some(upload) = &upload {
                     (None, Some(format!("in the upload destination `{upload}{}/`", p.output.dir_name)))
                 } else {
@@ -362,22 +373,29 @@ fn compose(
                 }
             })
             .collect();
-        if i > 0 {
-            text.push_str("\n\n---\n\n");
-        }
-        text.push_str(parsed.markdown.trim_end());
-        text.push_str("\n\n## Data exports\n\n");
-        for f in &files {
-            let place = match (&f.link, &f.location) {
-                _ if f.attached => "attached".to_string(),
-                (Some(link), _) => format!("too large to attach, download: {link}"),
-                (None, Some(location)) => format!("too large to attach: {location}"),
-                (None, None) => "not attached".to_string(),
-            };
-            text.push_str(&format!("- {} ({}): {place}\n", f.name, f.size));
-        }
-        sections.push(EmailSection { result, facts: &facts[i], chart_cid, files });
+        sections.push(EmailSection {
+            result,
+            facts: &facts[i],
+            chart_cid,
+            files,
+            anchor: anchor(parsed),
+            report_link: link(parsed, "report.html"),
+        });
     }
+    let summary: Vec<DigestRow> = if digest {
+        group
+            .iter()
+            .map(|p| DigestRow {
+                experiment: p.result().id.clone(),
+                anchor: anchor(p),
+                verdict: verdict_words(p.result()),
+                primary: summary_effect(p.result()),
+                report_link: link(p, "report.html"),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let linked = attach.iter().filter(|a| !**a).count();
     let note = (linked > 0).then(|| {
         format!(
@@ -387,34 +405,72 @@ fn compose(
             if linked == 1 { "it is" } else { "they are" }
         )
     });
-    if let Some(note) = &note {
-        text.push_str(&format!("\n{note}\n"));
-    }
     let intro = digest.then(|| format!("{} experiment(s) of job `{}` for {report_date}.", group.len(), job.name));
     let upload_hint = upload.as_deref();
     let generated_at = group.first().map(|p| p.results.generated_at.clone()).unwrap_or_default();
-    let html = renderer.email_html(
-        &EmailFrame {
-            title: &subject,
-            intro: intro.as_deref(),
-            note: note.as_deref(),
-            upload_hint,
-            generated_at: &generated_at,
-        },
-        &sections,
-    )?;
+    let mut frame = EmailFrame {
+        title: &subject,
+        intro: intro.as_deref(),
+        note: note.as_deref(),
+        upload_hint,
+        generated_at: &generated_at,
+        summary: &summary,
+        layout: EmailLayout::Full,
+    };
+    // Gmail clips a message's HTML after 102 KB: shortened, the message arrives whole, and
+    // what it leaves out is in each report.html. A single experiment always fits compact;
+    // a digest of very many keeps only its summary table (and so no charts).
+    let mut html = renderer.email_html(&frame, &sections)?;
+    for layout in [EmailLayout::Compact, EmailLayout::SummaryOnly] {
+        if html.len() <= HTML_BUDGET || (layout == EmailLayout::SummaryOnly && !digest) {
+            break;
+        }
+        frame.layout = layout;
+        html = renderer.email_html(&frame, &sections)?;
+    }
+    if frame.layout == EmailLayout::SummaryOnly {
+        images.clear();
+    }
+    let text = renderer.email_text(&frame, &sections)?;
 
     let mut attachments = Vec::new();
     for ((parsed, f), attached) in exports.iter().zip(&attach) {
         if *attached {
             // A digest carries several experiments' files of the same name.
             let name = if digest { format!("{}-{}", parsed.output.dir_name, f.name) } else { f.name.clone() };
-            let content_type =
-                if f.name.ends_with(".parquet") { "application/vnd.apache.parquet" } else { "application/jsonl" };
-            attachments.push((name, content_type, f.bytes.to_vec()));
+            attachments.push((name, content_type(&f.name), f.bytes.to_vec()));
         }
     }
     Ok(Composed { subject, text, html, images, attachments })
+}
+
+/// A digest summary's primary effect: none for a PAUSE (its figures come from a broken
+/// allocation, as its subject says) or a failed analysis.
+fn summary_effect(result: &ExperimentResult) -> String {
+    if result.status == Status::Failed {
+        return "no analyzable data".into();
+    }
+    if result.decision.recommendation == Recommendation::Pause {
+        return "not shown: the allocation is broken".into();
+    }
+    primary_effect(result).unwrap_or_else(|| "no primary metric".into())
+}
+
+/// The `id` of an experiment's section in a message, which a digest's summary links to.
+fn anchor(parsed: &Parsed<'_>) -> String {
+    format!("xp-{}", parsed.output.dir_name)
+}
+
+/// An attachment's content type, by its name.
+fn content_type(name: &str) -> &'static str {
+    if name.ends_with(".parquet") {
+        "application/vnd.apache.parquet"
+    } else if name.ends_with(".csv") {
+        // RFC 4180's type; the charset, because names may be any UTF-8.
+        "text/csv; charset=utf-8"
+    } else {
+        "application/jsonl"
+    }
 }
 
 /// The MIME tree: `multipart/mixed` (only when something is attached) around
@@ -474,7 +530,7 @@ mod tests {
 
     use super::*;
     use crate::export::{self, OutputFile};
-    use crate::results::{Recommendation, sample_result};
+    use crate::results::{CheckStatus, Recommendation, sample_result};
     use crate::test_support::{checked_job, experiment_text, job_text};
 
     fn job() -> Job {
@@ -504,6 +560,7 @@ mod tests {
             export::text_file("report.md", format!("# {}: report\n", result.id)),
             export::results_json(&results).expect("json"),
             named("results.parquet", bytes(sizes[0])),
+            export::results_csv("2026-11-20", result),
             named("allocation.parquet", bytes(sizes[1])),
             named("units.parquet", bytes(10)),
             named("run.log.jsonl", bytes(sizes[2])),
@@ -514,6 +571,11 @@ mod tests {
     fn spec(limit: u64, link_base_url: Option<&'static str>, digest: bool) -> EmailSpec<'static> {
         static TO: [String; 0] = [];
         EmailSpec { to: &TO, digest, attach_max_bytes: limit, link_base_url }
+    }
+
+    /// Text with every run of whitespace made one space: what a wrapped paragraph says.
+    fn words(text: &str) -> String {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
     /// The sample result with another recommendation, variant and id.
@@ -579,7 +641,7 @@ mod tests {
         let order = ["paused", "harmful", "undecided", "running", "promoted"];
         let at = |id: &str| mail.html.find(&format!(">{id}</h1>")).unwrap_or_else(|| panic!("{id} in the html"));
         assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "sections by severity");
-        let text_at = |id: &str| mail.text.find(&format!("# {id}: report")).expect("in the text");
+        let text_at = |id: &str| mail.text.find(&format!(". {id}\ndaily · report for")).expect("in the text");
         assert!(order.windows(2).all(|w| text_at(w[0]) < text_at(w[1])), "the text part too");
         let mut failed = decided("failed", Recommendation::Inconclusive, None);
         failed.status = Status::Failed;
@@ -613,13 +675,14 @@ mod tests {
         let (key, mail) = &mails[0];
         assert_eq!(key, "checkout-redesign");
         let names: Vec<&str> = mail.attachments.iter().map(|a| a.0.as_str()).collect();
-        assert_eq!(names, ["results.parquet", "allocation.parquet", "run.log.jsonl"]);
+        assert_eq!(names, ["results.csv", "results.parquet", "allocation.parquet", "run.log.jsonl"]);
+        assert_eq!(mail.attachments[0].1, "text/csv; charset=utf-8");
         assert_eq!(mail.images.len(), 1);
         assert_eq!(mail.images[0].0, "chart.checkout-redesign@abreport");
         assert_eq!(&mail.images[0].1[..4], b"\x89PNG");
         assert!(mail.html.contains(r#"src="cid:chart.checkout-redesign@abreport""#));
         assert!(!mail.html.contains("<svg") && !mail.html.contains("<script"));
-        assert!(mail.text.starts_with("# checkout-redesign: report"), "the Markdown report is the text part");
+        assert!(mail.text.starts_with("checkout-redesign\ndaily · report for 2026-11-20"), "{}", mail.text);
         assert!(mail.text.contains("- results.parquet (100 B): attached"), "{}", mail.text);
         assert!(!mail.text.contains("too large"));
     }
@@ -628,17 +691,24 @@ mod tests {
     fn exports_over_the_limit_are_linked_and_the_mail_says_so() {
         let result = sample_result();
         let set = outputs(&result, "checkout-redesign", [100, 5000, 300]);
-        let spec = spec(1000, Some("https://files.example.com/xp"), false);
+        let csv = set.files.iter().find(|f| f.name == "results.csv").expect("results.csv").bytes.len() as u64;
+        let spec = spec(csv + 1000, Some("https://files.example.com/xp"), false);
         let (_, mail) = compose_all(&job(), date(), &[set], &spec).expect("composed").remove(0);
         let names: Vec<&str> = mail.attachments.iter().map(|a| a.0.as_str()).collect();
-        assert_eq!(names, ["results.parquet", "run.log.jsonl"]);
+        assert_eq!(names, ["results.csv", "results.parquet", "run.log.jsonl"]);
         let link = "https://files.example.com/xp/daily/2026-11-20/checkout-redesign/allocation.parquet";
-        assert!(mail.text.contains(&format!("- allocation.parquet (5.0 kB): too large to attach, download: {link}")));
+        let text = words(&mail.text);
+        assert!(
+            text.contains(&format!("- allocation.parquet (5.0 kB): too large to attach, download: {link}")),
+            "{text}"
+        );
         assert!(mail.html.contains(&format!(r#"<a href="{link}""#)));
         assert!(
-            mail.text.contains("1 export is larger than this message's 1.0 kB limit for attachments"),
-            "{}",
-            mail.text
+            text.contains(&format!(
+                "1 export is larger than this message's {} limit for attachments",
+                bytes(spec.attach_max_bytes)
+            )),
+            "{text}"
         );
     }
 
@@ -648,7 +718,7 @@ mod tests {
         let set = outputs(&result, "checkout-redesign", [100, 5000, 300]);
         let (_, mail) = compose_all(&job(), date(), &[set], &spec(1000, None, false)).expect("composed").remove(0);
         assert!(
-            mail.text.contains(
+            words(&mail.text).contains(
                 "too large to attach: in the upload destination `s3://reports/abreport/daily/2026-11-20/checkout-redesign/`"
             ),
             "{}",
@@ -669,7 +739,245 @@ mod tests {
         assert!(mail.subject.starts_with("[abreport] daily 2026-11-20: checkout-redesign PROMOTE treatment; search"));
         assert_eq!(mail.images.len(), 2);
         assert!(mail.attachments.iter().any(|a| a.0 == "search-results.parquet"));
-        assert_eq!(mail.attachments.len(), 6);
+        assert!(mail.attachments.iter().any(|a| a.0 == "search-results.csv"));
+        assert_eq!(mail.attachments.len(), 8);
+    }
+
+    #[test]
+    fn the_text_part_is_plain_text_with_one_line_per_variant_and_no_markdown() {
+        let mut result = sample_result();
+        result.id = "checkout_redesign*v2".into();
+        result.metrics[1].name = "revenue_per_user".into();
+        result.checks[2].status = CheckStatus::Warn;
+        result.checks[2].detail = "3 NaN values in `revenue_per_user`".into();
+        let set = outputs(&result, "checkout_redesign_v2", [10, 10, 10]);
+        let (_, mail) =
+            compose_all(&job(), date(), &[set], &spec(10_000_000, None, false)).expect("composed").remove(0);
+        let text = &mail.text;
+        for markdown in ["\\_", "\\*", "|---", "| ", "# ", "**"] {
+            assert!(!text.contains(markdown), "`{markdown}` in the text part:\n{text}");
+        }
+        assert!(text.starts_with("checkout_redesign*v2\n"), "names as they are: {text}");
+        assert!(text.contains("\nPROMOTE — Promote treatment\n"), "{text}");
+        assert!(text.contains("\n- `conversion` is up +4.1% for `treatment`.\n"), "the reasons: {text}");
+        // One line per variant (wrapped), with the figures of the report's table.
+        let line = words(text);
+        assert!(
+            line.contains(
+                "- treatment: +4.10% (0.1000 vs 0.1000), always-valid 95% CI [+1.10%, +7.10%], p = 0.0040, \
+                 significant (better); 1,000 units"
+            ),
+            "{text}"
+        );
+        assert!(line.contains("- control: mean 0.1000, 1,000 units"), "{text}");
+        assert!(line.contains("Data quality: 0 failing, 1 warning, 5 passing"), "{text}");
+        assert!(line.contains("- invalid_values warns: 3 NaN values in `revenue_per_user`"), "{text}");
+        assert!(line.contains("- results.csv ("), "the exports: {text}");
+        for l in text.lines() {
+            assert!(l.chars().count() <= 78 || !l.trim().contains(' '), "a line over 78 characters: `{l}`");
+        }
+    }
+
+    #[test]
+    fn the_mail_links_the_full_report_under_the_verdict_only_with_a_link_base() {
+        let result = sample_result();
+        let set = || outputs(&result, "checkout-redesign", [10, 10, 10]);
+        let base = "https://reports.example.com/abreport";
+        let (_, linked) =
+            compose_all(&job(), date(), &[set()], &spec(10_000_000, Some(base), false)).expect("composed").remove(0);
+        let report = format!("{base}/daily/2026-11-20/checkout-redesign/report.html");
+        let button = format!(r#"<a href="{report}""#);
+        let at = linked.html.find(&button).unwrap_or_else(|| panic!("the link in {}", linked.html));
+        assert!(linked.html[at..].starts_with(&format!("{button} style=")), "{}", linked.html);
+        assert!(linked.html[at..].contains(">Open the full report</a>"));
+        let verdict = linked.html.find("PROMOTE — Promote treatment").expect("the verdict");
+        let first_metric = linked.html.find(">conversion <span").expect("the first metric table");
+        assert!(verdict < at && at < first_metric, "near the verdict, before the tables");
+        let text = words(&linked.text);
+        assert!(text.contains(&format!("PROMOTE — Promote treatment Open the full report: {report} - ")), "{text}");
+
+        let (_, unlinked) =
+            compose_all(&job(), date(), &[set()], &spec(10_000_000, None, false)).expect("composed").remove(0);
+        assert!(!unlinked.html.contains("Open the full report") && !unlinked.html.contains("report.html\""));
+        assert!(!unlinked.text.contains("Open the full report"), "{}", unlinked.text);
+    }
+
+    #[test]
+    fn a_digest_opens_with_a_summary_row_per_experiment_in_the_sections_order() {
+        let mut harmful = decided("harmful", Recommendation::Rollback, Some("treatment"));
+        let harm = harmful.metrics[0].comparisons[0].inference.as_mut().expect("a test");
+        (harm.estimate, harm.ci) = (-0.052, [-0.082, -0.022]);
+        let results = [
+            decided("promoted", Recommendation::Promote, Some("treatment")),
+            decided("paused", Recommendation::Pause, None),
+            harmful,
+        ];
+        let sets: Vec<ExperimentOutputs> = results.iter().map(|r| outputs(r, &r.id, [10, 10, 10])).collect();
+        let base = "https://reports.example.com/abreport";
+        let (_, mail) = compose_all(&job(), date(), &sets, &spec(10_000_000, Some(base), true)).expect("c").remove(0);
+        let order = ["paused", "harmful", "promoted"];
+        // HTML: a row per experiment linking to its section, all before the first section.
+        let html = &mail.html;
+        let first_section = html.find("<h1 id=").expect("a section");
+        let rows: Vec<usize> = order
+            .iter()
+            .map(|id| html.find(&format!(r##"<a href="#xp-{id}""##)).unwrap_or_else(|| panic!("{id}'s row")))
+            .collect();
+        assert!(rows.windows(2).all(|w| w[0] < w[1]) && rows[2] < first_section, "{html}");
+        for id in order {
+            assert!(html.contains(&format!(r#"<h1 id="xp-{id}""#)), "{id}'s section is the anchor");
+        }
+        let row = |id: &str| {
+            let start = html.find(&format!(r##"<a href="#xp-{id}""##)).expect("row");
+            &html[start..start + html[start..].find("</tr>").expect("row end")]
+        };
+        assert!(row("harmful").contains(">ROLLBACK treatment</td>"), "{}", row("harmful"));
+        assert!(
+            row("harmful").contains("treatment −5.2% [−8.2%, −2.2%]"),
+            "primary with its interval: {}",
+            row("harmful")
+        );
+        assert!(row("harmful").contains(&format!(r#"<a href="{base}/daily/2026-11-20/harmful/report.html""#)));
+        assert!(row("paused").contains("not shown: the allocation is broken"), "no figure for a PAUSE");
+        // Text: the same rows, numbered, before the sections.
+        let text = &mail.text;
+        let lines: Vec<usize> = [
+            "1. paused: PAUSE ·",
+            "2. harmful: ROLLBACK treatment · primary treatment −5.2%",
+            "3. promoted: PROMOTE treatment · primary treatment +4.1% [+1.1%, +7.1%]",
+        ]
+        .iter()
+        .map(|l| text.find(l).unwrap_or_else(|| panic!("`{l}` in {text}")))
+        .collect();
+        let first_text_section = text.find(". paused\ndaily · report").expect("the first section");
+        assert!(lines.windows(2).all(|w| w[0] < w[1]) && lines[2] < first_text_section, "{text}");
+        assert!(text.contains(&format!("   {base}/daily/2026-11-20/harmful/report.html\n")), "{text}");
+        // A single experiment's mail has no summary.
+        let (_, single) = compose_all(&job(), date(), &sets[..1], &spec(10_000_000, None, false)).expect("c").remove(0);
+        assert!(!single.html.contains("<caption") && !single.text.contains("1. promoted"), "{}", single.text);
+    }
+
+    #[test]
+    fn the_results_csv_is_attached_first_for_every_experiment_of_a_digest() {
+        let results = [
+            decided("one", Recommendation::Promote, Some("treatment")),
+            decided("two", Recommendation::Continue, None),
+        ];
+        let sets: Vec<ExperimentOutputs> = results.iter().map(|r| outputs(r, &r.id, [900, 900, 900])).collect();
+        let csv: u64 = sets
+            .iter()
+            .map(|s| s.files.iter().find(|f| f.name == "results.csv").expect("csv").bytes.len() as u64)
+            .sum();
+        // Room for both tables and one more export, not for every export of the first.
+        let (_, mail) = compose_all(&job(), date(), &sets, &spec(csv + 1000, None, true)).expect("c").remove(0);
+        let names: Vec<&str> = mail.attachments.iter().map(|a| a.0.as_str()).collect();
+        // The digest's order: the CONTINUE before the PROMOTE.
+        assert_eq!(names, ["two-results.csv", "one-results.csv", "two-results.parquet"]);
+    }
+
+    /// The worst case a job file makes: many metrics, three treatments, every check failing
+    /// with a long detail, long reasons.
+    fn worst_case(id: &str, metrics: usize) -> ExperimentResult {
+        let mut result = decided(id, Recommendation::Inconclusive, None);
+        let template = result.metrics[0].clone();
+        result.metrics = (0..metrics)
+            .map(|i| {
+                let mut m = template.clone();
+                m.name = format!("metric_with_a_long_descriptive_name_{i:02}");
+                m.role = if i == 0 {
+                    Role::Primary
+                } else if i % 3 == 0 {
+                    Role::Guardrail
+                } else {
+                    Role::Secondary
+                };
+                for v in ["a", "b", "c"] {
+                    let mut variant = m.variants[1].clone();
+                    variant.variant = format!("treatment_{v}");
+                    m.variants.push(variant);
+                    let mut comparison = m.comparisons[0].clone();
+                    comparison.variant = format!("treatment_{v}");
+                    m.comparisons.push(comparison);
+                }
+                m
+            })
+            .collect();
+        for check in &mut result.checks {
+            check.status = CheckStatus::Fail;
+            check.detail = "a detail as long as the longest that analyze writes, naming `variants`, days and dimension values at some length".into();
+        }
+        result.decision.reasons = (0..10).map(|i| format!("reason {i}: `metric_with_a_long_descriptive_name_{i:02}` moved in a way that a reader must know about before acting on it")).collect();
+        result
+    }
+
+    /// One experiment's message, composed.
+    fn single(result: &ExperimentResult, base: Option<&'static str>) -> Composed {
+        let set = outputs(result, &result.id, [10, 10, 10]);
+        compose_all(&job(), date(), &[set], &spec(10_000_000, base, false)).expect("composed").remove(0).1
+    }
+
+    const SHORTENED: &str = "This mail is shortened so that mail clients do not cut it short";
+
+    #[test]
+    fn a_demo_sized_experiment_is_mailed_in_full_well_under_the_clipping_size() {
+        // The demo's widest experiment has 6 metrics and 3 variants; this one has 4 variants
+        // and every check failing. (In full, about 20 such metrics fit in the budget.)
+        let mail = single(&worst_case("wide", 6), None);
+        assert!(mail.html.len() <= HTML_BUDGET / 2, "{} bytes of HTML for one experiment", mail.html.len());
+        assert!(mail.html.contains(">metric_with_a_long_descriptive_name_05 <span"), "every metric's table");
+        assert!(!mail.html.contains(SHORTENED) && !mail.text.contains(SHORTENED));
+    }
+
+    #[test]
+    fn an_experiment_too_wide_for_a_mail_client_is_shortened_under_the_clipping_size() {
+        let mail = single(&worst_case("wide", 40), Some("https://reports.example.com/abreport"));
+        assert!(mail.html.len() <= HTML_BUDGET, "{} bytes of HTML for one experiment", mail.html.len());
+        assert!(mail.html.contains(SHORTENED) && words(&mail.text).contains(SHORTENED));
+        assert!(!mail.html.contains(">metric_with_a_long_descriptive_name_00 <span"), "no metric tables");
+        assert!(mail.html.contains("<strong>metric_with_a_long_descriptive_name_00</strong> (primary)"), "key metrics");
+        assert!(mail.html.contains("srm fail</strong>"), "failing checks stay");
+        assert!(mail.html.contains(">Open the full report</a>"), "and the link to the rest");
+        assert!(mail.html.contains(r#"src="cid:chart.wide@abreport""#), "and the chart");
+    }
+
+    #[test]
+    fn a_digest_too_long_for_a_mail_client_is_shortened_to_verdicts_key_metrics_and_links() {
+        let results: Vec<ExperimentResult> = (0..8).map(|i| worst_case(&format!("xp{i:02}"), 8)).collect();
+        let sets: Vec<ExperimentOutputs> = results.iter().map(|r| outputs(r, &r.id, [10, 10, 10])).collect();
+        let base = "https://reports.example.com/abreport";
+        let (_, mail) = compose_all(&job(), date(), &sets, &spec(10_000_000, Some(base), true)).expect("c").remove(0);
+        let html = &mail.html;
+        assert!(html.len() <= HTML_BUDGET, "{} bytes of HTML", html.len());
+        assert!(html.contains(SHORTENED) && words(&mail.text).contains(SHORTENED));
+        for r in &results {
+            let id = &r.id;
+            assert!(html.contains(&format!(r#"<h1 id="xp-{id}""#)), "{id}'s section");
+            assert!(html.contains(&format!(r#"<a href="{base}/daily/2026-11-20/{id}/report.html""#)), "{id}'s link");
+        }
+        assert!(!html.contains(">metric_with_a_long_descriptive_name_00 <span"), "no metric tables");
+        assert_eq!(mail.images.len(), results.len(), "a chart per experiment");
+    }
+
+    #[test]
+    fn a_digest_of_very_many_experiments_keeps_its_summary_table_alone() {
+        // Untestable experiments draw no chart: the test stays fast.
+        let results: Vec<ExperimentResult> = (0..80)
+            .map(|i| {
+                let mut result = worst_case(&format!("experiment-{i:03}"), 4);
+                result.metrics.iter_mut().flat_map(|m| &mut m.comparisons).for_each(|c| c.inference = None);
+                result
+            })
+            .collect();
+        let sets: Vec<ExperimentOutputs> = results.iter().map(|r| outputs(r, &r.id, [10, 10, 10])).collect();
+        let (_, mail) = compose_all(&job(), date(), &sets, &spec(10_000_000, None, true)).expect("c").remove(0);
+        assert!(mail.html.len() <= HTML_BUDGET, "{} bytes of HTML", mail.html.len());
+        assert!(mail.html.contains("These experiments are too many to show in one mail"), "it says so");
+        assert!(!mail.html.contains("<h1 id="), "no sections");
+        assert!(mail.images.is_empty(), "no section, no chart");
+        for r in &results {
+            assert!(mail.html.contains(&format!(">{}</a>", r.id)), "{}'s row", r.id);
+            assert!(mail.text.contains(&format!(". {}: INCONCLUSIVE", r.id)), "{}'s line", r.id);
+        }
     }
 
     #[test]
