@@ -14,8 +14,8 @@
 
 use chrono::NaiveDate;
 use lettre::Message;
-use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::{Delivery, Job};
 use crate::export::{ExperimentOutputs, OutputFile};
@@ -496,8 +496,12 @@ pub fn assemble(composed: Composed, from: &Mailbox, to: &[String]) -> Result<Mes
     } else {
         let mut mixed = MultiPart::mixed().multipart(body);
         for (name, content_type, bytes) in attachments {
+            // Base64 for every attachment, text too: a line-based encoding hands a text file
+            // to the reader with the local line ends, and a CSV would not match its manifest.
+            let body = Body::new_with_encoding(bytes, ContentTransferEncoding::Base64)
+                .map_err(|_| EmailError::Build(format!("cannot encode `{name}`")))?;
             mixed =
-                mixed.singlepart(Attachment::new(name).body(bytes, ContentType::parse(content_type).map_err(build)?));
+                mixed.singlepart(Attachment::new(name).body(body, ContentType::parse(content_type).map_err(build)?));
         }
         builder.multipart(mixed)
     };

@@ -190,7 +190,10 @@ fn email_over_starttls_with_auth_sends_one_multipart_message_per_experiment() {
     )
     .expect("secrets file");
     s.prepend_to_job("secrets_file = \"smtp.env\"");
-    s.append_to_job("[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\", \"ba@example.com\"]");
+    s.append_to_job(
+        "[[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\", \"ba@example.com\"]\n\
+         link_base_url = \"https://reports.example.com/abreport\"",
+    );
     s.run_with_env(&[], &pairs(&smtp.starttls_env())).assert_code(0);
 
     let messages = smtp.messages();
@@ -208,7 +211,7 @@ fn email_over_starttls_with_auth_sends_one_multipart_message_per_experiment() {
         assert_eq!(
             shape(&mail["tree"]),
             "multipart/mixed[multipart/alternative[text/plain, multipart/related[text/html, image/png]], \
-             application/vnd.apache.parquet, application/vnd.apache.parquet, application/jsonl]"
+             text/csv, application/vnd.apache.parquet, application/vnd.apache.parquet, application/jsonl]"
         );
         let cid = format!("chart.{experiment}@abreport");
         let image = &mail["inline_images"][0];
@@ -220,15 +223,18 @@ fn email_over_starttls_with_auth_sends_one_multipart_message_per_experiment() {
         assert!(!html.contains("<svg") && !html.contains("<script"), "mail clients show neither");
         assert!(html.contains(&format!("{recommendation} —")), "verdict first");
         assert!(html.contains(">always-valid 95% CI</th>"), "the table shows the test the verdict reads");
-        let plain = mail["plain"].as_str().expect("plain");
-        assert!(plain.starts_with(&format!("# {experiment}: {recommendation}")), "the Markdown report: {plain}");
+        let report = format!("https://reports.example.com/abreport/generated/{REPORT_DATE}/{experiment}/report.html");
+        assert!(html.contains(&format!("<a href=\"{report}\"")), "the full report is linked");
+        assert!(html.contains(">Open the full report</a>"));
+        assert_plain_text(&mail, experiment, &recommendation, &report);
+        assert_csv_equals_results_json(&mail, &s.result(experiment));
         let attachments: Vec<(String, u64)> = mail["attachments"]
             .as_array()
             .expect("attachments")
             .iter()
             .map(|a| (a["filename"].as_str().expect("name").to_string(), a["bytes"].as_u64().expect("size")))
             .collect();
-        let expected: Vec<(String, u64)> = ["results.parquet", "allocation.parquet", "run.log.jsonl"]
+        let expected: Vec<(String, u64)> = ["results.csv", "results.parquet", "allocation.parquet", "run.log.jsonl"]
             .iter()
             .map(|f| (f.to_string(), std::fs::metadata(s.out(experiment).join(f)).expect("export").len()))
             .collect();
@@ -372,16 +378,33 @@ fn a_digest_links_exports_over_the_attachment_limit_to_their_uploaded_copies() {
     let images: Vec<&str> =
         mail["inline_images"].as_array().expect("images").iter().filter_map(|i| i["content_id"].as_str()).collect();
     assert_eq!(images, ["chart.checkout@abreport", "chart.search@abreport"]);
-    // Only the small run logs fit under 3000 bytes; the Parquet exports are linked.
+    // The results tables go first, then the small run logs while they fit under 3000 bytes;
+    // the Parquet exports are linked.
     let attached: Vec<&str> =
         mail["attachments"].as_array().expect("attachments").iter().filter_map(|a| a["filename"].as_str()).collect();
-    assert!(attached.iter().all(|name| name.ends_with("-run.log.jsonl")), "{attached:?}");
+    assert!(attached.first().is_some_and(|name| name.ends_with("-results.csv")), "{attached:?}");
+    assert!(
+        attached.iter().all(|name| name.ends_with("-run.log.jsonl") || name.ends_with("-results.csv")),
+        "{attached:?}"
+    );
     let link = format!("https://files.example.com/reports/generated/{REPORT_DATE}/checkout/allocation.parquet");
     let html = mail["html"].as_str().expect("html");
     assert!(html.contains(&format!("href=\"{link}\"")), "linked in the HTML");
     let plain = mail["plain"].as_str().expect("plain");
-    assert!(plain.contains(&format!("too large to attach, download: {link}")), "and in the text: {plain}");
-    assert!(plain.contains("limit for attachments"), "the mail says why: {plain}");
+    let words = plain.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words.contains(&format!("too large to attach, download: {link}")), "and in the text: {plain}");
+    assert!(words.contains("limit for attachments"), "the mail says why: {plain}");
+    // The summary opens the digest: a row per experiment, linking to its section and report.
+    let base = format!("https://files.example.com/reports/generated/{REPORT_DATE}");
+    let summary = html.find("<caption").expect("a summary table");
+    let first_section = html.find("<h1 id=\"xp-").expect("a section");
+    for experiment in ["checkout", "search"] {
+        let row = html.find(&format!("<a href=\"#xp-{experiment}\"")).expect("a summary row");
+        assert!(summary < row && row < first_section, "{experiment}'s row comes before the sections");
+        assert!(html.contains(&format!("<h1 id=\"xp-{experiment}\"")), "the row's anchor");
+        assert!(html.contains(&format!("<a href=\"{base}/{experiment}/report.html\"")), "{experiment}'s report");
+        assert!(plain.contains(&format!("   {base}/{experiment}/report.html\n")), "{plain}");
+    }
     // The link points at a copy that exists: uploads go before mail.
     let keys = s3_keys(moto.port, "abreport");
     assert!(keys.contains(&format!("abreport/generated/{REPORT_DATE}/checkout/allocation.parquet")), "{keys:?}");
@@ -405,7 +428,73 @@ fn a_digest_puts_a_paused_experiment_before_one_that_keeps_running() {
     assert_eq!(images, ["chart.skewed@abreport", "chart.calm@abreport"], "the most urgent first");
     let plain = mail["plain"].as_str().expect("plain");
     let at = |heading: &str| plain.find(heading).unwrap_or_else(|| panic!("{heading} in {plain}"));
-    assert!(at("# skewed: PAUSE") < at("# calm: "), "{plain}");
+    assert!(at("1. skewed: PAUSE") < at("2. calm: "), "the summary, most urgent first: {plain}");
+    assert!(at("\n1. skewed\n") < at("\n2. calm\n"), "the sections too: {plain}");
+}
+
+/// The text part reads as plain text: the verdict, the link, a line per variant, no Markdown.
+fn assert_plain_text(mail: &Value, experiment: &str, recommendation: &str, report: &str) {
+    let plain = mail["plain"].as_str().expect("plain");
+    assert!(plain.starts_with(&format!("{experiment}\ngenerated · report for {REPORT_DATE}")), "{plain}");
+    assert!(plain.contains(&format!("\n{recommendation} — ")), "the verdict: {plain}");
+    let words = plain.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words.contains(&format!("Open the full report: {report}")), "{plain}");
+    assert!(words.contains("- treatment: ") && words.contains("always-valid 95% CI ["), "a line per variant: {plain}");
+    assert!(words.contains("Data quality: "), "{plain}");
+    for markdown in ["\\", "|---", "| ", "## "] {
+        assert!(!plain.contains(markdown), "`{markdown}` in the text part: {plain}");
+    }
+}
+
+/// The attached `results.csv`, read by Python's csv module, holds results.json's figures of
+/// the test the recommendation reads, to the last bit.
+fn assert_csv_equals_results_json(mail: &Value, result: &Value) {
+    let attachment = mail["attachments"]
+        .as_array()
+        .expect("attachments")
+        .iter()
+        .find(|a| a["filename"] == "results.csv")
+        .expect("results.csv attached");
+    assert_eq!(attachment["charset"], "utf-8");
+    let rows = attachment["csv_rows"].as_array().expect("rows");
+    let cells = |row: &Value| -> Vec<String> {
+        row.as_array().expect("row").iter().map(|c| c.as_str().expect("cell").to_string()).collect()
+    };
+    let header = cells(&rows[0]);
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("column {name}"));
+    let number = |cell: &str| -> Value {
+        if cell.is_empty() { Value::Null } else { serde_json::json!(cell.parse::<f64>().expect("a number")) }
+    };
+    let mut expected_rows = 0;
+    for metric in result["metrics"].as_array().expect("metrics") {
+        for variant in metric["variants"].as_array().expect("variants") {
+            expected_rows += 1;
+            let name = variant["variant"].as_str().expect("variant");
+            let row = rows[1..]
+                .iter()
+                .map(cells)
+                .find(|r| r[column("metric")] == metric["name"].as_str().expect("name") && r[column("variant")] == name)
+                .unwrap_or_else(|| panic!("a row for {} {name}", metric["name"]));
+            assert_eq!(row[column("units")], variant["units"].to_string());
+            assert_eq!(number(&row[column("mean")]), variant["mean"]);
+            let comparison =
+                metric["comparisons"].as_array().expect("comparisons").iter().find(|c| c["variant"] == name);
+            assert_eq!(row[column("is_control")], comparison.is_none().to_string());
+            let inference = comparison.map(|c| &c["inference"]).filter(|i| !i.is_null());
+            match inference {
+                Some(i) => {
+                    assert_eq!(number(&row[column("effect")]), i["estimate"]);
+                    assert_eq!(number(&row[column("ci_lower")]), i["ci"][0]);
+                    assert_eq!(number(&row[column("ci_upper")]), i["ci"][1]);
+                    assert_eq!(number(&row[column("p_value")]), i["p_value"]);
+                    assert_eq!(row[column("significant")], i["significant"].to_string());
+                    assert_eq!(row[column("effect_scale")], i["scale"].as_str().expect("scale"));
+                }
+                None => assert_eq!(row[column("effect")], "", "no test, no figure"),
+            }
+        }
+    }
+    assert_eq!(rows.len(), 1 + expected_rows, "a row per metric and variant");
 }
 
 /// Every file under `dir`, recursively.

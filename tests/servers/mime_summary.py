@@ -1,12 +1,15 @@
 """Prints a JSON summary of one received .eml, parsed with Python's `email` package, for
 abreport's delivery tests to assert on: headers, the content-type tree, inline images with
-their Content-IDs, attachments with their decoded sizes, and the text of the parts.
+their Content-IDs, attachments with their decoded sizes (CSV ones also read into rows), and
+the text of the parts.
 
     python mime_summary.py MESSAGE.eml
 """
 
+import csv
 import email
 import email.policy
+import io
 import json
 import re
 import sys
@@ -38,7 +41,13 @@ def main():
             })
         elif disposition == "attachment":
             payload = part.get_payload(decode=True) or b""
-            attachments.append({"filename": part.get_filename(), "type": ctype, "bytes": len(payload)})
+            attachment = {"filename": part.get_filename(), "type": ctype, "bytes": len(payload)}
+            if ctype == "text/csv":
+                # Read as a spreadsheet would: the declared charset, RFC 4180 quoting.
+                text = payload.decode(part.get_content_charset() or "ascii")
+                attachment["charset"] = part.get_content_charset()
+                attachment["csv_rows"] = list(csv.reader(io.StringIO(text, newline="")))
+            attachments.append(attachment)
         elif ctype == "text/html":
             html.append(part.get_content())
         elif ctype == "text/plain":
