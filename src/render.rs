@@ -292,8 +292,8 @@ fn email_context(
 }
 
 /// The primary metric's effect for each variant, with the interval of the test the
-/// recommendation reads, as the report writes them: `treatment +4.1% [+1.1%, +7.1%]`; `None`
-/// without a primary metric or any comparison.
+/// recommendation reads, as the report writes them: `conversion: treatment +4.1% [+1.1%,
+/// +7.1%]`; `None` without a primary metric or any comparison.
 pub fn primary_effect(result: &ExperimentResult) -> Option<String> {
     let primary = result.metrics.iter().find(|m| m.role == Role::Primary)?;
     let parts: Vec<String> = primary
@@ -307,7 +307,7 @@ pub fn primary_effect(result: &ExperimentResult) -> Option<String> {
             None => format!("{} not testable yet", c.variant),
         })
         .collect();
-    (!parts.is_empty()).then(|| parts.join("; "))
+    (!parts.is_empty()).then(|| format!("{}: {}", primary.name, parts.join("; ")))
 }
 
 /// Escapes text, then turns `` `name` `` spans into `<code>` elements (HTML only). The input

@@ -451,7 +451,7 @@ fn summary_effect(result: &ExperimentResult) -> String {
         return "no analyzable data".into();
     }
     if result.decision.recommendation == Recommendation::Pause {
-        return "not shown: the allocation is broken".into();
+        return "figures not shown: the allocation is broken".into();
     }
     primary_effect(result).unwrap_or_else(|| "no primary metric".into())
 }
@@ -774,6 +774,7 @@ mod tests {
             "{text}"
         );
         assert!(line.contains("- control: mean 0.1000, 1,000 units"), "{text}");
+        assert!(text.contains("p\u{a0}=\u{a0}0.0040"), "a p-value is not wrapped apart: {text}");
         assert!(line.contains("Data quality: 0 failing, 1 warning, 5 passing"), "{text}");
         assert!(line.contains("- invalid_values warns: 3 NaN values in `revenue_per_user`"), "{text}");
         assert!(line.contains("- results.csv ("), "the exports: {text}");
@@ -837,18 +838,18 @@ mod tests {
         };
         assert!(row("harmful").contains(">ROLLBACK treatment</td>"), "{}", row("harmful"));
         assert!(
-            row("harmful").contains("treatment −5.2% [−8.2%, −2.2%]"),
+            row("harmful").contains(">conversion: treatment −5.2% [−8.2%, −2.2%]</td>"),
             "primary with its interval: {}",
             row("harmful")
         );
         assert!(row("harmful").contains(&format!(r#"<a href="{base}/daily/2026-11-20/harmful/report.html""#)));
-        assert!(row("paused").contains("not shown: the allocation is broken"), "no figure for a PAUSE");
+        assert!(row("paused").contains(">figures not shown: the allocation is broken</td>"), "no figure for a PAUSE");
         // Text: the same rows, numbered, before the sections.
         let text = &mail.text;
         let lines: Vec<usize> = [
             "1. paused: PAUSE ·",
-            "2. harmful: ROLLBACK treatment · primary treatment −5.2%",
-            "3. promoted: PROMOTE treatment · primary treatment +4.1% [+1.1%, +7.1%]",
+            "2. harmful: ROLLBACK treatment · conversion: treatment −5.2%",
+            "3. promoted: PROMOTE treatment · conversion: treatment +4.1% [+1.1%, +7.1%]",
         ]
         .iter()
         .map(|l| text.find(l).unwrap_or_else(|| panic!("`{l}` in {text}")))
