@@ -48,7 +48,7 @@ fn assert_same_outputs_as_from_the_folder(s: &Scenario, out: &str, url: &str) {
     let cloud_dir = s.path().join(out).join("checkout");
     let mut local = output_hashes(&local_dir);
     let mut cloud = output_hashes(&cloud_dir);
-    assert_eq!(local.len(), 7, "{local:?}");
+    assert_eq!(local.len(), 8, "{local:?}");
     for report in ["report.html", "report.md"] {
         let text = |dir: &Path| {
             let bytes = without_timestamps(report, std::fs::read(dir.join(report)).expect("report")).expect("text");
@@ -134,7 +134,7 @@ fn a_window_is_read_from_azure_blob_storage_and_the_report_set_uploaded_there() 
     let local = files_of(&s.path().join("out-cloud/checkout"));
     let names = |files: &[(String, Vec<u8>)]| files.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>();
     assert_eq!(names(&uploaded), names(&local));
-    assert_eq!(local.len(), 8);
+    assert_eq!(local.len(), 9);
     assert!(uploaded == local, "the uploaded files differ from the local ones");
 }
 
@@ -168,7 +168,7 @@ fn a_window_is_read_from_google_cloud_storage_and_the_report_set_uploaded_there(
     let local = files_of(&s.path().join("out-cloud/checkout"));
     let names = |files: &[(String, Vec<u8>)]| files.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>();
     assert_eq!(names(&uploaded), names(&local));
-    assert_eq!(local.len(), 8);
+    assert_eq!(local.len(), 9);
     assert!(uploaded == local, "the uploaded files differ from the local ones");
 
     // A re-run with --force replaces the set: the old manifest is deleted before the first new
@@ -180,7 +180,7 @@ fn a_window_is_read_from_google_cloud_storage_and_the_report_set_uploaded_there(
     );
     forced.assert_code(0);
     let again = objects(&store, &prefix);
-    assert_eq!(again.len(), 8);
+    assert_eq!(again.len(), 9);
     let manifest = &again.iter().find(|(key, _)| key.ends_with("manifest.json")).expect("a manifest").1;
     let local_manifest = std::fs::read(s.path().join("out-cloud/checkout/manifest.json")).expect("manifest");
     assert_eq!(manifest, &local_manifest);
