@@ -880,6 +880,32 @@ mod tests {
         assert_eq!(names, ["two-results.csv", "one-results.csv", "two-results.parquet"]);
     }
 
+    #[test]
+    fn the_attached_csv_is_the_export_itself_with_hostile_names_quoted_and_guarded() {
+        let mut result = sample_result();
+        result.metrics[1].name = "=cmd|' /C calc'!A0, \"net\"".into();
+        let set = outputs(&result, "checkout-redesign", [10, 10, 10]);
+        let export = set.files.iter().find(|f| f.name == "results.csv").expect("the export").bytes.clone();
+        let (_, mail) =
+            compose_all(&job(), date(), &[set], &spec(10_000_000, None, false)).expect("composed").remove(0);
+        let (_, content_type, bytes) = mail.attachments.iter().find(|a| a.0 == "results.csv").expect("attached");
+        assert_eq!(*content_type, "text/csv; charset=utf-8");
+        assert_eq!(bytes.as_slice(), &export[..], "attached as exported, byte for byte");
+        let text = String::from_utf8(bytes.clone()).expect("UTF-8");
+        assert!(
+            text.contains("\r\ncheckout-redesign,2026-11-20,\"'=cmd|' /C calc'!A0, \"\"net\"\"\",secondary,"),
+            "{text}"
+        );
+        // And the message carries it base64-encoded, so no relay changes its CRLF line ends.
+        let from: Mailbox = "abreport <reports@example.com>".parse().expect("mailbox");
+        let raw = String::from_utf8_lossy(
+            &assemble(mail, &from, &["pm@example.com".to_string()]).expect("message").formatted(),
+        )
+        .into_owned();
+        let part = &raw[raw.find("filename=\"results.csv\"").expect("the part")..];
+        assert!(part[..part.find("\r\n\r\n").expect("headers end")].contains("Content-Transfer-Encoding: base64"));
+    }
+
     /// The worst case a job file makes: many metrics, three treatments, every check failing
     /// with a long detail, long reasons.
     fn worst_case(id: &str, metrics: usize) -> ExperimentResult {
