@@ -22,8 +22,9 @@ use crate::render::{Test, inference_effect, inference_interval};
 use crate::results::{ExperimentResult, InferenceScale, Recommendation, ResultsFile, Role, Status};
 use crate::store::display_url;
 
-/// How long one attempt to post one message may take, connecting included.
-const POST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one attempt to post one message may take, connecting included, when
+/// `ABREPORT_CHAT_TIMEOUT_SECONDS` is unset.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How much of a refusal's body an error quotes: enough for Slack's `invalid_payload` or
 /// `no_service`, not a page of HTML.
@@ -34,7 +35,7 @@ const REPLY_EXCERPT_CHARS: usize = 120;
 pub struct Post {
     /// `dir_name` of the experiment.
     pub key: String,
-    /// The message text (Slack mrkdwn), for tests and logs of shape, never of the URL.
+    /// The message text (Slack mrkdwn).
     pub text: String,
     /// The JSON body: `{"text": …}`.
     pub body: String,
@@ -50,6 +51,9 @@ pub enum ChatError {
     /// to be secret).
     #[error("chat webhook: the environment variable `{var}` does not hold an http:// or https:// URL")]
     NotAUrl { var: String },
+    /// `ABREPORT_CHAT_TIMEOUT_SECONDS` is not a positive number.
+    #[error("{} `{value}` is not a positive number", crate::env::CHAT_TIMEOUT_SECONDS)]
+    Timeout { value: String },
     /// An output file the message needs is missing or unreadable.
     #[error("chat message for experiment `{experiment}`: {cause}")]
     Results { experiment: String, cause: String },
@@ -206,6 +210,7 @@ pub struct Webhook {
     url: reqwest::Url,
     var: String,
     host: String,
+    timeout: Duration,
     client: reqwest::Client,
 }
 
@@ -216,13 +221,24 @@ impl std::fmt::Debug for Webhook {
 }
 
 impl Webhook {
-    /// The webhook whose URL the environment variable `var` holds.
+    /// The webhook whose URL the environment variable `var` holds, each attempt bounded by
+    /// `ABREPORT_CHAT_TIMEOUT_SECONDS`.
     pub fn from_env(var: &str) -> Result<Self, ChatError> {
         let value = std::env::var(var).unwrap_or_default();
-        Self::new(var, value.trim())
+        let timeout = match std::env::var(crate::env::CHAT_TIMEOUT_SECONDS) {
+            Err(_) => DEFAULT_TIMEOUT,
+            Ok(text) => text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+                .map(Duration::from_secs_f64)
+                .ok_or(ChatError::Timeout { value: text })?,
+        };
+        Self::new(var, value.trim(), timeout)
     }
 
-    fn new(var: &str, value: &str) -> Result<Self, ChatError> {
+    fn new(var: &str, value: &str, timeout: Duration) -> Result<Self, ChatError> {
         if value.is_empty() {
             return Err(ChatError::NotSet { var: var.into() });
         }
@@ -235,12 +251,12 @@ impl Webhook {
             None => host.to_string(),
         };
         let client = reqwest::Client::builder()
-            .timeout(POST_TIMEOUT)
+            .timeout(timeout)
             // A redirect would re-send the message somewhere the job did not name.
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ChatError::Client(e.without_url().to_string()))?;
-        Ok(Self { url, var: var.into(), host, client })
+        Ok(Self { url, var: var.into(), host, timeout, client })
     }
 
     /// Posts one JSON body. 2xx is success; 429 and 5xx are worth retrying, other statuses not.
@@ -254,7 +270,7 @@ impl Webhook {
             .await;
         let response = match sent {
             Ok(response) => response,
-            Err(e) => return Err(self.failed(network_failure(&e))),
+            Err(e) => return Err(self.failed(network_failure(&e, self.timeout))),
         };
         let status = response.status();
         if status.is_success() {
@@ -291,7 +307,7 @@ impl Webhook {
 /// A failure before any HTTP status, in words, and whether it may pass: a timeout or a
 /// network failure may; a TLS failure (an untrusted certificate) will not. Only the error's
 /// causes are quoted: reqwest's own text names the URL.
-fn network_failure(error: &reqwest::Error) -> (String, bool) {
+fn network_failure(error: &reqwest::Error, timeout: Duration) -> (String, bool) {
     let mut causes = Vec::new();
     let mut source = std::error::Error::source(error);
     while let Some(s) = source {
@@ -302,7 +318,7 @@ fn network_failure(error: &reqwest::Error) -> (String, bool) {
     if crate::source::retry::is_tls_failure(error) {
         (format!("TLS failed: {root}"), false)
     } else if error.is_timeout() {
-        (format!("no answer within {} s", POST_TIMEOUT.as_secs()), true)
+        (format!("timed out: no answer within {} s", timeout.as_secs_f64()), true)
     } else if error.is_connect() {
         (format!("cannot connect: {root}"), true)
     } else {
@@ -408,16 +424,17 @@ mod tests {
 
     #[test]
     fn the_webhook_needs_a_web_url_and_its_errors_never_quote_it() {
-        let unset = Webhook::new("CHAT_HOOK", "").expect_err("empty");
+        let unset = Webhook::new("CHAT_HOOK", "", DEFAULT_TIMEOUT).expect_err("empty");
         assert_eq!(
             unset.to_string(),
             "chat webhook: the environment variable `CHAT_HOOK` is not set (it holds the incoming-webhook URL)"
         );
         for value in ["ftp://hooks.example.com/T0/B0/secret", "hooks.example.com/secret", "file:///secret"] {
-            let error = Webhook::new("CHAT_HOOK", value).expect_err(value).to_string();
+            let error = Webhook::new("CHAT_HOOK", value, DEFAULT_TIMEOUT).expect_err(value).to_string();
             assert!(!error.contains("secret") && error.contains("`CHAT_HOOK`"), "{error}");
         }
-        let hook = Webhook::new("CHAT_HOOK", "https://hooks.example.com:8443/services/T0/B0/s3cr3t").expect("valid");
+        let hook = Webhook::new("CHAT_HOOK", "https://hooks.example.com:8443/services/T0/B0/s3cr3t", DEFAULT_TIMEOUT)
+            .expect("valid");
         assert_eq!(hook.host, "hooks.example.com:8443");
         assert!(!format!("{hook:?}").contains("s3cr3t"));
         let error = hook.failed(("HTTP 404: no https://hooks.example.com:8443/services/T0/B0/s3cr3t".into(), false));

@@ -23,13 +23,23 @@ struct Receiver {
 
 impl Receiver {
     fn start(dir: &Path) -> Self {
+        Self::accepting_first(dir, 0)
+    }
+
+    /// A receiver that answers the first `n` requests with 200 whatever status is set.
+    fn accepting_first(dir: &Path, n: u32) -> Self {
         let store = dir.join("chat-received");
         let status_file = dir.join("chat-status");
-        let server = Server::start(
-            "chat_server.py",
-            &["--store", store.to_str().expect("utf-8"), "--status-file", status_file.to_str().expect("utf-8")],
-            dir,
-        );
+        let n = n.to_string();
+        let args = [
+            "--store",
+            store.to_str().expect("utf-8"),
+            "--status-file",
+            status_file.to_str().expect("utf-8"),
+            "--accept-first",
+            n.as_str(),
+        ];
+        let server = Server::start("chat_server.py", &args, dir);
         Self { server, store, status_file }
     }
 
@@ -219,6 +229,51 @@ fn a_failing_webhook_keeps_the_posts_in_the_outbox_and_deliver_sends_them_once()
     assert!(rerun.stdout.contains("already delivered"), "{}", rerun.stdout);
     assert_eq!(receiver.delivered().len(), 2, "nothing posted twice");
     assert_token_nowhere(&s, &receiver, &[&run, &failed, &retry, &again, &rerun]);
+}
+
+#[test]
+fn a_post_accepted_before_a_failure_is_not_posted_again() {
+    let s = small(&["checkout", "search"]);
+    let receiver = Receiver::accepting_first(s.path(), 1);
+    receiver.answer(503);
+    s.append_to_job("[[deliver]]\nkind = \"chat\"");
+    let url = receiver.url();
+    let env = [("ABREPORT_CHAT_WEBHOOK", url.as_str()), FAST_RETRIES];
+    s.run_with_env(&[], &env).assert_code(5);
+    assert_eq!(receiver.requests().len(), 4, "one accepted post, then three attempts at the second");
+    let state = outbox_state(&s);
+    assert_eq!(state["destinations"][0]["sent"], serde_json::json!(["checkout"]), "{state:#}");
+    let record = ledger_record(s.path(), "generated", REPORT_DATE);
+    assert_eq!(record["delivered"][0]["experiments"], serde_json::json!(["checkout"]), "{record:#}");
+
+    receiver.answer(200);
+    abreport_with_env(s.path(), &["deliver", "--retry", "--job", "job.toml"], &env).assert_code(0);
+    let posts = receiver.delivered();
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    assert!(posts[0].starts_with("*checkout* — ") && posts[1].starts_with("*search* — "), "{posts:#?}");
+}
+
+#[test]
+fn a_webhook_that_never_answers_times_out_and_is_retried() {
+    let s = small(&["checkout"]);
+    s.append_to_job("[[deliver]]\nkind = \"chat\"");
+    // The kernel accepts connections into the backlog, but no answer ever comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("address").port();
+    let url = format!("http://127.0.0.1:{port}/services/T0001/B0002/{TOKEN}");
+    let env = [("ABREPORT_CHAT_WEBHOOK", url.as_str()), ("ABREPORT_CHAT_TIMEOUT_SECONDS", "0.3"), FAST_RETRIES];
+    let started = std::time::Instant::now();
+    let run = s.run_with_env(&[], &env);
+    run.assert_code(5);
+    assert!(
+        run.stderr.contains(&format!("chat webhook at 127.0.0.1:{port} (from `ABREPORT_CHAT_WEBHOOK`): timed out")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("(gave up after 3 attempts)"), "{}", run.stderr);
+    assert!(started.elapsed().as_secs_f64() < 20.0, "bounded by the timeout");
+    assert!(!run.stderr.contains(TOKEN) && !run.stdout.contains(TOKEN));
+    drop(silent);
 }
 
 #[test]

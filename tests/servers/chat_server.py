@@ -1,13 +1,14 @@
 """A Slack-compatible incoming-webhook receiver on loopback for abreport's chat delivery tests.
 
 Answers every POST with the status written in the file given with --status-file (200 while
-the file is missing), so a test can make it fail and recover without restarting it. Stores
+the file is missing), so a test can make it fail and recover without restarting it; the first
+--accept-first requests are answered 200 whatever the file says (a failure half-way). Stores
 each request as `<n>.json` in the folder given with --store: its path, content type, body and
 the status it was answered with (bodies answered 2xx are the posts that were delivered).
 Prints `READY <port>` on stdout once it accepts connections. Runs until killed. Logs nothing
 of a request: its path is the webhook's secret.
 
-    python chat_server.py --store DIR [--status-file FILE] [--port 0]
+    python chat_server.py --store DIR [--status-file FILE] [--accept-first N] [--port 0]
 """
 
 import argparse
@@ -22,6 +23,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--store", required=True)
     parser.add_argument("--status-file")
+    parser.add_argument("--accept-first", type=int, default=0)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     os.makedirs(args.store, exist_ok=True)
@@ -38,10 +40,11 @@ def main():
         def do_POST(self):
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length).decode("utf-8", errors="replace")
-            code = status()
             with lock:
                 count[0] += 1
-                base = os.path.join(args.store, f"{count[0]:03d}")
+                n = count[0]
+            code = 200 if n <= args.accept_first else status()
+            base = os.path.join(args.store, f"{n:03d}")
             record = {
                 "path": self.path,
                 "content_type": self.headers.get("Content-Type"),
