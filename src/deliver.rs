@@ -1,6 +1,6 @@
 //! Publishing a run's outputs to the job's destinations: a local folder (`dir`), any object
-//! store (`upload`), email and a chat webhook (`chat`); keeping what could not be delivered in the outbox; and the
-//! short failure notice to the job's admin.
+//! store (`upload`), email and a chat webhook (`chat`); keeping what could not be delivered in
+//! the outbox; and the short failure notice to the job's admin.
 //!
 //! Every destination receives the same set at `<job>/<report_date>/<experiment>/<file>`,
 //! manifest last, so a reader that sees a manifest sees a complete set; re-running a job and
