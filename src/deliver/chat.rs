@@ -352,7 +352,9 @@ mod tests {
         let text = message(&result, "daily", date(), &ReportPlace::Link(LINK.into()));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
-        assert_eq!(lines[0], "*checkout-redesign* — PROMOTE treatment (+4.1% conversion)");
+        // The mail subject's words, from the same function.
+        assert_eq!(lines[0], format!("*checkout-redesign* — {}", super::super::email::verdict(&result)));
+        assert!(lines[0].starts_with("*checkout-redesign* — PROMOTE treatment"), "{}", lines[0]);
         let i = result.metrics[0].comparisons[0].inference.as_ref().expect("a test");
         assert_eq!(
             lines[1],
@@ -362,7 +364,6 @@ mod tests {
                 inference_interval(i, 1)
             )
         );
-        assert!(lines[1].starts_with("Primary *conversion*: treatment +4.1% ["), "{}", lines[1]);
         assert_eq!(lines[2], "`conversion` is up +4.1% for `treatment`.");
         assert_eq!(lines[3], format!("<{LINK}|Full report> · daily, 2026-11-20"));
     }

@@ -157,7 +157,8 @@ fn a_run_posts_one_summary_per_experiment_with_the_verdict_and_the_primary_effec
         assert!(lines[0].starts_with(&format!("*{id}* — {verdict}")), "{text}");
         assert_primary_effect_matches(text, &result);
         let reason = result["decision"]["reasons"][0].as_str().expect("a reason");
-        assert!(lines.contains(&reason), "the first reason, as written (no `&<>` in it): {text}");
+        let escaped = reason.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        assert!(lines.contains(&escaped.as_str()), "the first reason, escaped for mrkdwn: {text}");
         let link = format!("https://reports.example.com/ab/generated/{REPORT_DATE}/{id}/report.html");
         assert_eq!(lines.last(), Some(&format!("<{link}|Full report> · generated, {REPORT_DATE}").as_str()));
     }
