@@ -287,7 +287,7 @@ pub fn inference_effect(i: &Inference, decimals: usize) -> String {
 }
 
 /// The test's interval on its scale: `[−1.20%, +3.40%]` or `[−0.0100, +0.0300]`.
-fn inference_interval(i: &Inference, decimals: usize) -> String {
+pub fn inference_interval(i: &Inference, decimals: usize) -> String {
     match i.scale {
         InferenceScale::Relative => percent_interval(i.ci, decimals),
         InferenceScale::Absolute => format!("[{}, {}]", signed_value(i.ci[0]), signed_value(i.ci[1])),
