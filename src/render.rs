@@ -225,9 +225,45 @@ impl Renderer {
     }
 }
 
-/// Escapes text, then turns `` `name` `` spans into `<code>` elements (HTML only). The input
-/// is escaped first, so nothing in it can become markup.
+/// Escapes text, then turns `` `name` `` spans into `<code>` elements (HTML only), and keeps
+/// each `YYYY-MM-DD` date on one line (a phone would break it after a hyphen). The input is
+/// escaped first, so nothing in it can become markup.
 pub fn code_spans(text: &str) -> String {
+    unbroken_dates(&code_spans_only(text))
+}
+
+/// Wraps every `YYYY-MM-DD` in a span that does not break (an inline style, so mail keeps it).
+fn unbroken_dates(html: &str) -> String {
+    let bytes = html.as_bytes();
+    let is_date = |at: usize| {
+        bytes.len() >= at + 10
+            && bytes[at..at + 10]
+                .iter()
+                .enumerate()
+                .all(|(i, b)| if i == 4 || i == 7 { *b == b'-' } else { b.is_ascii_digit() })
+            && (at == 0 || !bytes[at - 1].is_ascii_alphanumeric())
+            && bytes.get(at + 10).is_none_or(|b| !b.is_ascii_alphanumeric())
+    };
+    let mut out = String::with_capacity(html.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        if is_date(i) {
+            out.push_str(&html[copied..i]);
+            out.push_str("<span style=\"white-space:nowrap\">");
+            out.push_str(&html[i..i + 10]);
+            out.push_str("</span>");
+            i += 10;
+            copied = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&html[copied..]);
+    out
+}
+
+fn code_spans_only(text: &str) -> String {
     let escaped = escape_html(&text.replace('`', "\u{1}"));
     let mut out = String::with_capacity(escaped.len());
     let mut parts = escaped.split('\u{1}');
@@ -1225,6 +1261,10 @@ mod tests {
     fn code_spans_are_escaped_first() {
         assert_eq!(code_spans("`a<b>` is +1%"), "<code>a&lt;b&gt;</code> is +1%");
         assert_eq!(code_spans("odd ` tick"), "odd ` tick");
+        assert_eq!(
+            code_spans("by 2026-12-10 (v2026-12-100 stays)"),
+            "by <span style=\"white-space:nowrap\">2026-12-10</span> (v2026-12-100 stays)"
+        );
     }
 
     fn facts() -> RunFacts {
@@ -1446,9 +1486,10 @@ mod tests {
             expected_verdict_date: NaiveDate::from_ymd_opt(2026, 12, 10),
         };
         let (html, markdown) = render(&result);
+        let html = html.replace(r#"<span style="white-space:nowrap">"#, "").replace("</span>", "");
         let summary = verdict_box(&html);
         for reason in &result.decision.reasons {
-            assert!(summary.contains(&code_spans(reason)), "every reason, in full: {reason}");
+            assert!(summary.contains(&code_spans_only(reason)), "every reason, in full: {reason}");
         }
         assert!(
             summary.contains(
@@ -1611,6 +1652,7 @@ mod tests {
             units_to_settle: vec![],
         });
         let (html, markdown) = render(&result);
+        let html = html.replace(r#"<span style="white-space:nowrap">"#, "").replace("</span>", "");
         for line in [
             "<dt>Units per variant (now of needed)</dt><dd>control 1,000 of 8,000 · treatment 1,000 of 8,000</dd>",
             "<dt>New units a day</dt><dd>control 700 · treatment 700 (average of the last 7 days)</dd>",
