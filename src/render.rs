@@ -120,6 +120,8 @@ struct EmailModel<'a> {
 struct EmailSectionModel {
     report: ReportModel,
     chart_cid: Option<String>,
+    /// The chart in words, its image's alt text.
+    chart_alt: Option<String>,
     files: Vec<EmailFile>,
 }
 
@@ -194,6 +196,7 @@ impl Renderer {
                 .map(|s| EmailSectionModel {
                     report: ReportModel::new(s.result, s.facts),
                     chart_cid: s.chart_cid.clone(),
+                    chart_alt: chart::relative_effects_description(s.result),
                     files: s.files.clone(),
                 })
                 .collect(),
@@ -1082,6 +1085,10 @@ mod tests {
         };
         let html = renderer.email_html(&frame, &[section]).expect("renders");
         assert!(html.contains(r#"<img src="cid:chart.x@abreport""#), "{html}");
+        assert!(
+            html.contains(r#"alt="Relative effect vs control (always-valid 95% CI), each row on its own scale. conversion (primary metric): +4.1% [+1.1%, +7.1%]"#),
+            "the chart's alt text says what it shows: {html}"
+        );
         assert!(!html.contains("<svg"), "mail clients do not show SVG");
         assert!(!html.contains("<script"), "no script, and the hostile id is escaped");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));

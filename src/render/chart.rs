@@ -26,7 +26,7 @@ use crate::results::{Direction, ExperimentResult, InferenceScale, Role};
 /// The viewBox width: about the chart's width in CSS px on a 390 px phone.
 const WIDTH: f64 = 400.0;
 /// The widest the chart is drawn in the report (CSS px): wide enough to read, no wider.
-const MAX_CSS_WIDTH: u32 = 520;
+const MAX_CSS_WIDTH: u32 = 480;
 const PAD: f64 = 8.0;
 /// The smallest text: 13 units are 11.6 px at the 358 px a 390 px phone gives the chart.
 const FONT: f64 = 13.0;
