@@ -1,6 +1,6 @@
 // Opens report pages in headless Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core) and prints, as one JSON array, what a reader's browser would show wrong:
-// horizontal overflow, console errors and warnings, page errors, and every request other than
+// horizontal overflow (and the elements that cause it), console errors and warnings, page errors, and every request other than
 // the page itself (a report must be self-contained; data: URIs are part of the page).
 //
 //   node tests/browser/check.mjs --page FILE --width PX [--screenshot PNG] [--page ...]
@@ -44,7 +44,8 @@ function measure() {
   const scrollsSideways = (el) => {
     for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
       const overflowX = getComputedStyle(a).overflowX;
-      if (overflowX === "auto" || overflowX === "scroll" || overflowX === "hidden" || overflowX === "clip") return true;
+      // Only a box the reader can scroll: what `hidden` or `clip` cuts off is lost to them.
+      if (overflowX === "auto" || overflowX === "scroll") return true;
     }
     return false;
   };
@@ -59,19 +60,25 @@ function measure() {
     const r = el.getBoundingClientRect();
     return r.width > 0 && r.right > viewport + 0.5 && !scrollsSideways(el);
   };
-  const overflowing = [];
-  for (const el of document.body.querySelectorAll("*")) {
-    // Only where an overflow starts: an element past the edge whose parent is not.
-    if (!overflows(el) || (el.parentElement && el.parentElement !== document.body && overflows(el.parentElement))) continue;
+  const entry = (el) => {
     const r = el.getBoundingClientRect();
-    overflowing.push({
+    return {
       element: describe(el),
       path: [...ancestors(el)].map(describe).join(" > "),
       right: Math.round(r.right),
       width: Math.round(r.width),
       text: (el.textContent || "").trim().replace(/\s+/g, " ").slice(0, 80),
-    });
-    if (overflowing.length >= 25) break;
+    };
+  };
+  // Where an overflow starts (an element past the edge whose parent is not), and the
+  // innermost elements past it (none of whose children is): the content too wide to fit.
+  const overflowing = [];
+  const innermost = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    if (!overflows(el)) continue;
+    const parent = el.parentElement;
+    if (overflowing.length < 25 && !(parent && parent !== document.body && overflows(parent))) overflowing.push(entry(el));
+    if (innermost.length < 25 && ![...el.children].some(overflows)) innermost.push(entry(el));
   }
   function* ancestors(el) {
     const chain = [];
@@ -90,6 +97,7 @@ function measure() {
     scroll_width: document.scrollingElement.scrollWidth,
     document_overflows: document.scrollingElement.scrollWidth > viewport,
     overflowing,
+    innermost,
     smallest_svg_text: smallest,
   };
 }

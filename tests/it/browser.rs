@@ -63,6 +63,15 @@ fn problems(page: &Value) -> Vec<String> {
             element["path"], element["right"], element["text"]
         ));
     }
+    let innermost: Vec<String> = page["innermost"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| format!("{} ({} px wide) {:?}", e["element"], e["width"], e["text"]))
+        .collect();
+    if !innermost.is_empty() {
+        found.push(format!("{name}: the innermost elements past the edge: {}", innermost.join("; ")));
+    }
     for (field, what) in [("console", "console message"), ("page_errors", "page error"), ("requests", "request")] {
         for entry in page[field].as_array().into_iter().flatten() {
             found.push(format!("{name}: {what} {entry}"));
@@ -83,6 +92,45 @@ fn demo(dir: &Path) -> (PathBuf, String) {
         .unwrap_or_else(|| panic!("the demo names its report date: {}", run.stdout))
         .to_string();
     (dir.join("demo"), date)
+}
+
+/// The checker itself: a page with each fault is caught on each count, and a box that scrolls
+/// sideways is not an overflow.
+#[test]
+fn the_checker_sees_overflow_console_errors_page_errors_and_requests() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let page = dir.path().join("faulty.html");
+    std::fs::write(
+        &page,
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>faulty</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head><body>
+<div style="overflow-x:auto"><table style="width:900px"><tr><td>scrolls in its box</td></tr></table></div>
+<div style="overflow-x:hidden"><p id="cut" style="width:700px">cut off</p></div>
+<p id="wide" style="width:600px">too wide</p>
+<img src="http://127.0.0.1:9/tracker.png" alt="">
+<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" alt="">
+<svg viewBox="0 0 1000 100" width="100%"><text x="0" y="50" font-size="12">tiny</text></svg>
+<script>console.warn("careful"); throw new Error("broken");</script>
+</body></html>"#,
+    )
+    .expect("page");
+    let checked = check(&[(page, PHONE)]);
+    let page = &checked[0];
+    assert_eq!(page["document_overflows"], Value::Bool(true), "{page}");
+    let overflowing: Vec<&str> = page["overflowing"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| e["element"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(overflowing, ["p#cut", "p#wide"], "what `hidden` cuts off counts, a scrolling box does not");
+    assert_eq!(page["requests"], serde_json::json!(["http://127.0.0.1:9/tracker.png"]), "data: URIs are the page");
+    let console = page["console"].to_string();
+    assert!(console.contains("careful"), "{console}");
+    assert!(page["page_errors"].to_string().contains("broken"), "{page}");
+    let px = page["smallest_svg_text"]["px"].as_f64().expect("svg text");
+    assert!(px < SMALLEST_TEXT_PX, "12 units in a 1000-unit viewBox on a phone: {px} px");
+    assert!(problems(page).len() >= 5, "{:?}", problems(page));
 }
 
 #[test]
