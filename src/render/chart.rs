@@ -14,7 +14,8 @@
 //! 358 px of chart) no label is under 11 px; the SVG is `width="100%"` up to `MAX_CSS_WIDTH`.
 //!
 //! Comparisons tested on the absolute scale (the control mean is 0) are left out, with a line
-//! saying so: an absolute difference has no place on a percentage scale.
+//! saying so: an absolute difference has no place on a percentage scale. So are comparisons
+//! without a finite interval, which no track can hold.
 
 use std::fmt::Write;
 
@@ -227,44 +228,54 @@ fn wrap(text: &str, size: f64, width: f64) -> Vec<String> {
     lines.into_iter().map(|l| fit(&l, size, false, width)).collect()
 }
 
-/// Every comparison with a test, split into the drawn rows (relative scale) and the names of
-/// those tested on the absolute scale.
-fn rows(result: &ExperimentResult) -> (Vec<Row>, Vec<String>) {
-    let mut rows: Vec<Row> = Vec::new();
-    let mut absolute: Vec<String> = Vec::new();
+/// Every comparison with a test: the drawn rows (relative scale, finite interval), and the
+/// names of the rest, each with why it is not drawn.
+struct Rows {
+    drawn: Vec<Row>,
+    /// Tested on the absolute scale (the control mean is 0).
+    absolute: Vec<String>,
+    /// An estimate or interval end that is not a finite number: nothing to place on a track.
+    unbounded: Vec<String>,
+}
+
+fn rows(result: &ExperimentResult) -> Rows {
+    let mut rows = Rows { drawn: Vec::new(), absolute: Vec::new(), unbounded: Vec::new() };
     for m in &result.metrics {
         let many = m.comparisons.len() > 1;
         for c in &m.comparisons {
             let Some(i) = &c.inference else { continue };
             let variant = many.then(|| c.variant.clone());
-            match i.scale {
-                InferenceScale::Relative => {
-                    let margin = c.non_inferiority.as_ref().map(|n| n.margin).or(m.margin);
-                    let margin_at = margin
-                        .filter(|_| m.role == Role::Guardrail)
-                        .map(|margin| if m.higher_is_better { -margin.abs() } else { margin.abs() });
-                    rows.push(Row {
-                        metric: m.name.clone(),
-                        variant,
-                        role: m.role,
-                        estimate: i.estimate,
-                        ci: i.ci,
-                        direction: i.direction,
-                        margin_at,
-                    });
-                }
-                InferenceScale::Absolute => {
-                    absolute.push(variant.map_or_else(|| m.name.clone(), |v| format!("{} · {v}", m.name)));
-                }
+            let name = || variant.as_ref().map_or_else(|| m.name.clone(), |v| format!("{} · {v}", m.name));
+            if i.scale == InferenceScale::Absolute {
+                rows.absolute.push(name());
+                continue;
             }
+            if ![i.estimate, i.ci[0], i.ci[1]].iter().all(|v| v.is_finite()) {
+                rows.unbounded.push(name());
+                continue;
+            }
+            let margin = c.non_inferiority.as_ref().map(|n| n.margin).or(m.margin);
+            let margin_at = margin
+                .filter(|m| m.is_finite())
+                .filter(|_| m.role == Role::Guardrail)
+                .map(|margin| if m.higher_is_better { -margin.abs() } else { margin.abs() });
+            rows.drawn.push(Row {
+                metric: m.name.clone(),
+                variant,
+                role: m.role,
+                estimate: i.estimate,
+                ci: i.ci,
+                direction: i.direction,
+                margin_at,
+            });
         }
     }
-    (rows, absolute)
+    rows
 }
 
 /// The chart in words: its `aria-label`, for screen readers and the mail's alt text.
 pub fn relative_effects_description(result: &ExperimentResult) -> Option<String> {
-    let (rows, _) = rows(result);
+    let rows = rows(result).drawn;
     if rows.is_empty() {
         return None;
     }
@@ -280,14 +291,15 @@ pub fn relative_effects_description(result: &ExperimentResult) -> Option<String>
 /// The chart as an SVG document, or `None` when no comparison has a test on the relative
 /// scale.
 pub fn relative_effects_svg(result: &ExperimentResult) -> Option<String> {
-    let (rows, absolute) = rows(result);
+    let Rows { drawn: rows, absolute, unbounded } = rows(result);
     let description = relative_effects_description(result)?;
     let test = Test::of(result);
-    let footnote = if absolute.is_empty() {
-        Vec::new()
-    } else {
-        wrap(&format!("Not drawn (control mean 0, absolute scale): {}", absolute.join(", ")), FONT, WIDTH - 2.0 * PAD)
-    };
+    let mut footnote: Vec<String> = Vec::new();
+    for (names, why) in [(absolute, "control mean 0, absolute scale"), (unbounded, "no finite interval")] {
+        if !names.is_empty() {
+            footnote.extend(wrap(&format!("Not drawn ({why}): {}", names.join(", ")), FONT, WIDTH - 2.0 * PAD));
+        }
+    }
     let rows_bottom = HEADER + ROW_HEIGHT * rows.len() as f64;
     let height = rows_bottom + 4.0 + LINE_HEIGHT * footnote.len() as f64;
 
@@ -631,13 +643,25 @@ mod tests {
     }
 
     #[test]
-    fn absolute_tests_are_left_out_and_named() {
+    fn absolute_and_unbounded_tests_are_left_out_and_named() {
         let mut result = crate::results::sample_result();
         let i = result.metrics[1].comparisons[0].inference.as_mut().expect("a test");
         i.scale = InferenceScale::Absolute;
         let svg = relative_effects_svg(&result).expect("a chart");
         assert!(!svg.contains("<title>revenue"), "{svg}");
         assert!(svg.contains(">Not drawn (control mean 0, absolute scale): revenue</text>"), "{svg}");
+        let i = result.metrics[0].comparisons[0].inference.as_mut().expect("a test");
+        i.ci[1] = f64::INFINITY;
+        assert!(relative_effects_description(&result).is_none(), "nothing drawn, nothing described");
+        assert!(relative_effects_svg(&result).is_none());
+        let mut result = crate::results::sample_result();
+        result.metrics[1].comparisons[0].inference.as_mut().expect("a test").estimate = f64::NAN;
+        let svg = relative_effects_svg(&result).expect("a chart");
+        assert!(svg.contains(">Not drawn (no finite interval): revenue</text>"), "{svg}");
+        for attribute in svg.split("=\"").skip(1).map(|rest| rest.split('"').next().expect("a value")) {
+            assert!(!["NaN", "inf", "-inf"].contains(&attribute), "only numbers in the SVG: {svg}");
+        }
+        crate::render::png::svg_to_png(&svg, 1.0).expect("it rasterizes");
         for metric in &mut result.metrics {
             metric.comparisons[0].inference = None;
         }
