@@ -70,8 +70,9 @@ fn direction_words(direction: Direction) -> &'static str {
 /// One drawn comparison.
 struct Row {
     metric: String,
-    /// The variant, when the metric has more than one comparison.
-    variant: Option<String>,
+    /// The variant and its baseline, when the metric has more than one comparison: on a line
+    /// of their own, so a long name never cuts them.
+    variant: Option<(String, String)>,
     role: Role,
     estimate: f64,
     ci: [f64; 2],
@@ -82,11 +83,9 @@ struct Row {
 }
 
 impl Row {
-    fn name(&self) -> String {
-        match &self.variant {
-            Some(v) => format!("{} · {v}", self.metric),
-            None => self.metric.clone(),
-        }
+    /// The row's height: one line more when it names its variant.
+    fn height(&self) -> f64 {
+        ROW_HEIGHT + if self.variant.is_some() { LINE_HEIGHT } else { 0.0 }
     }
 
     /// The interval's figures at a precision that tells its ends apart.
@@ -107,7 +106,7 @@ impl Row {
             Role::Guardrail => " (guardrail)",
             Role::Secondary => "",
         };
-        let variant = self.variant.as_deref().map(|v| format!(", {v}")).unwrap_or_default();
+        let variant = self.variant.as_ref().map(|(v, b)| format!(", {v} vs {b}")).unwrap_or_default();
         let margin =
             self.margin_at.map(|m| format!("; non-inferiority margin {}", signed_percent(m, 1))).unwrap_or_default();
         format!(
@@ -244,8 +243,8 @@ fn rows(result: &ExperimentResult) -> Rows {
         let many = m.comparisons.len() > 1;
         for c in &m.comparisons {
             let Some(i) = &c.inference else { continue };
-            let variant = many.then(|| c.variant.clone());
-            let name = || variant.as_ref().map_or_else(|| m.name.clone(), |v| format!("{} · {v}", m.name));
+            let variant = many.then(|| (c.variant.clone(), c.baseline.clone()));
+            let name = || variant.as_ref().map_or_else(|| m.name.clone(), |(v, _)| format!("{} · {v}", m.name));
             if i.scale == InferenceScale::Absolute {
                 rows.absolute.push(name());
                 continue;
@@ -300,7 +299,7 @@ pub fn relative_effects_svg(result: &ExperimentResult) -> Option<String> {
             footnote.extend(wrap(&format!("Not drawn ({why}): {}", names.join(", ")), FONT, WIDTH - 2.0 * PAD));
         }
     }
-    let rows_bottom = HEADER + ROW_HEIGHT * rows.len() as f64;
+    let rows_bottom = HEADER + rows.iter().map(Row::height).sum::<f64>();
     let height = rows_bottom + 4.0 + LINE_HEIGHT * footnote.len() as f64;
 
     let mut svg = String::new();
@@ -311,8 +310,10 @@ pub fn relative_effects_svg(result: &ExperimentResult) -> Option<String> {
     );
     let _ = write!(svg, r##"<rect width="{WIDTH}" height="{height}" fill="#ffffff"/>"##);
     header(&mut svg, test);
-    for (i, row) in rows.iter().enumerate() {
-        draw_row(&mut svg, row, HEADER + ROW_HEIGHT * i as f64, test);
+    let mut top = HEADER;
+    for row in &rows {
+        draw_row(&mut svg, row, top, test);
+        top += row.height();
     }
     for (i, line) in footnote.iter().enumerate() {
         let _ = write!(
@@ -373,7 +374,7 @@ fn draw_row(svg: &mut String, row: &Row, top: f64, test: Test) {
     let _ = write!(svg, r#"<g><title>{}</title>"#, escape_html(&row.description(test)));
 
     // The name line: name (bold for the primary), its role's tag, the figures on the right.
-    let baseline = top + NAME_BASELINE;
+    let name_y = top + NAME_BASELINE;
     let figures = row.figures();
     let figures_bold = row.direction != Direction::Neutral;
     let figures_width = text_width(&figures, FONT, figures_bold);
@@ -385,10 +386,10 @@ fn draw_row(svg: &mut String, row: &Row, top: f64, test: Test) {
     let tag_width = tag.map_or(0.0, |t| text_width(t, FONT, false) + 12.0);
     let primary = row.role == Role::Primary;
     let name_room = right - left - figures_width - tag_width - 16.0;
-    let name = fit(&row.name(), FONT, primary, name_room.max(40.0));
+    let name = fit(&row.metric, FONT, primary, name_room.max(40.0));
     let _ = write!(
         svg,
-        r##"<text x="{left}" y="{baseline:.1}" fill="{INK}"{}>{}</text>"##,
+        r##"<text x="{left}" y="{name_y:.1}" fill="{INK}"{}>{}</text>"##,
         if primary { r#" font-weight="bold""# } else { "" },
         escape_html(&name)
     );
@@ -398,18 +399,32 @@ fn draw_row(svg: &mut String, row: &Row, top: f64, test: Test) {
         let _ = write!(
             svg,
             r#"<rect x="{tag_x:.1}" y="{:.1}" width="{:.1}" height="17" rx="8" fill="{fill}" stroke="{stroke}"/><text x="{:.1}" y="{:.1}" fill="{ink}">{tag}</text>"#,
-            baseline - 13.0,
+            name_y - 13.0,
             tag_width - 4.0,
             tag_x + 4.0,
-            baseline - 0.5
+            name_y - 0.5
         );
     }
     let _ = write!(
         svg,
-        r#"<text x="{right}" y="{baseline:.1}" text-anchor="end" fill="{colour}"{}>{}</text>"#,
+        r#"<text x="{right}" y="{name_y:.1}" text-anchor="end" fill="{colour}"{}>{}</text>"#,
         if figures_bold { r#" font-weight="bold""# } else { "" },
         escape_html(&figures)
     );
+
+    // The variant's line, when the metric compares several.
+    let top = match &row.variant {
+        Some((variant, control)) => {
+            let _ = write!(
+                svg,
+                r#"<text x="{left}" y="{:.1}" fill="{MUTED}">{}</text>"#,
+                name_y + LINE_HEIGHT,
+                escape_html(&fit(&format!("{variant} vs {control}"), FONT, false, right - left))
+            );
+            top + LINE_HEIGHT
+        }
+        None => top,
+    };
 
     // The track: its ticks, 0, the margin, then the interval and the estimate on top.
     let (track_top, track_bottom) = (top + TRACK_TOP, top + TRACK_TOP + TRACK_HEIGHT);
@@ -630,6 +645,30 @@ mod tests {
             relative_effects_description(&result).expect("words").contains("<script>"),
             "the description is text: escaped where it is written"
         );
+    }
+
+    #[test]
+    fn a_metric_with_several_variants_names_each_on_its_own_line() {
+        let mut result = primary_and_large_guardrail();
+        let mut second = result.metrics[0].comparisons[0].clone();
+        second.variant = "treatment-with-a-long-name".into();
+        result.metrics[0].comparisons.push(second);
+        let svg = relative_effects_svg(&result).expect("a chart");
+        assert_eq!(svg.matches(r#"font-weight="bold">conversion</text>"#).count(), 2, "{svg}");
+        assert!(svg.contains(">treatment vs control</text>"), "{svg}");
+        assert!(svg.contains(">treatment-with-a-long-name vs control</text>"), "{svg}");
+        assert!(svg.contains("<title>conversion (primary metric), treatment-with-a-long-name vs control: −6.8%"));
+        assert_eq!(bars(&svg).len(), 3);
+        let height = |svg: &str| -> f64 {
+            svg.split("viewBox=\"0 0 400 ")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .expect("a viewBox")
+                .parse()
+                .expect("a number")
+        };
+        let one = relative_effects_svg(&primary_and_large_guardrail()).expect("a chart");
+        assert_eq!(height(&svg) - height(&one), ROW_HEIGHT + 2.0 * LINE_HEIGHT, "a row more, two variant lines");
     }
 
     #[test]
