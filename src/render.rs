@@ -997,12 +997,13 @@ fn tuning_text(result: &ExperimentResult, plan: &Plan) -> String {
     }
 }
 
-/// A metric's mean as a reader takes it: a proportion as a percentage, with two decimals
-/// below 10% so that 4.49% and 4.12% do not both read 4.5% and 4.1%.
+/// A metric's mean as a reader takes it: a proportion as a percentage, with two decimals when
+/// any variant's is below 10% (so 4.49% and 4.12% do not read 4.5% and 4.1%), the same for
+/// every variant of the metric so they line up.
 fn metric_mean(m: &MetricResult, mean: f64) -> String {
+    let small = m.variants.iter().filter_map(|v| v.mean).any(|x| x.abs() < 0.1);
     match m.kind {
-        MetricKind::Proportion if mean.abs() < 0.1 => percent(mean, 2),
-        MetricKind::Proportion => percent(mean, 1),
+        MetricKind::Proportion => percent(mean, if small { 2 } else { 1 }),
         _ => value(mean),
     }
 }
