@@ -752,6 +752,8 @@ mod tests {
         let mut result = sample_result();
         result.id = "checkout_redesign*v2".into();
         result.metrics[1].name = "revenue_per_user".into();
+        result.description = Some("A one-page checkout\ninstead of three.".into());
+        result.metrics[0].description = Some("Share of users who buy".into());
         result.checks[2].status = CheckStatus::Warn;
         result.checks[2].detail = "3 NaN values in `revenue_per_user`".into();
         let set = outputs(&result, "checkout_redesign_v2", [10, 10, 10]);
@@ -762,19 +764,21 @@ mod tests {
             assert!(!text.contains(markdown), "`{markdown}` in the text part:\n{text}");
         }
         assert!(text.starts_with("checkout_redesign*v2\n"), "names as they are: {text}");
+        assert!(text.contains("\nA one-page checkout instead of three.\n"), "the description, on one line: {text}");
+        assert!(text.contains("higher is better)\nShare of users who buy\n"), "the metric's: {text}");
         assert!(text.contains("\nPROMOTE — Promote treatment\n"), "{text}");
         assert!(text.contains("\n- `conversion` is up +4.1% for `treatment`.\n"), "the reasons: {text}");
         // One line per variant (wrapped), with the figures of the report's table.
         let line = words(text);
         assert!(
             line.contains(
-                "- treatment: +4.10% (0.1000 vs 0.1000), always-valid 95% CI [+1.10%, +7.10%], p = 0.0040, \
+                "- treatment: +4.10% (+0.41 pp), 10.0% vs 10.0%, always-valid 95% CI [+1.10%, +7.10%], p = 0.004, \
                  significant (better); 1,000 units"
             ),
             "{text}"
         );
-        assert!(line.contains("- control: mean 0.1000, 1,000 units"), "{text}");
-        assert!(text.contains("p\u{a0}=\u{a0}0.0040"), "a p-value is not wrapped apart: {text}");
+        assert!(line.contains("- control: mean 10.0%, 1,000 units"), "{text}");
+        assert!(text.contains("p\u{a0}=\u{a0}0.004"), "a p-value is not wrapped apart: {text}");
         assert!(line.contains("Data quality: 0 failing, 1 warning, 5 passing"), "{text}");
         assert!(line.contains("- invalid_values warns: 3 NaN values in `revenue_per_user`"), "{text}");
         assert!(line.contains("- results.csv ("), "the exports: {text}");
