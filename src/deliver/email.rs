@@ -338,18 +338,16 @@ fn compose(
     let link = |p: &Parsed<'_>, file: &str| {
         spec.link_base_url.map(|base| format!("{base}/{prefix}/{}/{file}", p.output.dir_name))
     };
-    let mut images: Vec<(String, Vec<u8>)> = Vec::new();
+    // The charts as SVG, rasterized once the layout is known (a summary-only digest has none).
+    let mut charts: Vec<(String, String)> = Vec::new();
     let mut sections = Vec::with_capacity(group.len());
     for (i, parsed) in group.iter().enumerate() {
         let result = parsed.result();
-        let chart_cid = match chart::relative_effects_svg(result) {
-            Some(svg) => {
-                let cid = format!("chart.{}@abreport", parsed.output.dir_name);
-                images.push((cid.clone(), svg_to_png(&svg, CHART_SCALE)?));
-                Some(cid)
-            }
-            None => None,
-        };
+        let chart_cid = chart::relative_effects_svg(result).map(|svg| {
+            let cid = format!("chart.{}@abreport", parsed.output.dir_name);
+            charts.push((cid.clone(), svg));
+            cid
+        });
         let files: Vec<EmailFile> = exports
             .iter()
             .zip(&attach)
@@ -417,21 +415,16 @@ fn compose(
         summary: &summary,
         layout: EmailLayout::Full,
     };
-    // Gmail clips a message's HTML after 102 KB: shortened, the message arrives whole, and
-    // what it leaves out is in each report.html. A single experiment always fits compact;
-    // a digest of very many keeps only its summary table (and so no charts).
-    let mut html = renderer.email_html(&frame, &sections)?;
-    for layout in [EmailLayout::Compact, EmailLayout::SummaryOnly] {
-        if html.len() <= HTML_BUDGET || (layout == EmailLayout::SummaryOnly && !digest) {
-            break;
-        }
-        frame.layout = layout;
-        html = renderer.email_html(&frame, &sections)?;
-    }
-    if frame.layout == EmailLayout::SummaryOnly {
-        images.clear();
-    }
+    let html = html_within_budget(renderer, &mut frame, &sections, digest)?;
     let text = renderer.email_text(&frame, &sections)?;
+    let images = if frame.layout == EmailLayout::SummaryOnly {
+        Vec::new()
+    } else {
+        charts
+            .into_iter()
+            .map(|(cid, svg)| Ok((cid, svg_to_png(&svg, CHART_SCALE)?)))
+            .collect::<Result<_, EmailError>>()?
+    };
 
     let mut attachments = Vec::new();
     for ((parsed, f), attached) in exports.iter().zip(&attach) {
@@ -442,6 +435,28 @@ fn compose(
         }
     }
     Ok(Composed { subject, text, html, images, attachments })
+}
+
+/// The HTML part in the fullest layout that stays within [`HTML_BUDGET`], and that layout in
+/// `frame`: Gmail clips a message's HTML after 102 KB, so a shortened message arrives whole,
+/// and what it leaves out is in each report.html. A single experiment fits compact (its
+/// verdict, key metrics and failing checks); a digest of very many keeps its summary table.
+fn html_within_budget(
+    renderer: &Renderer,
+    frame: &mut EmailFrame<'_>,
+    sections: &[EmailSection<'_>],
+    digest: bool,
+) -> Result<String, EmailError> {
+    frame.layout = EmailLayout::Full;
+    let mut html = renderer.email_html(frame, sections)?;
+    for layout in [EmailLayout::Compact, EmailLayout::SummaryOnly] {
+        if html.len() <= HTML_BUDGET || (layout == EmailLayout::SummaryOnly && !digest) {
+            break;
+        }
+        frame.layout = layout;
+        html = renderer.email_html(frame, sections)?;
+    }
+    Ok(html)
 }
 
 /// A digest summary's primary effect: none for a PAUSE (its figures come from a broken
