@@ -403,7 +403,10 @@ fn compose(
             if linked == 1 { "it is" } else { "they are" }
         )
     });
-    let intro = digest.then(|| format!("{} experiment(s) of job `{}` for {report_date}.", group.len(), job.name));
+    let intro = digest.then(|| {
+        let plural = if group.len() == 1 { "" } else { "s" };
+        format!("{} experiment{plural} of job `{}` for {report_date}.", group.len(), job.name)
+    });
     let upload_hint = upload.as_deref();
     let generated_at = group.first().map(|p| p.results.generated_at.clone()).unwrap_or_default();
     let mut frame = EmailFrame {
@@ -842,6 +845,8 @@ mod tests {
         let order = ["paused", "harmful", "promoted"];
         // HTML: a row per experiment linking to its section, all before the first section.
         let html = &mail.html;
+        assert!(html.contains(">3 experiments of job <code>daily</code> for "), "{html}");
+        assert!(mail.text.starts_with("3 experiments of job `daily` for 2026-11-20.\n"), "{}", mail.text);
         let first_section = html.find("<h1 id=").expect("a section");
         let rows: Vec<usize> = order
             .iter()
