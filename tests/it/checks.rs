@@ -221,7 +221,10 @@ fn exposures_after_the_report_date_do_not_make_units_and_are_reported() {
     assert!(!rows.iter().any(|r| r.0 == "f1"), "{rows:?}");
     assert!(rows.contains(&("f2".into(), "control".into(), "ok".into())), "{rows:?}");
     let report = std::fs::read_to_string(s.out("dq").join("report.html")).expect("report");
-    assert!(report.contains("<td>future_exposures</td><td class=\"warn\">"), "the report shows the check");
+    assert!(
+        report.contains("<th scope=\"row\">future_exposures</th><td class=\"warn\">"),
+        "the report shows the check"
+    );
 }
 
 #[test]
