@@ -146,6 +146,18 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         }
         None => Vec::new(),
     };
+    let histories = match settings.ledger {
+        Some(ledger) => {
+            let ids: Vec<&str> = job.experiments.iter().map(|e| e.id.as_str()).collect();
+            ledger.histories(&job.name, &ids).await.unwrap_or_else(|e| {
+                // The report then tells only today's point; the next published run starts the
+                // kept story again from it.
+                log.warn("history", None, format!("{e}; the trend shows only this run"), serde_json::json!({}));
+                Vec::new()
+            })
+        }
+        None => Vec::new(),
+    };
     let checkpoint = match settings.ledger {
         // An ad hoc run of one experiment neither uses nor replaces the job's checkpoint.
         Some(ledger) if settings.experiment.is_none() && pipeline::uses_checkpoint(job) => {
@@ -160,6 +172,7 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         started,
         progress: settings.progress,
         designs: &designs,
+        histories: &histories,
         source_retries: Arc::default(),
         checkpoint,
     };
@@ -206,6 +219,21 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         && published.exit != Exit::SlaExceeded
     {
         write_checkpoint(ledger, job, bytes, &log).await;
+    }
+    // The story is what abreport reported: only a published run adds its point.
+    if let Some(ledger) = settings.ledger
+        && published.exit != Exit::SlaExceeded
+    {
+        for history in &output.histories {
+            if let Err(e) = ledger.write_history(&job.name, history).await {
+                log.warn(
+                    "history",
+                    Some(&history.experiment),
+                    format!("{e}; the next reports' trend will lack this day"),
+                    serde_json::json!({}),
+                );
+            }
+        }
     }
     record.stages = log.timings();
     for (status, attempted, delivered) in &published.received {
