@@ -13,6 +13,7 @@ pub mod chart;
 mod escape;
 pub mod png;
 mod test_method;
+pub mod trend;
 
 use serde::Serialize;
 use tera::{Context, Tera};
@@ -73,8 +74,18 @@ pub struct EmailSection<'a> {
     pub facts: &'a RunFacts,
     /// Content-ID of the chart's inline PNG, when the mail carries one.
     pub chart_cid: Option<String>,
+    /// Content-IDs of the story's inline PNGs (the story metric's effect by day, units by
+    /// day), when the mail carries them.
+    pub story_cids: StoryCids,
     /// The exports and where the reader finds each.
     pub files: Vec<EmailFile>,
+}
+
+/// Content-IDs of the story charts' PNGs in a mail.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoryCids {
+    pub effect: Option<String>,
+    pub units: Option<String>,
 }
 
 /// An export as a mail lists it: attached, linked, or where to find it.
@@ -120,6 +131,7 @@ struct EmailModel<'a> {
 struct EmailSectionModel {
     report: ReportModel,
     chart_cid: Option<String>,
+    story_cids: StoryCids,
     files: Vec<EmailFile>,
 }
 
@@ -194,6 +206,7 @@ impl Renderer {
                 .map(|s| EmailSectionModel {
                     report: ReportModel::new(s.result, s.facts),
                     chart_cid: s.chart_cid.clone(),
+                    story_cids: s.story_cids.clone(),
                     files: s.files.clone(),
                 })
                 .collect(),
@@ -332,6 +345,8 @@ struct ReportModel {
     preliminary: bool,
     key_metrics: Vec<KeyMetric>,
     chart_svg: Option<String>,
+    /// The story over time (`trend.rs`): effect and units by day, progress to the plan.
+    story: Option<trend::StoryModel>,
     /// `95%`: the level of the fixed-horizon figures (Welch, exploratory breakdowns, Bayesian).
     fixed_level: String,
     settings: String,
@@ -681,6 +696,7 @@ impl ReportModel {
             preliminary: !any_significant && result.status == Status::Ok,
             key_metrics,
             chart_svg: chart::relative_effects_svg(result),
+            story: trend::story_model(result),
             settings: format!(
                 "alpha {} over {treatments} treatment variant{} (intervals at {}), power {}, minimum detectable effect {}",
                 result.settings.alpha,
@@ -1071,8 +1087,13 @@ mod tests {
                 location: None,
             },
         ];
-        let section =
-            EmailSection { result: &result, facts: &facts, chart_cid: Some("chart.x@abreport".into()), files };
+        let section = EmailSection {
+            result: &result,
+            facts: &facts,
+            chart_cid: Some("chart.x@abreport".into()),
+            story_cids: StoryCids::default(),
+            files,
+        };
         let frame = EmailFrame {
             title: "subject",
             intro: None,
@@ -1200,7 +1221,13 @@ mod tests {
         assert!(!html.contains("safe to read daily"));
         let renderer = Renderer::new().expect("templates compile");
         let facts = facts();
-        let section = EmailSection { result: &result, facts: &facts, chart_cid: None, files: vec![] };
+        let section = EmailSection {
+            result: &result,
+            facts: &facts,
+            chart_cid: None,
+            story_cids: StoryCids::default(),
+            files: vec![],
+        };
         let frame = EmailFrame { title: "s", intro: None, note: None, upload_hint: None, generated_at: "now" };
         assert!(renderer.email_html(&frame, &[section]).expect("renders").contains(warning), "the mail warns too");
     }

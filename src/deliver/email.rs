@@ -17,7 +17,8 @@ use crate::config::{Delivery, Job};
 use crate::export::{ExperimentOutputs, OutputFile};
 use crate::render::png::{PngError, svg_to_png};
 use crate::render::{
-    EmailFile, EmailFrame, EmailSection, RenderError, Renderer, RunFacts, bytes, chart, inference_effect,
+    EmailFile, EmailFrame, EmailSection, RenderError, Renderer, RunFacts, StoryCids, bytes, chart, inference_effect,
+    trend,
 };
 use crate::results::{
     ExperimentResult, Inference, InferenceScale, MetricResult, ReasonCode, Recommendation, ResultsFile, Role, Status,
@@ -339,6 +340,7 @@ fn compose(
             }
             None => None,
         };
+        let story_cids = story_pngs(result, &parsed.output.dir_name, &mut images)?;
         let files: Vec<EmailFile> = exports
             .iter()
             .zip(&attach)
@@ -376,7 +378,7 @@ fn compose(
             };
             text.push_str(&format!("- {} ({}): {place}\n", f.name, f.size));
         }
-        sections.push(EmailSection { result, facts: &facts[i], chart_cid, files });
+        sections.push(EmailSection { result, facts: &facts[i], chart_cid, story_cids, files });
     }
     let linked = attach.iter().filter(|a| !**a).count();
     let note = (linked > 0).then(|| {
@@ -415,6 +417,26 @@ fn compose(
         }
     }
     Ok(Composed { subject, text, html, images, attachments })
+}
+
+/// The story charts of `result` (its story metric's effect by day, units by day) as inline
+/// PNGs added to `images`, and their Content-IDs.
+fn story_pngs(
+    result: &ExperimentResult,
+    dir_name: &str,
+    images: &mut Vec<(String, Vec<u8>)>,
+) -> Result<StoryCids, EmailError> {
+    let mut cids = StoryCids::default();
+    let effect = trend::story_metric(result).and_then(|metric| trend::effect_svg(result, metric));
+    for (svg, kind, cid) in [(effect, "trend", &mut cids.effect), (trend::units_svg(result), "units", &mut cids.units)]
+    {
+        if let Some(svg) = svg {
+            let id = format!("{kind}.{dir_name}@abreport");
+            images.push((id.clone(), svg_to_png(&svg, CHART_SCALE)?));
+            *cid = Some(id);
+        }
+    }
+    Ok(cids)
 }
 
 /// The MIME tree: `multipart/mixed` (only when something is attached) around
@@ -622,6 +644,40 @@ mod tests {
         assert!(mail.text.starts_with("# checkout-redesign: report"), "the Markdown report is the text part");
         assert!(mail.text.contains("- results.parquet (100 B): attached"), "{}", mail.text);
         assert!(!mail.text.contains("too large"));
+    }
+
+    #[test]
+    fn the_story_charts_are_inline_pngs_with_specific_alt_text() {
+        let mut result = sample_result();
+        result.trend = vec![result.trend_point(date()).expect("a point")];
+        result.srm.by_day = vec![crate::results::SrmSlice {
+            slice: result.window.end.to_string(),
+            units: vec![1000, 1000],
+            p_value: None,
+            broken: false,
+        }];
+        let set = outputs(&result, "checkout-redesign", [100, 200, 300]);
+        let (_, mail) =
+            compose_all(&job(), date(), &[set], &spec(10_000_000, None, false)).expect("composed").remove(0);
+        let cids: Vec<&str> = mail.images.iter().map(|i| i.0.as_str()).collect();
+        assert_eq!(
+            cids,
+            [
+                "chart.checkout-redesign@abreport",
+                "trend.checkout-redesign@abreport",
+                "units.checkout-redesign@abreport"
+            ]
+        );
+        assert!(mail.images.iter().all(|i| i.1.starts_with(b"\x89PNG")));
+        assert!(mail.html.contains(r#"src="cid:trend.checkout-redesign@abreport""#));
+        assert!(
+            mail.html.contains(r#"alt="Cumulative relative effect on conversion against the control by report date on 2026-11-20 (the first report)"#),
+            "{}",
+            mail.html
+        );
+        assert!(mail.html.contains(r#"alt="New units per variant by day of first exposure"#));
+        assert!(!mail.html.contains("<svg"));
+        assert!(mail.html.len() < 100_000, "the mail's HTML stays well under Gmail's clip");
     }
 
     #[test]
