@@ -19,14 +19,15 @@ use chrono::NaiveDate;
 use super::escape::escape_html;
 use super::test_method::Test;
 use crate::numbers::{compact, count, percent, signed_percent};
-use crate::results::{ExperimentResult, InferenceScale, Role, TrendPoint};
+use crate::results::{ExperimentResult, InferenceScale, Recommendation, Role, TrendPoint};
 
 /// The viewBox width: at 358 px (a 390 px phone less the page's padding) a 14-unit label is
 /// 11.9 px; the page caps the chart's width so it does not grow huge on a desktop.
 const WIDTH: f64 = 420.0;
 const FONT: f64 = 14.0;
 const LEFT: f64 = 58.0;
-const RIGHT: f64 = 14.0;
+/// Room for half of the last date label, centred on the last day.
+const RIGHT: f64 = 26.0;
 const PLOT_HEIGHT: f64 = 170.0;
 /// At most this many date labels, so they never overlap (a label is ~45 units wide).
 const MAX_LABELS: usize = 7;
@@ -435,15 +436,16 @@ pub fn progress(result: &ExperimentResult) -> Option<Progress> {
     let today = result.trend.last()?.progress.as_ref()?;
     let fraction = today.fraction()?;
     let planned = today.units_needed.map(|n| format!(" of the planned {} units", count(n))).unwrap_or_default();
-    let when = match (today.sample_reached, today.expected_verdict_date) {
-        (true, _) => "; the planned sample is in".to_string(),
-        (false, Some(date)) => format!("; decision expected {date}"),
-        (false, None) => "; no decision date can be estimated yet".to_string(),
+    let share = percent(fraction, 0);
+    let decided = matches!(result.decision.recommendation, Recommendation::Promote | Recommendation::Rollback);
+    let text = match (decided, today.sample_reached, today.expected_verdict_date) {
+        // A verdict ends the wait: no date is expected any more.
+        (true, _, _) => format!("Verdict reached with {share}{planned}"),
+        (false, true, _) => format!("{share}{planned}: the planned sample is in"),
+        (false, false, Some(date)) => format!("{share}{planned}; decision expected {date}"),
+        (false, false, None) => format!("{share}{planned}; no decision date can be estimated yet"),
     };
-    Some(Progress {
-        percent: (fraction * 1000.0).round() / 10.0,
-        text: format!("{}{planned}{when}", percent(fraction, 0)),
-    })
+    Some(Progress { percent: (fraction * 1000.0).round() / 10.0, text })
 }
 
 /// The story as the templates show it: the charts, their alt texts, the progress bar and the
@@ -655,6 +657,7 @@ mod tests {
     #[test]
     fn progress_names_the_planned_sample_and_the_date() {
         let mut result = sample_result();
+        result.decision.recommendation = Recommendation::Continue;
         let mut point = result.trend_point(day(20)).expect("a point");
         point.progress = Some(TrendProgress {
             units_needed: Some(48_000),
@@ -667,6 +670,11 @@ mod tests {
         let progress = progress(&result).expect("progress");
         assert_eq!(progress.text, "62% of the planned 48,000 units; decision expected 2026-12-14");
         assert_eq!(progress.percent, 62.0);
+        result.decision.recommendation = Recommendation::Promote;
+        assert_eq!(
+            super::progress(&result).expect("progress").text,
+            "Verdict reached with 62% of the planned 48,000 units"
+        );
         result.trend[0].progress = None;
         assert!(super::progress(&result).is_none());
     }
