@@ -475,14 +475,10 @@ impl Ledger {
             .join(format!("{}.json", safe_path_component(experiment)))
     }
 
-    /// The histories earlier published runs of `job` kept for `experiments` (those that have
-    /// one): one small read per experiment.
-    pub async fn histories(&self, job: &str, experiments: &[&str]) -> Result<Vec<ExperimentHistory>, LedgerError> {
-        let mut histories = Vec::new();
-        for experiment in experiments {
-            histories.extend(self.read_json(&self.history_key(job, experiment), "an experiment history").await?);
-        }
-        Ok(histories)
+    /// The history earlier published runs of `job` kept for `experiment`, if any: one small
+    /// read.
+    pub async fn history(&self, job: &str, experiment: &str) -> Result<Option<ExperimentHistory>, LedgerError> {
+        self.read_json(&self.history_key(job, experiment), "an experiment history").await
     }
 
     /// Replaces the history of its experiment for the next runs of `job`.
@@ -644,10 +640,11 @@ mod tests {
         let ledger = Ledger::open(&dir.path().join("ledger").display().to_string()).expect("opens");
         let mut history = ExperimentHistory::new("checkout/v2");
         history.upsert(crate::results::sample_result().trend_point(date("2026-11-14")).expect("a point"));
-        assert_eq!(ledger.histories("daily", &["checkout/v2"]).await.expect("reads"), vec![]);
+        assert_eq!(ledger.history("daily", "checkout/v2").await.expect("reads"), None);
         ledger.write_history("daily", &history).await.expect("writes");
-        assert_eq!(ledger.histories("daily", &["checkout/v2", "other"]).await.expect("reads"), vec![history]);
-        assert_eq!(ledger.histories("weekly", &["checkout/v2"]).await.expect("reads"), vec![], "per job");
+        assert_eq!(ledger.history("daily", "checkout/v2").await.expect("reads"), Some(history));
+        assert_eq!(ledger.history("daily", "other").await.expect("reads"), None);
+        assert_eq!(ledger.history("weekly", "checkout/v2").await.expect("reads"), None, "per job");
         assert!(
             dir.path().join(format!("ledger/.history/daily/{}.json", safe_path_component("checkout/v2"))).is_file()
         );

@@ -146,18 +146,25 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         }
         None => Vec::new(),
     };
-    let histories = match settings.ledger {
-        Some(ledger) => {
-            let ids: Vec<&str> = job.experiments.iter().map(|e| e.id.as_str()).collect();
-            ledger.histories(&job.name, &ids).await.unwrap_or_else(|e| {
-                // The report then tells only today's point; the next published run starts the
-                // kept story again from it.
-                log.warn("history", None, format!("{e}; the trend shows only this run"), serde_json::json!({}));
-                Vec::new()
-            })
+    let (mut histories, mut unreadable) = (Vec::new(), Vec::new());
+    if let Some(ledger) = settings.ledger {
+        for experiment in &job.experiments {
+            match ledger.history(&job.name, &experiment.id).await {
+                Ok(history) => histories.extend(history),
+                Err(e) => {
+                    // The report then tells only this run's point, and the kept story is left
+                    // as it is rather than replaced by that one point.
+                    log.warn(
+                        "history",
+                        Some(&experiment.id),
+                        format!("{e}; the trend shows only this run, and the history is not updated"),
+                        serde_json::json!({}),
+                    );
+                    unreadable.push(experiment.id.clone());
+                }
+            }
         }
-        None => Vec::new(),
-    };
+    }
     let checkpoint = match settings.ledger {
         // An ad hoc run of one experiment neither uses nor replaces the job's checkpoint.
         Some(ledger) if settings.experiment.is_none() && pipeline::uses_checkpoint(job) => {
@@ -224,7 +231,7 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
     if let Some(ledger) = settings.ledger
         && published.exit != Exit::SlaExceeded
     {
-        for history in &output.histories {
+        for history in output.histories.iter().filter(|h| !unreadable.contains(&h.experiment)) {
             if let Err(e) = ledger.write_history(&job.name, history).await {
                 log.warn(
                     "history",

@@ -231,7 +231,9 @@ pub fn effect_svg(result: &ExperimentResult, metric: &str) -> Option<String> {
     let footnote = if one_point { 22.0 } else { 0.0 };
     // The legend's height is known once drawn: draw it into its own buffer first.
     let mut body = String::new();
-    let top = heading_and_legend(&mut body, &format!("{metric}: effect by day"), &variants, Some("● significant"));
+    let role = result.metrics.iter().find(|m| m.name == metric).map(|m| format!(" ({})", m.role.name()));
+    let heading = format!("{metric}{}: effect by day", role.unwrap_or_default());
+    let top = heading_and_legend(&mut body, &heading, &variants, Some("● significant"));
     let axis_y = top + PLOT_HEIGHT;
     let height = axis_y + 28.0 + footnote;
     open(&mut svg, height, &alt);
@@ -369,7 +371,7 @@ pub fn units_svg(result: &ExperimentResult) -> Option<String> {
 
     let names: Vec<&str> = result.variants.iter().map(|v| v.name.as_str()).collect();
     let mut body = String::new();
-    let top = heading_and_legend(&mut body, "New units per day", &names, None);
+    let top = heading_and_legend(&mut body, "New units per variant per day", &names, None);
     let axis_y = top + PLOT_HEIGHT;
     let height = axis_y + 28.0;
     let mut svg = String::new();
@@ -571,6 +573,7 @@ mod tests {
             "{svg}"
         );
         assert!(svg.contains(">0%</text>") && svg.contains(">+5%</text>"), "the percent axis");
+        assert!(svg.contains(">conversion (primary): effect by day</text>"), "the heading names the metric's role");
         assert!(svg.contains("<polygon "), "the interval band");
         for label in ["11-18", "11-19", "11-20"] {
             assert!(svg.contains(&format!(">{label}</text>")), "{label}");

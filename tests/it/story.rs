@@ -107,3 +107,17 @@ fn three_daily_runs_tell_each_days_numbers_and_a_missed_sla_adds_nothing() {
     run_day(s.path(), "2026-11-21", &[]).assert_code(6);
     assert_eq!(std::fs::read(&history_file).expect("history"), before, "the history is unchanged");
 }
+
+#[test]
+fn an_unreadable_history_is_a_warning_and_is_left_as_it_is() {
+    let s = Scenario::generate(&["--units", "2000", "--days", "2", "--experiment", "story,effect=0.2"]);
+    let history_file = s.path().join("out/ledger/.history/generated/story.json");
+    std::fs::create_dir_all(history_file.parent().expect("folder")).expect("folder");
+    std::fs::write(&history_file, "not json").expect("written");
+    run_day(s.path(), REPORT_DATE, &[]).assert_code(0);
+    let result = s.result("story");
+    assert_eq!(result["trend"].as_array().expect("a trend").len(), 1, "only this run's point");
+    let log = std::fs::read_to_string(s.out("story").join("run.log.jsonl")).expect("run log");
+    assert!(log.contains("not an experiment history") && log.contains("the history is not updated"), "{log}");
+    assert_eq!(std::fs::read_to_string(&history_file).expect("history"), "not json", "not replaced");
+}
