@@ -439,13 +439,16 @@ pub fn progress(result: &ExperimentResult) -> Option<Progress> {
     let fraction = today.fraction()?;
     let planned = today.units_needed.map(|n| format!(" of the planned {} units", count(n))).unwrap_or_default();
     let share = percent(fraction, 0);
-    let decided = matches!(result.decision.recommendation, Recommendation::Promote | Recommendation::Rollback);
-    let text = match (decided, today.sample_reached, today.expected_verdict_date) {
+    let text = match (result.decision.recommendation, today.sample_reached, today.expected_verdict_date) {
         // A verdict ends the wait: no date is expected any more.
-        (true, _, _) => format!("Verdict reached with {share}{planned}"),
-        (false, true, _) => format!("{share}{planned}: the planned sample is in"),
-        (false, false, Some(date)) => format!("{share}{planned}; decision expected {date}"),
-        (false, false, None) => format!("{share}{planned}; no decision date can be estimated yet"),
+        (Recommendation::Promote | Recommendation::Rollback, ..) => format!("Verdict reached with {share}{planned}"),
+        // Paused or inconclusive: the verdict says what to do, not a date.
+        (Recommendation::Pause | Recommendation::Inconclusive, ..) => format!("{share}{planned}"),
+        (Recommendation::Continue, true, _) => format!("{share}{planned}: the planned sample is in"),
+        (Recommendation::Continue, false, Some(date)) => format!("{share}{planned}; decision expected {date}"),
+        (Recommendation::Continue, false, None) => {
+            format!("{share}{planned}; no decision date can be estimated yet")
+        }
     };
     Some(Progress { percent: (fraction * 1000.0).round() / 10.0, text })
 }
@@ -678,6 +681,8 @@ mod tests {
             super::progress(&result).expect("progress").text,
             "Verdict reached with 62% of the planned 48,000 units"
         );
+        result.decision.recommendation = Recommendation::Pause;
+        assert_eq!(super::progress(&result).expect("progress").text, "62% of the planned 48,000 units", "no date");
         result.trend[0].progress = None;
         assert!(super::progress(&result).is_none());
     }
