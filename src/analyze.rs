@@ -183,6 +183,7 @@ pub fn analyze(data: &ExperimentData<'_>) -> Analysis {
         .collect();
     let result = Analyzed {
         id: experiment.id.clone(),
+        description: experiment.description.clone(),
         checks,
         variants,
         metrics,
@@ -254,6 +255,7 @@ fn metric_result(
         .collect();
     MetricResult {
         name: metric.name.clone(),
+        description: metric.description.clone(),
         kind: metric.kind.kind(),
         role,
         higher_is_better: metric.higher_is_better,
@@ -626,6 +628,38 @@ fn srm_detail(data: &ExperimentData<'_>, units: &[u64]) -> SrmDetail {
     }
 }
 
+/// Where an SRM is, in the fewest words. A value is *clean* when its own split rejects the
+/// overall (broken) split at the SRM threshold: the break demonstrably spares it. With no clean
+/// value in any dimension the break is everywhere, and the report says `all segments` rather
+/// than list the values large enough to fail on their own (a small segment passing only for
+/// want of units localises nothing). Else per dimension the broken `dimension=value`s, or
+/// `every country` when all its values with units failed.
+fn broken_segments(data: &ExperimentData<'_>, overall: &[u64], broken: &[SrmSlice]) -> Option<String> {
+    if broken.is_empty() {
+        return None;
+    }
+    let total: u64 = overall.iter().sum();
+    let observed: Vec<f64> = overall.iter().map(|&n| n as f64 / total.max(1) as f64).collect();
+    let threshold = data.experiment.stats.srm_p_value;
+    let mut parts = Vec::new();
+    let mut any_clean = false;
+    for (dimension, values) in data.job.dimensions.iter().zip(&data.allocation.by_dimension) {
+        let prefix = format!("{dimension}=");
+        let here: Vec<&str> = broken.iter().map(|s| s.slice.as_str()).filter(|s| s.starts_with(&prefix)).collect();
+        let with_units: Vec<&Vec<u64>> =
+            values.iter().map(|(_, units)| units).filter(|units| units.iter().sum::<u64>() > 0).collect();
+        // A variant with no units overall has a 0 share: no value can be tested against it.
+        any_clean |= observed.iter().all(|&w| w > 0.0)
+            && with_units.iter().any(|units| stats::srm_p_value(units, &observed).is_some_and(|p| p < threshold));
+        if here.len() == with_units.len() && with_units.len() > 1 {
+            parts.push(format!("every {dimension}"));
+        } else {
+            parts.extend(here.iter().map(ToString::to_string));
+        }
+    }
+    Some(if any_clean || data.job.dimensions.is_empty() { parts.join(", ") } else { "all segments".to_string() })
+}
+
 fn check(name: CheckName, status: CheckStatus, p_value: Option<f64>, detail: String) -> Check {
     Check { name, status, p_value, detail }
 }
@@ -668,9 +702,8 @@ fn checks(data: &ExperimentData<'_>, units: &[u64], variants: &[VariantResult], 
                 if let Some(day) = srm.first_broken_day {
                     detail.push_str(&format!("; first broken day: {day}"));
                 }
-                if !srm.broken_dimension_values.is_empty() {
-                    let values: Vec<&str> = srm.broken_dimension_values.iter().map(|s| s.slice.as_str()).collect();
-                    detail.push_str(&format!("; broken in {}", values.join(", ")));
+                if let Some(where_broken) = broken_segments(data, units, &srm.broken_dimension_values) {
+                    detail.push_str(&format!("; broken in {where_broken}"));
                 }
             }
             check(CheckName::Srm, srm_check, Some(p), detail)

@@ -424,8 +424,9 @@ async fn validate(args: ValidateArgs) -> Exit {
 }
 
 /// What `job` needs from the machine and does not find, each in a sentence: mail settings
-/// (checked without connecting: a missing sender, an unreadable secrets file or CA file), and
-/// the folders it writes (outbox, `dir` destinations).
+/// (checked without connecting: a missing sender, an unreadable secrets file or CA file), the
+/// chat webhooks' variables (set, holding a web URL; nothing is posted), and the folders it
+/// writes (outbox, `dir` destinations).
 fn environment_problems(job: &Job) -> Vec<String> {
     let mut problems = Vec::new();
     let mails = job.admin.is_some() || job.deliveries.iter().any(|d| matches!(d, config::Delivery::Email { .. }));
@@ -434,6 +435,13 @@ fn environment_problems(job: &Job) -> Vec<String> {
             .and_then(|settings| deliver::smtp::Mailer::new(&settings))
     {
         problems.push(e.to_string());
+    }
+    for delivery in &job.deliveries {
+        if let config::Delivery::Chat { webhook_env, .. } = delivery
+            && let Err(e) = deliver::chat::Webhook::from_env(webhook_env)
+        {
+            problems.push(e.to_string());
+        }
     }
     problems.extend(deliver::unwritable_folders(job));
     problems

@@ -695,6 +695,24 @@ fn settle_text(result: &Analyzed, plan: &Plan) -> Option<String> {
             },
         )
         .fold(0.0, f64::max);
+    // Advice nobody can follow ("567 more days") is no advice: past the job's own longest run,
+    // say it is not feasible and what the sample in hand can detect instead.
+    if !days.is_finite() || days > f64::from(result.settings.max_days) {
+        let how_long = if days.is_finite() {
+            format!("{} more at the current inflow", crate::numbers::days(days))
+        } else {
+            "longer than any run, as no new units arrive".to_string()
+        };
+        let larger = plan
+            .feasible_mde
+            .filter(|&m| m > result.settings.mde)
+            .map(|m| format!(", or accept a larger MDE of {}", percent(m, 1)))
+            .unwrap_or_default();
+        return Some(format!(
+            "Settling an effect of {} is not feasible at this traffic: it would take {how_long}. Stop here{larger}.",
+            percent(result.settings.mde, 1),
+        ));
+    }
     let when = if days.is_finite() {
         format!(" ({} at the current inflow)", crate::numbers::days(days))
     } else {
@@ -935,6 +953,7 @@ mod tests {
                 .collect();
             self.0.metrics.push(MetricResult {
                 name: name.into(),
+                description: None,
                 kind: MetricKind::Proportion,
                 role,
                 higher_is_better,
@@ -1464,6 +1483,30 @@ mod tests {
         ));
         let d = check(e, Recommendation::Inconclusive, None, &["HORIZON_REACHED:max_days"]);
         says(&d, "The experiment has reached its last day without a verdict");
+    }
+
+    #[test]
+    fn horizon_advice_is_feasible_or_says_it_is_not() {
+        // 1,000 units each now; 2,000 would settle it: 1,000 more at 100 a day, 10 days.
+        let mut near = plan(nov(30), None, true);
+        near.units_to_settle = vec![Some(2_000), Some(2_000)];
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", OPEN)]).plan(near);
+        let d = check(e, Recommendation::Inconclusive, None, &["HORIZON_REACHED:sample"]);
+        says(
+            &d,
+            "more units would settle it — about 1,000 in `control`, 1,000 in `treatment` more (about 10 days at the current inflow)",
+        );
+        // 100,000 more at 100 a day is 1,000 days, past any run (`max_days` = 42): not advice.
+        let mut far = plan(nov(30), None, true);
+        far.units_to_settle = vec![Some(101_000), Some(101_000)];
+        far.feasible_mde = Some(0.08);
+        let e = Experiment::new(&["treatment"]).primary(vec![tested("treatment", OPEN)]).plan(far);
+        let d = check(e, Recommendation::Inconclusive, None, &["HORIZON_REACHED:sample"]);
+        says(
+            &d,
+            "Settling an effect of 5.0% is not feasible at this traffic: it would take about 1000 days more at the current inflow. Stop here, or accept a larger MDE of 8.0%.",
+        );
+        assert!(!d.reasons.iter().any(|r| r.contains("would settle it")), "{:#?}", d.reasons);
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! Publishing a run's outputs to the job's destinations: a local folder (`dir`), any object
-//! store (`upload`) and email; keeping what could not be delivered in the outbox; and the
-//! short failure notice to the job's admin.
+//! store (`upload`), email and a chat webhook (`chat`); keeping what could not be delivered in
+//! the outbox; and the short failure notice to the job's admin.
 //!
 //! Every destination receives the same set at `<job>/<report_date>/<experiment>/<file>`,
 //! manifest last, so a reader that sees a manifest sees a complete set; re-running a job and
 //! date overwrites the same keys. One failed destination does not stop the others. Folders
-//! and uploads go before mail, so a mail's links point at files that are already there.
+//! and uploads go before mail and chat, so their links point at files that are already there.
 //! A destination that fails is retried when that can help (see [`retry`]), then recorded in
 //! the outbox with the run's outputs; [`retry_outbox`] sends what waits there, each message at
 //! most once. Nothing here prints: callers report the [`DeliveryReport`]s.
 
+pub mod chat;
 pub mod email;
 pub mod outbox;
 mod retry;
@@ -24,6 +25,7 @@ use crate::config::{Delivery, Job, safe_path_component};
 pub use crate::export::run_prefix;
 use crate::export::{self, ExperimentOutputs};
 use crate::stale;
+use chat::{ChatError, Webhook};
 use email::{EmailError, EmailSpec};
 use outbox::{Destination, OutboxError};
 use smtp::{Mailer, SmtpError, SmtpSettings};
@@ -69,7 +71,8 @@ impl DeliveryReport {
 }
 
 /// The experiments of `outputs` a destination received: all when it succeeded, else those
-/// whose email message (by key: the experiment's folder, or `digest` for all) was accepted.
+/// whose email message or chat post (by key: the experiment's folder, or `digest` for all)
+/// was accepted.
 fn received(outputs: &[ExperimentOutputs], ok: bool, accepted: &[String]) -> Vec<String> {
     outputs
         .iter()
@@ -87,6 +90,9 @@ pub enum DeliverError {
     /// The message could not be built.
     #[error(transparent)]
     Email(#[from] EmailError),
+    /// The chat webhook is not configured, or refused (never quotes its URL).
+    #[error(transparent)]
+    Chat(#[from] ChatError),
     /// The object store refused or could not be reached (object_store retried what it could).
     #[error("{0}")]
     Upload(String),
@@ -109,6 +115,8 @@ pub fn describe(delivery: &Delivery) -> String {
         Delivery::Email { to, digest, .. } => {
             format!("email{} to {}", if *digest { " digest" } else { "" }, to.join(", "))
         }
+        // The variable's name, never its value: the URL is a secret.
+        Delivery::Chat { webhook_env, .. } => format!("chat webhook from ${webhook_env}"),
     }
 }
 
@@ -215,6 +223,56 @@ async fn deliver_one(
             };
             send_email(job, report_date, outputs, &spec, sent, on_sent).await
         }
+        Delivery::Chat { webhook_env, link_base_url } => {
+            send_chat(job, report_date, outputs, webhook_env, link_base_url.as_deref(), sent, on_sent).await
+        }
+    }
+}
+
+/// Posts one message per experiment, skipping those `sent` lists; each is recorded through
+/// `on_sent` right after the webhook accepted it, as a mail is.
+async fn send_chat(
+    job: &Job,
+    report_date: NaiveDate,
+    outputs: &[ExperimentOutputs],
+    webhook_env: &str,
+    link_base_url: Option<&str>,
+    sent: &[String],
+    on_sent: &mut (dyn FnMut(&str) -> Result<(), OutboxError> + Send),
+) -> (Result<(), DeliverError>, u32) {
+    let prepared = chat::build(job, report_date, outputs, link_base_url)
+        .and_then(|posts| Ok((Webhook::from_env(webhook_env)?, posts)));
+    let (webhook, posts) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => return (Err(e.into()), 0),
+    };
+    let mut attempts = 0;
+    for post in posts.iter().filter(|p| !sent.contains(&p.key)) {
+        let (result, made) = retry::retry(|| webhook.post(&post.body), ChatError::is_transient).await;
+        attempts += made;
+        if let Err(e) = result {
+            return (Err(with_chat_retry_note(e, made)), attempts);
+        }
+        // Recorded before the next post: a crash now must not make a retry post it again.
+        if let Err(e) = on_sent(&post.key) {
+            return (Err(e.into()), attempts);
+        }
+    }
+    (Ok(()), attempts)
+}
+
+/// [`with_retry_note`] for a chat post.
+fn with_chat_retry_note(error: ChatError, attempts: u32) -> DeliverError {
+    match error {
+        ChatError::Send { var, host, cause, transient } => {
+            let note = if transient {
+                format!("gave up after {attempts} attempts")
+            } else {
+                "not retried: trying again cannot help".to_string()
+            };
+            DeliverError::Chat(ChatError::Send { var, host, cause: format!("{cause} ({note})"), transient })
+        }
+        other => DeliverError::Chat(other),
     }
 }
 
@@ -275,10 +333,11 @@ fn deliver_dir(path: &Path, prefix: &str, outputs: &[ExperimentOutputs]) -> Resu
     Ok(())
 }
 
-/// Folders and uploads first, then mail; otherwise in job-file order.
+/// Folders and uploads first, then mail and chat (which link to them); otherwise in job-file
+/// order.
 fn sending_order(deliveries: &[Delivery]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..deliveries.len()).collect();
-    order.sort_by_key(|&i| matches!(deliveries[i], Delivery::Email { .. }));
+    order.sort_by_key(|&i| matches!(deliveries[i], Delivery::Email { .. } | Delivery::Chat { .. }));
     order
 }
 

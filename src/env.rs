@@ -39,6 +39,13 @@ pub const SMTP_CA_FILE: &str = "ABREPORT_SMTP_CA_FILE";
 /// reply. Default 60.
 pub const SMTP_TIMEOUT_SECONDS: &str = "ABREPORT_SMTP_TIMEOUT_SECONDS";
 
+/// The default variable holding the incoming-webhook URL of a `chat` delivery (a job file's
+/// `webhook_env` names another). The URL is a secret: never printed, logged or written.
+pub const CHAT_WEBHOOK: &str = "ABREPORT_CHAT_WEBHOOK";
+
+/// Seconds one attempt to post one chat message may take, connecting included. Default 30.
+pub const CHAT_TIMEOUT_SECONDS: &str = "ABREPORT_CHAT_TIMEOUT_SECONDS";
+
 /// The first wait between two delivery attempts, in milliseconds (default 200; the second wait
 /// is four times as long). Tests set it low.
 pub const RETRY_DELAY_MS: &str = "ABREPORT_RETRY_DELAY_MS";

@@ -56,6 +56,8 @@ pub struct GenExperiment {
     pub srm_from_day: Option<u32>,
     /// With `treatment_share` off 0.5: the mismatch only affects units of this country.
     pub srm_country: Option<String>,
+    /// The job file's `description` of the experiment.
+    pub description: Option<String>,
 }
 
 /// The `i`-th name of the sequence `a`, …, `z`, `aa`, `ab`, … (bijective base 26).
@@ -85,6 +87,7 @@ impl GenExperiment {
             multi_variant_rate: 0.0,
             srm_from_day: None,
             srm_country: None,
+            description: None,
         }
     }
 
@@ -621,7 +624,8 @@ description = "Average order value"
 name = "page_views"
 kind = "mean"
 event = "page_view"
-aggregate = "count"{cuped}
+aggregate = "count"
+description = "Page views per unit"{cuped}
 
 [[metrics]]
 name = "error_rate"
@@ -647,12 +651,17 @@ description = "Share of units with a bounced session"
     for e in &spec.experiments {
         let variants: Vec<String> =
             e.variant_names().iter().zip(&e.weights).map(|(name, w)| format!("{name} = {w:?}")).collect();
+        let description = e
+            .description
+            .as_ref()
+            .map(|d| format!("description = \"{}\"\n", d.replace('\\', "\\\\").replace('"', "\\\"")))
+            .unwrap_or_default();
         let _ = write!(
             toml,
             r#"
 [[experiments]]
 id = "{}"
-control = "control"
+{description}control = "control"
 variants = {{ {} }}
 start = {}
 primary = "conversion"
@@ -685,14 +694,30 @@ pub fn demo_spec(end_date: NaiveDate) -> GenSpec {
         missing_partition: None,
         history_days: 7,
         experiments: vec![
-            GenExperiment { conversion_effect: 0.25, revenue_effect: 0.02, ..GenExperiment::new("checkout-redesign") },
-            GenExperiment { conversion_effect: -0.05, error_effect: 0.8, ..GenExperiment::new("new-recommendations") },
-            GenExperiment { coverage: 0.1, conversion_effect: 0.03, ..GenExperiment::new("search-ranking-v2") },
+            GenExperiment {
+                conversion_effect: 0.25,
+                revenue_effect: 0.02,
+                description: Some("A one-page checkout instead of three steps: more buyers finish.".into()),
+                ..GenExperiment::new("checkout-redesign")
+            },
+            GenExperiment {
+                conversion_effect: -0.05,
+                error_effect: 0.8,
+                description: Some("Recommendations from the new model on the home page.".into()),
+                ..GenExperiment::new("new-recommendations")
+            },
+            GenExperiment {
+                coverage: 0.1,
+                conversion_effect: 0.03,
+                description: Some("Search results ranked by the v2 model, on 10% of traffic.".into()),
+                ..GenExperiment::new("search-ranking-v2")
+            },
             // The allocation breaks on day 6 of 14: the report should name that day.
             GenExperiment {
                 treatment_share: Some(0.55),
                 srm_from_day: Some(5),
                 conversion_effect: 0.05,
+                description: Some("Annual prices shown first on the pricing page.".into()),
                 ..GenExperiment::new("pricing-page")
             },
         ],

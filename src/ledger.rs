@@ -83,7 +83,8 @@ pub struct Delivered {
 /// The digest identifying a destination in the ledger: `v2:` and 16 hex digits of the SHA-256
 /// of a canonical JSON object (keys sorted) of what says *where* the outputs go, and nothing
 /// about *how*: the kind, then the recipients of an email (sorted and without repeats, so
-/// reordering them sends nothing again), the URL of an upload, the folder of a copy. The
+/// reordering them sends nothing again), the URL of an upload, the folder of a copy, the
+/// name of the variable holding a chat webhook's URL (never the URL, a secret). The
 /// digest, attachment limit and link base of an email change how a message looks, not who
 /// has it, so changing them (or adding a field to [`Delivery`]) keeps every key and re-sends
 /// nothing. The prefix names the formula: records written before it carry
@@ -104,6 +105,11 @@ pub fn delivery_key(delivery: &Delivery) -> String {
         Delivery::Dir { path } => {
             identity.insert("kind", Value::from("dir"));
             identity.insert("path", Value::from(path.to_string_lossy()));
+        }
+        // The variable's name stands for the channel: the URL it holds is a secret.
+        Delivery::Chat { webhook_env, .. } => {
+            identity.insert("kind", Value::from("chat"));
+            identity.insert("webhook_env", Value::from(webhook_env.as_str()));
         }
     }
     let canonical = serde_json::to_string(&identity).expect("strings serialize");
@@ -838,6 +844,20 @@ mod tests {
         assert_ne!(legacy_delivery_key(&mail), legacy_delivery_key(&restyled));
         let more = email(&["pm@example.com", "ds@example.com", "cfo@example.com"], false, 10_000_000, None);
         assert_ne!(delivery_key(&mail), delivery_key(&more), "who receives it is the destination");
+    }
+
+    #[test]
+    fn a_chat_key_is_its_variable_name_and_never_the_url() {
+        let chat = |var: &str, link: Option<&str>| Delivery::Chat {
+            webhook_env: var.into(),
+            link_base_url: link.map(str::to_string),
+        };
+        let team = chat("TEAM_HOOK", None);
+        assert_eq!(delivery_key(&team), delivery_key(&chat("TEAM_HOOK", Some("https://r/"))), "the link is how");
+        assert_ne!(delivery_key(&team), delivery_key(&chat("OPS_HOOK", None)), "another variable, another channel");
+        // `{"kind":"chat","webhook_env":"ABREPORT_CHAT_WEBHOOK"}`: the key holds nothing the
+        // environment says, so the URL cannot leak into the ledger through it.
+        assert_eq!(delivery_key(&chat("ABREPORT_CHAT_WEBHOOK", None)), "v2:a28addc6b61bfd45");
     }
 
     #[test]

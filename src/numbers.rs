@@ -49,6 +49,37 @@ pub fn pvalue(p: f64) -> String {
     }
 }
 
+/// A p-value as a reader of a report wants it: `< 0.001`, `0.047`, `> 0.999` (an always-valid
+/// p-value is capped at 1, and neither `1.0000` nor `1.1e-10` means more to a reader than
+/// "beyond doubt" or "no evidence"). Reasons and the fixed-horizon audit table keep
+/// [`pvalue`]'s digits.
+pub fn pvalue_short(p: f64) -> String {
+    if p < 0.001 {
+        "< 0.001".into()
+    } else if p > 0.999 {
+        "> 0.999".into()
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+/// A probability that reads as such: `> 99.9%` and `< 0.1%` at the ends, where one decimal
+/// would round to a certainty the model does not claim; else one decimal.
+pub fn chance(x: f64) -> String {
+    if x > 0.999 {
+        "> 99.9%".into()
+    } else if x < 0.001 {
+        "< 0.1%".into()
+    } else {
+        percent(x, 1)
+    }
+}
+
+/// A difference of two proportions in percentage points: `0.0296` -> `+2.96 pp`.
+pub fn signed_points(x: f64, decimals: usize) -> String {
+    format!("{:+.*} pp", decimals, x * 100.0).replace('-', "−")
+}
+
 /// A confidence level or a threshold as a short percentage: `0.95` -> `95%`, `0.975` ->
 /// `97.5%`, `0.98333` -> `98.33%`.
 pub fn level(x: f64) -> String {
@@ -118,5 +149,19 @@ mod tests {
         assert_eq!(threshold(0.05), "0.05");
         assert_eq!(threshold(0.0125), "0.0125");
         assert_eq!(threshold(0.05 / 6.0), "0.0083");
+    }
+
+    #[test]
+    fn reader_formats_never_claim_certainty_or_false_precision() {
+        assert_eq!(pvalue_short(1.1e-10), "< 0.001");
+        assert_eq!(pvalue_short(0.000999), "< 0.001");
+        assert_eq!(pvalue_short(0.001), "0.001");
+        assert_eq!(pvalue_short(0.04712), "0.047");
+        assert_eq!(pvalue_short(1.0), "> 0.999");
+        assert_eq!(chance(0.99996), "> 99.9%");
+        assert_eq!(chance(0.00004), "< 0.1%");
+        assert_eq!(chance(0.8271), "82.7%");
+        assert_eq!(signed_points(0.0296, 2), "+2.96 pp");
+        assert_eq!(signed_points(-0.0041, 2), "−0.41 pp");
     }
 }

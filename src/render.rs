@@ -11,6 +11,7 @@
 
 pub mod chart;
 mod escape;
+mod glossary;
 pub mod png;
 mod test_method;
 pub mod trend;
@@ -18,7 +19,9 @@ pub mod trend;
 use serde::Serialize;
 use tera::{Context, Tera};
 
-use crate::numbers::{count, level, percent, percent_interval, pvalue, signed_percent, value};
+use crate::numbers::{
+    chance, count, level, percent, percent_interval, pvalue, pvalue_short, signed_percent, signed_points, value,
+};
 use crate::results::*;
 use crate::runlog::StageTiming;
 pub use escape::escape_html;
@@ -132,6 +135,8 @@ struct EmailSectionModel {
     report: ReportModel,
     chart_cid: Option<String>,
     story_cids: StoryCids,
+    /// The chart in words, its image's alt text.
+    chart_alt: Option<String>,
     files: Vec<EmailFile>,
 }
 
@@ -207,6 +212,7 @@ impl Renderer {
                     report: ReportModel::new(s.result, s.facts),
                     chart_cid: s.chart_cid.clone(),
                     story_cids: s.story_cids.clone(),
+                    chart_alt: chart::relative_effects_description(s.result),
                     files: s.files.clone(),
                 })
                 .collect(),
@@ -235,9 +241,45 @@ impl Renderer {
     }
 }
 
-/// Escapes text, then turns `` `name` `` spans into `<code>` elements (HTML only). The input
-/// is escaped first, so nothing in it can become markup.
+/// Escapes text, then turns `` `name` `` spans into `<code>` elements (HTML only), and keeps
+/// each `YYYY-MM-DD` date on one line (a phone would break it after a hyphen). The input is
+/// escaped first, so nothing in it can become markup.
 pub fn code_spans(text: &str) -> String {
+    unbroken_dates(&code_spans_only(text))
+}
+
+/// Wraps every `YYYY-MM-DD` in a span that does not break (an inline style, so mail keeps it).
+fn unbroken_dates(html: &str) -> String {
+    let bytes = html.as_bytes();
+    let is_date = |at: usize| {
+        bytes.len() >= at + 10
+            && bytes[at..at + 10]
+                .iter()
+                .enumerate()
+                .all(|(i, b)| if i == 4 || i == 7 { *b == b'-' } else { b.is_ascii_digit() })
+            && (at == 0 || !bytes[at - 1].is_ascii_alphanumeric())
+            && bytes.get(at + 10).is_none_or(|b| !b.is_ascii_alphanumeric())
+    };
+    let mut out = String::with_capacity(html.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        if is_date(i) {
+            out.push_str(&html[copied..i]);
+            out.push_str("<span style=\"white-space:nowrap\">");
+            out.push_str(&html[i..i + 10]);
+            out.push_str("</span>");
+            i += 10;
+            copied = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&html[copied..]);
+    out
+}
+
+fn code_spans_only(text: &str) -> String {
     let escaped = escape_html(&text.replace('`', "\u{1}"));
     let mut out = String::with_capacity(escaped.len());
     let mut parts = escaped.split('\u{1}');
@@ -297,7 +339,7 @@ pub fn inference_effect(i: &Inference, decimals: usize) -> String {
 }
 
 /// The test's interval on its scale: `[−1.20%, +3.40%]` or `[−0.0100, +0.0300]`.
-fn inference_interval(i: &Inference, decimals: usize) -> String {
+pub fn inference_interval(i: &Inference, decimals: usize) -> String {
     match i.scale {
         InferenceScale::Relative => percent_interval(i.ci, decimals),
         InferenceScale::Absolute => format!("[{}, {}]", signed_value(i.ci[0]), signed_value(i.ci[1])),
@@ -333,6 +375,16 @@ struct ReportModel {
     /// `always-valid`: the label of every main p-value.
     test_method: &'static str,
     checks: Vec<CheckRow>,
+    /// Every check passes: the report collapses them into one line.
+    checks_all_pass: bool,
+    /// `All 8 data-quality checks pass.` or which need attention.
+    checks_summary: String,
+    /// Why the effects cannot be trusted (a broken allocation): the metrics are greyed.
+    untrustworthy: Option<String>,
+    /// One plain-language line per metric, primary first.
+    plain: Vec<PlainLine>,
+    /// The terms and reason codes the report uses, explained.
+    glossary: Vec<glossary::Entry>,
     variants: Vec<VariantRow>,
     metrics: Vec<MetricTable>,
     /// The fixed-horizon contract figures of every comparison.
@@ -369,6 +421,14 @@ struct CheckRow {
     detail: String,
 }
 
+/// A metric's result in one sentence a PM reads without the tables.
+#[derive(Debug, Serialize)]
+struct PlainLine {
+    name: String,
+    role: &'static str,
+    text: String,
+}
+
 #[derive(Debug, Serialize)]
 struct VariantRow {
     name: String,
@@ -380,12 +440,17 @@ struct VariantRow {
 #[derive(Debug, Serialize)]
 struct MetricTable {
     name: String,
+    /// The job file's description of the metric.
+    description: Option<String>,
     role: &'static str,
     kind: &'static str,
     better: &'static str,
     /// Capping, CUPED and guardrail margin, in words.
     notes: Vec<String>,
     rows: Vec<MetricRow>,
+    /// Each comparison's extra views (Bayesian, CUPED, non-inferiority, power) and notes, as
+    /// a list under the table (named by variant when there are several).
+    details: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -419,10 +484,16 @@ struct BreakdownRow {
 struct MetricRow {
     variant: String,
     is_control: bool,
+    /// Mark the row as the control's (when its name does not already say so).
+    control_tag: bool,
     units: String,
+    /// A proportion as a percentage (`17.6%`), else the value.
     mean: String,
     /// The test's estimate: relative, or absolute when the control mean is 0.
     effect: String,
+    /// The same estimate on the metric's own scale: `+2.96 pp` for a proportion, `+2.04` per
+    /// unit for a mean, when the effect is relative.
+    absolute: Option<String>,
     /// The test's interval at its level.
     ci: String,
     /// The test's p-value of "no effect".
@@ -431,9 +502,6 @@ struct MetricRow {
     significant: bool,
     /// `better`, `worse`, `neutral` by the test; `control` for the control row.
     direction: &'static str,
-    notes: String,
-    /// Scale, Bayesian view, CUPED, non-inferiority and power, in words.
-    details: Vec<String>,
 }
 
 /// One comparison's fixed-horizon contract fields.
@@ -534,7 +602,39 @@ impl ReportModel {
                 observed: v.observed_share.map_or_else(dash, |s| percent(s, 1)),
             })
             .collect();
-        let metrics: Vec<MetricTable> = result.metrics.iter().map(|m| metric_table(m, &fixed_level)).collect();
+        let metrics: Vec<MetricTable> = result.metrics.iter().map(|m| metric_table(result, m, &fixed_level)).collect();
+        let attention: Vec<String> = result
+            .checks
+            .iter()
+            .filter(|c| c.status != CheckStatus::Pass)
+            .map(|c| format!("{} ({})", c.name.name(), if c.status == CheckStatus::Fail { "fail" } else { "warn" }))
+            .collect();
+        let checks_summary = if attention.is_empty() {
+            format!("All {} data-quality checks pass.", result.checks.len())
+        } else {
+            format!(
+                "{} of {} data-quality checks need attention: {}.",
+                attention.len(),
+                result.checks.len(),
+                attention.join(", ")
+            )
+        };
+        let broken_by: Vec<&str> = result
+            .decision
+            .reason_codes
+            .iter()
+            .filter_map(|code| match code {
+                ReasonCode::DataQualityFailed(check) => Some(check.name()),
+                ReasonCode::MissingVariant => Some("missing_variant"),
+                _ => None,
+            })
+            .collect();
+        let untrustworthy = (!broken_by.is_empty()).then(|| {
+            format!(
+                "The allocation is broken ({}): every effect below is untrustworthy until it is fixed, and is greyed out, for reference only.",
+                broken_by.join(", ")
+            )
+        });
         let srm_failed = result.check(CheckName::Srm).is_some_and(|c| c.status != CheckStatus::Pass);
         let srm_days = if srm_failed {
             result
@@ -608,6 +708,7 @@ impl ReportModel {
             .metrics
             .iter()
             .any(|m| m.comparisons.iter().any(|c| c.inference.as_ref().is_some_and(|i| i.significant)));
+        let plain = result.metrics.iter().map(plain_line).collect();
         let key_metrics = result
             .metrics
             .iter()
@@ -666,7 +767,7 @@ impl ReportModel {
         ReportModel {
             title: format!("{}: {} — {}", result.id, verdict, facts.report_date),
             experiment: result.id.clone(),
-            description: None,
+            description: result.description.clone(),
             failed: result.status == Status::Failed,
             error: result.error.clone(),
             recommendation: rec.name().to_uppercase(),
@@ -683,7 +784,12 @@ impl ReportModel {
             test_method: test.method_name(),
             srm_days,
             breakdowns,
+            checks_all_pass: result.checks.iter().all(|c| c.status == CheckStatus::Pass),
             checks,
+            checks_summary,
+            untrustworthy,
+            plain,
+            glossary: glossary::entries(&result.decision),
             variants,
             metrics,
             fixed_horizon: fixed_horizon_rows(result),
@@ -907,8 +1013,84 @@ fn tuning_text(result: &ExperimentResult, plan: &Plan) -> String {
     }
 }
 
-fn metric_table(m: &MetricResult, fixed_level: &str) -> MetricTable {
+/// A metric's mean as a reader takes it: a proportion as a percentage, with two decimals when
+/// any variant's is below 10% (so 4.49% and 4.12% do not read 4.5% and 4.1%), the same for
+/// every variant of the metric so they line up.
+fn metric_mean(m: &MetricResult, mean: f64) -> String {
+    let small = m.variants.iter().filter_map(|v| v.mean).any(|x| x.abs() < 0.1);
+    match m.kind {
+        MetricKind::Proportion => percent(mean, if small { 2 } else { 1 }),
+        _ => value(mean),
+    }
+}
+
+/// A relative effect on the metric's own scale, from the control's mean: `+2.96 pp` for a
+/// proportion, `+2.04` for a mean or ratio. The test's relative estimate times the control's
+/// mean is its absolute difference (exactly so without CUPED).
+fn absolute_effect(m: &MetricResult, i: &Inference) -> Option<String> {
+    let control_mean = m.variants.first()?.mean?;
+    if i.scale != InferenceScale::Relative || !(i.estimate * control_mean).is_finite() {
+        return None;
+    }
+    let difference = i.estimate * control_mean;
+    Some(if m.kind == MetricKind::Proportion { signed_points(difference, 2) } else { signed_value(difference) })
+}
+
+/// `conversion`'s result in one sentence: `treatment 17.6% vs 14.6% for control, +20.2%
+/// (+2.96 pp): significantly better.`, for each variant.
+fn plain_line(m: &MetricResult) -> PlainLine {
+    let control = m.variants.first();
+    let control_name = control.map_or("the control", |v| v.variant.as_str());
+    let parts: Vec<String> = m
+        .comparisons
+        .iter()
+        .map(|c| {
+            let mean_of = |name: &str| m.variants.iter().find(|v| v.variant == name).and_then(|v| v.mean);
+            let means = match (mean_of(&c.variant), control.and_then(|v| v.mean)) {
+                (Some(v), Some(ctl)) => {
+                    format!("{} {} vs {} for {control_name}", c.variant, metric_mean(m, v), metric_mean(m, ctl))
+                }
+                _ => c.variant.clone(),
+            };
+            let Some(i) = &c.inference else {
+                return format!("{means}: cannot be tested yet");
+            };
+            let effect = match absolute_effect(m, i) {
+                Some(absolute) if m.kind == MetricKind::Proportion => {
+                    format!("{} ({absolute})", inference_effect(i, 1))
+                }
+                _ => inference_effect(i, 1),
+            };
+            let verdict = match (i.significant, i.direction) {
+                (true, Direction::Better) => "significantly better".to_string(),
+                (true, Direction::Worse) => "significantly worse".to_string(),
+                _ => format!("no significant difference yet (the interval {} includes 0)", inference_interval(i, 1)),
+            };
+            let margin = match &c.non_inferiority {
+                Some(n) if n.non_inferior => format!("; within its {} margin", percent(n.margin, 0)),
+                Some(n) => format!("; not yet shown within its {} margin", percent(n.margin, 0)),
+                None => String::new(),
+            };
+            format!("{means}, {effect}: {verdict}{margin}")
+        })
+        .collect();
+    let text = if parts.is_empty() { "no comparison".to_string() } else { parts.join("; ") };
+    PlainLine { name: m.name.clone(), role: m.role.name(), text: format!("{text}.") }
+}
+
+fn metric_table(result: &ExperimentResult, m: &MetricResult, fixed_level: &str) -> MetricTable {
     let control = m.variants.first().map(|v| v.variant.clone()).unwrap_or_default();
+    let several = m.comparisons.len() > 1;
+    let mut details = Vec::new();
+    for c in &m.comparisons {
+        let prefix = if several { format!("{}: ", c.variant) } else { String::new() };
+        for d in comparison_details(result, c, fixed_level) {
+            details.push(format!("{prefix}{d}"));
+        }
+        if !c.notes.is_empty() {
+            details.push(format!("{prefix}{}", c.notes.join("; ")));
+        }
+    }
     let rows = m
         .variants
         .iter()
@@ -916,22 +1098,23 @@ fn metric_table(m: &MetricResult, fixed_level: &str) -> MetricTable {
             let comparison = m.comparisons.iter().find(|c| c.variant == v.variant);
             let inference = comparison.and_then(|c| c.inference.as_ref());
             let text = |f: &dyn Fn(&Inference) -> String| inference.map_or_else(dash, f);
+            let is_control = v.variant == control;
             MetricRow {
                 variant: v.variant.clone(),
-                is_control: v.variant == control,
+                is_control,
+                control_tag: is_control && !v.variant.eq_ignore_ascii_case("control"),
                 units: count(v.units),
-                mean: v.mean.map_or_else(dash, value),
+                mean: v.mean.map_or_else(dash, |mean| metric_mean(m, mean)),
                 effect: text(&|i| inference_effect(i, 2)),
+                absolute: inference.and_then(|i| absolute_effect(m, i)),
                 ci: text(&|i| inference_interval(i, 2)),
-                p_value: text(&|i| pvalue(i.p_value)),
+                p_value: text(&|i| pvalue_short(i.p_value)),
                 significant: inference.is_some_and(|i| i.significant),
                 direction: match (comparison, inference) {
                     (None, _) => "control",
                     (Some(_), Some(i)) => direction_name(i.direction),
                     (Some(_), None) => "neutral",
                 },
-                notes: comparison.map(|c| c.notes.join("; ")).unwrap_or_default(),
-                details: comparison.map(|c| comparison_details(c, fixed_level)).unwrap_or_default(),
             }
         })
         .collect();
@@ -956,18 +1139,22 @@ fn metric_table(m: &MetricResult, fixed_level: &str) -> MetricTable {
     }
     MetricTable {
         name: m.name.clone(),
+        description: m.description.clone(),
         role: m.role.name(),
         kind: m.kind.name(),
         better: if m.higher_is_better { "higher is better" } else { "lower is better" },
         notes,
         rows,
+        details,
     }
 }
 
 /// A comparison's extra views, one short phrase each. The fixed-horizon figures are not among
 /// them: they have their own section, so no second notion of significance sits beside the
-/// test's.
-fn comparison_details(c: &ComparisonResult, fixed_level: &str) -> Vec<String> {
+/// test's. Power and "more units" advice appear only while the question is open: not on a
+/// decided experiment or a comparison already significant, and as "not feasible" when the
+/// units would come in only after the experiment's last day.
+fn comparison_details(result: &ExperimentResult, c: &ComparisonResult, fixed_level: &str) -> Vec<String> {
     let mut details = Vec::new();
     if c.inference.as_ref().is_some_and(|i| i.scale == InferenceScale::Absolute) {
         details.push("absolute difference: the control mean is 0, so there is no relative effect".to_string());
@@ -975,7 +1162,7 @@ fn comparison_details(c: &ComparisonResult, fixed_level: &str) -> Vec<String> {
     if let Some(b) = &c.bayesian {
         details.push(format!(
             "Bayesian: chance to win {}, risk {} (keep) / {} (ship), {fixed_level} credible {}",
-            percent(b.chance_to_win, 1),
+            chance(b.chance_to_win),
             signed_percent(b.risk[0], 2).trim_start_matches('+'),
             signed_percent(b.risk[1], 2).trim_start_matches('+'),
             percent_interval(b.ci_relative, 2)
@@ -990,9 +1177,26 @@ fn comparison_details(c: &ComparisonResult, fixed_level: &str) -> Vec<String> {
         let verdict = if n.non_inferior { "non-inferior" } else { "not yet shown non-inferior" };
         details.push(format!("worst plausible change {bound} vs margin {}: {verdict}", percent(n.margin, 1)));
     }
-    if let Some(p) = &c.power {
+    let decided = matches!(result.decision.recommendation, Recommendation::Promote | Recommendation::Rollback);
+    let settled = c.inference.as_ref().is_some_and(|i| i.significant);
+    if let Some(p) = c.power.as_ref().filter(|_| !decided && !settled) {
+        let too_late = p.additional_days.is_some_and(|d| {
+            result
+                .plan
+                .as_ref()
+                .is_some_and(|plan| result.window.end + chrono::Duration::days(d.ceil() as i64) > plan.last_day)
+        });
         let plan = if p.additional_units == 0 {
             "enough units".to_string()
+        } else if too_late {
+            let larger = result
+                .plan
+                .as_ref()
+                .and_then(|plan| plan.feasible_mde)
+                .filter(|&m| m > p.mde)
+                .map(|m| format!(", or accept a larger MDE of {}", percent(m, 1)))
+                .unwrap_or_default();
+            format!("not feasible at this traffic by the last day: stop{larger}")
         } else {
             let days = p.additional_days.map(|d| format!(", {}", crate::numbers::days(d))).unwrap_or_default();
             format!("{} more units per variant{days}", count(p.additional_units))
@@ -1045,6 +1249,10 @@ mod tests {
     fn code_spans_are_escaped_first() {
         assert_eq!(code_spans("`a<b>` is +1%"), "<code>a&lt;b&gt;</code> is +1%");
         assert_eq!(code_spans("odd ` tick"), "odd ` tick");
+        assert_eq!(
+            code_spans("by 2026-12-10 (v2026-12-100 stays)"),
+            "by <span style=\"white-space:nowrap\">2026-12-10</span> (v2026-12-100 stays)"
+        );
     }
 
     fn facts() -> RunFacts {
@@ -1103,6 +1311,10 @@ mod tests {
         };
         let html = renderer.email_html(&frame, &[section]).expect("renders");
         assert!(html.contains(r#"<img src="cid:chart.x@abreport""#), "{html}");
+        assert!(
+            html.contains(r#"alt="Relative effect vs control (always-valid 95% CI), each row on its own scale. conversion (primary metric): +4.1% [+1.1%, +7.1%]"#),
+            "the chart's alt text says what it shows: {html}"
+        );
         assert!(!html.contains("<svg"), "mail clients do not show SVG");
         assert!(!html.contains("<script"), "no script, and the hostile id is escaped");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
@@ -1142,19 +1354,22 @@ mod tests {
     #[test]
     fn a_figure_significant_by_its_test_is_marked_though_the_fixed_horizon_field_says_no() {
         let (html, markdown) = render(&significant_only_by_the_test());
-        assert!(html.contains(r#"<td class="num better"><strong>+4.10%</strong></td>"#), "{html}");
-        assert!(html.contains("<td class=\"num\">[+1.10%, +7.10%]</td>"), "the test's interval: {html}");
-        assert!(html.contains("<td class=\"num\">0.0040</td>"), "the test's p-value");
+        assert!(html.contains(r#"<td class="num better"><strong>+4.10%</strong>"#), "{html}");
+        assert!(html.contains("<td class=\"num wide-only\">[+1.10%, +7.10%]</td>"), "the test's interval: {html}");
+        assert!(html.contains("<td class=\"num wide-only\">0.004</td>"), "the test's p-value");
         assert!(!html.contains("Nothing is significant yet"), "no 'nothing significant' banner beside a win");
         assert!(
-            markdown.contains("| treatment | 1,000 | 0.1000 | **+4.10%** (better) | \\[+1.10%, +7.10%\\] | 0.0040 |")
+            markdown.contains(
+                "| treatment | 1,000 | 10.0% | **+4.10%** (better) (+0.41 pp) | \\[+1.10%, +7.10%\\] | 0.004 |"
+            ),
+            "{markdown}"
         );
         assert!(!markdown.contains("Nothing is significant yet"));
         // The contract figures are still there, in their own section, as results.json has them.
         let fixed =
             html.find("Fixed-horizon figures (results.json contract fields; valid for one look at a planned sample)");
         let row = html.find(
-            "<td>conversion</td><td>treatment</td><td class=\"num\">+4.10%</td><td class=\"num\">[+2.10%, +6.10%]</td>",
+            "<th scope=\"row\">conversion</th><td>treatment</td><td class=\"num\">+4.10%</td><td class=\"num\">[+2.10%, +6.10%]</td>",
         );
         assert!(fixed.is_some_and(|f| row.is_some_and(|r| f < r)), "{html}");
         assert!(html.contains("<td class=\"num\">0.2000</td><td>no</td>"), "adjusted p and `significant`");
@@ -1176,10 +1391,13 @@ mod tests {
         (i.significant, i.direction, i.p_value) = (false, Direction::Neutral, 0.3);
         assert!(result.metrics[0].comparisons[0].significant, "the contract field says significant");
         let (html, markdown) = render(&result);
-        assert!(html.contains(r#"<td class="num neutral">+4.10%</td>"#), "{html}");
+        assert!(html.contains(r#"<td class="num neutral">+4.10%<span class="small">"#), "{html}");
         assert!(!html.contains("<strong>+4.10%</strong>"));
-        assert!(html.contains("Nothing is significant yet by the always-valid 95% CI."));
-        assert!(markdown.contains("| treatment | 1,000 | 0.1000 | +4.10% | \\[+1.10%, +7.10%\\] | 0.3000 |"));
+        assert!(html.contains("Nothing is significant yet by the always-valid 95% CI;"));
+        assert!(
+            markdown.contains("| treatment | 1,000 | 10.0% | +4.10% (+0.41 pp) | \\[+1.10%, +7.10%\\] | 0.300 |"),
+            "{markdown}"
+        );
         assert!(
             html.contains("<td class=\"num\">0.0060</td><td>yes (better)</td>"),
             "the contract row keeps its field"
@@ -1195,7 +1413,12 @@ mod tests {
             }
         }
         let (html, markdown) = render(&result);
-        assert!(html.contains("<th>always-valid 97.5% CI</th><th>always-valid p</th>"), "{html}");
+        assert!(
+            html.contains(
+                "<th scope=\"col\" class=\"num wide-only\">always-valid 97.5% CI</th><th scope=\"col\" class=\"num wide-only\">always-valid p</th>"
+            ),
+            "{html}"
+        );
         assert!(markdown.contains("| Variant | Units | Mean | Effect | always-valid 97.5% CI | always-valid p |"));
         assert!(html.contains("Relative effect vs control (always-valid 97.5% CI)"), "the chart says it too");
         assert!(html.contains("safe to read daily"));
@@ -1217,7 +1440,9 @@ mod tests {
         assert!(html.contains("<p class=\"warning\">This job uses fixed-horizon inference"), "{html}");
         assert!(html.contains(warning));
         assert!(markdown.contains("> **Warning:** This job uses fixed-horizon inference"), "{markdown}");
-        assert!(html.contains("<th>fixed-horizon 95% CI</th><th>fixed-horizon p</th>"));
+        assert!(html.contains(
+            "<th scope=\"col\" class=\"num wide-only\">fixed-horizon 95% CI</th><th scope=\"col\" class=\"num wide-only\">fixed-horizon p</th>"
+        ));
         assert!(!html.contains("safe to read daily"));
         let renderer = Renderer::new().expect("templates compile");
         let facts = facts();
@@ -1264,9 +1489,10 @@ mod tests {
             expected_verdict_date: NaiveDate::from_ymd_opt(2026, 12, 10),
         };
         let (html, markdown) = render(&result);
+        let html = html.replace(r#"<span style="white-space:nowrap">"#, "").replace("</span>", "");
         let summary = verdict_box(&html);
         for reason in &result.decision.reasons {
-            assert!(summary.contains(&code_spans(reason)), "every reason, in full: {reason}");
+            assert!(summary.contains(&code_spans_only(reason)), "every reason, in full: {reason}");
         }
         assert!(
             summary.contains(
@@ -1283,6 +1509,127 @@ mod tests {
         // A promotion has no such line.
         let (html, _) = render(&sample_result());
         assert!(!verdict_box(&html).contains("Expected verdict") && !html.contains("Guardrails holding"));
+    }
+
+    #[test]
+    fn a_pm_reads_plain_lines_percentages_and_a_glossary_and_passing_checks_fold_into_one_line() {
+        let mut result = sample_result();
+        result.description = Some("A one-page checkout <b>".into());
+        result.metrics[0].description = Some("Share of units that buy".into());
+        result.decision.reason_codes = vec![ReasonCode::PrimarySignificantWin];
+        let (html, markdown) = render(&result);
+        // The description is shown, escaped; the verdict is a heading.
+        assert!(html.contains("<p class=\"description\">A one-page checkout &lt;b&gt;</p>"), "{html}");
+        assert!(html.contains("<h2 class=\"label\" id=\"verdict\">PROMOTE — Promote treatment</h2>"));
+        assert!(html.contains("<p class=\"description\">Share of units that buy</p>"));
+        // One plain line per metric: a proportion as percentages, its effect in pp too.
+        assert!(
+            html.contains("treatment 10.0% vs 10.0% for control, +4.1% (+0.41 pp): significantly better."),
+            "{html}"
+        );
+        assert!(markdown.contains("- **conversion** (primary): treatment 10.0% vs 10.0% for control"), "{markdown}");
+        // No "control control": the control row of a variant named control is not tagged again.
+        assert!(
+            html.contains("<th scope=\"row\">control</th>") && !html.contains("control <span class=\"role\">(control)")
+        );
+        // Every table has a caption, a head and scoped headers.
+        assert_eq!(html.matches("<table>").count(), html.matches("<caption>").count(), "{html}");
+        assert!(html.matches("<thead>").count() >= 4);
+        // All checks pass: one line, folded.
+        assert!(
+            html.contains("<details class=\"checks all-pass\">\n<summary>All 6 data-quality checks pass.</summary>"),
+            "{html}"
+        );
+        // The glossary explains the terms and the decision's codes; the reasons link to it.
+        assert!(html.contains("<section id=\"glossary\""));
+        assert!(html.contains(
+            "<dt>PRIMARY_SIGNIFICANT_WIN</dt><dd>The primary metric is significantly better in the variant.</dd>"
+        ));
+        assert!(html.contains("href=\"#glossary\""));
+        assert!(markdown.contains("## Glossary"));
+        assert!(
+            !html.contains("class=\"untrustworthy\"")
+                && !html.contains(" untrustworthy\"")
+                && !html.contains("untrustworthy until"),
+            "a healthy experiment is not greyed"
+        );
+    }
+
+    #[test]
+    fn a_broken_allocation_greys_the_metrics_opens_the_checks_and_puts_the_days_first() {
+        let mut result = sample_result();
+        result.decision.recommendation = Recommendation::Pause;
+        result.decision.variant = None;
+        result.decision.reason_codes = vec![ReasonCode::DataQualityFailed(CheckName::Srm)];
+        result.checks[0] = Check {
+            name: CheckName::Srm,
+            status: CheckStatus::Fail,
+            p_value: Some(1e-9),
+            detail: "mismatch; broken in all segments".into(),
+        };
+        result.srm.by_day =
+            vec![SrmSlice { slice: "2026-11-20".into(), units: vec![500, 700], p_value: Some(1e-9), broken: true }];
+        let (html, _) = render(&result);
+        let verdict = html.find("id=\"verdict\"").expect("verdict");
+        let days = html.find("<h2 id=\"allocation-by-day\">").expect("allocation by day");
+        let metrics = html.find("<h2>Metrics</h2>").expect("metrics");
+        assert!(verdict < days && days < metrics, "the split by day comes right after the verdict");
+        assert!(html.contains("The allocation is broken (srm): every effect below is untrustworthy"), "{html}");
+        assert!(html.contains("<div class=\"untrustworthy\">"));
+        assert!(html.contains("<details class=\"checks\" open>\n<summary>1 of 6 data-quality checks need attention: srm (fail).</summary>"), "{html}");
+    }
+
+    #[test]
+    fn power_advice_only_while_open_and_never_an_infeasible_number_of_days() {
+        let power = |additional_days: f64| PowerResult {
+            mde: 0.05,
+            mde_absolute: 0.005,
+            target_power: 0.8,
+            power_at_current_n: 0.2,
+            required_units: 90_000,
+            additional_units: 89_000,
+            additional_days: Some(additional_days),
+        };
+        let mut open = sample_result();
+        open.decision.recommendation = Recommendation::Continue;
+        open.decision.variant = None;
+        let c = &mut open.metrics[1].comparisons[0];
+        assert!(!c.inference.as_ref().expect("a test").significant, "the secondary is not significant");
+        c.power = Some(power(10.0));
+        let (html, _) = render(&open);
+        assert!(
+            html.contains("power 20% now for 5.0% (target 80%); 89,000 more units per variant, about 10 days"),
+            "{html}"
+        );
+        // 600 days is past the last day: not advice, the way out instead.
+        open.metrics[1].comparisons[0].power = Some(power(600.0));
+        open.plan = Some(Plan {
+            tuning_source: TuningSource::Default,
+            designed_on: None,
+            first_expected_verdict_date: None,
+            estimate_is_provisional: false,
+            tests: vec![],
+            required_units: vec![None, None],
+            inflow_per_day: vec![150.0, 150.0],
+            inflow_days: 7,
+            days_to_decision: None,
+            expected_verdict_date: None,
+            sample_reached: false,
+            last_day: NaiveDate::from_ymd_opt(2026, 12, 31).expect("a date"),
+            feasible_mde: Some(0.12),
+            units_to_settle: vec![],
+        });
+        let (html, _) = render(&open);
+        assert!(
+            html.contains("not feasible at this traffic by the last day: stop, or accept a larger MDE of 12.0%"),
+            "{html}"
+        );
+        assert!(!html.contains("about 600 days"));
+        // A promoted experiment gets no "more units" advice at all.
+        let mut won = sample_result();
+        won.metrics[1].comparisons[0].power = Some(power(10.0));
+        let (html, _) = render(&won);
+        assert!(!html.contains("more units per variant") && !html.contains("power 20% now"), "{html}");
     }
 
     #[test]
@@ -1306,6 +1653,7 @@ mod tests {
             units_to_settle: vec![],
         });
         let (html, markdown) = render(&result);
+        let html = html.replace(r#"<span style="white-space:nowrap">"#, "").replace("</span>", "");
         for line in [
             "<dt>Units per variant (now of needed)</dt><dd>control 1,000 of 8,000 · treatment 1,000 of 8,000</dd>",
             "<dt>New units a day</dt><dd>control 700 · treatment 700 (average of the last 7 days)</dd>",
@@ -1314,7 +1662,7 @@ mod tests {
             "<dt>Last day</dt><dd>2026-12-31 (max_days = 42)</dd>",
             "<dt>Sequential tuning</dt><dd>always-valid, narrowest at 4,000 units of control + treatment \
              (source design: the planned sample, fixed on 2026-12-01)</dd>",
-            "<td>effect</td><td>conversion</td><td>treatment</td><td class=\"num\">5.0%</td><td class=\"num\">80%</td>\
+            "<th scope=\"row\">effect</th><td>conversion</td><td>treatment</td><td class=\"num\">5.0%</td><td class=\"num\">80%</td>\
              <td class=\"num\">8,000 / 8,000</td><td class=\"num\">21%</td>",
         ] {
             assert!(html.contains(line), "{line}\n{html}");

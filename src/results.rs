@@ -35,6 +35,9 @@ pub enum Status {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExperimentResult {
     pub id: String,
+    /// The job file's `description` of the experiment, shown under its name in reports.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub description: Option<String>,
     pub status: Status,
     pub error: Option<String>,
     pub decision: Decision,
@@ -66,6 +69,7 @@ pub struct ExperimentResult {
 #[derive(Debug, Clone)]
 pub struct Analyzed {
     pub id: String,
+    pub description: Option<String>,
     pub checks: Vec<Check>,
     pub variants: Vec<VariantResult>,
     pub metrics: Vec<MetricResult>,
@@ -85,10 +89,12 @@ impl Analyzed {
     /// The result of this analysis with its outcome: the decision, and the error that failed
     /// the experiment when one did.
     pub fn with_decision(self, decision: Decision, error: Option<String>) -> ExperimentResult {
-        let Analyzed { id, checks, variants, metrics, window, settings, traffic, srm, breakdowns, plan } = self;
+        let Analyzed { id, description, checks, variants, metrics, window, settings, traffic, srm, breakdowns, plan } =
+            self;
         let status = if error.is_some() { Status::Failed } else { Status::Ok };
         ExperimentResult {
             id,
+            description,
             status,
             error,
             decision,
@@ -513,6 +519,9 @@ pub struct VariantResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MetricResult {
     pub name: String,
+    /// The job file's `description` of the metric.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub description: Option<String>,
     pub kind: MetricKind,
     pub role: Role,
     pub higher_is_better: bool,
@@ -984,9 +993,20 @@ impl ExperimentResult {
     /// The analysis this result was decided from (its status, error and decision dropped).
     pub(crate) fn analyzed(self) -> Analyzed {
         let ExperimentResult {
-            id, checks, variants, metrics, window, settings, traffic, srm, breakdowns, plan, ..
+            id,
+            description,
+            checks,
+            variants,
+            metrics,
+            window,
+            settings,
+            traffic,
+            srm,
+            breakdowns,
+            plan,
+            ..
         } = self;
-        Analyzed { id, checks, variants, metrics, window, settings, traffic, srm, breakdowns, plan }
+        Analyzed { id, description, checks, variants, metrics, window, settings, traffic, srm, breakdowns, plan }
     }
 }
 
@@ -1028,6 +1048,7 @@ pub(crate) fn sample_result() -> ExperimentResult {
         cuped_theta: None,
     };
     let metric = |name: &str, role: Role, c: ComparisonResult| MetricResult {
+        description: None,
         name: name.into(),
         kind: MetricKind::Proportion,
         role,
@@ -1051,6 +1072,7 @@ pub(crate) fn sample_result() -> ExperimentResult {
     let date = NaiveDate::from_ymd_opt(2026, 11, 20).expect("a date");
     ExperimentResult {
         id: "checkout-redesign".into(),
+        description: None,
         status: Status::Ok,
         error: None,
         decision: Decision {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (Python reference packages, test servers and
-# pyspark in a virtualenv under target/, Azurite with npm under target/), starts a Spark Connect
-# server, then runs every test. Works on a fresh clone; re-runs reuse the installs.
+# pyspark in a virtualenv under target/, Azurite and playwright-core with npm under target/,
+# Debian's chromium when missing), starts a Spark Connect server, then runs every test. Works on
+# a fresh clone; re-runs reuse the installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,31 @@ if [ ! -f "$npm_dir/.installed-azurite-$azurite_version" ]; then
   touch "$npm_dir/.installed-azurite-$azurite_version"
 fi
 export ABREPORT_TEST_AZURITE="$PWD/$npm_dir/node_modules/.bin/azurite-blob"
+
+# Headless Chromium for tests/it/browser.rs: Debian's package, installed when missing (as root,
+# or through sudo when it is there), driven by playwright-core (in its own prefix under
+# target/test-npm, pinned) through tests/browser/check.mjs.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "tests/run.sh: installing Debian's chromium"
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 chromium
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 chromium
+  else
+    echo "tests/run.sh: /usr/bin/chromium is missing and cannot be installed (not root, no sudo): run 'apt-get install -y chromium' as root" >&2
+    exit 1
+  fi
+fi
+playwright_version=1.65.2
+playwright_dir="$npm_dir/playwright"
+if [ ! -f "$playwright_dir/.installed-playwright-core-$playwright_version" ]; then
+  echo "tests/run.sh: installing playwright-core $playwright_version into $playwright_dir"
+  rm -rf "$playwright_dir"
+  mkdir -p "$playwright_dir"
+  npm install --prefix "$playwright_dir" --no-audit --no-fund --loglevel=error "playwright-core@$playwright_version"
+  touch "$playwright_dir/.installed-playwright-core-$playwright_version"
+fi
+export ABREPORT_TEST_PLAYWRIGHT="$PWD/$playwright_dir/node_modules/playwright-core"
 
 # A Spark Connect server on loopback (Spark from the venv's pyspark, in local mode), started once
 # so that every test process shares it, and stopped however the tests end.

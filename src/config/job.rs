@@ -237,9 +237,12 @@ impl Checker<'_> {
             if d.attach_max_bytes.is_some() {
                 stray.push("attach_max_bytes");
             }
-            if d.link_base_url.is_some() {
-                stray.push("link_base_url");
-            }
+        }
+        if !matches!(kind, "email" | "chat") && d.link_base_url.is_some() {
+            stray.push("link_base_url");
+        }
+        if kind != "chat" && d.webhook_env.is_some() {
+            stray.push("webhook_env");
         }
         if kind != "upload" && d.url.is_some() {
             stray.push("url");
@@ -247,7 +250,7 @@ impl Checker<'_> {
         if kind != "dir" && d.path.is_some() {
             stray.push("path");
         }
-        if matches!(kind, "email" | "upload" | "dir") && !stray.is_empty() {
+        if matches!(kind, "email" | "upload" | "dir" | "chat") && !stray.is_empty() {
             let keys = stray.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
             let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
             self.problem(&d.kind, format!("{article} {kind} delivery does not take {keys}"));
@@ -278,23 +281,7 @@ impl Checker<'_> {
                         }
                     },
                 };
-                // Only web links: the URL becomes an `href` in the mail.
-                let link_base_url = d.link_base_url.as_ref().and_then(|u| match url::Url::parse(u.get_ref().trim()) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") => {
-                        Some(u.get_ref().trim().trim_end_matches('/').to_string())
-                    }
-                    Ok(_) => {
-                        self.problem(
-                            u,
-                            format!("`link_base_url` `{}` must be an http:// or https:// URL", u.get_ref()),
-                        );
-                        None
-                    }
-                    Err(e) => {
-                        self.problem(u, format!("`link_base_url` `{}` is not a valid URL: {e}", u.get_ref()));
-                        None
-                    }
-                });
+                let link_base_url = self.link_base_url(d);
                 Some(Delivery::Email {
                     to: d.to.iter().map(|t| t.trim().to_string()).collect(),
                     digest: d.digest.as_ref().is_some_and(|b| *b.get_ref()),
@@ -316,8 +303,46 @@ impl Checker<'_> {
                     None
                 }
             },
+            "chat" => {
+                let webhook_env = match &d.webhook_env {
+                    None => crate::env::CHAT_WEBHOOK.to_string(),
+                    Some(name) if is_variable_name(name.get_ref()) => name.get_ref().clone(),
+                    Some(name) => {
+                        // Not quoted: a value that is not a name may be the webhook URL itself.
+                        self.problem(
+                            name,
+                            "`webhook_env` must be the name of an environment variable (letters, digits, `_`), \
+                             not the webhook URL: the URL is a secret and stays out of the job file",
+                        );
+                        return None;
+                    }
+                };
+                Some(Delivery::Chat { webhook_env, link_base_url: self.link_base_url(d) })
+            }
             other => {
-                self.problem(&d.kind, format!("unknown delivery kind `{other}` (expected `email`, `upload` or `dir`)"));
+                self.problem(
+                    &d.kind,
+                    format!("unknown delivery kind `{other}` (expected `email`, `upload`, `dir` or `chat`)"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `link_base_url` of an email or chat delivery, without its trailing `/`. Only web links:
+    /// the URL becomes an `href` in a mail and a link in a chat message.
+    fn link_base_url(&mut self, d: &RawDelivery) -> Option<String> {
+        let u = d.link_base_url.as_ref()?;
+        match url::Url::parse(u.get_ref().trim()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => {
+                Some(u.get_ref().trim().trim_end_matches('/').to_string())
+            }
+            Ok(_) => {
+                self.problem(u, format!("`link_base_url` `{}` must be an http:// or https:// URL", u.get_ref()));
+                None
+            }
+            Err(e) => {
+                self.problem(u, format!("`link_base_url` `{}` is not a valid URL: {e}", u.get_ref()));
                 None
             }
         }
@@ -700,6 +725,14 @@ impl Checker<'_> {
     }
 }
 
+/// Whether `name` can be an environment variable's name as a shell writes one: a letter or
+/// `_`, then letters, digits and `_`.
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Turns an identifier into one safe path component (and object-store key segment):
 /// ASCII letters, digits, `.`, `-`, `_`; no leading dot; at most 80 characters. When anything
 /// had to change, a short hash of the original is appended so that two ids never share a folder.
@@ -888,6 +921,45 @@ alpha = 0.01
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_chat_delivery_names_its_webhook_variable_with_a_default() {
+        let text = format!(
+            "{GOOD}\n[[deliver]]\nkind = \"chat\"\n\n[[deliver]]\nkind = \"chat\"\nwebhook_env = \"TEAM_HOOK\"\n\
+             link_base_url = \"https://files.example.com/xp/\"\n"
+        );
+        let job = check(&text, Path::new("/srv/jobs/t.toml")).expect("valid");
+        assert_eq!(
+            job.deliveries,
+            vec![
+                Delivery::Chat { webhook_env: "ABREPORT_CHAT_WEBHOOK".into(), link_base_url: None },
+                Delivery::Chat {
+                    webhook_env: "TEAM_HOOK".into(),
+                    link_base_url: Some("https://files.example.com/xp".into())
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn chat_delivery_problems_name_the_key_and_line_and_never_quote_a_url_given_as_the_variable() {
+        let secret = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX";
+        let text = format!(
+            "{GOOD}\n[[deliver]]\nkind = \"chat\"\nwebhook_env = \"{secret}\"\n\n\
+             [[deliver]]\nkind = \"chat\"\nto = [\"pm@example.com\"]\nlink_base_url = \"ftp://files\"\n\n\
+             [[deliver]]\nkind = \"email\"\nto = [\"pm@example.com\"]\nwebhook_env = \"HOOK\"\n\n\
+             [[deliver]]\nkind = \"chat\"\nwebhook_env = \"1ABC\"\n"
+        );
+        let found = problems(&text);
+        assert!(found.iter().all(|p| !p.contains("XXXXsecretXXXX") && !p.contains("hooks.slack")), "{found:?}");
+        let variable = "must be the name of an environment variable (letters, digits, `_`), not the webhook URL";
+        assert!(found.iter().any(|p| p.starts_with("31: `webhook_env` ") && p.contains(variable)), "{found:?}");
+        assert!(found.contains(&"34: a chat delivery does not take `to`".to_string()), "{found:?}");
+        assert!(found.iter().any(|p| p.starts_with("36: `link_base_url` `ftp://files` must be an http")), "{found:?}");
+        assert!(found.contains(&"39: an email delivery does not take `webhook_env`".to_string()), "{found:?}");
+        assert!(found.iter().any(|p| p.starts_with("45: `webhook_env` ")), "{found:?}");
+        assert_eq!(found.len(), 5, "{found:?}");
     }
 
     #[test]

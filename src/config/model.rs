@@ -420,6 +420,14 @@ pub enum Delivery {
         /// Absolute, or relative to the working directory (resolved against the job file's folder).
         path: PathBuf,
     },
+    /// A short summary per experiment posted to a Slack-compatible incoming webhook.
+    Chat {
+        /// The environment variable holding the webhook URL: the URL is a secret, so only its
+        /// variable's name is kept (here, in the outbox and in the ledger's key).
+        webhook_env: String,
+        /// Where the uploaded copies can be opened, for the link to each report.
+        link_base_url: Option<String>,
+    },
 }
 
 /// Why a job file could not be used.

@@ -227,7 +227,7 @@ impl RawExperiment {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDelivery {
-    /// `email`, `upload` or `dir`.
+    /// `email`, `upload`, `dir` or `chat`.
     pub kind: Spanned<String>,
     /// Recipients (`email`).
     #[serde(default)]
@@ -244,5 +244,9 @@ pub struct RawDelivery {
     pub attach_max_bytes: Option<Spanned<i64>>,
     /// `email`: base URL under which the uploaded copies can be opened
     /// (`<link_base_url>/<job>/<report_date>/<experiment>/<file>`), for exports too large to attach.
+    /// `chat`: the same base, for the link to each experiment's `report.html`.
     pub link_base_url: Option<Spanned<String>>,
+    /// `chat`: the environment variable holding the incoming-webhook URL (a secret, so never in
+    /// the job file). Default `ABREPORT_CHAT_WEBHOOK`.
+    pub webhook_env: Option<Spanned<String>>,
 }

@@ -100,12 +100,12 @@ mod tests {
         let png = svg_to_png(&svg, 2.0).expect("png");
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         let pixmap = Pixmap::decode_png(&png).expect("decodes");
-        // The title is drawn from x = 210 at baseline y = 18 (chart.rs), so at scale 2 it lies
-        // in x 420..1000, y 10..40.
-        assert_eq!(pixmap.width(), 1280);
-        assert!(dark_pixels(&pixmap, 420..1000, 10..40) > 300, "title text drawn");
-        // The metric labels are right-aligned before x = 200: text there too.
-        assert!(dark_pixels(&pixmap, 0..400, 68..130) > 100, "labels drawn");
+        // The title is drawn from x = 8 at baseline y = 18 (chart.rs), so at scale 2 it lies
+        // in x 16..440, y 10..44; the viewBox is 400 wide.
+        assert_eq!(pixmap.width(), 800);
+        assert!(dark_pixels(&pixmap, 16..440, 10..44) > 300, "title text drawn");
+        // The first row's name (the primary, in bold) has its baseline at y = 92 + 16.
+        assert!(dark_pixels(&pixmap, 16..200, 188..222) > 100, "labels drawn");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::support::*;
 const FROM: &str = "abreport <reports@example.com>";
 
 /// Retries in these tests wait 20 ms, then 80 ms, instead of 0.2 s and 0.8 s.
-const FAST_RETRIES: (&str, &str) = ("ABREPORT_RETRY_DELAY_MS", "20");
+pub(crate) const FAST_RETRIES: (&str, &str) = ("ABREPORT_RETRY_DELAY_MS", "20");
 
 /// A running SMTP server and the folder where it stores each message it accepts.
 struct Smtp {
@@ -164,7 +164,7 @@ const OUTPUT_FILES: [&str; 8] = [
     "units.parquet",
 ];
 
-fn small(experiments: &[&str]) -> Scenario {
+pub(crate) fn small(experiments: &[&str]) -> Scenario {
     let mut args = vec!["--units", "1000", "--days", "2"];
     for e in experiments {
         args.extend(["--experiment", e]);
@@ -172,7 +172,7 @@ fn small(experiments: &[&str]) -> Scenario {
     Scenario::generate(&args)
 }
 
-fn outbox_state(s: &Scenario) -> Value {
+pub(crate) fn outbox_state(s: &Scenario) -> Value {
     let path = s.path().join("outbox/generated").join(REPORT_DATE).join("state.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("state json")
@@ -414,7 +414,7 @@ fn a_digest_puts_a_paused_experiment_before_one_that_keeps_running() {
 }
 
 /// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(next) = stack.pop() {

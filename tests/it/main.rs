@@ -3,6 +3,8 @@
 //! One test binary; each module reads like a transcript of a user session.
 
 mod bad_input;
+mod browser;
+mod chat;
 mod checks;
 mod cloud;
 mod deliver;

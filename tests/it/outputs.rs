@@ -239,7 +239,7 @@ fn the_report_reads_one_test_and_keeps_the_contract_figures_in_their_own_section
     let markdown = std::fs::read_to_string(s.out("one").join("report.md")).expect("md");
     let title = "Fixed-horizon figures (results.json contract fields; valid for one look at a planned sample)";
     for report in [&html, &markdown] {
-        assert!(report.contains("| always-valid 95% CI |") || report.contains("<th>always-valid 95% CI</th>"));
+        assert!(report.contains("| always-valid 95% CI |") || report.contains(">always-valid 95% CI</th>"));
         assert!(report.contains(title), "the contract figures are still there");
         assert!(!report.contains("valid only when read once"), "no fixed-horizon warning by default");
     }
@@ -259,5 +259,5 @@ fn a_fixed_horizon_job_warns_that_its_figures_hold_for_one_look_only() {
     assert!(html.contains("<p class=\"warning\">This job uses fixed-horizon inference"), "{html}");
     assert!(html.contains("valid only when read once, at the planned sample — not daily"));
     assert!(markdown.contains("> **Warning:** This job uses fixed-horizon inference"));
-    assert!(html.contains("<th>fixed-horizon 95% CI</th>"));
+    assert!(html.contains(">fixed-horizon 95% CI</th>"));
 }

@@ -235,9 +235,9 @@ fn an_underpowered_test_continues_with_units_and_days_needed() {
         reasons.contains("A verdict needs about") && reasons.contains(&format!("expected by {expected}")),
         "{reasons}"
     );
-    // A preliminary summary is shown when nothing is significant.
+    // The plain-words summary says so when nothing is significant.
     let report = std::fs::read_to_string(five_truths().out("flat").join("report.md")).expect("report");
-    assert!(report.contains("## Preliminary summary"));
+    assert!(report.contains("## In plain words\n\nNothing is significant yet"), "{report}");
 }
 
 #[test]

@@ -45,8 +45,10 @@ pub(crate) fn abreport(dir: &Path, args: &[&str]) -> Run {
 
 /// Settings the tests never inherit from the machine: every `ABREPORT_*` variable the
 /// binary reads and the object-store variables that could send a request off the machine.
-const HERMETIC: [&str; 17] = [
+const HERMETIC: [&str; 19] = [
     "ABREPORT_LOG",
+    "ABREPORT_CHAT_WEBHOOK",
+    "ABREPORT_CHAT_TIMEOUT_SECONDS",
     "ABREPORT_THREADS",
     "ABREPORT_LOG_FORMAT",
     "ABREPORT_SMTP_HOST",
