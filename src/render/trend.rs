@@ -33,6 +33,20 @@ const PLOT_HEIGHT: f64 = 170.0;
 const MAX_LABELS: usize = 7;
 /// Colours per variant against the control, with contrast on white.
 const PALETTE: [&str; 5] = ["#0a6ebd", "#c2410c", "#6f42c1", "#1a7f37", "#9a6700"];
+/// The control's colour where it has a line (units): grey, so each treatment variant keeps its
+/// palette colour in every chart.
+const CONTROL: &str = "#57606a";
+
+/// `variant`'s colour in every chart: grey for the control (the first configured variant),
+/// else the palette by its place among the treatment variants (by first appearance when it is
+/// not configured).
+fn colour_of(result: &ExperimentResult, variant: &str, fallback: usize) -> &'static str {
+    match result.variants.iter().position(|v| v.name == variant) {
+        Some(0) => CONTROL,
+        Some(i) => PALETTE[(i - 1) % PALETTE.len()],
+        None => PALETTE[fallback % PALETTE.len()],
+    }
+}
 const MUTED: &str = "#57606a";
 const INK: &str = "#1f2328";
 
@@ -115,7 +129,7 @@ fn open(svg: &mut String, height: f64, alt: &str) {
 
 /// The chart's heading and, below it, a legend of the variants; returns the y the plot starts
 /// at. Legend items flow onto as many lines as they need.
-fn heading_and_legend(svg: &mut String, heading: &str, variants: &[&str], key: Option<&str>) -> f64 {
+fn heading_and_legend(svg: &mut String, heading: &str, variants: &[(&str, &str)], key: Option<&str>) -> f64 {
     let _ = write!(
         svg,
         r#"<text x="8" y="20" font-size="15" font-weight="bold" fill="{INK}">{}</text>"#,
@@ -123,7 +137,7 @@ fn heading_and_legend(svg: &mut String, heading: &str, variants: &[&str], key: O
     );
     let (mut x, mut y) = (8.0, 42.0);
     let mut items: Vec<(String, Option<&str>)> =
-        variants.iter().enumerate().map(|(i, v)| (cut(v, 22), Some(PALETTE[i % PALETTE.len()]))).collect();
+        variants.iter().map(|(name, colour)| (cut(name, 22), Some(*colour))).collect();
     if let Some(key) = key {
         items.push((key.to_string(), None));
     }
@@ -225,7 +239,8 @@ pub fn effect_svg(result: &ExperimentResult, metric: &str) -> Option<String> {
         0
     };
 
-    let variants: Vec<&str> = all.iter().map(|s| s.variant.as_str()).collect();
+    let variants: Vec<(&str, &str)> =
+        all.iter().enumerate().map(|(k, s)| (s.variant.as_str(), colour_of(result, &s.variant, k))).collect();
     let one_point = dates.len() == 1;
     let mut svg = String::new();
     let footnote = if one_point { 22.0 } else { 0.0 };
@@ -265,7 +280,7 @@ pub fn effect_svg(result: &ExperimentResult, metric: &str) -> Option<String> {
         WIDTH - RIGHT
     );
     for (k, s) in all.iter().enumerate() {
-        let colour = PALETTE[k % PALETTE.len()];
+        let colour = colour_of(result, &s.variant, k);
         let x = |d: NaiveDate| x_of(d, first, last);
         if s.points.len() > 1 {
             let upper = s.points.iter().map(|p| format!("{:.1},{:.1}", x(p.0), y(p.2[1])));
@@ -371,7 +386,9 @@ pub fn units_svg(result: &ExperimentResult) -> Option<String> {
 
     let names: Vec<&str> = result.variants.iter().map(|v| v.name.as_str()).collect();
     let mut body = String::new();
-    let top = heading_and_legend(&mut body, "New units per variant per day", &names, None);
+    let legend: Vec<(&str, &str)> =
+        names.iter().enumerate().map(|(i, name)| (*name, colour_of(result, name, i))).collect();
+    let top = heading_and_legend(&mut body, "New units per variant per day", &legend, None);
     let axis_y = top + PLOT_HEIGHT;
     let height = axis_y + 28.0;
     let mut svg = String::new();
@@ -397,7 +414,7 @@ pub fn units_svg(result: &ExperimentResult) -> Option<String> {
         tick += step;
     }
     for (i, name) in names.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
+        let colour = colour_of(result, name, i);
         let x = |d: NaiveDate| x_of(d, first, last);
         let line: Vec<String> =
             days.iter().map(|(d, units)| format!("{:.1},{:.1}", x(*d), y(units[i] as f64))).collect();
@@ -658,6 +675,20 @@ mod tests {
             alt,
             "New units per variant by day of first exposure from 2026-11-18 to 2026-11-20: control 1,300 in all, 1,200 on 2026-11-20; treatment 1,288 in all, 1,190 on 2026-11-20"
         );
+    }
+
+    #[test]
+    fn a_variant_has_one_colour_in_every_chart_and_the_control_is_grey() {
+        let mut result = story(2);
+        result.srm.by_day =
+            vec![SrmSlice { slice: "2026-11-20".into(), units: vec![5, 6], p_value: None, broken: false }];
+        let effect = effect_svg(&result, "conversion").expect("a chart");
+        let units = units_svg(&result).expect("a chart");
+        let treatment = colour_of(&result, "treatment", 9);
+        assert_eq!(treatment, PALETTE[0]);
+        assert!(effect.contains(&format!(r#"stroke="{treatment}""#)));
+        assert!(units.contains(&format!(r#"fill="{treatment}"><title>2026-11-20 · treatment"#)), "{units}");
+        assert!(units.contains(&format!(r#"fill="{CONTROL}"><title>2026-11-20 · control"#)), "{units}");
     }
 
     #[test]
