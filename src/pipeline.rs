@@ -419,3 +419,44 @@ fn engine_description(job: &Job) -> String {
 mod properties;
 #[cfg(test)]
 mod snapshot;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::sample_result;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, d).expect("a date")
+    }
+
+    fn dates(points: &[crate::results::TrendPoint]) -> Vec<NaiveDate> {
+        points.iter().map(|p| p.report_date).collect()
+    }
+
+    #[test]
+    fn a_run_shows_the_kept_points_before_its_date_and_returns_the_history_with_its_own() {
+        let mut kept = ExperimentHistory::new("checkout-redesign");
+        for d in [10, 11, 13] {
+            kept.upsert(sample_result().trend_point(day(d)).expect("a point"));
+        }
+        // A re-run of the 11th, with another number than the kept point of that date.
+        let mut result = sample_result();
+        result.variants[0].units = 7;
+        let history = tell_story(&mut result, Some(&kept), day(11)).expect("an ok result adds a point");
+        assert_eq!(dates(&result.trend), vec![day(10), day(11)], "later days are not shown");
+        assert_eq!(result.trend[1].units[0].units, 7, "today's point is this run's");
+        assert_eq!(dates(&history.points), vec![day(10), day(11), day(13)], "later days are kept");
+        assert_eq!(history.points[1].units[0].units, 7, "the date's point is replaced");
+    }
+
+    #[test]
+    fn a_failed_experiment_shows_no_story_and_keeps_nothing() {
+        let mut result = sample_result();
+        result.status = Status::Failed;
+        assert!(tell_story(&mut result, None, day(11)).is_none());
+        assert!(result.trend.is_empty());
+        let mut fresh = sample_result();
+        let history = tell_story(&mut fresh, None, day(11)).expect("a point");
+        assert_eq!((history.experiment.as_str(), dates(&fresh.trend)), ("checkout-redesign", vec![day(11)]));
+    }
+}
