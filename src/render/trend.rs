@@ -168,7 +168,7 @@ fn date_labels(svg: &mut String, dates: &[NaiveDate], axis_y: f64) {
         let _ = write!(
             svg,
             r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle" fill="{MUTED}">{}</text>"#,
-            axis_y + 18.0,
+            axis_y + 22.0,
             short_date(dates[i])
         );
     }
@@ -250,7 +250,7 @@ pub fn effect_svg(result: &ExperimentResult, metric: &str) -> Option<String> {
     let heading = format!("{metric}{}: effect by day", role.unwrap_or_default());
     let top = heading_and_legend(&mut body, &heading, &variants, Some("● significant"));
     let axis_y = top + PLOT_HEIGHT;
-    let height = axis_y + 28.0 + footnote;
+    let height = axis_y + 32.0 + footnote;
     open(&mut svg, height, &alt);
     svg.push_str(&body);
     let y = |v: f64| top + (hi - v.clamp(lo, hi)) / (hi - lo) * PLOT_HEIGHT;
@@ -325,7 +325,7 @@ pub fn effect_svg(result: &ExperimentResult, metric: &str) -> Option<String> {
         let _ = write!(
             svg,
             r#"<text x="8" y="{:.1}" fill="{MUTED}">The story starts today; each daily run adds a point.</text>"#,
-            axis_y + 42.0
+            axis_y + 46.0
         );
     }
     svg.push_str("</svg>");
@@ -390,7 +390,7 @@ pub fn units_svg(result: &ExperimentResult) -> Option<String> {
         names.iter().enumerate().map(|(i, name)| (*name, colour_of(result, name, i))).collect();
     let top = heading_and_legend(&mut body, "New units per variant per day", &legend, None);
     let axis_y = top + PLOT_HEIGHT;
-    let height = axis_y + 28.0;
+    let height = axis_y + 32.0;
     let mut svg = String::new();
     open(&mut svg, height, &alt);
     svg.push_str(&body);
