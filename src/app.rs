@@ -558,12 +558,28 @@ async fn demo(args: DemoArgs) -> Exit {
         Err(exit) => return exit,
     };
     let reports = args.out.join("reports");
+    // The demo keeps a ledger of its own so its reports tell the story of the generated window:
+    // one from an earlier demo is about other data, so it starts afresh.
+    let ledger_dir = args.out.join("ledger");
+    if let Err(e) = std::fs::remove_dir_all(&ledger_dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!("error: cannot clear the demo's ledger {}: {e}", ledger_dir.display());
+        return Exit::Internal;
+    }
+    let ledger = match Ledger::open(&ledger_dir.display().to_string()) {
+        Ok(ledger) => ledger,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Internal;
+        }
+    };
     let settings = RunSettings {
         experiment: None,
         out: &reports,
         deliver: false,
         force: true,
-        ledger: None,
+        ledger: Some(&ledger),
         trigger: Trigger::Manual,
         fire_time: None,
         progress: std::io::stderr().is_terminal(),
@@ -571,6 +587,17 @@ async fn demo(args: DemoArgs) -> Exit {
         notify: false,
         full: false,
     };
+    // Every earlier day of the window, in order and quietly, as a daily schedule would have run
+    // them: each adds its point to the story, and the checkpoint makes each read one new day.
+    let first_day = job.experiments.iter().map(|e| e.start).min().unwrap_or(end_date);
+    let quiet = RunSettings { progress: false, print_summary: false, ..settings };
+    for day in first_day.iter_days().take_while(|day| *day < end_date) {
+        if let Ran::Finished { errors, .. } = run_recorded(&job, day, &quiet).await
+            && !errors.is_empty()
+        {
+            tracing::debug!(%day, errors = %errors.join("; "), "an earlier day of the demo");
+        }
+    }
     let exit = match run_recorded(&job, end_date, &settings).await {
         Ran::Finished { exit, errors, .. } => {
             for error in errors {

@@ -20,12 +20,17 @@ use sha2::{Digest, Sha256};
 use crate::analyze::Design;
 use crate::config::{Delivery, Job, safe_path_component};
 pub use crate::outcome::RunStatus;
+use crate::results::ExperimentHistory;
 use crate::runlog::StageTiming;
 
 /// The folder of experiment designs (sequential tuning and first verdict date) beside the
 /// jobs' record folders; a job name never becomes it (`safe_path_component` keeps no leading
 /// dot).
 const DESIGNS: &str = ".designs";
+
+/// The folder of the experiments' histories (what each published run reported, for the
+/// reports' trend charts) beside the records: `<ledger>/.history/<job>/<experiment>.json`.
+const HISTORY: &str = ".history";
 
 /// The folder of the jobs' checkpoints (the per-unit state of the last run, for incremental
 /// runs) beside the records: `<ledger>/.checkpoints/<job>/state.abrckpt`.
@@ -430,6 +435,7 @@ impl Ledger {
         let mut removed = stale::remove(&folder.join(&job), 0, TempName::Staged, older_than);
         removed += stale::remove(&folder.join(DESIGNS).join(&job), 0, TempName::Staged, older_than);
         removed += stale::remove(&folder.join(CHECKPOINTS).join(&job), 0, TempName::Staged, older_than);
+        removed += stale::remove(&folder.join(HISTORY).join(&job), 0, TempName::Staged, older_than);
         removed
     }
 
@@ -464,6 +470,26 @@ impl Ledger {
     /// Keeps a design for the next runs of `job`.
     pub async fn write_design(&self, job: &str, design: &Design) -> Result<(), LedgerError> {
         self.write_json(&self.design_key(job, &design.experiment), design).await
+    }
+
+    /// Where the history of `job`'s `experiment` is kept, beside its design.
+    fn history_key(&self, job: &str, experiment: &str) -> Path {
+        self.prefix
+            .clone()
+            .join(HISTORY)
+            .join(safe_path_component(job))
+            .join(format!("{}.json", safe_path_component(experiment)))
+    }
+
+    /// The history earlier published runs of `job` kept for `experiment`, if any: one small
+    /// read.
+    pub async fn history(&self, job: &str, experiment: &str) -> Result<Option<ExperimentHistory>, LedgerError> {
+        self.read_json(&self.history_key(job, experiment), "an experiment history").await
+    }
+
+    /// Replaces the history of its experiment for the next runs of `job`.
+    pub async fn write_history(&self, job: &str, history: &ExperimentHistory) -> Result<(), LedgerError> {
+        self.write_json(&self.history_key(job, &history.experiment), history).await
     }
 
     fn checkpoint_key(&self, job: &str) -> Path {
@@ -547,7 +573,7 @@ impl Ledger {
             None => {
                 let mut folders =
                     self.store.list_with_delimiter(Some(&self.prefix)).await.map_err(list_error)?.common_prefixes;
-                folders.retain(|f| f.filename().is_none_or(|name| name != DESIGNS && name != CHECKPOINTS));
+                folders.retain(|f| f.filename().is_none_or(|name| ![DESIGNS, CHECKPOINTS, HISTORY].contains(&name)));
                 folders
             }
         };
@@ -612,6 +638,25 @@ mod tests {
         assert!(r.record_late_delivery("c", "dest c", &x));
         assert_eq!((r.status, r.exit_code, r.error.as_deref()), (RunStatus::Ok, 0, None));
         assert!(!r.record_late_delivery("unknown", "dest", &[]));
+    }
+
+    #[tokio::test]
+    async fn histories_are_kept_beside_the_records_and_not_listed_as_a_job() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = Ledger::open(&dir.path().join("ledger").display().to_string()).expect("opens");
+        let mut history = ExperimentHistory::new("checkout/v2");
+        history.upsert(crate::results::sample_result().trend_point(date("2026-11-14")).expect("a point"));
+        assert_eq!(ledger.history("daily", "checkout/v2").await.expect("reads"), None);
+        ledger.write_history("daily", &history).await.expect("writes");
+        assert_eq!(ledger.history("daily", "checkout/v2").await.expect("reads"), Some(history));
+        assert_eq!(ledger.history("daily", "other").await.expect("reads"), None);
+        assert_eq!(ledger.history("weekly", "checkout/v2").await.expect("reads"), None, "per job");
+        assert!(
+            dir.path().join(format!("ledger/.history/daily/{}.json", safe_path_component("checkout/v2"))).is_file()
+        );
+        ledger.write(&record("daily", "2026-11-14", RunStatus::Ok)).await.expect("writes");
+        let jobs: Vec<String> = ledger.recent(None, 5).await.expect("lists").into_iter().map(|(job, _)| job).collect();
+        assert_eq!(jobs, vec!["daily".to_string()]);
     }
 
     #[tokio::test]

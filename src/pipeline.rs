@@ -28,7 +28,7 @@ use crate::config::{Engine, Experiment, Job, SourceKind};
 use crate::decide;
 use crate::export::{self, ExperimentExports, ExperimentOutputs, PerUnit};
 use crate::render::{Renderer, RunFacts};
-use crate::results::{ExperimentResult, ResultsFile, SCHEMA_VERSION, Status};
+use crate::results::{ExperimentHistory, ExperimentResult, ResultsFile, SCHEMA_VERSION, Status};
 use crate::runlog::{Deadline, RunLog};
 use crate::source::spark::SparkRemote;
 use crate::source::{Dataset, Source};
@@ -54,6 +54,9 @@ pub struct RunRequest<'a> {
     pub progress: bool,
     /// Designs earlier runs fixed (sequential tuning, first verdict date), by experiment.
     pub designs: &'a [Design],
+    /// What earlier published runs reported, by experiment: the reports' trend (the story
+    /// over time) is these points before the report date plus this run's.
+    pub histories: &'a [ExperimentHistory],
     /// Counts the requests to the data source retried after transient errors; the caller
     /// reads it after the run, failed or not.
     pub source_retries: Arc<AtomicU32>,
@@ -71,6 +74,9 @@ pub struct RunOutput {
     pub source_retries: u32,
     /// Designs this run fixed, to keep for the next runs.
     pub new_designs: Vec<Design>,
+    /// Each analysed experiment's history with this run's point put in (replacing one of the
+    /// same date), to keep once the outputs are published.
+    pub histories: Vec<ExperimentHistory>,
     /// The new checkpoint of the job (when the request had one), to keep once the outputs
     /// are published.
     pub checkpoint: Option<Vec<u8>>,
@@ -177,6 +183,7 @@ pub async fn run(request: &mut RunRequest<'_>, log: &RunLog) -> Result<RunOutput
         facts: &facts,
         generated_at: &generated_at,
         designs: request.designs,
+        histories: request.histories,
         started: request.started,
         deadline: &deadline,
         log,
@@ -188,11 +195,13 @@ pub async fn run(request: &mut RunRequest<'_>, log: &RunLog) -> Result<RunOutput
     let mut results = Vec::with_capacity(n_work);
     let mut outputs = Vec::with_capacity(n_work);
     let mut new_designs = Vec::new();
+    let mut histories = Vec::new();
     for (_, outcome) in done {
-        let (result, output, design) = outcome?;
+        let (result, output, design, history) = outcome?;
         results.push(result);
         outputs.push(output);
         new_designs.extend(design);
+        histories.extend(history);
     }
     if results.len() != n_work {
         // A worker thread panicked: its experiments are missing. Say so rather than publish
@@ -201,7 +210,7 @@ pub async fn run(request: &mut RunRequest<'_>, log: &RunLog) -> Result<RunOutput
     }
     facts.timings = log.timings();
     facts.elapsed_seconds = request.started.elapsed().as_secs_f64();
-    Ok(RunOutput { results, outputs, facts, source_retries, new_designs, checkpoint })
+    Ok(RunOutput { results, outputs, facts, source_retries, new_designs, histories, checkpoint })
 }
 
 /// One experiment's statistics, its per-unit values when this process computed them, and the
@@ -209,7 +218,7 @@ pub async fn run(request: &mut RunRequest<'_>, log: &RunLog) -> Result<RunOutput
 type Statistics<'a> = (ExperimentStats, Option<PerUnit<'a>>, Vec<export::EngineFile>);
 
 /// One experiment's outcome.
-type Processed = Result<(ExperimentResult, ExperimentOutputs, Option<Design>), RunError>;
+type Processed = Result<(ExperimentResult, ExperimentOutputs, Option<Design>, Option<ExperimentHistory>), RunError>;
 
 /// What every experiment's analysis, rendering and encoding share.
 struct ExperimentContext<'a> {
@@ -223,6 +232,7 @@ struct ExperimentContext<'a> {
     facts: &'a RunFacts,
     generated_at: &'a str,
     designs: &'a [Design],
+    histories: &'a [ExperimentHistory],
     started: Instant,
     deadline: &'a Deadline,
     log: &'a RunLog,
@@ -250,7 +260,9 @@ impl ExperimentContext<'_> {
         let units = stats.counts.all_units as usize;
         let source = display_url(&job.source.url);
         let no_data = decide::missing_data(&experiment.id, experiment.start, report_date, units, &source);
-        let result = decide::decide(analysis.result, no_data);
+        let mut result = decide::decide(analysis.result, no_data);
+        let kept = self.histories.iter().find(|h| h.experiment == experiment.id);
+        let history = tell_story(&mut result, kept, report_date);
         if let Some(error) = &result.error {
             log.error("analyze", Some(&experiment.id), error.clone(), json!({}));
         }
@@ -296,8 +308,26 @@ impl ExperimentContext<'_> {
         self.deadline.check("render and export")?;
         // A failed experiment fixes no design: its numbers are not the experiment's.
         let new_design = analysis.new_design.filter(|_| result.status == Status::Ok);
-        Ok((result, outputs, new_design))
+        Ok((result, outputs, new_design, history))
     }
+}
+
+/// Puts the story over time into `result.trend`: the points `kept` has before `report_date`,
+/// then this run's. Returns the history with this run's point put in (replacing one of the same
+/// date, keeping later ones), for the caller to keep once the run is published; `None` for a
+/// failed experiment, which adds no point and shows no story.
+fn tell_story(
+    result: &mut ExperimentResult,
+    kept: Option<&ExperimentHistory>,
+    report_date: NaiveDate,
+) -> Option<ExperimentHistory> {
+    let point = result.trend_point(report_date)?;
+    let mut trend = kept.map(|h| h.before(report_date)).unwrap_or_default();
+    trend.push(point.clone());
+    result.trend = trend;
+    let mut history = kept.cloned().unwrap_or_else(|| ExperimentHistory::new(&result.id));
+    history.upsert(point);
+    Some(history)
 }
 
 impl<'a> ExperimentContext<'a> {
@@ -389,3 +419,44 @@ fn engine_description(job: &Job) -> String {
 mod properties;
 #[cfg(test)]
 mod snapshot;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::sample_result;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, d).expect("a date")
+    }
+
+    fn dates(points: &[crate::results::TrendPoint]) -> Vec<NaiveDate> {
+        points.iter().map(|p| p.report_date).collect()
+    }
+
+    #[test]
+    fn a_run_shows_the_kept_points_before_its_date_and_returns_the_history_with_its_own() {
+        let mut kept = ExperimentHistory::new("checkout-redesign");
+        for d in [10, 11, 13] {
+            kept.upsert(sample_result().trend_point(day(d)).expect("a point"));
+        }
+        // A re-run of the 11th, with another number than the kept point of that date.
+        let mut result = sample_result();
+        result.variants[0].units = 7;
+        let history = tell_story(&mut result, Some(&kept), day(11)).expect("an ok result adds a point");
+        assert_eq!(dates(&result.trend), vec![day(10), day(11)], "later days are not shown");
+        assert_eq!(result.trend[1].units[0].units, 7, "today's point is this run's");
+        assert_eq!(dates(&history.points), vec![day(10), day(11), day(13)], "later days are kept");
+        assert_eq!(history.points[1].units[0].units, 7, "the date's point is replaced");
+    }
+
+    #[test]
+    fn a_failed_experiment_shows_no_story_and_keeps_nothing() {
+        let mut result = sample_result();
+        result.status = Status::Failed;
+        assert!(tell_story(&mut result, None, day(11)).is_none());
+        assert!(result.trend.is_empty());
+        let mut fresh = sample_result();
+        let history = tell_story(&mut fresh, None, day(11)).expect("a point");
+        assert_eq!((history.experiment.as_str(), dates(&fresh.trend)), ("checkout-redesign", vec![day(11)]));
+    }
+}

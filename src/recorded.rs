@@ -146,6 +146,25 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         }
         None => Vec::new(),
     };
+    let (mut histories, mut unreadable) = (Vec::new(), Vec::new());
+    if let Some(ledger) = settings.ledger {
+        for experiment in &job.experiments {
+            match ledger.history(&job.name, &experiment.id).await {
+                Ok(history) => histories.extend(history),
+                Err(e) => {
+                    // The report then tells only this run's point, and the kept story is left
+                    // as it is rather than replaced by that one point.
+                    log.warn(
+                        "history",
+                        Some(&experiment.id),
+                        format!("{e}; the trend shows only this run, and the history is not updated"),
+                        serde_json::json!({}),
+                    );
+                    unreadable.push(experiment.id.clone());
+                }
+            }
+        }
+    }
     let checkpoint = match settings.ledger {
         // An ad hoc run of one experiment neither uses nor replaces the job's checkpoint.
         Some(ledger) if settings.experiment.is_none() && pipeline::uses_checkpoint(job) => {
@@ -160,6 +179,7 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         started,
         progress: settings.progress,
         designs: &designs,
+        histories: &histories,
         source_retries: Arc::default(),
         checkpoint,
     };
@@ -206,6 +226,21 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         && published.exit != Exit::SlaExceeded
     {
         write_checkpoint(ledger, job, bytes, &log).await;
+    }
+    // The story is what abreport reported: only a published run adds its point.
+    if let Some(ledger) = settings.ledger
+        && published.exit != Exit::SlaExceeded
+    {
+        for history in output.histories.iter().filter(|h| !unreadable.contains(&h.experiment)) {
+            if let Err(e) = ledger.write_history(&job.name, history).await {
+                log.warn(
+                    "history",
+                    Some(&history.experiment),
+                    format!("{e}; the next reports' trend will lack this day"),
+                    serde_json::json!({}),
+                );
+            }
+        }
     }
     record.stages = log.timings();
     for (status, attempted, delivered) in &published.received {

@@ -15,6 +15,7 @@ mod glossary;
 mod plain;
 pub mod png;
 mod test_method;
+pub mod trend;
 
 use serde::Serialize;
 use tera::{Context, Tera};
@@ -79,6 +80,9 @@ pub struct EmailSection<'a> {
     pub facts: &'a RunFacts,
     /// Content-ID of the chart's inline PNG, when the mail carries one.
     pub chart_cid: Option<String>,
+    /// Content-IDs of the story's inline PNGs (the story metric's effect by day, units by
+    /// day), when the mail carries them.
+    pub story_cids: StoryCids,
     /// The exports and where the reader finds each.
     pub files: Vec<EmailFile>,
     /// The `id` of the section's heading, which a digest's summary links to.
@@ -99,6 +103,13 @@ pub struct DigestRow {
     pub primary: String,
     /// The uploaded `report.html`, when known.
     pub report_link: Option<String>,
+}
+
+/// Content-IDs of the story charts' PNGs in a mail.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoryCids {
+    pub effect: Option<String>,
+    pub units: Option<String>,
 }
 
 /// An export as a mail lists it: attached, linked, or where to find it.
@@ -164,6 +175,7 @@ struct EmailModel<'a> {
 struct EmailSectionModel {
     report: ReportModel,
     chart_cid: Option<String>,
+    story_cids: StoryCids,
     /// The chart in words, its image's alt text.
     chart_alt: Option<String>,
     files: Vec<EmailFile>,
@@ -287,6 +299,7 @@ fn email_context(
             .map(|s| EmailSectionModel {
                 report: ReportModel::new(s.result, s.facts),
                 chart_cid: s.chart_cid.clone(),
+                story_cids: s.story_cids.clone(),
                 chart_alt: chart::relative_effects_description(s.result),
                 files: s.files.clone(),
                 anchor: s.anchor.clone(),
@@ -472,6 +485,8 @@ struct ReportModel {
     preliminary: bool,
     key_metrics: Vec<KeyMetric>,
     chart_svg: Option<String>,
+    /// The story over time (`trend.rs`): effect and units by day, progress to the plan.
+    story: Option<trend::StoryModel>,
     /// `95%`: the level of the fixed-horizon figures (Welch, exploratory breakdowns, Bayesian).
     fixed_level: String,
     settings: String,
@@ -875,6 +890,7 @@ impl ReportModel {
             preliminary: !any_significant && result.status == Status::Ok,
             key_metrics,
             chart_svg: chart::relative_effects_svg(result),
+            story: trend::story_model(result),
             settings: format!(
                 "alpha {} over {treatments} treatment variant{} (intervals at {}), power {}, minimum detectable effect {}",
                 result.settings.alpha,
@@ -1371,6 +1387,7 @@ mod tests {
             result: &result,
             facts: &facts,
             chart_cid: Some("chart.x@abreport".into()),
+            story_cids: StoryCids::default(),
             files,
             anchor: "xp-x".into(),
             report_link: None,
@@ -1525,6 +1542,7 @@ mod tests {
             result: &result,
             facts: &facts,
             chart_cid: None,
+            story_cids: StoryCids::default(),
             files: vec![],
             anchor: "xp".into(),
             report_link: None,

@@ -56,6 +56,11 @@ pub struct ExperimentResult {
     /// The sample the recommendation needs, when it is expected, and the sequential tuning.
     #[serde(default)]
     pub plan: Option<Plan>,
+    /// What abreport reported on each report date of the window up to this one, oldest first
+    /// (this run's point last): the story the report's trend charts draw. Empty for a failed
+    /// experiment.
+    #[serde(default)]
+    pub trend: Vec<TrendPoint>,
 }
 
 /// An analysed experiment before its recommendation: what `analyze` computes and `decide`
@@ -102,6 +107,7 @@ impl Analyzed {
             srm,
             breakdowns,
             plan,
+            trend: Vec::new(),
         }
     }
 }
@@ -824,6 +830,162 @@ impl ExperimentResult {
     pub fn check(&self, name: CheckName) -> Option<&Check> {
         self.checks.iter().find(|c| c.name == name)
     }
+
+    /// What this result says on `report_date`, as one point of the experiment's story; `None`
+    /// for a failed experiment (it has no numbers to tell).
+    pub fn trend_point(&self, report_date: NaiveDate) -> Option<TrendPoint> {
+        if self.status == Status::Failed {
+            return None;
+        }
+        let units = self.variants.iter().map(|v| VariantUnits { variant: v.name.clone(), units: v.units }).collect();
+        let effects = self
+            .metrics
+            .iter()
+            .flat_map(|m| {
+                m.comparisons.iter().filter_map(move |c| {
+                    let i = c.inference.as_ref()?;
+                    Some(TrendEffect {
+                        metric: m.name.clone(),
+                        role: m.role,
+                        variant: c.variant.clone(),
+                        scale: i.scale,
+                        estimate: i.estimate,
+                        ci: i.ci,
+                        significant: i.significant,
+                        direction: i.direction,
+                    })
+                })
+            })
+            .collect();
+        let progress = self.plan.as_ref().map(|plan| {
+            let needed: Option<u64> = plan.required_units.iter().copied().sum();
+            // Units beyond a variant's need do not make up for another variant's shortfall.
+            let toward = needed.map(|_| {
+                self.variants
+                    .iter()
+                    .zip(&plan.required_units)
+                    .map(|(v, need)| v.units.min(need.unwrap_or(0)))
+                    .sum::<u64>()
+            });
+            TrendProgress {
+                units_needed: needed,
+                units_toward_need: toward,
+                units_now: self.variants.iter().map(|v| v.units).sum(),
+                sample_reached: plan.sample_reached,
+                expected_verdict_date: plan.expected_verdict_date,
+            }
+        });
+        Some(TrendPoint {
+            report_date,
+            recommendation: self.decision.recommendation,
+            variant: self.decision.variant.clone(),
+            units,
+            effects,
+            progress,
+        })
+    }
+}
+
+/// What abreport reported for one experiment on one report date: units per variant, each
+/// comparison's `inference` (the test the recommendation reads, as the metric tables show it),
+/// the progress to the planned sample and the recommendation. Kept per experiment beside the
+/// run ledger (an [`ExperimentHistory`]) and shown in results.json's `trend`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendPoint {
+    pub report_date: NaiveDate,
+    pub recommendation: Recommendation,
+    /// The variant the recommendation names, if any.
+    pub variant: Option<String>,
+    /// Analyzable units per variant in the window up to that date (control first).
+    pub units: Vec<VariantUnits>,
+    /// Every metric's comparison with its test, in the report's order.
+    pub effects: Vec<TrendEffect>,
+    /// Where the experiment stood against its planned sample.
+    pub progress: Option<TrendProgress>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantUnits {
+    pub variant: String,
+    pub units: u64,
+}
+
+/// One comparison's `inference` on one report date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendEffect {
+    pub metric: String,
+    pub role: Role,
+    pub variant: String,
+    /// `relative`, or `absolute` when the control mean was 0.
+    pub scale: InferenceScale,
+    pub estimate: f64,
+    /// The test's interval at its level.
+    pub ci: [f64; 2],
+    pub significant: bool,
+    pub direction: Direction,
+}
+
+/// Progress to the planned sample on one report date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendProgress {
+    /// Units the tests need over all variants; null while they cannot be sized.
+    pub units_needed: Option<u64>,
+    /// Units counting toward that need: each variant's units up to its own need.
+    pub units_toward_need: Option<u64>,
+    /// Analyzable units over all variants.
+    pub units_now: u64,
+    pub sample_reached: bool,
+    pub expected_verdict_date: Option<NaiveDate>,
+}
+
+impl TrendProgress {
+    /// The share of the planned sample in, from 0 to 1, when the tests are sized.
+    pub fn fraction(&self) -> Option<f64> {
+        if self.sample_reached {
+            return Some(1.0);
+        }
+        let (needed, toward) = (self.units_needed?, self.units_toward_need?);
+        (needed > 0).then(|| (toward as f64 / needed as f64).clamp(0.0, 1.0))
+    }
+}
+
+/// Version of the history file format.
+pub const HISTORY_VERSION: u32 = 1;
+
+/// One experiment's kept story: the point each published run reported, oldest first, one per
+/// report date. The ledger keeps it (`<ledger>/.history/<job>/<experiment>.json`); the pipeline
+/// only reads and returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentHistory {
+    pub version: u32,
+    pub experiment: String,
+    pub points: Vec<TrendPoint>,
+}
+
+impl ExperimentHistory {
+    pub fn new(experiment: &str) -> Self {
+        Self { version: HISTORY_VERSION, experiment: experiment.to_string(), points: Vec::new() }
+    }
+
+    /// Puts `point` in its place by date, replacing a point of the same report date (a re-run
+    /// says what abreport says now). Points after it are kept: a re-run of an older date does
+    /// not forget later days.
+    pub fn upsert(&mut self, point: TrendPoint) {
+        self.points.sort_by_key(|p| p.report_date);
+        self.points.dedup_by_key(|p| p.report_date);
+        match self.points.binary_search_by_key(&point.report_date, |p| p.report_date) {
+            Ok(at) => self.points[at] = point,
+            Err(at) => self.points.insert(at, point),
+        }
+    }
+
+    /// The story as of `report_date`: the points before it, oldest first (as kept, sorted).
+    pub fn before(&self, report_date: NaiveDate) -> Vec<TrendPoint> {
+        let mut points: Vec<TrendPoint> = self.points.iter().filter(|p| p.report_date < report_date).cloned().collect();
+        points.sort_by_key(|p| p.report_date);
+        points.dedup_by_key(|p| p.report_date);
+        points
+    }
 }
 
 #[cfg(test)]
@@ -954,12 +1116,94 @@ pub(crate) fn sample_result() -> ExperimentResult {
         srm: SrmDetail::default(),
         breakdowns: vec![],
         plan: None,
+        trend: vec![],
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, d).expect("a date")
+    }
+
+    fn point(d: u32, units: u64) -> TrendPoint {
+        let mut result = sample_result();
+        result.variants[0].units = units;
+        result.trend_point(day(d)).expect("an ok result has a point")
+    }
+
+    #[test]
+    fn a_history_keeps_one_point_per_date_in_date_order() {
+        let mut history = ExperimentHistory::new("checkout");
+        history.upsert(point(12, 1));
+        history.upsert(point(10, 2));
+        history.upsert(point(11, 3));
+        let dates: Vec<NaiveDate> = history.points.iter().map(|p| p.report_date).collect();
+        assert_eq!(dates, vec![day(10), day(11), day(12)]);
+        // A re-run of a date replaces its point and keeps the later days.
+        history.upsert(point(11, 30));
+        assert_eq!(history.points.len(), 3);
+        assert_eq!(history.points[1].units[0].units, 30);
+        assert_eq!(history.points[2].report_date, day(12), "later points kept");
+    }
+
+    #[test]
+    fn the_story_before_a_date_leaves_out_that_date_and_later_ones() {
+        let mut history = ExperimentHistory::new("checkout");
+        // Out of order and duplicated, as a hand-edited file could be.
+        history.points = vec![point(12, 1), point(10, 2), point(10, 4), point(11, 3)];
+        let before: Vec<NaiveDate> = history.before(day(12)).iter().map(|p| p.report_date).collect();
+        assert_eq!(before, vec![day(10), day(11)]);
+        assert!(history.before(day(10)).is_empty());
+        history.upsert(point(9, 5));
+        let dates: Vec<NaiveDate> = history.points.iter().map(|p| p.report_date).collect();
+        assert_eq!(dates, vec![day(9), day(10), day(11), day(12)], "sorted and deduplicated on write");
+    }
+
+    #[test]
+    fn a_trend_point_is_what_the_metric_tables_show() {
+        let result = sample_result();
+        let point = result.trend_point(day(20)).expect("a point");
+        assert_eq!(point.recommendation, Recommendation::Promote);
+        assert_eq!(
+            point.units,
+            vec![
+                VariantUnits { variant: "control".into(), units: 1000 },
+                VariantUnits { variant: "treatment".into(), units: 1000 }
+            ]
+        );
+        let conversion = &point.effects[0];
+        let inference = result.metrics[0].comparisons[0].inference.as_ref().expect("a test");
+        assert_eq!((conversion.metric.as_str(), conversion.role), ("conversion", Role::Primary));
+        assert_eq!((conversion.estimate, conversion.ci), (inference.estimate, inference.ci));
+        assert!(conversion.significant);
+        let mut failed = sample_result();
+        failed.status = Status::Failed;
+        assert!(failed.trend_point(day(20)).is_none(), "a failed experiment tells nothing");
+    }
+
+    #[test]
+    fn progress_counts_each_variant_only_up_to_its_need() {
+        let progress = |needed: [Option<u64>; 2], reached| {
+            TrendProgress {
+                units_needed: needed.iter().copied().sum(),
+                units_toward_need: needed
+                    .iter()
+                    .copied()
+                    .sum::<Option<u64>>()
+                    .map(|_| [1500u64, 500].iter().zip(needed).map(|(u, n)| (*u).min(n.unwrap_or(0))).sum()),
+                units_now: 2000,
+                sample_reached: reached,
+                expected_verdict_date: None,
+            }
+            .fraction()
+        };
+        assert_eq!(progress([Some(1000), Some(1000)], false), Some(0.75));
+        assert_eq!(progress([None, Some(1000)], false), None, "not sized yet");
+        assert_eq!(progress([Some(1000), Some(1000)], true), Some(1.0));
+    }
 
     /// Each enum writes the very string `results.json` had before it was typed, and reads it back.
     #[test]

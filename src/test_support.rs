@@ -82,6 +82,7 @@ pub(crate) fn run_job(
         started: std::time::Instant::now(),
         progress: false,
         designs: &[],
+        histories: &[],
         source_retries: Default::default(),
         checkpoint: None,
     };

@@ -21,8 +21,8 @@ use crate::config::{Delivery, Job};
 use crate::export::{ExperimentOutputs, OutputFile};
 use crate::render::png::{PngError, svg_to_png};
 use crate::render::{
-    DigestRow, EmailFile, EmailFrame, EmailLayout, EmailSection, RenderError, Renderer, RunFacts, bytes, chart,
-    inference_effect, primary_effect,
+    DigestRow, EmailFile, EmailFrame, EmailLayout, EmailSection, RenderError, Renderer, RunFacts, StoryCids, bytes,
+    chart, inference_effect, primary_effect, trend,
 };
 use crate::results::{
     ExperimentResult, Inference, InferenceScale, MetricResult, ReasonCode, Recommendation, ResultsFile, Role, Status,
@@ -348,6 +348,7 @@ fn compose(
             charts.push((cid.clone(), svg));
             cid
         });
+        let story_cids = story_svgs(result, &parsed.output.dir_name, &mut charts);
         let files: Vec<EmailFile> = exports
             .iter()
             .zip(&attach)
@@ -375,6 +376,7 @@ fn compose(
             result,
             facts: &facts[i],
             chart_cid,
+            story_cids,
             files,
             anchor: anchor(parsed),
             report_link: link(parsed, "report.html"),
@@ -489,6 +491,23 @@ fn content_type(name: &str) -> &'static str {
     } else {
         "application/jsonl"
     }
+}
+
+/// The story charts of `result` (its story metric's effect by day, units by day) as SVGs added
+/// to `charts` (rasterized with the effects chart once the layout is known), and their
+/// Content-IDs.
+fn story_svgs(result: &ExperimentResult, dir_name: &str, charts: &mut Vec<(String, String)>) -> StoryCids {
+    let mut cids = StoryCids::default();
+    let effect = trend::story_metric(result).and_then(|metric| trend::effect_svg(result, metric));
+    for (svg, kind, cid) in [(effect, "trend", &mut cids.effect), (trend::units_svg(result), "units", &mut cids.units)]
+    {
+        if let Some(svg) = svg {
+            let id = format!("{kind}.{dir_name}@abreport");
+            charts.push((id.clone(), svg));
+            *cid = Some(id);
+        }
+    }
+    cids
 }
 
 /// The MIME tree: `multipart/mixed` (only when something is attached) around
@@ -707,6 +726,40 @@ mod tests {
         assert!(mail.text.starts_with("checkout-redesign\ndaily · report for 2026-11-20"), "{}", mail.text);
         assert!(mail.text.contains("- results.parquet (100 B): attached"), "{}", mail.text);
         assert!(!mail.text.contains("too large"));
+    }
+
+    #[test]
+    fn the_story_charts_are_inline_pngs_with_specific_alt_text() {
+        let mut result = sample_result();
+        result.trend = vec![result.trend_point(date()).expect("a point")];
+        result.srm.by_day = vec![crate::results::SrmSlice {
+            slice: result.window.end.to_string(),
+            units: vec![1000, 1000],
+            p_value: None,
+            broken: false,
+        }];
+        let set = outputs(&result, "checkout-redesign", [100, 200, 300]);
+        let (_, mail) =
+            compose_all(&job(), date(), &[set], &spec(10_000_000, None, false)).expect("composed").remove(0);
+        let cids: Vec<&str> = mail.images.iter().map(|i| i.0.as_str()).collect();
+        assert_eq!(
+            cids,
+            [
+                "chart.checkout-redesign@abreport",
+                "trend.checkout-redesign@abreport",
+                "units.checkout-redesign@abreport"
+            ]
+        );
+        assert!(mail.images.iter().all(|i| i.1.starts_with(b"\x89PNG")));
+        assert!(mail.html.contains(r#"src="cid:trend.checkout-redesign@abreport""#));
+        assert!(
+            mail.html.contains(r#"alt="Cumulative relative effect on conversion against the control by report date on 2026-11-20 (the first report)"#),
+            "{}",
+            mail.html
+        );
+        assert!(mail.html.contains(r#"alt="New units per variant by day of first exposure"#));
+        assert!(!mail.html.contains("<svg"));
+        assert!(mail.html.len() < 100_000, "the mail's HTML stays well under Gmail's clip");
     }
 
     #[test]

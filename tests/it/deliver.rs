@@ -210,15 +210,18 @@ fn email_over_starttls_with_auth_sends_one_multipart_message_per_experiment() {
         assert_eq!(mail["to"], "pm@example.com, ba@example.com");
         assert_eq!(
             shape(&mail["tree"]),
-            "multipart/mixed[multipart/alternative[text/plain, multipart/related[text/html, image/png]], \
-             text/csv, application/vnd.apache.parquet, application/vnd.apache.parquet, application/jsonl]"
+            "multipart/mixed[multipart/alternative[text/plain, multipart/related[text/html, image/png, image/png, \
+             image/png]], text/csv, application/vnd.apache.parquet, application/vnd.apache.parquet, application/jsonl]"
         );
-        let cid = format!("chart.{experiment}@abreport");
-        let image = &mail["inline_images"][0];
-        assert_eq!(image["content_id"], cid.as_str());
-        assert_eq!(image["disposition"], "inline");
-        assert_eq!(image["png_signature"], true);
-        assert_eq!(mail["html_cids"], serde_json::json!([cid]));
+        // The effects chart, then the story's: the primary's effect by day and units by day.
+        let cids: Vec<String> =
+            ["chart", "trend", "units"].iter().map(|kind| format!("{kind}.{experiment}@abreport")).collect();
+        for (image, cid) in mail["inline_images"].as_array().expect("images").iter().zip(&cids) {
+            assert_eq!(image["content_id"], cid.as_str());
+            assert_eq!(image["disposition"], "inline");
+            assert_eq!(image["png_signature"], true);
+        }
+        assert_eq!(mail["html_cids"], serde_json::json!(cids));
         let html = mail["html"].as_str().expect("html");
         assert!(!html.contains("<svg") && !html.contains("<script"), "mail clients show neither");
         assert!(html.contains(&format!("{recommendation} —")), "verdict first");
@@ -377,7 +380,9 @@ fn a_digest_links_exports_over_the_attachment_limit_to_their_uploaded_copies() {
     assert!(subject.contains("; search "), "{subject}");
     let images: Vec<&str> =
         mail["inline_images"].as_array().expect("images").iter().filter_map(|i| i["content_id"].as_str()).collect();
-    assert_eq!(images, ["chart.checkout@abreport", "chart.search@abreport"]);
+    let charts: Vec<&str> = images.iter().copied().filter(|cid| cid.starts_with("chart.")).collect();
+    assert_eq!(charts, ["chart.checkout@abreport", "chart.search@abreport"]);
+    assert!(images.contains(&"trend.search@abreport"), "each experiment's story too: {images:?}");
     // The results tables go first, then the small run logs while they fit under 3000 bytes;
     // the Parquet exports are linked.
     let attached: Vec<&str> =
@@ -425,7 +430,8 @@ fn a_digest_puts_a_paused_experiment_before_one_that_keeps_running() {
     assert!(subject.starts_with(&format!("[abreport] generated {REPORT_DATE}: skewed PAUSE; calm ")), "{subject}");
     let images: Vec<&str> =
         mail["inline_images"].as_array().expect("images").iter().filter_map(|i| i["content_id"].as_str()).collect();
-    assert_eq!(images, ["chart.skewed@abreport", "chart.calm@abreport"], "the most urgent first");
+    let charts: Vec<&str> = images.iter().copied().filter(|cid| cid.starts_with("chart.")).collect();
+    assert_eq!(charts, ["chart.skewed@abreport", "chart.calm@abreport"], "the most urgent first");
     let plain = mail["plain"].as_str().expect("plain");
     let at = |heading: &str| plain.find(heading).unwrap_or_else(|| panic!("{heading} in {plain}"));
     assert!(at("1. skewed: PAUSE") < at("2. calm: "), "the summary, most urgent first: {plain}");

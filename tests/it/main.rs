@@ -24,6 +24,7 @@ mod simulate;
 mod sla;
 mod spark_engine;
 mod statistics;
+mod story;
 mod sufficient_source;
 mod support;
 mod variants;
