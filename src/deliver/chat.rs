@@ -18,8 +18,8 @@ use chrono::NaiveDate;
 
 use crate::config::{Delivery, Job};
 use crate::export::{ExperimentOutputs, run_prefix};
-use crate::render::{Test, inference_effect, inference_interval};
-use crate::results::{ExperimentResult, InferenceScale, Recommendation, ResultsFile, Role, Status};
+use crate::render::{Test, comparison_effects};
+use crate::results::{ExperimentResult, Recommendation, ResultsFile, Role, Status};
 use crate::store::display_url;
 
 /// How long one attempt to post one message may take, connecting included, when
@@ -147,17 +147,7 @@ fn primary_effect(result: &ExperimentResult) -> Option<String> {
     if primary.comparisons.is_empty() {
         return None;
     }
-    let effects: Vec<String> = primary
-        .comparisons
-        .iter()
-        .map(|c| match &c.inference {
-            Some(i) => {
-                let scale = if i.scale == InferenceScale::Absolute { " absolute" } else { "" };
-                format!("{} {} {}{scale}", escape(&c.variant), inference_effect(i, 1), inference_interval(i, 1))
-            }
-            None => format!("{} not testable yet", escape(&c.variant)),
-        })
-        .collect();
+    let effects = comparison_effects(primary, escape);
     Some(format!("Primary *{name}*: {} ({})", effects.join("; "), Test::of(result).interval_label()))
 }
 
@@ -338,6 +328,7 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::{inference_effect, inference_interval};
     use crate::results::{ReasonCode, sample_result};
 
     fn date() -> NaiveDate {
