@@ -225,7 +225,10 @@ fn email_over_starttls_with_auth_sends_one_multipart_message_per_experiment() {
         let html = mail["html"].as_str().expect("html");
         assert!(!html.contains("<svg") && !html.contains("<script"), "mail clients show neither");
         assert!(html.contains(&format!("{recommendation} —")), "verdict first");
-        assert!(html.contains(">always-valid 95% CI</th>"), "the table shows the test the verdict reads");
+        assert!(
+            html.contains("effect against the control with its always-valid 95% CI and always-valid p</caption>"),
+            "the tables say which test the verdict reads"
+        );
         let report = format!("https://reports.example.com/abreport/generated/{REPORT_DATE}/{experiment}/report.html");
         assert!(html.contains(&format!("<a href=\"{report}\"")), "the full report is linked");
         assert!(html.contains(">Open the full report</a>"));
