@@ -310,6 +310,22 @@ fn email_context(
     Context::from_serialize(&model).map_err(|e| RenderError { template, message: error_chain(&e) })
 }
 
+/// The checks whose failure broke the experiment's allocation (`srm`, `multi_variant_units`,
+/// `missing_variant`), from the decision's reason codes: while any did, no effect can be
+/// trusted, and every screen greys or leaves out its effects.
+pub fn allocation_broken_by(result: &ExperimentResult) -> Vec<&'static str> {
+    result
+        .decision
+        .reason_codes
+        .iter()
+        .filter_map(|code| match code {
+            ReasonCode::DataQualityFailed(check) => Some(check.name()),
+            ReasonCode::MissingVariant => Some("missing_variant"),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The primary metric's effect for each variant, with the interval of the test the
 /// recommendation reads, as the report writes them: `conversion: treatment +4.1% [+1.1%,
 /// +7.1%]`; `None` without a primary metric or any comparison.
@@ -714,16 +730,7 @@ impl ReportModel {
                 attention.join(", ")
             )
         };
-        let broken_by: Vec<&str> = result
-            .decision
-            .reason_codes
-            .iter()
-            .filter_map(|code| match code {
-                ReasonCode::DataQualityFailed(check) => Some(check.name()),
-                ReasonCode::MissingVariant => Some("missing_variant"),
-                _ => None,
-            })
-            .collect();
+        let broken_by = allocation_broken_by(result);
         let untrustworthy = (!broken_by.is_empty()).then(|| {
             format!(
                 "The allocation is broken ({}): every effect below is untrustworthy until it is fixed, and is greyed out, for reference only.",

@@ -21,8 +21,8 @@ use crate::config::{Delivery, Job};
 use crate::export::{ExperimentOutputs, OutputFile};
 use crate::render::png::{PngError, svg_to_png};
 use crate::render::{
-    DigestRow, EmailFile, EmailFrame, EmailLayout, EmailSection, RenderError, Renderer, RunFacts, StoryCids, bytes,
-    chart, inference_effect, primary_effect, trend,
+    DigestRow, EmailFile, EmailFrame, EmailLayout, EmailSection, RenderError, Renderer, RunFacts, StoryCids,
+    allocation_broken_by, bytes, chart, inference_effect, primary_effect, trend,
 };
 use crate::results::{
     ExperimentResult, Inference, InferenceScale, MetricResult, ReasonCode, Recommendation, ResultsFile, Role, Status,
@@ -498,7 +498,11 @@ fn content_type(name: &str) -> &'static str {
 /// Content-IDs.
 fn story_svgs(result: &ExperimentResult, dir_name: &str, charts: &mut Vec<(String, String)>) -> StoryCids {
     let mut cids = StoryCids::default();
-    let effect = trend::story_metric(result).and_then(|metric| trend::effect_svg(result, metric));
+    // With the allocation broken no effect can be trusted: the mail leaves the effect by day
+    // out (the report greys it) and keeps the units by day, which show the break.
+    let effect = trend::story_metric(result)
+        .filter(|_| allocation_broken_by(result).is_empty())
+        .and_then(|metric| trend::effect_svg(result, metric));
     for (svg, kind, cid) in [(effect, "trend", &mut cids.effect), (trend::units_svg(result), "units", &mut cids.units)]
     {
         if let Some(svg) = svg {
@@ -760,6 +764,19 @@ mod tests {
         assert!(mail.html.contains(r#"alt="New units per variant by day of first exposure"#));
         assert!(!mail.html.contains("<svg"));
         assert!(mail.html.len() < 100_000, "the mail's HTML stays well under Gmail's clip");
+
+        // A broken allocation: the effect by day is left out and says why; the units stay.
+        let mut broken = result;
+        broken.decision.recommendation = Recommendation::Pause;
+        broken.decision.variant = None;
+        broken.decision.reason_codes = vec![ReasonCode::DataQualityFailed(crate::results::CheckName::Srm)];
+        let set = outputs(&broken, "checkout-redesign", [100, 200, 300]);
+        let (_, mail) =
+            compose_all(&job(), date(), &[set], &spec(10_000_000, None, false)).expect("composed").remove(0);
+        let cids: Vec<&str> = mail.images.iter().map(|i| i.0.as_str()).collect();
+        assert!(!cids.contains(&"trend.checkout-redesign@abreport"), "{cids:?}");
+        assert!(cids.contains(&"units.checkout-redesign@abreport"), "{cids:?}");
+        assert!(mail.html.contains("The effect by day is left out: with the allocation broken"), "{}", mail.html);
     }
 
     #[test]
