@@ -17,6 +17,7 @@ mod retry;
 pub mod smtp;
 mod upload;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -246,31 +247,64 @@ async fn send_chat(
         Ok(prepared) => prepared,
         Err(e) => return (Err(e.into()), 0),
     };
+    send_each(
+        &posts,
+        |post| &post.key,
+        sent,
+        on_sent,
+        |post| webhook.post(&post.body),
+        ChatError::is_transient,
+        with_chat_retry_note,
+    )
+    .await
+}
+
+/// Sends each of `messages` that `sent` does not list, retrying a transient failure (see
+/// [`retry`]), and records each through `on_sent` right after it was accepted, before the next:
+/// a crash then must not make a retry send it again. Stops at the first failure, which
+/// `failed` words with the attempts made. Returns the outcome and the attempts over all.
+async fn send_each<'a, M, E, Fut>(
+    messages: &'a [M],
+    key: impl Fn(&M) -> &String,
+    sent: &[String],
+    on_sent: &mut (dyn FnMut(&str) -> Result<(), OutboxError> + Send),
+    mut send: impl FnMut(&'a M) -> Fut,
+    is_transient: impl Fn(&E) -> bool,
+    failed: impl Fn(E, u32) -> DeliverError,
+) -> (Result<(), DeliverError>, u32)
+where
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     let mut attempts = 0;
-    for post in posts.iter().filter(|p| !sent.contains(&p.key)) {
-        let (result, made) = retry::retry(|| webhook.post(&post.body), ChatError::is_transient).await;
+    for message in messages.iter().filter(|m| !sent.contains(key(m))) {
+        let (result, made) = retry::retry(|| send(message), &is_transient).await;
         attempts += made;
         if let Err(e) = result {
-            return (Err(with_chat_retry_note(e, made)), attempts);
+            return (Err(failed(e, made)), attempts);
         }
-        // Recorded before the next post: a crash now must not make a retry post it again.
-        if let Err(e) = on_sent(&post.key) {
+        if let Err(e) = on_sent(key(message)) {
             return (Err(e.into()), attempts);
         }
     }
     (Ok(()), attempts)
 }
 
+/// Whether a failed send was retried, so the reader knows if waiting can help.
+fn retry_note(transient: bool, attempts: u32) -> String {
+    if transient {
+        format!("gave up after {attempts} attempts")
+    } else {
+        "not retried: trying again cannot help".to_string()
+    }
+}
+
 /// [`with_retry_note`] for a chat post.
 fn with_chat_retry_note(error: ChatError, attempts: u32) -> DeliverError {
     match error {
         ChatError::Send { var, host, cause, transient } => {
-            let note = if transient {
-                format!("gave up after {attempts} attempts")
-            } else {
-                "not retried: trying again cannot help".to_string()
-            };
-            DeliverError::Chat(ChatError::Send { var, host, cause: format!("{cause} ({note})"), transient })
+            let cause = format!("{cause} ({})", retry_note(transient, attempts));
+            DeliverError::Chat(ChatError::Send { var, host, cause, transient })
         }
         other => DeliverError::Chat(other),
     }
@@ -293,33 +327,28 @@ async fn send_email(
         Ok(prepared) => prepared,
         Err(e) => return (Err(e), 0),
     };
-    let mut attempts = 0;
-    for mail in mails.iter().filter(|m| !sent.contains(&m.key)) {
-        let formatted = mail.message.formatted();
-        let envelope = mail.message.envelope();
-        let (result, made) = retry::retry(|| mailer.send(envelope, &formatted), SmtpError::is_transient).await;
-        attempts += made;
-        if let Err(e) = result {
-            return (Err(with_retry_note(e, made)), attempts);
-        }
-        // Recorded before the next message: a crash now must not make a retry send it again.
-        if let Err(e) = on_sent(&mail.key) {
-            return (Err(e.into()), attempts);
-        }
-    }
-    (Ok(()), attempts)
+    let mailer = &mailer;
+    send_each(
+        &mails,
+        |mail| &mail.key,
+        sent,
+        on_sent,
+        |mail| {
+            let formatted = mail.message.formatted();
+            async move { mailer.send(mail.message.envelope(), &formatted).await }
+        },
+        SmtpError::is_transient,
+        with_retry_note,
+    )
+    .await
 }
 
 /// Says whether a failed send was retried, so the reader knows if waiting can help.
 fn with_retry_note(error: SmtpError, attempts: u32) -> DeliverError {
     match error {
         SmtpError::Send { server, cause, transient } => {
-            let note = if transient {
-                format!("gave up after {attempts} attempts")
-            } else {
-                "not retried: trying again cannot help".to_string()
-            };
-            DeliverError::Smtp(SmtpError::Send { server, cause: format!("{cause} ({note})"), transient })
+            let cause = format!("{cause} ({})", retry_note(transient, attempts));
+            DeliverError::Smtp(SmtpError::Send { server, cause, transient })
         }
         other => DeliverError::Smtp(other),
     }

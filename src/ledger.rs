@@ -451,9 +451,15 @@ impl Ledger {
     /// Where the design of `job`'s `experiment` is kept: beside the records, in a folder that
     /// listings of records skip.
     fn design_key(&self, job: &str, experiment: &str) -> Path {
+        self.experiment_key(DESIGNS, job, experiment)
+    }
+
+    /// `<folder>/<job>/<experiment>.json`: where the ledger keeps one experiment's file of a
+    /// kind (its design, its history), path-safe.
+    fn experiment_key(&self, folder: &str, job: &str, experiment: &str) -> Path {
         self.prefix
             .clone()
-            .join(DESIGNS)
+            .join(folder)
             .join(safe_path_component(job))
             .join(format!("{}.json", safe_path_component(experiment)))
     }
@@ -474,11 +480,7 @@ impl Ledger {
 
     /// Where the history of `job`'s `experiment` is kept, beside its design.
     fn history_key(&self, job: &str, experiment: &str) -> Path {
-        self.prefix
-            .clone()
-            .join(HISTORY)
-            .join(safe_path_component(job))
-            .join(format!("{}.json", safe_path_component(experiment)))
+        self.experiment_key(HISTORY, job, experiment)
     }
 
     /// The history earlier published runs of `job` kept for `experiment`, if any: one small

@@ -148,8 +148,15 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
     };
     let (mut histories, mut unreadable) = (Vec::new(), Vec::new());
     if let Some(ledger) = settings.ledger {
-        for experiment in &job.experiments {
-            match ledger.history(&job.name, &experiment.id).await {
+        // Only the experiments this run analyses, all at once (an object-store ledger answers
+        // each in a round trip).
+        let analysed = job.experiments.iter().filter(|e| settings.experiment.is_none_or(|id| id == e.id));
+        let read = futures::future::join_all(
+            analysed.map(|experiment| async move { (experiment, ledger.history(&job.name, &experiment.id).await) }),
+        )
+        .await;
+        for (experiment, kept) in read {
+            match kept {
                 Ok(history) => histories.extend(history),
                 Err(e) => {
                     // The report then tells only this run's point, and the kept story is left
@@ -231,8 +238,13 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
     if let Some(ledger) = settings.ledger
         && published.exit != Exit::SlaExceeded
     {
-        for history in output.histories.iter().filter(|h| !unreadable.contains(&h.experiment)) {
-            if let Err(e) = ledger.write_history(&job.name, history).await {
+        let kept = output.histories.iter().filter(|h| !unreadable.contains(&h.experiment));
+        let written = futures::future::join_all(
+            kept.map(|history| async move { (history, ledger.write_history(&job.name, history).await) }),
+        )
+        .await;
+        for (history, outcome) in written {
+            if let Err(e) = outcome {
                 log.warn(
                     "history",
                     Some(&history.experiment),

@@ -18,16 +18,21 @@ if [ ! -f "$stamp" ]; then
 fi
 export ABREPORT_TEST_PYTHON="$PWD/$venv/bin/python"
 
+# npm_package NAME VERSION PREFIX: NAME@VERSION installed under PREFIX, once (a stamp says so).
+npm_package() {
+  local name=$1 version=$2 prefix=$3
+  if [ ! -f "$prefix/.installed-$name-$version" ]; then
+    echo "tests/run.sh: installing $name $version into $prefix"
+    rm -rf "$prefix"
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "$name@$version"
+    touch "$prefix/.installed-$name-$version"
+  fi
+}
+
 # Azurite, the Azure Blob Storage emulator the az:// tests start on loopback (tests/servers/).
-azurite_version=3.35.0
 npm_dir=target/test-npm
-if [ ! -f "$npm_dir/.installed-azurite-$azurite_version" ]; then
-  echo "tests/run.sh: installing azurite $azurite_version into $npm_dir"
-  rm -rf "$npm_dir"
-  mkdir -p "$npm_dir"
-  npm install --prefix "$npm_dir" --no-audit --no-fund --loglevel=error "azurite@$azurite_version"
-  touch "$npm_dir/.installed-azurite-$azurite_version"
-fi
+npm_package azurite 3.35.0 "$npm_dir"
 export ABREPORT_TEST_AZURITE="$PWD/$npm_dir/node_modules/.bin/azurite-blob"
 
 # Headless Chromium for tests/it/browser.rs: Debian's package, installed when missing (as root,
@@ -36,24 +41,18 @@ export ABREPORT_TEST_AZURITE="$PWD/$npm_dir/node_modules/.bin/azurite-blob"
 if [ ! -x /usr/bin/chromium ]; then
   echo "tests/run.sh: installing Debian's chromium"
   if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 chromium
+    as_root=()
   elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 chromium
+    as_root=(sudo)
   else
     echo "tests/run.sh: /usr/bin/chromium is missing and cannot be installed (not root, no sudo): run 'apt-get install -y chromium' as root" >&2
     exit 1
   fi
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 chromium
 fi
-playwright_version=1.65.2
-playwright_dir="$npm_dir/playwright"
-if [ ! -f "$playwright_dir/.installed-playwright-core-$playwright_version" ]; then
-  echo "tests/run.sh: installing playwright-core $playwright_version into $playwright_dir"
-  rm -rf "$playwright_dir"
-  mkdir -p "$playwright_dir"
-  npm install --prefix "$playwright_dir" --no-audit --no-fund --loglevel=error "playwright-core@$playwright_version"
-  touch "$playwright_dir/.installed-playwright-core-$playwright_version"
-fi
-export ABREPORT_TEST_PLAYWRIGHT="$PWD/$playwright_dir/node_modules/playwright-core"
+npm_package playwright-core 1.65.2 "$npm_dir/playwright"
+export ABREPORT_TEST_PLAYWRIGHT="$PWD/$npm_dir/playwright/node_modules/playwright-core"
 
 # A Spark Connect server on loopback (Spark from the venv's pyspark, in local mode), started once
 # so that every test process shares it, and stopped however the tests end.

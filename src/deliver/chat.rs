@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 
-use crate::config::{Delivery, Job};
+use super::email::{output_link, upload_location};
+use crate::config::Job;
 use crate::export::{ExperimentOutputs, run_prefix};
 use crate::render::{Test, comparison_effects};
 use crate::results::{ExperimentResult, Recommendation, ResultsFile, Role, Status};
-use crate::store::display_url;
 
 /// How long one attempt to post one message may take, connecting included, when
 /// `ABREPORT_CHAT_TIMEOUT_SECONDS` is unset.
@@ -154,14 +154,10 @@ fn primary_effect(result: &ExperimentResult) -> Option<String> {
 /// Where the full report of the experiment in `dir_name` is, for the message's last line.
 fn report_place(job: &Job, prefix: &str, dir_name: &str, link_base_url: Option<&str>) -> ReportPlace {
     if let Some(base) = link_base_url {
-        return ReportPlace::Link(format!("{base}/{prefix}/{dir_name}/report.html"));
+        return ReportPlace::Link(output_link(base, prefix, dir_name, "report.html"));
     }
-    let upload = job.deliveries.iter().find_map(|d| match d {
-        Delivery::Upload { url } => Some(display_url(url)),
-        _ => None,
-    });
-    match upload {
-        Some(url) => ReportPlace::Location(format!("{}/{prefix}/{dir_name}/report.html", url.trim_end_matches('/'))),
+    match upload_location(job, prefix) {
+        Some(run) => ReportPlace::Location(format!("{run}{dir_name}/report.html")),
         None => ReportPlace::Nowhere,
     }
 }

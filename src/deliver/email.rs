@@ -211,8 +211,14 @@ fn verdict_words(result: &ExperimentResult) -> String {
     }
 }
 
-/// Where the uploaded copies of a run are, for mails: the first upload destination.
-fn upload_location(job: &Job, prefix: &str) -> Option<String> {
+/// Where a file of an experiment's outputs can be opened: `<base>/<job>/<date>/<experiment>/<file>`
+/// under a `link_base_url`, as every destination lays them out.
+pub(super) fn output_link(base: &str, prefix: &str, dir_name: &str, file: &str) -> String {
+    format!("{base}/{prefix}/{dir_name}/{file}")
+}
+
+/// Where the uploaded copies of a run are, for mails and chat: the first upload destination.
+pub(super) fn upload_location(job: &Job, prefix: &str) -> Option<String> {
     job.deliveries.iter().find_map(|d| match d {
         Delivery::Upload { url } => Some(format!("{}/{prefix}/", display_url(url).trim_end_matches('/'))),
         _ => None,
@@ -336,7 +342,7 @@ fn compose(
         })
         .collect();
     let link = |p: &Parsed<'_>, file: &str| {
-        spec.link_base_url.map(|base| format!("{base}/{prefix}/{}/{file}", p.output.dir_name))
+        spec.link_base_url.map(|base| output_link(base, &prefix, &p.output.dir_name, file))
     };
     // The charts as SVG, rasterized once the layout is known (a summary-only digest has none).
     let mut charts: Vec<(String, String)> = Vec::new();

@@ -43,8 +43,8 @@ const TRACK_HEIGHT: f64 = 20.0;
 const SCALE_BASELINE: f64 = 59.0;
 const LINE_HEIGHT: f64 = 18.0;
 
-const INK: &str = "#1f2328";
-const MUTED: &str = "#57606a";
+pub(super) const INK: &str = "#1f2328";
+pub(super) const MUTED: &str = "#57606a";
 const TRACK: &str = "#f6f8fa";
 const GRID: &str = "#d0d7de";
 /// The margin line: the amber of the report's PAUSE, apart from the "worse" colour.
@@ -171,9 +171,10 @@ impl Scale {
     }
 }
 
-/// A "nice" tick step (1, 2 or 5 times a power of ten) giving about `target` ticks over `span`.
-fn tick_step(span: f64, target: f64) -> f64 {
-    let raw = span / target;
+/// A "nice" tick step (1, 2 or 5 times a power of ten) giving about `target` ticks over `span`
+/// (the effects chart's and the story's axes); a zero span gets the smallest step, not NaN.
+pub(super) fn tick_step(span: f64, target: f64) -> f64 {
+    let raw = (span / target).max(f64::MIN_POSITIVE);
     let power = 10f64.powf(raw.log10().floor());
     [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * power).find(|s| *s >= raw).unwrap_or(10.0 * power)
 }

@@ -16,6 +16,7 @@ use std::fmt::Write;
 
 use chrono::NaiveDate;
 
+use super::chart::{INK, MUTED, tick_step};
 use super::escape::escape_html;
 use super::test_method::Test;
 use crate::numbers::{compact, count, percent, signed_percent};
@@ -47,8 +48,6 @@ fn colour_of(result: &ExperimentResult, variant: &str, fallback: usize) -> &'sta
         None => PALETTE[fallback % PALETTE.len()],
     }
 }
-const MUTED: &str = "#57606a";
-const INK: &str = "#1f2328";
 
 /// The metric whose story the report tells first: the primary, else the first metric.
 pub fn story_metric(result: &ExperimentResult) -> Option<&str> {
@@ -78,13 +77,6 @@ fn series(trend: &[TrendPoint], metric: &str) -> Vec<Series> {
         }
     }
     all
-}
-
-/// A "nice" tick step (1, 2 or 5 times a power of ten) giving about `target` ticks over `span`.
-fn tick_step(span: f64, target: f64) -> f64 {
-    let raw = (span / target).max(f64::MIN_POSITIVE);
-    let power = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * power).find(|s| *s >= raw).unwrap_or(10.0 * power)
 }
 
 /// Text cut to `max` characters with an ellipsis.
