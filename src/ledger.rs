@@ -35,6 +35,8 @@ const HISTORY: &str = ".history";
 /// The folder of the jobs' checkpoints (the per-unit state of the last run, for incremental
 /// runs) beside the records: `<ledger>/.checkpoints/<job>/state.abrckpt`.
 const CHECKPOINTS: &str = ".checkpoints";
+/// Appended to a checkpoint's name while it is written aside, before its run is published.
+const STAGED_SUFFIX: &str = ".staged";
 const CHECKPOINT_FILE: &str = "state.abrckpt";
 
 /// Version of the record format.
@@ -514,15 +516,44 @@ impl Ledger {
         }
     }
 
-    /// Replaces `job`'s checkpoint whole: one PUT on an object store; a temporary file,
-    /// fsynced and renamed into place in a folder.
-    pub async fn write_checkpoint(&self, job: &str, bytes: Vec<u8>) -> Result<(), LedgerError> {
-        let key = self.checkpoint_key(job);
+    /// Where a run writes `job`'s next checkpoint before it is published: beside the
+    /// checkpoint, under a name no reader takes for it. One per job, so a run that died before
+    /// publishing leaves at most one, which the next run overwrites.
+    fn staged_checkpoint_key(&self, job: &str) -> Path {
+        self.prefix
+            .clone()
+            .join(CHECKPOINTS)
+            .join(safe_path_component(job))
+            .join(format!("{CHECKPOINT_FILE}{STAGED_SUFFIX}"))
+    }
+
+    /// Writes `job`'s next checkpoint aside, whole (one PUT; in a folder a temporary file,
+    /// fsynced and renamed): the checkpoint runs read is unchanged until
+    /// [`Ledger::commit_checkpoint`].
+    pub async fn stage_checkpoint(&self, job: &str, bytes: Vec<u8>) -> Result<(), LedgerError> {
+        let key = self.staged_checkpoint_key(job);
         self.store
             .put(&key, PutPayload::from(bytes))
             .await
             .map(|_| ())
             .map_err(|e| LedgerError::Write { key: key.to_string(), cause: crate::store::describe_error(&e) })
+    }
+
+    /// Puts the staged checkpoint in place of `job`'s checkpoint: a rename in a folder (atomic);
+    /// a server-side copy then a delete on an object store, where a reader sees the old or the
+    /// new checkpoint whole, never a part.
+    pub async fn commit_checkpoint(&self, job: &str) -> Result<(), LedgerError> {
+        let (staged, key) = (self.staged_checkpoint_key(job), self.checkpoint_key(job));
+        self.store
+            .rename(&staged, &key)
+            .await
+            .map_err(|e| LedgerError::Write { key: key.to_string(), cause: crate::store::describe_error(&e) })
+    }
+
+    /// Removes a staged checkpoint the run will not publish (best effort: the next run's
+    /// staging overwrites a leftover).
+    pub async fn discard_staged_checkpoint(&self, job: &str) {
+        let _ = self.store.delete(&self.staged_checkpoint_key(job)).await;
     }
 
     /// The record of `job` and `report_date`, if any.

@@ -77,9 +77,6 @@ pub struct RunOutput {
     /// Each analysed experiment's history with this run's point put in (replacing one of the
     /// same date), to keep once the outputs are published.
     pub histories: Vec<ExperimentHistory>,
-    /// The new checkpoint of the job (when the request had one), to keep once the outputs
-    /// are published.
-    pub checkpoint: Option<Vec<u8>>,
 }
 
 /// Whether runs of `job` keep a checkpoint: the embedded engine reading Parquet (another
@@ -127,7 +124,7 @@ pub async fn run(request: &mut RunRequest<'_>, log: &RunLog) -> Result<RunOutput
 
     // Every request to the source gets a timeout and retries bounded by the deadline.
     let source = Source::open_counting(&job.source.url, deadline, request.source_retries.clone())?;
-    let (mut checkpoint, mut read_note) = (None, None);
+    let mut read_note = None;
     let computed = match (job.source.kind, &job.source.engine) {
         (SourceKind::SufficientStats, _) => {
             read::sufficient_stats(&source, job, &spec, request.progress, &deadline, log).await?
@@ -136,7 +133,6 @@ pub async fn run(request: &mut RunRequest<'_>, log: &RunLog) -> Result<RunOutput
             Some(checkpointing) => {
                 let checkpointed =
                     incremental::embedded(&source, job, &spec, request.progress, &deadline, log, checkpointing).await?;
-                checkpoint = Some(checkpointed.bytes);
                 read_note = checkpointed.read_note;
                 checkpointed.computed
             }
@@ -210,7 +206,7 @@ pub async fn run(request: &mut RunRequest<'_>, log: &RunLog) -> Result<RunOutput
     }
     facts.timings = log.timings();
     facts.elapsed_seconds = request.started.elapsed().as_secs_f64();
-    Ok(RunOutput { results, outputs, facts, source_retries, new_designs, histories, checkpoint })
+    Ok(RunOutput { results, outputs, facts, source_retries, new_designs, histories })
 }
 
 /// One experiment's statistics, its per-unit values when this process computed them, and the

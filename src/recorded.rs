@@ -172,12 +172,13 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
             }
         }
     }
-    let checkpoint = match settings.ledger {
+    let (checkpoint, staging) = match settings.ledger {
         // An ad hoc run of one experiment neither uses nor replaces the job's checkpoint.
         Some(ledger) if settings.experiment.is_none() && pipeline::uses_checkpoint(job) => {
-            Some(read_checkpoint(ledger, job, settings.full, &log).await)
+            let (checkpointing, staging) = read_checkpoint(ledger, job, settings.full, &log).await;
+            (Some(checkpointing), Some(staging))
         }
-        _ => None,
+        _ => (None, None),
     };
     let mut request = RunRequest {
         job,
@@ -190,7 +191,11 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         source_retries: Arc::default(),
         checkpoint,
     };
-    let mut output = match pipeline::run(&mut request, &log).await {
+    let ran = pipeline::run(&mut request, &log).await;
+    // The checkpoint's sender goes with the request's checkpointing: a run that failed before
+    // encoding one must not leave the staging waiting for it.
+    request.checkpoint = None;
+    let output = match ran {
         Ok(output) => output,
         Err(e) => {
             record.stages = log.timings();
@@ -201,6 +206,9 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
             let exit = exit_for(&e);
             let status = status_for(exit, Some(&e));
             errors.push(e.to_string());
+            if let (Some(ledger), Some(staging)) = (settings.ledger, staging) {
+                staging.discard(ledger, &job.name).await;
+            }
             return finish(job, settings, record, exit, status, errors, started).await;
         }
     };
@@ -229,10 +237,12 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         published_at.elapsed(),
         serde_json::json!({ "destinations": published.deliveries.len() }),
     );
-    if let (Some(ledger), Some(bytes)) = (settings.ledger, output.checkpoint.take())
-        && published.exit != Exit::SlaExceeded
-    {
-        write_checkpoint(ledger, job, bytes, &log).await;
+    if let (Some(ledger), Some(staging)) = (settings.ledger, staging) {
+        if published.exit == Exit::SlaExceeded {
+            staging.discard(ledger, &job.name).await;
+        } else {
+            staging.commit(ledger, &job.name, &log).await;
+        }
     }
     // The story is what abreport reported: only a published run adds its point.
     if let Some(ledger) = settings.ledger
@@ -269,9 +279,14 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
     finish(job, settings, record, published.exit, status, errors, started).await
 }
 
-/// The job's checkpoint for the run; a store that cannot be read is a warning, and the run
-/// reads everything.
-async fn read_checkpoint(ledger: &Ledger, job: &Job, full: bool, log: &RunLog) -> pipeline::Checkpointing {
+/// The job's checkpoint for the run (a store that cannot be read is a warning, and the run
+/// reads everything), and the staging of the next one.
+async fn read_checkpoint(
+    ledger: &Ledger,
+    job: &Job,
+    full: bool,
+    log: &RunLog,
+) -> (pipeline::Checkpointing, CheckpointStaging) {
     let location = ledger.checkpoint_location(&job.name);
     let previous = if full {
         None
@@ -286,27 +301,69 @@ async fn read_checkpoint(ledger: &Ledger, job: &Job, full: bool, log: &RunLog) -
             None
         })
     };
-    pipeline::Checkpointing { location, previous, full }
+    let (encoded, staging) = CheckpointStaging::start(ledger, &job.name);
+    (pipeline::Checkpointing { location, previous, full, encoded: Some(encoded) }, staging)
 }
 
-/// Keeps the run's checkpoint for the next run, once its outputs are published. A failed
-/// write is a warning: the run is done, and the next one reads everything.
-async fn write_checkpoint(ledger: &Ledger, job: &Job, bytes: Vec<u8>, log: &RunLog) {
-    let started = Instant::now();
-    let n_bytes = bytes.len();
-    let location = ledger.checkpoint_location(&job.name);
-    match ledger.write_checkpoint(&job.name, bytes).await {
-        Ok(()) => log.stage_done(
-            "checkpoint write",
-            started.elapsed(),
-            serde_json::json!({ "bytes": n_bytes, "location": location }),
-        ),
-        Err(e) => log.warn(
-            "checkpoint",
-            None,
-            format!("{e}; the next run reads everything"),
-            serde_json::json!({ "location": location }),
-        ),
+/// The next checkpoint's write, in the background from the moment the run has encoded it:
+/// it is written aside while the experiments are analysed, and put in place only once the
+/// outputs are published (a run that is not published leaves the checkpoint as it was).
+struct CheckpointStaging {
+    /// The staged bytes' size and the time their write took, or why there are none.
+    written: tokio::task::JoinHandle<Result<(usize, std::time::Duration), String>>,
+}
+
+impl CheckpointStaging {
+    fn start(ledger: &Ledger, job: &str) -> (tokio::sync::oneshot::Sender<Vec<u8>>, Self) {
+        let (encoded, bytes) = tokio::sync::oneshot::channel::<Vec<u8>>();
+        let (ledger, job) = (ledger.clone(), job.to_string());
+        let written = tokio::spawn(async move {
+            let bytes = bytes.await.map_err(|_| "the run made no checkpoint".to_string())?;
+            let (started, n_bytes) = (Instant::now(), bytes.len());
+            ledger.stage_checkpoint(&job, bytes).await.map_err(|e| e.to_string())?;
+            Ok((n_bytes, started.elapsed()))
+        });
+        (encoded, Self { written })
+    }
+
+    async fn finished(self) -> Result<(usize, std::time::Duration), String> {
+        self.written.await.unwrap_or_else(|e| Err(format!("the checkpoint's write stopped: {e}")))
+    }
+
+    /// Puts the staged checkpoint in place. A failed write is a warning: the run is done, and
+    /// the next one reads everything.
+    async fn commit(self, ledger: &Ledger, job: &str, log: &RunLog) {
+        let location = ledger.checkpoint_location(job);
+        let committed_at = Instant::now();
+        let outcome = match self.finished().await {
+            Ok(staged) => ledger.commit_checkpoint(job).await.map(|()| staged).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            // The stage's time is what the run waited for; the write itself overlapped the
+            // experiments.
+            Ok((n_bytes, written)) => log.stage_done(
+                "checkpoint write",
+                committed_at.elapsed(),
+                serde_json::json!({ "bytes": n_bytes, "location": location, "written_aside_seconds": written.as_secs_f64() }),
+            ),
+            Err(e) => {
+                ledger.discard_staged_checkpoint(job).await;
+                log.warn(
+                    "checkpoint",
+                    None,
+                    format!("{e}; the next run reads everything"),
+                    serde_json::json!({ "location": location }),
+                );
+            }
+        }
+    }
+
+    /// Drops the staged checkpoint of a run that is not published.
+    async fn discard(self, ledger: &Ledger, job: &str) {
+        if self.finished().await.is_ok() {
+            ledger.discard_staged_checkpoint(job).await;
+        }
     }
 }
 
@@ -617,4 +674,47 @@ pub async fn retry_outbox_recorded(job: &Job, ledger: Option<&Ledger>) -> Vec<De
         }
     }
     reports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(checkpoint, staged checkpoint)` of job `daily` in the ledger folder `dir`, as read back.
+    fn files(dir: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let folder = dir.join(".checkpoints/daily");
+        (std::fs::read(folder.join("state.abrckpt")).ok(), std::fs::read(folder.join("state.abrckpt.staged")).ok())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_checkpoint_is_written_aside_and_replaces_the_old_one_only_when_committed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ledger = Ledger::open(&dir.path().display().to_string()).expect("ledger");
+        ledger.stage_checkpoint("daily", b"old".to_vec()).await.expect("staged");
+        ledger.commit_checkpoint("daily").await.expect("committed");
+        assert_eq!(files(dir.path()), (Some(b"old".to_vec()), None));
+
+        // Encoded and written aside while the run goes on; in place once committed.
+        let log = RunLog::default();
+        let (encoded, staging) = CheckpointStaging::start(&ledger, "daily");
+        encoded.send(b"new".to_vec()).expect("listening");
+        staging.commit(&ledger, "daily", &log).await;
+        assert_eq!(files(dir.path()), (Some(b"new".to_vec()), None));
+        assert!(log.timings().iter().any(|t| t.stage == "checkpoint write"));
+
+        // A run that is not published: the checkpoint stays, and nothing is left aside.
+        let (encoded, staging) = CheckpointStaging::start(&ledger, "daily");
+        encoded.send(b"unpublished".to_vec()).expect("listening");
+        staging.discard(&ledger, "daily").await;
+        assert_eq!(files(dir.path()), (Some(b"new".to_vec()), None));
+
+        // A run that made none (it failed before encoding): a warning, the checkpoint stays.
+        let log = RunLog::default();
+        let (encoded, staging) = CheckpointStaging::start(&ledger, "daily");
+        drop(encoded);
+        staging.commit(&ledger, "daily", &log).await;
+        assert_eq!(files(dir.path()), (Some(b"new".to_vec()), None));
+        let warnings = log.warnings();
+        assert!(warnings.iter().any(|w| w.message.contains("no checkpoint")), "{warnings:?}");
+    }
 }

@@ -40,6 +40,10 @@ pub struct Checkpointing {
     pub previous: Option<bytes::Bytes>,
     /// Ignore it and read everything (`--full`); a new one is written all the same.
     pub full: bool,
+    /// Where the new checkpoint goes the moment it is encoded: the caller writes it aside
+    /// while the experiments are analysed, and puts it in place once the run is published.
+    /// So its write is off the run's path and its bytes are not held to the end.
+    pub encoded: Option<tokio::sync::oneshot::Sender<Vec<u8>>>,
 }
 
 /// A loaded checkpoint the run can go on from.
@@ -51,14 +55,13 @@ struct Resumed {
 /// What [`embedded`] hands the run.
 pub(super) struct Checkpointed {
     pub computed: Computed,
-    /// The new checkpoint.
-    pub bytes: Vec<u8>,
     /// How the run read, for the report, when it went on from the checkpoint.
     pub read_note: Option<String>,
 }
 
 /// Lists, reads and folds like [`super::read::embedded`], from the checkpoint when it is
-/// usable; returns the new checkpoint's bytes beside what the run computed.
+/// usable; sends the new checkpoint's bytes to [`Checkpointing::encoded`] as soon as they are
+/// encoded (before the allocation is gathered).
 pub(super) async fn embedded(
     source: &Source,
     job: &Job,
@@ -180,9 +183,13 @@ pub(super) async fn embedded(
     };
     let bytes = tokio::task::block_in_place(|| aggregator.checkpoint(&header));
     log.stage_done("checkpoint encode", encoded_at.elapsed(), json!({ "bytes": bytes.len() }));
+    if let Some(encoded) = checkpointing.encoded.take() {
+        // A caller that stopped listening keeps no checkpoint: nothing to do about it here.
+        let _ = encoded.send(bytes);
+    }
 
     let computed = folded(aggregator, plan.missing, read, log)?;
-    Ok(Checkpointed { computed, bytes, read_note })
+    Ok(Checkpointed { computed, read_note })
 }
 
 /// The loaded checkpoint, or why the run reads everything.
