@@ -520,49 +520,90 @@ pub fn experiment_files(exports: ExperimentExports<'_>) -> Result<Vec<OutputFile
 /// Writes `outputs` under `root/<dir_name>/`, atomically per file, manifest last. Returns the
 /// experiment's folder.
 pub fn write_dir(root: &Path, outputs: &ExperimentOutputs) -> Result<PathBuf, ExportError> {
+    stage_dir(root, outputs)?.commit()
+}
+
+/// An experiment's files written and fsynced under temporary names in their folder, not yet
+/// published: [`StagedDir::commit`] renames them into place, [`StagedDir::discard`] removes
+/// them. A run writes its folders aside while it still computes, and publishes them only if
+/// it completes in time.
+#[derive(Debug)]
+pub struct StagedDir {
+    dir: PathBuf,
+    /// `(temporary, target)` of each file, manifest last.
+    places: Vec<(PathBuf, PathBuf)>,
+}
+
+/// Writes every file of `outputs` under a temporary name in `root/<dir_name>/`, then fsyncs
+/// them: the disk writes them back together instead of one fsync after another. On an error
+/// nothing is left.
+pub fn stage_dir(root: &Path, outputs: &ExperimentOutputs) -> Result<StagedDir, ExportError> {
     let dir = root.join(&outputs.dir_name);
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ExportError::Write { path, source }
-    };
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    // An old manifest would vouch for files about to be replaced: remove it first.
-    let manifest = dir.join(MANIFEST);
-    match std::fs::remove_file(&manifest) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(&manifest)(e)),
-    }
-    // Every file is written before the first fsync, so the disk writes them back together
-    // instead of one fsync after another; each is renamed into place once it is durable.
+    std::fs::create_dir_all(&dir).map_err(write_error(&dir))?;
     let places: Vec<(PathBuf, PathBuf)> = (outputs.files.iter())
         .map(|file| (dir.join(format!(".{}.tmp-{}", file.name, std::process::id())), dir.join(&file.name)))
         .collect();
-    let mut handles = Vec::with_capacity(places.len());
+    let staged = StagedDir { dir, places };
+    let mut handles = Vec::with_capacity(staged.places.len());
     let mut failed = None;
-    for (file, (temporary, target)) in outputs.files.iter().zip(&places) {
+    for (file, (temporary, target)) in outputs.files.iter().zip(&staged.places) {
         match std::fs::File::create(temporary).and_then(|mut handle| handle.write_all(&file.bytes).map(|()| handle)) {
             Ok(handle) => handles.push(handle),
             Err(e) => {
-                failed = Some(io(target)(e));
+                failed = Some(write_error(target)(e));
                 break;
             }
         }
     }
     if failed.is_none() {
-        failed = handles.iter().zip(&places).find_map(|(handle, (_, target))| handle.sync_all().err().map(io(target)));
-    }
-    if failed.is_none() {
-        failed = places.iter().find_map(|(temporary, target)| std::fs::rename(temporary, target).err().map(io(target)));
+        failed = (handles.iter().zip(&staged.places))
+            .find_map(|(handle, (_, target))| handle.sync_all().err().map(write_error(target)));
     }
     match failed {
-        None => Ok(dir),
+        None => Ok(staged),
         Some(e) => {
-            for (temporary, _) in &places {
-                let _ = std::fs::remove_file(temporary);
-            }
+            staged.discard();
             Err(e)
         }
+    }
+}
+
+fn write_error(path: &Path) -> impl Fn(std::io::Error) -> ExportError {
+    let path = path.to_path_buf();
+    move |source| ExportError::Write { path: path.clone(), source }
+}
+
+impl StagedDir {
+    /// Publishes the staged files: the old manifest goes first (it would vouch for files about
+    /// to be replaced), then each file is renamed into place, the manifest last. Returns the
+    /// experiment's folder.
+    pub fn commit(self) -> Result<PathBuf, ExportError> {
+        let manifest = self.dir.join(MANIFEST);
+        let mut failed = match std::fs::remove_file(&manifest) {
+            Ok(()) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(write_error(&manifest)(e)),
+        };
+        if failed.is_none() {
+            failed = (self.places.iter())
+                .find_map(|(temporary, target)| std::fs::rename(temporary, target).err().map(write_error(target)));
+        }
+        match failed {
+            None => Ok(self.dir),
+            Some(e) => {
+                self.discard();
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes the staged files (those already renamed are not staged any more), and the
+    /// folder when that leaves it empty: an unpublished run leaves nothing behind.
+    pub fn discard(self) {
+        for (temporary, _) in &self.places {
+            let _ = std::fs::remove_file(temporary);
+        }
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }
 
@@ -788,5 +829,44 @@ mod tests {
         let read: ResultsFile = serde_json::from_slice(json).expect("results.json is a ResultsFile");
         assert_eq!(read.experiments[0].id, result.id);
         assert_eq!(read.experiments[0].decision.recommendation, result.decision.recommendation);
+    }
+
+    #[test]
+    fn a_staged_folder_shows_nothing_new_until_committed_and_leaves_nothing_when_discarded() {
+        let result = sample_result();
+        let results = results_file(&result);
+        let outputs = |report: &str| {
+            let files = vec![text_file("report.md", report.into()), results_json(&results).expect("results.json")];
+            with_manifest(&results, &result, "checkout", files, Vec::new()).expect("a manifest")
+        };
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("checkout");
+        let names = || {
+            let mut names: Vec<String> = (std::fs::read_dir(&dir).expect("folder"))
+                .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+                .filter(|name| !name.starts_with('.'))
+                .collect();
+            names.sort();
+            names
+        };
+        write_dir(root.path(), &outputs("# old\n")).expect("published");
+
+        // Staged: the published set is untouched, its manifest still vouching for it.
+        let staged = stage_dir(root.path(), &outputs("# new\n")).expect("staged");
+        assert_eq!(std::fs::read_to_string(dir.join("report.md")).expect("report"), "# old\n");
+        assert_eq!(names(), ["manifest.json", "report.md", "results.json"]);
+        let staged_files = std::fs::read_dir(&dir).expect("folder").count();
+        assert_eq!(staged_files, 6, "three published, three staged");
+        staged.commit().expect("committed");
+        assert_eq!(std::fs::read_to_string(dir.join("report.md")).expect("report"), "# new\n");
+        assert_eq!(std::fs::read_dir(&dir).expect("folder").count(), 3, "no staged file left");
+
+        // Discarded: the published set stays; a folder made only for staging goes.
+        stage_dir(root.path(), &outputs("# unpublished\n")).expect("staged").discard();
+        assert_eq!(std::fs::read_to_string(dir.join("report.md")).expect("report"), "# new\n");
+        assert_eq!(std::fs::read_dir(&dir).expect("folder").count(), 3);
+        let fresh = ExperimentOutputs { dir_name: "fresh".into(), ..outputs("# x\n") };
+        stage_dir(root.path(), &fresh).expect("staged").discard();
+        assert!(!root.path().join("fresh").exists());
     }
 }

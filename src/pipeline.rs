@@ -6,8 +6,10 @@
 //! ```
 //!
 //! Both `abreport run` and the scheduler call [`run`]. It returns every output in memory and
-//! writes nothing: publishing is the caller's (export::write_dir, deliver), after a last
-//! deadline check, so a run that misses its SLA publishes nothing.
+//! writes nothing: publishing is the caller's (export::stage_dir and commit, deliver), after a
+//! last deadline check, so a run that misses its SLA publishes nothing. The caller may write
+//! outputs aside as they come ([`RunRequest::outputs_ready`], the checkpoint's
+//! [`Checkpointing::encoded`]) so that publishing is renames.
 
 mod floor;
 mod incremental;
@@ -63,6 +65,10 @@ pub struct RunRequest<'a> {
     /// The job's checkpoint, for a run of the embedded engine over all the job's experiments
     /// (see [`uses_checkpoint`]); `None`: the run neither reads nor makes one.
     pub checkpoint: Option<Checkpointing>,
+    /// Where each experiment's outputs go too, the moment they are complete, so the caller can
+    /// write them aside while the other experiments are computed (publishing them, or not,
+    /// once the run is done); they are in [`RunOutput::outputs`] all the same.
+    pub outputs_ready: Option<std::sync::mpsc::Sender<ExperimentOutputs>>,
 }
 
 /// Everything a run produced, in memory.
@@ -183,6 +189,7 @@ pub async fn run(request: &mut RunRequest<'_>, log: &RunLog) -> Result<RunOutput
         started: request.started,
         deadline: &deadline,
         log,
+        outputs_ready: request.outputs_ready.as_ref(),
     };
     let n_work = work.len();
     let done = tokio::task::block_in_place(|| {
@@ -232,6 +239,7 @@ struct ExperimentContext<'a> {
     started: Instant,
     deadline: &'a Deadline,
     log: &'a RunLog,
+    outputs_ready: Option<&'a std::sync::mpsc::Sender<ExperimentOutputs>>,
 }
 
 impl ExperimentContext<'_> {
@@ -302,6 +310,10 @@ impl ExperimentContext<'_> {
         files.push(export::text_file("run.log.jsonl", log.jsonl_for(&experiment.id)));
         let outputs = export::with_manifest(&results_file, &result, &experiment.output_dir, files, engine_files)?;
         self.deadline.check("render and export")?;
+        if let Some(ready) = self.outputs_ready {
+            // A caller that stopped listening writes the outputs at publishing instead.
+            let _ = ready.send(outputs.clone());
+        }
         // A failed experiment fixes no design: its numbers are not the experiment's.
         let new_design = analysis.new_design.filter(|_| result.status == Status::Ok);
         Ok((result, outputs, new_design, history))

@@ -190,11 +190,15 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         histories: &histories,
         source_retries: Arc::default(),
         checkpoint,
+        outputs_ready: None,
     };
+    let staged_outputs = OutputStaging::start(settings.out, &mut request);
     let ran = pipeline::run(&mut request, &log).await;
-    // The checkpoint's sender goes with the request's checkpointing: a run that failed before
-    // encoding one must not leave the staging waiting for it.
+    // The senders go with the request: a run that failed before making a checkpoint or an
+    // experiment's outputs must not leave their staging waiting for them.
     request.checkpoint = None;
+    request.outputs_ready = None;
+    let staged_outputs = staged_outputs.finished().await;
     let output = match ran {
         Ok(output) => output,
         Err(e) => {
@@ -209,6 +213,7 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
             if let (Some(ledger), Some(staging)) = (settings.ledger, staging) {
                 staging.discard(ledger, &job.name).await;
             }
+            discard_outputs(staged_outputs);
             return finish(job, settings, record, exit, status, errors, started).await;
         }
     };
@@ -231,7 +236,8 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         .collect();
     let deadline = Deadline::new(started, job.sla);
     let published_at = Instant::now();
-    let published = publish(job, report_date, &output, settings.out, settings.deliver, &owed, &deadline).await;
+    let published =
+        publish(job, report_date, &output, staged_outputs, settings.out, settings.deliver, &owed, &deadline).await;
     log.stage_done(
         "publish",
         published_at.elapsed(),
@@ -303,6 +309,41 @@ async fn read_checkpoint(
     };
     let (encoded, staging) = CheckpointStaging::start(ledger, &job.name);
     (pipeline::Checkpointing { location, previous, full, encoded: Some(encoded) }, staging)
+}
+
+/// Each experiment's folder as written aside during the run, by folder name.
+type StagedOutputs = HashMap<String, Result<export::StagedDir, export::ExportError>>;
+
+/// The experiments' folders written aside under `--out` while the run goes on: each as soon as
+/// its outputs are complete, on a thread of its own (mostly waiting for the disk), so that
+/// publishing is renames. Nothing is published until [`publish`] commits them.
+struct OutputStaging {
+    written: std::thread::JoinHandle<StagedOutputs>,
+}
+
+impl OutputStaging {
+    fn start(out: &Path, request: &mut RunRequest<'_>) -> Self {
+        let (ready, outputs) = std::sync::mpsc::channel::<export::ExperimentOutputs>();
+        request.outputs_ready = Some(ready);
+        let out = out.to_path_buf();
+        let written = std::thread::spawn(move || {
+            outputs.into_iter().map(|outputs| (outputs.dir_name.clone(), export::stage_dir(&out, &outputs))).collect()
+        });
+        Self { written }
+    }
+
+    /// Every folder written aside, once the run has dropped its sender. A writer that panicked
+    /// wrote none: publishing writes them then.
+    async fn finished(self) -> StagedOutputs {
+        tokio::task::block_in_place(|| self.written.join().unwrap_or_default())
+    }
+}
+
+/// Removes the folders' staged files of a run that is not published.
+fn discard_outputs(staged: StagedOutputs) {
+    for staged in staged.into_values().flatten() {
+        staged.discard();
+    }
 }
 
 /// The next checkpoint's write, in the background from the moment the run has encoded it:
@@ -446,10 +487,12 @@ struct Published {
 
 /// Writes `output` under `out`, then delivers to each destination what it is `owed`
 /// (parallel to `job.deliveries`), each under what is left of the deadline.
+#[allow(clippy::too_many_arguments)]
 async fn publish(
     job: &Job,
     report_date: NaiveDate,
     output: &RunOutput,
+    mut staged: StagedOutputs,
     out: &Path,
     deliver: bool,
     owed: &[Vec<String>],
@@ -468,15 +511,22 @@ async fn publish(
         published.errors.push(e.to_string());
         published.sla_stage = Some(e.stage);
         published.exit = Exit::SlaExceeded;
+        discard_outputs(staged);
         return published;
     }
-    // Each experiment's folder on its own thread: most of a write is waiting for the disk's
-    // fsync, and the folders do not depend on each other.
+    // Folders written aside during the run are renamed into place; any other (none, unless
+    // the aside writer stopped) is written now, each on its own thread: most of a write is
+    // waiting for the disk's fsync, and the folders do not depend on each other.
     let written = tokio::task::block_in_place(|| {
-        crate::threads::each(output.outputs.iter().collect(), |outputs| {
-            Ok::<_, std::convert::Infallible>(export::write_dir(out, outputs))
+        let staged: Vec<_> = output.outputs.iter().map(|outputs| (outputs, staged.remove(&outputs.dir_name))).collect();
+        crate::threads::each(staged, |(outputs, staged)| {
+            Ok::<_, std::convert::Infallible>(match staged {
+                Some(staged) => staged.and_then(export::StagedDir::commit),
+                None => export::write_dir(out, outputs),
+            })
         })
     });
+    discard_outputs(staged);
     // A writer thread that panicked lost its folders: they stay `None`, not written.
     let mut by_position: Vec<Option<Result<PathBuf, export::ExportError>>> =
         std::iter::repeat_with(|| None).take(output.outputs.len()).collect();

@@ -85,6 +85,7 @@ pub(crate) fn run_job(
         histories: &[],
         source_retries: Default::default(),
         checkpoint: None,
+        outputs_ready: None,
     };
     let log = crate::runlog::RunLog::new(std::time::Instant::now());
     runtime().block_on(crate::pipeline::run(&mut request, &log))
