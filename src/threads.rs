@@ -6,10 +6,15 @@
 //! runs a queue of work on that many scoped threads.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::env;
 
 static THREADS: OnceLock<usize> = OnceLock::new();
+
+/// Threads of [`each`] working on an item right now, in the whole process: [`join`] runs its
+/// two halves at once only when this leaves a core free.
+static BUSY: AtomicUsize = AtomicUsize::new(0);
 
 /// `ABREPORT_THREADS` when set (a whole number from 1 to 1024), else the number of cores.
 pub fn configured() -> Result<usize, String> {
@@ -53,7 +58,9 @@ pub fn each<T: Send, R: Send, E: Send>(
                     loop {
                         let next = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
                         let Some((position, item)) = next else { break };
+                        BUSY.fetch_add(1, Ordering::Relaxed);
                         let outcome = work(item);
+                        BUSY.fetch_sub(1, Ordering::Relaxed);
                         let failed = outcome.is_err();
                         done.push((position, outcome));
                         if failed {
@@ -80,9 +87,33 @@ pub fn map<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec
     done.into_iter().map(|(_, Ok(result))| result).collect()
 }
 
+/// Runs `a` and `b` at once when a core is free of [`each`]'s work (the last items of a queue,
+/// when the other threads have run out), else one after the other, so that work split this
+/// way never crowds cores that are busy already. Returns both results; a panic in either is a
+/// panic here. Which way it ran changes no result.
+pub fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    if BUSY.load(Ordering::Relaxed) >= count() {
+        return (a(), b());
+    }
+    std::thread::scope(|scope| {
+        let other = scope.spawn(b);
+        let first = a();
+        (first, other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{join, parse};
+
+    #[test]
+    fn join_returns_both_results_in_order_whichever_way_it_ran() {
+        let (a, b) = join(|| (1..=10).sum::<u32>(), || "b".repeat(3));
+        assert_eq!((a, b.as_str()), (55, "bbb"));
+        // Inside a queue's work too, where the cores may be taken.
+        let pairs = super::map((0..8u64).collect(), |i| join(|| i * 2, || i + 1));
+        assert_eq!(pairs, (0..8).map(|i| (i * 2, i + 1)).collect::<Vec<_>>());
+    }
 
     #[test]
     fn a_thread_count_is_a_whole_number_from_1_to_1024() {
