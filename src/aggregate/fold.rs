@@ -765,10 +765,15 @@ impl Aggregator {
     }
 
     /// The unit ids, frozen: taken out of the shards on first use (all exposures are folded
-    /// by then).
+    /// by then), each shard's table compacted for the lookups that are all that is left.
     fn keys(&self) -> &UnitIndex {
-        self.frozen
-            .get_or_init(|| UnitIndex::new(self.shards.iter().map(|s| std::mem::take(&mut lock(s).keys)).collect()))
+        self.frozen.get_or_init(|| {
+            UnitIndex::new(crate::threads::map((0..self.shards.len()).collect(), |s| {
+                let mut keys = std::mem::take(&mut lock(&self.shards[s]).keys);
+                keys.compact();
+                keys
+            }))
+        })
     }
 
     /// Folds one batch of `[unit_id, event, value, ts]` from the partition of `date`. All

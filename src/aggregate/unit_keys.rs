@@ -202,7 +202,23 @@ impl UnitKeys {
 
     /// Doubles the slots (16 at first) and places every entry again.
     fn grow(&mut self) {
-        let slots = (self.slots.len() * 2).max(16);
+        self.rehash((self.slots.len() * 2).max(16));
+    }
+
+    /// Shrinks the table of a set of ids that is complete to the fewest slots that keep it at
+    /// most three quarters full. While ids are added the table is at most half full, so that
+    /// inserting stays cheap; once they are all in, lookups are all that is left, a successful
+    /// one probes 1.2 to 2.5 entries on average either way (linear probing), and half the
+    /// table is half the memory and the TLB reach the event phase's random lookups need.
+    pub(super) fn compact(&mut self) {
+        let slots = (self.len() * 4).div_ceil(3).next_power_of_two().max(16);
+        if slots < self.slots.len() {
+            self.rehash(slots);
+        }
+    }
+
+    /// Places every entry again in `slots` slots (a power of two, more than the entries).
+    fn rehash(&mut self, slots: usize) {
         let mask = slots - 1;
         let old = std::mem::replace(&mut self.slots, vec![EMPTY_ENTRY; slots]);
         for entry in old.into_iter().filter(|entry| entry.index != EMPTY) {
@@ -288,6 +304,26 @@ mod tests {
         for absent in ["u5000", "u-1", "", "long-unit-id-00000000000000000001"] {
             assert_eq!(keys.get(hash_unit(UnitKey::Text(absent)), UnitKey::Text(absent)), None, "{absent}");
         }
+    }
+
+    #[test]
+    fn a_compacted_table_is_smaller_and_finds_every_id_and_no_other() {
+        let mut keys = UnitKeys::default();
+        let ids: Vec<String> = (0..3_000).map(|i| format!("u{i}")).collect();
+        for id in &ids {
+            keys.intern(hash_unit(UnitKey::Text(id)), UnitKey::Text(id));
+        }
+        // 3,000 ids at most half full: 8,192 slots; at most three quarters full: 4,096.
+        assert_eq!(keys.slots.len(), 8_192);
+        keys.compact();
+        assert_eq!(keys.slots.len(), 4_096);
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(keys.get(hash_unit(UnitKey::Text(id)), UnitKey::Text(id)), Some(i as u32));
+        }
+        assert_eq!(keys.get(hash_unit(UnitKey::Text("u3000")), UnitKey::Text("u3000")), None);
+        keys.compact();
+        assert_eq!(keys.slots.len(), 4_096, "compact once: nothing more to shrink");
+        assert_eq!(UnitKeys::default().slots.len(), 0);
     }
 
     #[test]
