@@ -12,7 +12,8 @@
 # Beside them, the decode floor: `abreport scan` lists the same window and reads and decodes the
 # same columns of the same files with the same reader and concurrency, without folding them; the
 # full run's ratio to it is what the fold, the statistics and the exports cost.
-# Prints the median wall time and peak RSS of each, and the ratios.
+# Prints the median wall time and peak RSS of each, and the ratios. The contenders take turns
+# (one run of each per round), so that the host's drifting load weighs on all of them alike.
 # With SPARK=1 it adds `abreport run --engine spark`: the same run computed by a Spark Connect
 # server in local[2] mode on this machine (tests/servers/spark_connect.sh, pyspark from PyPI,
 # Java 17), on the same files, per-unit exports written by Spark. It shows the engine's
@@ -45,14 +46,19 @@ if [ ! -f "$venv/.installed-duckdb-2.0.1" ]; then
   touch "$venv/.installed-duckdb-2.0.1"
 fi
 
-measure() { # label, command...: one line "seconds peak_kib" per run
+once() { # label, command...: appends one run's "seconds peak_kib" to target/bench-<label>.txt
   local label=$1; shift
-  for _ in $(seq "$runs"); do
-    if [ -n "${SETUP:-}" ]; then eval "$SETUP"; fi
-    /usr/bin/time -f "%e %M" -o target/bench-time.txt "$@" > /dev/null 2> target/bench-stderr.txt \
-      || { cat target/bench-stderr.txt; exit 1; }
-    cat target/bench-time.txt
-  done | sort -n > "target/bench-$label.txt"
+  if [ -n "${SETUP:-}" ]; then eval "$SETUP"; fi
+  /usr/bin/time -f "%e %M" -o target/bench-time.txt "$@" > /dev/null 2> target/bench-stderr.txt \
+    || { cat target/bench-stderr.txt; exit 1; }
+  cat target/bench-time.txt >> "target/bench-$label.txt"
+}
+
+measure() { # label, command...: $runs runs in a row, sorted
+  local label=$1; shift
+  : > "target/bench-$label.txt"
+  for _ in $(seq "$runs"); do once "$label" "$@"; done
+  sort -n -o "target/bench-$label.txt" "target/bench-$label.txt"
 }
 
 median() { sed -n "$(( (runs + 1) / 2 ))p" "$1"; }
@@ -87,8 +93,6 @@ fi
 # The timed runs get an SLA of an hour: past ~5M units a full run outgrows the job's 60 s on 2
 # cores, and the benchmark times it rather than stopping it.
 sed 's/^sla_seconds = .*/sla_seconds = 3600/' "$data/job.toml" > "$data/job-bench.toml"
-measure abreport target/release/abreport run --job "$data/job-bench.toml" --date "$date" --out target/bench-out --no-deliver --full
-measure decode-floor target/release/abreport scan --job "$data/job-bench.toml" --date "$date"
 # The checkpoint of the day before, made once by a full run of that date.
 previous=$(date -d "$date - 1 day" +%F)
 incr_out=target/bench-out-incremental
@@ -96,11 +100,20 @@ checkpoint=$incr_out/ledger/.checkpoints/generated/state.abrckpt
 rm -rf "$incr_out"
 target/release/abreport run --job "$data/job-bench.toml" --date "$previous" --out "$incr_out" --no-deliver --full > /dev/null
 cp "$checkpoint" target/bench-checkpoint-previous.abrckpt
-SETUP="cp target/bench-checkpoint-previous.abrckpt $checkpoint" measure abreport-incremental \
-  target/release/abreport run --job "$data/job-bench.toml" --date "$date" --out "$incr_out" --no-deliver
+# Round after round, each round one run of every contender, so that a shared host's load,
+# which drifts over minutes, weighs on all of them alike.
+timed="abreport decode-floor abreport-incremental duckdb-aggregates duckdb-attributed"
+for label in $timed; do : > "target/bench-$label.txt"; done
+for _ in $(seq "$runs"); do
+  once abreport target/release/abreport run --job "$data/job-bench.toml" --date "$date" --out target/bench-out --no-deliver --full
+  once decode-floor target/release/abreport scan --job "$data/job-bench.toml" --date "$date"
+  SETUP="cp target/bench-checkpoint-previous.abrckpt $checkpoint" once abreport-incremental \
+    target/release/abreport run --job "$data/job-bench.toml" --date "$date" --out "$incr_out" --no-deliver
+  once duckdb-aggregates "$venv/bin/python" tests/bench/duckdb_baseline.py "$data/data" "$date" aggregates
+  once duckdb-attributed "$venv/bin/python" tests/bench/duckdb_baseline.py "$data/data" "$date" attributed
+done
+for label in $timed; do sort -n -o "target/bench-$label.txt" "target/bench-$label.txt"; done
 grep -h '"stage":"checkpoint' "$incr_out"/exp-1/run.log.jsonl > target/bench-incremental-log.txt || true
-measure duckdb-aggregates "$venv/bin/python" tests/bench/duckdb_baseline.py "$data/data" "$date" aggregates
-measure duckdb-attributed "$venv/bin/python" tests/bench/duckdb_baseline.py "$data/data" "$date" attributed
 
 summary=$(target/release/abreport run --job "$data/job-bench.toml" --date "$date" --out target/bench-out --no-deliver --full | head -1)
 echo "dataset: $units units, $(du -sh "$data/data" | cut -f1) of Parquet; $summary"
