@@ -527,13 +527,13 @@ impl Ledger {
             .join(format!("{CHECKPOINT_FILE}{STAGED_SUFFIX}"))
     }
 
-    /// Writes `job`'s next checkpoint aside, whole (one PUT; in a folder a temporary file,
-    /// fsynced and renamed): the checkpoint runs read is unchanged until
-    /// [`Ledger::commit_checkpoint`].
-    pub async fn stage_checkpoint(&self, job: &str, bytes: Vec<u8>) -> Result<(), LedgerError> {
+    /// Writes `job`'s next checkpoint aside, whole, from `parts` whose concatenation it is
+    /// (one PUT; in a folder a temporary file, fsynced and renamed): the checkpoint runs read
+    /// is unchanged until [`Ledger::commit_checkpoint`].
+    pub async fn stage_checkpoint(&self, job: &str, parts: Vec<Vec<u8>>) -> Result<(), LedgerError> {
         let key = self.staged_checkpoint_key(job);
         self.store
-            .put(&key, PutPayload::from(bytes))
+            .put(&key, parts.into_iter().map(bytes::Bytes::from).collect::<PutPayload>())
             .await
             .map(|_| ())
             .map_err(|e| LedgerError::Write { key: key.to_string(), cause: crate::store::describe_error(&e) })

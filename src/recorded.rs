@@ -355,13 +355,13 @@ struct CheckpointStaging {
 }
 
 impl CheckpointStaging {
-    fn start(ledger: &Ledger, job: &str) -> (tokio::sync::oneshot::Sender<Vec<u8>>, Self) {
-        let (encoded, bytes) = tokio::sync::oneshot::channel::<Vec<u8>>();
+    fn start(ledger: &Ledger, job: &str) -> (tokio::sync::oneshot::Sender<Vec<Vec<u8>>>, Self) {
+        let (encoded, parts) = tokio::sync::oneshot::channel::<Vec<Vec<u8>>>();
         let (ledger, job) = (ledger.clone(), job.to_string());
         let written = tokio::spawn(async move {
-            let bytes = bytes.await.map_err(|_| "the run made no checkpoint".to_string())?;
-            let (started, n_bytes) = (Instant::now(), bytes.len());
-            ledger.stage_checkpoint(&job, bytes).await.map_err(|e| e.to_string())?;
+            let parts = parts.await.map_err(|_| "the run made no checkpoint".to_string())?;
+            let (started, n_bytes) = (Instant::now(), parts.iter().map(Vec::len).sum::<usize>());
+            ledger.stage_checkpoint(&job, parts).await.map_err(|e| e.to_string())?;
             Ok((n_bytes, started.elapsed()))
         });
         (encoded, Self { written })
@@ -740,21 +740,21 @@ mod tests {
     async fn a_checkpoint_is_written_aside_and_replaces_the_old_one_only_when_committed() {
         let dir = tempfile::tempdir().expect("temp dir");
         let ledger = Ledger::open(&dir.path().display().to_string()).expect("ledger");
-        ledger.stage_checkpoint("daily", b"old".to_vec()).await.expect("staged");
+        ledger.stage_checkpoint("daily", vec![b"o".to_vec(), b"ld".to_vec()]).await.expect("staged");
         ledger.commit_checkpoint("daily").await.expect("committed");
         assert_eq!(files(dir.path()), (Some(b"old".to_vec()), None));
 
         // Encoded and written aside while the run goes on; in place once committed.
         let log = RunLog::default();
         let (encoded, staging) = CheckpointStaging::start(&ledger, "daily");
-        encoded.send(b"new".to_vec()).expect("listening");
+        encoded.send(vec![b"new".to_vec()]).expect("listening");
         staging.commit(&ledger, "daily", &log).await;
         assert_eq!(files(dir.path()), (Some(b"new".to_vec()), None));
         assert!(log.timings().iter().any(|t| t.stage == "checkpoint write"));
 
         // A run that is not published: the checkpoint stays, and nothing is left aside.
         let (encoded, staging) = CheckpointStaging::start(&ledger, "daily");
-        encoded.send(b"unpublished".to_vec()).expect("listening");
+        encoded.send(vec![b"unpublished".to_vec()]).expect("listening");
         staging.discard(&ledger, "daily").await;
         assert_eq!(files(dir.path()), (Some(b"new".to_vec()), None));
 

@@ -43,7 +43,8 @@ pub struct Checkpointing {
     /// Where the new checkpoint goes the moment it is encoded: the caller writes it aside
     /// while the experiments are analysed, and puts it in place once the run is published.
     /// So its write is off the run's path and its bytes are not held to the end.
-    pub encoded: Option<tokio::sync::oneshot::Sender<Vec<u8>>>,
+    /// The parts' concatenation is the checkpoint ([`Aggregator::checkpoint`]).
+    pub encoded: Option<tokio::sync::oneshot::Sender<Vec<Vec<u8>>>>,
 }
 
 /// A loaded checkpoint the run can go on from.
@@ -181,11 +182,12 @@ pub(super) async fn embedded(
             })
             .collect(),
     };
-    let bytes = tokio::task::block_in_place(|| aggregator.checkpoint(&header));
-    log.stage_done("checkpoint encode", encoded_at.elapsed(), json!({ "bytes": bytes.len() }));
+    let parts = tokio::task::block_in_place(|| aggregator.checkpoint(&header));
+    let bytes = parts.iter().map(Vec::len).sum::<usize>();
+    log.stage_done("checkpoint encode", encoded_at.elapsed(), json!({ "bytes": bytes }));
     if let Some(encoded) = checkpointing.encoded.take() {
         // A caller that stopped listening keeps no checkpoint: nothing to do about it here.
-        let _ = encoded.send(bytes);
+        let _ = encoded.send(parts);
     }
 
     let computed = folded(aggregator, plan.missing, read, log)?;

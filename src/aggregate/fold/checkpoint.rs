@@ -263,9 +263,12 @@ impl Counters {
 }
 
 impl Aggregator {
-    /// The state after both scans as checkpoint bytes, with `header`. Call before
-    /// [`Aggregator::finish`], which takes the state apart.
-    pub fn checkpoint(&self, header: &CheckpointHeader) -> Vec<u8> {
+    /// The state after both scans as checkpoint bytes, with `header`, in parts whose
+    /// concatenation is the checkpoint (the head, then each shard's frame): writers send the
+    /// parts one after the other, so the state is never copied into one buffer, which at 10M
+    /// units would hold 650 MB a second time. Call before [`Aggregator::finish`], which takes
+    /// the state apart.
+    pub fn checkpoint(&self, header: &CheckpointHeader) -> Vec<Vec<u8>> {
         let keys = self.keys();
         let n = self.spec.experiments.len();
         let d = self.spec.dimensions.len();
@@ -338,18 +341,14 @@ impl Aggregator {
         };
         let header = compress(&serde_json::to_vec(header).expect("a checkpoint header serializes"));
         let index = compress(&serde_json::to_vec(&index).expect("a checkpoint index serializes"));
-        let total = 8 + 4 + 16 + header.len() + index.len() + shards.iter().map(|(_, b)| b.len()).sum::<usize>();
-        let mut out = Vec::with_capacity(total);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
-        push_u64s(&mut out, [header.len() as u64]);
-        out.extend_from_slice(&header);
-        push_u64s(&mut out, [index.len() as u64]);
-        out.extend_from_slice(&index);
-        for (_, bytes) in &shards {
-            out.extend_from_slice(bytes);
-        }
-        out
+        let mut head = Vec::with_capacity(8 + 4 + 16 + header.len() + index.len());
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+        push_u64s(&mut head, [header.len() as u64]);
+        head.extend_from_slice(&header);
+        push_u64s(&mut head, [index.len() as u64]);
+        head.extend_from_slice(&index);
+        std::iter::once(head).chain(shards.into_iter().map(|(_, bytes)| bytes)).collect()
     }
 
     /// An aggregator for `spec` holding the state of checkpoint `bytes` (keys back in the
@@ -677,7 +676,7 @@ mod tests {
     }
 
     fn checkpoint_of_19() -> Vec<u8> {
-        folded_19().checkpoint(&header_19())
+        folded_19().checkpoint(&header_19()).concat()
     }
 
     #[test]
@@ -686,7 +685,7 @@ mod tests {
         let (loaded, header) = Aggregator::from_checkpoint(spec(19), &bytes).expect("reads back");
         assert_eq!(header.report_date, nov(19));
         assert_eq!(read_header(&bytes).expect("header"), header);
-        assert_eq!(loaded.checkpoint(&header), bytes, "the same bytes again");
+        assert_eq!(loaded.checkpoint(&header).concat(), bytes, "the same bytes again");
         assert_eq!(outcome(loaded.finish()), outcome(folded_19().finish()));
         assert_eq!(fingerprint(&spec(19)), fingerprint(&spec(20)), "the report date is not in the fingerprint");
     }
@@ -723,7 +722,7 @@ mod tests {
             // A flipped bit is caught by a checksum, a length or a check, or falls in a
             // frame's header where it changes nothing read; never a panic, never another state.
             if let Ok((loaded, header)) = Aggregator::from_checkpoint(spec(19), &altered) {
-                assert_eq!(loaded.checkpoint(&header), bytes, "byte {at} altered and read as another state");
+                assert_eq!(loaded.checkpoint(&header).concat(), bytes, "byte {at} altered and read as another state");
             }
         }
         let mut other_version = bytes.clone();
@@ -752,8 +751,9 @@ mod tests {
             let row = shard.rows.chunks_exact_mut(width).find(|row| row[handle] != 0).expect("that unit");
             row[handle] += 1_000;
         }
-        let error =
-            Aggregator::from_checkpoint(spec(19), &aggregator.checkpoint(&header_19())).err().expect("an error");
+        let error = Aggregator::from_checkpoint(spec(19), &aggregator.checkpoint(&header_19()).concat())
+            .err()
+            .expect("an error");
         assert!(error.to_string().contains("sums"), "{error}");
     }
 }
