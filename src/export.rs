@@ -401,27 +401,63 @@ fn timestamps(values: impl Iterator<Item = i64>) -> ArrayRef {
     Arc::new(TimestampMicrosecondArray::from_iter_values(values).with_timezone("UTC"))
 }
 
+/// The columns both per-unit files begin with, `unit_id, variant, first_exposure_ts`, for
+/// every unit exposed in the window: built once per experiment (looking up a unit's id is most
+/// of it). `units.parquet` takes the analyzable units' rows of them, as they are when no unit
+/// is excluded: an analyzable unit's variant is its one variant's name in both files.
+#[derive(Clone)]
+struct UnitColumns {
+    unit_id: ArrayRef,
+    variant: ArrayRef,
+    first_exposure_ts: ArrayRef,
+}
+
+impl UnitColumns {
+    fn of(allocation: &Allocation, experiment: &ExperimentAllocation) -> Self {
+        let units = &experiment.units;
+        let variant: ArrayRef = Arc::new(StringArray::from_iter_values(units.iter().map(|u| {
+            if u.status == crate::aggregate::UnitStatus::Ok {
+                std::borrow::Cow::Borrowed(experiment.variants[u.variant as usize].as_str())
+            } else {
+                std::borrow::Cow::Owned(experiment.variant_names(u))
+            }
+        })));
+        Self {
+            unit_id: unit_id_column(allocation, units.iter()),
+            variant,
+            first_exposure_ts: timestamps(units.iter().map(|u| u.first_micros)),
+        }
+    }
+
+    /// The rows of the analyzable units, in order.
+    fn analyzable(&self, experiment: &ExperimentAllocation) -> Result<Self, ExportError> {
+        if experiment.analyzable().count() == experiment.units.len() {
+            return Ok(self.clone());
+        }
+        let keep: BooleanArray =
+            experiment.units.iter().map(|u| Some(u.status == crate::aggregate::UnitStatus::Ok)).collect();
+        let filter = |column: &ArrayRef| {
+            arrow::compute::filter(column.as_ref(), &keep).map_err(|e| encode_error("units.parquet")(e.to_string()))
+        };
+        Ok(Self {
+            unit_id: filter(&self.unit_id)?,
+            variant: filter(&self.variant)?,
+            first_exposure_ts: filter(&self.first_exposure_ts)?,
+        })
+    }
+}
+
 /// `allocation.parquet`: every unit exposed in the window — `unit_id, variant,
 /// first_exposure_ts, exposures, status` (`ok`, `multi_variant`, `unknown_variant`; excluded
 /// units list all their variants, `|`-joined).
-pub fn allocation_parquet(
-    allocation: &Allocation,
-    experiment: &ExperimentAllocation,
-) -> Result<OutputFile, ExportError> {
+fn allocation_parquet(experiment: &ExperimentAllocation, shared: UnitColumns) -> Result<OutputFile, ExportError> {
     let units = &experiment.units;
-    let variant: ArrayRef = Arc::new(StringArray::from_iter_values(units.iter().map(|u| {
-        if u.status == crate::aggregate::UnitStatus::Ok {
-            std::borrow::Cow::Borrowed(experiment.variants[u.variant as usize].as_str())
-        } else {
-            std::borrow::Cow::Owned(experiment.variant_names(u))
-        }
-    })));
     let batch = batch(
         "allocation.parquet",
         vec![
-            ("unit_id", unit_id_column(allocation, units.iter())),
-            ("variant", variant),
-            ("first_exposure_ts", timestamps(units.iter().map(|u| u.first_micros))),
+            ("unit_id", shared.unit_id),
+            ("variant", shared.variant),
+            ("first_exposure_ts", shared.first_exposure_ts),
             ("exposures", Arc::new(UInt32Array::from_iter_values(units.iter().map(|u| u.exposures))) as ArrayRef),
             ("status", Arc::new(StringArray::from_iter_values(units.iter().map(|u| u.status.name()))) as ArrayRef),
         ],
@@ -432,23 +468,18 @@ pub fn allocation_parquet(
 /// `units.parquet`: the per-unit values the statistics were computed from — `unit_id,
 /// variant, first_exposure_ts`, then one column per metric (ratio metrics:
 /// `<metric>_numerator` and `<metric>_denominator`).
-pub fn units_parquet(
-    allocation: &Allocation,
+fn units_parquet(
     experiment: &ExperimentAllocation,
+    shared: &UnitColumns,
     metric_names: &[&str],
     values: Vec<MetricValues>,
     covariates: Vec<Option<Vec<f64>>>,
 ) -> Result<OutputFile, ExportError> {
-    let analyzable: Vec<&crate::aggregate::AllocatedUnit> = experiment.analyzable().collect();
+    let shared = shared.analyzable(experiment)?;
     let mut columns: Vec<(String, ArrayRef)> = vec![
-        ("unit_id".into(), unit_id_column(allocation, analyzable.iter().copied())),
-        (
-            "variant".into(),
-            Arc::new(StringArray::from_iter_values(
-                analyzable.iter().map(|u| experiment.variants[u.variant as usize].as_str()),
-            )) as ArrayRef,
-        ),
-        ("first_exposure_ts".into(), timestamps(analyzable.iter().map(|u| u.first_micros))),
+        ("unit_id".into(), shared.unit_id),
+        ("variant".into(), shared.variant),
+        ("first_exposure_ts".into(), shared.first_exposure_ts),
     ];
     let mut covariates = covariates.into_iter();
     for (name, values) in metric_names.iter().zip(values) {
@@ -510,9 +541,10 @@ pub fn experiment_files(exports: ExperimentExports<'_>) -> Result<Vec<OutputFile
         // 3.5 s encode with one core idle); one after the other otherwise, as two at once on
         // busy cores only raise the peak.
         let PerUnit { allocation, experiment_allocation, metric_names, values, covariates } = units;
+        let shared = UnitColumns::of(allocation, experiment_allocation);
         let (allocation_file, units_file) = crate::threads::join(
-            || allocation_parquet(allocation, experiment_allocation),
-            || units_parquet(allocation, experiment_allocation, &metric_names, values, covariates),
+            || allocation_parquet(experiment_allocation, shared.clone()),
+            || units_parquet(experiment_allocation, &shared, &metric_names, values, covariates),
         );
         files.push(allocation_file?);
         files.push(units_file?);

@@ -79,9 +79,28 @@ fn a_few_multi_variant_units_warn_and_are_excluded() {
     assert!(excluded > 0);
     let units: u64 =
         result["variants"].as_array().expect("variants").iter().map(|v| v["units"].as_u64().expect("n")).sum();
-    let allocation = std::fs::metadata(s.out("few-switchers").join("allocation.parquet")).expect("allocation export");
-    assert!(allocation.len() > 0);
     assert!(units > 0);
+    // units.parquet holds exactly the allocation's `ok` rows, in its order, with their ids,
+    // variants and first exposures.
+    let allocation = read_parquet(&s.out("few-switchers").join("allocation.parquet"));
+    let per_unit = read_parquet(&s.out("few-switchers").join("units.parquet"));
+    let text = |batch: &arrow::record_batch::RecordBatch, column: &str, row: usize| {
+        use arrow::array::AsArray;
+        let column = batch.column_by_name(column).expect("column");
+        match column.as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>() {
+            Some(micros) => micros.value(row).to_string(),
+            None => arrow::util::display::array_value_to_string(column, row).expect("a value"),
+        }
+    };
+    let ok: Vec<usize> = (0..allocation.num_rows()).filter(|&row| text(&allocation, "status", row) == "ok").collect();
+    assert_eq!(allocation.num_rows() - ok.len(), excluded as usize, "the excluded units are the allocation's others");
+    assert_eq!(per_unit.num_rows(), ok.len());
+    assert_eq!(per_unit.num_rows() as u64, units);
+    for (row, &kept) in ok.iter().enumerate() {
+        for column in ["unit_id", "variant", "first_exposure_ts"] {
+            assert_eq!(text(&per_unit, column, row), text(&allocation, column, kept), "{column} of row {row}");
+        }
+    }
 }
 
 #[test]
