@@ -33,7 +33,7 @@ use crate::aggregate::unit_keys::hash_unit;
 
 const MAGIC: &[u8; 8] = b"ABRCKPT\0";
 /// The format's version; a checkpoint of another version is not read (the run reads all).
-pub const CHECKPOINT_VERSION: u32 = 2;
+pub const CHECKPOINT_VERSION: u32 = 3;
 /// zstd level: the state is mostly small integers and zeros; level 1 keeps the write short.
 const LEVEL: i32 = 1;
 
