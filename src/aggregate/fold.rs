@@ -251,8 +251,9 @@ struct SlotIndex {
 /// The event phase keeps one row of `u64` words per unit: for each experiment the time from
 /// which its events count (the first exposure, or `i64::MAX` when the unit is not analyzable),
 /// then one block per event with every experiment's accumulators of it: counts (two per word),
-/// the handle of its sums (kept apart, see [`SumAt`]) and maxima (`f64` bits). The lookback's
-/// accumulators of CUPED covariates follow all those blocks, one block per event too. An event
+/// the handle of its sums (kept apart, see [`SumAt`]) and maxima (`f64` bits), the blocks that
+/// only count first. The lookback's accumulators of CUPED covariates follow all those blocks,
+/// one block per event too, and each experiment's count of invalid values comes last. An event
 /// touches the gates and its own block, a few adjacent cache lines, whatever the number of
 /// experiments and metrics; [`Layout::blocks`] says which, so they can be prefetched.
 struct Layout {
