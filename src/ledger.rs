@@ -497,7 +497,12 @@ impl Ledger {
     }
 
     fn checkpoint_key(&self, job: &str) -> Path {
-        self.prefix.clone().join(CHECKPOINTS).join(safe_path_component(job)).join(CHECKPOINT_FILE)
+        self.checkpoint_folder(job).join(CHECKPOINT_FILE)
+    }
+
+    /// `.checkpoints/<job>`: where `job`'s checkpoint is, and the next one while it is staged.
+    fn checkpoint_folder(&self, job: &str) -> Path {
+        self.prefix.clone().join(CHECKPOINTS).join(safe_path_component(job))
     }
 
     /// Where `job`'s checkpoint is, for messages.
@@ -520,11 +525,7 @@ impl Ledger {
     /// checkpoint, under a name no reader takes for it. One per job, so a run that died before
     /// publishing leaves at most one, which the next run overwrites.
     fn staged_checkpoint_key(&self, job: &str) -> Path {
-        self.prefix
-            .clone()
-            .join(CHECKPOINTS)
-            .join(safe_path_component(job))
-            .join(format!("{CHECKPOINT_FILE}{STAGED_SUFFIX}"))
+        self.checkpoint_folder(job).join(format!("{CHECKPOINT_FILE}{STAGED_SUFFIX}"))
     }
 
     /// Writes `job`'s next checkpoint aside, whole, from `parts` whose concatenation it is

@@ -180,6 +180,7 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         }
         _ => (None, None),
     };
+    let (outputs_ready, staged_outputs) = OutputStaging::start(settings.out);
     let mut request = RunRequest {
         job,
         report_date,
@@ -190,9 +191,8 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         histories: &histories,
         source_retries: Arc::default(),
         checkpoint,
-        outputs_ready: None,
+        outputs_ready: Some(outputs_ready),
     };
-    let staged_outputs = OutputStaging::start(settings.out, &mut request);
     let ran = pipeline::run(&mut request, &log).await;
     // The senders go with the request: a run that failed before making a checkpoint or an
     // experiment's outputs must not leave their staging waiting for them.
@@ -210,8 +210,8 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
             let exit = exit_for(&e);
             let status = status_for(exit, Some(&e));
             errors.push(e.to_string());
-            if let (Some(ledger), Some(staging)) = (settings.ledger, staging) {
-                staging.discard(ledger, &job.name).await;
+            if let Some(staging) = staging {
+                staging.discard().await;
             }
             discard_outputs(staged_outputs);
             return finish(job, settings, record, exit, status, errors, started).await;
@@ -243,11 +243,11 @@ pub async fn run_recorded(job: &Job, report_date: NaiveDate, settings: &RunSetti
         published_at.elapsed(),
         serde_json::json!({ "destinations": published.deliveries.len() }),
     );
-    if let (Some(ledger), Some(staging)) = (settings.ledger, staging) {
+    if let Some(staging) = staging {
         if published.exit == Exit::SlaExceeded {
-            staging.discard(ledger, &job.name).await;
+            staging.discard().await;
         } else {
-            staging.commit(ledger, &job.name, &log).await;
+            staging.commit(&log).await;
         }
     }
     // The story is what abreport reported: only a published run adds its point.
@@ -322,14 +322,14 @@ struct OutputStaging {
 }
 
 impl OutputStaging {
-    fn start(out: &Path, request: &mut RunRequest<'_>) -> Self {
+    /// The sender the pipeline hands each experiment's outputs to, and their writer.
+    fn start(out: &Path) -> (std::sync::mpsc::Sender<export::ExperimentOutputs>, Self) {
         let (ready, outputs) = std::sync::mpsc::channel::<export::ExperimentOutputs>();
-        request.outputs_ready = Some(ready);
         let out = out.to_path_buf();
         let written = std::thread::spawn(move || {
             outputs.into_iter().map(|outputs| (outputs.dir_name.clone(), export::stage_dir(&out, &outputs))).collect()
         });
-        Self { written }
+        (ready, Self { written })
     }
 
     /// Every folder written aside, once the run has dropped its sender. A writer that panicked
@@ -350,6 +350,8 @@ fn discard_outputs(staged: StagedOutputs) {
 /// it is written aside while the experiments are analysed, and put in place only once the
 /// outputs are published (a run that is not published leaves the checkpoint as it was).
 struct CheckpointStaging {
+    ledger: Ledger,
+    job: String,
     /// The staged bytes' size and the time their write took, or why there are none.
     written: tokio::task::JoinHandle<Result<(usize, std::time::Duration), String>>,
 }
@@ -357,26 +359,30 @@ struct CheckpointStaging {
 impl CheckpointStaging {
     fn start(ledger: &Ledger, job: &str) -> (tokio::sync::oneshot::Sender<Vec<Vec<u8>>>, Self) {
         let (encoded, parts) = tokio::sync::oneshot::channel::<Vec<Vec<u8>>>();
-        let (ledger, job) = (ledger.clone(), job.to_string());
+        let (writer, name) = (ledger.clone(), job.to_string());
         let written = tokio::spawn(async move {
             let parts = parts.await.map_err(|_| "the run made no checkpoint".to_string())?;
             let (started, n_bytes) = (Instant::now(), parts.iter().map(Vec::len).sum::<usize>());
-            ledger.stage_checkpoint(&job, parts).await.map_err(|e| e.to_string())?;
+            writer.stage_checkpoint(&name, parts).await.map_err(|e| e.to_string())?;
             Ok((n_bytes, started.elapsed()))
         });
-        (encoded, Self { written })
+        (encoded, Self { ledger: ledger.clone(), job: job.to_string(), written })
     }
 
-    async fn finished(self) -> Result<(usize, std::time::Duration), String> {
-        self.written.await.unwrap_or_else(|e| Err(format!("the checkpoint's write stopped: {e}")))
+    /// Waits for the write aside; returns the ledger and job with its outcome.
+    async fn finished(self) -> (Ledger, String, Result<(usize, std::time::Duration), String>) {
+        let written = self.written.await.unwrap_or_else(|e| Err(format!("the checkpoint's write stopped: {e}")));
+        (self.ledger, self.job, written)
     }
 
     /// Puts the staged checkpoint in place. A failed write is a warning: the run is done, and
     /// the next one reads everything.
-    async fn commit(self, ledger: &Ledger, job: &str, log: &RunLog) {
+    async fn commit(self, log: &RunLog) {
+        let (ledger, job, written) = self.finished().await;
+        let (ledger, job) = (&ledger, job.as_str());
         let location = ledger.checkpoint_location(job);
         let committed_at = Instant::now();
-        let outcome = match self.finished().await {
+        let outcome = match written {
             Ok(staged) => ledger.commit_checkpoint(job).await.map(|()| staged).map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
@@ -401,9 +407,10 @@ impl CheckpointStaging {
     }
 
     /// Drops the staged checkpoint of a run that is not published.
-    async fn discard(self, ledger: &Ledger, job: &str) {
-        if self.finished().await.is_ok() {
-            ledger.discard_staged_checkpoint(job).await;
+    async fn discard(self) {
+        let (ledger, job, written) = self.finished().await;
+        if written.is_ok() {
+            ledger.discard_staged_checkpoint(&job).await;
         }
     }
 }
@@ -748,21 +755,21 @@ mod tests {
         let log = RunLog::default();
         let (encoded, staging) = CheckpointStaging::start(&ledger, "daily");
         encoded.send(vec![b"new".to_vec()]).expect("listening");
-        staging.commit(&ledger, "daily", &log).await;
+        staging.commit(&log).await;
         assert_eq!(files(dir.path()), (Some(b"new".to_vec()), None));
         assert!(log.timings().iter().any(|t| t.stage == "checkpoint write"));
 
         // A run that is not published: the checkpoint stays, and nothing is left aside.
         let (encoded, staging) = CheckpointStaging::start(&ledger, "daily");
         encoded.send(vec![b"unpublished".to_vec()]).expect("listening");
-        staging.discard(&ledger, "daily").await;
+        staging.discard().await;
         assert_eq!(files(dir.path()), (Some(b"new".to_vec()), None));
 
         // A run that made none (it failed before encoding): a warning, the checkpoint stays.
         let log = RunLog::default();
         let (encoded, staging) = CheckpointStaging::start(&ledger, "daily");
         drop(encoded);
-        staging.commit(&ledger, "daily", &log).await;
+        staging.commit(&log).await;
         assert_eq!(files(dir.path()), (Some(b"new".to_vec()), None));
         let warnings = log.warnings();
         assert!(warnings.iter().any(|w| w.message.contains("no checkpoint")), "{warnings:?}");

@@ -92,7 +92,7 @@ pub fn map<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec
 /// way never crowds cores that are busy already. Returns both results; a panic in either is a
 /// panic here. Which way it ran changes no result.
 pub fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
-    if BUSY.load(Ordering::Relaxed) >= count() {
+    if count() < 2 || BUSY.load(Ordering::Relaxed) >= count() {
         return (a(), b());
     }
     std::thread::scope(|scope| {
